@@ -1,0 +1,62 @@
+// The process-wide oneDNN CPU engine, a stream per thread, and the glue that
+// turns Tensors into dnnl::memory and dnnl::error into absl::Status.
+//
+// oneDNN throws dnnl::error; nothing above kernels/ should see an exception,
+// so every kernel wraps its oneDNN calls in CatchDnnl:
+//
+//   return CatchDnnl("conv forward", [&] { prim.execute(ThreadStream(), args);
+//                                          ThreadStream().wait(); });
+#ifndef QUANTD_KERNELS_DNNL_CONTEXT_H_
+#define QUANTD_KERNELS_DNNL_CONTEXT_H_
+
+#include <exception>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "kernels/tensor.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace quantd {
+
+dnnl::engine& CpuEngine();
+// oneDNN streams are not thread-safe; each thread gets its own.
+dnnl::stream& ThreadStream();
+
+// kUndefined for element types oneDNN cannot hold (s64, bool).
+dnnl::memory::data_type ToDnnlType(DataType type);
+dnnl::memory::dims ToDnnlDims(absl::Span<const int64_t> shape);
+// Dense row-major strides for `shape`.
+dnnl::memory::dims DenseStrides(absl::Span<const int64_t> shape);
+// A plain (row-major) memory descriptor for a tensor of this type and shape.
+dnnl::memory::desc PlainDesc(DataType type, absl::Span<const int64_t> shape);
+// Wraps tensor storage without copying. The tensor must outlive the memory.
+dnnl::memory WrapTensor(const Tensor& t);
+dnnl::memory WrapTensor(const Tensor& t, const dnnl::memory::desc& desc);
+
+template <typename F>
+absl::Status CatchDnnl(absl::string_view what, F&& f) {
+  try {
+    f();
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN failed in ", what, ": ",
+                                            e.what(), " (status ",
+                                            static_cast<int>(e.status), ")"));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory in ", what));
+  }
+  return absl::OkStatus();
+}
+
+// The instruction set oneDNN dispatches to on this CPU, e.g. "avx2" or
+// "avx512_core_vnni"; reports record it because int8 numerics and speed depend
+// on it.
+std::string CpuIsaName();
+// True when the CPU has VNNI (u8*s8 dot products without a saturating 16-bit
+// intermediate). Without it, u8 x s8 products can saturate.
+bool CpuHasVnni();
+
+}  // namespace quantd
+
+#endif  // QUANTD_KERNELS_DNNL_CONTEXT_H_

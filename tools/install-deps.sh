@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package that quantd's build, tests and benchmarks need.
+# Idempotent: packages already present are left alone. Run as root on Debian 12.
+#   tools/install-deps.sh            # build + test dependencies
+#   tools/install-deps.sh --fixtures # also python3-torch, to regenerate testdata/
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git clang-format
+  # libraries
+  libabsl-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
+  libzip-dev zipcmp zipmerge ziptool libssl-dev zlib1g-dev libsqlite3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
+  dataset-fashion-mnist python3 python3-numpy
+)
+if [[ "${1:-}" == "--fixtures" ]]; then
+  packages+=(python3-torch python3-onnx)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-deps: all ${#packages[@]} packages present"
+fi
