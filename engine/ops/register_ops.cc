@@ -1,0 +1,10 @@
+#include "engine/ops/register_ops.h"
+
+namespace quantd {
+
+void RegisterAllOps(OpRegistry& registry) {
+  RegisterShapeOps(registry);
+  RegisterDataMovementOps(registry);
+}
+
+}  // namespace quantd

@@ -1,0 +1,22 @@
+// Registration of the built-in op families. Each family lives in its own file
+// in engine/ops/ and registers its ops explicitly (no static initializers,
+// which a static library's linker would silently drop).
+#ifndef QUANTD_ENGINE_OPS_REGISTER_OPS_H_
+#define QUANTD_ENGINE_OPS_REGISTER_OPS_H_
+
+#include "engine/op_registry.h"
+
+namespace quantd {
+
+// Reshape, Flatten, Squeeze, Unsqueeze, Shape, Identity, Dropout, Expand,
+// Constant, ConstantOfShape, Range.
+void RegisterShapeOps(OpRegistry& registry);
+// Concat, Split, Slice, Gather, Transpose, Pad, Tile, Trilu, Where, Cast.
+void RegisterDataMovementOps(OpRegistry& registry);
+
+// Every family above.
+void RegisterAllOps(OpRegistry& registry);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_OPS_REGISTER_OPS_H_
