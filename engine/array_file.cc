@@ -205,8 +205,8 @@ class NpzFile : public ArrayFile {
       }
       absl::string_view name = st.name;
       if (!absl::ConsumeSuffix(&name, ".npy")) continue;
-      members_.push_back(
-          {std::string(name), static_cast<zip_uint64_t>(i), static_cast<int64_t>(st.size)});
+      members_.push_back({std::string(name), static_cast<zip_uint64_t>(i),
+                          static_cast<int64_t>(st.size)});
     }
     if (members_.empty()) {
       return absl::InvalidArgumentError(

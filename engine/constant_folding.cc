@@ -69,7 +69,7 @@ class Folder {
         return TryFoldFromPartial(node);
       }
     }
-    const OpKernelFactory* factory = registry_.Find(node.op_type);
+    const OpKernelFactory* factory = registry_.Find(OpKey(node));
     if (factory == nullptr) return false;
     OpKernelInfo info{node, graph_.opset, &graph_};
     absl::StatusOr<std::unique_ptr<OpKernel>> kernel = (*factory)(info);

@@ -16,7 +16,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   for (const Node& node : graph.nodes) {
     OpKernelInfo info{node, graph.opset, &graph};
     absl::StatusOr<std::unique_ptr<OpKernel>> kernel =
-        (*registry.Find(node.op_type))(info);
+        (*registry.Find(OpKey(node)))(info);
     if (!kernel.ok()) {
       return absl::Status(kernel.status().code(),
                           absl::StrCat(node.op_type, " node '", node.name,

@@ -17,6 +17,11 @@ absl::StatusOr<const Tensor*> OpKernelContext::required_input(int i) const {
   return t;
 }
 
+std::string OpKey(const Node& node) {
+  if (node.domain.empty() || node.domain == "ai.onnx") return node.op_type;
+  return absl::StrCat(node.domain, ".", node.op_type);
+}
+
 void OpRegistry::Register(const std::string& op_type, OpKernelFactory factory) {
   factories_[op_type] = std::move(factory);
 }
@@ -62,11 +67,8 @@ OpKernelFactory FunctionFactory(OpFunction fn) {
 absl::Status CheckOpsSupported(const Graph& graph, const OpRegistry& registry) {
   std::map<std::string, int> missing;
   for (const Node& node : graph.nodes) {
-    bool default_domain = node.domain.empty() || node.domain == "ai.onnx";
-    if (!default_domain || !registry.Contains(node.op_type)) {
-      ++missing[default_domain ? node.op_type
-                               : absl::StrCat(node.domain, ".", node.op_type)];
-    }
+    std::string key = OpKey(node);
+    if (!registry.Contains(key)) ++missing[key];
   }
   if (missing.empty()) return absl::OkStatus();
   std::vector<std::string> parts;

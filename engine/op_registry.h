@@ -68,6 +68,7 @@ using OpKernelFactory = std::function<absl::StatusOr<std::unique_ptr<OpKernel>>(
 
 class OpRegistry {
  public:
+  // `op_type` is an OpKey: "Conv", or "quantd.QuantizedConv".
   void Register(const std::string& op_type, OpKernelFactory factory);
   const OpKernelFactory* Find(absl::string_view op_type) const;
   bool Contains(absl::string_view op_type) const {
@@ -79,16 +80,21 @@ class OpRegistry {
   std::map<std::string, OpKernelFactory, std::less<>> factories_;
 };
 
+// The registry key of a node's op: the op type for the default ONNX domain,
+// "domain.OpType" otherwise (quantd's own int8 ops live in domain "quantd").
+std::string OpKey(const Node& node);
+inline constexpr char kQuantdDomain[] = "quantd";
+
 // The registry of every built-in op, built once on first use.
 const OpRegistry& DefaultOpRegistry();
 
-// Helper for the common case of a kernel type constructible from
-// OpKernelInfo that validates its attributes in a static Create().
+// Factory for a kernel type constructed from OpKernelInfo (attributes that
+// need validating are checked in Compute, or use a custom factory).
 template <typename Kernel>
 OpKernelFactory MakeFactory() {
   return [](const OpKernelInfo& info)
              -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-    return Kernel::Create(info);
+    return std::make_unique<Kernel>(info);
   };
 }
 
