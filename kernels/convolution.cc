@@ -1,0 +1,630 @@
+#include "kernels/convolution.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "kernels/dnnl_context.h"
+#include "kernels/primitive_cache.h"
+
+namespace quantd {
+namespace {
+using dt = dnnl::memory::data_type;
+using dnnl::memory;
+}  // namespace
+
+namespace conv_internal {
+namespace {
+
+// Bounds strides, dilations and pads so that shape arithmetic cannot
+// overflow int64.
+constexpr int64_t kMaxConvParam = int64_t{1} << 24;
+
+absl::Status ParseParam(const char* name, const std::vector<int64_t>& given,
+                        int spatial, int64_t default_value, int64_t min_value,
+                        std::vector<int64_t>* out) {
+  if (given.empty()) {
+    out->assign(spatial, default_value);
+    return absl::OkStatus();
+  }
+  if (static_cast<int>(given.size()) != spatial) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " has ", given.size(), " entries, expected ",
+                     spatial, " (one per spatial dim)"));
+  }
+  for (int i = 0; i < spatial; ++i) {
+    if (given[i] < min_value || given[i] > kMaxConvParam) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, "[", i, "] is ", given[i], ", expected ",
+                       min_value, "..", kMaxConvParam));
+    }
+  }
+  *out = given;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ConvGeometry> ResolveConvGeometry(const ConvParams& p,
+                                                 const Shape& src,
+                                                 const Shape& weights,
+                                                 bool transposed) {
+  const char* op = transposed ? "ConvTranspose" : "conv";
+  ConvGeometry g;
+  g.transposed = transposed;
+  if (src.size() < 3 || src.size() > 5) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        op, " src has ", src.size(),
+        " dims, expected 3, 4 or 5 ([N, C, spatial...] for a 1-D, 2-D or 3-D "
+        "convolution)"));
+  }
+  g.spatial = static_cast<int>(src.size()) - 2;
+  if (weights.size() != src.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, " weights have ", weights.size(), " dims, expected ",
+                     src.size(), " for a ", g.spatial, "-D convolution"));
+  }
+  for (int64_t d : src) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          op, " src shape ", ShapeToString(src), " has a negative dim"));
+    }
+  }
+  for (int i = 0; i < static_cast<int>(weights.size()); ++i) {
+    if (weights[i] < 0 || (i >= 2 && weights[i] == 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(op, " weights shape ", ShapeToString(weights),
+                       " has a negative dim or an empty kernel"));
+    }
+  }
+  if (p.groups < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, " groups is ", p.groups, ", expected >= 1"));
+  }
+  g.groups = p.groups;
+  g.batch = src[0];
+  g.in_channels = src[1];
+  if (!transposed) {
+    if (weights[1] * g.groups != g.in_channels) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "conv src has ", g.in_channels, " channels, but weights ",
+          ShapeToString(weights), " with ", g.groups, " groups expect ",
+          weights[1] * g.groups));
+    }
+    g.out_channels = weights[0];
+    if (g.out_channels % g.groups != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "conv weights have ", g.out_channels,
+          " output channels, not divisible by ", g.groups, " groups"));
+    }
+  } else {
+    if (weights[0] != g.in_channels) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ConvTranspose src has ", g.in_channels, " channels, but weights ",
+          ShapeToString(weights), " expect ", weights[0]));
+    }
+    if (g.in_channels % g.groups != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ConvTranspose src has ", g.in_channels,
+                       " channels, not divisible by ", g.groups, " groups"));
+    }
+    g.out_channels = weights[1] * g.groups;
+  }
+  g.in.assign(src.begin() + 2, src.end());
+  g.kernel.assign(weights.begin() + 2, weights.end());
+  const int n = g.spatial;
+  absl::Status s = ParseParam("strides", p.strides, n, 1, 1, &g.strides);
+  if (s.ok()) s = ParseParam("dilations", p.dilations, n, 1, 1, &g.dilations);
+  if (s.ok())
+    s = ParseParam("pads_begin", p.pads_begin, n, 0, 0, &g.pads_begin);
+  if (s.ok()) s = ParseParam("pads_end", p.pads_end, n, 0, 0, &g.pads_end);
+  if (s.ok()) {
+    s = ParseParam("output_padding", p.output_padding, n, 0, 0,
+                   &g.output_padding);
+  }
+  if (!s.ok()) return s;
+  g.out.resize(n);
+  for (int i = 0; i < n; ++i) {
+    const int64_t extent = (g.kernel[i] - 1) * g.dilations[i] + 1;
+    if (!transposed) {
+      if (g.output_padding[i] != 0) {
+        return absl::InvalidArgumentError(
+            "output_padding is only meaningful for ConvTranspose");
+      }
+      const int64_t padded = g.in[i] + g.pads_begin[i] + g.pads_end[i];
+      if (padded < extent) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "conv spatial dim ", i, ": input ", g.in[i], " plus pads ",
+            g.pads_begin[i] + g.pads_end[i],
+            " is smaller than the dilated kernel extent ", extent));
+      }
+      g.out[i] = (padded - extent) / g.strides[i] + 1;
+    } else {
+      if (g.output_padding[i] >= g.strides[i]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "ConvTranspose output_padding[", i, "] is ", g.output_padding[i],
+            ", must be smaller than the stride ", g.strides[i]));
+      }
+      if (g.in[i] < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("ConvTranspose src spatial dim ", i, " is empty"));
+      }
+      g.out[i] = g.strides[i] * (g.in[i] - 1) + g.output_padding[i] + extent -
+                 g.pads_begin[i] - g.pads_end[i];
+      if (g.out[i] < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("ConvTranspose spatial dim ", i, ": pads ",
+                         g.pads_begin[i] + g.pads_end[i], " leave no output"));
+      }
+    }
+  }
+  g.dst_shape = {g.batch, g.out_channels};
+  g.dst_shape.insert(g.dst_shape.end(), g.out.begin(), g.out.end());
+  absl::StatusOr<int64_t> count = CheckedNumElements(g.dst_shape);
+  if (!count.ok()) return count.status();
+  return g;
+}
+
+absl::Status PrepareConvOutput(const ConvGeometry& g, const PostOps& post,
+                               DataType type, const Tensor* bias, Tensor* dst) {
+  if (dst == nullptr) return absl::InvalidArgumentError("conv dst is null");
+  if (bias != nullptr && (bias->dtype() != DataType::kFloat32 ||
+                          bias->shape() != Shape{g.out_channels})) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("conv bias is ", bias->DebugString(), ", expected f32[",
+                     g.out_channels, "]"));
+  }
+  if (dst->defined() && dst->dtype() == type && dst->shape() == g.dst_shape) {
+    return absl::OkStatus();
+  }
+  if (post.sum) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "post-op sum needs dst to hold the addend: dst is ", dst->DebugString(),
+        ", expected ", DataTypeName(type), ShapeToString(g.dst_shape)));
+  }
+  *dst = Tensor(type, g.dst_shape);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Weights reordered into the layouts primitives asked for, and the int8
+// weights' largest magnitude. Entries hold a reference to the source storage
+// (see convolution.h).
+class WeightsCache {
+ public:
+  static constexpr size_t kMaxEntries = 8;
+
+  absl::StatusOr<memory> Get(const Tensor& w, const memory::desc& user,
+                             const memory::desc& want) {
+    if (user == want) return WrapTensor(w, user);
+    absl::MutexLock lock(&mu_);
+    for (const Entry& e : entries_) {
+      if (SameTensor(e.source, w) && e.desc == want) return e.mem;
+    }
+    Entry e{w, want, memory()};
+    absl::Status s = CatchDnnl("weights reorder", [&] {
+      e.mem = memory(want, CpuEngine());
+      memory src = WrapTensor(w, user);
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::reorder::primitive_desc pd(CpuEngine(), user, CpuEngine(), want,
+                                       attr);
+      std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, src},
+                                              {DNNL_ARG_TO, e.mem}};
+      post_ops_internal::RunPrimitive(dnnl::reorder(pd), pd.scratchpad_desc(),
+                                      args);
+    });
+    if (!s.ok()) return s;
+    if (entries_.size() >= kMaxEntries) entries_.pop_front();
+    entries_.push_back(e);
+    return e.mem;
+  }
+
+  int32_t MaxAbsInt8(const Tensor& w) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [source, value] : max_abs_) {
+      if (SameTensor(source, w)) return value;
+    }
+    int32_t m = 0;
+    for (int8_t v : w.span<int8_t>()) m = std::max(m, std::abs(int32_t{v}));
+    if (max_abs_.size() >= kMaxEntries) max_abs_.pop_front();
+    max_abs_.emplace_back(w, m);
+    return m;
+  }
+
+  size_t size() const {
+    absl::MutexLock lock(&mu_);
+    return entries_.size();
+  }
+
+ private:
+  struct Entry {
+    Tensor source;
+    memory::desc desc;
+    memory mem;
+  };
+  static bool SameTensor(const Tensor& a, const Tensor& b) {
+    return a.raw_data() == b.raw_data() && a.dtype() == b.dtype() &&
+           a.shape() == b.shape();
+  }
+
+  mutable absl::Mutex mu_;
+  std::deque<Entry> entries_;
+  std::deque<std::pair<Tensor, int32_t>> max_abs_;
+};
+
+// A primitive for one problem, with the reorders that move plain tensors
+// into and out of the layouts it chose.
+struct ConvPrimitive {
+  dnnl::primitive prim;
+  memory::desc scratchpad;
+  memory::desc src_md, weights_md, dst_md;  // what the primitive wants
+  memory::desc user_src_md, user_weights_md, user_dst_md, bias_md;
+  bool reorder_src = false;
+  bool reorder_dst = false;
+  dnnl::reorder src_in, dst_in, dst_out;
+  memory::desc src_in_scratchpad, dst_in_scratchpad, dst_out_scratchpad;
+};
+
+// The data types one primitive works on.
+struct ConvTypes {
+  dt src, weights, dst;
+  bool has_bias;
+};
+
+memory::dims Dims(std::initializer_list<int64_t> head,
+                  const std::vector<int64_t>& tail) {
+  memory::dims d(head);
+  d.insert(d.end(), tail.begin(), tail.end());
+  return d;
+}
+
+// The weights as the user stores them, in oneDNN's dims order ([G,] O, I,
+// k...) with strides that describe the ONNX layout.
+memory::desc UserWeightsDesc(const ConvGeometry& g, dt type) {
+  const int64_t k = NumElements(g.kernel);
+  const int64_t ocg = g.out_channels / g.groups;
+  const int64_t icg = g.in_channels / g.groups;
+  memory::dims kstrides = DenseStrides(g.kernel);
+  memory::dims dims, strides;
+  if (!g.transposed) {
+    // ONNX [OC, C/G, k...] is [G, OC/G, C/G, k...] in memory.
+    if (g.groups > 1) {
+      dims = Dims({g.groups, ocg, icg}, g.kernel);
+      strides = Dims({ocg * icg * k, icg * k, k}, kstrides);
+    } else {
+      dims = Dims({ocg, icg}, g.kernel);
+      strides = Dims({icg * k, k}, kstrides);
+    }
+  } else {
+    // ONNX [C, OC/G, k...] is [G, C/G, OC/G, k...]: O and I swapped.
+    if (g.groups > 1) {
+      dims = Dims({g.groups, ocg, icg}, g.kernel);
+      strides = Dims({icg * ocg * k, k, ocg * k}, kstrides);
+    } else {
+      dims = Dims({ocg, icg}, g.kernel);
+      strides = Dims({k, ocg * k}, kstrides);
+    }
+  }
+  return memory::desc(dims, type, strides);
+}
+
+void MakeReorder(const memory::desc& from, const memory::desc& to,
+                 dnnl::reorder* prim, memory::desc* scratchpad) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc pd(CpuEngine(), from, CpuEngine(), to, attr);
+  *prim = dnnl::reorder(pd);
+  *scratchpad = pd.scratchpad_desc();
+}
+
+absl::StatusOr<ConvPrimitive> BuildConvPrimitive(
+    const ConvGeometry& g, const ConvTypes& types,
+    const std::function<dnnl::primitive_attr()>& make_attr, bool sum) {
+  ConvPrimitive p;
+  absl::Status s = CatchDnnl("convolution primitive creation", [&] {
+    const memory::dims src_dims = Dims({g.batch, g.in_channels}, g.in);
+    const memory::dims dst_dims = Dims({g.batch, g.out_channels}, g.out);
+    p.user_src_md = memory::desc(src_dims, types.src, DenseStrides(src_dims));
+    p.user_dst_md = memory::desc(dst_dims, types.dst, DenseStrides(dst_dims));
+    p.user_weights_md = UserWeightsDesc(g, types.weights);
+    if (types.has_bias) {
+      p.bias_md =
+          memory::desc({g.out_channels}, dt::f32, memory::format_tag::x);
+    }
+    const auto any = memory::format_tag::any;
+    const memory::desc src_any(src_dims, types.src, any);
+    const memory::desc dst_any(dst_dims, types.dst, any);
+    const memory::desc weights_any(p.user_weights_md.dims(), types.weights,
+                                   any);
+    memory::dims dilates(g.dilations.begin(), g.dilations.end());
+    for (auto& d : dilates) d -= 1;  // oneDNN: 0 is dense
+    const memory::dims strides(g.strides.begin(), g.strides.end());
+    const memory::dims pl(g.pads_begin.begin(), g.pads_begin.end());
+    const memory::dims pr(g.pads_end.begin(), g.pads_end.end());
+    const dnnl::primitive_attr attr = make_attr();
+    const auto prop = dnnl::prop_kind::forward_inference;
+    if (g.transposed) {
+      dnnl::deconvolution_forward::desc desc(
+          prop, dnnl::algorithm::deconvolution_direct, src_any, weights_any,
+          p.bias_md, dst_any, strides, dilates, pl, pr);
+      dnnl::deconvolution_forward::primitive_desc pd(desc, attr, CpuEngine());
+      p.prim = dnnl::deconvolution_forward(pd);
+      p.src_md = pd.src_desc();
+      p.weights_md = pd.weights_desc();
+      p.dst_md = pd.dst_desc();
+      p.scratchpad = pd.scratchpad_desc();
+    } else {
+      dnnl::convolution_forward::desc desc(
+          prop, dnnl::algorithm::convolution_direct, src_any, weights_any,
+          p.bias_md, dst_any, strides, dilates, pl, pr);
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, CpuEngine());
+      p.prim = dnnl::convolution_forward(pd);
+      p.src_md = pd.src_desc();
+      p.weights_md = pd.weights_desc();
+      p.dst_md = pd.dst_desc();
+      p.scratchpad = pd.scratchpad_desc();
+    }
+    if (p.src_md != p.user_src_md) {
+      p.reorder_src = true;
+      MakeReorder(p.user_src_md, p.src_md, &p.src_in, &p.src_in_scratchpad);
+    }
+    if (p.dst_md != p.user_dst_md) {
+      p.reorder_dst = true;
+      MakeReorder(p.dst_md, p.user_dst_md, &p.dst_out, &p.dst_out_scratchpad);
+      if (sum) {
+        MakeReorder(p.user_dst_md, p.dst_md, &p.dst_in, &p.dst_in_scratchpad);
+      }
+    }
+  });
+  if (!s.ok()) return s;
+  return p;
+}
+
+}  // namespace
+
+// The machinery the three kernels share: primitives per shape, cached
+// weights, and running a primitive on plain tensors.
+class ConvCore {
+ public:
+  // `src` has types.src; `zero_points` is set for the int8 kernel.
+  absl::Status Run(
+      const ConvGeometry& g, const ConvTypes& types,
+      absl::string_view key_extra,
+      const std::function<dnnl::primitive_attr()>& make_attr, bool sum,
+      const Tensor& src, const Tensor& weights, const float* bias, Tensor* dst,
+      const std::function<void(std::unordered_map<int, memory>&)>& extra_args) {
+    const std::string key = absl::StrCat(
+        ShapeToString(src.shape()), ShapeToString(weights.shape()), "|",
+        static_cast<int>(types.src), ",", static_cast<int>(types.dst), ",",
+        types.has_bias, "|", key_extra);
+    absl::StatusOr<ConvPrimitive*> made =
+        primitives.GetOrCreate(key, [&]() -> absl::StatusOr<ConvPrimitive> {
+          return BuildConvPrimitive(g, types, make_attr, sum);
+        });
+    if (!made.ok()) return made.status();
+    const ConvPrimitive& p = **made;
+    absl::StatusOr<memory> w =
+        weights_cache.Get(weights, p.user_weights_md, p.weights_md);
+    if (!w.ok()) return w.status();
+    return CatchDnnl("convolution", [&] {
+      using post_ops_internal::RunPrimitive;
+      memory src_mem = WrapTensor(src, p.user_src_md);
+      if (p.reorder_src) {
+        memory user = src_mem;
+        src_mem = memory(p.src_md, CpuEngine());
+        std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, user},
+                                                {DNNL_ARG_TO, src_mem}};
+        RunPrimitive(p.src_in, p.src_in_scratchpad, args);
+      }
+      memory user_dst = WrapTensor(*dst, p.user_dst_md);
+      memory dst_mem = user_dst;
+      if (p.reorder_dst) {
+        dst_mem = memory(p.dst_md, CpuEngine());
+        if (sum) {
+          std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, user_dst},
+                                                  {DNNL_ARG_TO, dst_mem}};
+          RunPrimitive(p.dst_in, p.dst_in_scratchpad, args);
+        }
+      }
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_mem},
+                                              {DNNL_ARG_WEIGHTS, *w},
+                                              {DNNL_ARG_DST, dst_mem}};
+      if (bias != nullptr) {
+        args[DNNL_ARG_BIAS] =
+            memory(p.bias_md, CpuEngine(), const_cast<float*>(bias));
+      }
+      if (extra_args) extra_args(args);
+      RunPrimitive(p.prim, p.scratchpad, args);
+      if (p.reorder_dst) {
+        std::unordered_map<int, memory> out = {{DNNL_ARG_FROM, dst_mem},
+                                               {DNNL_ARG_TO, user_dst}};
+        RunPrimitive(p.dst_out, p.dst_out_scratchpad, out);
+      }
+    });
+  }
+
+  PrimitiveCache<ConvPrimitive> primitives;
+  WeightsCache weights_cache;
+};
+
+}  // namespace conv_internal
+
+using conv_internal::ConvCore;
+using conv_internal::ConvGeometry;
+using conv_internal::ConvTypes;
+using conv_internal::PrepareConvOutput;
+using conv_internal::ResolveConvGeometry;
+
+absl::StatusOr<Shape> ConvOutputShape(const ConvParams& params,
+                                      const Shape& src, const Shape& weights) {
+  absl::StatusOr<ConvGeometry> g =
+      ResolveConvGeometry(params, src, weights, /*transposed=*/false);
+  if (!g.ok()) return g.status();
+  return g->dst_shape;
+}
+
+absl::StatusOr<Shape> DeconvOutputShape(const ConvParams& params,
+                                        const Shape& src,
+                                        const Shape& weights) {
+  absl::StatusOr<ConvGeometry> g =
+      ResolveConvGeometry(params, src, weights, /*transposed=*/true);
+  if (!g.ok()) return g.status();
+  return g->dst_shape;
+}
+
+namespace {
+
+absl::Status CheckF32(const char* op, const Tensor& src,
+                      const Tensor& weights) {
+  if (src.dtype() != DataType::kFloat32 ||
+      weights.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, " expects f32 src and weights, got ",
+                     src.DebugString(), " and ", weights.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+bool HasNoWork(const Tensor& src, const Tensor& weights) {
+  return src.num_elements() == 0 || weights.num_elements() == 0;
+}
+
+// The f32 kernels' Forward; `transposed` selects ConvTranspose.
+absl::Status FloatForward(bool transposed, const ConvParams& params,
+                          const PostOps& post, ConvCore& core,
+                          const Tensor& src, const Tensor& weights,
+                          const Tensor* bias, Tensor* dst) {
+  const char* op = transposed ? "ConvTranspose" : "conv";
+  if (absl::Status s = CheckF32(op, src, weights); !s.ok()) return s;
+  absl::StatusOr<ConvGeometry> g =
+      ResolveConvGeometry(params, src.shape(), weights.shape(), transposed);
+  if (!g.ok()) return g.status();
+  absl::Status s = PrepareConvOutput(*g, post, DataType::kFloat32, bias, dst);
+  if (!s.ok() || dst->num_elements() == 0) return s;
+  if (HasNoWork(src, weights)) {
+    // Zero input channels: nothing for oneDNN to do, the result is the bias.
+    return transposed
+               ? DeconvolutionReference(params, post, src, weights, bias, dst)
+               : ConvolutionReference(params, post, src, weights, bias, dst);
+  }
+  const ConvTypes types{dt::f32, dt::f32, dt::f32, bias != nullptr};
+  return core.Run(*g, types, "",
+                  [&] { return post_ops_internal::MakeAttr(post); }, post.sum,
+                  src, weights, bias ? bias->data<float>() : nullptr, dst, {});
+}
+
+}  // namespace
+
+ConvolutionKernel::ConvolutionKernel(ConvParams params, PostOps post_ops)
+    : params_(std::move(params)),
+      post_ops_(post_ops),
+      core_(std::make_unique<ConvCore>()) {}
+ConvolutionKernel::~ConvolutionKernel() = default;
+
+absl::Status ConvolutionKernel::Forward(const Tensor& src,
+                                        const Tensor& weights,
+                                        const Tensor* bias, Tensor* dst) {
+  return FloatForward(false, params_, post_ops_, *core_, src, weights, bias,
+                      dst);
+}
+size_t ConvolutionKernel::cached_primitives() const {
+  return core_->primitives.size();
+}
+size_t ConvolutionKernel::cached_weights() const {
+  return core_->weights_cache.size();
+}
+
+DeconvolutionKernel::DeconvolutionKernel(ConvParams params, PostOps post_ops)
+    : params_(std::move(params)),
+      post_ops_(post_ops),
+      core_(std::make_unique<ConvCore>()) {}
+DeconvolutionKernel::~DeconvolutionKernel() = default;
+
+absl::Status DeconvolutionKernel::Forward(const Tensor& src,
+                                          const Tensor& weights,
+                                          const Tensor* bias, Tensor* dst) {
+  return FloatForward(true, params_, post_ops_, *core_, src, weights, bias,
+                      dst);
+}
+size_t DeconvolutionKernel::cached_primitives() const {
+  return core_->primitives.size();
+}
+size_t DeconvolutionKernel::cached_weights() const {
+  return core_->weights_cache.size();
+}
+
+QuantizedConvolutionKernel::QuantizedConvolutionKernel(ConvParams params,
+                                                       QuantizedOpParams quant)
+    : params_(std::move(params)),
+      quant_(std::move(quant)),
+      core_(std::make_unique<ConvCore>()) {}
+QuantizedConvolutionKernel::~QuantizedConvolutionKernel() = default;
+
+absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
+                                                 const Tensor& weights,
+                                                 const Tensor* bias,
+                                                 Tensor* dst) {
+  if (weights.dtype() != DataType::kInt8) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "int8 conv weights are ", weights.DebugString(), ", expected s8"));
+  }
+  absl::StatusOr<ConvGeometry> g =
+      ResolveConvGeometry(params_, src.shape(), weights.shape(), false);
+  if (!g.ok()) return g.status();
+  absl::Status s =
+      ValidateQuantizedOpParams(quant_, src.dtype(), g->out_channels);
+  if (s.ok()) {
+    s = PrepareConvOutput(*g, quant_.post_ops, quant_.dst_type, bias, dst);
+  }
+  if (!s.ok() || dst->num_elements() == 0) return s;
+  if (HasNoWork(src, weights)) {
+    return QuantizedConvolutionReference(params_, quant_, src, weights, bias,
+                                         dst);
+  }
+
+  // See convolution.h for why the path depends on the weights.
+  const int32_t max_abs = core_->weights_cache.MaxAbsInt8(weights);
+  const DataType path = max_abs <= MaxExactInt8WeightMagnitude()
+                            ? DataType::kUInt8
+                            : DataType::kInt8;
+  Tensor shifted;
+  int32_t src_zp = quant_.src_zero_point;
+  if (src.dtype() != path) {
+    shifted = post_ops_internal::FlipSignBit(src);
+    src_zp += path == DataType::kUInt8 ? 128 : -128;
+  }
+  const Tensor& src_used = shifted.defined() ? shifted : src;
+
+  std::vector<float> dnnl_bias;
+  if (bias != nullptr) {
+    dnnl_bias = post_ops_internal::Int8DnnlBias(quant_, bias->data<float>(),
+                                                g->out_channels);
+  }
+  const ConvTypes types{ToDnnlType(path), dt::s8, ToDnnlType(quant_.dst_type),
+                        bias != nullptr};
+  int32_t zp_storage[2];
+  return core_->Run(
+      *g, types, src_zp != 0 ? "zp" : "",
+      [&] { return post_ops_internal::MakeInt8Attr(quant_, 1, src_zp); },
+      quant_.post_ops.sum, src_used, weights, bias ? dnnl_bias.data() : nullptr,
+      dst,
+      [&](std::unordered_map<int, memory>& args) {
+        post_ops_internal::AddZeroPointArgs(quant_, src_zp, zp_storage, args);
+      });
+}
+size_t QuantizedConvolutionKernel::cached_primitives() const {
+  return core_->primitives.size();
+}
+size_t QuantizedConvolutionKernel::cached_weights() const {
+  return core_->weights_cache.size();
+}
+
+}  // namespace quantd

@@ -1,0 +1,686 @@
+#include "kernels/convolution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/dnnl_context.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+Tensor RandomFloat(Shape shape, std::mt19937& rng, float lo = -1.f,
+                   float hi = 1.f) {
+  Tensor t(DataType::kFloat32, std::move(shape));
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& v : t.mutable_span<float>()) v = dist(rng);
+  return t;
+}
+
+template <typename T>
+Tensor RandomInt(Shape shape, std::mt19937& rng, int lo, int hi) {
+  Tensor t(DataTypeOf<T>::value, std::move(shape));
+  std::uniform_int_distribution<int> dist(lo, hi);
+  for (T& v : t.mutable_span<T>()) v = static_cast<T>(dist(rng));
+  return t;
+}
+
+// |got - want| <= tol * (1 + |want|) everywhere.
+void ExpectClose(const Tensor& got, const Tensor& want, double tol) {
+  ASSERT_EQ(got.dtype(), DataType::kFloat32);
+  ASSERT_EQ(got.shape(), want.shape());
+  int bad = 0;
+  for (int64_t i = 0; i < got.num_elements(); ++i) {
+    const double g = got.data<float>()[i], w = want.data<float>()[i];
+    if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w)))) {
+      if (++bad <= 5) ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << got.num_elements();
+}
+
+// Integer outputs: at most `quanta` apart; returns how many differ at all.
+int ExpectWithinQuanta(const Tensor& got, const Tensor& want, int quanta) {
+  EXPECT_EQ(got.dtype(), want.dtype());
+  EXPECT_EQ(got.shape(), want.shape());
+  int differ = 0, bad = 0;
+  for (int64_t i = 0; i < got.num_elements(); ++i) {
+    int g, w;
+    if (got.dtype() == DataType::kUInt8) {
+      g = got.data<uint8_t>()[i];
+      w = want.data<uint8_t>()[i];
+    } else {
+      g = got.data<int8_t>()[i];
+      w = want.data<int8_t>()[i];
+    }
+    if (g != w) ++differ;
+    if (std::abs(g - w) > quanta && ++bad <= 5) {
+      ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
+    }
+  }
+  return differ;
+}
+
+struct ConvCase {
+  std::string name;
+  Shape src;
+  Shape weights;
+  ConvParams params;
+};
+
+ConvParams Params(std::vector<int64_t> strides, std::vector<int64_t> pb,
+                  std::vector<int64_t> pe, std::vector<int64_t> dilations = {},
+                  int64_t groups = 1,
+                  std::vector<int64_t> output_padding = {}) {
+  ConvParams p;
+  p.strides = std::move(strides);
+  p.pads_begin = std::move(pb);
+  p.pads_end = std::move(pe);
+  p.dilations = std::move(dilations);
+  p.groups = groups;
+  p.output_padding = std::move(output_padding);
+  return p;
+}
+
+std::vector<ConvCase> ConvCases() {
+  return {
+      {"basic_3x3_pad1",
+       {1, 3, 8, 8},
+       {4, 3, 3, 3},
+       Params({}, {1, 1}, {1, 1})},
+      {"batch2_stride2_asym_pad",
+       {2, 16, 9, 7},
+       {32, 16, 3, 3},
+       Params({2, 2}, {0, 1}, {1, 0})},
+      {"groups2",
+       {2, 8, 6, 6},
+       {6, 4, 3, 3},
+       Params({}, {1, 1}, {1, 1}, {}, 2)},
+      {"depthwise",
+       {3, 16, 10, 10},
+       {16, 1, 3, 3},
+       Params({}, {1, 1}, {1, 1}, {}, 16)},
+      {"depthwise_stride2_asym",
+       {1, 24, 11, 9},
+       {24, 1, 5, 5},
+       Params({2, 2}, {2, 1}, {1, 2}, {}, 24)},
+      {"depthwise_multiplier2",
+       {2, 8, 7, 7},
+       {16, 1, 3, 3},
+       Params({}, {1, 1}, {1, 1}, {}, 8)},
+      {"dilated",
+       {1, 8, 12, 13},
+       {8, 8, 3, 3},
+       Params({}, {2, 3}, {2, 3}, {2, 3})},
+      {"pointwise", {2, 32, 7, 7}, {64, 32, 1, 1}, Params({}, {}, {})},
+      {"pointwise_stride2",
+       {1, 16, 8, 8},
+       {8, 16, 1, 1},
+       Params({2, 2}, {}, {})},
+      {"kernel_covers_input", {2, 3, 5, 5}, {7, 3, 5, 5}, Params({}, {}, {})},
+      {"one_by_one_everything", {1, 1, 1, 1}, {1, 1, 1, 1}, Params({}, {}, {})},
+      {"odd_channels_rect_kernel",
+       {2, 5, 9, 11},
+       {7, 5, 2, 4},
+       Params({1, 3}, {0, 2}, {1, 1})},
+      {"resnet_like",
+       {2, 64, 14, 14},
+       {64, 64, 3, 3},
+       Params({}, {1, 1}, {1, 1})},
+      {"conv1d", {2, 5, 17}, {7, 5, 5}, Params({2}, {2}, {1}, {2})},
+      {"conv1d_grouped", {3, 6, 20}, {9, 2, 3}, Params({}, {1}, {1}, {}, 3)},
+      {"conv3d",
+       {1, 4, 5, 6, 7},
+       {8, 4, 3, 3, 3},
+       Params({1, 2, 1}, {1, 1, 1}, {1, 1, 1})},
+  };
+}
+
+PostOps Post(bool relu, float alpha = 0.f, bool sum = false,
+             float sum_scale = 1.f) {
+  PostOps p;
+  p.relu = relu;
+  p.relu_alpha = alpha;
+  p.sum = sum;
+  p.sum_scale = sum_scale;
+  return p;
+}
+
+TEST(ConvOutputShapeTest, FollowsOnnxFormula) {
+  ConvParams p = Params({2, 2}, {3, 3}, {3, 3});
+  EXPECT_EQ(*ConvOutputShape(p, {1, 3, 224, 224}, {64, 3, 7, 7}),
+            (Shape{1, 64, 112, 112}));
+  EXPECT_EQ(*ConvOutputShape(Params({}, {}, {}, {2}), {4, 2, 10}, {3, 2, 3}),
+            (Shape{4, 3, 6}));
+  ConvParams t = Params({2, 2}, {1, 1}, {1, 1}, {}, 1, {1, 1});
+  EXPECT_EQ(*DeconvOutputShape(t, {1, 8, 5, 5}, {8, 4, 3, 3}),
+            (Shape{1, 4, 10, 10}));
+}
+
+TEST(ConvolutionKernelTest, MatchesReferenceOverShapes) {
+  std::mt19937 rng(1);
+  for (const ConvCase& c : ConvCases()) {
+    SCOPED_TRACE(c.name);
+    Tensor src = RandomFloat(c.src, rng);
+    Tensor w = RandomFloat(c.weights, rng);
+    Tensor b = RandomFloat({c.weights[0]}, rng);
+    for (bool with_bias : {true, false}) {
+      const Tensor* bias = with_bias ? &b : nullptr;
+      ConvolutionKernel kernel(c.params);
+      Tensor got, want;
+      ASSERT_TRUE(kernel.Forward(src, w, bias, &got).ok());
+      ASSERT_TRUE(ConvolutionReference(c.params, {}, src, w, bias, &want).ok());
+      EXPECT_EQ(got.shape(), *ConvOutputShape(c.params, c.src, c.weights));
+      ExpectClose(got, want, 1e-4);
+    }
+  }
+}
+
+TEST(ConvolutionKernelTest, PostOps) {
+  std::mt19937 rng(2);
+  const std::vector<PostOps> posts = {Post(true), Post(true, 0.1f),
+                                      Post(false, 0, true, 0.5f),
+                                      Post(true, 0, true, 1.f)};
+  for (const ConvCase& c : ConvCases()) {
+    SCOPED_TRACE(c.name);
+    Tensor src = RandomFloat(c.src, rng);
+    Tensor w = RandomFloat(c.weights, rng);
+    Tensor b = RandomFloat({c.weights[0]}, rng);
+    Shape out = *ConvOutputShape(c.params, c.src, c.weights);
+    for (const PostOps& post : posts) {
+      SCOPED_TRACE(absl::StrCat("relu ", post.relu, " alpha ", post.relu_alpha,
+                                " sum ", post.sum));
+      Tensor addend = RandomFloat(out, rng);
+      Tensor got = addend.Clone(), want = addend.Clone();
+      ConvolutionKernel kernel(c.params, post);
+      ASSERT_TRUE(kernel.Forward(src, w, &b, &got).ok());
+      ASSERT_TRUE(ConvolutionReference(c.params, post, src, w, &b, &want).ok());
+      ExpectClose(got, want, 1e-4);
+    }
+  }
+}
+
+std::vector<ConvCase> DeconvCases() {
+  return {
+      {"stride2_outpad1",
+       {2, 4, 5, 5},
+       {4, 6, 3, 3},
+       Params({2, 2}, {1, 1}, {1, 1}, {}, 1, {1, 1})},
+      {"groups2_k4",
+       {1, 4, 6, 5},
+       {4, 3, 4, 4},
+       Params({2, 2}, {1, 1}, {1, 1}, {}, 2)},
+      {"depthwise",
+       {2, 8, 7, 7},
+       {8, 1, 3, 3},
+       Params({2, 2}, {1, 1}, {1, 1}, {}, 8, {1, 1})},
+      {"dilated", {1, 3, 6, 6}, {3, 5, 3, 3}, Params({}, {}, {}, {2, 2})},
+      {"asym_stride_pad_outpad",
+       {2, 5, 4, 6},
+       {5, 3, 3, 2},
+       Params({2, 3}, {0, 1}, {2, 0}, {}, 1, {1, 2})},
+      {"groups3_outpad",
+       {1, 6, 5, 4},
+       {6, 2, 3, 3},
+       Params({3, 2}, {1, 0}, {0, 1}, {1, 2}, 3, {2, 1})},
+      {"deconv1d", {3, 3, 7}, {3, 5, 4}, Params({3}, {1}, {2}, {}, 1, {2})},
+      {"deconv3d",
+       {1, 2, 3, 4, 3},
+       {2, 3, 2, 3, 2},
+       Params({2, 1, 2}, {0, 1, 0}, {0, 1, 1}, {}, 1, {1, 0, 1})},
+      {"unit_stride_no_pad", {2, 16, 6, 6}, {16, 16, 3, 3}, Params({}, {}, {})},
+  };
+}
+
+TEST(DeconvolutionKernelTest, MatchesReferenceOverShapes) {
+  std::mt19937 rng(3);
+  for (const ConvCase& c : DeconvCases()) {
+    SCOPED_TRACE(c.name);
+    Tensor src = RandomFloat(c.src, rng);
+    Tensor w = RandomFloat(c.weights, rng);
+    Shape out = *DeconvOutputShape(c.params, c.src, c.weights);
+    Tensor b = RandomFloat({out[1]}, rng);
+    for (const PostOps& post : {PostOps{}, Post(true, 0, true, 0.5f)}) {
+      Tensor addend = RandomFloat(out, rng);
+      Tensor got = post.sum ? addend.Clone() : Tensor();
+      Tensor want = post.sum ? addend.Clone() : Tensor();
+      DeconvolutionKernel kernel(c.params, post);
+      ASSERT_TRUE(kernel.Forward(src, w, &b, &got).ok());
+      ASSERT_TRUE(
+          DeconvolutionReference(c.params, post, src, w, &b, &want).ok());
+      EXPECT_EQ(got.shape(), out);
+      ExpectClose(got, want, 1e-4);
+    }
+  }
+}
+
+// The reference against a hand-computed case, so the comparisons above are
+// not two implementations of the same mistake.
+TEST(ConvolutionReferenceTest, HandComputed) {
+  // 1-D, one channel: src [1, 2, 3, 4], kernel [1, 10], pad 1 each side,
+  // stride 2: windows [0,1], [2,3], [4,0] -> 10, 32, 4.
+  Tensor src = Tensor::FromVector<float>({1, 1, 4}, {1, 2, 3, 4});
+  Tensor w = Tensor::FromVector<float>({1, 1, 2}, {1, 10});
+  Tensor dst;
+  ASSERT_TRUE(
+      ConvolutionReference(Params({2}, {1}, {1}), {}, src, w, nullptr, &dst)
+          .ok());
+  EXPECT_EQ(dst.ToVector<float>(), (std::vector<float>{10, 32, 4}));
+  // Transposed, stride 2, kernel [1, 10]: each input scatters 1x and 10x.
+  // src [1, 2] -> [1, 10, 2, 20], output_padding 1 -> [1, 10, 2, 20, 0].
+  Tensor s2 = Tensor::FromVector<float>({1, 1, 2}, {1, 2});
+  ASSERT_TRUE(DeconvolutionReference(Params({2}, {}, {}, {}, 1, {1}), {}, s2, w,
+                                     nullptr, &dst)
+                  .ok());
+  EXPECT_EQ(dst.ToVector<float>(), (std::vector<float>{1, 10, 2, 20, 0}));
+}
+
+// --- int8 ---
+
+QuantizedOpParams Quant(float src_scale, int32_t src_zp,
+                        std::vector<float> w_scales, DataType dst_type,
+                        float dst_scale = 1.f, int32_t dst_zp = 0,
+                        PostOps post = {}) {
+  QuantizedOpParams q;
+  q.src_scale = src_scale;
+  q.src_zero_point = src_zp;
+  q.weight_scales = std::move(w_scales);
+  q.dst_type = dst_type;
+  q.dst_scale = dst_scale;
+  q.dst_zero_point = dst_zp;
+  q.post_ops = post;
+  return q;
+}
+
+std::vector<float> RandomScales(int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(0.002f, 0.02f);
+  std::vector<float> s(n);
+  for (float& v : s) v = dist(rng);
+  return s;
+}
+
+Tensor RandomSrc(DataType type, const Shape& shape, std::mt19937& rng) {
+  return type == DataType::kUInt8 ? RandomInt<uint8_t>(shape, rng, 0, 255)
+                                  : RandomInt<int8_t>(shape, rng, -128, 127);
+}
+
+// Geometries x {u8, s8} src x {f32, u8, s8} dst x 3 variants (per-channel /
+// per-tensor scales, zero points, post-ops), with 7-bit weights, where the
+// kernel is exact: f32 results to float rounding, int8 results within one
+// quantum (ties; see convolution.h). Each geometry runs a third of the 18
+// combinations (rotating), so every combination meets several geometries
+// without creating 18 primitives per geometry.
+TEST(QuantizedConvolutionKernelTest, MatchesReferenceWithSevenBitWeights) {
+  std::mt19937 rng(4);
+  int combos = 0, runs = 0, differing = 0, total = 0, case_index = 0;
+  for (const ConvCase& c : ConvCases()) {
+    SCOPED_TRACE(c.name);
+    ++case_index;
+    const int64_t oc = c.weights[0];
+    Tensor w = RandomInt<int8_t>(c.weights, rng, -63, 63);
+    Tensor b = RandomFloat({oc}, rng, -0.5f, 0.5f);
+    Shape out = *ConvOutputShape(c.params, c.src, c.weights);
+    for (DataType src_type : {DataType::kUInt8, DataType::kInt8}) {
+      Tensor src = RandomSrc(src_type, c.src, rng);
+      for (DataType dst_type :
+           {DataType::kFloat32, DataType::kUInt8, DataType::kInt8}) {
+        for (int variant = 0; variant < 3; ++variant) {
+          if ((combos++ + case_index) % 3 != 0) continue;
+          ++runs;
+          SCOPED_TRACE(absl::StrCat(DataTypeName(src_type), "->",
+                                    DataTypeName(dst_type), " variant ",
+                                    variant));
+          const int32_t src_zp = variant == 0                   ? 0
+                                 : src_type == DataType::kUInt8 ? 128
+                                                                : -7;
+          std::vector<float> ws =
+              variant == 1 ? RandomScales(1, rng) : RandomScales(oc, rng);
+          PostOps post = variant == 2   ? Post(true, 0.f, true, 0.75f)
+                         : variant == 1 ? Post(true, 0.2f)
+                                        : PostOps{};
+          int32_t dst_zp = dst_type == DataType::kUInt8  ? 100
+                           : dst_type == DataType::kInt8 ? -3
+                                                         : 0;
+          if (variant == 0) dst_zp = dst_type == DataType::kUInt8 ? 0 : dst_zp;
+          QuantizedOpParams q =
+              Quant(0.05f, src_zp, ws, dst_type, 0.2f, dst_zp, post);
+          Tensor addend;
+          if (dst_type == DataType::kFloat32) {
+            addend = RandomFloat(out, rng, -5, 5);
+          } else {
+            addend = RandomSrc(dst_type, out, rng);
+          }
+          Tensor got = post.sum ? addend.Clone() : Tensor();
+          Tensor want = post.sum ? addend.Clone() : Tensor();
+          QuantizedConvolutionKernel kernel(c.params, q);
+          const Tensor* bias = variant == 1 ? nullptr : &b;
+          absl::Status s = kernel.Forward(src, w, bias, &got);
+          ASSERT_TRUE(s.ok()) << s;
+          ASSERT_TRUE(
+              QuantizedConvolutionReference(c.params, q, src, w, bias, &want)
+                  .ok());
+          if (dst_type == DataType::kFloat32) {
+            ExpectClose(got, want, 1e-5);
+          } else {
+            differing += ExpectWithinQuanta(got, want, 1);
+            total += got.num_elements();
+          }
+        }
+      }
+    }
+  }
+  // Off-by-one results come only from ties and float rounding: rare.
+  EXPECT_LT(differing, total / 1000 + 1) << "of " << total;
+  EXPECT_EQ(runs, static_cast<int>(ConvCases().size()) * 2 * 3);
+}
+
+// With weights beyond [-64, 64] on a CPU without VNNI the kernel takes
+// oneDNN's s8 path, which halves the weights (round half to even) when it
+// reorders them, to keep vpmaddubsw from saturating. The result is then
+// exactly the reference computed with weights 2 * round(w / 2): every odd
+// weight is off by one. (The u8 path would instead saturate its int16 pair
+// sums and be wrong by tens of thousands of acc units; matmul_test shows
+// that.) With VNNI the kernel is exact.
+TEST(QuantizedConvolutionKernelTest, FullRangeWeightsLoseTheirLowestBit) {
+  std::mt19937 rng(5);
+  ConvParams p = Params({}, {1, 1}, {1, 1});
+  for (DataType src_type : {DataType::kUInt8, DataType::kInt8}) {
+    SCOPED_TRACE(DataTypeName(src_type));
+    Tensor src = RandomSrc(src_type, {2, 16, 8, 8}, rng);
+    // Not 127: 2 * round(127 / 2) = 128 does not fit the s8 tensor below.
+    Tensor w = RandomInt<int8_t>({16, 16, 3, 3}, rng, -126, 126);
+    Tensor halved = w.Clone();
+    for (int8_t& v : halved.mutable_span<int8_t>()) {
+      v = static_cast<int8_t>(2 * std::nearbyint(v / 2.0));
+    }
+    const int32_t zp = src_type == DataType::kUInt8 ? 120 : 3;
+    QuantizedOpParams q = Quant(1.f, zp, {1.f}, DataType::kFloat32);
+    QuantizedConvolutionKernel kernel(p, q);
+    Tensor got, exact, as_halved;
+    ASSERT_TRUE(kernel.Forward(src, w, nullptr, &got).ok());
+    ASSERT_TRUE(
+        QuantizedConvolutionReference(p, q, src, w, nullptr, &exact).ok());
+    ASSERT_TRUE(
+        QuantizedConvolutionReference(p, q, src, halved, nullptr, &as_halved)
+            .ok());
+    if (MaxExactInt8WeightMagnitude() >= 127) {
+      ExpectClose(got, exact, 0);
+      continue;
+    }
+    ExpectClose(got, as_halved, 0);
+    // The deviation from the exact result is a few quanta of the weights
+    // times the activations: at most sum |src - zp| over the window, and
+    // typically a small fraction of the result.
+    double max_err = 0, max_abs = 0;
+    for (int64_t i = 0; i < got.num_elements(); ++i) {
+      max_err = std::max<double>(
+          max_err, std::fabs(got.data<float>()[i] - exact.data<float>()[i]));
+      max_abs = std::max<double>(max_abs, std::fabs(exact.data<float>()[i]));
+    }
+    EXPECT_GT(max_err, 0);
+    EXPECT_LT(max_err, 16 * 9 * 255);
+    EXPECT_LT(max_err, 0.1 * max_abs);
+  }
+}
+
+TEST(QuantizedConvolutionKernelTest,
+     RequantizationRoundsHalfToEvenAndSaturates) {
+  // 1x1 conv, one channel, weight 1, scales 1: dst = sat(round(x / 2) + 0).
+  ConvParams p;
+  Tensor src = Tensor::FromVector<uint8_t>({1, 1, 1, 6}, {1, 3, 5, 7, 255, 0});
+  Tensor w = Tensor::FromVector<int8_t>({1, 1, 1, 1}, {1});
+  QuantizedOpParams q = Quant(1.f, 0, {1.f}, DataType::kInt8, 2.f, 0);
+  QuantizedConvolutionKernel kernel(p, q);
+  Tensor dst;
+  ASSERT_TRUE(kernel.Forward(src, w, nullptr, &dst).ok());
+  // 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4, 127.5 -> 127 (saturated), 0.
+  EXPECT_EQ(dst.ToVector<int8_t>(), (std::vector<int8_t>{0, 2, 2, 4, 127, 0}));
+  // With an odd zero point exact ties differ by one quantum: oneDNN rounds
+  // x / scale + zp (1.5 -> 2, 2.5 -> 2, ...) where the definition rounds
+  // x / scale first (0.5 -> 0, then + 1).
+  Tensor ties = Tensor::FromVector<uint8_t>({1, 1, 1, 4}, {1, 3, 5, 7});
+  QuantizedOpParams odd = Quant(1.f, 0, {1.f}, DataType::kUInt8, 2.f, 1);
+  QuantizedConvolutionKernel odd_kernel(p, odd);
+  Tensor want;
+  ASSERT_TRUE(odd_kernel.Forward(ties, w, nullptr, &dst).ok());
+  ASSERT_TRUE(
+      QuantizedConvolutionReference(p, odd, ties, w, nullptr, &want).ok());
+  EXPECT_EQ(want.ToVector<uint8_t>(), (std::vector<uint8_t>{1, 3, 3, 5}));
+  EXPECT_EQ(dst.ToVector<uint8_t>(), (std::vector<uint8_t>{2, 2, 4, 4}));
+  // Bias in real units, per-channel weight scales, zero points.
+  Tensor src2 = Tensor::FromVector<uint8_t>({1, 1, 1, 2}, {10, 20});
+  Tensor w2 = Tensor::FromVector<int8_t>({2, 1, 1, 1}, {3, -2});
+  Tensor b2 = Tensor::FromVector<float>({2}, {1.f, -0.5f});
+  QuantizedOpParams q2 =
+      Quant(0.5f, 4, {0.25f, 1.f}, DataType::kUInt8, 0.5f, 10);
+  // oc0: 0.5 * 0.25 * 3 * (x - 4) + 1 = {3.25, 7.0} -> /0.5 -> {6.5, 14}
+  //      + 10 -> {16 (tie to even 6), 24}.
+  // oc1: 0.5 * 1 * -2 * (x - 4) - 0.5 = {-6.5, -16.5} -> {-13, -33} + 10
+  //      -> {-3, -23} -> saturate at 0.
+  QuantizedConvolutionKernel k2(p, q2);
+  ASSERT_TRUE(k2.Forward(src2, w2, &b2, &dst).ok());
+  EXPECT_EQ(dst.ToVector<uint8_t>(), (std::vector<uint8_t>{16, 24, 0, 0}));
+}
+
+// --- caching, threads, errors ---
+
+TEST(ConvolutionKernelTest, CachesPrimitivesPerShapeAndWeightsOnce) {
+  std::mt19937 rng(6);
+  ConvParams p = Params({}, {1, 1}, {1, 1});
+  ConvolutionKernel kernel(p);
+  Tensor w = RandomFloat({32, 16, 3, 3}, rng);
+  Tensor dst;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        kernel.Forward(RandomFloat({1, 16, 8, 8}, rng), w, nullptr, &dst).ok());
+  }
+  EXPECT_EQ(kernel.cached_primitives(), 1u);
+  EXPECT_LE(kernel.cached_weights(), 1u);
+  const size_t weights_after_first = kernel.cached_weights();
+  ASSERT_TRUE(
+      kernel.Forward(RandomFloat({4, 16, 8, 8}, rng), w, nullptr, &dst).ok());
+  EXPECT_EQ(kernel.cached_primitives(), 2u);
+  EXPECT_EQ(dst.shape(), (Shape{4, 32, 8, 8}));
+  const size_t weights_before_w2 = kernel.cached_weights();
+  // New weights (a new tensor) are reordered again, not confused with the
+  // old ones.
+  Tensor w2 = RandomFloat({32, 16, 3, 3}, rng);
+  Tensor x = RandomFloat({1, 16, 8, 8}, rng);
+  ASSERT_TRUE(kernel.Forward(x, w2, nullptr, &dst).ok());
+  Tensor want;
+  ASSERT_TRUE(ConvolutionReference(p, {}, x, w2, nullptr, &want).ok());
+  ExpectClose(dst, want, 1e-4);
+  EXPECT_EQ(kernel.cached_primitives(), 2u);
+  EXPECT_EQ(kernel.cached_weights(), weights_before_w2 + weights_after_first);
+}
+
+TEST(ConvolutionKernelTest, ReusesDstOfTheRightShape) {
+  std::mt19937 rng(7);
+  ConvolutionKernel kernel(Params({}, {}, {}));
+  Tensor dst(DataType::kFloat32, {1, 4, 6, 6});
+  const void* storage = dst.raw_data();
+  ASSERT_TRUE(kernel
+                  .Forward(RandomFloat({1, 3, 8, 8}, rng),
+                           RandomFloat({4, 3, 3, 3}, rng), nullptr, &dst)
+                  .ok());
+  EXPECT_EQ(dst.raw_data(), storage);
+}
+
+TEST(ConvolutionKernelTest, EmptyBatchAndZeroChannels) {
+  std::mt19937 rng(8);
+  ConvolutionKernel kernel(Params({}, {}, {}));
+  Tensor dst;
+  ASSERT_TRUE(kernel
+                  .Forward(RandomFloat({0, 3, 8, 8}, rng),
+                           RandomFloat({4, 3, 3, 3}, rng), nullptr, &dst)
+                  .ok());
+  EXPECT_EQ(dst.shape(), (Shape{0, 4, 6, 6}));
+  // No input channels: the output is the bias.
+  Tensor b = Tensor::FromVector<float>({2}, {1.5f, -2.f});
+  ASSERT_TRUE(kernel
+                  .Forward(Tensor(DataType::kFloat32, {1, 0, 3, 3}),
+                           Tensor(DataType::kFloat32, {2, 0, 1, 1}), &b, &dst)
+                  .ok());
+  EXPECT_EQ(dst.shape(), (Shape{1, 2, 3, 3}));
+  EXPECT_EQ(dst.data<float>()[0], 1.5f);
+  EXPECT_EQ(dst.data<float>()[17], -2.f);
+}
+
+TEST(ConvolutionKernelTest, ConcurrentForwardOnOneKernel) {
+  std::mt19937 rng(9);
+  ConvParams p = Params({}, {1, 1}, {1, 1});
+  ConvolutionKernel kernel(p);
+  QuantizedConvolutionKernel qkernel(
+      p, Quant(0.1f, 128, {0.01f}, DataType::kUInt8, 0.5f, 3));
+  Tensor w = RandomFloat({16, 8, 3, 3}, rng);
+  Tensor qw = RandomInt<int8_t>({16, 8, 3, 3}, rng, -60, 60);
+  std::vector<Tensor> xs, qxs;
+  for (int i = 0; i < 4; ++i) {
+    xs.push_back(RandomFloat({2, 8, 9, 9}, rng));
+    qxs.push_back(RandomInt<uint8_t>({2, 8, 9, 9}, rng, 0, 255));
+  }
+  std::vector<Tensor> got(4), qgot(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < 5; ++r) {
+        EXPECT_TRUE(kernel.Forward(xs[i], w, nullptr, &got[i]).ok());
+        EXPECT_TRUE(qkernel.Forward(qxs[i], qw, nullptr, &qgot[i]).ok());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    Tensor want, qwant;
+    ASSERT_TRUE(ConvolutionReference(p, {}, xs[i], w, nullptr, &want).ok());
+    ExpectClose(got[i], want, 1e-4);
+    ASSERT_TRUE(QuantizedConvolutionReference(
+                    p, Quant(0.1f, 128, {0.01f}, DataType::kUInt8, 0.5f, 3),
+                    qxs[i], qw, nullptr, &qwant)
+                    .ok());
+    ExpectWithinQuanta(qgot[i], qwant, 1);
+  }
+  EXPECT_EQ(kernel.cached_primitives(), 1u);
+}
+
+void ExpectInvalid(const absl::Status& s, const std::string& message) {
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(message));
+}
+
+TEST(ConvolutionKernelTest, RejectsBadArguments) {
+  std::mt19937 rng(10);
+  Tensor src = RandomFloat({1, 4, 8, 8}, rng);
+  Tensor dst;
+  auto run = [&](ConvParams p, const Tensor& x, const Tensor& w,
+                 const Tensor* b = nullptr, PostOps post = {}) {
+    ConvolutionKernel kernel(std::move(p), post);
+    Tensor out;
+    return kernel.Forward(x, w, b, &out);
+  };
+  ExpectInvalid(run({}, src, RandomFloat({4, 4, 3}, rng)),
+                "conv weights have 3 dims, expected 4 for a 2-D convolution");
+  ExpectInvalid(run({}, src, RandomFloat({4, 3, 3, 3}, rng)),
+                "conv src has 4 channels, but weights [4,3,3,3] with 1 groups "
+                "expect 3");
+  ExpectInvalid(
+      run(Params({}, {}, {}, {}, 3), src, RandomFloat({4, 2, 3, 3}, rng)),
+      "with 3 groups expect 6");
+  ExpectInvalid(
+      run(Params({}, {}, {}, {}, 2), src, RandomFloat({5, 2, 3, 3}, rng)),
+      "5 output channels, not divisible by 2 groups");
+  ExpectInvalid(
+      run(Params({}, {}, {}, {}, 0), src, RandomFloat({4, 4, 3, 3}, rng)),
+      "groups is 0");
+  ExpectInvalid(
+      run(Params({1, 1, 1}, {}, {}), src, RandomFloat({4, 4, 3, 3}, rng)),
+      "strides has 3 entries, expected 2");
+  ExpectInvalid(
+      run(Params({0, 1}, {}, {}), src, RandomFloat({4, 4, 3, 3}, rng)),
+      "strides[0] is 0");
+  ExpectInvalid(
+      run(Params({}, {-1, 0}, {}), src, RandomFloat({4, 4, 3, 3}, rng)),
+      "pads_begin[0] is -1");
+  ExpectInvalid(run({}, src, RandomFloat({4, 4, 9, 3}, rng)),
+                "smaller than the dilated kernel extent 9");
+  ExpectInvalid(run(Params({}, {}, {}, {}, 1, {1, 1}), src,
+                    RandomFloat({4, 4, 3, 3}, rng)),
+                "only meaningful for ConvTranspose");
+  ExpectInvalid(run({}, RandomFloat({4, 8}, rng), RandomFloat({4, 4}, rng)),
+                "src has 2 dims");
+  ExpectInvalid(run({}, RandomInt<int8_t>({1, 4, 8, 8}, rng, 0, 1),
+                    RandomFloat({4, 4, 3, 3}, rng)),
+                "expects f32 src and weights");
+  Tensor bad_bias = RandomFloat({3}, rng);
+  ExpectInvalid(run({}, src, RandomFloat({4, 4, 3, 3}, rng), &bad_bias),
+                "conv bias is f32[3], expected f32[4]");
+  ExpectInvalid(run({}, src, RandomFloat({4, 4, 3, 3}, rng), nullptr,
+                    Post(false, 0, true)),
+                "post-op sum needs dst to hold the addend");
+
+  DeconvolutionKernel deconv(Params({2, 2}, {}, {}, {}, 1, {2, 0}));
+  ExpectInvalid(
+      deconv.Forward(src, RandomFloat({4, 2, 3, 3}, rng), nullptr, &dst),
+      "output_padding[0] is 2, must be smaller than the stride 2");
+  DeconvolutionKernel deconv2({});
+  ExpectInvalid(
+      deconv2.Forward(src, RandomFloat({3, 2, 3, 3}, rng), nullptr, &dst),
+      "ConvTranspose src has 4 channels, but weights [3,2,3,3] "
+      "expect 3");
+  DeconvolutionKernel deconv3(Params({}, {2, 2}, {2, 2}));
+  ExpectInvalid(deconv3.Forward(RandomFloat({1, 4, 1, 1}, rng),
+                                RandomFloat({4, 2, 3, 3}, rng), nullptr, &dst),
+                "leave no output");
+}
+
+TEST(QuantizedConvolutionKernelTest, RejectsBadArguments) {
+  std::mt19937 rng(11);
+  Tensor src = RandomInt<uint8_t>({1, 4, 8, 8}, rng, 0, 255);
+  Tensor w = RandomInt<int8_t>({6, 4, 3, 3}, rng, -10, 10);
+  Tensor dst;
+  auto run = [&](QuantizedOpParams q, const Tensor& x, const Tensor& weights) {
+    QuantizedConvolutionKernel kernel(ConvParams{}, std::move(q));
+    Tensor out;
+    return kernel.Forward(x, weights, nullptr, &out);
+  };
+  ExpectInvalid(run(Quant(1, 0, {1, 1}, DataType::kFloat32), src, w),
+                "weight_scales has 2 entries, expected 1 or 6");
+  ExpectInvalid(run(Quant(0, 0, {1}, DataType::kFloat32), src, w),
+                "src_scale is 0");
+  ExpectInvalid(run(Quant(1, 300, {1}, DataType::kFloat32), src, w),
+                "src_zero_point 300 is outside the u8 range");
+  ExpectInvalid(run(Quant(1, 0, {-1}, DataType::kFloat32), src, w),
+                "weight_scales[0] is -1");
+  ExpectInvalid(run(Quant(1, 0, {1}, DataType::kInt8, 1, 200), src, w),
+                "dst_zero_point 200 is outside the s8 range");
+  ExpectInvalid(run(Quant(1, 0, {1}, DataType::kInt32), src, w),
+                "dst_type is s32");
+  ExpectInvalid(run(Quant(1, 0, {1}, DataType::kFloat32),
+                    RandomFloat({1, 4, 8, 8}, rng), w),
+                "src is f32, expected u8 or s8");
+  ExpectInvalid(run(Quant(1, 0, {1}, DataType::kFloat32), src,
+                    RandomInt<uint8_t>({6, 4, 3, 3}, rng, 0, 1)),
+                "int8 conv weights are u8[6,4,3,3], expected s8");
+}
+
+TEST(QuantizedConvolutionKernelTest, ReportsTheInt8Path) {
+  // Not a check of numerics: records in the test log what this CPU does.
+  std::cout << "oneDNN ISA: " << CpuIsaName()
+            << ", VNNI: " << (CpuHasVnni() ? "yes" : "no")
+            << ", exact int8 weights up to |w| <= "
+            << MaxExactInt8WeightMagnitude() << "\n";
+  SUCCEED();
+}
+
+}  // namespace
+}  // namespace quantd

@@ -1,0 +1,74 @@
+// QuantizeLinear and DequantizeLinear with ONNX semantics (opset 21):
+//
+//   quantize:   y = saturate(round_half_even(x / scale) + zero_point)
+//   dequantize: y = (x - zero_point) * scale
+//
+// Layouts of scale (and zero_point, which has scale's shape):
+//   per tensor  scale is a scalar or has one element           (block_size 0)
+//   per axis    scale is 1-D with x.dim(axis) elements         (block_size 0)
+//   blocked     scale has x's rank and shape, except that dim `axis` is
+//               ceil(x.dim(axis) / block_size); element i along `axis` uses
+//               scale entry i / block_size                     (block_size > 0)
+//
+// Quantized values are stored in u8 or s8; a caller-given [qmin, qmax]
+// narrows the range, e.g. [-8, 7] in s8 for int4 groups (block quantization
+// of weights), or [-64, 64] for 7-bit weights (see
+// MaxExactInt8WeightMagnitude in post_ops.h). NaN quantizes to the zero point.
+//
+//   QuantizeOptions opts;
+//   opts.output_type = DataType::kInt8;
+//   opts.axis = 0;                              // per output channel
+//   Tensor q;                                   // allocated by the call
+//   absl::Status s = QuantizeLinear(w, scales, nullptr, opts, &q);
+//   Tensor back;
+//   DequantizeOptions dopts;
+//   dopts.axis = 0;
+//   s = DequantizeLinear(q, scales, nullptr, dopts, &back);
+//
+// Plain loops (vectorized by the compiler), split over threads with OpenMP
+// for large tensors.
+#ifndef QUANTD_KERNELS_QUANTIZE_H_
+#define QUANTD_KERNELS_QUANTIZE_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "kernels/tensor.h"
+
+namespace quantd {
+
+struct QuantizeOptions {
+  // Axis for per-axis and blocked layouts; negative counts from the back.
+  // Ignored for per-tensor scales.
+  int64_t axis = 1;
+  // > 0 selects the blocked layout.
+  int64_t block_size = 0;
+  // kUInt8 or kInt8. A zero_point tensor, if given, must have this type.
+  DataType output_type = DataType::kUInt8;
+  // Clamp range, within output_type's; defaults to the whole type.
+  std::optional<int32_t> qmin;
+  std::optional<int32_t> qmax;
+};
+
+struct DequantizeOptions {
+  int64_t axis = 1;
+  int64_t block_size = 0;
+};
+
+// x: f32. scale: f32 (positive, finite). zero_point: optional, scale's shape,
+// dtype output_type, within [qmin, qmax]. *y is reused when it has the right
+// dtype and shape, else allocated.
+absl::Status QuantizeLinear(const Tensor& x, const Tensor& scale,
+                            const Tensor* zero_point,
+                            const QuantizeOptions& options, Tensor* y);
+
+// x: u8, s8 or s32. scale: f32. zero_point: optional, x's dtype, scale's
+// shape. *y (f32) is reused when it has the right shape, else allocated.
+absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
+                              const Tensor* zero_point,
+                              const DequantizeOptions& options, Tensor* y);
+
+}  // namespace quantd
+
+#endif  // QUANTD_KERNELS_QUANTIZE_H_
