@@ -168,6 +168,13 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
                      "; quantd supports up to ", kTargetOpset,
                      ". Re-export with opset_version=", kTargetOpset, "."));
   }
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (absl::Status s = ValidateTensorProto(
+            t, options.limits, absl::StrCat("initializer '", t.name(), "'"));
+        !s.ok()) {
+      return s;
+    }
+  }
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {

@@ -33,8 +33,10 @@ onnx::ModelProto TinyModel(int64_t opset = 13) {
   tt->mutable_shape()->add_dim()->set_dim_value(4);
   auto* out = g->add_output();
   out->set_name("y");
-  out->mutable_type()->mutable_tensor_type()->set_elem_type(
-      onnx::TensorProto::FLOAT);
+  auto* ot = out->mutable_type()->mutable_tensor_type();
+  ot->set_elem_type(onnx::TensorProto::FLOAT);
+  ot->mutable_shape()->add_dim()->set_dim_param("N");
+  ot->mutable_shape()->add_dim()->set_dim_value(4);
   auto* bias = g->add_initializer();
   bias->set_name("bias");
   bias->set_data_type(onnx::TensorProto::FLOAT);

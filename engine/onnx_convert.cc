@@ -152,6 +152,81 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
   return t;
 }
 
+absl::Status ValidateTensorProto(const onnx::TensorProto& proto,
+                                 const ModelLimits& limits,
+                                 const std::string& what) {
+  DataType type = DataTypeFromOnnx(proto.data_type());
+  if (type == DataType::kUndefined) {
+    return absl::UnimplementedError(absl::StrCat(
+        what, " has element type ", OnnxTypeName(proto.data_type()),
+        ", which quantd does not support (supported: float, "
+        "float16, int8, uint8, int32, int64, bool)"));
+  }
+  if (proto.dims_size() > limits.max_rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " has ", proto.dims_size(), " dims; at most ",
+                     limits.max_rank, " are supported"));
+  }
+  Shape shape(proto.dims().begin(), proto.dims().end());
+  absl::StatusOr<int64_t> n = CheckedNumElements(shape);
+  if (!n.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", n.status().message()));
+  if (*n > limits.max_tensor_elements) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " of shape ", ShapeToString(shape), " has ", *n,
+        " elements, more than the limit of ", limits.max_tensor_elements));
+  }
+  if (proto.data_location() == onnx::TensorProto::EXTERNAL)
+    return absl::OkStatus();
+  int64_t stored;
+  if (proto.has_raw_data()) {
+    stored = static_cast<int64_t>(proto.raw_data().size());
+    if (stored != *n * static_cast<int64_t>(DataTypeSize(type))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " of shape ", ShapeToString(shape), " needs ",
+                       *n * DataTypeSize(type), " bytes of raw data but has ",
+                       stored, " (truncated or corrupt file?)"));
+    }
+    if (type == DataType::kFloat32) {
+      const char* p = proto.raw_data().data();
+      for (int64_t i = 0; i < *n; ++i) {
+        float v;
+        std::memcpy(&v, p + 4 * i, 4);
+        if (std::isnan(v)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(what, " contains NaN (first at flat index ", i,
+                           "); fix or retrain the model before quantizing it"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+  switch (type) {
+    case DataType::kFloat32:
+      stored = proto.float_data_size();
+      for (int i = 0; i < proto.float_data_size(); ++i) {
+        if (std::isnan(proto.float_data(i))) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(what, " contains NaN (first at flat index ", i,
+                           "); fix or retrain the model before quantizing it"));
+        }
+      }
+      break;
+    case DataType::kInt64:
+      stored = proto.int64_data_size();
+      break;
+    default:
+      stored = proto.int32_data_size();
+      break;
+  }
+  if (stored != *n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " declares ", *n, " elements but stores ", stored));
+  }
+  return absl::OkStatus();
+}
+
 onnx::TensorProto TensorToProto(const Tensor& tensor, const std::string& name) {
   onnx::TensorProto proto;
   proto.set_name(name);

@@ -36,6 +36,13 @@ int32_t DataTypeToOnnx(DataType type);
 absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
                                        const ModelLimits& limits,
                                        const std::string& what);
+// The checks TensorFromProto makes (type, size, declared vs stored length,
+// NaN), without copying the data: run on every initializer before handing
+// the model to ONNX's checker, so errors name the tensor precisely.
+absl::Status ValidateTensorProto(const onnx::TensorProto& proto,
+                                 const ModelLimits& limits,
+                                 const std::string& what);
+
 onnx::TensorProto TensorToProto(const Tensor& tensor, const std::string& name);
 
 ValueInfo ValueInfoFromProto(const onnx::ValueInfoProto& proto);
