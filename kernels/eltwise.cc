@@ -1,0 +1,195 @@
+#include "kernels/eltwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/dnnl_context.h"
+
+namespace quantd {
+namespace {
+
+using algorithm = dnnl::algorithm;
+
+constexpr int64_t kParallelThreshold = 1 << 14;
+
+// One oneDNN eltwise step: algorithm with its alpha and beta.
+struct Step {
+  algorithm alg;
+  float alpha;
+  float beta;
+};
+
+// The oneDNN steps that compute `op`, or an empty list when a loop does.
+std::vector<Step> StepsFor(EltwiseOp op, float alpha, float beta) {
+  switch (op) {
+    case EltwiseOp::kRelu:
+      return {{algorithm::eltwise_relu, 0.f, 0.f}};
+    case EltwiseOp::kLeakyRelu:
+      return {{algorithm::eltwise_relu, alpha, 0.f}};
+    case EltwiseOp::kSigmoid:
+      return {{algorithm::eltwise_logistic, 0.f, 0.f}};
+    case EltwiseOp::kHardSwish:
+      return {{algorithm::eltwise_hardswish, 0.f, 0.f}};
+    case EltwiseOp::kTanh:
+      return {{algorithm::eltwise_tanh, 0.f, 0.f}};
+    case EltwiseOp::kGeluErf:
+      return {{algorithm::eltwise_gelu_erf, 0.f, 0.f}};
+    case EltwiseOp::kGeluTanh:
+      return {{algorithm::eltwise_gelu_tanh, 0.f, 0.f}};
+    case EltwiseOp::kClip:
+      return {{algorithm::eltwise_clip, alpha, beta}};
+    case EltwiseOp::kExp:
+      return {{algorithm::eltwise_exp, 0.f, 0.f}};
+    case EltwiseOp::kLog:
+      return {{algorithm::eltwise_log, 0.f, 0.f}};
+    case EltwiseOp::kSqrt:
+      return {{algorithm::eltwise_sqrt, 0.f, 0.f}};
+    case EltwiseOp::kAbs:
+      return {{algorithm::eltwise_abs, 0.f, 0.f}};
+    case EltwiseOp::kNeg:
+      return {{algorithm::eltwise_linear, -1.f, 0.f}};
+    case EltwiseOp::kReciprocal:  // pow(alpha=scale, beta=exponent)
+      return {{algorithm::eltwise_pow, 1.f, -1.f}};
+    case EltwiseOp::kPow:
+      return {{algorithm::eltwise_pow, 1.f, alpha}};
+    case EltwiseOp::kSoftplus:
+      return {{algorithm::eltwise_soft_relu, 0.f, 0.f}};
+    case EltwiseOp::kElu:
+      return {{algorithm::eltwise_elu, alpha, 0.f}};
+    case EltwiseOp::kSelu:
+      // A linear post-op would make oneDNN 2.6 fall back to its reference
+      // implementation; a second in-place JIT pass is faster.
+      return {{algorithm::eltwise_elu, alpha, 0.f},
+              {algorithm::eltwise_linear, beta, 0.f}};
+    case EltwiseOp::kLinear:
+      return {{algorithm::eltwise_linear, alpha, beta}};
+    case EltwiseOp::kErf:
+    case EltwiseOp::kHardSigmoid:
+      return {};
+  }
+  return {};
+}
+
+void LoopForward(EltwiseOp op, float alpha, float beta, const float* x,
+                 float* y, int64_t n) {
+  if (op == EltwiseOp::kErf) {
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
+  } else {  // kHardSigmoid: min/max vectorize well
+#pragma omp parallel for simd if (n >= kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = std::min(1.f, std::max(0.f, alpha * x[i] + beta));
+    }
+  }
+}
+
+}  // namespace
+
+const char* EltwiseOpName(EltwiseOp op) {
+  switch (op) {
+    case EltwiseOp::kRelu:
+      return "relu";
+    case EltwiseOp::kLeakyRelu:
+      return "leaky_relu";
+    case EltwiseOp::kSigmoid:
+      return "sigmoid";
+    case EltwiseOp::kHardSigmoid:
+      return "hard_sigmoid";
+    case EltwiseOp::kHardSwish:
+      return "hard_swish";
+    case EltwiseOp::kTanh:
+      return "tanh";
+    case EltwiseOp::kErf:
+      return "erf";
+    case EltwiseOp::kGeluErf:
+      return "gelu_erf";
+    case EltwiseOp::kGeluTanh:
+      return "gelu_tanh";
+    case EltwiseOp::kClip:
+      return "clip";
+    case EltwiseOp::kExp:
+      return "exp";
+    case EltwiseOp::kLog:
+      return "log";
+    case EltwiseOp::kSqrt:
+      return "sqrt";
+    case EltwiseOp::kAbs:
+      return "abs";
+    case EltwiseOp::kNeg:
+      return "neg";
+    case EltwiseOp::kReciprocal:
+      return "reciprocal";
+    case EltwiseOp::kPow:
+      return "pow";
+    case EltwiseOp::kSoftplus:
+      return "softplus";
+    case EltwiseOp::kElu:
+      return "elu";
+    case EltwiseOp::kSelu:
+      return "selu";
+    case EltwiseOp::kLinear:
+      return "linear";
+  }
+  return "unknown";
+}
+
+EltwiseForward::EltwiseForward(EltwiseOp op, float alpha, float beta)
+    : op_(op), alpha_(alpha), beta_(beta) {}
+
+absl::Status EltwiseForward::Forward(const Tensor& x, Tensor* y) {
+  if (y == nullptr) return absl::InvalidArgumentError("output is null");
+  if (x.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(EltwiseOpName(op_), " takes an f32 tensor, got ",
+                     x.defined() ? x.DebugString() : "an undefined one"));
+  }
+  if (!y->defined() || y->dtype() != DataType::kFloat32 ||
+      y->shape() != x.shape()) {
+    try {
+      *y = Tensor(DataType::kFloat32, x.shape());
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate the output of ", EltwiseOpName(op_)));
+    }
+  }
+  const int64_t n = x.num_elements();
+  if (n == 0) return absl::OkStatus();
+  std::vector<Step> steps = StepsFor(op_, alpha_, beta_);
+  if (steps.empty()) {
+    LoopForward(op_, alpha_, beta_, x.data<float>(), y->mutable_data<float>(),
+                n);
+    return absl::OkStatus();
+  }
+  // Elementwise results do not depend on the shape, only the count.
+  absl::StatusOr<Entry*> entry =
+      cache_.GetOrCreate(absl::StrCat(n), [&]() -> absl::StatusOr<Entry> {
+        Entry e;
+        absl::Status s = CatchDnnl("eltwise creation", [&] {
+          e.md = PlainDesc(DataType::kFloat32, {n});
+          for (const Step& step : steps) {
+            e.prims.emplace_back(dnnl::eltwise_forward::primitive_desc(
+                dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference,
+                                            step.alg, e.md, step.alpha,
+                                            step.beta),
+                CpuEngine()));
+          }
+        });
+        if (!s.ok()) return s;
+        return e;
+      });
+  if (!entry.ok()) return entry.status();
+  Entry* e = *entry;
+  return CatchDnnl(EltwiseOpName(op_), [&] {
+    dnnl::memory src = WrapTensor(x, e->md);
+    dnnl::memory dst = WrapTensor(*y, e->md);
+    for (size_t i = 0; i < e->prims.size(); ++i) {
+      e->prims[i].execute(ThreadStream(), {{DNNL_ARG_SRC, i == 0 ? src : dst},
+                                           {DNNL_ARG_DST, dst}});
+    }
+    ThreadStream().wait();
+  });
+}
+
+}  // namespace quantd

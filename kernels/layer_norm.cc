@@ -1,0 +1,182 @@
+#include "kernels/layer_norm.h"
+
+#include <cmath>
+#include <limits>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/binary.h"
+#include "kernels/dnnl_context.h"
+
+namespace quantd {
+namespace {
+
+absl::Status Allocate(Tensor* t, const Shape& shape) {
+  if (t->defined() && t->dtype() == DataType::kFloat32 && t->shape() == shape) {
+    return absl::OkStatus();
+  }
+  try {
+    *t = Tensor(DataType::kFloat32, shape);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate a layer norm output of shape ", ShapeToString(shape)));
+  }
+  return absl::OkStatus();
+}
+
+// Checks that `param` broadcasts to the normalized dims without growing
+// them, and returns it as exactly norm_size floats: the tensor itself when
+// it already has that many elements, a tiled copy otherwise.
+absl::StatusOr<Tensor> ExpandParam(const char* what, const Tensor& param,
+                                   const Shape& norm_shape) {
+  if (param.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer norm ", what, " must be f32, got ",
+                     param.defined() ? param.DebugString() : "undefined"));
+  }
+  // Leading 1s beyond the normalized rank line up with x's leading dims,
+  // which ONNX's broadcasting allows.
+  Shape shape = param.shape();
+  while (shape.size() > norm_shape.size() && shape[0] == 1) {
+    shape.erase(shape.begin());
+  }
+  absl::StatusOr<Shape> b = BroadcastShapes(shape, norm_shape);
+  if (!b.ok() || *b != norm_shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer norm ", what, " of shape ", ShapeToString(param.shape()),
+        " does not broadcast to the normalized dims ",
+        ShapeToString(norm_shape)));
+  }
+  const int64_t n = NumElements(norm_shape);
+  if (param.num_elements() == n) return param;
+  Tensor out(DataType::kFloat32, {n});
+  const int r = static_cast<int>(norm_shape.size());
+  const int pr = static_cast<int>(shape.size());
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t rem = j, offset = 0, stride = 1;
+    for (int k = r - 1; k >= 0; --k) {
+      const int64_t idx = rem % norm_shape[k];
+      rem /= norm_shape[k];
+      const int pk = k - (r - pr);
+      if (pk >= 0) {
+        if (shape[pk] != 1) offset += idx * stride;
+        stride *= shape[pk];
+      }
+    }
+    out.mutable_data<float>()[j] = param.data<float>()[offset];
+  }
+  return out;
+}
+
+}  // namespace
+
+LayerNormForward::LayerNormForward(int axis, float epsilon)
+    : axis_(axis), epsilon_(epsilon) {}
+
+absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
+                                       const Tensor* bias, Tensor* y,
+                                       Tensor* mean, Tensor* inv_std_dev) {
+  if (y == nullptr) return absl::InvalidArgumentError("output is null");
+  const int rank = x.rank();
+  if (x.dtype() != DataType::kFloat32 || rank == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer norm takes an f32 tensor of rank >= 1, got ",
+                     x.defined() ? x.DebugString() : "an undefined tensor"));
+  }
+  if (axis_ < -rank || axis_ >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer norm axis ", axis_, " is out of range for ",
+                     x.DebugString(), "; use -", rank, "..", rank - 1));
+  }
+  if (!(epsilon_ >= 0) || std::isinf(epsilon_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer norm epsilon must be finite and >= 0, got ", epsilon_));
+  }
+  const int axis = axis_ < 0 ? axis_ + rank : axis_;
+  const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
+  const int64_t rows =
+      NumElements(Shape(x.shape().begin(), x.shape().begin() + axis));
+  const int64_t cols = NumElements(norm_shape);
+  Tensor gamma, beta;
+  if (scale != nullptr) {
+    absl::StatusOr<Tensor> g = ExpandParam("scale", *scale, norm_shape);
+    if (!g.ok()) return g.status();
+    gamma = *g;
+  }
+  if (bias != nullptr) {
+    absl::StatusOr<Tensor> b = ExpandParam("bias", *bias, norm_shape);
+    if (!b.ok()) return b.status();
+    beta = *b;
+  }
+  absl::Status s = Allocate(y, x.shape());
+  Shape stat_shape = x.shape();
+  for (int i = axis; i < rank; ++i) stat_shape[i] = 1;
+  if (s.ok() && mean != nullptr) s = Allocate(mean, stat_shape);
+  if (s.ok() && inv_std_dev != nullptr) s = Allocate(inv_std_dev, stat_shape);
+  if (!s.ok() || rows == 0) return s;
+  if (cols == 0) {  // statistics of nothing
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (Tensor* t : {mean, inv_std_dev}) {
+      if (t != nullptr) {
+        for (float& v : t->mutable_span<float>()) v = nan;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const bool want_stats = mean != nullptr || inv_std_dev != nullptr;
+  const std::string key = absl::StrCat(rows, "x", cols, gamma.defined(),
+                                       beta.defined(), want_stats);
+  absl::StatusOr<Entry*> entry =
+      cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
+        Entry e;
+        absl::Status st = CatchDnnl("layer norm creation", [&] {
+          e.data_md = PlainDesc(DataType::kFloat32, {rows, cols});
+          auto flags = dnnl::normalization_flags::none;
+          if (gamma.defined()) flags |= dnnl::normalization_flags::use_scale;
+          if (beta.defined()) flags |= dnnl::normalization_flags::use_shift;
+          dnnl::layer_normalization_forward::primitive_desc pd(
+              dnnl::layer_normalization_forward::desc(
+                  want_stats ? dnnl::prop_kind::forward_training
+                             : dnnl::prop_kind::forward_inference,
+                  e.data_md, epsilon_, flags),
+              CpuEngine());
+          e.scale_md = PlainDesc(DataType::kFloat32, {cols});
+          e.stat_md = pd.mean_desc();
+          e.prim = dnnl::layer_normalization_forward(pd);
+        });
+        if (!st.ok()) return st;
+        return e;
+      });
+  if (!entry.ok()) return entry.status();
+  Entry* e = *entry;
+  Tensor mean_buf = mean != nullptr ? *mean : Tensor();
+  Tensor var_buf;
+  if (want_stats) {
+    if (!mean_buf.defined()) mean_buf = Tensor(DataType::kFloat32, {rows});
+    var_buf = Tensor(DataType::kFloat32, {rows});
+  }
+  s = CatchDnnl("layer norm", [&] {
+    std::unordered_map<int, dnnl::memory> args = {
+        {DNNL_ARG_SRC, WrapTensor(x, e->data_md)},
+        {DNNL_ARG_DST, WrapTensor(*y, e->data_md)}};
+    if (gamma.defined()) args[DNNL_ARG_SCALE] = WrapTensor(gamma, e->scale_md);
+    if (beta.defined()) args[DNNL_ARG_SHIFT] = WrapTensor(beta, e->scale_md);
+    if (want_stats) {
+      args[DNNL_ARG_MEAN] = WrapTensor(mean_buf, e->stat_md);
+      args[DNNL_ARG_VARIANCE] = WrapTensor(var_buf, e->stat_md);
+    }
+    e->prim.execute(ThreadStream(), args);
+    ThreadStream().wait();
+  });
+  if (!s.ok() || inv_std_dev == nullptr) return s;
+  const float* var = var_buf.data<float>();
+  float* inv = inv_std_dev->mutable_data<float>();
+  for (int64_t i = 0; i < rows; ++i)
+    inv[i] = 1.f / std::sqrt(var[i] + epsilon_);
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

@@ -1,0 +1,251 @@
+#include "kernels/pooling.h"
+
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kernels/dnnl_context.h"
+
+namespace quantd {
+namespace {
+
+// Bounds every attribute so that products of two never overflow int64.
+constexpr int64_t kMaxAttribute = int64_t{1} << 31;
+
+absl::Status CheckList(const char* name, const std::vector<int64_t>& v,
+                       size_t want, int64_t min) {
+  if (!v.empty() && v.size() != want) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pool ", name, " [", absl::StrJoin(v, ","), "] has ",
+                     v.size(), " entries, expected ", want));
+  }
+  for (int64_t e : v) {
+    if (e < min || e > kMaxAttribute) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pool ", name, " [", absl::StrJoin(v, ","),
+                       "] must hold values in ", min, "..", kMaxAttribute));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+PoolParams GlobalPoolParams(PoolKind kind) {
+  PoolParams p;
+  p.kind = kind;
+  p.global = true;
+  return p;
+}
+
+absl::StatusOr<PoolGeometry> ResolvePoolGeometry(
+    const PoolParams& params, absl::Span<const int64_t> input_shape) {
+  const int rank = static_cast<int>(input_shape.size());
+  if (rank < 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pooling takes an [N, C, spatial...] tensor, got shape ",
+                     ShapeToString(input_shape)));
+  }
+  const size_t n = rank - 2;
+  PoolGeometry g;
+  g.output_shape = {input_shape[0], input_shape[1]};
+  const auto in = input_shape.subspan(2);
+  if (params.global) {
+    for (int64_t d : in) {
+      if (d == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("global pooling over the empty spatial extent of ",
+                         ShapeToString(input_shape)));
+      }
+    }
+    g.kernel.assign(in.begin(), in.end());
+    g.strides = g.dilations = std::vector<int64_t>(n, 1);
+    g.pad_begin = g.pad_end = std::vector<int64_t>(n, 0);
+    g.output_shape.resize(rank, 1);
+    return g;
+  }
+  absl::Status s = CheckList("kernel_shape", params.kernel, n, 1);
+  if (s.ok() && params.kernel.empty()) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("pool kernel_shape is missing; expected ", n, " dims"));
+  }
+  if (s.ok()) s = CheckList("strides", params.strides, n, 1);
+  if (s.ok()) s = CheckList("dilations", params.dilations, n, 1);
+  if (s.ok() && params.auto_pad == AutoPad::kNotSet) {
+    s = CheckList("pads", params.pads, 2 * n, 0);
+  }
+  if (!s.ok()) return s;
+  g.kernel = params.kernel;
+  g.strides =
+      params.strides.empty() ? std::vector<int64_t>(n, 1) : params.strides;
+  g.dilations =
+      params.dilations.empty() ? std::vector<int64_t>(n, 1) : params.dilations;
+  g.pad_begin.assign(n, 0);
+  g.pad_end.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t k = (g.kernel[i] - 1) * g.dilations[i] + 1;  // extent
+    const int64_t st = g.strides[i];
+    int64_t out;
+    if (params.auto_pad == AutoPad::kSameUpper ||
+        params.auto_pad == AutoPad::kSameLower) {
+      out = (in[i] + st - 1) / st;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * st + k - in[i]);
+      const int64_t small = total / 2;
+      const bool upper = params.auto_pad == AutoPad::kSameUpper;
+      g.pad_begin[i] = upper ? small : total - small;
+      g.pad_end[i] = upper ? total - small : small;
+    } else {
+      if (params.auto_pad == AutoPad::kNotSet && !params.pads.empty()) {
+        g.pad_begin[i] = params.pads[i];
+        g.pad_end[i] = params.pads[i + n];
+        if (g.pad_begin[i] >= k || g.pad_end[i] >= k) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "pool pads [", absl::StrJoin(params.pads, ","),
+              "] must be smaller than the kernel extent ", k, " of dim ", i));
+        }
+      }
+      const int64_t padded = in[i] + g.pad_begin[i] + g.pad_end[i];
+      if (padded < k) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "pool kernel extent ", k, " is larger than spatial dim ", i, " of ",
+            ShapeToString(input_shape), " plus its pads"));
+      }
+      const bool ceil = params.ceil_mode && params.auto_pad == AutoPad::kNotSet;
+      out = (padded - k + (ceil ? st - 1 : 0)) / st + 1;
+      if (ceil && (out - 1) * st >= in[i] + g.pad_begin[i]) --out;
+    }
+    g.output_shape.push_back(out);
+  }
+  return g;
+}
+
+absl::StatusOr<Shape> PoolOutputShape(const PoolParams& params,
+                                      absl::Span<const int64_t> input_shape) {
+  absl::StatusOr<PoolGeometry> g = ResolvePoolGeometry(params, input_shape);
+  if (!g.ok()) return g.status();
+  return g->output_shape;
+}
+
+PoolingForward::PoolingForward(PoolParams params)
+    : params_(std::move(params)) {}
+
+absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
+  if (y == nullptr) return absl::InvalidArgumentError("output is null");
+  const DataType t = x.dtype();
+  const bool is_max = params_.kind == PoolKind::kMax;
+  if (t != DataType::kFloat32 &&
+      !(is_max && (t == DataType::kInt8 || t == DataType::kUInt8))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(is_max ? "max" : "average", " pooling does not support ",
+                     x.defined() ? x.DebugString() : "an undefined tensor",
+                     is_max ? "; use f32, s8 or u8" : "; use f32"));
+  }
+  absl::StatusOr<Entry*> entry =
+      cache_.GetOrCreate(x.DebugString(), [&]() -> absl::StatusOr<Entry> {
+        Entry e;
+        absl::StatusOr<PoolGeometry> g =
+            ResolvePoolGeometry(params_, x.shape());
+        if (!g.ok()) return g.status();
+        e.geometry = *std::move(g);
+        const PoolGeometry& geo = e.geometry;
+        const size_t n = geo.kernel.size();
+        bool loop = n > 3 || x.num_elements() == 0 ||
+                    NumElements(geo.output_shape) == 0;
+        // oneDNN 2.6 rejects exclude-padding averages whose dilation gap
+        // (dilation - 1) is not smaller than the input dim.
+        for (size_t i = 0; i < n && !loop; ++i) {
+          loop = !is_max && !params_.count_include_pad &&
+                 geo.dilations[i] - 1 >= x.dim(2 + i);
+        }
+        if (loop) {
+          e.use_loop = true;  // no oneDNN primitive, or nothing to pool
+          return e;
+        }
+        dnnl::memory::dims dil(n), pad_r(n);
+        for (size_t i = 0; i < n; ++i) {
+          const int64_t in = x.dim(2 + i), out = geo.output_shape[2 + i];
+          const int64_t k = (geo.kernel[i] - 1) * geo.dilations[i] + 1;
+          dil[i] = geo.dilations[i] - 1;  // oneDNN counts the gaps
+          // oneDNN wants pads consistent with the output size: ceil_mode's
+          // extra window becomes extra end padding.
+          pad_r[i] = std::max(geo.pad_end[i], (out - 1) * geo.strides[i] + k -
+                                                  in - geo.pad_begin[i]);
+          if (!is_max && params_.count_include_pad &&
+              pad_r[i] > geo.pad_end[i]) {
+            std::vector<float> f(out, 1.f);
+            for (int64_t o = 0; o < out; ++o) {
+              int64_t counted = 0;
+              for (int64_t j = 0; j < geo.kernel[i]; ++j) {
+                const int64_t pos = o * geo.strides[i] - geo.pad_begin[i] +
+                                    j * geo.dilations[i];
+                counted += pos < in + geo.pad_end[i];
+              }
+              f[o] = static_cast<float>(geo.kernel[i]) / counted;
+            }
+            e.rescale.resize(n);
+            e.rescale[i] = std::move(f);
+          }
+        }
+        const dnnl::algorithm alg =
+            is_max ? dnnl::algorithm::pooling_max
+            : params_.count_include_pad
+                ? dnnl::algorithm::pooling_avg_include_padding
+                : dnnl::algorithm::pooling_avg_exclude_padding;
+        absl::Status s = CatchDnnl("pooling creation", [&] {
+          e.src_md = PlainDesc(t, x.shape());
+          e.dst_md = PlainDesc(t, geo.output_shape);
+          e.prim =
+              dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(
+                  dnnl::pooling_v2_forward::desc(
+                      dnnl::prop_kind::forward_inference, alg, e.src_md,
+                      e.dst_md, geo.strides, geo.kernel, dil, geo.pad_begin,
+                      pad_r),
+                  CpuEngine()));
+        });
+        if (!s.ok()) return s;
+        return e;
+      });
+  if (!entry.ok()) return entry.status();
+  Entry* e = *entry;
+  if (e->use_loop) return PoolReference(params_, x, y);
+  const Shape& out_shape = e->geometry.output_shape;
+  if (!y->defined() || y->dtype() != t || y->shape() != out_shape ||
+      y->raw_data() == x.raw_data()) {
+    try {
+      *y = Tensor(t, out_shape);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError("cannot allocate the pool output");
+    }
+  }
+  absl::Status s = CatchDnnl("pooling", [&] {
+    dnnl::memory src = WrapTensor(x, e->src_md);
+    dnnl::memory dst = WrapTensor(*y, e->dst_md);
+    e->prim.execute(ThreadStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    ThreadStream().wait();
+  });
+  if (!s.ok() || e->rescale.empty()) return s;
+  // Fix the divisor of the windows that ceil_mode pushed past the padding.
+  const int n = static_cast<int>(e->rescale.size());
+  const int64_t spatial =
+      NumElements(Shape(out_shape.begin() + 2, out_shape.end()));
+  float* out = y->mutable_data<float>();
+  std::vector<int64_t> index(n, 0);
+  for (int64_t o = 0; o < spatial; ++o) {
+    float f = 1.f;
+    for (int i = 0; i < n; ++i) {
+      if (!e->rescale[i].empty()) f *= e->rescale[i][index[i]];
+    }
+    if (f != 1.f) {
+      for (int64_t nc = 0; nc < out_shape[0] * out_shape[1]; ++nc) {
+        out[nc * spatial + o] *= f;
+      }
+    }
+    for (int i = n - 1; i >= 0; --i) {
+      if (++index[i] < out_shape[2 + i]) break;
+      index[i] = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

@@ -1,0 +1,350 @@
+#include "kernels/reduction.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/dnnl_context.h"
+
+namespace quantd {
+namespace {
+
+using algorithm = dnnl::algorithm;
+
+constexpr int64_t kParallelThreshold = 1 << 14;
+
+// Which dims are reduced; *identity when the op is a no-op.
+absl::StatusOr<std::vector<bool>> ResolveAxes(int rank,
+                                              absl::Span<const int64_t> axes,
+                                              bool noop, bool* identity) {
+  *identity = axes.empty() && noop;
+  std::vector<bool> reduced(rank, axes.empty() && !noop);
+  for (int64_t a : axes) {
+    if (a < -rank || a >= rank) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reduce axis ", a, " is out of range for rank ", rank,
+                       "; use -", rank, "..", rank - 1));
+    }
+    if (a < 0) a += rank;
+    if (reduced[a]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reduce axis ", a, " is listed twice"));
+    }
+    reduced[a] = true;
+  }
+  return reduced;
+}
+
+Shape OutputShape(const Shape& in, const std::vector<bool>& reduced,
+                  bool keepdims) {
+  Shape out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!reduced[i]) {
+      out.push_back(in[i]);
+    } else if (keepdims) {
+      out.push_back(1);
+    }
+  }
+  return out;
+}
+
+bool IntegerOpSupported(ReduceOp op) {
+  return op == ReduceOp::kSum || op == ReduceOp::kMax || op == ReduceOp::kMin ||
+         op == ReduceOp::kProd;
+}
+
+// The result of reducing zero elements.
+template <typename T>
+T EmptyValue(ReduceOp op) {
+  using L = std::numeric_limits<T>;
+  switch (op) {
+    case ReduceOp::kProd:
+      return T(1);
+    case ReduceOp::kMax:
+      return L::has_infinity ? -L::infinity() : L::lowest();
+    case ReduceOp::kMin:
+      return L::has_infinity ? L::infinity() : L::max();
+    case ReduceOp::kMean:
+      return L::quiet_NaN();
+    case ReduceOp::kLogSum:
+    case ReduceOp::kLogSumExp:
+      return -L::infinity();
+    default:
+      return T(0);
+  }
+}
+
+// The result of reducing exactly one element.
+template <typename T>
+T SingleValue(ReduceOp op, T x) {
+  if constexpr (std::is_floating_point_v<T>) {
+    switch (op) {
+      case ReduceOp::kL1:
+      case ReduceOp::kL2:
+        return std::fabs(x);
+      case ReduceOp::kSumSquare:
+        return x * x;
+      case ReduceOp::kLogSum:
+        return std::log(x);
+      default:
+        return x;
+    }
+  }
+  return x;
+}
+
+template <typename T>
+void Fill(T* out, int64_t n, T v) {
+  std::fill(out, out + n, v);
+}
+
+template <typename T>
+void IntegerRows(ReduceOp op, const T* in, T* out, int64_t rows, int64_t len) {
+  using U = std::make_unsigned_t<T>;  // wraps on overflow
+#pragma omp parallel for if (rows * len >= kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = in + r * len;
+    U acc = op == ReduceOp::kProd ? 1 : 0;
+    T best = row[0];
+    for (int64_t j = 0; j < len; ++j) {
+      if (op == ReduceOp::kSum) acc += U(row[j]);
+      if (op == ReduceOp::kProd) acc *= U(row[j]);
+      if (op == ReduceOp::kMax) best = std::max(best, row[j]);
+      if (op == ReduceOp::kMin) best = std::min(best, row[j]);
+    }
+    const bool extremum = op == ReduceOp::kMax || op == ReduceOp::kMin;
+    out[r] = extremum ? best : T(acc);
+  }
+}
+
+// L1, L2 and SumSquare: oneDNN 2.6 only has reference (non-JIT) kernels
+// for its norm reductions; this loop vectorizes.
+void NormRows(ReduceOp op, const float* in, float* out, int64_t rows,
+              int64_t len) {
+#pragma omp parallel for if (rows * len >= kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = in + r * len;
+    float acc = 0;
+    if (op == ReduceOp::kL1) {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < len; ++j) acc += std::fabs(row[j]);
+    } else {
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < len; ++j) acc += row[j] * row[j];
+    }
+    out[r] = op == ReduceOp::kL2 ? std::sqrt(acc) : acc;
+  }
+}
+
+void LogSumExpRows(const float* in, float* out, int64_t rows, int64_t len) {
+#pragma omp parallel for if (rows * len >= kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = in + r * len;
+    float m = row[0];
+    for (int64_t j = 1; j < len; ++j) m = std::max(m, row[j]);
+    if (std::isinf(m) || std::isnan(m)) {  // all -inf, any +inf, or NaN
+      out[r] = m;
+      continue;
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < len; ++j) sum += std::exp(double(row[j]) - m);
+    out[r] = static_cast<float>(m + std::log(sum));
+  }
+}
+
+}  // namespace
+
+const char* ReduceOpName(ReduceOp op) {
+  static const char* const kNames[] = {
+      "reduce_sum",     "reduce_mean",       "reduce_max", "reduce_min",
+      "reduce_prod",    "reduce_l1",         "reduce_l2",  "reduce_sum_square",
+      "reduce_log_sum", "reduce_log_sum_exp"};
+  return kNames[static_cast<int>(op)];
+}
+
+absl::StatusOr<Shape> ReduceOutputShape(absl::Span<const int64_t> input,
+                                        absl::Span<const int64_t> axes,
+                                        bool keepdims,
+                                        bool noop_with_empty_axes) {
+  bool identity;
+  absl::StatusOr<std::vector<bool>> reduced = ResolveAxes(
+      static_cast<int>(input.size()), axes, noop_with_empty_axes, &identity);
+  if (!reduced.ok()) return reduced.status();
+  const Shape in(input.begin(), input.end());
+  return identity ? in : OutputShape(in, *reduced, keepdims);
+}
+
+ReductionForward::ReductionForward(ReduceOp op, std::vector<int64_t> axes,
+                                   bool keepdims, bool noop_with_empty_axes)
+    : op_(op),
+      axes_(std::move(axes)),
+      keepdims_(keepdims),
+      noop_with_empty_axes_(noop_with_empty_axes) {}
+
+absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
+  const char* name = ReduceOpName(op_);
+  if (y == nullptr) return absl::InvalidArgumentError("output is null");
+  const DataType t = x.dtype();
+  const bool is_int = t == DataType::kInt32 || t == DataType::kInt64;
+  if (t != DataType::kFloat32 && !(is_int && IntegerOpSupported(op_))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " does not support ",
+                     x.defined() ? x.DebugString() : "an undefined tensor",
+                     "; it takes f32 (and s32/s64 for sum, max, min, prod)"));
+  }
+  bool identity;
+  absl::StatusOr<std::vector<bool>> reduced =
+      ResolveAxes(x.rank(), axes_, noop_with_empty_axes_, &identity);
+  if (!reduced.ok()) return reduced.status();
+  const Shape out_shape =
+      identity ? x.shape() : OutputShape(x.shape(), *reduced, keepdims_);
+  if (!y->defined() || y->dtype() != t || y->shape() != out_shape) {
+    try {
+      *y = Tensor(t, out_shape);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate the output of ", name));
+    }
+  }
+  const int64_t n_out = y->num_elements();
+  if (n_out == 0) return absl::OkStatus();
+  if (identity) {
+    if (y->raw_data() != x.raw_data()) {
+      std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
+    }
+    return absl::OkStatus();
+  }
+  if (x.num_elements() == 0) {  // a reduced dim is 0
+    switch (t) {
+      case DataType::kFloat32:
+        Fill(y->mutable_data<float>(), n_out, EmptyValue<float>(op_));
+        break;
+      case DataType::kInt32:
+        Fill(y->mutable_data<int32_t>(), n_out, EmptyValue<int32_t>(op_));
+        break;
+      default:
+        Fill(y->mutable_data<int64_t>(), n_out, EmptyValue<int64_t>(op_));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string key = x.DebugString();
+  absl::StatusOr<Entry*> entry =
+      cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
+        Entry e;
+        // Merge runs of kept / reduced dims, skipping size-1 dims.
+        std::vector<bool> kinds;
+        for (int i = 0; i < x.rank(); ++i) {
+          if (x.dim(i) == 1) continue;
+          if (!kinds.empty() && kinds.back() == (*reduced)[i]) {
+            e.merged.back() *= x.dim(i);
+          } else {
+            e.merged.push_back(x.dim(i));
+            kinds.push_back((*reduced)[i]);
+          }
+        }
+        std::vector<int64_t> perm;
+        for (bool want_reduced : {false, true}) {
+          for (size_t g = 0; g < kinds.size(); ++g) {
+            if (kinds[g] != want_reduced) continue;
+            perm.push_back(static_cast<int64_t>(g));
+            (want_reduced ? e.reduced : e.kept) *= e.merged[g];
+          }
+        }
+        if (!std::is_sorted(perm.begin(), perm.end())) {
+          e.transpose = std::make_unique<TransposeForward>(perm);
+        }
+        if (t != DataType::kFloat32 || op_ == ReduceOp::kLogSumExp ||
+            op_ == ReduceOp::kL1 || op_ == ReduceOp::kL2 ||
+            op_ == ReduceOp::kSumSquare || e.reduced == 1) {
+          return e;
+        }
+        algorithm alg = algorithm::reduction_sum;
+        switch (op_) {
+          case ReduceOp::kMean:
+            alg = algorithm::reduction_mean;
+            break;
+          case ReduceOp::kMax:
+            alg = algorithm::reduction_max;
+            break;
+          case ReduceOp::kMin:
+            alg = algorithm::reduction_min;
+            break;
+          case ReduceOp::kProd:
+            alg = algorithm::reduction_mul;
+            break;
+          default:  // kSum, kLogSum (log applied afterwards)
+            break;
+        }
+        e.use_dnnl = true;
+        absl::Status s = CatchDnnl("reduction creation", [&] {
+          e.src_md = PlainDesc(DataType::kFloat32, {e.kept, e.reduced});
+          e.dst_md = PlainDesc(DataType::kFloat32, {e.kept, 1});
+          e.prim = dnnl::reduction(dnnl::reduction::primitive_desc(
+              dnnl::reduction::desc(alg, e.src_md, e.dst_md, 0.f, 0.f),
+              CpuEngine()));
+        });
+        if (!s.ok()) return s;
+        return e;
+      });
+  if (!entry.ok()) return entry.status();
+  Entry* e = *entry;
+
+  if (e->reduced == 1) {  // only size-1 dims are reduced
+    if (t == DataType::kFloat32) {
+      const float* in = x.data<float>();
+      float* out = y->mutable_data<float>();
+      for (int64_t i = 0; i < n_out; ++i) out[i] = SingleValue(op_, in[i]);
+    } else if (y->raw_data() != x.raw_data()) {
+      std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
+    }
+    return absl::OkStatus();
+  }
+  Tensor rows = x;
+  if (e->transpose != nullptr) {
+    absl::StatusOr<Tensor> merged = x.Reshaped(e->merged);
+    if (!merged.ok()) return merged.status();
+    Tensor moved;
+    absl::Status s = e->transpose->Forward(*merged, &moved);
+    if (!s.ok()) return s;
+    rows = moved;
+  }
+  if (e->use_dnnl) {
+    absl::Status s = CatchDnnl(name, [&] {
+      dnnl::memory src = WrapTensor(rows, e->src_md);
+      dnnl::memory dst = WrapTensor(*y, e->dst_md);
+      e->prim.execute(ThreadStream(),
+                      {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      ThreadStream().wait();
+    });
+    if (!s.ok() || op_ != ReduceOp::kLogSum) return s;
+    float* out = y->mutable_data<float>();
+    for (int64_t i = 0; i < n_out; ++i) out[i] = std::log(out[i]);
+    return absl::OkStatus();
+  }
+  switch (t) {
+    case DataType::kFloat32:
+      if (op_ == ReduceOp::kLogSumExp) {
+        LogSumExpRows(rows.data<float>(), y->mutable_data<float>(), e->kept,
+                      e->reduced);
+      } else {
+        NormRows(op_, rows.data<float>(), y->mutable_data<float>(), e->kept,
+                 e->reduced);
+      }
+      break;
+    case DataType::kInt32:
+      IntegerRows(op_, rows.data<int32_t>(), y->mutable_data<int32_t>(),
+                  e->kept, e->reduced);
+      break;
+    default:
+      IntegerRows(op_, rows.data<int64_t>(), y->mutable_data<int64_t>(),
+                  e->kept, e->reduced);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace quantd
