@@ -5,6 +5,7 @@ namespace quantd {
 void RegisterAllOps(OpRegistry& registry) {
   RegisterShapeOps(registry);
   RegisterDataMovementOps(registry);
+  RegisterResizeOps(registry);
 }
 
 }  // namespace quantd

@@ -13,6 +13,8 @@ namespace quantd {
 void RegisterShapeOps(OpRegistry& registry);
 // Concat, Split, Slice, Gather, Transpose, Pad, Tile, Trilu, Where, Cast.
 void RegisterDataMovementOps(OpRegistry& registry);
+// Resize, Upsample.
+void RegisterResizeOps(OpRegistry& registry);
 
 // Every family above.
 void RegisterAllOps(OpRegistry& registry);
