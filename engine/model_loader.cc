@@ -128,6 +128,65 @@ absl::Status InlineExternalData(onnx::TensorProto& tensor,
   return absl::OkStatus();
 }
 
+// Sets (or adds) a string attribute on a node proto.
+void SetStringAttribute(onnx::NodeProto& node, const std::string& name,
+                        const std::string& value) {
+  for (onnx::AttributeProto& a : *node.mutable_attribute()) {
+    if (a.name() == name) {
+      a.set_type(onnx::AttributeProto::STRING);
+      a.set_s(value);
+      return;
+    }
+  }
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+// The constant float values of `name`, if an initializer or Constant node
+// holds them.
+std::vector<float> ConstantFloats(const onnx::GraphProto& g,
+                                  const std::string& name) {
+  const onnx::TensorProto* t = nullptr;
+  for (const onnx::TensorProto& init : g.initializer()) {
+    if (init.name() == name) t = &init;
+  }
+  for (const onnx::NodeProto& n : g.node()) {
+    if (n.op_type() != "Constant" || n.output_size() != 1 ||
+        n.output(0) != name) {
+      continue;
+    }
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      if (a.name() == "value") t = &a.t();
+    }
+  }
+  absl::StatusOr<Tensor> tensor =
+      t == nullptr ? absl::StatusOr<Tensor>(absl::NotFoundError(""))
+                   : TensorFromProto(*t, ModelLimits(), name);
+  if (!tensor.ok() || tensor->dtype() != DataType::kFloat32) return {};
+  return tensor->ToVector<float>();
+}
+
+// Before opset 11, Resize (and Upsample) sampled with asymmetric coordinates
+// and rounded nearest neighbours down when enlarging (up when shrinking).
+// ONNX 1.12's version converter lifts them to Resize-11+ without saying so,
+// which silently means half_pixel. Restore the old sampling explicitly.
+void FixConvertedResize(onnx::ModelProto& model) {
+  onnx::GraphProto* g = model.mutable_graph();
+  for (onnx::NodeProto& node : *g->mutable_node()) {
+    if (node.op_type() != "Resize") continue;
+    SetStringAttribute(node, "coordinate_transformation_mode", "asymmetric");
+    const std::string scales_name =
+        node.input_size() >= 3 ? node.input(2)
+                               : (node.input_size() == 2 ? node.input(1) : "");
+    std::vector<float> scales = ConstantFloats(*g, scales_name);
+    bool shrinks = !scales.empty();
+    for (float f : scales) shrinks = shrinks && f <= 1.f;
+    SetStringAttribute(node, "nearest_mode", shrinks ? "ceil" : "floor");
+  }
+}
+
 absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
                                        const std::string* base_dir,
                                        const LoadOptions& options) {
@@ -185,6 +244,7 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
     try {
       model = onnx::version_conversion::ConvertVersion(
           model, static_cast<int>(kTargetOpset));
+      if (loaded.source_opset < 11) FixConvertedResize(model);
     } catch (const std::exception& e) {
       // Known case: the Softmax 12->13 adapter needs static shapes. The op
       // kernels implement the older semantics, so the model stays as it was.

@@ -29,7 +29,8 @@ absl::Status CheckTypes(BinaryOp op, const Tensor& a, const Tensor& b) {
     if (t != DataType::kFloat32 ||
         (e != DataType::kFloat32 && e != DataType::kInt32 &&
          e != DataType::kInt64)) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      // A valid ONNX combination this kernel does not implement.
+      return absl::UnimplementedError(absl::StrCat(
           "pow takes an f32 base and an f32/s32/s64 exponent, got ",
           a.DebugString(), " and ", b.DebugString()));
     }
@@ -45,7 +46,7 @@ absl::Status CheckTypes(BinaryOp op, const Tensor& a, const Tensor& b) {
       (t == DataType::kBool && op == BinaryOp::kEqual)) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
+  return absl::UnimplementedError(absl::StrCat(
       BinaryOpName(op), " does not support ", DataTypeName(t), " inputs"));
 }
 
@@ -305,7 +306,7 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
     const std::string key =
         absl::StrCat(ShapeToString(c.dims), ShapeToString(c.a_dims),
                      ShapeToString(c.b_dims));
-    absl::StatusOr<Entry*> entry =
+    absl::StatusOr<std::shared_ptr<Entry>> entry =
         cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
           Entry e;
           e.swapped = !a_full;
@@ -327,7 +328,7 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
           return e;
         });
     if (!entry.ok()) return entry.status();
-    Entry* e = *entry;
+    std::shared_ptr<Entry> e = *entry;
     return CatchDnnl(BinaryOpName(op_), [&] {
       dnnl::memory m0 = WrapTensor(e->swapped ? b : a, e->src0_md);
       dnnl::memory m1 = WrapTensor(e->swapped ? a : b, e->src1_md);

@@ -405,12 +405,13 @@ class ConvCore {
         ShapeToString(src.shape()), ShapeToString(weights.shape()), "|",
         static_cast<int>(types.src), ",", static_cast<int>(types.dst), ",",
         types.has_bias, "|", key_extra);
-    absl::StatusOr<ConvPrimitive*> made =
+    absl::StatusOr<std::shared_ptr<ConvPrimitive>> made =
         primitives.GetOrCreate(key, [&]() -> absl::StatusOr<ConvPrimitive> {
           return BuildConvPrimitive(g, types, make_attr, sum);
         });
     if (!made.ok()) return made.status();
-    const ConvPrimitive& p = **made;
+    std::shared_ptr<ConvPrimitive> held = *made;
+    const ConvPrimitive& p = *held;
     absl::StatusOr<memory> w =
         weights_cache.Get(weights, p.user_weights_md, p.weights_md);
     if (!w.ok()) return w.status();

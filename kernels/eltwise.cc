@@ -163,7 +163,7 @@ absl::Status EltwiseForward::Forward(const Tensor& x, Tensor* y) {
     return absl::OkStatus();
   }
   // Elementwise results do not depend on the shape, only the count.
-  absl::StatusOr<Entry*> entry =
+  absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(absl::StrCat(n), [&]() -> absl::StatusOr<Entry> {
         Entry e;
         absl::Status s = CatchDnnl("eltwise creation", [&] {
@@ -180,7 +180,7 @@ absl::Status EltwiseForward::Forward(const Tensor& x, Tensor* y) {
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
   return CatchDnnl(EltwiseOpName(op_), [&] {
     dnnl::memory src = WrapTensor(x, e->md);
     dnnl::memory dst = WrapTensor(*y, e->md);

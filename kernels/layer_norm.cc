@@ -129,7 +129,7 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
   const bool want_stats = mean != nullptr || inv_std_dev != nullptr;
   const std::string key = absl::StrCat(rows, "x", cols, gamma.defined(),
                                        beta.defined(), want_stats);
-  absl::StatusOr<Entry*> entry =
+  absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
         Entry e;
         absl::Status st = CatchDnnl("layer norm creation", [&] {
@@ -151,7 +151,7 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
   Tensor mean_buf = mean != nullptr ? *mean : Tensor();
   Tensor var_buf;
   if (want_stats) {

@@ -127,7 +127,7 @@ class MatMulCore {
         ShapeToString(g.a_dims), ShapeToString(g.b_dims),
         ShapeToString(g.b_strides), "|", static_cast<int>(a_type), ",",
         static_cast<int>(dst_type), ",", bias != nullptr, "|", key_extra);
-    absl::StatusOr<MatMulPrimitive*> made =
+    absl::StatusOr<std::shared_ptr<MatMulPrimitive>> made =
         primitives.GetOrCreate(key, [&]() -> absl::StatusOr<MatMulPrimitive> {
           MatMulPrimitive p;
           absl::Status s = CatchDnnl("matmul primitive creation", [&] {
@@ -150,7 +150,8 @@ class MatMulCore {
           return p;
         });
     if (!made.ok()) return made.status();
-    const MatMulPrimitive& p = **made;
+    std::shared_ptr<MatMulPrimitive> held = *made;
+    const MatMulPrimitive& p = *held;
     return CatchDnnl("matmul", [&] {
       std::unordered_map<int, memory> args = {
           {DNNL_ARG_SRC, WrapTensor(a, p.a_md)},

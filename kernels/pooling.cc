@@ -140,7 +140,7 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
                      x.defined() ? x.DebugString() : "an undefined tensor",
                      is_max ? "; use f32, s8 or u8" : "; use f32"));
   }
-  absl::StatusOr<Entry*> entry =
+  absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(x.DebugString(), [&]() -> absl::StatusOr<Entry> {
         Entry e;
         absl::StatusOr<PoolGeometry> g =
@@ -206,7 +206,7 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
   if (e->use_loop) return PoolReference(params_, x, y);
   const Shape& out_shape = e->geometry.output_shape;
   if (!y->defined() || y->dtype() != t || y->shape() != out_shape ||

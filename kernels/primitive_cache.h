@@ -3,8 +3,11 @@
 // shapes and parameters they were made for. Thread-safe.
 //
 //   PrimitiveCache<ConvEntry> cache_;
-//   absl::StatusOr<ConvEntry*> e = cache_.GetOrCreate(key, [&]() ->
-//       absl::StatusOr<ConvEntry> { ...build primitive... });
+//   absl::StatusOr<std::shared_ptr<ConvEntry>> e = cache_.GetOrCreate(key,
+//       [&]() -> absl::StatusOr<ConvEntry> { ...build primitive... });
+//
+// Entries are handed out as shared_ptr: when the cache is full it starts
+// afresh, and an entry another thread is still executing must outlive that.
 #ifndef QUANTD_KERNELS_PRIMITIVE_CACHE_H_
 #define QUANTD_KERNELS_PRIMITIVE_CACHE_H_
 
@@ -26,17 +29,17 @@ class PrimitiveCache {
   static constexpr size_t kMaxEntries = 64;
 
   template <typename Make>
-  absl::StatusOr<Value*> GetOrCreate(const std::string& key, Make&& make) {
+  absl::StatusOr<std::shared_ptr<Value>> GetOrCreate(const std::string& key,
+                                                     Make&& make) {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
-    if (it != entries_.end()) return it->second.get();
+    if (it != entries_.end()) return it->second;
     absl::StatusOr<Value> made = make();
     if (!made.ok()) return made.status();
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    auto owned = std::make_unique<Value>(std::move(*made));
-    Value* raw = owned.get();
-    entries_.emplace(key, std::move(owned));
-    return raw;
+    auto owned = std::make_shared<Value>(std::move(*made));
+    entries_.emplace(key, owned);
+    return owned;
   }
 
   size_t size() const {
@@ -46,7 +49,7 @@ class PrimitiveCache {
 
  private:
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<Value>> entries_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Value>> entries_;
 };
 
 }  // namespace quantd

@@ -233,7 +233,7 @@ absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
   }
 
   const std::string key = x.DebugString();
-  absl::StatusOr<Entry*> entry =
+  absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
         Entry e;
         // Merge runs of kept / reduced dims, skipping size-1 dims.
@@ -292,7 +292,7 @@ absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
 
   if (e->reduced == 1) {  // only size-1 dims are reduced
     if (t == DataType::kFloat32) {

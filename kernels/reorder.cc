@@ -234,7 +234,7 @@ absl::Status TransposeForward::Forward(const Tensor& x, Tensor* y) {
   }
   std::string key = absl::StrCat(DataTypeName(x.dtype()), ShapeToString(dims),
                                  absl::StrJoin(cperm, ","));
-  absl::StatusOr<Entry*> entry =
+  absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
         Entry e;
         bool identity = true;
@@ -268,7 +268,7 @@ absl::Status TransposeForward::Forward(const Tensor& x, Tensor* y) {
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
   if (e->copy_only) {
     std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
     return absl::OkStatus();

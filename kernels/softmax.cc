@@ -40,7 +40,7 @@ absl::Status SoftmaxForward::Forward(const Tensor& x, Tensor* y) {
   const int64_t len = x.dim(axis);
   const int64_t rows = outer * inner;
 
-  absl::StatusOr<Entry*> entry = cache_.GetOrCreate(
+  absl::StatusOr<std::shared_ptr<Entry>> entry = cache_.GetOrCreate(
       absl::StrCat(rows, "x", len), [&]() -> absl::StatusOr<Entry> {
         Entry e;
         absl::Status s = CatchDnnl("softmax creation", [&] {
@@ -58,7 +58,7 @@ absl::Status SoftmaxForward::Forward(const Tensor& x, Tensor* y) {
         return e;
       });
   if (!entry.ok()) return entry.status();
-  Entry* e = *entry;
+  std::shared_ptr<Entry> e = *entry;
   auto run = [&](const Tensor& src, Tensor* dst) {
     return CatchDnnl(name, [&] {
       dnnl::memory ms = WrapTensor(src, e->md);

@@ -104,9 +104,9 @@ class ClipKernel : public OpKernel {
       ctx.set_output(0, std::move(y));
       return absl::OkStatus();
     }
-    if (absl::Status s = ExpectDtype(**x, DataType::kFloat32, "input");
-        !s.ok()) {
-      return s;
+    if ((*x)->dtype() != DataType::kFloat32) {
+      return absl::UnimplementedError(absl::StrCat(
+          "Clip of ", DataTypeName((*x)->dtype()), " is not supported"));
     }
     if (lo != lo_ || hi != hi_ || kernel_ == nullptr) {
       lo_ = lo;

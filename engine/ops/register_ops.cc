@@ -6,6 +6,13 @@ void RegisterAllOps(OpRegistry& registry) {
   RegisterShapeOps(registry);
   RegisterDataMovementOps(registry);
   RegisterResizeOps(registry);
+  RegisterElementwiseOps(registry);
+  RegisterNormalizationOps(registry);
+  RegisterConvOps(registry);
+  RegisterPoolingOps(registry);
+  RegisterMatMulOps(registry);
+  RegisterQuantizeOps(registry);
+  RegisterQuantizedOps(registry);
 }
 
 }  // namespace quantd

@@ -15,6 +15,20 @@ void RegisterShapeOps(OpRegistry& registry);
 void RegisterDataMovementOps(OpRegistry& registry);
 // Resize, Upsample.
 void RegisterResizeOps(OpRegistry& registry);
+// Unary activations/math, broadcasting binary ops, comparisons, logic.
+void RegisterElementwiseOps(OpRegistry& registry);
+// Softmax, LogSoftmax, LayerNormalization, BatchNormalization, Reduce*.
+void RegisterNormalizationOps(OpRegistry& registry);
+// Conv, ConvTranspose.
+void RegisterConvOps(OpRegistry& registry);
+// MatMul, Gemm.
+void RegisterMatMulOps(OpRegistry& registry);
+// QuantizeLinear, DequantizeLinear.
+void RegisterQuantizeOps(OpRegistry& registry);
+// quantd.QuantizedConv, quantd.QuantizedMatMul (made by LowerToInt8).
+void RegisterQuantizedOps(OpRegistry& registry);
+// MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool.
+void RegisterPoolingOps(OpRegistry& registry);
 
 // Every family above.
 void RegisterAllOps(OpRegistry& registry);
