@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds with warnings as errors and runs every test: unit tests beside the
+# code, the ONNX conformance run, and benchmark smoke runs (no timings are
+# asserted anywhere).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/build.sh -DQUANTD_WERROR=ON
+# Tests share 2 cores; one OpenMP thread per test process keeps them from
+# starving each other's parallel regions.
+export OMP_NUM_THREADS=1
+cd build
+ctest --output-on-failure --timeout 600 -j2
