@@ -62,17 +62,11 @@ const char* OnnxTypeName(int32_t t) {
              : "invalid";
 }
 
-// Copies a typed repeated field into tensor storage, checking the count.
+// Copies a typed repeated field into tensor storage; the count was checked.
 template <typename Dst, typename Field>
-absl::Status CopyTyped(const Field& field, Tensor& t, const std::string& what) {
-  if (field.size() != t.num_elements()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " declares ", t.num_elements(),
-                     " elements but stores ", field.size()));
-  }
+void CopyTyped(const Field& field, Tensor& t) {
   Dst* out = t.mutable_data<Dst>();
   for (int i = 0; i < field.size(); ++i) out[i] = static_cast<Dst>(field[i]);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -80,74 +74,43 @@ absl::Status CopyTyped(const Field& field, Tensor& t, const std::string& what) {
 absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
                                        const ModelLimits& limits,
                                        const std::string& what) {
-  DataType type = DataTypeFromOnnx(proto.data_type());
-  if (type == DataType::kUndefined) {
-    return absl::UnimplementedError(absl::StrCat(
-        what, " has element type ", OnnxTypeName(proto.data_type()),
-        ", which quantd does not support (supported: float, "
-        "float16, int8, uint8, int32, int64, bool)"));
-  }
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " keeps its data in an external file that was not loaded"));
   }
-  if (proto.dims_size() > limits.max_rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " has ", proto.dims_size(), " dims; at most ",
-                     limits.max_rank, " are supported"));
+  if (absl::Status s = ValidateTensorProto(proto, limits, what); !s.ok()) {
+    return s;
   }
-  Shape shape(proto.dims().begin(), proto.dims().end());
-  absl::StatusOr<Tensor> created =
-      Tensor::Create(type, shape, limits.max_tensor_elements);
-  if (!created.ok()) {
-    return absl::Status(created.status().code(),
-                        absl::StrCat(what, ": ", created.status().message()));
-  }
-  Tensor t = std::move(*created);
+  // Validated above: the type is supported, the size within limits and the
+  // stored length matches the shape.
+  const DataType type = DataTypeFromOnnx(proto.data_type());
+  Tensor t(type, Shape(proto.dims().begin(), proto.dims().end()));
   if (proto.has_raw_data()) {
-    if (proto.raw_data().size() != t.byte_size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " of shape ", ShapeToString(shape), " needs ", t.byte_size(),
-          " bytes of raw data but has ", proto.raw_data().size(),
-          " (truncated or corrupt file?)"));
-    }
     std::memcpy(t.mutable_raw_data(), proto.raw_data().data(), t.byte_size());
-  } else {
-    absl::Status s;
-    switch (type) {
-      case DataType::kFloat32:
-        s = CopyTyped<float>(proto.float_data(), t, what);
-        break;
-      case DataType::kInt64:
-        s = CopyTyped<int64_t>(proto.int64_data(), t, what);
-        break;
-      case DataType::kInt32:
-        s = CopyTyped<int32_t>(proto.int32_data(), t, what);
-        break;
-      case DataType::kInt8:
-        s = CopyTyped<int8_t>(proto.int32_data(), t, what);
-        break;
-      case DataType::kUInt8:
-      case DataType::kBool:
-        s = CopyTyped<uint8_t>(proto.int32_data(), t, what);
-        break;
-      case DataType::kFloat16:
-        s = CopyTyped<uint16_t>(proto.int32_data(), t, what);
-        break;
-      case DataType::kUndefined:
-        break;
-    }
-    if (!s.ok()) return s;
+    return t;
   }
-  if (type == DataType::kFloat32) {
-    const float* p = t.data<float>();
-    for (int64_t i = 0; i < t.num_elements(); ++i) {
-      if (std::isnan(p[i])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, " contains NaN (first at flat index ", i,
-                         "); fix or retrain the model before quantizing it"));
-      }
-    }
+  switch (type) {
+    case DataType::kFloat32:
+      CopyTyped<float>(proto.float_data(), t);
+      break;
+    case DataType::kInt64:
+      CopyTyped<int64_t>(proto.int64_data(), t);
+      break;
+    case DataType::kInt32:
+      CopyTyped<int32_t>(proto.int32_data(), t);
+      break;
+    case DataType::kInt8:
+      CopyTyped<int8_t>(proto.int32_data(), t);
+      break;
+    case DataType::kUInt8:
+    case DataType::kBool:
+      CopyTyped<uint8_t>(proto.int32_data(), t);
+      break;
+    case DataType::kFloat16:
+      CopyTyped<uint16_t>(proto.int32_data(), t);
+      break;
+    case DataType::kUndefined:
+      break;
   }
   return t;
 }

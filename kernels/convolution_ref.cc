@@ -137,11 +137,6 @@ absl::Status FloatReference(bool transposed, const ConvParams& params,
   return absl::OkStatus();
 }
 
-double ReadQuantized(const Tensor& t, int64_t i) {
-  return t.dtype() == DataType::kUInt8 ? t.data<uint8_t>()[i]
-                                       : t.data<int8_t>()[i];
-}
-
 }  // namespace
 
 absl::Status ConvolutionReference(const ConvParams& params,
@@ -183,29 +178,7 @@ absl::Status QuantizedConvolutionReference(const ConvParams& params,
   const int64_t spatial = OutputSpatialSize(*g);
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
     const int64_t oc = (i / spatial) % g->out_channels;
-    const double w_scale =
-        q.weight_scales.size() == 1 ? q.weight_scales[0] : q.weight_scales[oc];
-    double real = double{q.src_scale} * w_scale * acc[i] +
-                  (bias ? bias->data<float>()[oc] : 0.0);
-    if (q.dst_type == DataType::kFloat32) {
-      float* out = dst->mutable_data<float>();
-      out[i] = static_cast<float>(
-          ApplyPostOpsReal(real, q.post_ops, q.post_ops.sum ? out[i] : 0.0));
-      continue;
-    }
-    const double on_entry =
-        q.post_ops.sum
-            ? q.dst_scale * (ReadQuantized(*dst, i) - q.dst_zero_point)
-            : 0.0;
-    real = ApplyPostOpsReal(real, q.post_ops, on_entry);
-    const int32_t v =
-        QuantizeReal(real, q.dst_scale, q.dst_zero_point,
-                     QuantTypeMin(q.dst_type), QuantTypeMax(q.dst_type));
-    if (q.dst_type == DataType::kUInt8) {
-      dst->mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
-    } else {
-      dst->mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
-    }
+    StoreQuantizedResultReference(q, bias, oc, acc[i], i, dst);
   }
   return absl::OkStatus();
 }

@@ -13,63 +13,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/kernel_test_util.h"
 
 namespace quantd {
 namespace {
 
 using ::testing::HasSubstr;
-
-Tensor RandomFloat(Shape shape, std::mt19937& rng, float lo = -1.f,
-                   float hi = 1.f) {
-  Tensor t(DataType::kFloat32, std::move(shape));
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (float& v : t.mutable_span<float>()) v = dist(rng);
-  return t;
-}
-
-template <typename T>
-Tensor RandomInt(Shape shape, std::mt19937& rng, int lo, int hi) {
-  Tensor t(DataTypeOf<T>::value, std::move(shape));
-  std::uniform_int_distribution<int> dist(lo, hi);
-  for (T& v : t.mutable_span<T>()) v = static_cast<T>(dist(rng));
-  return t;
-}
-
-// |got - want| <= tol * (1 + |want|) everywhere.
-void ExpectClose(const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.dtype(), DataType::kFloat32);
-  ASSERT_EQ(got.shape(), want.shape());
-  int bad = 0;
-  for (int64_t i = 0; i < got.num_elements(); ++i) {
-    const double g = got.data<float>()[i], w = want.data<float>()[i];
-    if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w)))) {
-      if (++bad <= 5) ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
-    }
-  }
-  EXPECT_EQ(bad, 0) << "of " << got.num_elements();
-}
-
-// Integer outputs: at most `quanta` apart; returns how many differ at all.
-int ExpectWithinQuanta(const Tensor& got, const Tensor& want, int quanta) {
-  EXPECT_EQ(got.dtype(), want.dtype());
-  EXPECT_EQ(got.shape(), want.shape());
-  int differ = 0, bad = 0;
-  for (int64_t i = 0; i < got.num_elements(); ++i) {
-    int g, w;
-    if (got.dtype() == DataType::kUInt8) {
-      g = got.data<uint8_t>()[i];
-      w = want.data<uint8_t>()[i];
-    } else {
-      g = got.data<int8_t>()[i];
-      w = want.data<int8_t>()[i];
-    }
-    if (g != w) ++differ;
-    if (std::abs(g - w) > quanta && ++bad <= 5) {
-      ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
-    }
-  }
-  return differ;
-}
 
 struct ConvCase {
   std::string name;

@@ -23,11 +23,6 @@ absl::Status PrepareOutput(const Tensor& src2d, const Tensor& weights2d,
   return absl::OkStatus();
 }
 
-double ReadQuantized(const Tensor& t, int64_t i) {
-  return t.dtype() == DataType::kUInt8 ? t.data<uint8_t>()[i]
-                                       : t.data<int8_t>()[i];
-}
-
 }  // namespace
 
 absl::Status InnerProductReference(const PostOps& post, const Tensor& src,
@@ -84,30 +79,8 @@ absl::Status QuantizedInnerProductReference(const QuantizedOpParams& q,
                 q.src_zero_point) *
                w.data<int8_t>()[o * k + j];
       }
-      const double w_scale =
-          q.weight_scales.size() == 1 ? q.weight_scales[0] : q.weight_scales[o];
-      double real = static_cast<double>(q.src_scale) * w_scale * acc +
-                    (bias ? bias->data<float>()[o] : 0.0);
-      const int64_t idx = i * oc + o;
-      if (q.dst_type == DataType::kFloat32) {
-        float& d = dst->mutable_data<float>()[idx];
-        d = static_cast<float>(
-            ApplyPostOpsReal(real, q.post_ops, q.post_ops.sum ? d : 0.0));
-        continue;
-      }
-      const double on_entry =
-          q.post_ops.sum
-              ? q.dst_scale * (ReadQuantized(*dst, idx) - q.dst_zero_point)
-              : 0.0;
-      real = ApplyPostOpsReal(real, q.post_ops, on_entry);
-      const int32_t v =
-          QuantizeReal(real, q.dst_scale, q.dst_zero_point,
-                       QuantTypeMin(q.dst_type), QuantTypeMax(q.dst_type));
-      if (q.dst_type == DataType::kUInt8) {
-        dst->mutable_data<uint8_t>()[idx] = static_cast<uint8_t>(v);
-      } else {
-        dst->mutable_data<int8_t>()[idx] = static_cast<int8_t>(v);
-      }
+      StoreQuantizedResultReference(q, bias, o, static_cast<double>(acc),
+                                    i * oc + o, dst);
     }
   }
   return absl::OkStatus();

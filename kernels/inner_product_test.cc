@@ -9,63 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernels/kernel_test_util.h"
 
 namespace quantd {
 namespace {
 
 using ::testing::HasSubstr;
-
-Tensor RandomFloat(Shape shape, std::mt19937& rng, float lo = -1.f,
-                   float hi = 1.f) {
-  Tensor t(DataType::kFloat32, std::move(shape));
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (float& v : t.mutable_span<float>()) v = dist(rng);
-  return t;
-}
-
-template <typename T>
-Tensor RandomInt(Shape shape, std::mt19937& rng, int lo, int hi) {
-  Tensor t(DataTypeOf<T>::value, std::move(shape));
-  std::uniform_int_distribution<int> dist(lo, hi);
-  for (T& v : t.mutable_span<T>()) v = static_cast<T>(dist(rng));
-  return t;
-}
-
-Tensor RandomQuantized(DataType type, const Shape& shape, std::mt19937& rng) {
-  return type == DataType::kUInt8 ? RandomInt<uint8_t>(shape, rng, 0, 255)
-                                  : RandomInt<int8_t>(shape, rng, -128, 127);
-}
-
-void ExpectClose(const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.dtype(), DataType::kFloat32);
-  ASSERT_EQ(got.shape(), want.shape());
-  int bad = 0;
-  for (int64_t i = 0; i < got.num_elements(); ++i) {
-    const double g = got.data<float>()[i], w = want.data<float>()[i];
-    if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w))) && ++bad <= 5) {
-      ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
-    }
-  }
-}
-
-int ReadInt(const Tensor& t, int64_t i) {
-  return t.dtype() == DataType::kUInt8 ? t.data<uint8_t>()[i]
-                                       : t.data<int8_t>()[i];
-}
-
-int ExpectWithinOneQuantum(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.dtype(), want.dtype());
-  EXPECT_EQ(got.shape(), want.shape());
-  int differ = 0, bad = 0;
-  for (int64_t i = 0; i < got.num_elements(); ++i) {
-    const int g = ReadInt(got, i), w = ReadInt(want, i);
-    differ += g != w;
-    if (std::abs(g - w) > 1 && ++bad <= 5) {
-      ADD_FAILURE() << "at " << i << ": " << g << " vs " << w;
-    }
-  }
-  return differ;
-}
 
 struct IpCase {
   Shape src, weights;

@@ -52,11 +52,6 @@ std::vector<double> Accumulate(const MatMulGeometry& g, AAt a_at, BAt b_at) {
   return acc;
 }
 
-double ReadQuantized(const Tensor& t, int64_t i) {
-  return t.dtype() == DataType::kUInt8 ? t.data<uint8_t>()[i]
-                                       : t.data<int8_t>()[i];
-}
-
 }  // namespace
 
 absl::Status MatMulReference(const PostOps& post, bool transpose_b,
@@ -111,29 +106,7 @@ absl::Status QuantizedMatMulReference(const QuantizedOpParams& q,
       [w](int64_t i) { return static_cast<double>(w[i]); });
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
     const int64_t n = i % g->n;
-    const double w_scale =
-        q.weight_scales.size() == 1 ? q.weight_scales[0] : q.weight_scales[n];
-    double real = double{q.src_scale} * w_scale * acc[i] +
-                  (bias ? bias->data<float>()[n] : 0.0);
-    if (q.dst_type == DataType::kFloat32) {
-      float* out = dst->mutable_data<float>();
-      out[i] = static_cast<float>(
-          ApplyPostOpsReal(real, q.post_ops, q.post_ops.sum ? out[i] : 0.0));
-      continue;
-    }
-    const double on_entry =
-        q.post_ops.sum
-            ? q.dst_scale * (ReadQuantized(*dst, i) - q.dst_zero_point)
-            : 0.0;
-    real = ApplyPostOpsReal(real, q.post_ops, on_entry);
-    const int32_t v =
-        QuantizeReal(real, q.dst_scale, q.dst_zero_point,
-                     QuantTypeMin(q.dst_type), QuantTypeMax(q.dst_type));
-    if (q.dst_type == DataType::kUInt8) {
-      dst->mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
-    } else {
-      dst->mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
-    }
+    StoreQuantizedResultReference(q, bias, n, acc[i], i, dst);
   }
   return absl::OkStatus();
 }

@@ -181,4 +181,31 @@ Tensor FlipSignBit(const Tensor& t) {
 }
 
 }  // namespace post_ops_internal
+void StoreQuantizedResultReference(const QuantizedOpParams& q,
+                                   const Tensor* bias, int64_t channel,
+                                   double acc, int64_t i, Tensor* dst) {
+  const double w_scale = q.weight_scales.size() == 1 ? q.weight_scales[0]
+                                                     : q.weight_scales[channel];
+  double real = double{q.src_scale} * w_scale * acc +
+                (bias ? bias->data<float>()[channel] : 0.0);
+  if (q.dst_type == DataType::kFloat32) {
+    float* out = dst->mutable_data<float>();
+    out[i] = static_cast<float>(
+        ApplyPostOpsReal(real, q.post_ops, q.post_ops.sum ? out[i] : 0.0));
+    return;
+  }
+  const double on_entry =
+      q.post_ops.sum ? q.dst_scale * (ReadQuantized(*dst, i) - q.dst_zero_point)
+                     : 0.0;
+  real = ApplyPostOpsReal(real, q.post_ops, on_entry);
+  const int32_t v =
+      QuantizeReal(real, q.dst_scale, q.dst_zero_point,
+                   QuantTypeMin(q.dst_type), QuantTypeMax(q.dst_type));
+  if (q.dst_type == DataType::kUInt8) {
+    dst->mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
+  } else {
+    dst->mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
+  }
+}
+
 }  // namespace quantd

@@ -112,6 +112,19 @@ inline int32_t QuantTypeMax(DataType t) {
   return t == DataType::kUInt8 ? 255 : t == DataType::kInt8 ? 127 : INT32_MAX;
 }
 
+// Element i of a u8 or s8 tensor as a number.
+inline double ReadQuantized(const Tensor& t, int64_t i) {
+  return t.dtype() == DataType::kUInt8 ? t.data<uint8_t>()[i]
+                                       : t.data<int8_t>()[i];
+}
+
+// The int8 references' epilogue: turns the exact accumulation `acc` of
+// output element `i` (output channel `channel`) into dst[i] by the
+// arithmetic above: scales, bias, post-ops, then f32 or requantization.
+void StoreQuantizedResultReference(const QuantizedOpParams& q,
+                                   const Tensor* bias, int64_t channel,
+                                   double acc, int64_t i, Tensor* dst);
+
 // --- oneDNN plumbing shared by the optimized kernels. ---
 namespace post_ops_internal {
 
