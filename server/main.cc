@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "server/exit_codes.h"
+#include "server/run_job_command.h"
 #include "server/run_model_command.h"
 
 namespace {
@@ -14,6 +15,9 @@ constexpr char kHelp[] = R"(quantd — quantizes ONNX models
 usage: quantd COMMAND [options]
 
 commands:
+  run-job     run a quantization job from a JSON job spec and write the
+              quantized model and its report
+              (quantd run-job --help for its options)
   run-model   run a model in fp32 and int8 on an .npz of inputs; print
               outputs, int8-vs-fp32 agreement and timings
               (quantd run-model --help for its options)
@@ -32,6 +36,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "run-job") return quantd::RunJobCommand(args);
   if (command == "run-model") return quantd::RunModelCommand(args);
   if (command == "version" || command == "--version") {
     std::printf("quantd %s\n", QUANTD_VERSION);
