@@ -170,10 +170,10 @@ inline absl::StatusOr<PreparedFixture> LoadFixture(const std::string& model) {
 
 // The plan the int8 lowering would make: u8 per-tensor activations (min-max
 // over the calibration set) on the inputs of Conv/Gemm/MatMul, s8
-// per-channel weights (full 127 range: export does not run oneDNN's u8s8
-// path, so the no-VNNI 7-bit limit does not apply).
+// per-channel symmetric weights with |q| <= weight_qmax.
 inline absl::StatusOr<QuantizationPlan> Int8FixturePlan(
-    const Graph& graph, const Tensor& calib, const std::string& input_name) {
+    const Graph& graph, const Tensor& calib, const std::string& input_name,
+    int32_t weight_qmax = 127) {
   absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(graph);
   if (!ex.ok()) return ex.status();
   ActivationRangeRecorder recorder(graph);
@@ -191,7 +191,7 @@ inline absl::StatusOr<QuantizationPlan> Int8FixturePlan(
     const bool rows =
         n.op_type == "Conv" ||
         (n.op_type == "Gemm" && n.attributes.GetInt("transB", 0) != 0);
-    plan.weights[n.input(1)] = S8PerChannel(w, rows ? 0 : 1, 127);
+    plan.weights[n.input(1)] = S8PerChannel(w, rows ? 0 : 1, weight_qmax);
   }
   return plan;
 }

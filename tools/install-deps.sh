@@ -14,6 +14,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
   dataset-fashion-mnist python3 python3-numpy
+  # ONNX Runtime checks of QDQ exports (tests/ort: onnxruntime-node via npm)
+  nodejs npm
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
   packages+=(python3-torch python3-onnx)
