@@ -1,0 +1,120 @@
+#include "engine/ptq_pipeline.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Data(const std::string& rel) {
+  return absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel);
+}
+
+v1::JobSpec W8A8Spec(const std::string& model) {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_path(Data(model));
+  spec.mutable_calibration_data()->set_path(Data("fmnist/calib.npz"));
+  spec.mutable_evaluation_data()->set_path(Data("fmnist/eval.npz"));
+  spec.mutable_calibration()->set_method(v1::CALIBRATION_METHOD_PERCENTILE);
+  return spec;
+}
+
+JobPaths PathsOf(const v1::JobSpec& spec) {
+  return {spec.model().path(), spec.calibration_data().path(),
+          spec.evaluation_data().path()};
+}
+
+class PtqPipelineTest : public ::testing::TestWithParam<std::string> {};
+
+// The PTQ issue's bar: static W8A8 loses at most 0.3 accuracy points on the
+// Fashion-MNIST fixtures. Deterministic (fixed data, no sampling).
+TEST_P(PtqPipelineTest, StaticW8A8KeepsAccuracyWithinAThirdOfAPoint) {
+  v1::JobSpec spec = W8A8Spec(GetParam());
+  std::vector<std::string> stages;
+  absl::StatusOr<PipelineResult> r =
+      RunPtqPipeline(spec, PathsOf(spec), [&](const ProgressEvent& e) {
+        if (stages.empty() || stages.back() != e.stage) {
+          stages.push_back(e.stage);
+        }
+      });
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::QuantizationReport& rep = r->report;
+  EXPECT_EQ(rep.fake_quant().samples(), 1000);
+  // Deltas are multiples of 0.1 point (1000 samples); the epsilon absorbs
+  // the floating-point representation of -0.3.
+  EXPECT_GE(rep.fake_quant().accuracy_delta_points(), -0.3 - 1e-9);
+  EXPECT_GE(rep.int8().accuracy_delta_points(), -0.3 - 1e-9);
+  EXPECT_GT(rep.fake_quant().top1_agreement(), 0.95);
+  EXPECT_GT(rep.size().compression_ratio(), 1.5);
+  EXPECT_EQ(rep.reproducibility().model_sha256().size(), 64u);
+  EXPECT_EQ(rep.reproducibility().calibration_samples(), 512);
+  EXPECT_FALSE(rep.layers().empty());
+  EXPECT_THAT(stages, ::testing::Contains("calibrate"));
+  EXPECT_EQ(stages.back(), "done");
+  EXPECT_GT(r->model_bytes.size(), 1000u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, PtqPipelineTest,
+                         ::testing::Values("fmnist_cnn/model.onnx",
+                                           "fmnist_mlp/model.onnx"),
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.find('/'));
+                         });
+
+TEST(PtqPipelineCancelTest, StopsWhenCancelled) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  std::atomic<bool> cancelled{false};
+  absl::StatusOr<PipelineResult> r = RunPtqPipeline(
+      spec, PathsOf(spec),
+      [&](const ProgressEvent& e) {
+        if (e.stage == "calibrate") cancelled = true;
+      },
+      &cancelled);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(PtqPipelineInputTest, ExplainsBadJobs) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.add_exclude_nodes("no_such_conv");
+  absl::StatusOr<PipelineResult> r = RunPtqPipeline(spec, PathsOf(spec));
+  EXPECT_THAT(r.status().message(), HasSubstr("'no_such_conv'"));
+
+  spec = W8A8Spec("fmnist_mlp/model.onnx");
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
+  spec.mutable_weights()->set_group_size(128);  // 784 is not a multiple
+  r = RunPtqPipeline(spec, PathsOf(spec));
+  EXPECT_THAT(r.status().message(), HasSubstr("does not divide"));
+
+  spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.mutable_calibration_data()->set_path(Data("tiny_gpt/calib.npz"));
+  r = RunPtqPipeline(spec, PathsOf(spec));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("model input 'input'"));
+}
+
+TEST(WriteArtifactsTest, WritesBothFilesAndNothingElse) {
+  char tmpl[] = "/tmp/quantd_artifacts_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  PipelineResult result;
+  result.model_bytes = "onnx bytes";
+  result.report.mutable_size()->set_float_bytes(10);
+  ASSERT_TRUE(WriteArtifacts(dir + "/out", result).ok());
+  struct stat st;
+  EXPECT_EQ(stat((dir + "/out/" + kModelArtifact).c_str(), &st), 0);
+  EXPECT_EQ(stat((dir + "/out/" + kReportArtifact).c_str(), &st), 0);
+  EXPECT_FALSE(WriteArtifacts("/proc/quantd_cannot_write_here", result).ok());
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+}
+
+}  // namespace
+}  // namespace quantd
