@@ -48,5 +48,28 @@ echo "not a zip" >"$tmp/bad.npz"
 expect "garbage data" 2 "neither a .npy array nor a readable .npz" -- \
   "$quantd" run-model --model "$data/fmnist_mlp/model.onnx" --data "$tmp/bad.npz"
 
+# run-job: a real PTQ job, then bad specs. Paths in specs are relative to
+# the current directory, so run from the repository root.
+root=$(cd "$data/.." && pwd)
+cat >"$tmp/job.json" <<JSON
+{"model": {"path": "$root/testdata/fmnist_mlp/model.onnx"},
+ "calibrationData": {"path": "$root/testdata/fmnist/calib.npz"},
+ "labels": {"model": "fmnist-mlp"}}
+JSON
+expect "run-job quantizes the MLP" 0 "accuracy [0-9.]+% -> [0-9.]+% \(delta [-+][0-9.]+ points\)" -- \
+  "$quantd" run-job --spec "$tmp/job.json" --out "$tmp/out" --quiet
+expect "run-job wrote both artifacts" 0 "model.quant.onnx" -- ls "$tmp/out/model.quant.onnx" "$tmp/out/report.json"
+echo '{"modle": {}}' >"$tmp/typo.json"
+expect "run-job unknown field" 2 "modle" -- "$quantd" run-job --spec "$tmp/typo.json" --out "$tmp/bad"
+cat >"$tmp/pct.json" <<JSON
+{"model": {"path": "$root/testdata/fmnist_mlp/model.onnx"},
+ "calibrationData": {"path": "$root/testdata/fmnist/calib.npz"},
+ "calibration": {"method": "CALIBRATION_METHOD_PERCENTILE", "percentile": 120}}
+JSON
+expect "run-job bad percentile" 2 "percentile must be in \(0, 100\], got 120" -- \
+  "$quantd" run-job --spec "$tmp/pct.json" --out "$tmp/bad"
+expect "run-job left nothing behind" 0 "^$" -- bash -c "ls -A '$tmp/bad' 2>/dev/null; true"
+expect "run-job needs --out" 2 "--spec and --out are required" -- "$quantd" run-job --spec "$tmp/job.json"
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
