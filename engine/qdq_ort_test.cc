@@ -237,9 +237,24 @@ Tensor Random(Shape shape, uint32_t seed) {
   return t;
 }
 
-// x[8,64] -> MatMul(w[64,32]) -> y with int4 weights in groups of 16 along
-// the reduction axis: opset 21 blocked DequantizeLinear, INT4 initializers.
-TEST(QdqOrtTest, Int4BlockedMatMul) {
+// 4-bit weights in quantd's plan: symmetric int4, or uint4 with zero point 8.
+QuantParams FourBit(const Tensor& w, bool unsigned_type) {
+  QuantParams p = qdq_test::S4PerGroup(w, 0, 16);
+  if (unsigned_type) {
+    p.type = QuantType::kUInt4;
+    p.qmin = 0;
+    p.qmax = 15;
+    p.zero_points.assign(p.scales.size(), 8);
+  }
+  return p;
+}
+
+class QdqOrtFourBitTest : public ::testing::TestWithParam<bool> {};
+
+// x[8,64] -> MatMul(w[64,32]) -> y with 4-bit weights in groups of 16 along
+// the reduction axis: opset 21 blocked DequantizeLinear, INT4/UINT4
+// initializers.
+TEST_P(QdqOrtFourBitTest, BlockedMatMul) {
   SKIP_WITHOUT_ORT();
   Graph g;
   g.name = "int4_matmul";
@@ -260,7 +275,7 @@ TEST(QdqOrtTest, Int4BlockedMatMul) {
   range.min = -1.f;
   range.max = 1.f;
   plan.activations["x"] = qdq_test::U8PerTensor(range);
-  plan.weights["w"] = qdq_test::S4PerGroup(g.initializers["w"], 0, 16);
+  plan.weights["w"] = FourBit(g.initializers["w"], GetParam());
   const TensorMap feeds = {{"x", Random({8, 64}, 8)}};
 
   absl::StatusOr<std::string> bytes = ExportQdqModelBytes(g, plan);
@@ -282,14 +297,20 @@ TEST(QdqOrtTest, Int4BlockedMatMul) {
     const float d_quantd = MaxAbsDiff((*ort)[0], (*quantd)[0]);
     const float d_ref = MaxAbsDiff((*ort)[0], (*ref)[0]);
     std::printf(
-        "int4 blocked MatMul (ORT %s): max |ORT - quantd| %.3g, max |ORT - "
+        "%s blocked MatMul (ORT %s): max |ORT - quantd| %.3g, max |ORT - "
         "fake-quant| %.3g\n",
-        optimize ? "optimized" : "no opt", d_quantd, d_ref);
+        GetParam() ? "uint4" : "int4", optimize ? "optimized" : "no opt",
+        d_quantd, d_ref);
     // Outputs are O(1) sums of 64 products; only summation order differs.
     EXPECT_LT(d_quantd, 1e-4f);
     EXPECT_LT(d_ref, 1e-4f);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, QdqOrtFourBitTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "UInt4" : "Int4";
+                         });
 
 }  // namespace
 }  // namespace quantd
