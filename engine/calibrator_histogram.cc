@@ -152,7 +152,9 @@ std::pair<double, double> EntropyRange(const CalibrationHistogram& h,
   const int zero_bin = std::clamp(
       static_cast<int>(std::floor(-h.lo() / h.bin_width())), 0, n - 1);
   const int max_half = std::max(zero_bin, n - 1 - zero_bin);
-  const int stride = std::max(1, n / 512);
+  // Every window for up to 2048 bins (TensorRT's default); ~1024 windows
+  // beyond, so that the search stays O(1024 * n).
+  const int stride = n <= 2048 ? 1 : n / 1024;
 
   double best_kl = std::numeric_limits<double>::infinity();
   int best_begin = 0, best_end = n;

@@ -254,6 +254,28 @@ TEST(TensorCalibratorTest, MseMethodMinimizesMeasuredError) {
   }
 }
 
+TEST(TensorCalibratorTest, MoreBinsAndFewerBitsWork) {
+  const std::vector<float> data = GaussianWithOutliers(1 << 18, /*seed=*/13);
+  for (CalibrationMethod m : kAllMethods) {
+    for (QuantType type : {QuantType::kUInt8, QuantType::kInt4}) {
+      CalibrationOptions o = Options(m, false, type);
+      o.num_bins = 1 << 16;
+      const TensorCalibrator c = Calibrate(o, {data});
+      const CalibrationRange r = Range(c);
+      SCOPED_TRACE(testing::Message()
+                   << CalibrationMethodName(m) << " " << QuantTypeName(type));
+      EXPECT_EQ(ActivationParamsForRange(r.min, r.max, type, false).qmax,
+                QuantTypeMax(type));
+      EXPECT_LT(r.min, -1.f);
+      EXPECT_GT(r.max, 1.f);
+      if (m != CalibrationMethod::kMinMax &&
+          m != CalibrationMethod::kMovingAverageMinMax) {
+        EXPECT_LT(r.max - r.min, 140.f);
+      }
+    }
+  }
+}
+
 TEST(TensorCalibratorTest, EntropyOnPostReluDataClipsTheTail) {
   std::mt19937 rng(11);
   std::normal_distribution<float> d(0.f, 1.f);
@@ -311,9 +333,13 @@ TEST(TensorCalibratorTest, StreamingMatchesOneBatch) {
         tol =
             streamed.histogram()->bin_width() + whole.histogram()->bin_width();
       }
-      // Entropy and MSE searches run on bins: allow a few.
-      if (m == CalibrationMethod::kEntropy || m == CalibrationMethod::kMse)
-        tol *= 3;
+      // MSE searches on bins: allow a few. Entropy's KL curve is flat on
+      // this mixture, so its minimum moves with the grid (as TensorRT's
+      // does): allow 5% of the range.
+      if (m == CalibrationMethod::kMse) tol *= 3;
+      if (m == CalibrationMethod::kEntropy) {
+        tol = 0.05 * (Range(whole).max - Range(whole).min);
+      }
       EXPECT_NEAR(Range(streamed).min, Range(whole).min, tol);
       EXPECT_NEAR(Range(streamed).max, Range(whole).max, tol);
     }
