@@ -49,9 +49,11 @@ CalibrationHistogram::CalibrationHistogram(int num_bins)
 // The merge is therefore exact: the histogram always equals the histogram of
 // all data seen on the final grid, whatever the batching (proportional
 // re-binning, as ONNX Runtime and TensorRT do, smears counts by up to a bin
-// per growth and the error accumulates over many small growths). The price
-// is that the range may end up to twice the data's span, so at least half
-// of the bins cover data.
+// per growth and the error accumulates over many small growths). Only the
+// occupied bins and the new data need covering, so the range may also shift
+// without widening (k = 1), and empty slack never compounds: the range stays
+// under twice the data's span (plus two bins), i.e. at least half of the
+// bins cover data.
 void CalibrationHistogram::Cover(double lo, double hi) {
   const int n = num_bins();
   lo = std::min(lo, 0.0);
@@ -64,21 +66,29 @@ void CalibrationHistogram::Cover(double lo, double hi) {
     return;
   }
   if (lo >= lo_ && hi <= this->hi()) return;
-  lo = std::min(lo, lo_);
-  hi = std::max(hi, this->hi());
-  const double j = std::ceil((lo_ - lo) / width_);
-  const double new_lo = lo_ - j * width_;
-  const double k = std::max(1.0, std::ceil((hi - new_lo) / (width_ * n)));
-  std::vector<double> merged(n, 0.0);
+  int first = n, last = -1;
   for (int i = 0; i < n; ++i) {
-    if (counts_[i] == 0) continue;
-    const double target = std::floor((i + j) / k);
-    merged[static_cast<int>(std::min<double>(target, n - 1))] += counts_[i];
+    if (counts_[i] != 0) first = std::min(first, i), last = i;
+  }
+  // Grid lines, counted in current bins from lo_, that the new range must
+  // span: the new data and every occupied bin.
+  double begin = std::floor((lo - lo_) / width_);
+  double end = std::ceil((hi - lo_) / width_);
+  if (last >= 0) {
+    begin = std::min<double>(begin, first);
+    end = std::max<double>(end, last + 1);
+  }
+  const double k = std::max(1.0, std::ceil((end - begin) / n));
+  std::vector<double> merged(n, 0.0);
+  for (int i = first; i <= last; ++i) {
+    const double target = std::floor((i - begin) / k);
+    merged[static_cast<int>(std::clamp<double>(target, 0, n - 1))] +=
+        counts_[i];
   }
   counts_ = std::move(merged);
-  lo_ = new_lo;
+  lo_ += begin * width_;
   width_ *= k;
-  // Rounding in new_lo + n * width_ must not leave hi just outside.
+  // Rounding in lo_ + n * width_ must not leave hi just outside.
   if (this->hi() < hi) width_ = std::nextafter(width_, HUGE_VAL);
 }
 
