@@ -30,7 +30,9 @@
 //                          [-t, t]; asymmetric on the histogram of x with
 //                          qmax-qmin+1 levels (256), over windows growing
 //                          from the bin holding 0 (for non-negative data:
-//                          exactly TensorRT's [0, t]).
+//                          exactly TensorRT's [0, t]). Windows start at
+//                          `levels` bins, so more bins allow tighter ranges
+//                          (2048 bins, uint8: at least 1/8 of the range).
 //   kMse                   the range minimizing the expected squared
 //                          quantize-dequantize error computed from the
 //                          histogram (MseRange in calibrator_histogram.h).
@@ -39,7 +41,9 @@
 //
 // Histogram methods keep num_bins counts whose range grows with the data, so
 // memory does not depend on the number of batches, and raw data is never
-// stored. NaN or Inf in a batch is an error naming the tensor.
+// stored. NaN or Inf in a batch is an error naming the tensor, and the
+// batch is then not counted. A TensorCalibrator is not thread-safe;
+// CalibrationSession serializes observations.
 #ifndef QUANTD_ENGINE_CALIBRATOR_H_
 #define QUANTD_ENGINE_CALIBRATOR_H_
 
