@@ -318,6 +318,14 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
   if (opset >= 18 && g.opset < 18) {
     for (size_t i = 0; i < original_nodes; ++i) {
       Node& node = g.nodes[i];
+      if (node.domain.empty() && node.op_type == "Split" &&
+          !node.has_input(1) && !node.attributes.Has("num_outputs")) {
+        // Opset 18 wants the number of equal parts spelled out.
+        node.attributes.Set(
+            "num_outputs",
+            IntAttribute(static_cast<int64_t>(node.outputs.size())));
+        continue;
+      }
       if (!IsReduceWithAxesInputSince18(node)) continue;
       const Attribute* axes = node.attributes.Find("axes");
       if (axes == nullptr) continue;

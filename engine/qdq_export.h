@@ -21,8 +21,10 @@
 //     DequantizeLinear with `block_size`, 4-bit initializers with TensorProto
 //     data_type INT4 = 22 / UINT4 = 21, two values per byte, low nibble
 //     first). The model's opset is max(graph opset, 13), or 21 (IR 10) when
-//     anything needs it; Reduce* nodes with an `axes` attribute are rewritten
-//     to opset 18's `axes` input in that case.
+//     anything needs it. Raising a graph to opset 21 rewrites the ops whose
+//     form changed in opset 18: Reduce* `axes` attribute -> input, and Split
+//     without a `split` input gets `num_outputs`. (Other changes in opsets
+//     18-21 only add attributes or types.)
 //   - Biases (input 2 of Conv and Gemm) stay float even when listed in
 //     plan.weights: ONNX Runtime fuses QDQ patterns with float biases.
 //   - Nodes in plan.float_nodes read their float weights (a weight shared

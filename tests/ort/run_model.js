@@ -4,10 +4,14 @@
 // outputs with quantd's.
 //
 //   node tests/ort/run_model.js MODEL.onnx INPUT_DIR OUTPUT_DIR [--no-opt]
+//       [--config=KEY=VALUE ...]
 //
 // Reads <input_name>.npy from INPUT_DIR for every model input and writes
 // <output_name>.npy to OUTPUT_DIR for every output. --no-opt disables ORT's
 // graph optimizations (no QDQ fusion: DequantizeLinear -> float kernels).
+// --config sets a session configuration entry (onnxruntime's
+// onnxruntime_session_options_config_keys.h), e.g.
+// --config=session.qdq_matmulnbits_accuracy_level=0.
 // Supports float32, int64, int32, int8 and uint8 arrays (C order, little
 // endian). Exit code 0 on success, 1 with a message on stderr otherwise.
 'use strict';
@@ -77,6 +81,16 @@ function writeNpy(file, tensor) {
 async function main() {
   const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const noOpt = process.argv.includes('--no-opt');
+  // "a.b.c=v" -> {a: {b: {c: "v"}}}, the form SessionOptions.extra takes.
+  const extra = {};
+  for (const arg of process.argv.slice(2)) {
+    if (!arg.startsWith('--config=')) continue;
+    const [key, ...rest] = arg.slice('--config='.length).split('=');
+    const parts = key.split('.');
+    let node = extra;
+    for (const p of parts.slice(0, -1)) node = node[p] = node[p] || {};
+    node[parts[parts.length - 1]] = rest.join('=');
+  }
   if (args.length !== 3) {
     throw new Error(
         'usage: run_model.js MODEL.onnx INPUT_DIR OUTPUT_DIR [--no-opt]');
@@ -92,6 +106,7 @@ async function main() {
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: noOpt ? 'disabled' : 'all',
+    extra,
   });
   const feeds = {};
   for (const name of session.inputNames) {
