@@ -14,8 +14,6 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
   dataset-fashion-mnist python3 python3-numpy
-  # ONNX Runtime checks of QDQ exports (tests/ort: onnxruntime-node via npm)
-  nodejs npm
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
   packages+=(python3-torch python3-onnx)
@@ -27,6 +25,13 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# ONNX Runtime checks of QDQ exports (tests/ort: onnxruntime-node via npm).
+# Some images ship Node.js with its own npm, which Debian's npm package
+# conflicts with: install Debian's only when the commands are missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]} > 0)); then
   echo "install-deps: installing ${missing[*]}"
