@@ -59,7 +59,10 @@ struct QdqExportOptions {
 // The exported graph before it becomes a protobuf: runnable by quantd's own
 // executor (4-bit values are held in s8/u8 tensors, which quantd's
 // Quantize/DequantizeLinear kernels accept), which is how tests check int4
-// exports that the loader's opset range (<= 17) cannot read back.
+// exports that the loader's opset range (<= 17) cannot read back. Caveat:
+// quantd's Reduce* kernels (other than ReduceSum) read `axes` only from the
+// attribute, so an opset-21 graph with rewritten Reduce* nodes does not run
+// correctly in quantd (ONNX Runtime runs it).
 struct QdqGraph {
   Graph graph;
   // Initializers to write as 4-bit tensors (INT4 for s8 holders, UINT4 for

@@ -344,6 +344,77 @@ TEST(QdqExportTest, ReduceAxesBecomeAnInputAtOpset21) {
   }
 }
 
+TEST(QdqExportTest, SplitGetsNumOutputsAtOpset21) {
+  Graph g = MatMulGraph();
+  g.outputs = {Info("a", {3, 5}), Info("b", {3, 5})};
+  Node concat = MakeNode("cat", "Concat", {"y", "y"}, {"yy"});
+  concat.attributes.Set("axis", Int(1));
+  g.nodes.push_back(concat);
+  Node split = MakeNode("split", "Split", {"yy"}, {"a", "b"});
+  split.attributes.Set("axis", Int(1));
+  g.nodes.push_back(split);
+  QuantizationPlan plan;
+  plan.weights["w"] = qdq_test::S4PerGroup(g.initializers["w"], 0, 4);
+  absl::StatusOr<QdqGraph> q = BuildQdqGraph(g, plan);
+  ASSERT_TRUE(q.ok()) << q.status();
+  for (const Node& n : q->graph.nodes) {
+    if (n.op_type == "Split") {
+      EXPECT_EQ(n.attributes.GetInt("num_outputs", 0), 2);
+    }
+  }
+}
+
+// "y" is a graph output that another node also reads: the graph output keeps
+// its name (on the DequantizeLinear), and the reader reads the DQ output.
+TEST(QdqExportTest, QuantizedGraphOutputThatIsAlsoRead) {
+  Graph g = MatMulGraph();
+  g.outputs.push_back(Info("z", {3, 5}));
+  g.nodes.push_back(MakeNode("relu", "Relu", {"y"}, {"z"}));
+  QuantizationPlan plan;
+  plan.activations["y"] = U8(8.f / 255, 128);
+  const TensorMap feeds = {{"x", Random({3, 16}, 14)}};
+  LoadedModel loaded;
+  absl::StatusOr<std::vector<Tensor>> qdq =
+      ExportAndRun(g, plan, feeds, &loaded);
+  ASSERT_TRUE(qdq.ok()) << qdq.status();
+  EXPECT_EQ(Names(loaded.graph.outputs), (std::vector<std::string>{"y", "z"}));
+  absl::StatusOr<std::vector<Tensor>> ref = RunFakeQuant(g, plan, feeds);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_LE(MaxAbsDiff((*qdq)[i], (*ref)[i]), kSameMathTolerance) << i;
+  }
+  for (const Node& n : loaded.graph.nodes) {
+    if (n.op_type == "Relu") {
+      EXPECT_EQ(n.inputs[0], "y");
+    }
+  }
+}
+
+// A weight read by a quantized node and a float node: the float node keeps
+// the float initializer, the other reads the DequantizeLinear.
+TEST(QdqExportTest, WeightSharedWithFloatNode) {
+  Graph g = MatMulGraph();
+  g.outputs.push_back(Info("y2", {3, 5}));
+  g.nodes.push_back(MakeNode("matmul_float", "MatMul", {"x", "w"}, {"y2"}));
+  QuantizationPlan plan;
+  plan.weights["w"] = qdq_test::S8PerChannel(g.initializers["w"], 1, 127);
+  plan.float_nodes = {"matmul_float"};
+  const TensorMap feeds = {{"x", Random({3, 16}, 15)}};
+  absl::StatusOr<std::vector<Tensor>> qdq =
+      ExportAndRun(g, plan, feeds, nullptr);
+  ASSERT_TRUE(qdq.ok()) << qdq.status();
+  absl::StatusOr<std::vector<Tensor>> ref = RunFakeQuant(g, plan, feeds);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_LE(MaxAbsDiff((*qdq)[0], (*ref)[0]), kSameMathTolerance);
+  EXPECT_LE(MaxAbsDiff((*qdq)[1], (*ref)[1]), kSameMathTolerance);
+  absl::StatusOr<std::unique_ptr<Executor>> fl = Executor::Create(g);
+  ASSERT_TRUE(fl.ok());
+  absl::StatusOr<std::vector<Tensor>> f = (*fl)->RunOutputs(feeds);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(MaxAbsDiff((*qdq)[1], (*f)[1]), 0.f);  // really float
+  EXPECT_GT(MaxAbsDiff((*qdq)[0], (*f)[0]), 0.f);  // really quantized
+}
+
 struct ErrorCase {
   std::string name;
   std::function<void(Graph&, QuantizationPlan&)> mutate;
