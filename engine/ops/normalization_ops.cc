@@ -159,8 +159,10 @@ class BatchNormKernel : public OpKernel {
   float epsilon_;
 };
 
-// Reduce*: axes from the attribute, or (ReduceSum since opset 13) from an
-// optional input; empty axes reduce everything unless noop_with_empty_axes.
+// Reduce*: axes from the attribute, or from an optional input (ReduceSum
+// since opset 13, every other Reduce op since opset 18, which quantd's
+// opset-21 int4 exports use); empty axes reduce everything unless
+// noop_with_empty_axes.
 class ReduceKernel : public OpKernel {
  public:
   ReduceKernel(const OpKernelInfo& info, ReduceOp op, bool axes_from_input)
@@ -208,8 +210,8 @@ class ReduceKernel : public OpKernel {
 OpKernelFactory Reduce(ReduceOp op, bool axes_input_since_13 = false) {
   return [op, axes_input_since_13](const OpKernelInfo& info)
              -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-    return std::make_unique<ReduceKernel>(
-        info, op, axes_input_since_13 && info.opset >= 13);
+    const int64_t since = axes_input_since_13 ? 13 : 18;
+    return std::make_unique<ReduceKernel>(info, op, info.opset >= since);
   };
 }
 
