@@ -57,8 +57,11 @@ float Top1Agreement(const Tensor& a, const Tensor& b) {
   return static_cast<float>(agree) / n;
 }
 
-absl::StatusOr<LatencyStats> Time(Executor& ex, const TensorMap& feeds,
-                                  int repeats) {
+}  // namespace
+
+absl::StatusOr<LatencyStats> MeasureLatency(Executor& ex,
+                                            const TensorMap& feeds,
+                                            int repeats) {
   // One untimed run creates the oneDNN primitives and packs weights.
   if (absl::StatusOr<std::vector<Tensor>> w = ex.RunOutputs(feeds); !w.ok()) {
     return w.status();
@@ -72,8 +75,6 @@ absl::StatusOr<LatencyStats> Time(Executor& ex, const TensorMap& feeds,
   }
   return SummarizeLatencies(std::move(ms));
 }
-
-}  // namespace
 
 absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   ModelRunReport report;
@@ -151,10 +152,12 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
     c.top1_int8_vs_fp32 = Top1Agreement((*int8_outputs)[i], f);
     report.outputs.push_back(std::move(c));
   }
-  absl::StatusOr<LatencyStats> t32 = Time(**fp32, feeds, options.repeats);
+  absl::StatusOr<LatencyStats> t32 =
+      MeasureLatency(**fp32, feeds, options.repeats);
   if (!t32.ok()) return t32.status();
   report.fp32 = *t32;
-  absl::StatusOr<LatencyStats> t8 = Time(**int8, feeds, options.repeats);
+  absl::StatusOr<LatencyStats> t8 =
+      MeasureLatency(**int8, feeds, options.repeats);
   if (!t8.ok()) return t8.status();
   report.int8 = *t8;
   return report;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/executor.h"
 #include "engine/graph_cleanup.h"
 #include "engine/int8_lowering.h"
 #include "engine/model_loader.h"
@@ -66,6 +67,12 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options);
 
 // Median/min/max of a list of durations in milliseconds.
 LatencyStats SummarizeLatencies(std::vector<double> ms);
+
+// Runs `executor` once untimed (primitive creation, weight packing), then
+// `repeats` timed runs on the same feeds.
+absl::StatusOr<LatencyStats> MeasureLatency(Executor& executor,
+                                            const TensorMap& feeds,
+                                            int repeats);
 
 }  // namespace quantd
 

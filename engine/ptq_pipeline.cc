@@ -475,22 +475,15 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
     if (!perf_data.ok()) return perf_data.status();
     absl::StatusOr<std::optional<DataBatch>> batch = (*perf_data)->Next();
     if (!batch.ok()) return batch.status();
+    if (!batch->has_value()) {
+      return absl::InternalError("the evaluation data yielded no batch");
+    }
     const int repeats = 10;
-    auto time_it = [&](Executor& ex) -> absl::StatusOr<LatencyStats> {
-      std::vector<double> ms;
-      for (int i = 0; i <= repeats; ++i) {
-        absl::Time start = absl::Now();
-        absl::StatusOr<std::vector<Tensor>> out =
-            ex.RunOutputs((*batch)->feeds);
-        if (!out.ok()) return out.status();
-        if (i > 0)
-          ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-      }
-      return SummarizeLatencies(ms);
-    };
-    absl::StatusOr<LatencyStats> f32 = time_it(**float_ex);
+    absl::StatusOr<LatencyStats> f32 =
+        MeasureLatency(**float_ex, (*batch)->feeds, repeats);
     if (!f32.ok()) return f32.status();
-    absl::StatusOr<LatencyStats> i8 = time_it(*int8_ex);
+    absl::StatusOr<LatencyStats> i8 =
+        MeasureLatency(*int8_ex, (*batch)->feeds, repeats);
     if (!i8.ok()) return i8.status();
     v1::PerformanceReport* perf = report.mutable_performance();
     const int64_t n = (*batch)->size;
