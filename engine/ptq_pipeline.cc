@@ -529,12 +529,31 @@ std::string ReportToJson(const v1::QuantizationReport& report) {
   return out;
 }
 
+absl::Status CreateOutputFolder(const std::string& dir) {
+  if (dir.empty()) {
+    return absl::InvalidArgumentError("the output folder name is empty");
+  }
+  // mkdir -p: each prefix ending before a '/', then the whole path.
+  for (size_t pos = dir.find('/', 1);; pos = dir.find('/', pos + 1)) {
+    const std::string prefix = dir.substr(0, pos);
+    if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create output folder '", prefix, "'"));
+    }
+    if (pos == std::string::npos) break;
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+      access(dir.c_str(), W_OK) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("'", dir, "' is not a writable folder"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteArtifacts(const std::string& dir,
                             const PipelineResult& result) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create output folder '", dir, "'"));
-  }
+  if (absl::Status s = CreateOutputFolder(dir); !s.ok()) return s;
   std::string tmpl = absl::StrCat(dir, "/.quantd-tmp-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) {
     return absl::PermissionDeniedError(

@@ -65,6 +65,10 @@ inline constexpr char kReportArtifact[] = "report.json";
 absl::Status WriteArtifacts(const std::string& dir,
                             const PipelineResult& result);
 
+// Creates `dir` and its missing parents, and checks it is writable; run-job
+// calls it before the job so that a bad --out fails at once.
+absl::Status CreateOutputFolder(const std::string& dir);
+
 std::string ReportToJson(const v1::QuantizationReport& report);
 
 }  // namespace quantd

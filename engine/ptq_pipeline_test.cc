@@ -108,10 +108,11 @@ TEST(WriteArtifactsTest, WritesBothFilesAndNothingElse) {
   PipelineResult result;
   result.model_bytes = "onnx bytes";
   result.report.mutable_size()->set_float_bytes(10);
-  ASSERT_TRUE(WriteArtifacts(dir + "/out", result).ok());
+  // Missing parent folders are created.
+  ASSERT_TRUE(WriteArtifacts(dir + "/a/b/out", result).ok());
   struct stat st;
-  EXPECT_EQ(stat((dir + "/out/" + kModelArtifact).c_str(), &st), 0);
-  EXPECT_EQ(stat((dir + "/out/" + kReportArtifact).c_str(), &st), 0);
+  EXPECT_EQ(stat((dir + "/a/b/out/" + kModelArtifact).c_str(), &st), 0);
+  EXPECT_EQ(stat((dir + "/a/b/out/" + kReportArtifact).c_str(), &st), 0);
   EXPECT_FALSE(WriteArtifacts("/proc/quantd_cannot_write_here", result).ok());
   std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
 }

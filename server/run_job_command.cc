@@ -69,6 +69,11 @@ int RunJobCommand(const std::vector<std::string>& args) {
                  std::string(spec.status().message()).c_str());
     return ExitCodeFor(spec.status());
   }
+  if (absl::Status s = CreateOutputFolder(out_dir); !s.ok()) {
+    std::fprintf(stderr, "quantd run-job: %s\n",
+                 std::string(s.message()).c_str());
+    return kExitBadInput;
+  }
   JobPaths paths{PathOf(spec->model()), PathOf(spec->calibration_data()),
                  PathOf(spec->evaluation_data())};
   std::string last_stage;

@@ -57,8 +57,10 @@ cat >"$tmp/job.json" <<JSON
  "labels": {"model": "fmnist-mlp"}}
 JSON
 expect "run-job quantizes the MLP" 0 "accuracy [0-9.]+% -> [0-9.]+% \(delta [-+][0-9.]+ points\)" -- \
-  "$quantd" run-job --spec "$tmp/job.json" --out "$tmp/out" --quiet
-expect "run-job wrote both artifacts" 0 "model.quant.onnx" -- ls "$tmp/out/model.quant.onnx" "$tmp/out/report.json"
+  "$quantd" run-job --spec "$tmp/job.json" --out "$tmp/nested/out" --quiet
+expect "run-job wrote both artifacts" 0 "model.quant.onnx" -- ls "$tmp/nested/out/model.quant.onnx" "$tmp/nested/out/report.json"
+expect "run-job checks --out before running" 2 "cannot create output folder" -- \
+  "$quantd" run-job --spec "$tmp/job.json" --out /proc/quantd/out
 echo '{"modle": {}}' >"$tmp/typo.json"
 expect "run-job unknown field" 2 "modle" -- "$quantd" run-job --spec "$tmp/typo.json" --out "$tmp/bad"
 cat >"$tmp/pct.json" <<JSON
