@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/int8_lowering.h"
+#include "engine/test_graphs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,33 +14,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// y = Relu(x) + x, as in executor_test.cc.
-Graph SmallGraph() {
-  Graph g;
-  g.opset = 17;
-  ValueInfo x;
-  x.name = "x";
-  x.dtype = DataType::kFloat32;
-  x.has_shape = true;
-  x.shape = {-1, 3};
-  g.inputs = {x};
-  ValueInfo y;
-  y.name = "y";
-  g.outputs = {y};
-  Node relu;
-  relu.name = "relu";
-  relu.op_type = "Relu";
-  relu.inputs = {"x"};
-  relu.outputs = {"r"};
-  Node add;
-  add.name = "add";
-  add.op_type = "Add";
-  add.inputs = {"r", "x"};
-  add.outputs = {"y"};
-  g.nodes = {relu, add};
-  return g;
-}
 
 std::vector<Tensor> Batches(int count, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -54,7 +28,8 @@ std::vector<Tensor> Batches(int count, uint32_t seed) {
 }
 
 std::unique_ptr<Executor> MakeExecutor() {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ReluAddGraph());
   EXPECT_TRUE(ex.ok()) << ex.status();
   return ex.ok() ? *std::move(ex) : nullptr;
 }

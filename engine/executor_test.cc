@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "engine/ops/op_test_util.h"
+#include "engine/test_graphs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -11,37 +12,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// y = Relu(x) + x, with a static trailing dim.
-Graph SmallGraph() {
-  Graph g;
-  g.opset = 17;
-  ValueInfo x;
-  x.name = "x";
-  x.dtype = DataType::kFloat32;
-  x.has_shape = true;
-  x.shape = {-1, 3};
-  g.inputs = {x};
-  ValueInfo y;
-  y.name = "y";
-  g.outputs = {y};
-  Node relu;
-  relu.name = "relu";
-  relu.op_type = "Relu";
-  relu.inputs = {"x"};
-  relu.outputs = {"r"};
-  Node add;
-  add.name = "add";
-  add.op_type = "Add";
-  add.inputs = {"r", "x"};
-  add.outputs = {"y"};
-  g.nodes = {add, relu};  // deliberately out of order
-  return g;
-}
-
 Tensor X() { return Tensor::FromVector<float>({2, 3}, {-1, 2, -3, 4, -5, 6}); }
 
 TEST(ExecutorTest, SortsAndRuns) {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  Graph g = ReluAddGraph();
+  std::swap(g.nodes[0], g.nodes[1]);  // add before relu: Create must sort
+  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(g);
   ASSERT_TRUE(ex.ok()) << ex.status();
   absl::StatusOr<std::vector<Tensor>> out = (*ex)->RunOutputs({{"x", X()}});
   ASSERT_TRUE(out.ok()) << out.status();
@@ -50,7 +26,8 @@ TEST(ExecutorTest, SortsAndRuns) {
 }
 
 TEST(ExecutorTest, HookSeesEveryValueAndCanReplaceIt) {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ReluAddGraph());
   ASSERT_TRUE(ex.ok());
   std::vector<std::string> seen;
   RunOptions options;
@@ -67,7 +44,8 @@ TEST(ExecutorTest, HookSeesEveryValueAndCanReplaceIt) {
 }
 
 TEST(ExecutorTest, KeepsIntermediatesWhenAsked) {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ReluAddGraph());
   ASSERT_TRUE(ex.ok());
   RunOptions options;
   options.keep_all_values = true;
@@ -82,7 +60,8 @@ TEST(ExecutorTest, KeepsIntermediatesWhenAsked) {
 }
 
 TEST(ExecutorTest, ExplainsBadFeeds) {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ReluAddGraph());
   ASSERT_TRUE(ex.ok());
   auto message = [&](const TensorMap& feeds) {
     return std::string((*ex)->RunOutputs(feeds).status().message());
@@ -99,7 +78,8 @@ TEST(ExecutorTest, ExplainsBadFeeds) {
 }
 
 TEST(ExecutorTest, StopsWhenCancelled) {
-  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(SmallGraph());
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ReluAddGraph());
   ASSERT_TRUE(ex.ok());
   std::atomic<bool> cancelled{true};
   RunOptions options;
@@ -109,10 +89,10 @@ TEST(ExecutorTest, StopsWhenCancelled) {
 }
 
 TEST(ExecutorTest, RefusesCyclesAndUnknownOps) {
-  Graph g = SmallGraph();
-  g.nodes[1].inputs = {"y"};  // relu reads add's output, add reads relu's
+  Graph g = ReluAddGraph();
+  g.nodes[0].inputs = {"y"};  // relu reads add's output, add reads relu's
   EXPECT_FALSE(Executor::Create(g).ok());
-  g = SmallGraph();
+  g = ReluAddGraph();
   g.nodes[0].op_type = "NoSuchOp";
   absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(g);
   EXPECT_EQ(ex.status().code(), absl::StatusCode::kUnimplemented);
@@ -120,7 +100,7 @@ TEST(ExecutorTest, RefusesCyclesAndUnknownOps) {
 }
 
 TEST(ExecutorTest, ReplacesInitializersOnlyWithTheSameTypeAndShape) {
-  Graph g = SmallGraph();
+  Graph g = ReluAddGraph();
   g.initializers["k"] = Tensor::FromVector<float>({3}, {1, 2, 3});
   absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(g);
   ASSERT_TRUE(ex.ok());

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/ops/data_movement_test_util.h"
 #include "engine/ops/op_test_util.h"
 #include "engine/ops/op_test_util_gtest.h"
 #include "engine/ops/op_util.h"
@@ -14,29 +15,17 @@
 
 namespace quantd {
 
-const OpRegistry& TestRegistry() {
-  static const OpRegistry* registry = [] {
-    auto* r = new OpRegistry();
-    RegisterDataMovementOps(*r);
-    return r;
-  }();
-  return *registry;
-}
-
 namespace {
+
+using data_movement_test::F;
+using data_movement_test::I64;
+using data_movement_test::Iota;
+using data_movement_test::kInt64Max;
+using data_movement_test::kInt64Min;
 
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-
-constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
-constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
-
-Tensor Iota(const Shape& shape) { return FloatIota(shape); }
-Tensor F(Shape shape, std::vector<float> v) {
-  return Tensor::FromVector<float>(shape, v);
-}
-Tensor I64(std::vector<int64_t> v) { return Int64Vector(v); }
 
 // -------------------------------------------------------------------- Pad
 
