@@ -9,7 +9,9 @@ packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang-format
   # libraries
-  libabsl-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
+  # Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake config
+  # requires the OpenCL headers (a Recommends, skipped without recommends).
+  libabsl-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libzip-dev zipcmp zipmerge ziptool libssl-dev zlib1g-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
