@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/artifacts.h"
 #include "engine/job_spec.h"
 #include "quantd/v1/report.pb.h"
 
@@ -45,31 +46,10 @@ struct ProgressEvent {
 };
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
-struct PipelineResult {
-  std::string model_bytes;  // the quantized QDQ ONNX model
-  v1::QuantizationReport report;
-};
-
 absl::StatusOr<PipelineResult> RunPtqPipeline(
     const v1::JobSpec& spec, const JobPaths& paths,
     const ProgressCallback& progress = nullptr,
     const std::atomic<bool>* cancelled = nullptr);
-
-// File names inside an output folder.
-inline constexpr char kModelArtifact[] = "model.quant.onnx";
-inline constexpr char kReportArtifact[] = "report.json";
-
-// Writes model.quant.onnx and report.json into `dir` (created if missing)
-// through a temporary folder and renames, so that a failure leaves neither
-// file behind and readers never see a partial one.
-absl::Status WriteArtifacts(const std::string& dir,
-                            const PipelineResult& result);
-
-// Creates `dir` and its missing parents, and checks it is writable; run-job
-// calls it before the job so that a bad --out fails at once.
-absl::Status CreateOutputFolder(const std::string& dir);
-
-std::string ReportToJson(const v1::QuantizationReport& report);
 
 }  // namespace quantd
 

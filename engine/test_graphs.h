@@ -2,8 +2,11 @@
 // *_test.cc).
 //
 //   Graph g = ReluAddGraph();   // y = Relu(x) + x, x: f32[N, 3]
+//   Graph l = LinearLayersGraph();  // LayerNorm -> q, k -> Relu -> out
 #ifndef QUANTD_ENGINE_TEST_GRAPHS_H_
 #define QUANTD_ENGINE_TEST_GRAPHS_H_
+
+#include <random>
 
 #include "engine/graph.h"
 
@@ -34,6 +37,51 @@ inline Graph ReluAddGraph() {
   add.inputs = {"r", "x"};
   add.outputs = {"y"};
   g.nodes = {relu, add};
+  return g;
+}
+
+// Linear layers as a transformer has them, x: f32[N, 8] -> y: f32[N, 4]:
+//   h = LayerNormalization(x; "ln_gamma", "ln_beta")     node "ln"
+//   q = MatMul(h, "wq" [8, 6]), k = MatMul(h, "wk" [8, 6])  nodes "q", "k"
+//   r = Relu(q + k)
+//   y = MatMul(r, "wo" [6, 4])                          node "out"
+// Weights are seeded random normals; input channel 3 of x is given large
+// LayerNorm gain so that h has an outlier channel.
+inline Graph LinearLayersGraph() {
+  Graph g = ReluAddGraph();
+  g.inputs[0].shape = {-1, 8};
+  g.outputs[0].name = "y";
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 0.5f);
+  auto random = [&](Shape shape) {
+    Tensor t(DataType::kFloat32, shape);
+    for (int64_t i = 0; i < t.num_elements(); ++i) {
+      t.mutable_data<float>()[i] = normal(rng);
+    }
+    return t;
+  };
+  g.initializers["ln_gamma"] = random({8});
+  g.initializers["ln_gamma"].mutable_data<float>()[3] = 12.f;
+  g.initializers["ln_beta"] = random({8});
+  g.initializers["wq"] = random({8, 6});
+  g.initializers["wk"] = random({8, 6});
+  g.initializers["wo"] = random({6, 4});
+  auto node = [](std::string name, std::string op, std::vector<std::string> in,
+                 std::string out) {
+    Node n;
+    n.name = std::move(name);
+    n.op_type = std::move(op);
+    n.inputs = std::move(in);
+    n.outputs = {std::move(out)};
+    return n;
+  };
+  g.nodes = {
+      node("ln", "LayerNormalization", {"x", "ln_gamma", "ln_beta"}, "h"),
+      node("q", "MatMul", {"h", "wq"}, "qv"),
+      node("k", "MatMul", {"h", "wk"}, "kv"),
+      node("qk", "Add", {"qv", "kv"}, "s"),
+      node("relu", "Relu", {"s"}, "r"),
+      node("out", "MatMul", {"r", "wo"}, "y")};
   return g;
 }
 
