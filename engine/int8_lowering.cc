@@ -136,14 +136,16 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
         options.excluded_nodes.contains(node.name)) {
       continue;
     }
-    auto range = ranges.find(node.input(0));
-    if (range == ranges.end() || !range->second.valid()) {
-      ++local.skipped_without_range;
-      continue;
+    float x_scale = 1.f;
+    int32_t x_zp = 0;
+    if (!options.dynamic_activations) {
+      auto range = ranges.find(node.input(0));
+      if (range == ranges.end() || !range->second.valid()) {
+        ++local.skipped_without_range;
+        continue;
+      }
+      ChooseU8Params(range->second, &x_scale, &x_zp);
     }
-    float x_scale;
-    int32_t x_zp;
-    ChooseU8Params(range->second, &x_scale, &x_zp);
     const Tensor& w = *graph.FindInitializer(node.input(1));
     const bool is_conv = node.op_type == "Conv";
     const bool trans_b =
@@ -173,13 +175,19 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
       q.attributes.Set("trans_b", tb);
       ++local.matmuls;
     }
-    Attribute scale_attr;
-    scale_attr.type = Attribute::Type::kFloat;
-    scale_attr.f = x_scale;
-    q.attributes.Set("x_scale", scale_attr);
-    Attribute zp_attr;
-    zp_attr.i = x_zp;
-    q.attributes.Set("x_zero_point", zp_attr);
+    if (options.dynamic_activations) {
+      Attribute dynamic;
+      dynamic.i = 1;
+      q.attributes.Set("dynamic_x", dynamic);
+    } else {
+      Attribute scale_attr;
+      scale_attr.type = Attribute::Type::kFloat;
+      scale_attr.f = x_scale;
+      q.attributes.Set("x_scale", scale_attr);
+      Attribute zp_attr;
+      zp_attr.i = x_zp;
+      q.attributes.Set("x_zero_point", zp_attr);
+    }
     const std::string& out = node.outputs[0];
     auto relu = relu_of.find(out);
     if (options.fuse_relu && relu != relu_of.end() && consumers[out] == 1 &&

@@ -8,6 +8,14 @@
 //   executor->Run(feeds, opts);                    // over calibration data
 //   Int8LoweringStats stats;
 //   absl::Status s = LowerToInt8(graph, recorder.ranges(), {}, &stats);
+//
+// Dynamic activations need no calibration: every eligible node quantizes its
+// input per run from the input's own range (DynamicQuantizeLinear's u8
+// parameters; see engine/ops/quantized_ops.cc).
+//
+//   Int8LoweringOptions dyn;
+//   dyn.dynamic_activations = true;
+//   absl::Status s = LowerToInt8(graph, /*ranges=*/{}, dyn, &stats);
 #ifndef QUANTD_ENGINE_INT8_LOWERING_H_
 #define QUANTD_ENGINE_INT8_LOWERING_H_
 
@@ -51,13 +59,17 @@ struct Int8LoweringOptions {
   int32_t weight_qmax = 0;
   bool fuse_relu = true;
   std::set<std::string> excluded_nodes;
+  // Every eligible, non-excluded node gets dynamic_x = 1: its activation is
+  // quantized per run, as ONNX's DynamicQuantizeLinear does, and `ranges`
+  // is not consulted.
+  bool dynamic_activations = false;
 };
 
 struct Int8LoweringStats {
   int convs = 0;
   int matmuls = 0;
   int relus_fused = 0;
-  int skipped_without_range = 0;
+  int skipped_without_range = 0;  // never with dynamic_activations
 };
 
 // True for nodes LowerToInt8 would quantize (Conv; Gemm with alpha = beta =

@@ -215,8 +215,11 @@ absl::Status ValidateQuantizationPlan(const Graph& graph,
           "; an update must keep dtype and shape"));
     }
   }
-  for (const auto& [name, p] : plan.activations) {
-    const std::string what = absl::StrCat("activation '", name, "'");
+  // What static and dynamic activations have in common: a float value
+  // that is a graph input or a node output, and not also a graph output if
+  // it is an input.
+  auto check_activation_value = [&](const std::string& what,
+                                    const std::string& name) -> absl::Status {
     if (graph.FindInitializer(name) != nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, " is an initializer; list it in plan.weights"));
@@ -228,16 +231,6 @@ absl::Status ValidateQuantizationPlan(const Graph& graph,
     if (plan.weights.contains(name)) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, " is also listed in plan.weights"));
-    }
-    if (IsFourBit(p.type)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is ", QuantTypeName(p.type),
-                       "; activations are exported as int8 or uint8 only"));
-    }
-    if (p.axis != -1 || p.group_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " has axis ", p.axis, " and group_size ", p.group_size,
-          "; activations take per-tensor parameters (axis -1)"));
     }
     const ValueInfo* info = graph.FindValueInfo(name);
     if (info != nullptr && info->dtype != DataType::kUndefined &&
@@ -254,8 +247,37 @@ absl::Status ValidateQuantizationPlan(const Graph& graph,
                          "cannot be kept on both sides of a QDQ pair"));
       }
     }
+    return absl::OkStatus();
+  };
+  for (const auto& [name, p] : plan.activations) {
+    const std::string what = absl::StrCat("activation '", name, "'");
+    if (absl::Status s = check_activation_value(what, name); !s.ok()) {
+      return s;
+    }
+    if (plan.dynamic_activations.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what,
+          " is in both plan.activations (static parameters) and "
+          "plan.dynamic_activations (parameters per batch); choose one"));
+    }
+    if (IsFourBit(p.type)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " is ", QuantTypeName(p.type),
+                       "; activations are exported as int8 or uint8 only"));
+    }
+    if (p.axis != -1 || p.group_size != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " has axis ", p.axis, " and group_size ", p.group_size,
+          "; activations take per-tensor parameters (axis -1)"));
+    }
     absl::Status s = CheckParams(what, p, {}, false);
     if (!s.ok()) return s;
+  }
+  for (const std::string& name : plan.dynamic_activations) {
+    const std::string what = absl::StrCat("dynamic activation '", name, "'");
+    if (absl::Status s = check_activation_value(what, name); !s.ok()) {
+      return s;
+    }
   }
   for (const auto& [name, p] : plan.weights) {
     const std::string what = absl::StrCat("weight '", name, "'");
@@ -345,8 +367,12 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
   absl::flat_hash_set<std::string> graph_outputs;
   for (const ValueInfo& o : g.outputs) graph_outputs.insert(o.name);
 
-  // Activations: Q -> DQ after the producer; readers move to the DQ output.
-  for (const auto& [name, p] : plan.activations) {
+  // Activations: Q -> DQ after the producer (static: QuantizeLinear with
+  // constant parameters; dynamic: DynamicQuantizeLinear, whose scale and
+  // zero point outputs feed the DequantizeLinear); readers move to the DQ
+  // output. `p` is null for a dynamic activation.
+  auto quantize_activation = [&](const std::string& name,
+                                 const QuantParams* p) {
     const bool is_output = graph_outputs.contains(name);
     auto producer = producers.find(name);
     std::string source = name;
@@ -366,22 +392,34 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
         if (in == name) in = dq_out;
       }
     }
-    const std::string scale = g.UniqueName(absl::StrCat(name, "_scale"));
-    g.initializers[scale] = Tensor::Scalar<float>(p.scales[0]);
-    const std::string zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
-    g.initializers[zp] = ZeroPointTensor(p, {});
-
+    // Every base below differs, so names made before the nodes join the
+    // graph cannot collide with one another.
     Node q;
-    q.op_type = "QuantizeLinear";
-    q.name = g.UniqueName(absl::StrCat(name, "_QuantizeLinear"));
-    q.inputs = {source, scale, zp};
-    q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized"))};
+    std::string scale, zp;
+    if (p != nullptr) {
+      scale = g.UniqueName(absl::StrCat(name, "_scale"));
+      g.initializers[scale] = Tensor::Scalar<float>(p->scales[0]);
+      zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
+      g.initializers[zp] = ZeroPointTensor(*p, {});
+      q.op_type = "QuantizeLinear";
+      q.name = g.UniqueName(absl::StrCat(name, "_QuantizeLinear"));
+      q.inputs = {source, scale, zp};
+      q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized"))};
+    } else {
+      q.op_type = "DynamicQuantizeLinear";
+      q.name = g.UniqueName(absl::StrCat(name, "_DynamicQuantizeLinear"));
+      q.inputs = {source};
+      scale = g.UniqueName(absl::StrCat(name, "_scale"));
+      zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
+      q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized")), scale, zp};
+    }
+    const std::string quantized = q.outputs[0];
     g.nodes.push_back(std::move(q));
     const size_t q_index = g.nodes.size() - 1;
     Node dq;
     dq.op_type = "DequantizeLinear";
     dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
-    dq.inputs = {g.nodes[q_index].outputs[0], scale, zp};
+    dq.inputs = {quantized, scale, zp};
     dq.outputs = {dq_out};
     g.nodes.push_back(std::move(dq));
     const size_t dq_index = g.nodes.size() - 1;
@@ -389,6 +427,10 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
         producer == producers.end() ? at_start : after[producer->second];
     slot.push_back(q_index);
     slot.push_back(dq_index);
+  };
+  for (const auto& [name, p] : plan.activations) quantize_activation(name, &p);
+  for (const std::string& name : plan.dynamic_activations) {
+    quantize_activation(name, nullptr);
   }
 
   // Weights: integer initializer -> DQ before the first quantized reader.

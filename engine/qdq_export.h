@@ -2,15 +2,24 @@
 // QuantizeLinear -> DequantizeLinear pairs on activations, and quantized
 // integer initializers read through DequantizeLinear for weights. This is
 // the format ONNX Runtime, OpenVINO and TensorRT turn into integer kernels.
+// Dynamic activations (plan.dynamic_activations) get DynamicQuantizeLinear
+// -> DequantizeLinear instead, the three outputs (y, y_scale, y_zero_point)
+// feeding the DequantizeLinear: the form ONNX Runtime's quantize_dynamic
+// writes in QDQ format. ORT's optimizer fuses it with a following MatMul
+// into a dynamically quantized integer kernel (engine/qdq_ort_test.cc
+// checks both ORT paths against quantd).
 //
 //   QdqExportOptions options;
 //   absl::StatusOr<std::string> bytes =
 //       ExportQdqModelBytes(graph, plan, options);   // model.onnx contents
 //
 // What the export does:
-//   - Graph inputs and outputs keep their names. An activation that is a
-//     graph output keeps its name on the DequantizeLinear output; the float
-//     value its producer writes is renamed.
+//   - Graph inputs and outputs keep their names. An activation (static or
+//     dynamic) that is a graph output keeps its name on the DequantizeLinear
+//     output; the float value its producer writes is renamed.
+//   - Static activations: scale and zero point are initializers. Dynamic
+//     activations: DynamicQuantizeLinear computes them per run (u8,
+//     asymmetric, from the batch's min/max; opset 11, so any export opset).
 //   - Weights are quantized here (round half to even, clamped to the plan's
 //     [qmin, qmax]) from plan.updated_initializers when present, else from
 //     the graph's float initializer, which is then dropped. Scales and zero
@@ -72,7 +81,8 @@ struct QdqGraph {
 };
 
 // Checks the plan against the graph without exporting: every name exists
-// and has the right kind (activation or float initializer), parameters have
+// and has the right kind (activation or float initializer), no value is both
+// a static and a dynamic activation, parameters have
 // counts matching the tensor's dims, scales are positive and finite, zero
 // points lie in [qmin, qmax] within the type's range, group sizes divide the
 // grouped dimension. Errors are InvalidArgument naming the tensor.

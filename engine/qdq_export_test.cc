@@ -4,8 +4,11 @@
 // with errors naming the tensor.
 #include "engine/qdq_export.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "engine/model_loader.h"
@@ -201,6 +204,139 @@ TEST(QdqExportTest, ConvReluPerChannelMatchesFakeQuant) {
   ASSERT_TRUE(f.ok());
   EXPECT_GT(MaxAbsDiff((*qdq)[0], (*f)[0]), 0.f);
   EXPECT_LT(MaxAbsDiff((*qdq)[0], (*f)[0]), 0.2f);
+}
+
+// DynamicQuantizeLinear's parameters by the ONNX formulas in f32 (scale 1
+// for an all-zero value, as ONNX Runtime), written out here independently
+// of kernels/quantize.h.
+QuantParams DynamicParams(const Tensor& x) {
+  float lo = 0.f, hi = 0.f;
+  const float* v = x.data<float>();
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  const float scale = hi > lo ? (hi - lo) / 255.f : 1.f;
+  const float zp = std::nearbyint(std::clamp(0.f - lo / scale, 0.f, 255.f));
+  return U8(scale, static_cast<int32_t>(zp));
+}
+
+// The float graph with weights fake-quantized and activations fake-quantized
+// as they are produced: static ones with their plan parameters, dynamic ones
+// with parameters from the value itself.
+absl::StatusOr<std::vector<Tensor>> RunDynamicFakeQuant(
+    const Graph& float_graph, const QuantizationPlan& plan,
+    const TensorMap& feeds) {
+  Graph g = float_graph;
+  for (const auto& [name, p] : plan.weights) {
+    g.initializers[name] = FakeQuantize(g.initializers.at(name), p);
+  }
+  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(g);
+  if (!ex.ok()) return ex.status();
+  RunOptions opts;
+  opts.tensor_hook = [&plan](const Node*, const std::string& name,
+                             Tensor& value) {
+    auto it = plan.activations.find(name);
+    if (it != plan.activations.end()) value = FakeQuantize(value, it->second);
+    if (plan.dynamic_activations.contains(name)) {
+      value = FakeQuantize(value, DynamicParams(value));
+    }
+    return absl::OkStatus();
+  };
+  absl::StatusOr<RunResult> r = (*ex)->Run(feeds, opts);
+  if (!r.ok()) return r.status();
+  return std::move(r->outputs);
+}
+
+TEST(QdqExportTest, DynamicActivationsMatchFakeQuant) {
+  Graph g = ConvReluGraph();
+  QuantizationPlan plan;
+  plan.dynamic_activations = {"x", "y"};  // a graph input and output
+  plan.weights["w"] = qdq_test::S8PerChannel(g.initializers["w"], 0, 127);
+  const TensorMap feeds = {{"x", Random({1, 2, 6, 6}, 13)}};
+
+  LoadedModel loaded;
+  absl::StatusOr<std::vector<Tensor>> qdq =
+      ExportAndRun(g, plan, feeds, &loaded);
+  ASSERT_TRUE(qdq.ok()) << qdq.status();
+  absl::StatusOr<std::vector<Tensor>> ref = RunDynamicFakeQuant(g, plan, feeds);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  const float d_ref = MaxAbsDiff((*qdq)[0], (*ref)[0]);
+  EXPECT_LE(d_ref, kSameMathTolerance);
+
+  EXPECT_EQ(Names(loaded.graph.inputs), std::vector<std::string>{"x"});
+  EXPECT_EQ(Names(loaded.graph.outputs), std::vector<std::string>{"y"});
+  EXPECT_EQ(CountOps(loaded.graph, "DynamicQuantizeLinear"), 2);
+  EXPECT_EQ(CountOps(loaded.graph, "QuantizeLinear"), 0);
+  EXPECT_EQ(CountOps(loaded.graph, "DequantizeLinear"), 3);
+  // No activation parameters are stored: only the weight's.
+  EXPECT_EQ(loaded.graph.FindInitializer("x_scale"), nullptr);
+  // Each DynamicQuantizeLinear's three outputs are exactly one
+  // DequantizeLinear's inputs, and "y" is such a DequantizeLinear's output.
+  std::map<std::string, const Node*> producer;
+  for (const Node& n : loaded.graph.nodes) {
+    for (const std::string& o : n.outputs) producer[o] = &n;
+  }
+  int pairs = 0;
+  for (const Node& n : loaded.graph.nodes) {
+    if (n.op_type != "DequantizeLinear" || producer[n.inputs[0]] == nullptr ||
+        producer[n.inputs[0]]->op_type != "DynamicQuantizeLinear") {
+      continue;
+    }
+    EXPECT_EQ(n.inputs, producer[n.inputs[0]]->outputs);
+    ++pairs;
+  }
+  EXPECT_EQ(pairs, 2);
+  ASSERT_NE(producer["y"], nullptr);
+  EXPECT_EQ(producer["y"]->op_type, "DequantizeLinear");
+  const Node* conv_input = nullptr;
+  for (const Node& n : loaded.graph.nodes) {
+    if (n.op_type == "Conv") conv_input = producer[n.inputs[0]];
+  }
+  ASSERT_NE(conv_input, nullptr);
+  EXPECT_EQ(conv_input->op_type, "DequantizeLinear");
+
+  absl::StatusOr<std::unique_ptr<Executor>> fl = Executor::Create(g);
+  ASSERT_TRUE(fl.ok());
+  absl::StatusOr<std::vector<Tensor>> f = (*fl)->RunOutputs(feeds);
+  ASSERT_TRUE(f.ok());
+  const float d_float = MaxAbsDiff((*qdq)[0], (*f)[0]);
+  std::printf(
+      "dynamic QDQ conv: max |quantd - fake-quant| %.3g, max |quantd - "
+      "float| %.3g\n",
+      d_ref, d_float);
+  EXPECT_GT(d_float, 0.f);
+  EXPECT_LT(d_float, 0.2f);
+}
+
+TEST(QdqExportTest, StaticAndDynamicActivationsTogether) {
+  Graph g = ConvReluGraph();
+  QuantizationPlan plan;
+  plan.activations["x"] = U8(2.f / 255, 128);
+  plan.dynamic_activations = {"c"};  // the Conv's output, read by the Relu
+  plan.weights["w"] = qdq_test::S8PerChannel(g.initializers["w"], 0, 127);
+  for (uint32_t seed : {14u, 15u}) {
+    // Different inputs, different per-batch parameters for "c".
+    const TensorMap feeds = {{"x", Random({1, 2, 6, 6}, seed)}};
+    absl::StatusOr<std::vector<Tensor>> qdq =
+        ExportAndRun(g, plan, feeds, nullptr);
+    ASSERT_TRUE(qdq.ok()) << qdq.status();
+    absl::StatusOr<std::vector<Tensor>> ref =
+        RunDynamicFakeQuant(g, plan, feeds);
+    ASSERT_TRUE(ref.ok()) << ref.status();
+    EXPECT_LE(MaxAbsDiff((*qdq)[0], (*ref)[0]), kSameMathTolerance);
+  }
+  absl::StatusOr<QdqGraph> q = BuildQdqGraph(g, plan);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(CountOps(q->graph, "QuantizeLinear"), 1);
+  EXPECT_EQ(CountOps(q->graph, "DynamicQuantizeLinear"), 1);
+  // Conv, DynamicQuantizeLinear, DequantizeLinear, Relu in that order.
+  std::vector<std::string> order;
+  for (const Node& n : q->graph.nodes) order.push_back(n.op_type);
+  EXPECT_EQ(order,
+            (std::vector<std::string>{
+                "QuantizeLinear", "DequantizeLinear", "DequantizeLinear",
+                "Conv", "DynamicQuantizeLinear", "DequantizeLinear", "Relu"}));
 }
 
 TEST(QdqExportTest, GemmWithUpdatedWeightAndAsymmetricWeights) {
@@ -498,6 +634,21 @@ INSTANTIATE_TEST_SUITE_P(
             "UnknownFloatNode",
             [](Graph&, QuantizationPlan& p) { p.float_nodes.insert("ghost"); },
             "plan.float_nodes names 'ghost'"},
+        ErrorCase{"StaticAndDynamic",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.dynamic_activations.insert("x");
+                  },
+                  "activation 'x' is in both plan.activations"},
+        ErrorCase{"UnknownDynamicActivation",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.dynamic_activations.insert("nope");
+                  },
+                  "dynamic activation 'nope' is neither"},
+        ErrorCase{"DynamicWeight",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.dynamic_activations.insert("w");
+                  },
+                  "dynamic activation 'w' is an initializer"},
         ErrorCase{"UpdatedShape",
                   [](Graph&, QuantizationPlan& p) {
                     p.updated_initializers["w"] = Random({5, 16}, 1);

@@ -5,6 +5,7 @@
 //   QuantizationPlan plan;
 //   plan.activations["conv1_out"] = PerTensor(QuantType::kUInt8, 0.02f, 128);
 //   plan.weights["conv1.weight"] = ...;   // per channel along axis 0
+//   plan.dynamic_activations.insert("fc1_in");   // u8, parameters per batch
 //
 // Layouts of QuantParams::scales (zero_points has the same layout, or is
 // empty for symmetric parameters):
@@ -55,6 +56,10 @@ struct QuantizationPlan {
   std::map<std::string, QuantParams> activations;
   // Parameters of weights, by initializer name.
   std::map<std::string, QuantParams> weights;
+  // Values quantized per batch at run time (DYNAMIC mode): uint8,
+  // asymmetric, parameters from each batch's min/max as ONNX's
+  // DynamicQuantizeLinear computes them. Disjoint from `activations`.
+  std::set<std::string> dynamic_activations;
   // Float weights that algorithms changed before rounding (SmoothQuant,
   // GPTQ, AWQ, bias correction), by initializer name; they replace the
   // graph's initializers of the same name and shape.

@@ -269,4 +269,102 @@ absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
   return absl::OkStatus();
 }
 
+namespace {
+
+// Scale and zero point for the range [lo, hi] (NaN-free; lo <= 0 <= hi),
+// by DynamicQuantizeLinear's formulas in f32.
+absl::StatusOr<DynamicQuantParams> DynamicParamsFromRange(float lo, float hi) {
+  if (!std::isfinite(lo) || !std::isfinite(hi)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DynamicQuantizeLinear input has range [", lo, ", ", hi,
+                     "]; it needs finite values to choose a scale"));
+  }
+  DynamicQuantParams p;
+  const float width = hi - lo;
+  if (!std::isfinite(width)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DynamicQuantizeLinear input range [", lo, ", ", hi,
+                     "] is wider than the largest float"));
+  }
+  p.scale = width / 255.f;
+  // All zeros (or a range so small that the scale underflows): ONNX
+  // Runtime's scale 1, so zero_point is 0 and nothing divides by zero.
+  if (p.scale == 0.f) p.scale = 1.f;
+  const float zp = 0.f - lo / p.scale;
+  p.zero_point =
+      static_cast<int32_t>(std::nearbyint(std::clamp(zp, 0.f, 255.f)));
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<DynamicQuantParams> ComputeDynamicQuantParams(const Tensor& x) {
+  if (x.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DynamicQuantizeLinear input is ", x.DebugString(), ", expected f32"));
+  }
+  // Starting from 0 includes 0 in the range, as the spec's min(0, min(x)).
+  float lo = 0.f, hi = 0.f;
+  const float* p = x.data<float>();
+  const int64_t n = x.num_elements();
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    // NaN compares false both ways and so is skipped.
+    if (p[i] < lo) lo = p[i];
+    if (p[i] > hi) hi = p[i];
+  }
+  return DynamicParamsFromRange(lo, hi);
+}
+
+absl::Status DynamicQuantizeLinear(const Tensor& x, Tensor* y,
+                                   DynamicQuantParams* params) {
+  absl::StatusOr<DynamicQuantParams> p = ComputeDynamicQuantParams(x);
+  if (!p.ok()) return p.status();
+  Tensor scale = Tensor::Scalar<float>(p->scale);
+  Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(p->zero_point));
+  QuantizeOptions options;
+  options.output_type = DataType::kUInt8;
+  if (absl::Status s = QuantizeLinear(x, scale, &zp, options, y); !s.ok()) {
+    return s;
+  }
+  if (params != nullptr) *params = *p;
+  return absl::OkStatus();
+}
+
+absl::Status DynamicQuantizeLinearReference(const Tensor& x, Tensor* y,
+                                            DynamicQuantParams* params) {
+  if (x.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DynamicQuantizeLinear input is ", x.DebugString(), ", expected f32"));
+  }
+  const float* in = x.data<float>();
+  const int64_t n = x.num_elements();
+  float x_min = 0.f, x_max = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(in[i])) continue;
+    x_min = std::min(x_min, in[i]);
+    x_max = std::max(x_max, in[i]);
+  }
+  if (std::isinf(x_min) || std::isinf(x_max) || std::isinf(x_max - x_min)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DynamicQuantizeLinear input has range [", x_min, ", ",
+                     x_max, "]; it needs a finite scale"));
+  }
+  float scale = (x_max - x_min) / 255.f;
+  if (scale == 0.f) scale = 1.f;
+  float zp =
+      std::nearbyint(std::min(std::max(0.f - x_min / scale, 0.f), 255.f));
+  *y = Tensor(DataType::kUInt8, x.shape());
+  uint8_t* out = y->mutable_data<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    float v = std::isnan(in[i]) ? zp : std::nearbyint(in[i] / scale) + zp;
+    out[i] = static_cast<uint8_t>(std::min(std::max(v, 0.f), 255.f));
+  }
+  if (params != nullptr) {
+    params->scale = scale;
+    params->zero_point = static_cast<int32_t>(zp);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace quantd

@@ -25,6 +25,29 @@
 //   dopts.axis = 0;
 //   s = DequantizeLinear(q, scales, nullptr, dopts, &back);
 //
+// DynamicQuantizeLinear (ONNX opset 11): u8 per-tensor parameters chosen
+// from x's own range at run time, then QuantizeLinear with them. In f32, as
+// the ONNX spec and ONNX Runtime compute it:
+//
+//   x_min = min(0, min(x)),  x_max = max(0, max(x))
+//   scale = (x_max - x_min) / 255
+//   zero_point = saturate(round_half_even(0 - x_min / scale))  in [0, 255]
+//   y = saturate(round_half_even(x / scale) + zero_point)
+//
+// When x_max == x_min (x all zero or empty) the spec's scale would be 0 and
+// every division above 0/0. ONNX Runtime uses scale 1 then, which gives
+// zero_point 0 and y all 0; so does quantd (also when a range of a few
+// denormals makes (x_max - x_min) / 255 underflow to 0), so nothing ever
+// divides by zero and the scale is always a valid QuantizeLinear scale.
+// NaNs are left out of min and max and quantize to the zero point; an
+// infinite value, or a range whose width overflows f32, is an error (no
+// finite scale covers it).
+//
+//   Tensor y;
+//   DynamicQuantParams params;
+//   absl::Status s = DynamicQuantizeLinear(x, &y, &params);
+//   // y: u8, x's shape; params.scale, params.zero_point: y_scale, y_zp
+//
 // Plain loops (vectorized by the compiler), split over threads with OpenMP
 // for large tensors.
 #ifndef QUANTD_KERNELS_QUANTIZE_H_
@@ -34,6 +57,7 @@
 #include <optional>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "kernels/tensor.h"
 
 namespace quantd {
@@ -68,6 +92,25 @@ absl::Status QuantizeLinear(const Tensor& x, const Tensor& scale,
 absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
                               const Tensor* zero_point,
                               const DequantizeOptions& options, Tensor* y);
+
+// DynamicQuantizeLinear's y_scale and y_zero_point for x (f32).
+struct DynamicQuantParams {
+  float scale = 1.f;
+  int32_t zero_point = 0;  // in [0, 255]
+};
+
+// The parameters alone, from one pass over x (min and max).
+absl::StatusOr<DynamicQuantParams> ComputeDynamicQuantParams(const Tensor& x);
+
+// Parameters and y (u8, x's shape; reused when it already is one, else
+// allocated). `params` may be null.
+absl::Status DynamicQuantizeLinear(const Tensor& x, Tensor* y,
+                                   DynamicQuantParams* params);
+
+// The same with plain scalar loops and no threads, written from the formulas
+// above rather than from the kernel: what the tests compare it with.
+absl::Status DynamicQuantizeLinearReference(const Tensor& x, Tensor* y,
+                                            DynamicQuantParams* params);
 
 }  // namespace quantd
 

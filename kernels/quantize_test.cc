@@ -298,5 +298,147 @@ TEST(DequantizeLinearTest, RejectsBadArguments) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The three examples of ONNX's DynamicQuantizeLinear documentation.
+TEST(DynamicQuantizeLinearTest, OnnxExamples) {
+  struct Case {
+    std::vector<float> x;
+    float scale;
+    int32_t zero_point;
+    std::vector<uint8_t> y;
+  };
+  const std::vector<Case> cases = {
+      {{0, 2, -3, -2.5f, 1.34f, 0.5f},
+       5.f / 255,
+       153,
+       {153, 255, 0, 26, 221, 179}},
+      {{-1.f, -2.1f, -1.3f, -2.5f, -3.34f, -4.f},  // max adjusted up to 0
+       4.f / 255,
+       255,
+       {191, 121, 172, 96, 42, 0}},
+      {{1, 2.1f, 1.3f, 2.5f, 3.34f, 4, 1.5f, 2.6f, 3.9f, 4, 3, 2.345f},
+       4.f / 255,  // min adjusted down to 0
+       0,
+       {64, 134, 83, 159, 213, 255, 96, 166, 249, 255, 191, 149}},
+  };
+  for (const Case& c : cases) {
+    Tensor x =
+        Tensor::FromVector<float>({static_cast<int64_t>(c.x.size())}, c.x);
+    for (bool reference : {false, true}) {
+      SCOPED_TRACE(reference ? "reference" : "kernel");
+      Tensor y;
+      DynamicQuantParams p;
+      absl::Status s = reference ? DynamicQuantizeLinearReference(x, &y, &p)
+                                 : DynamicQuantizeLinear(x, &y, &p);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(p.scale, c.scale);
+      EXPECT_EQ(p.zero_point, c.zero_point);
+      EXPECT_THAT(y.ToVector<uint8_t>(), ElementsAreArray(c.y));
+    }
+  }
+}
+
+TEST(DynamicQuantizeLinearTest, ZeroRangeUsesScaleOne) {
+  // All zeros, empty, and a range of denormals whose /255 underflows: scale
+  // 1 (as ONNX Runtime), zero point 0, y all 0; no division by zero.
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  for (const Tensor& x : {Tensor::Zeros(DataType::kFloat32, {2, 3}),
+                          Tensor(DataType::kFloat32, {0, 4}),
+                          Tensor::FromVector<float>({3}, {tiny, -tiny, 0.f})}) {
+    for (bool reference : {false, true}) {
+      Tensor y;
+      DynamicQuantParams p;
+      absl::Status s = reference ? DynamicQuantizeLinearReference(x, &y, &p)
+                                 : DynamicQuantizeLinear(x, &y, &p);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(p.scale, 1.f);
+      EXPECT_EQ(p.zero_point, 0);
+      EXPECT_EQ(y.shape(), x.shape());
+      for (uint8_t v : y.ToVector<uint8_t>()) EXPECT_EQ(v, 0);
+    }
+  }
+}
+
+TEST(DynamicQuantizeLinearTest, NanIsLeftOutOfTheRangeAndQuantizesToZp) {
+  Tensor x = Tensor::FromVector<float>(
+      {4}, {std::numeric_limits<float>::quiet_NaN(), -1.f, 3.f, 0.f});
+  for (bool reference : {false, true}) {
+    Tensor y;
+    DynamicQuantParams p;
+    absl::Status s = reference ? DynamicQuantizeLinearReference(x, &y, &p)
+                               : DynamicQuantizeLinear(x, &y, &p);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(p.scale, 4.f / 255);
+    EXPECT_EQ(p.zero_point, 64);  // 63.75
+    EXPECT_THAT(y.ToVector<uint8_t>(), ElementsAre(64, 0, 255, 64));
+  }
+}
+
+TEST(DynamicQuantizeLinearTest, RejectsNonFiniteRanges) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float big = std::numeric_limits<float>::max();
+  for (const Tensor& x : {Tensor::FromVector<float>({2}, {1.f, inf}),
+                          Tensor::FromVector<float>({2}, {-inf, 1.f}),
+                          Tensor::FromVector<float>({2}, {-big, big})}) {
+    Tensor y;
+    EXPECT_EQ(DynamicQuantizeLinear(x, &y, nullptr).code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(DynamicQuantizeLinearReference(x, &y, nullptr).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  Tensor y;
+  absl::Status s =
+      DynamicQuantizeLinear(Tensor::FromVector<int8_t>({1}, {1}), &y, nullptr);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("expected f32"));
+}
+
+// Kernel (threaded min/max, QuantizeLinear's rows) against the reference's
+// scalar loops: bit-identical parameters and values, over ranges that are
+// all positive, all negative or straddle zero, sizes past the threading
+// thresholds, and ties (values on exact half steps).
+TEST(DynamicQuantizeLinearTest, MatchesReferenceOnRandomData) {
+  std::mt19937 rng(11);
+  struct Case {
+    Shape shape;
+    float lo, hi;
+  };
+  const std::vector<Case> cases = {
+      {{1}, -2.f, 3.f},          {{7}, 0.5f, 9.f},
+      {{5, 9}, -9.f, -0.25f},    {{64, 33, 40}, -3.f, 11.f},
+      {{100000}, -1e-3f, 1e-3f}, {{3, 70000}, -500.f, 20.f},
+      {{2, 1, 28, 28}, 0.f, 1.f}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(ShapeToString(c.shape));
+    std::uniform_real_distribution<float> dist(c.lo, c.hi);
+    Tensor x(DataType::kFloat32, c.shape);
+    for (float& v : x.mutable_span<float>()) v = dist(rng);
+    Tensor y, y_ref;
+    DynamicQuantParams p, p_ref;
+    ASSERT_TRUE(DynamicQuantizeLinear(x, &y, &p).ok());
+    ASSERT_TRUE(DynamicQuantizeLinearReference(x, &y_ref, &p_ref).ok());
+    EXPECT_EQ(p.scale, p_ref.scale);
+    EXPECT_EQ(p.zero_point, p_ref.zero_point);
+    ASSERT_THAT(y.ToVector<uint8_t>(),
+                ElementsAreArray(y_ref.ToVector<uint8_t>()));
+    absl::StatusOr<DynamicQuantParams> alone = ComputeDynamicQuantParams(x);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ(alone->scale, p.scale);
+    EXPECT_EQ(alone->zero_point, p.zero_point);
+
+    // Values on exact half steps of the chosen scale exercise ties.
+    Tensor ties(DataType::kFloat32, c.shape);
+    float* t = ties.mutable_data<float>();
+    for (int64_t i = 0; i < ties.num_elements(); ++i) {
+      t[i] = (static_cast<float>(i % 511) * 0.5f - 127.f) * p.scale;
+    }
+    ASSERT_TRUE(DynamicQuantizeLinear(ties, &y, &p).ok());
+    ASSERT_TRUE(DynamicQuantizeLinearReference(ties, &y_ref, &p_ref).ok());
+    EXPECT_EQ(p.scale, p_ref.scale);
+    EXPECT_EQ(p.zero_point, p_ref.zero_point);
+    ASSERT_THAT(y.ToVector<uint8_t>(),
+                ElementsAreArray(y_ref.ToVector<uint8_t>()));
+  }
+}
+
 }  // namespace
 }  // namespace quantd
