@@ -7,9 +7,11 @@
 #ifndef QUANTD_ENGINE_ARTIFACTS_H_
 #define QUANTD_ENGINE_ARTIFACTS_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "engine/graph.h"
 #include "quantd/v1/report.pb.h"
 
 namespace quantd {
@@ -17,6 +19,10 @@ namespace quantd {
 struct PipelineResult {
   std::string model_bytes;  // the quantized QDQ ONNX model
   v1::QuantizationReport report;
+  // The exported model as quantd's executor runs it (4-bit values in 8-bit
+  // holders), when PipelineOptions::keep_qdq_graph asked for it: tests
+  // compare it with ONNX Runtime running model_bytes.
+  std::optional<Graph> qdq_graph;
 };
 
 // File names inside an output folder.

@@ -191,7 +191,9 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
   // Parameters per (group, channel); one group unless per group.
   const bool grouped = scheme.granularity == WeightGranularity::kPerGroup;
   const int64_t gs = grouped ? scheme.group_size : kin;
-  std::vector<float> scale((kin / gs) * n);
+  // A shorter last group when allowed (scheme.allow_partial_groups).
+  const int64_t num_groups = (kin + gs - 1) / gs;
+  std::vector<float> scale((num_groups)*n);
   std::vector<int32_t> zero(scale.size(), 0);
   auto copy_params = [&](const Tensor& t, const QuantParams& p, int64_t k,
                          int64_t g) {
@@ -210,7 +212,7 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
     const Tensor t = columns(0, kin);
     absl::StatusOr<QuantParams> p = ComputeWeightParams(t, slot, scheme);
     if (!p.ok()) return p.status();
-    for (int64_t g = 0; g < kin / gs; ++g) copy_params(t, *p, g * gs, g);
+    for (int64_t g = 0; g < num_groups; ++g) copy_params(t, *p, g * gs, g);
   }
 
   std::vector<int64_t> perm(kin);
@@ -259,7 +261,7 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
     if (grouped && !options.act_order) {
       i2 = std::min(i2, (i1 / gs + 1) * gs);
       if (i1 % gs == 0) {
-        const Tensor t = columns(i1, gs);
+        const Tensor t = columns(i1, std::min(gs, kin - i1));
         absl::StatusOr<QuantParams> p = ComputeWeightParams(t, slot, scheme);
         if (!p.ok()) return p.status();
         copy_params(t, *p, 0, i1 / gs);
@@ -303,7 +305,7 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
   }
   result.params = *rtn_params;  // ComputeWeightParams' layout
   if (grouped) {
-    for (int64_t g = 0; g < kin / gs; ++g) {
+    for (int64_t g = 0; g < num_groups; ++g) {
       for (int64_t c = 0; c < n; ++c) {
         const int64_t idx =
             ParamIndex(result.params, weight.shape(), flat(g * gs, c, kin));

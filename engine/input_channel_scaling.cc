@@ -4,25 +4,10 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "engine/awq.h"
 
 namespace quantd {
 namespace {
-
-absl::Status CheckScales(const std::vector<float>& scales, int64_t channels,
-                         const std::string& what) {
-  if (static_cast<int64_t>(scales.size()) != channels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(scales.size(), " channel scales for ", what, " with ",
-                     channels, " input channels"));
-  }
-  for (float s : scales) {
-    if (!(s > 0) || !std::isfinite(s)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "channel scales for ", what, " must be positive and finite"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 // Multiplies initializer `name` by `factors` along its last dim, copying it
 // first if readers other than `owner` share it. Returns the name to read.
@@ -35,10 +20,13 @@ std::string ScaleLastDim(Graph& g, const std::string& name,
     target = g.UniqueName(absl::StrCat(name, "_scaled"));
     g.initializers[target] = g.initializers.at(name).Clone();
   }
-  Tensor& t = g.initializers.at(target);
+  // Tensor copies share their buffer (a copied Graph shares initializers
+  // with the original), so scale a clone and replace the entry.
+  Tensor t = g.initializers.at(target).Clone();
   const int64_t c = t.dim(-1);
   float* d = t.mutable_data<float>();
   for (int64_t i = 0; i < t.num_elements(); ++i) d[i] *= factors[i % c];
+  g.initializers[target] = std::move(t);
   return target;
 }
 
@@ -63,25 +51,6 @@ std::vector<ScalingGroup> GroupLinearLayersByInput(
   }
   std::vector<ScalingGroup> out;
   for (const std::string& input : order) out.push_back(by_input[input]);
-  return out;
-}
-
-absl::StatusOr<Tensor> ScaleInputChannels(const Tensor& weight,
-                                          const WeightSlot& slot,
-                                          const std::vector<float>& scales) {
-  if (weight.rank() != 2 || weight.dtype() != DataType::kFloat32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weight of '", slot.node, "' is ", weight.DebugString(),
-                     "; input-channel scaling needs a 2-D float weight"));
-  }
-  const int64_t k = weight.dim(static_cast<int>(slot.input_axis));
-  if (absl::Status s = CheckScales(scales, k, slot.node); !s.ok()) return s;
-  Tensor out = weight.Clone();
-  float* d = out.mutable_data<float>();
-  const int64_t cols = weight.dim(1);
-  for (int64_t i = 0; i < weight.num_elements(); ++i) {
-    d[i] *= scales[slot.input_axis == 0 ? i / cols : i % cols];
-  }
   return out;
 }
 
@@ -137,7 +106,7 @@ absl::StatusOr<std::string> ApplyInputChannelScaling(
       return absl::InvalidArgumentError(
           absl::StrCat("'", slot.node, "' has no constant weight"));
     }
-    absl::StatusOr<Tensor> t = ScaleInputChannels(*w, slot, scales);
+    absl::StatusOr<Tensor> t = ScaleWeightInputChannels(*w, slot, scales);
     if (!t.ok()) return t.status();
     scaled[slot.node] = std::move(*t);
   }

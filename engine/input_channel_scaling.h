@@ -42,11 +42,6 @@ std::vector<ScalingGroup> GroupLinearLayersByInput(
 absl::StatusOr<std::string> ApplyInputChannelScaling(
     Graph& graph, const ScalingGroup& group, const std::vector<float>& scales);
 
-// Multiplies a 2-D weight by `scales` along slot.input_axis.
-absl::StatusOr<Tensor> ScaleInputChannels(const Tensor& weight,
-                                          const WeightSlot& slot,
-                                          const std::vector<float>& scales);
-
 // SmoothQuant's scales: s_j = max|x_j|^alpha / max|W_j|^(1 - alpha), with
 // max|W_j| over all of the group's weights; 1 where either maximum is 0.
 absl::StatusOr<std::vector<float>> SmoothQuantScales(

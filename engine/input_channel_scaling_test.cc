@@ -52,6 +52,7 @@ TEST(InputChannelScalingTest, KeepsTheFloatModelsOutput) {
   Graph g = LinearLayersGraph();
   const Tensor x = Input();
   const Tensor before = RunGraph(g, x);
+  const Graph copy = g;  // shares initializer buffers with g
   std::vector<ScalingGroup> groups = GroupLinearLayersByInput(g, Slots(g));
   absl::StatusOr<std::string> how = ApplyInputChannelScaling(
       g, groups[0], {0.5f, 2.f, 3.f, 8.f, 1.f, 0.25f, 1.5f, 4.f});
@@ -65,6 +66,12 @@ TEST(InputChannelScalingTest, KeepsTheFloatModelsOutput) {
   ASSERT_EQ(after.shape(), before.shape());
   for (int64_t i = 0; i < after.num_elements(); ++i) {
     EXPECT_NEAR(after.data<float>()[i], before.data<float>()[i], 1e-4);
+  }
+  // A copy made before the transform still computes the same (the
+  // transform never writes into shared tensors).
+  const Tensor from_copy = RunGraph(copy, x);
+  for (int64_t i = 0; i < after.num_elements(); ++i) {
+    EXPECT_EQ(from_copy.data<float>()[i], before.data<float>()[i]);
   }
   // The layers' weights changed; the originals are gone.
   EXPECT_EQ(g.FindInitializer("wq"), nullptr);

@@ -89,7 +89,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
   const bool needs_calibration = mode == v1::QUANT_MODE_STATIC || qat ||
                                  spec.algorithms().gptq().enabled() ||
                                  spec.algorithms().awq().enabled() ||
-                                 spec.algorithms().smooth_quant().enabled();
+                                 spec.algorithms().smooth_quant().enabled() ||
+                                 spec.algorithms().bias_correction();
   if (absl::Status s = CheckDataRef(spec.calibration_data(), "calibration_data",
                                     needs_calibration, origin);
       !s.ok()) {
@@ -114,6 +115,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
           "weights.group_size",
           absl::StrCat("must be 32, 64 or 128 for PER_GROUP, got ", g));
     }
+  } else if (w.allow_partial_groups()) {
+    return Invalid("weights.allow_partial_groups",
+                   "is only meaningful with granularity PER_GROUP");
   } else if (w.group_size() != 0) {
     return Invalid("weights.group_size",
                    "is only meaningful with granularity PER_GROUP");
@@ -123,6 +127,20 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
     return Invalid(
         "activations.type",
         "must be INT8 or UINT8 (int4 activations are not supported)");
+  }
+  if (mode == v1::QUANT_MODE_DYNAMIC &&
+      (a.type() == v1::QUANT_DATA_TYPE_INT8 || a.symmetric())) {
+    return Invalid("activations",
+                   "DYNAMIC mode quantizes activations to asymmetric uint8 "
+                   "per batch (ONNX DynamicQuantizeLinear); leave "
+                   "activations unset");
+  }
+  if (mode == v1::QUANT_MODE_DYNAMIC &&
+      (w.type() == v1::QUANT_DATA_TYPE_INT4 ||
+       w.type() == v1::QUANT_DATA_TYPE_UINT4)) {
+    return Invalid("weights.type",
+                   "DYNAMIC mode quantizes weights to int8; int4 weights are "
+                   "for WEIGHT_ONLY mode");
   }
   if (mode == v1::QUANT_MODE_WEIGHT_ONLY &&
       a.type() != v1::QUANT_DATA_TYPE_UNSPECIFIED) {
@@ -159,14 +177,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
     return Invalid("algorithms.smooth_quant.alpha",
                    absl::StrCat("must be in [0, 1], got ", alpha));
   }
-  if (alg.smooth_quant().enabled() && mode != v1::QUANT_MODE_STATIC) {
+  if (alg.smooth_quant().enabled() && mode == v1::QUANT_MODE_WEIGHT_ONLY) {
     return Invalid("algorithms.smooth_quant",
                    "migrates activation outliers into weights, so it needs "
-                   "STATIC mode (quantized activations)");
-  }
-  if (alg.gptq().enabled() && alg.awq().enabled()) {
-    return Invalid("algorithms",
-                   "gptq and awq both choose the rounded weights; enable one");
+                   "quantized activations (STATIC or DYNAMIC mode); for "
+                   "weight-only use awq");
   }
   if (alg.gptq().block_size() < 0 || alg.gptq().block_size() > 4096) {
     return Invalid("algorithms.gptq.block_size", "must be in [1, 4096]");
@@ -183,6 +198,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
     return Invalid("algorithms.awq.grid_size", "must be in [1, 1000]");
   }
 
+  if (spec.sensitivity().max_samples() < 0) {
+    return Invalid("sensitivity.max_samples", "must not be negative");
+  }
   const v1::AccuracyTarget& t = spec.accuracy_target();
   if (t.max_accuracy_drop_points() < 0 ||
       t.max_perplexity_increase_percent() < 0) {
@@ -256,6 +274,9 @@ v1::JobSpec WithDefaults(const v1::JobSpec& spec) {
   if (a->gptq().block_size() == 0) a->mutable_gptq()->set_block_size(128);
   if (a->gptq().damp_percent() == 0) a->mutable_gptq()->set_damp_percent(0.01);
   if (a->awq().grid_size() == 0) a->mutable_awq()->set_grid_size(20);
+  if (s.sensitivity().max_samples() == 0) {
+    s.mutable_sensitivity()->set_max_samples(256);
+  }
   return s;
 }
 

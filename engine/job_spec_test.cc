@@ -79,9 +79,26 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
-    s.mutable_algorithms()->mutable_gptq()->set_enabled(true);
-    s.mutable_algorithms()->mutable_awq()->set_enabled(true);
-    EXPECT_THAT(Error(s), HasSubstr("enable one"));
+    s.mutable_algorithms()->mutable_smooth_quant()->set_enabled(true);
+    s.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+    EXPECT_THAT(Error(s), HasSubstr("for weight-only use awq"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.set_mode(v1::QUANT_MODE_DYNAMIC);
+    s.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+    EXPECT_THAT(Error(s), HasSubstr("int4 weights are for WEIGHT_ONLY"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.set_mode(v1::QUANT_MODE_DYNAMIC);
+    s.mutable_activations()->set_symmetric(true);
+    EXPECT_THAT(Error(s), HasSubstr("leave activations unset"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_weights()->set_allow_partial_groups(true);
+    EXPECT_THAT(Error(s), HasSubstr("only meaningful with granularity"));
   }
   {
     v1::JobSpec s = base;

@@ -1,28 +1,20 @@
 #include "engine/ptq_pipeline.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "engine/accuracy_fallback.h"
 #include "engine/calibration_session.h"
-#include "engine/dataset.h"
-#include "engine/evaluation_metrics.h"
-#include "engine/executor.h"
+#include "engine/channel_scaling_pass.h"
 #include "engine/graph_cleanup.h"
 #include "engine/int8_lowering.h"
+#include "engine/job_data.h"
+#include "engine/layer_input_statistics.h"
 #include "engine/model_loader.h"
-#include "engine/model_run.h"
+#include "engine/pipeline_report.h"
 #include "engine/qdq_export.h"
-#include "engine/sha256.h"
-#include "engine/weight_quantization.h"
-#include "google/protobuf/util/json_util.h"
-#include "kernels/dnnl_context.h"
-#include "kernels/post_ops.h"
+#include "engine/spec_conversion.h"
+#include "engine/weight_rounding.h"
 
 #ifndef QUANTD_VERSION
 #define QUANTD_VERSION "dev"
@@ -31,69 +23,8 @@
 namespace quantd {
 namespace {
 
-// Fraction of the calibration set held back for evaluation when the job
-// gives no evaluation set.
-constexpr double kHeldBackFraction = 0.2;
-
-absl::Status CheckCancelled(const std::atomic<bool>* cancelled) {
-  if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) {
-    return absl::CancelledError("the job was cancelled");
-  }
-  return absl::OkStatus();
-}
-
-CalibrationOptions ToCalibrationOptions(const v1::JobSpec& spec) {
-  CalibrationOptions o;
-  switch (spec.calibration().method()) {
-    case v1::CALIBRATION_METHOD_MOVING_AVERAGE_MIN_MAX:
-      o.method = CalibrationMethod::kMovingAverageMinMax;
-      break;
-    case v1::CALIBRATION_METHOD_PERCENTILE:
-      o.method = CalibrationMethod::kPercentile;
-      break;
-    case v1::CALIBRATION_METHOD_ENTROPY:
-      o.method = CalibrationMethod::kEntropy;
-      break;
-    case v1::CALIBRATION_METHOD_MSE:
-      o.method = CalibrationMethod::kMse;
-      break;
-    default:
-      o.method = CalibrationMethod::kMinMax;
-  }
-  o.percentile = static_cast<float>(spec.calibration().percentile());
-  o.moving_average_momentum = static_cast<float>(spec.calibration().momentum());
-  o.num_bins = spec.calibration().num_bins();
-  o.symmetric = spec.activations().symmetric();
-  o.type = spec.activations().type() == v1::QUANT_DATA_TYPE_INT8
-               ? QuantType::kInt8
-               : QuantType::kUInt8;
-  return o;
-}
-
-WeightScheme ToWeightScheme(const v1::JobSpec& spec) {
-  WeightScheme s;
-  switch (spec.weights().type()) {
-    case v1::QUANT_DATA_TYPE_INT4:
-    case v1::QUANT_DATA_TYPE_UINT4:
-      s.type = QuantType::kInt4;
-      break;
-    default:
-      s.type = QuantType::kInt8;
-  }
-  s.symmetric = !spec.weights().asymmetric();
-  switch (spec.weights().granularity()) {
-    case v1::GRANULARITY_PER_TENSOR:
-      s.granularity = WeightGranularity::kPerTensor;
-      break;
-    case v1::GRANULARITY_PER_GROUP:
-      s.granularity = WeightGranularity::kPerGroup;
-      s.group_size = spec.weights().group_size();
-      break;
-    default:
-      s.granularity = WeightGranularity::kPerChannel;
-  }
-  return s;
-}
+// Rows of each layer input AWQ keeps to score candidate scales.
+constexpr int64_t kAwqSampleRows = 1024;
 
 // The range an activation's parameters represent, for LowerToInt8.
 TensorRange RangeOf(const QuantParams& p) {
@@ -102,114 +33,63 @@ TensorRange RangeOf(const QuantParams& p) {
   return TensorRange{(p.qmin - zp) * s, (p.qmax - zp) * s};
 }
 
-class StageClock {
- public:
-  explicit StageClock(v1::QuantizationReport* report) : report_(report) {}
-  void Done(const std::string& stage) {
-    absl::Time now = absl::Now();
-    v1::StageTiming* t = report_->add_stages();
-    t->set_stage(stage);
-    absl::Duration d = now - last_;
-    t->mutable_duration()->set_seconds(absl::ToInt64Seconds(d));
-    t->mutable_duration()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
-    last_ = now;
-  }
+// One pass of `graph` over `data` with `hook`, reporting progress as
+// `stage`. Returns the number of samples seen.
+absl::StatusOr<int64_t> RunPass(const Graph& graph, Dataset& data,
+                                TensorHook hook, const std::string& stage,
+                                const ProgressCallback& progress,
+                                const std::atomic<bool>* cancelled) {
+  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(graph);
+  if (!ex.ok()) return ex.status();
+  RunOptions opts;
+  opts.tensor_hook = std::move(hook);
+  opts.cancelled = cancelled;
+  return ForEachBatch(data, stage, progress, cancelled,
+                      [&](const DataBatch& batch) -> absl::Status {
+                        return (*ex)->Run(batch.feeds, opts).status();
+                      });
+}
 
- private:
-  v1::QuantizationReport* report_;
-  absl::Time last_ = absl::Now();
-};
-
-struct Evaluated {
-  v1::EvaluationMetrics metrics;
-  std::map<std::string, double> layer_sqnr;  // by node name
-};
-
-// Runs the float and the candidate executor over the evaluation set and
-// compares their first outputs; per-layer SQNR on the outputs of `layers`.
-absl::StatusOr<Evaluated> Evaluate(
-    Executor& reference, Executor& candidate, Dataset& data,
-    const std::map<std::string, std::string>& layers,  // value -> node
-    const std::string& stage, const ProgressCallback& progress,
-    const std::atomic<bool>* cancelled) {
-  if (absl::Status s = data.Rewind(); !s.ok()) return s;
-  EvaluationAccumulator acc;
-  std::map<std::string, SqnrAccumulator> per_layer;
-  RunOptions ref_opts, cand_opts;
-  ref_opts.cancelled = cand_opts.cancelled = cancelled;
-  for (const auto& [value, node] : layers) {
-    ref_opts.extra_outputs.push_back(value);
-    cand_opts.extra_outputs.push_back(value);
-  }
-  int64_t done = 0;
-  while (true) {
-    if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
-    absl::StatusOr<std::optional<DataBatch>> batch = data.Next();
-    if (!batch.ok()) return batch.status();
-    if (!batch->has_value()) break;
-    absl::StatusOr<RunResult> r = reference.Run((*batch)->feeds, ref_opts);
-    if (!r.ok()) return r.status();
-    absl::StatusOr<RunResult> c = candidate.Run((*batch)->feeds, cand_opts);
-    if (!c.ok()) return c.status();
-    if (absl::Status s = acc.Add(r->outputs[0], c->outputs[0], (*batch)->labels,
-                                 (*batch)->targets);
-        !s.ok()) {
-      return s;
-    }
-    for (const auto& [value, node] : layers) {
-      auto rv = r->values.find(value), cv = c->values.find(value);
-      if (rv != r->values.end() && cv != c->values.end() &&
-          rv->second.shape() == cv->second.shape()) {
-        (void)per_layer[node].Add(rv->second, cv->second);
-      }
-    }
-    done += (*batch)->size;
-    if (progress) {
-      ProgressEvent e;
-      e.stage = stage;
-      e.fraction = double(done) / data.num_samples();
-      e.samples_done = done;
-      progress(e);
-    }
-  }
-  Evaluated out;
-  out.metrics = acc.Finish();
-  for (const auto& [node, s] : per_layer) {
-    out.layer_sqnr[node] = std::min(s.sqnr_db(), 1000.0);
+std::map<std::string, ChannelLayout> LayerInputs(
+    const Graph& graph, const std::vector<WeightSlot>& slots) {
+  std::map<std::string, std::string> op_of;
+  for (const WeightSlot& s : slots) op_of[s.node] = s.op_type;
+  std::map<std::string, ChannelLayout> out;
+  for (const Node& n : graph.nodes) {
+    auto it = op_of.find(n.name);
+    if (it == op_of.end()) continue;
+    out[n.input(0)] =
+        it->second == "Conv" ? ChannelLayout::kDim1 : ChannelLayout::kLastDim;
   }
   return out;
 }
 
-int64_t FileSize(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+absl::StatusOr<std::vector<WeightSlot>> FindSlots(
+    const Graph& graph, const WeightSelection& selection) {
+  absl::StatusOr<std::vector<WeightSlot>> slots =
+      FindQuantizableWeights(graph, selection);
+  if (slots.ok() && slots->empty()) {
+    return absl::InvalidArgumentError(
+        "the model has no Conv, Gemm or MatMul with constant weights left to "
+        "quantize (after exclusions)");
+  }
+  return slots;
 }
 
 }  // namespace
 
 absl::StatusOr<PipelineResult> RunPtqPipeline(
     const v1::JobSpec& raw_spec, const JobPaths& paths,
-    const ProgressCallback& progress, const std::atomic<bool>* cancelled) {
+    const ProgressCallback& progress, const std::atomic<bool>* cancelled,
+    const PipelineOptions& options) {
   if (absl::Status s = ValidateJobSpec(raw_spec, SpecOrigin::kBatch); !s.ok()) {
     return s;
   }
   const v1::JobSpec spec = WithDefaults(raw_spec);
   const v1::Algorithms& alg = spec.algorithms();
-  if (alg.smooth_quant().enabled() || alg.gptq().enabled() ||
-      alg.awq().enabled() || alg.bias_correction()) {
-    return absl::UnimplementedError(
-        "this quantd build runs round-to-nearest PTQ only; SmoothQuant, "
-        "GPTQ, AWQ and bias correction are not available in it yet");
-  }
   if (spec.method() == v1::METHOD_QAT) {
     return absl::UnimplementedError(
         "method QAT is not available in this quantd build; use METHOD_PTQ");
-  }
-  if (spec.mode() == v1::QUANT_MODE_DYNAMIC) {
-    return absl::UnimplementedError(
-        "DYNAMIC mode is not available in this quantd build; use STATIC or "
-        "WEIGHT_ONLY");
   }
   auto report_progress = [&](const std::string& stage, double fraction,
                              const std::string& message) {
@@ -225,7 +105,8 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
   *report.mutable_spec() = spec;
   StageClock clock(&report);
 
-  // Load and prepare.
+  // Load and prepare. `float_graph` stays the reference; `graph` is what
+  // gets quantized (SmoothQuant/AWQ rescale it, keeping its function).
   report_progress("load", 0, paths.model);
   absl::StatusOr<LoadedModel> model = LoadModelFromFile(paths.model);
   if (!model.ok()) return model.status();
@@ -233,169 +114,248 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
     report.add_warnings(model->conversion_note);
   }
   clock.Done("load");
-  Graph graph = std::move(model->graph);
-  if (absl::Status s = PrepareGraph(graph, DefaultOpRegistry()); !s.ok()) {
+  Graph float_graph = std::move(model->graph);
+  if (absl::Status s = PrepareGraph(float_graph, DefaultOpRegistry());
+      !s.ok()) {
     return s;
   }
   clock.Done("prepare");
   if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
 
-  // Data: calibration, and evaluation (given, or held back).
-  const bool weight_only = spec.mode() == v1::QUANT_MODE_WEIGHT_ONLY;
-  DatasetOptions calib_opts;
-  calib_opts.batch_size = spec.calibration().batch_size();
-  std::unique_ptr<Dataset> calibration, evaluation;
-  if (!paths.calibration.empty()) {
-    absl::StatusOr<std::unique_ptr<Dataset>> probe =
-        Dataset::Open(paths.calibration, graph, calib_opts);
-    if (!probe.ok()) return probe.status();
-    int64_t total = (*probe)->num_samples();
-    DatasetOptions eval_opts = calib_opts;
-    if (paths.evaluation.empty()) {
-      const int64_t held = static_cast<int64_t>(total * kHeldBackFraction);
-      if (held < 1 || total - held < 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the calibration set has ", total,
-            " samples: too few to hold some back for evaluation; give an "
-            "evaluation set"));
-      }
-      calib_opts.max_samples = total - held;
-      eval_opts.first_sample = total - held;
-      report.add_warnings(
-          absl::StrCat("no evaluation set given: evaluated on the last ", held,
-                       " calibration samples, held back from calibration"));
-      absl::StatusOr<std::unique_ptr<Dataset>> e =
-          Dataset::Open(paths.calibration, graph, eval_opts);
-      if (!e.ok()) return e.status();
-      evaluation = std::move(*e);
-      total -= held;
-    }
-    if (spec.calibration().max_samples() > 0) {
-      calib_opts.max_samples =
-          std::min<int64_t>(total, spec.calibration().max_samples());
-    }
-    absl::StatusOr<std::unique_ptr<Dataset>> c =
-        Dataset::Open(paths.calibration, graph, calib_opts);
-    if (!c.ok()) return c.status();
-    calibration = std::move(*c);
-  }
-  if (!paths.evaluation.empty()) {
-    DatasetOptions eval_opts;
-    eval_opts.batch_size = spec.calibration().batch_size();
-    absl::StatusOr<std::unique_ptr<Dataset>> e =
-        Dataset::Open(paths.evaluation, graph, eval_opts);
-    if (!e.ok()) return e.status();
-    evaluation = std::move(*e);
-  }
-  if (evaluation == nullptr) {
-    return absl::InvalidArgumentError(
-        "give calibration_data or evaluation_data: quantd evaluates every "
-        "quantized model against the float model");
-  }
+  absl::StatusOr<JobData> data =
+      OpenJobData(spec, paths.calibration, paths.evaluation, float_graph);
+  if (!data.ok()) return data.status();
+  for (const std::string& w : data->warnings) report.add_warnings(w);
 
-  // Weights: which, and their round-to-nearest parameters.
   WeightSelection selection;
   selection.excluded_nodes.insert(spec.exclude_nodes().begin(),
                                   spec.exclude_nodes().end());
   selection.excluded_op_types.insert(spec.exclude_op_types().begin(),
                                      spec.exclude_op_types().end());
   absl::StatusOr<std::vector<WeightSlot>> slots =
-      FindQuantizableWeights(graph, selection);
+      FindSlots(float_graph, selection);
   if (!slots.ok()) return slots.status();
-  if (slots->empty()) {
-    return absl::InvalidArgumentError(
-        "the model has no Conv, Gemm or MatMul with constant weights left to "
-        "quantize (after exclusions)");
-  }
-  const WeightScheme scheme = ToWeightScheme(spec);
-  QuantizationPlan plan;
-  std::map<std::string, std::string> layer_values;  // output -> node
-  std::map<std::string, const WeightSlot*> slot_of_node;
+  const WeightScheme scheme = WeightSchemeFromSpec(spec);
+  // Parameters are checked before any pass over the data: a group size
+  // that does not divide a layer fails here, at once.
   for (const WeightSlot& slot : *slots) {
     absl::StatusOr<QuantParams> p = ComputeWeightParams(
-        *graph.FindInitializer(slot.initializer), slot, scheme);
+        *float_graph.FindInitializer(slot.initializer), slot, scheme);
     if (!p.ok()) return p.status();
-    plan.weights[slot.initializer] = std::move(*p);
-    slot_of_node[slot.node] = &slot;
-  }
-  for (const Node& n : graph.nodes) {
-    if (slot_of_node.contains(n.name) && !n.outputs.empty()) {
-      layer_values[n.outputs[0]] = n.name;
-    }
   }
 
-  // Activations: calibrate the inputs of the quantized nodes.
-  int64_t calibration_samples = 0;
-  if (!weight_only) {
+  // Smooth: SmoothQuant or AWQ scales from the float model's activations.
+  Graph graph = float_graph;
+  LayerFacts facts;
+  if (alg.smooth_quant().enabled() || alg.awq().enabled()) {
+    InputStatisticsOptions o;
+    o.max_sample_rows = alg.awq().enabled() ? kAwqSampleRows : 0;
+    o.seed = spec.seed();
+    absl::StatusOr<std::unique_ptr<InputStatisticsCollector>> stats =
+        InputStatisticsCollector::Create(ScalingPassInputs(graph, *slots), o);
+    if (!stats.ok()) return stats.status();
+    absl::StatusOr<int64_t> n =
+        RunPass(float_graph, *data->calibration, (*stats)->Hook(), "smooth",
+                progress, cancelled);
+    if (!n.ok()) return n.status();
+    absl::StatusOr<ScalingNotes> notes =
+        alg.smooth_quant().enabled()
+            ? ApplySmoothQuant(graph, *slots, **stats,
+                               alg.smooth_quant().alpha())
+            : ApplyAwq(graph, *slots, **stats, scheme,
+                       AwqOptions{alg.awq().grid_size()});
+    if (!notes.ok()) return notes.status();
+    for (const auto& [node, note] : *notes) {
+      facts.algorithms[node].push_back(note);
+    }
+    slots = FindSlots(graph, selection);
+    if (!slots.ok()) return slots.status();
+  }
+  clock.Done("smooth");
+
+  // Calibrate: activation ranges (static mode) and the layer-input
+  // statistics GPTQ and bias correction need, in one pass.
+  const v1::QuantMode mode = spec.mode();
+  std::unique_ptr<CalibrationSession> session;
+  std::unique_ptr<InputStatisticsCollector> statistics;
+  std::vector<TensorHook> hooks;
+  if (mode == v1::QUANT_MODE_STATIC) {
     std::set<std::string> watched;
-    for (const Node& n : graph.nodes) {
-      if (slot_of_node.contains(n.name)) watched.insert(n.input(0));
+    for (const auto& [value, layout] : LayerInputs(graph, *slots)) {
+      watched.insert(value);
     }
-    absl::StatusOr<std::unique_ptr<CalibrationSession>> session =
-        CalibrationSession::Create(watched, ToCalibrationOptions(spec));
-    if (!session.ok()) return session.status();
-    absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(graph);
-    if (!ex.ok()) return ex.status();
-    RunOptions opts;
-    opts.tensor_hook = (*session)->Hook();
-    opts.cancelled = cancelled;
-    while (true) {
-      if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
-      absl::StatusOr<std::optional<DataBatch>> batch = calibration->Next();
-      if (!batch.ok()) return batch.status();
-      if (!batch->has_value()) break;
-      if (absl::StatusOr<RunResult> r = (*ex)->Run((*batch)->feeds, opts);
-          !r.ok()) {
-        return r.status();
-      }
-      calibration_samples += (*batch)->size;
-      if (progress) {
-        ProgressEvent e;
-        e.stage = "calibrate";
-        e.fraction = double(calibration_samples) / calibration->num_samples();
-        e.samples_done = calibration_samples;
-        progress(e);
-      }
+    absl::StatusOr<std::unique_ptr<CalibrationSession>> s =
+        CalibrationSession::Create(watched, CalibrationOptionsFromSpec(spec));
+    if (!s.ok()) return s.status();
+    session = std::move(*s);
+    hooks.push_back(session->Hook());
+  }
+  if (alg.gptq().enabled() || alg.bias_correction()) {
+    InputStatisticsOptions o;
+    o.hessian = alg.gptq().enabled();
+    o.seed = spec.seed();
+    absl::StatusOr<std::unique_ptr<InputStatisticsCollector>> c =
+        InputStatisticsCollector::Create(LayerInputs(graph, *slots), o);
+    if (!c.ok()) return c.status();
+    statistics = std::move(*c);
+    hooks.push_back(statistics->Hook());
+  }
+  int64_t calibration_samples = 0;
+  std::map<std::string, QuantParams> activation_params;
+  if (!hooks.empty()) {
+    if (data->calibration == nullptr) {
+      return absl::InvalidArgumentError(
+          "this job needs calibration_data (static activations, GPTQ or "
+          "bias correction)");
     }
-    absl::StatusOr<std::map<std::string, QuantParams>> params =
-        (*session)->Finish();
-    if (!params.ok()) return params.status();
-    plan.activations = std::move(*params);
+    TensorHook all = [&hooks](const Node* n, const std::string& name,
+                              Tensor& v) -> absl::Status {
+      for (TensorHook& h : hooks) {
+        if (absl::Status s = h(n, name, v); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    };
+    absl::StatusOr<int64_t> n = RunPass(graph, *data->calibration, all,
+                                        "calibrate", progress, cancelled);
+    if (!n.ok()) return n.status();
+    calibration_samples = *n;
+    if (session != nullptr) {
+      absl::StatusOr<std::map<std::string, QuantParams>> p = session->Finish();
+      if (!p.ok()) return p.status();
+      activation_params = std::move(*p);
+    }
   }
   clock.Done("calibrate");
-  report_progress("quantize", 1, "");
+
+  // Quantize: round every layer at the requested precision.
+  RoundingConfig rounding;
+  rounding.scheme = scheme;
+  rounding.gptq = alg.gptq().enabled();
+  rounding.gptq_options.block_size = alg.gptq().block_size();
+  rounding.gptq_options.damp_percent = alg.gptq().damp_percent();
+  rounding.gptq_options.act_order = alg.gptq().act_order();
+  rounding.bias_correction = alg.bias_correction();
+  rounding.activations = mode == v1::QUANT_MODE_STATIC
+                             ? RoundingConfig::Activations::kStatic
+                             : (mode == v1::QUANT_MODE_DYNAMIC
+                                    ? RoundingConfig::Activations::kDynamic
+                                    : RoundingConfig::Activations::kNone);
+  LayerRounder rounder(graph, *slots, rounding, statistics.get());
+  const LayerPrecision requested = RequestedPrecision(scheme);
+  for (size_t i = 0; i < slots->size(); ++i) {
+    if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
+    const WeightSlot& slot = (*slots)[i];
+    absl::StatusOr<const RoundedLayer*> r = rounder.Round(slot, requested);
+    if (!r.ok()) return r.status();
+    for (const std::string& note : (*r)->notes) {
+      facts.algorithms[slot.node].push_back(note);
+    }
+    facts.bias_corrected[slot.node] = (*r)->bias.has_value();
+    if (progress) {
+      ProgressEvent e;
+      e.stage = "quantize";
+      e.fraction = double(i + 1) / slots->size();
+      e.current_layer = slot.node;
+      progress(e);
+    }
+  }
+  absl::StatusOr<QuantizationPlan> plan =
+      rounder.BuildPlan({}, activation_params);
+  if (!plan.ok()) return plan.status();
   clock.Done("quantize");
 
-  // Evaluate: fake-quant simulation (the QDQ graph itself) and, where the
-  // scheme maps onto oneDNN's int8 kernels, true int8.
-  absl::StatusOr<std::unique_ptr<Executor>> float_ex = Executor::Create(graph);
+  absl::StatusOr<std::unique_ptr<Executor>> float_ex =
+      Executor::Create(float_graph);
   if (!float_ex.ok()) return float_ex.status();
-  absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(graph, plan);
-  if (!qdq.ok()) return qdq.status();
-  absl::StatusOr<std::unique_ptr<Executor>> fq_ex =
-      Executor::Create(qdq->graph);
-  if (!fq_ex.ok()) return fq_ex.status();
-  absl::StatusOr<Evaluated> fq =
-      Evaluate(**float_ex, **fq_ex, *evaluation, layer_values,
-               "evaluate_fake_quant", progress, cancelled);
-  if (!fq.ok()) return fq.status();
-  *report.mutable_fake_quant() = fq->metrics;
-  clock.Done("evaluate_fake_quant");
+  FallbackContext ctx;
+  ctx.graph = &graph;
+  ctx.rounder = &rounder;
+  ctx.reference = float_ex->get();
+  ctx.activation_params = &activation_params;
+  ctx.progress = progress;
+  ctx.cancelled = cancelled;
 
-  const bool int8_runnable =
-      !weight_only && scheme.type == QuantType::kInt8 && scheme.symmetric &&
-      scheme.granularity == WeightGranularity::kPerChannel &&
-      spec.activations().type() == v1::QUANT_DATA_TYPE_UINT8;
+  // Sensitivity: one evaluation per layer on a bounded subset.
+  if (!spec.sensitivity().disabled()) {
+    absl::StatusOr<std::unique_ptr<Dataset>> subset =
+        data->OpenEvaluationSubset(spec.sensitivity().max_samples(),
+                                   spec.calibration().batch_size());
+    if (!subset.ok()) return subset.status();
+    absl::StatusOr<std::map<std::string, double>> s =
+        MeasureSensitivity(ctx, **subset);
+    if (!s.ok()) return s.status();
+    facts.sensitivity = std::move(*s);
+  }
+  clock.Done("sensitivity");
+
+  // Evaluate the fake-quant model (the QDQ graph ONNX Runtime will run),
+  // with per-layer SQNR on the quantized layers' outputs.
+  std::map<std::string, std::string> layer_values;  // output -> node
+  {
+    std::set<std::string> names;
+    for (const WeightSlot& s : *slots) names.insert(s.node);
+    for (const Node& n : graph.nodes) {
+      if (names.contains(n.name)) layer_values[n.outputs[0]] = n.name;
+    }
+  }
+  absl::StatusOr<Evaluated> fq =
+      EvaluatePlan(graph, *plan, **float_ex, *data->evaluation, layer_values,
+                   "evaluate_fake_quant", progress, cancelled);
+  if (!fq.ok()) return fq.status();
+  clock.Done("evaluate_fake_quant");
+  report.set_sensitivity_metric(TargetMetricName(fq->metrics));
+
+  // Accuracy-aware fallback while the target is missed.
+  const double bound = TargetBound(spec.accuracy_target(), fq->metrics);
+  report.set_accuracy_target_met(true);
+  if (bound >= 0) {
+    if (facts.sensitivity.empty()) {
+      return absl::InvalidArgumentError(
+          "an accuracy_target needs per-layer sensitivity to choose which "
+          "layers fall back; do not set sensitivity.disabled");
+    }
+    absl::StatusOr<FallbackOutcome> f =
+        RunAccuracyFallback(ctx, *data->evaluation, facts.sensitivity, *plan,
+                            *fq, bound, layer_values);
+    if (!f.ok()) return f.status();
+    plan = std::move(f->plan);
+    *fq = std::move(f->evaluated);
+    for (auto& [node, reason] : f->reasons) facts.reasons[node] = reason;
+    for (const v1::FallbackStep& s : f->steps) *report.add_fallback_steps() = s;
+    report.set_accuracy_target_met(f->met);
+    report.set_accuracy_target_message(f->message);
+    if (!f->met) report.add_warnings(f->message);
+  }
+  *report.mutable_fake_quant() = fq->metrics;
+  facts.output_sqnr_db = fq->layer_sqnr;
+  clock.Done("fallback");
+
+  // True int8 on oneDNN where the plan maps onto its kernels: int8
+  // per-channel symmetric weights, uint8 (static or dynamic) activations.
+  bool int8_runnable = mode != v1::QUANT_MODE_WEIGHT_ONLY &&
+                       spec.activations().type() == v1::QUANT_DATA_TYPE_UINT8;
+  for (const auto& [name, p] : plan->weights) {
+    if (p.type != QuantType::kInt8 || p.group_size > 0 || p.axis < 0 ||
+        !p.zero_points.empty()) {
+      int8_runnable = false;
+    }
+  }
   std::unique_ptr<Executor> int8_ex;
   if (int8_runnable) {
     RangeMap ranges;
-    for (const auto& [name, p] : plan.activations) ranges[name] = RangeOf(p);
+    for (const auto& [name, p] : plan->activations) ranges[name] = RangeOf(p);
     Graph int8_graph = graph;
+    for (const auto& [name, t] : plan->updated_initializers) {
+      int8_graph.initializers[name] = t;
+    }
     Int8LoweringOptions lowering;
-    lowering.excluded_nodes = selection.excluded_nodes;
+    lowering.dynamic_activations = mode == v1::QUANT_MODE_DYNAMIC;
+    std::set<std::string> quantized;
+    for (const WeightSlot& s : *slots) {
+      if (!plan->float_nodes.contains(s.node)) quantized.insert(s.node);
+    }
     for (const Node& n : graph.nodes) {
-      if (!slot_of_node.contains(n.name))
-        lowering.excluded_nodes.insert(n.name);
+      if (!quantized.contains(n.name)) lowering.excluded_nodes.insert(n.name);
     }
     if (absl::Status s = LowerToInt8(int8_graph, ranges, lowering); !s.ok()) {
       return s;
@@ -404,57 +364,44 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
     if (!e.ok()) return e.status();
     int8_ex = std::move(*e);
     absl::StatusOr<Evaluated> i8 =
-        Evaluate(**float_ex, *int8_ex, *evaluation, {}, "evaluate_int8",
+        Evaluate(**float_ex, *int8_ex, *data->evaluation, {}, "evaluate_int8",
                  progress, cancelled);
     if (!i8.ok()) return i8.status();
     *report.mutable_int8() = i8->metrics;
   } else {
     report.add_warnings(
-        "true int8 evaluation runs for static int8 per-channel symmetric "
-        "weights with uint8 activations; this scheme was evaluated with "
-        "fake quantization only");
+        "true int8 evaluation runs where every quantized layer has int8 "
+        "per-channel symmetric weights and uint8 activations (oneDNN 2.6 has "
+        "no int4 or grouped kernels); this model was evaluated with fake "
+        "quantization only");
   }
   clock.Done("evaluate_int8");
 
-  // Per-layer report.
-  for (const WeightSlot& slot : *slots) {
-    v1::LayerReport* l = report.add_layers();
-    l->set_node(slot.node);
-    l->set_op_type(slot.op_type);
-    const QuantParams& p = plan.weights[slot.initializer];
-    l->set_weight_precision(absl::StrCat(
-        QuantTypeName(p.type), "[", p.qmin, ",", p.qmax, "] ",
-        p.group_size > 0 ? absl::StrCat("group ", p.group_size)
-                         : (p.axis >= 0 ? "per-channel" : "per-tensor")));
-    l->set_activation_precision(weight_only ? "float" : "uint8 per-tensor");
-    const Tensor& w = *graph.FindInitializer(slot.initializer);
-    absl::StatusOr<Tensor> fqw = FakeQuantizeWeights(w, p);
-    if (fqw.ok()) {
-      double num = 0, den = 0;
-      for (int64_t i = 0; i < w.num_elements(); ++i) {
-        const double d = double{w.data<float>()[i]} - fqw->data<float>()[i];
-        num += d * d;
-        den += double{w.data<float>()[i]} * w.data<float>()[i];
-      }
-      l->set_weight_error(den > 0 ? std::sqrt(num / den) : 0);
-    }
-    auto sq = fq->layer_sqnr.find(slot.node);
-    if (sq != fq->layer_sqnr.end()) l->set_output_sqnr_db(sq->second);
-  }
-  for (const std::string& n : spec.exclude_nodes()) {
-    v1::LayerReport* l = report.add_layers();
-    l->set_node(n);
-    l->set_weight_precision("float");
-    l->set_reason("excluded by exclude_nodes");
-  }
+  facts.activation_precision =
+      mode == v1::QUANT_MODE_STATIC
+          ? absl::StrCat(
+                spec.activations().type() == v1::QUANT_DATA_TYPE_INT8 ? "int8"
+                                                                      : "uint8",
+                spec.activations().symmetric() ? " symmetric" : " asymmetric",
+                " per-tensor")
+          : (mode == v1::QUANT_MODE_DYNAMIC ? "uint8 dynamic per-tensor"
+                                            : "float");
+  AddLayerReports(graph, *slots, *plan, facts,
+                  {spec.exclude_nodes().begin(), spec.exclude_nodes().end()},
+                  &report);
 
   // Export.
   QdqExportOptions export_options;
   export_options.producer_version = QUANTD_VERSION;
   absl::StatusOr<std::string> bytes =
-      ExportQdqModelBytes(graph, plan, export_options);
+      ExportQdqModelBytes(graph, *plan, export_options);
   if (!bytes.ok()) return bytes.status();
   result.model_bytes = std::move(*bytes);
+  if (options.keep_qdq_graph) {
+    absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(graph, *plan);
+    if (!qdq.ok()) return qdq.status();
+    result.qdq_graph = std::move(qdq->graph);
+  }
   clock.Done("export");
 
   // Size and speed.
@@ -466,56 +413,29 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
                                         size->quantized_bytes()
                                   : 0);
   if (int8_ex != nullptr) {
-    DatasetOptions perf_opts;
-    perf_opts.batch_size = 64;
-    perf_opts.max_samples = 64;
-    absl::StatusOr<std::unique_ptr<Dataset>> perf_data = Dataset::Open(
-        paths.evaluation.empty() ? paths.calibration : paths.evaluation, graph,
-        perf_opts);
+    absl::StatusOr<std::unique_ptr<Dataset>> perf_data =
+        data->OpenEvaluationSubset(64, 64);
     if (!perf_data.ok()) return perf_data.status();
     absl::StatusOr<std::optional<DataBatch>> batch = (*perf_data)->Next();
     if (!batch.ok()) return batch.status();
     if (!batch->has_value()) {
       return absl::InternalError("the evaluation data yielded no batch");
     }
-    const int repeats = 10;
-    absl::StatusOr<LatencyStats> f32 =
-        MeasureLatency(**float_ex, (*batch)->feeds, repeats);
-    if (!f32.ok()) return f32.status();
-    absl::StatusOr<LatencyStats> i8 =
-        MeasureLatency(*int8_ex, (*batch)->feeds, repeats);
-    if (!i8.ok()) return i8.status();
-    v1::PerformanceReport* perf = report.mutable_performance();
-    const int64_t n = (*batch)->size;
-    perf->set_batch_size(n);
-    perf->set_repeats(repeats);
-    perf->set_float_latency_ms(f32->median_ms);
-    perf->set_quantized_latency_ms(i8->median_ms);
-    perf->set_float_throughput(1000.0 * n / f32->median_ms);
-    perf->set_quantized_throughput(1000.0 * n / i8->median_ms);
-    perf->set_speedup(f32->median_ms / i8->median_ms);
+    if (absl::Status s = MeasurePerformance(**float_ex, *int8_ex,
+                                            (*batch)->feeds, (*batch)->size, 10,
+                                            report.mutable_performance());
+        !s.ok()) {
+      return s;
+    }
   }
   clock.Done("benchmark");
 
-  // Reproducibility.
-  v1::Reproducibility* repro = report.mutable_reproducibility();
-  for (const auto& [path, setter] :
-       std::vector<std::pair<std::string, std::string*>>{
-           {paths.model, repro->mutable_model_sha256()},
-           {paths.calibration, repro->mutable_calibration_data_sha256()},
-           {paths.evaluation, repro->mutable_evaluation_data_sha256()}}) {
-    if (path.empty()) continue;
-    absl::StatusOr<std::string> d = Sha256File(path);
-    if (!d.ok()) return d.status();
-    *setter = *d;
+  if (absl::Status s = FillReproducibility(
+          {paths.model, paths.calibration, paths.evaluation},
+          calibration_samples, spec.seed(), report.mutable_reproducibility());
+      !s.ok()) {
+    return s;
   }
-  repro->set_calibration_samples(calibration_samples);
-  repro->set_seed(spec.seed());
-  repro->set_quantd_version(QUANTD_VERSION);
-  repro->set_cpu_isa(CpuIsaName());
-  repro->set_cpu_has_vnni(CpuHasVnni());
-  repro->set_weight_qmax(MaxExactInt8WeightMagnitude());
-  report.set_accuracy_target_met(true);
   report_progress("done", 1, "");
   return result;
 }

@@ -1,9 +1,15 @@
 // The post-training quantization pipeline: the one entry point that
 // `quantd run-job` and the service's workers call.
 //
-//   load -> prepare (fold constants, BatchNorm) -> calibrate activations
-//   -> quantize weights -> evaluate (fake-quant and true int8 against the
-//   float model) -> export (QDQ ONNX + report)
+//   load -> prepare (fold constants, BatchNorm)
+//   -> smooth (SmoothQuant or AWQ scales; optional)
+//   -> calibrate (activation ranges; Hessians and input means for GPTQ and
+//      bias correction)
+//   -> quantize (round-to-nearest or GPTQ, bias correction, per layer)
+//   -> sensitivity (end-metric change per single quantized layer)
+//   -> evaluate_fake_quant -> fallback (while an accuracy target is missed)
+//   -> evaluate_int8 (true int8 on oneDNN where the scheme maps onto it)
+//   -> export (QDQ ONNX) -> benchmark (fp32 vs int8 latency)
 //
 //   JobPaths paths{.model = "m.onnx", .calibration = "calib.npz"};
 //   absl::StatusOr<PipelineResult> r = RunPtqPipeline(spec, paths,
@@ -17,13 +23,12 @@
 #define QUANTD_ENGINE_PTQ_PIPELINE_H_
 
 #include <atomic>
-#include <functional>
-#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "engine/artifacts.h"
 #include "engine/job_spec.h"
+#include "engine/pipeline_evaluation.h"
 #include "quantd/v1/report.pb.h"
 
 namespace quantd {
@@ -36,20 +41,15 @@ struct JobPaths {
   std::string evaluation;   // empty: hold back part of the calibration set
 };
 
-struct ProgressEvent {
-  std::string stage;    // "load", "prepare", "calibrate", ...
-  double fraction = 0;  // of this stage, in [0, 1]
-  int64_t samples_done = 0;
-  std::string current_layer;
-  std::string message;
-  std::map<std::string, double> metrics;
+struct PipelineOptions {
+  bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
 };
-using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
 absl::StatusOr<PipelineResult> RunPtqPipeline(
     const v1::JobSpec& spec, const JobPaths& paths,
     const ProgressCallback& progress = nullptr,
-    const std::atomic<bool>* cancelled = nullptr);
+    const std::atomic<bool>* cancelled = nullptr,
+    const PipelineOptions& options = {});
 
 }  // namespace quantd
 

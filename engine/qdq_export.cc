@@ -118,13 +118,10 @@ absl::Status CheckParams(const std::string& what, const QuantParams& p,
     }
     return absl::OkStatus();
   }
-  if (dim % p.group_size != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": group_size ", p.group_size, " does not divide dim ", p.axis,
-        " of size ", dim, "; choose a group size that divides it"));
-  }
+  // ONNX blocked quantization: ceil(dim / block_size) blocks, the last one
+  // possibly shorter.
   Shape expected = shape;
-  expected[p.axis] = dim / p.group_size;
+  expected[p.axis] = (dim + p.group_size - 1) / p.group_size;
   if (!p.scales_shape.empty() && p.scales_shape != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": scales_shape is [", absl::StrJoin(p.scales_shape, ","),
@@ -145,7 +142,7 @@ Shape ScaleShape(const QuantParams& p, const Shape& tensor_shape) {
   if (p.axis < 0) return {};
   if (p.group_size == 0) return {static_cast<int64_t>(p.scales.size())};
   Shape s = tensor_shape;
-  s[p.axis] = tensor_shape[p.axis] / p.group_size;
+  s[p.axis] = (tensor_shape[p.axis] + p.group_size - 1) / p.group_size;
   return s;
 }
 

@@ -610,14 +610,16 @@ INSTANTIATE_TEST_SUITE_P(
             "QRangeOutsideType",
             [](Graph&, QuantizationPlan& p) { p.activations["x"].qmax = 256; },
             "activation 'x': [qmin, qmax] = [0, 256]"},
-        ErrorCase{"GroupDoesNotDivide",
+        // Groups of 5 over 16 values are ceil(16 / 5) = 4 blocks, the last
+        // shorter (ONNX blocked quantization); parameters for 2 are wrong.
+        ErrorCase{"GroupCountMismatch",
                   [](Graph& g, QuantizationPlan& p) {
                     QuantParams q =
                         qdq_test::S4PerGroup(g.initializers["w"], 0, 8);
                     q.group_size = 5;
                     p.weights["w"] = q;
                   },
-                  "weight 'w': group_size 5 does not divide dim 0 of size 16"},
+                  "for group_size 5 along axis 0"},
         ErrorCase{"AxisOutOfRange",
                   [](Graph&, QuantizationPlan& p) { p.weights["w"].axis = 2; },
                   "weight 'w': axis 2 is out of range"},

@@ -100,16 +100,18 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
       p.axis = slot.input_axis;
       p.group_size = scheme.group_size;
       const int64_t dim = w.dim(static_cast<int>(slot.input_axis));
-      if (scheme.group_size <= 0 || dim % scheme.group_size != 0) {
+      if (scheme.group_size <= 0 ||
+          (dim % scheme.group_size != 0 && !scheme.allow_partial_groups)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "group size ", scheme.group_size,
-            " does not divide the input "
-            "dimension ",
-            dim, " of weight '", slot.initializer, "' (node '", slot.node,
-            "'); choose a divisor or exclude the node"));
+            " does not divide the input dimension ", dim, " of weight '",
+            slot.initializer, "' (node '", slot.node,
+            "'); choose a divisor, exclude the node, or set "
+            "weights.allow_partial_groups for a shorter last group"));
       }
       p.scales_shape = w.shape();
-      p.scales_shape[slot.input_axis] = dim / scheme.group_size;
+      p.scales_shape[slot.input_axis] =
+          (dim + scheme.group_size - 1) / scheme.group_size;
       break;
     }
   }

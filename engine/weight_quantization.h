@@ -50,6 +50,9 @@ struct WeightScheme {
   bool symmetric = true;
   WeightGranularity granularity = WeightGranularity::kPerChannel;
   int64_t group_size = 0;
+  // Per group: a dimension that is not a multiple of group_size gets a
+  // shorter last group instead of an error.
+  bool allow_partial_groups = false;
   // Largest |q| for symmetric int8; 0 = MaxExactInt8WeightMagnitude(), the
   // range this CPU's int8 kernels compute exactly (64 without VNNI).
   int32_t int8_max_magnitude = 0;

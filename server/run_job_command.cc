@@ -21,6 +21,8 @@ quantizes, evaluates against the float model, and writes into DIR:
   report.json        the QuantizationReport
 Both appear together or not at all. In the spec, model/data refs use
 "path" (relative to the current directory); blob digests need the server.
+examples/ holds specs for static W8A8, dynamic, int4 weight-only with
+GPTQ or AWQ, SmoothQuant, bias correction and accuracy targets.
 
   --spec FILE   job spec, protobuf JSON (at most 1 MiB)
   --out DIR     output folder (created if missing)
@@ -129,6 +131,28 @@ int RunJobCommand(const std::vector<std::string>& args) {
                 r.performance().float_latency_ms(),
                 r.performance().quantized_latency_ms(),
                 r.performance().speedup());
+  }
+  // The layers most worth a look: the fallback's choices, and the lowest
+  // output SQNR.
+  for (const v1::FallbackStep& f : r.fallback_steps()) {
+    std::printf("fallback    %s: %s -> %s (%s %.3g after)\n", f.node().c_str(),
+                f.from_precision().c_str(), f.to_precision().c_str(),
+                r.sensitivity_metric().c_str(), f.metric_after());
+  }
+  if (!r.accuracy_target_message().empty()) {
+    std::printf("target      %s\n", r.accuracy_target_message().c_str());
+  }
+  const v1::LayerReport* worst = nullptr;
+  for (const v1::LayerReport& l : r.layers()) {
+    if (l.weight_precision() != "float" &&
+        (worst == nullptr || l.output_sqnr_db() < worst->output_sqnr_db())) {
+      worst = &l;
+    }
+  }
+  if (worst != nullptr) {
+    std::printf("worst layer %s (%s): output SQNR %.1f dB\n",
+                worst->node().c_str(), worst->weight_precision().c_str(),
+                worst->output_sqnr_db());
   }
   for (const std::string& w : r.warnings()) {
     std::printf("note        %s\n", w.c_str());
