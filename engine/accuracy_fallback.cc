@@ -4,9 +4,12 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "engine/qdq_export.h"
 
 namespace quantd {
 namespace {
+
+constexpr int64_t kMaxCachedReferenceBytes = int64_t{256} << 20;
 
 std::string Format(double v) {
   char buf[32];
@@ -20,6 +23,11 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     const FallbackContext& ctx, Dataset& data) {
   std::map<std::string, double> out;
   const std::vector<WeightSlot>& slots = ctx.rounder->slots();
+  // The float model runs once; each layer's evaluation runs only its
+  // candidate (half the work) unless the outputs are too large to keep.
+  absl::StatusOr<std::vector<Tensor>> reference = ReferenceOutputs(
+      *ctx.reference, data, kMaxCachedReferenceBytes, ctx.cancelled);
+  if (!reference.ok()) return reference.status();
   for (size_t i = 0; i < slots.size(); ++i) {
     if (absl::Status s = CheckCancelled(ctx.cancelled); !s.ok()) return s;
     std::map<std::string, LayerPrecision> only;
@@ -30,11 +38,25 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     absl::StatusOr<QuantizationPlan> plan =
         ctx.rounder->BuildPlan(only, *ctx.activation_params);
     if (!plan.ok()) return plan.status();
-    absl::StatusOr<Evaluated> e =
-        EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, {}, "", nullptr,
-                     ctx.cancelled);
-    if (!e.ok()) return e.status();
-    out[slots[i].node] = TargetMetric(e->metrics);
+    v1::EvaluationMetrics metrics;
+    if (!reference->empty()) {
+      absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(*ctx.graph, *plan);
+      if (!qdq.ok()) return qdq.status();
+      absl::StatusOr<std::unique_ptr<Executor>> ex =
+          Executor::Create(std::move(qdq->graph));
+      if (!ex.ok()) return ex.status();
+      absl::StatusOr<v1::EvaluationMetrics> m =
+          EvaluateAgainstOutputs(*reference, **ex, data, ctx.cancelled);
+      if (!m.ok()) return m.status();
+      metrics = std::move(*m);
+    } else {
+      absl::StatusOr<Evaluated> e =
+          EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, {}, "", nullptr,
+                       ctx.cancelled);
+      if (!e.ok()) return e.status();
+      metrics = std::move(e->metrics);
+    }
+    out[slots[i].node] = TargetMetric(metrics);
     if (ctx.progress) {
       ProgressEvent ev;
       ev.stage = "sensitivity";

@@ -80,6 +80,49 @@ absl::StatusOr<Evaluated> Evaluate(
   return out;
 }
 
+absl::StatusOr<std::vector<Tensor>> ReferenceOutputs(
+    Executor& reference, Dataset& data, int64_t max_bytes,
+    const std::atomic<bool>* cancelled) {
+  std::vector<Tensor> outputs;
+  int64_t bytes = 0;
+  absl::StatusOr<int64_t> n =
+      ForEachBatch(data, "", nullptr, cancelled,
+                   [&](const DataBatch& batch) -> absl::Status {
+                     if (bytes > max_bytes) return absl::OkStatus();
+                     absl::StatusOr<std::vector<Tensor>> r =
+                         reference.RunOutputs(batch.feeds);
+                     if (!r.ok()) return r.status();
+                     bytes += static_cast<int64_t>((*r)[0].byte_size());
+                     outputs.push_back(std::move((*r)[0]));
+                     return absl::OkStatus();
+                   });
+  if (!n.ok()) return n.status();
+  if (bytes > max_bytes) outputs.clear();
+  return outputs;
+}
+
+absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
+    const std::vector<Tensor>& reference_outputs, Executor& candidate,
+    Dataset& data, const std::atomic<bool>* cancelled) {
+  EvaluationAccumulator acc;
+  size_t index = 0;
+  absl::StatusOr<int64_t> n =
+      ForEachBatch(data, "", nullptr, cancelled,
+                   [&](const DataBatch& batch) -> absl::Status {
+                     if (index >= reference_outputs.size()) {
+                       return absl::InternalError(
+                           "more batches than cached reference outputs");
+                     }
+                     absl::StatusOr<std::vector<Tensor>> c =
+                         candidate.RunOutputs(batch.feeds);
+                     if (!c.ok()) return c.status();
+                     return acc.Add(reference_outputs[index++], (*c)[0],
+                                    batch.labels, batch.targets);
+                   });
+  if (!n.ok()) return n.status();
+  return acc.Finish();
+}
+
 absl::StatusOr<Evaluated> EvaluatePlan(
     const Graph& graph, const QuantizationPlan& plan, Executor& reference,
     Dataset& data, const std::map<std::string, std::string>& layers,

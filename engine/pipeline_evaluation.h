@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/dataset.h"
@@ -64,6 +65,18 @@ absl::StatusOr<Evaluated> EvaluatePlan(
     Dataset& data, const std::map<std::string, std::string>& layers,
     const std::string& stage, const ProgressCallback& progress,
     const std::atomic<bool>* cancelled);
+
+// The reference's first output per batch of `data`, so that repeated
+// evaluations (sensitivity: one per layer) run only the candidate. Returns
+// an empty vector when the outputs would exceed `max_bytes`.
+absl::StatusOr<std::vector<Tensor>> ReferenceOutputs(
+    Executor& reference, Dataset& data, int64_t max_bytes,
+    const std::atomic<bool>* cancelled);
+
+// Evaluate() against outputs from ReferenceOutputs on the same `data`.
+absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
+    const std::vector<Tensor>& reference_outputs, Executor& candidate,
+    Dataset& data, const std::atomic<bool>* cancelled);
 
 // Larger is worse; 0 means no loss against float.
 double TargetMetric(const v1::EvaluationMetrics& m);
