@@ -13,9 +13,12 @@ packages=(
   # requires the OpenCL headers (a Recommends, skipped without recommends).
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libzip-dev zipcmp zipmerge ziptool libssl-dev zlib1g-dev libsqlite3-dev
+  # the service: gRPC (C++ and the Python client), Prometheus client, CLI
+  libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev libcli11-dev
+  python3-grpcio python3-protobuf
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
-  dataset-fashion-mnist python3 python3-numpy
+  dataset-fashion-mnist python3 python3-numpy prometheus
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
   packages+=(python3-torch python3-onnx)
