@@ -1,0 +1,234 @@
+// The durable job store: jobs, their event logs and the artifacts they
+// produced, in one SQLite database (WAL journal, synchronous=FULL), so that a
+// server killed at any moment restarts with every committed job intact and
+// every watcher able to replay events from the sequence number it last saw.
+// It knows nothing of gRPC: the service handlers, the scheduler and the
+// workers sit on top of it and translate its absl::Status codes directly.
+//
+// Example:
+//
+//   absl::StatusOr<std::unique_ptr<JobStore>> store =
+//       JobStore::Open("/var/lib/quantd/jobs.db", page_token_key);
+//   if (!store.ok()) return store.status();
+//   JobRecord job;
+//   job.tenant = "team-a";
+//   job.request_id = "3f1c...";  // optional: makes Create idempotent
+//   job.spec = spec.SerializeAsString();
+//   absl::StatusOr<std::pair<JobRecord, bool>> created =
+//       (*store)->Create(std::move(job));
+//   ...
+//   // Scheduler:
+//   absl::StatusOr<std::optional<JobRecord>> next = (*store)->NextQueued();
+//   absl::StatusOr<JobRecord> running = (*store)->Transition(
+//       (*next)->id, {JobState::kQueued}, JobState::kRunning);
+//   // Worker:
+//   (*store)->AppendEvent(id, event.SerializeAsString());
+//   (*store)->SetArtifacts(id, model_sha, model_size, report_sha, size);
+//   (*store)->Transition(id, {JobState::kRunning}, JobState::kSucceeded);
+//
+// Thread safety: a JobStore is safe to use from many threads; calls are
+// serialized on one connection (SQLite serializes writers anyway, and one
+// connection keeps every read consistent with the last write). Only one
+// process should open a given database file at a time.
+#ifndef QUANTD_SERVER_JOB_STORE_H_
+#define QUANTD_SERVER_JOB_STORE_H_
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace quantd {
+
+// The numbers match the API's Job.State values and are what the database
+// stores, so they must never be renumbered.
+enum class JobState {
+  kQueued = 1,
+  kRunning = 2,
+  kSucceeded = 3,
+  kFailed = 4,
+  kCancelling = 5,
+  kCancelled = 6
+};
+
+// SUCCEEDED, FAILED and CANCELLED: the job will never change again (except
+// by being deleted).
+bool IsTerminal(JobState s);
+
+// "QUEUED", "RUNNING", ...: for messages that tell the user the state.
+absl::string_view JobStateName(JobState s);
+
+// Limits enforced by Create, so that one request cannot bloat the database.
+inline constexpr size_t kMaxSpecBytes = 16 << 20;
+inline constexpr size_t kMaxLabels = 64;
+inline constexpr size_t kMaxKeyBytes = 128;  // ids, tenants, request ids
+inline constexpr size_t kMaxLabelKeyBytes = 128;
+inline constexpr size_t kMaxLabelValueBytes = 1024;
+inline constexpr size_t kMaxDisplayNameBytes = 1024;
+inline constexpr size_t kMaxEventPayloadBytes = 1 << 20;
+inline constexpr int32_t kMaxEventsPerCall = 10000;
+
+struct JobRecord {
+  std::string id;  // "job-" + 16 random hex chars, assigned by Create
+  std::string tenant;
+  std::string request_id;  // idempotency key, unique per tenant if non-empty
+  JobState state = JobState::kQueued;
+  int32_t priority = 0;  // higher runs first
+  std::string spec;      // serialized JobSpec (opaque here)
+  std::string display_name;
+  std::map<std::string, std::string> labels;
+  int32_t attempts = 0;  // times the job started running
+  std::string error;     // why it failed / was cancelled
+  int64_t create_time_us = 0, update_time_us = 0, start_time_us = 0,
+          end_time_us = 0;
+  std::string model_artifact_sha256, report_artifact_sha256;
+  int64_t model_artifact_size = 0, report_artifact_size = 0;
+};
+
+struct JobEvent {
+  std::string job_id;
+  int64_t sequence = 0;  // 1, 2, 3, ... per job, without gaps
+  int64_t time_us = 0;
+  std::string payload;  // serialized event (opaque here)
+};
+
+struct JobPage {
+  std::vector<JobRecord> jobs;
+  std::string next_page_token;  // empty on the last page
+};
+
+class JobStore {
+ public:
+  // Opens or creates the database at `path` and its schema. A database
+  // written by a newer quantd (higher schema version) is refused with
+  // FailedPrecondition rather than misread. `page_token_key` (>= 16 bytes)
+  // signs page tokens so that clients cannot forge positions or reuse a
+  // token across tenants or filters.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(
+      const std::string& path, const std::string& page_token_key);
+
+  ~JobStore();
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // Inserts `job` as a new QUEUED job; its id, state, times, attempts, error
+  // and artifacts are assigned here, whatever the caller set. If the tenant
+  // already has a job with the same non-empty request_id, returns that job
+  // unchanged when its spec bytes are equal (a retried request) and
+  // AlreadyExists otherwise. `.second` is true when a job was created.
+  absl::StatusOr<std::pair<JobRecord, bool>> Create(JobRecord job);
+
+  // NotFound also for other tenants' jobs, so ids reveal nothing.
+  absl::StatusOr<JobRecord> Get(const std::string& tenant,
+                                const std::string& id);
+
+  // The tenant's jobs, newest first, optionally only those in `state`.
+  // page_size in [1, 1000], 0 means 50. A token only works with the tenant
+  // and filter it was issued for; anything else is InvalidArgument.
+  absl::StatusOr<JobPage> List(const std::string& tenant,
+                               std::optional<JobState> state, int32_t page_size,
+                               const std::string& page_token);
+
+  // Compare-and-set: moves the job to `to` if its current state is one of
+  // `from`, else FailedPrecondition naming the current state. Entering
+  // RUNNING sets start_time and counts an attempt; entering a terminal state
+  // sets end_time; a non-empty `error` replaces the job's error.
+  absl::StatusOr<JobRecord> Transition(const std::string& id,
+                                       std::initializer_list<JobState> from,
+                                       JobState to,
+                                       const std::string& error = "");
+
+  // Records the digests (64 lowercase hex chars) and sizes of the job's
+  // outputs. Callers set them before the transition to SUCCEEDED so that a
+  // succeeded job always has its artifacts.
+  absl::Status SetArtifacts(const std::string& id,
+                            const std::string& model_sha256, int64_t model_size,
+                            const std::string& report_sha256,
+                            int64_t report_size);
+
+  // Appends an event and returns its sequence number (1 for the first);
+  // the event is on disk when this returns, so it can be sent to watchers.
+  absl::StatusOr<int64_t> AppendEvent(const std::string& job_id,
+                                      const std::string& payload);
+
+  // Events with sequence > `after`, ascending, at most `limit` (in [1,
+  // kMaxEventsPerCall]). NotFound if the job does not exist.
+  absl::StatusOr<std::vector<JobEvent>> EventsAfter(const std::string& job_id,
+                                                    int64_t after,
+                                                    int32_t limit);
+
+  // Deletes a terminal job and its events and returns it, so the caller can
+  // drop artifact blobs nothing else references (see ReferencesBlob).
+  // FailedPrecondition if the job is not terminal (cancel it first).
+  absl::StatusOr<JobRecord> Delete(const std::string& tenant,
+                                   const std::string& id);
+
+  // The QUEUED job to run next: highest priority, then oldest. nullopt if
+  // none is queued.
+  absl::StatusOr<std::optional<JobRecord>> NextQueued();
+
+  // Jobs in `state` for `tenant`, or for all tenants if `tenant` is empty.
+  absl::StatusOr<int64_t> CountInState(JobState state,
+                                       const std::string& tenant = "");
+
+  // Start-up recovery, before any worker runs: jobs left RUNNING or
+  // CANCELLING were interrupted by the process dying. CANCELLING becomes
+  // CANCELLED; RUNNING becomes QUEUED again while attempts < max_attempts,
+  // else FAILED (so a job that crashes the server cannot do so forever).
+  // Returns the jobs it changed, as they are now.
+  absl::StatusOr<std::vector<JobRecord>> Recover(int32_t max_attempts);
+
+  // Whether any job of any tenant names `sha256` as one of its artifacts.
+  absl::StatusOr<bool> ReferencesBlob(const std::string& sha256);
+
+ private:
+  class Stmt;
+  class Txn;
+
+  JobStore(sqlite3* db, std::string path, std::string page_token_key);
+
+  absl::Status InitSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A cached statement; a preparation error is reported by its first Step.
+  Stmt Prepare(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rows selected with the job columns (see job_store.cc); `seqs`, if given,
+  // receives each row's creation sequence (the List position).
+  static absl::Status ReadJobs(Stmt& st, std::vector<JobRecord>& jobs,
+                               std::vector<int64_t>* seqs = nullptr);
+  // The job by id (any tenant, or only `tenant` if non-empty); NotFound.
+  absl::StatusOr<JobRecord> FindLocked(absl::string_view id,
+                                       absl::string_view tenant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves `job` to `to` in memory and in the database (the bookkeeping
+  // shared by Transition and Recover).
+  absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string PageTokenMac(absl::string_view tenant,
+                           std::optional<JobState> state,
+                           int64_t position) const;
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  // Prepared once, reused: keyed by the SQL text's address (all SQL is
+  // string literals in job_store.cc).
+  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  const std::string path_;
+  const std::string page_token_key_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_SERVER_JOB_STORE_H_
