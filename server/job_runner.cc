@@ -1,0 +1,169 @@
+#include "server/job_runner.h"
+
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/job_spec.h"
+#include "engine/ptq_pipeline.h"
+
+namespace quantd {
+namespace {
+
+v1::JobState ToProto(JobState s) {
+  return static_cast<v1::JobState>(static_cast<int>(s));
+}
+
+// The blob store's file for a digest reference; "" for an unset ref.
+absl::StatusOr<std::string> ResolveBlob(const BlobStore& blobs,
+                                        const v1::DataRef& ref,
+                                        absl::string_view field) {
+  if (ref.source_case() == v1::DataRef::SOURCE_NOT_SET) return std::string();
+  if (ref.source_case() != v1::DataRef::kBlobSha256) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field,
+        " must name an uploaded blob (blob_sha256); the service does "
+        "not read local paths"));
+  }
+  absl::StatusOr<std::string> path = blobs.PathOf(ref.blob_sha256());
+  if (!path.ok()) {
+    return absl::Status(path.status().code(),
+                        absl::StrCat(field, ": ", path.status().message()));
+  }
+  return path;
+}
+
+}  // namespace
+
+std::string JobName(const std::string& id) { return absl::StrCat("jobs/", id); }
+
+absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
+                                             JobState state,
+                                             v1::JobEvent event) {
+  event.set_job(JobName(job_id));
+  event.set_state(ToProto(state));
+  const int64_t now_us = absl::ToUnixMicros(absl::Now());
+  event.mutable_time()->set_seconds(now_us / 1000000);
+  event.mutable_time()->set_nanos(static_cast<int32_t>(now_us % 1000000) *
+                                  1000);
+  event.clear_sequence();
+  absl::StatusOr<int64_t> seq =
+      jobs_->AppendEvent(job_id, event.SerializeAsString());
+  if (!seq.ok()) return seq.status();
+  event.set_sequence(*seq);
+  if (options_.on_event) options_.on_event(event);
+  return event;
+}
+
+absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
+                                         const std::atomic<bool>* cancelled) {
+  v1::JobEvent started;
+  started.set_state_change(v1::JOB_STATE_RUNNING);
+  if (absl::StatusOr<v1::JobEvent> e =
+          Emit(job.id, JobState::kRunning, started);
+      !e.ok()) {
+    return e.status();
+  }
+
+  // The pipeline, with progress events rate-limited per stage.
+  v1::JobSpec spec;
+  absl::Status outcome;
+  PipelineResult result;
+  if (!spec.ParseFromString(job.spec)) {
+    outcome = absl::InvalidArgumentError("the stored job spec is unreadable");
+  }
+  JobPaths paths;
+  for (const auto& [ref, field, target] :
+       {std::make_tuple(&spec.model(), "model", &paths.model),
+        std::make_tuple(&spec.calibration_data(), "calibration_data",
+                        &paths.calibration),
+        std::make_tuple(&spec.evaluation_data(), "evaluation_data",
+                        &paths.evaluation)}) {
+    if (!outcome.ok()) break;
+    absl::StatusOr<std::string> p = ResolveBlob(*blobs_, *ref, field);
+    if (!p.ok()) {
+      outcome = p.status();
+    } else {
+      *target = *p;
+    }
+  }
+  absl::Status event_error;
+  if (outcome.ok()) {
+    std::string last_stage;
+    absl::Time last_time = absl::InfinitePast();
+    ProgressCallback progress = [&](const ProgressEvent& p) {
+      const absl::Time now = absl::Now();
+      if (p.stage == last_stage &&
+          now - last_time <
+              absl::Milliseconds(options_.min_progress_interval_ms) &&
+          p.fraction < 1) {
+        return;
+      }
+      last_stage = p.stage;
+      last_time = now;
+      v1::JobEvent e;
+      v1::Progress* pr = e.mutable_progress();
+      pr->set_stage(p.stage);
+      pr->set_fraction(p.fraction);
+      pr->set_samples_done(p.samples_done);
+      pr->set_current_layer(p.current_layer);
+      for (const auto& [k, v] : p.metrics) (*pr->mutable_metrics())[k] = v;
+      if (absl::StatusOr<v1::JobEvent> r =
+              Emit(job.id, JobState::kRunning, std::move(e));
+          !r.ok() && event_error.ok()) {
+        event_error = r.status();
+      }
+    };
+    absl::StatusOr<PipelineResult> r =
+        RunPtqPipeline(spec, paths, progress, cancelled);
+    if (r.ok()) {
+      result = std::move(*r);
+    } else {
+      outcome = r.status();
+    }
+  }
+  if (!event_error.ok()) return event_error;
+
+  // Artifacts first, then the terminal state, then its event.
+  JobState final_state = JobState::kSucceeded;
+  std::string error;
+  if (outcome.ok()) {
+    absl::StatusOr<std::string> model = blobs_->Put(result.model_bytes);
+    if (!model.ok()) return model.status();
+    const std::string report_json = ReportToJson(result.report);
+    absl::StatusOr<std::string> report = blobs_->Put(report_json);
+    if (!report.ok()) return report.status();
+    if (absl::Status s = jobs_->SetArtifacts(
+            job.id, *model, static_cast<int64_t>(result.model_bytes.size()),
+            *report, static_cast<int64_t>(report_json.size()));
+        !s.ok()) {
+      return s;
+    }
+  } else if (outcome.code() == absl::StatusCode::kCancelled) {
+    final_state = JobState::kCancelled;
+    error = "cancelled by CancelJob";
+  } else {
+    final_state = JobState::kFailed;
+    error = std::string(outcome.message());
+  }
+  absl::StatusOr<JobRecord> done = jobs_->Transition(
+      job.id, {JobState::kRunning, JobState::kCancelling}, final_state, error);
+  if (!done.ok()) return done.status();
+  if (!error.empty()) {
+    v1::JobEvent why;
+    why.set_message(error);
+    if (absl::StatusOr<v1::JobEvent> e = Emit(job.id, final_state, why);
+        !e.ok()) {
+      return e.status();
+    }
+  }
+  v1::JobEvent end;  // the last event of every job
+  end.set_state_change(ToProto(final_state));
+  if (absl::StatusOr<v1::JobEvent> e = Emit(job.id, final_state, end);
+      !e.ok()) {
+    return e.status();
+  }
+  return done;
+}
+
+}  // namespace quantd
