@@ -56,7 +56,8 @@ absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
 }
 
 absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
-                                         const std::atomic<bool>* cancelled) {
+                                         const std::atomic<bool>* cancelled,
+                                         const std::atomic<bool>* requeue) {
   v1::JobEvent started;
   started.set_state_change(v1::JOB_STATE_RUNNING);
   if (absl::StatusOr<v1::JobEvent> e =
@@ -139,6 +140,27 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
         !s.ok()) {
       return s;
     }
+  } else if (outcome.code() == absl::StatusCode::kCancelled &&
+             requeue != nullptr && requeue->load()) {
+    // Interrupted by a shutdown, not by the client: run it again later. A
+    // job the client was cancelling (CANCELLING) ends CANCELLED below.
+    absl::StatusOr<JobRecord> queued =
+        jobs_->Transition(job.id, {JobState::kRunning}, JobState::kQueued);
+    if (queued.ok()) {
+      v1::JobEvent back;
+      back.set_state_change(v1::JOB_STATE_QUEUED);
+      if (absl::StatusOr<v1::JobEvent> e =
+              Emit(job.id, JobState::kQueued, back);
+          !e.ok()) {
+        return e.status();
+      }
+      return queued;
+    }
+    if (queued.status().code() != absl::StatusCode::kFailedPrecondition) {
+      return queued.status();
+    }
+    final_state = JobState::kCancelled;
+    error = "cancelled by CancelJob";
   } else if (outcome.code() == absl::StatusCode::kCancelled) {
     final_state = JobState::kCancelled;
     error = "cancelled by CancelJob";

@@ -43,11 +43,13 @@ class JobRunner {
   absl::StatusOr<v1::JobEvent> Emit(const std::string& job_id, JobState state,
                                     v1::JobEvent event);
 
-  // Runs `job`, which must be RUNNING; returns its terminal record
-  // (SUCCEEDED, FAILED or CANCELLED). An error return means the stores
-  // failed, not the job.
+  // Runs `job`, which must be RUNNING; returns its record afterwards:
+  // SUCCEEDED, FAILED or CANCELLED, or QUEUED again when the run was
+  // stopped with `requeue` set (a server shutting down). An error return
+  // means the stores failed, not the job.
   absl::StatusOr<JobRecord> Run(const JobRecord& job,
-                                const std::atomic<bool>* cancelled);
+                                const std::atomic<bool>* cancelled,
+                                const std::atomic<bool>* requeue = nullptr);
 
  private:
   JobStore* jobs_;

@@ -1,0 +1,130 @@
+#include "server/scheduler.h"
+
+#include <omp.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace quantd {
+
+Scheduler::Scheduler(JobStore* jobs, BlobStore* blobs, SchedulerOptions options)
+    : jobs_(jobs),
+      blobs_(blobs),
+      options_(std::move(options)),
+      runner_(jobs, blobs, options_.runner) {}
+
+Scheduler::~Scheduler() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status Scheduler::Start() {
+  if (options_.workers < 1 || options_.threads_per_job < 1) {
+    return absl::InvalidArgumentError(
+        "workers and threads per job must be at least 1");
+  }
+  absl::StatusOr<std::vector<JobRecord>> recovered =
+      jobs_->Recover(options_.max_attempts);
+  if (!recovered.ok()) return recovered.status();
+  for (int i = 0; i < options_.workers; ++i) {
+    threads_.emplace_back([this] { WorkerLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::Notify() {
+  absl::MutexLock lock(&mu_);
+  ++wakeups_;
+}
+
+absl::StatusOr<JobRecord> Scheduler::Cancel(const std::string& tenant,
+                                            const std::string& id) {
+  absl::StatusOr<JobRecord> job = jobs_->Get(tenant, id);
+  if (!job.ok()) return job.status();
+  absl::StatusOr<JobRecord> queued = jobs_->Transition(
+      id, {JobState::kQueued}, JobState::kCancelled, "cancelled by CancelJob");
+  if (queued.ok()) {
+    v1::JobEvent e;
+    e.set_state_change(v1::JOB_STATE_CANCELLED);
+    if (absl::StatusOr<v1::JobEvent> r =
+            runner_.Emit(id, JobState::kCancelled, e);
+        !r.ok()) {
+      return r.status();
+    }
+    return queued;
+  }
+  // Running: flag it; the worker records CANCELLED when the pipeline stops.
+  absl::StatusOr<JobRecord> cancelling =
+      jobs_->Transition(id, {JobState::kRunning}, JobState::kCancelling);
+  if (!cancelling.ok()) return cancelling.status();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = running_.find(id);
+    if (it != running_.end()) it->second->store(true);
+  }
+  v1::JobEvent e;
+  e.set_state_change(v1::JOB_STATE_CANCELLING);
+  if (absl::StatusOr<v1::JobEvent> r =
+          runner_.Emit(id, JobState::kCancelling, e);
+      !r.ok()) {
+    return r.status();
+  }
+  return cancelling;
+}
+
+void Scheduler::WorkerLoop() {
+  // OpenMP's thread count is per calling thread: this worker's pipeline
+  // uses threads_per_job threads.
+  omp_set_num_threads(options_.threads_per_job);
+  while (true) {
+    int64_t seen;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      seen = wakeups_;
+    }
+    // Run queued jobs until there are none, then sleep until Notify() or
+    // the poll interval (jobs queued by another process, re-queued ones).
+    while (true) {
+      absl::StatusOr<std::optional<JobRecord>> next = jobs_->NextQueued();
+      if (!next.ok() || !next->has_value()) break;
+      // Another worker may take the same job first: the transition is a
+      // compare-and-set, and the loser looks again.
+      absl::StatusOr<JobRecord> job = jobs_->Transition(
+          (*next)->id, {JobState::kQueued}, JobState::kRunning);
+      if (!job.ok()) continue;
+      auto flag = std::make_shared<std::atomic<bool>>(false);
+      {
+        absl::MutexLock lock(&mu_);
+        if (interrupting_) flag->store(true);
+        running_[job->id] = flag;
+      }
+      ++busy_;
+      (void)runner_.Run(*job, flag.get(), &interrupting_);
+      --busy_;
+      absl::MutexLock lock(&mu_);
+      running_.erase(job->id);
+      if (stopping_) return;
+    }
+    absl::MutexLock lock(&mu_);
+    auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || wakeups_ != seen;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll_interval);
+  }
+}
+
+void Scheduler::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    // Running jobs get `grace` to finish.
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return running_.empty();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
+    interrupting_ = true;
+    for (auto& [id, flag] : running_) flag->store(true);
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace quantd

@@ -1,0 +1,152 @@
+#include "server/scheduler.h"
+
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+std::string ReadTestdata(const std::string& rel) {
+  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
+                  std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/quantd_sched_XXXXXX";
+    root_ = mkdtemp(tmpl);
+    blobs_ = std::move(*BlobStore::Open(root_));
+    auto jobs = JobStore::Open(root_ + "/jobs.db", "0123456789abcdef-key");
+    ASSERT_TRUE(jobs.ok()) << jobs.status();
+    jobs_ = std::move(*jobs);
+  }
+  void TearDown() override {
+    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
+  }
+
+  // Dynamic W8A8 on the MLP (fast), or W8A8 on the tiny GPT (seconds).
+  std::string Queue(bool slow) {
+    v1::JobSpec spec;
+    const std::string model =
+        slow ? "tiny_gpt/model.onnx" : "fmnist_mlp/model.onnx";
+    const std::string data = slow ? "tiny_gpt/eval.npz" : "fmnist/eval.npz";
+    spec.mutable_model()->set_blob_sha256(*blobs_->Put(ReadTestdata(model)));
+    spec.mutable_evaluation_data()->set_blob_sha256(
+        *blobs_->Put(ReadTestdata(data)));
+    spec.set_mode(v1::QUANT_MODE_DYNAMIC);
+    if (!slow) spec.mutable_sensitivity()->set_disabled(true);
+    JobRecord r;
+    r.tenant = "t";
+    r.spec = spec.SerializeAsString();
+    auto created = jobs_->Create(r);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created->first.id;
+  }
+
+  JobState StateOf(const std::string& id) { return jobs_->Get("t", id)->state; }
+
+  bool WaitFor(const std::string& id, JobState state, absl::Duration limit) {
+    const absl::Time end = absl::Now() + limit;
+    while (absl::Now() < end) {
+      if (StateOf(id) == state) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  std::string root_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<JobStore> jobs_;
+};
+
+TEST_F(SchedulerTest, RunsQueuedJobs) {
+  const std::string a = Queue(false), b = Queue(false);
+  Scheduler s(jobs_.get(), blobs_.get(), {});
+  ASSERT_TRUE(s.Start().ok());
+  s.Notify();
+  EXPECT_TRUE(WaitFor(a, JobState::kSucceeded, absl::Seconds(60)));
+  EXPECT_TRUE(WaitFor(b, JobState::kSucceeded, absl::Seconds(60)));
+}
+
+TEST_F(SchedulerTest, CancelsQueuedAndRunningJobs) {
+  const std::string queued = Queue(false);
+  Scheduler idle(jobs_.get(), blobs_.get(), {});
+  absl::StatusOr<JobRecord> c = idle.Cancel("t", queued);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->state, JobState::kCancelled);
+  EXPECT_EQ(idle.Cancel("other-tenant", queued).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(idle.Cancel("t", queued).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  const std::string running = Queue(true);
+  SchedulerOptions o;
+  std::atomic<bool> asked{false};
+  absl::Time cancel_time;
+  Scheduler* self = nullptr;
+  o.runner.on_event = [&](const v1::JobEvent& e) {
+    if (e.has_progress() && !asked.exchange(true)) {
+      cancel_time = absl::Now();
+      EXPECT_TRUE(self->Cancel("t", running).ok());
+    }
+  };
+  Scheduler s(jobs_.get(), blobs_.get(), o);
+  self = &s;
+  ASSERT_TRUE(s.Start().ok());
+  s.Notify();
+  ASSERT_TRUE(WaitFor(running, JobState::kCancelled, absl::Seconds(60)));
+  // The bar: cancelling takes well under a second.
+  const absl::Duration took =
+      absl::FromUnixMicros(jobs_->Get("t", running)->end_time_us) -
+      cancel_time;
+  EXPECT_LT(took, absl::Seconds(1)) << took;
+}
+
+TEST_F(SchedulerTest, ShutdownRequeuesRunningJobsAndRestartFinishesThem) {
+  const std::string id = Queue(true);
+  {
+    SchedulerOptions o;
+    std::atomic<bool> progressed{false};
+    o.runner.on_event = [&](const v1::JobEvent& e) {
+      if (e.has_progress()) progressed = true;
+    };
+    Scheduler s(jobs_.get(), blobs_.get(), o);
+    ASSERT_TRUE(s.Start().ok());
+    s.Notify();
+    while (!progressed) absl::SleepFor(absl::Milliseconds(5));
+    s.Shutdown(absl::ZeroDuration());
+  }
+  absl::StatusOr<JobRecord> job = jobs_->Get("t", id);
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_EQ(job->attempts, 1);
+  Scheduler again(jobs_.get(), blobs_.get(), {});
+  ASSERT_TRUE(again.Start().ok());
+  again.Notify();
+  EXPECT_TRUE(WaitFor(id, JobState::kSucceeded, absl::Seconds(120)));
+  EXPECT_EQ(jobs_->Get("t", id)->attempts, 2);
+}
+
+// A job left RUNNING by a process that died is re-queued on start.
+TEST_F(SchedulerTest, StartRecoversJobsOfADeadProcess) {
+  const std::string id = Queue(false);
+  ASSERT_TRUE(
+      jobs_->Transition(id, {JobState::kQueued}, JobState::kRunning).ok());
+  Scheduler s(jobs_.get(), blobs_.get(), {});
+  ASSERT_TRUE(s.Start().ok());
+  s.Notify();
+  EXPECT_TRUE(WaitFor(id, JobState::kSucceeded, absl::Seconds(60)));
+}
+
+}  // namespace
+}  // namespace quantd
