@@ -1,0 +1,246 @@
+#include "server/service_core.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "engine/job_spec.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace quantd {
+namespace {
+
+constexpr int32_t kMaxPriority = 100;
+constexpr size_t kMaxRequestIdBytes = 128;
+
+void SetTime(int64_t us, google::protobuf::Timestamp* t) {
+  if (us <= 0) return;
+  t->set_seconds(us / 1000000);
+  t->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+}
+
+bool IsIdentifier(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+          c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Every blob the spec names must be uploaded.
+absl::Status CheckBlobs(const BlobStore& blobs, const v1::JobSpec& spec) {
+  for (const auto& [ref, field] :
+       {std::make_pair(&spec.model(), "model"),
+        std::make_pair(&spec.calibration_data(), "calibration_data"),
+        std::make_pair(&spec.evaluation_data(), "evaluation_data")}) {
+    if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
+    if (absl::StatusOr<std::string> p = blobs.PathOf(ref->blob_sha256());
+        !p.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".blob_sha256: ", p.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> JobIdFromName(const std::string& name) {
+  if (!absl::StartsWith(name, "jobs/") || name.size() <= 5 ||
+      !IsIdentifier(name.substr(5), 128)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a job name looks like 'jobs/job-0123456789abcdef'; got '",
+                     name.substr(0, 200), "'"));
+  }
+  return name.substr(5);
+}
+
+absl::StatusOr<v1::Job> ServiceCore::ToProto(const JobRecord& r) {
+  v1::Job job;
+  job.set_name(JobName(r.id));
+  if (!job.mutable_spec()->ParseFromString(r.spec)) {
+    return absl::DataLossError(
+        absl::StrCat("the stored spec of ", job.name(), " is unreadable"));
+  }
+  job.set_state(static_cast<v1::JobState>(static_cast<int>(r.state)));
+  job.set_error(r.error);
+  SetTime(r.create_time_us, job.mutable_create_time());
+  SetTime(r.start_time_us, job.mutable_start_time());
+  SetTime(r.end_time_us, job.mutable_end_time());
+  job.set_attempts(r.attempts);
+  job.set_priority(r.priority);
+  job.set_request_id(r.request_id);
+  if (!r.model_artifact_sha256.empty()) {
+    v1::Artifact* m = job.add_artifacts();
+    m->set_kind(v1::ARTIFACT_KIND_MODEL);
+    m->set_sha256(r.model_artifact_sha256);
+    m->set_size(r.model_artifact_size);
+    v1::Artifact* rep = job.add_artifacts();
+    rep->set_kind(v1::ARTIFACT_KIND_REPORT);
+    rep->set_sha256(r.report_artifact_sha256);
+    rep->set_size(r.report_artifact_size);
+    absl::StatusOr<std::string> json =
+        blobs_->Read(r.report_artifact_sha256, 0, r.report_artifact_size);
+    if (json.ok()) {
+      google::protobuf::util::JsonParseOptions o;
+      o.ignore_unknown_fields = true;
+      (void)google::protobuf::util::JsonStringToMessage(
+          *json, job.mutable_report(), o);
+    }
+  }
+  // The last progress event, for clients that poll GetJob.
+  if (r.state == JobState::kRunning || r.state == JobState::kCancelling) {
+    absl::StatusOr<std::vector<JobEvent>> events =
+        jobs_->EventsAfter(r.id, 0, 10000);
+    if (events.ok()) {
+      for (auto it = events->rbegin(); it != events->rend(); ++it) {
+        v1::JobEvent e;
+        if (e.ParseFromString(it->payload) && e.has_progress()) {
+          *job.mutable_progress() = e.progress();
+          break;
+        }
+      }
+    }
+  }
+  return job;
+}
+
+absl::StatusOr<v1::Job> ServiceCore::CreateJob(
+    const std::string& tenant, const v1::CreateJobRequest& request) {
+  if (absl::Status s = ValidateJobSpec(request.spec(), SpecOrigin::kService);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckBlobs(*blobs_, request.spec()); !s.ok()) return s;
+  if (!request.request_id().empty() &&
+      !IsIdentifier(request.request_id(), kMaxRequestIdBytes)) {
+    return absl::InvalidArgumentError(
+        "request_id: at most 128 characters of [A-Za-z0-9._-]");
+  }
+  if (request.priority() < -kMaxPriority || request.priority() > kMaxPriority) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "priority must be in [-100, 100], got ", request.priority()));
+  }
+  absl::StatusOr<int64_t> queued = jobs_->CountInState(JobState::kQueued);
+  if (!queued.ok()) return queued.status();
+  absl::StatusOr<int64_t> mine = jobs_->CountInState(JobState::kQueued, tenant);
+  if (!mine.ok()) return mine.status();
+  if (*queued >= limits_.max_queued_jobs ||
+      *mine >= limits_.max_queued_jobs_per_tenant) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the queue is full (", *mine, " of your jobs and ",
+                     *queued, " in all are queued); retry after some finish"));
+  }
+  JobRecord r;
+  r.tenant = tenant;
+  r.request_id = request.request_id();
+  r.priority = request.priority();
+  r.spec = request.spec().SerializeAsString();
+  r.display_name = request.spec().display_name();
+  r.labels = {request.spec().labels().begin(), request.spec().labels().end()};
+  absl::StatusOr<std::pair<JobRecord, bool>> created = jobs_->Create(r);
+  if (!created.ok()) return created.status();
+  if (created->second) {
+    v1::JobEvent e;
+    e.set_state_change(v1::JOB_STATE_QUEUED);
+    e.set_job(JobName(created->first.id));
+    e.set_state(v1::JOB_STATE_QUEUED);
+    (void)jobs_->AppendEvent(created->first.id, e.SerializeAsString());
+    scheduler_->Notify();
+  }
+  return ToProto(created->first);
+}
+
+absl::StatusOr<v1::Job> ServiceCore::GetJob(const std::string& tenant,
+                                            const std::string& name) {
+  absl::StatusOr<std::string> id = JobIdFromName(name);
+  if (!id.ok()) return id.status();
+  absl::StatusOr<JobRecord> r = jobs_->Get(tenant, *id);
+  if (!r.ok()) return r.status();
+  return ToProto(*r);
+}
+
+absl::StatusOr<v1::ListJobsResponse> ServiceCore::ListJobs(
+    const std::string& tenant, const v1::ListJobsRequest& request) {
+  std::optional<JobState> state;
+  if (request.state() != v1::JOB_STATE_UNSPECIFIED) {
+    state = static_cast<JobState>(static_cast<int>(request.state()));
+  }
+  absl::StatusOr<JobPage> page =
+      jobs_->List(tenant, state, request.page_size(), request.page_token());
+  if (!page.ok()) return page.status();
+  v1::ListJobsResponse out;
+  for (const JobRecord& r : page->jobs) {
+    absl::StatusOr<v1::Job> j = ToProto(r);
+    if (!j.ok()) return j.status();
+    *out.add_jobs() = std::move(*j);
+  }
+  out.set_next_page_token(page->next_page_token);
+  return out;
+}
+
+absl::StatusOr<v1::Job> ServiceCore::CancelJob(const std::string& tenant,
+                                               const std::string& name) {
+  absl::StatusOr<std::string> id = JobIdFromName(name);
+  if (!id.ok()) return id.status();
+  absl::StatusOr<JobRecord> r = scheduler_->Cancel(tenant, *id);
+  if (!r.ok()) return r.status();
+  return ToProto(*r);
+}
+
+absl::Status ServiceCore::DeleteJob(const std::string& tenant,
+                                    const std::string& name) {
+  absl::StatusOr<std::string> id = JobIdFromName(name);
+  if (!id.ok()) return id.status();
+  absl::StatusOr<JobRecord> gone = jobs_->Delete(tenant, *id);
+  if (!gone.ok()) return gone.status();
+  // Artifacts nothing else references go too (the same bytes can be
+  // another job's artifact: blobs are content-addressed).
+  for (const std::string& digest :
+       {gone->model_artifact_sha256, gone->report_artifact_sha256}) {
+    if (digest.empty()) continue;
+    absl::StatusOr<bool> used = jobs_->ReferencesBlob(digest);
+    if (used.ok() && !*used) (void)blobs_->Remove(digest);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> ServiceCore::EventsAfter(
+    const std::string& tenant, const std::string& name, int64_t after_sequence,
+    int32_t limit) {
+  absl::StatusOr<std::string> id = JobIdFromName(name);
+  if (!id.ok()) return id.status();
+  if (absl::StatusOr<JobRecord> r = jobs_->Get(tenant, *id); !r.ok()) {
+    return r.status();
+  }
+  absl::StatusOr<std::vector<JobEvent>> events =
+      jobs_->EventsAfter(*id, after_sequence, limit);
+  if (!events.ok()) return events.status();
+  std::vector<v1::JobEvent> out;
+  for (const JobEvent& e : *events) {
+    v1::JobEvent p;
+    if (!p.ParseFromString(e.payload)) {
+      return absl::DataLossError("a stored job event is unreadable");
+    }
+    p.set_sequence(e.sequence);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Artifact> ServiceCore::FindArtifact(
+    const std::string& tenant, const std::string& job_name,
+    v1::ArtifactKind kind) {
+  absl::StatusOr<v1::Job> job = GetJob(tenant, job_name);
+  if (!job.ok()) return job.status();
+  for (const v1::Artifact& a : job->artifacts()) {
+    if (a.kind() == kind) return a;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      job_name, " has no such artifact (state ",
+      v1::JobState_Name(job->state()),
+      "): artifacts exist once a job SUCCEEDED; kind is MODEL or REPORT"));
+}
+
+}  // namespace quantd

@@ -1,0 +1,73 @@
+// The service's operations, per tenant, in terms of the API's messages but
+// without gRPC (the handlers in grpc_service.h only translate calls and
+// statuses, as TF Serving's do): job creation with validation and queue
+// limits, reads, listing, cancel, delete, and the job resource view.
+//
+//   ServiceCore core(&jobs, &blobs, &scheduler, {});
+//   absl::StatusOr<v1::Job> job = core.CreateJob("tenant-a", request);
+//   absl::StatusOr<v1::Job> same = core.GetJob("tenant-a", job->name());
+#ifndef QUANTD_SERVER_SERVICE_CORE_H_
+#define QUANTD_SERVER_SERVICE_CORE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "quantd/v1/service.pb.h"
+#include "server/blob_store.h"
+#include "server/job_store.h"
+#include "server/scheduler.h"
+
+namespace quantd {
+
+struct ServiceLimits {
+  int64_t max_queued_jobs = 1000;  // all tenants
+  int64_t max_queued_jobs_per_tenant = 100;
+  int64_t max_upload_bytes = int64_t{4} << 30;
+};
+
+// "jobs/{id}" -> id; InvalidArgument for anything else.
+absl::StatusOr<std::string> JobIdFromName(const std::string& name);
+
+class ServiceCore {
+ public:
+  ServiceCore(JobStore* jobs, BlobStore* blobs, Scheduler* scheduler,
+              ServiceLimits limits)
+      : jobs_(jobs), blobs_(blobs), scheduler_(scheduler), limits_(limits) {}
+
+  absl::StatusOr<v1::Job> CreateJob(const std::string& tenant,
+                                    const v1::CreateJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& tenant,
+                                 const std::string& name);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(
+      const std::string& tenant, const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::Job> CancelJob(const std::string& tenant,
+                                    const std::string& name);
+  absl::Status DeleteJob(const std::string& tenant, const std::string& name);
+
+  // The job's events after `after_sequence` (at most `limit`), after
+  // checking that the tenant owns the job.
+  absl::StatusOr<std::vector<v1::JobEvent>> EventsAfter(
+      const std::string& tenant, const std::string& name,
+      int64_t after_sequence, int32_t limit);
+
+  // The artifact's digest and size, for DownloadArtifact.
+  absl::StatusOr<v1::Artifact> FindArtifact(const std::string& tenant,
+                                            const std::string& job_name,
+                                            v1::ArtifactKind kind);
+
+  const ServiceLimits& limits() const { return limits_; }
+  BlobStore* blobs() { return blobs_; }
+
+ private:
+  absl::StatusOr<v1::Job> ToProto(const JobRecord& r);
+
+  JobStore* jobs_;
+  BlobStore* blobs_;
+  Scheduler* scheduler_;
+  ServiceLimits limits_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_SERVER_SERVICE_CORE_H_

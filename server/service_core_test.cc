@@ -1,0 +1,165 @@
+#include "server/service_core.h"
+
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ReadTestdata(const std::string& rel) {
+  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
+                  std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class ServiceCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/quantd_core_XXXXXX";
+    root_ = mkdtemp(tmpl);
+    blobs_ = std::move(*BlobStore::Open(root_));
+    jobs_ = std::move(*JobStore::Open(root_ + "/jobs.db", "0123456789abcdef"));
+    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
+                                             SchedulerOptions{});
+    ServiceLimits limits;
+    limits.max_queued_jobs_per_tenant = 2;
+    core_ = std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(),
+                                          scheduler_.get(), limits);
+  }
+  void TearDown() override {
+    scheduler_.reset();
+    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
+  }
+
+  v1::CreateJobRequest Request() {
+    v1::CreateJobRequest r;
+    v1::JobSpec* spec = r.mutable_spec();
+    spec->mutable_model()->set_blob_sha256(
+        *blobs_->Put(ReadTestdata("fmnist_mlp/model.onnx")));
+    spec->mutable_evaluation_data()->set_blob_sha256(
+        *blobs_->Put(ReadTestdata("fmnist/eval.npz")));
+    spec->set_mode(v1::QUANT_MODE_DYNAMIC);
+    spec->mutable_sensitivity()->set_disabled(true);
+    (*spec->mutable_labels())["model"] = "fmnist-mlp";
+    return r;
+  }
+
+  std::string root_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<JobStore> jobs_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ServiceCore> core_;
+};
+
+TEST_F(ServiceCoreTest, CreatedJobRunsAndShowsItsReport) {
+  ASSERT_TRUE(scheduler_->Start().ok());
+  absl::StatusOr<v1::Job> job = core_->CreateJob("a", Request());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(job->name(), HasSubstr("jobs/job-"));
+  absl::StatusOr<v1::Job> now;
+  for (int i = 0; i < 600; ++i) {
+    now = core_->GetJob("a", job->name());
+    ASSERT_TRUE(now.ok()) << now.status();
+    if (now->state() == v1::JOB_STATE_SUCCEEDED) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(now->state(), v1::JOB_STATE_SUCCEEDED) << now->error();
+  EXPECT_EQ(now->artifacts_size(), 2);
+  EXPECT_TRUE(now->report().fake_quant().has_labels());
+  EXPECT_EQ(now->attempts(), 1);
+  // Events: QUEUED first, SUCCEEDED last, sequences without gaps.
+  absl::StatusOr<std::vector<v1::JobEvent>> events =
+      core_->EventsAfter("a", job->name(), 0, 1000);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->front().state_change(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(events->back().state_change(), v1::JOB_STATE_SUCCEEDED);
+  for (size_t i = 0; i < events->size(); ++i) {
+    EXPECT_EQ((*events)[i].sequence(), static_cast<int64_t>(i) + 1);
+  }
+  absl::StatusOr<v1::Artifact> model =
+      core_->FindArtifact("a", job->name(), v1::ARTIFACT_KIND_MODEL);
+  ASSERT_TRUE(model.ok());
+  EXPECT_TRUE(blobs_->Contains(model->sha256()));
+  // Deleting removes the job and its now unreferenced artifacts.
+  ASSERT_TRUE(core_->DeleteJob("a", job->name()).ok());
+  EXPECT_EQ(core_->GetJob("a", job->name()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_FALSE(blobs_->Contains(model->sha256()));
+}
+
+TEST_F(ServiceCoreTest, TenantsSeeOnlyTheirOwnJobs) {
+  absl::StatusOr<v1::Job> job = core_->CreateJob("a", Request());
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(core_->GetJob("b", job->name()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(core_->CancelJob("b", job->name()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(core_->EventsAfter("b", job->name(), 0, 10).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(core_->ListJobs("b", {})->jobs_size(), 0);
+  EXPECT_EQ(core_->ListJobs("a", {})->jobs_size(), 1);
+}
+
+TEST_F(ServiceCoreTest, FullQueueIsResourceExhaustedAndRequestIdIsIdempotent) {
+  v1::CreateJobRequest r = Request();
+  r.set_request_id("retry-1");
+  absl::StatusOr<v1::Job> first = core_->CreateJob("a", r);
+  absl::StatusOr<v1::Job> again = core_->CreateJob("a", r);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->name(), again->name());
+  ASSERT_TRUE(core_->CreateJob("a", Request()).ok());
+  absl::StatusOr<v1::Job> third = core_->CreateJob("a", Request());
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.status().message(), HasSubstr("queue is full"));
+  // Another tenant still has room.
+  EXPECT_TRUE(core_->CreateJob("b", Request()).ok());
+  // Cancelling a queued job frees its place.
+  ASSERT_TRUE(core_->CancelJob("a", first->name()).ok());
+  EXPECT_TRUE(core_->CreateJob("a", Request()).ok());
+}
+
+TEST_F(ServiceCoreTest, BadRequestsSayWhatToFix) {
+  v1::CreateJobRequest r = Request();
+  r.mutable_spec()->mutable_model()->set_path("/etc/passwd");
+  EXPECT_EQ(core_->CreateJob("a", r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r = Request();
+  r.mutable_spec()->mutable_model()->set_blob_sha256(std::string(64, 'b'));
+  absl::StatusOr<v1::Job> missing = core_->CreateJob("a", r);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("model.blob_sha256: no blob with sha256"));
+  r = Request();
+  r.set_request_id("has spaces");
+  EXPECT_EQ(core_->CreateJob("a", r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r = Request();
+  r.set_priority(1000);
+  EXPECT_EQ(core_->CreateJob("a", r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->GetJob("a", "jobs/../../x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->GetJob("a", "nojobs").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ListJobsRequest list;
+  list.set_page_token("forged");
+  EXPECT_EQ(core_->ListJobs("a", list).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Nothing was created by any of them.
+  EXPECT_EQ(core_->ListJobs("a", {})->jobs_size(), 0);
+}
+
+}  // namespace
+}  // namespace quantd
