@@ -134,14 +134,19 @@ absl::Status BlobStore::BeginUpload(const UploadKey& key, int64_t size,
 }
 
 absl::StatusOr<int64_t> BlobStore::CommittedSize(const UploadKey& key) {
+  absl::StatusOr<UploadProgress> p = UploadStatus(key);
+  if (!p.ok()) return p.status();
+  return p->committed;
+}
+
+absl::StatusOr<UploadProgress> BlobStore::UploadStatus(const UploadKey& key) {
   absl::MutexLock lock(&mutex_);
   const std::string base = UploadBase(key);
-  if (absl::StatusOr<UploadMeta> m = ReadMeta(base + ".meta"); !m.ok()) {
-    return m.status();
-  }
+  absl::StatusOr<UploadMeta> m = ReadMeta(base + ".meta");
+  if (!m.ok()) return m.status();
   const int64_t n = FileSizeOrMinus1(base + ".part");
   if (n < 0) return absl::NotFoundError("no upload in progress under this id");
-  return n;
+  return UploadProgress{n, m->size, m->sha256};
 }
 
 absl::Status BlobStore::Append(const UploadKey& key, int64_t offset,

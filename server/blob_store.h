@@ -36,6 +36,13 @@ struct UploadKey {
   std::string upload_id;  // chosen by the client, unique per owner
 };
 
+// An upload in progress: what was declared and what arrived.
+struct UploadProgress {
+  int64_t committed = 0;
+  int64_t size = 0;
+  std::string sha256;
+};
+
 // True for 64 lowercase hex characters.
 bool IsSha256Hex(absl::string_view s);
 
@@ -52,6 +59,7 @@ class BlobStore {
   // Bytes received so far (what a client resumes from); NotFound if no
   // such upload is in progress.
   absl::StatusOr<int64_t> CommittedSize(const UploadKey& key);
+  absl::StatusOr<UploadProgress> UploadStatus(const UploadKey& key);
   // Appends `data` at `offset`, which must equal CommittedSize
   // (FailedPrecondition naming it otherwise); never past the declared size.
   absl::Status Append(const UploadKey& key, int64_t offset,

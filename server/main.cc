@@ -7,6 +7,7 @@
 #include "server/exit_codes.h"
 #include "server/run_job_command.h"
 #include "server/run_model_command.h"
+#include "server/serve_command.h"
 
 namespace {
 
@@ -15,6 +16,8 @@ constexpr char kHelp[] = R"(quantd — quantizes ONNX models
 usage: quantd COMMAND [options]
 
 commands:
+  serve       run the gRPC quantization service
+              (quantd serve --help for its options)
   run-job     run a quantization job from a JSON job spec and write the
               quantized model and its report
               (quantd run-job --help for its options)
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "serve") return quantd::ServeCommand(args);
   if (command == "run-job") return quantd::RunJobCommand(args);
   if (command == "run-model") return quantd::RunModelCommand(args);
   if (command == "version" || command == "--version") {

@@ -108,8 +108,7 @@ TEST_F(SchedulerTest, CancelsQueuedAndRunningJobs) {
   ASSERT_TRUE(WaitFor(running, JobState::kCancelled, absl::Seconds(60)));
   // The bar: cancelling takes well under a second.
   const absl::Duration took =
-      absl::FromUnixMicros(jobs_->Get("t", running)->end_time_us) -
-      cancel_time;
+      absl::FromUnixMicros(jobs_->Get("t", running)->end_time_us) - cancel_time;
   EXPECT_LT(took, absl::Seconds(1)) << took;
 }
 

@@ -1,0 +1,278 @@
+// The gRPC service over a real server on loopback (in process), real
+// SQLite and blob stores, and the generated client stub.
+#include "server/grpc_service.h"
+
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "engine/sha256.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kTokens[] =
+    "tenant-a token-of-tenant-a-0123\ntenant-b token-of-tenant-b-0123\n";
+
+std::string ReadTestdata(const std::string& rel) {
+  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
+                  std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/quantd_grpc_XXXXXX";
+    root_ = mkdtemp(tmpl);
+    blobs_ = std::move(*BlobStore::Open(root_));
+    jobs_ = std::move(*JobStore::Open(root_ + "/jobs.db", "0123456789abcdef"));
+    auth_ = *Authenticator::FromText(kTokens);
+    SchedulerOptions so;
+    so.runner.on_event = [this](const v1::JobEvent& e) {
+      hub_.Publish(e.job().substr(5));
+    };
+    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
+    ASSERT_TRUE(scheduler_->Start().ok());
+    core_ = std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(),
+                                          scheduler_.get(), ServiceLimits{});
+    GrpcServiceOptions go;
+    go.download_chunk_bytes = 4096;  // several chunks per artifact
+    service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_, go);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    stub_ = v1::QuantizationService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    scheduler_->Shutdown(absl::ZeroDuration());
+    hub_.CloseAll();
+    server_->Shutdown();
+    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context(const std::string& tenant) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    if (!tenant.empty()) {
+      c->AddMetadata("authorization",
+                     absl::StrCat("Bearer token-of-", tenant, "-0123"));
+    }
+    return c;
+  }
+
+  // Streams `bytes` from `offset` in chunks; `declared` overrides the
+  // digest; `stop_at` ends the stream early.
+  grpc::Status Upload(const std::string& tenant, const std::string& id,
+                      const std::string& bytes, int64_t offset, v1::Blob* blob,
+                      const std::string& declared = "",
+                      size_t stop_at = std::string::npos) {
+    auto ctx = Context(tenant);
+    auto writer = stub_->UploadBlob(ctx.get(), blob);
+    v1::UploadBlobRequest req;
+    v1::UploadHeader* h = req.mutable_header();
+    h->set_kind(v1::BLOB_KIND_MODEL);
+    h->set_upload_id(id);
+    h->set_size(static_cast<int64_t>(bytes.size()));
+    h->set_sha256(declared.empty() ? Sha256Hex(bytes) : declared);
+    h->set_offset(offset);
+    writer->Write(req);
+    const size_t end = std::min(stop_at, bytes.size());
+    for (size_t at = offset; at < end; at += 30000) {
+      v1::UploadBlobRequest chunk;
+      chunk.set_chunk(bytes.substr(at, std::min<size_t>(30000, end - at)));
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  std::string UploadOrDie(const std::string& tenant, const std::string& rel) {
+    v1::Blob blob;
+    const grpc::Status s = Upload(tenant, "up-" + std::to_string(++uploads_),
+                                  ReadTestdata(rel), 0, &blob);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return blob.sha256();
+  }
+
+  v1::CreateJobRequest MlpJob(const std::string& tenant) {
+    v1::CreateJobRequest r;
+    r.mutable_spec()->mutable_model()->set_blob_sha256(
+        UploadOrDie(tenant, "fmnist_mlp/model.onnx"));
+    r.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
+        UploadOrDie(tenant, "fmnist/eval.npz"));
+    r.mutable_spec()->set_mode(v1::QUANT_MODE_DYNAMIC);
+    r.mutable_spec()->mutable_sensitivity()->set_disabled(true);
+    return r;
+  }
+
+  std::vector<v1::JobEvent> Watch(const std::string& tenant,
+                                  const std::string& name, int64_t after,
+                                  grpc::Status* status) {
+    auto ctx = Context(tenant);
+    v1::WatchJobRequest req;
+    req.set_name(name);
+    req.set_after_sequence(after);
+    auto reader = stub_->WatchJob(ctx.get(), req);
+    std::vector<v1::JobEvent> out;
+    v1::JobEvent e;
+    while (reader->Read(&e)) out.push_back(e);
+    *status = reader->Finish();
+    return out;
+  }
+
+  std::string root_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<JobStore> jobs_;
+  Authenticator auth_ = Authenticator::SingleTenant();
+  EventHub hub_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<GrpcService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::QuantizationService::Stub> stub_;
+  int uploads_ = 0;
+};
+
+TEST_F(GrpcServiceTest, FullJobWatchedAndDownloaded) {
+  v1::Job job;
+  auto ctx = Context("tenant-a");
+  grpc::Status s = stub_->CreateJob(ctx.get(), MlpJob("tenant-a"), &job);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+
+  grpc::Status ws;
+  const std::vector<v1::JobEvent> events =
+      Watch("tenant-a", job.name(), 0, &ws);
+  ASSERT_TRUE(ws.ok()) << ws.error_message();
+  ASSERT_GE(events.size(), 3u);
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i) + 1);
+  }
+  EXPECT_EQ(events.front().state_change(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(events.back().state_change(), v1::JOB_STATE_SUCCEEDED);
+
+  // A reconnect from the middle replays exactly the rest.
+  const int64_t mid = events[events.size() / 2].sequence();
+  const std::vector<v1::JobEvent> rest =
+      Watch("tenant-a", job.name(), mid, &ws);
+  ASSERT_TRUE(ws.ok());
+  ASSERT_EQ(rest.size(), events.size() - static_cast<size_t>(mid));
+  EXPECT_EQ(rest.front().sequence(), mid + 1);
+
+  // Download from an offset; the digest in the header covers the whole.
+  std::string bytes;
+  std::string digest;
+  for (int64_t offset : {int64_t{0}, int64_t{5000}}) {
+    auto dctx = Context("tenant-a");
+    v1::DownloadArtifactRequest req;
+    req.set_job(job.name());
+    req.set_kind(v1::ARTIFACT_KIND_MODEL);
+    req.set_offset(offset);
+    auto reader = stub_->DownloadArtifact(dctx.get(), req);
+    v1::DownloadArtifactResponse msg;
+    std::string got;
+    ASSERT_TRUE(reader->Read(&msg));
+    ASSERT_TRUE(msg.has_header());
+    EXPECT_EQ(msg.header().offset(), offset);
+    digest = msg.header().sha256();
+    while (reader->Read(&msg)) got += msg.chunk();
+    ASSERT_TRUE(reader->Finish().ok());
+    if (offset == 0) {
+      bytes = got;
+    } else {
+      EXPECT_EQ(got, bytes.substr(5000));
+    }
+  }
+  EXPECT_EQ(Sha256Hex(bytes), digest);
+  EXPECT_GT(bytes.size(), 10000u);
+}
+
+TEST_F(GrpcServiceTest, InterruptedUploadResumes) {
+  const std::string bytes = ReadTestdata("fmnist_mlp/model.onnx");
+  v1::Blob blob;
+  grpc::Status s = Upload("tenant-a", "resume-1", bytes, 0, &blob, "", 60000);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("send the rest"));
+  auto ctx = Context("tenant-a");
+  v1::GetUploadStatusRequest req;
+  req.set_upload_id("resume-1");
+  v1::UploadStatus status;
+  ASSERT_TRUE(stub_->GetUploadStatus(ctx.get(), req, &status).ok());
+  EXPECT_EQ(status.committed_size(), 60000);
+  // Resuming from the wrong offset is refused with the right one.
+  s = Upload("tenant-a", "resume-1", bytes, 10, &blob);
+  EXPECT_THAT(s.error_message(), HasSubstr("from offset 60000"));
+  s = Upload("tenant-a", "resume-1", bytes, 60000, &blob);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(blob.sha256(), Sha256Hex(bytes));
+  // Another tenant cannot see the upload.
+  auto other = Context("tenant-b");
+  req.set_upload_id("resume-1");
+  EXPECT_EQ(stub_->GetUploadStatus(other.get(), req, &status).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcServiceTest, TenantsAndBadCallsGetCanonicalCodes) {
+  v1::Job job;
+  auto ctx = Context("tenant-a");
+  ASSERT_TRUE(stub_->CreateJob(ctx.get(), MlpJob("tenant-a"), &job).ok());
+  v1::GetJobRequest get;
+  get.set_name(job.name());
+  v1::Job out;
+  auto b = Context("tenant-b");
+  EXPECT_EQ(stub_->GetJob(b.get(), get, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  auto none = Context("");
+  EXPECT_EQ(stub_->GetJob(none.get(), get, &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status ws;
+  Watch("tenant-b", job.name(), 0, &ws);
+  EXPECT_EQ(ws.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::Blob blob;
+  EXPECT_EQ(Upload("tenant-a", "bad-digest", "some bytes", 0, &blob,
+                   std::string(64, 'f'))
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto c2 = Context("tenant-a");
+  v1::CreateJobRequest bad = MlpJob("tenant-a");
+  bad.mutable_spec()->mutable_model()->set_path("/etc/passwd");
+  EXPECT_EQ(stub_->CreateJob(c2.get(), bad, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto c3 = Context("tenant-a");
+  get.set_name("jobs/job-doesnotexist");
+  EXPECT_EQ(stub_->GetJob(c3.get(), get, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  auto c4 = Context("tenant-a");
+  v1::ListJobsRequest list;
+  list.set_page_token("tampered");
+  v1::ListJobsResponse jobs;
+  EXPECT_EQ(stub_->ListJobs(c4.get(), list, &jobs).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Draining refuses new jobs and uploads.
+  const v1::CreateJobRequest late = MlpJob("tenant-a");
+  service_->StartDraining();
+  auto c5 = Context("tenant-a");
+  EXPECT_EQ(stub_->CreateJob(c5.get(), late, &out).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Upload("tenant-a", "late", "bytes", 0, &blob).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace quantd
