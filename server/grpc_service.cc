@@ -50,6 +50,17 @@ grpc::ServerUnaryReactor* GrpcService::GetUploadStatus(
   });
 }
 
+grpc::ServerUnaryReactor* GrpcService::GetBlob(
+    grpc::CallbackServerContext* context, const v1::GetBlobRequest* request,
+    v1::Blob* response) {
+  return Unary(context, "GetBlob", [&](const std::string& tenant) {
+    absl::StatusOr<v1::Blob> b = core_->GetBlob(tenant, request->sha256());
+    if (!b.ok()) return b.status();
+    *response = std::move(*b);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* GrpcService::CreateJob(
     grpc::CallbackServerContext* context, const v1::CreateJobRequest* request,
     v1::Job* response) {
@@ -61,6 +72,10 @@ grpc::ServerUnaryReactor* GrpcService::CreateJob(
     }
     absl::StatusOr<v1::Job> job = core_->CreateJob(tenant, *request);
     if (!job.ok()) return job.status();
+    if (options_.on_job_created && job->attempts() == 0 &&
+        job->state() == v1::JOB_STATE_QUEUED) {
+      options_.on_job_created(job->spec());
+    }
     *response = std::move(*job);
     return absl::OkStatus();
   });

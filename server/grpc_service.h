@@ -29,6 +29,8 @@ struct GrpcServiceOptions {
   // (metrics).
   std::function<void(const std::string& method, grpc::StatusCode code)> on_call;
   std::function<void(int64_t bytes)> on_uploaded;
+  // After a job was created (not for idempotent repeats), with its spec.
+  std::function<void(const v1::JobSpec&)> on_job_created;
   std::function<void(int64_t bytes)> on_downloaded;
 };
 
@@ -50,6 +52,9 @@ class GrpcService final : public v1::QuantizationService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GetUploadStatusRequest* request,
       v1::UploadStatus* response) override;
+  grpc::ServerUnaryReactor* GetBlob(grpc::CallbackServerContext* context,
+                                    const v1::GetBlobRequest* request,
+                                    v1::Blob* response) override;
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* context,
                                       const v1::CreateJobRequest* request,
                                       v1::Job* response) override;

@@ -44,8 +44,10 @@ class GrpcServiceTest : public ::testing::Test {
     };
     scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
     ASSERT_TRUE(scheduler_->Start().ok());
-    core_ = std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(),
-                                          scheduler_.get(), ServiceLimits{});
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
+    core_ =
+        std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(), index_.get(),
+                                      scheduler_.get(), ServiceLimits{});
     GrpcServiceOptions go;
     go.download_chunk_bytes = 4096;  // several chunks per artifact
     service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_, go);
@@ -141,6 +143,7 @@ class GrpcServiceTest : public ::testing::Test {
   Authenticator auth_ = Authenticator::SingleTenant();
   EventHub hub_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<BlobIndex> index_;
   std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<GrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -220,6 +223,16 @@ TEST_F(GrpcServiceTest, InterruptedUploadResumes) {
   s = Upload("tenant-a", "resume-1", bytes, 60000, &blob);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(blob.sha256(), Sha256Hex(bytes));
+  // The uploader finds the blob (clients skip re-uploads); others do not.
+  v1::GetBlobRequest get;
+  get.set_sha256(blob.sha256());
+  v1::Blob found;
+  auto a2 = Context("tenant-a");
+  ASSERT_TRUE(stub_->GetBlob(a2.get(), get, &found).ok());
+  EXPECT_EQ(found.size(), static_cast<int64_t>(bytes.size()));
+  auto b2 = Context("tenant-b");
+  EXPECT_EQ(stub_->GetBlob(b2.get(), get, &found).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   // Another tenant cannot see the upload.
   auto other = Context("tenant-b");
   req.set_upload_id("resume-1");

@@ -137,7 +137,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
     response_->set_name(header_.name());
     const int64_t now = absl::ToUnixSeconds(absl::Now());
     response_->mutable_create_time()->set_seconds(now);
-    return absl::OkStatus();
+    return service_->core()->RecordUpload(key_.owner, *response_);
   }
 
   void Done(const grpc::Status& status) {

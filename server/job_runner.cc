@@ -185,6 +185,9 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
       !e.ok()) {
     return e.status();
   }
+  if (options_.on_finished) {
+    options_.on_finished(*done, outcome.ok() ? &result.report : nullptr);
+  }
   return done;
 }
 

@@ -29,6 +29,10 @@ struct JobRunnerOptions {
   int64_t min_progress_interval_ms = 200;
   // Called with every event after it is durable (live watchers).
   std::function<void(const v1::JobEvent&)> on_event;
+  // Called when a run ends in a terminal state, with the job's record and
+  // (for SUCCEEDED) its report (metrics).
+  std::function<void(const JobRecord&, const v1::QuantizationReport*)>
+      on_finished;
 };
 
 // The job's resource name, "jobs/{id}".

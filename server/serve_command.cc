@@ -20,6 +20,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/exit_codes.h"
 #include "server/grpc_service.h"
+#include "server/metrics.h"
 
 namespace quantd {
 namespace {
@@ -35,6 +36,8 @@ and jobs get UNAVAILABLE, running jobs get --grace-seconds to finish and are
 then re-queued for the next start.
 
   --port N                 gRPC port (default 50051; 0 picks a free one)
+  --metrics-address A:P    Prometheus /metrics endpoint (default
+                           0.0.0.0:9464; "" disables it)
   --listen-address ADDR    default 0.0.0.0 with --tokens-file, else 127.0.0.1
   --data-dir DIR           blobs, job store, keys (default ./quantd-data)
   --tokens-file FILE       "<tenant> <token>" lines: bearer tokens -> tenants
@@ -94,6 +97,21 @@ absl::StatusOr<std::string> PageTokenKey(const std::string& dir) {
   return key;
 }
 
+std::string MethodLabel(const v1::JobSpec& spec) {
+  return spec.method() == v1::METHOD_QAT ? "qat" : "ptq";
+}
+
+std::string OutcomeLabel(JobState s) {
+  switch (s) {
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kCancelled:
+      return "cancelled";
+    default:
+      return "failed";
+  }
+}
+
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "quantd serve: %s\n", std::string(s.message()).c_str());
   return s.code() == absl::StatusCode::kInvalidArgument ||
@@ -107,6 +125,7 @@ int Fail(const absl::Status& s) {
 int ServeCommand(const std::vector<std::string>& args) {
   std::map<std::string, std::string> flags = {
       {"port", "50051"},
+      {"metrics-address", "0.0.0.0:9464"},
       {"listen-address", ""},
       {"data-dir", "quantd-data"},
       {"tokens-file", ""},
@@ -230,11 +249,20 @@ int ServeCommand(const std::vector<std::string>& args) {
   const std::string dir = flags["data-dir"];
   absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(dir);
   if (!blobs.ok()) return Fail(blobs.status());
+  absl::StatusOr<std::unique_ptr<BlobIndex>> index =
+      BlobIndex::Open(dir + "/blobs.db");
+  if (!index.ok()) return Fail(index.status());
   absl::StatusOr<std::string> key = PageTokenKey(dir);
   if (!key.ok()) return Fail(key.status());
   absl::StatusOr<std::unique_ptr<JobStore>> jobs =
       JobStore::Open(dir + "/jobs.db", *key);
   if (!jobs.ok()) return Fail(jobs.status());
+  MetricsOptions metrics_options;
+  metrics_options.listen_address = flags["metrics-address"];
+  absl::StatusOr<std::unique_ptr<ServiceMetrics>> metrics =
+      ServiceMetrics::Create(metrics_options);
+  if (!metrics.ok()) return Fail(metrics.status());
+  ServiceMetrics* m = metrics->get();
   EventHub hub;
   SchedulerOptions scheduler_options;
   scheduler_options.workers = static_cast<int>(workers);
@@ -243,13 +271,39 @@ int ServeCommand(const std::vector<std::string>& args) {
   scheduler_options.runner.on_event = [&hub](const v1::JobEvent& e) {
     hub.Publish(e.job().substr(5));  // "jobs/{id}"
   };
+  scheduler_options.runner.on_finished =
+      [m](const JobRecord& job, const v1::QuantizationReport* report) {
+        v1::JobSpec spec;
+        spec.ParseFromString(job.spec);
+        const std::string method = MethodLabel(spec);
+        m->JobFinished(method, OutcomeLabel(job.state),
+                       (job.end_time_us - job.start_time_us) / 1e6);
+        if (report == nullptr) return;
+        for (const v1::StageTiming& st : report->stages()) {
+          m->StageFinished(st.stage(), st.duration().seconds() +
+                                           st.duration().nanos() / 1e9);
+        }
+        auto model = spec.labels().find("model");
+        m->JobQuality(method, model == spec.labels().end() ? "" : model->second,
+                      *report);
+      };
   Scheduler scheduler(jobs->get(), blobs->get(), scheduler_options);
   ServiceLimits limits;
   limits.max_upload_bytes = max_upload;
   limits.max_queued_jobs = max_queued;
   limits.max_queued_jobs_per_tenant = max_per_tenant;
-  ServiceCore core(jobs->get(), blobs->get(), &scheduler, limits);
-  GrpcService service(&core, &auth, &hub, {});
+  ServiceCore core(jobs->get(), blobs->get(), index->get(), &scheduler, limits);
+  GrpcServiceOptions grpc_options;
+  grpc_options.on_call = [m](const std::string& method, grpc::StatusCode c) {
+    m->GrpcCall(method,
+                absl::StatusCodeToString(static_cast<absl::StatusCode>(c)));
+  };
+  grpc_options.on_uploaded = [m](int64_t n) { m->BytesUploaded(n); };
+  grpc_options.on_downloaded = [m](int64_t n) { m->BytesDownloaded(n); };
+  grpc_options.on_job_created = [m](const v1::JobSpec& spec) {
+    m->JobCreated(MethodLabel(spec));
+  };
+  GrpcService service(&core, &auth, &hub, grpc_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -273,11 +327,23 @@ int ServeCommand(const std::vector<std::string>& args) {
       "tenants)\n",
       address.c_str(), bound_port, static_cast<long long>(workers),
       static_cast<long long>(threads), auth.tenant_count());
+  if (m->port() > 0) {
+    std::fprintf(stderr, "quantd serve: /metrics on port %d\n", m->port());
+  }
   std::fflush(stdout);
 
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
-  while (g_signal == 0) absl::SleepFor(absl::Milliseconds(100));
+  for (int tick = 0; g_signal == 0; ++tick) {
+    absl::SleepFor(absl::Milliseconds(100));
+    if (tick % 10 == 0) {  // gauges once a second
+      if (absl::StatusOr<int64_t> q = (*jobs)->CountInState(JobState::kQueued);
+          q.ok()) {
+        m->SetQueueDepth(*q);
+      }
+      m->SetBusyWorkers(scheduler.busy_workers());
+    }
+  }
 
   std::fprintf(stderr, "quantd serve: signal %d: draining (grace %llds)\n",
                g_signal.load(), static_cast<long long>(grace));

@@ -28,22 +28,6 @@ bool IsIdentifier(const std::string& s, size_t max) {
   return true;
 }
 
-// Every blob the spec names must be uploaded.
-absl::Status CheckBlobs(const BlobStore& blobs, const v1::JobSpec& spec) {
-  for (const auto& [ref, field] :
-       {std::make_pair(&spec.model(), "model"),
-        std::make_pair(&spec.calibration_data(), "calibration_data"),
-        std::make_pair(&spec.evaluation_data(), "evaluation_data")}) {
-    if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
-    if (absl::StatusOr<std::string> p = blobs.PathOf(ref->blob_sha256());
-        !p.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".blob_sha256: ", p.status().message()));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> JobIdFromName(const std::string& name) {
@@ -54,6 +38,27 @@ absl::StatusOr<std::string> JobIdFromName(const std::string& name) {
                      name.substr(0, 200), "'"));
   }
   return name.substr(5);
+}
+
+absl::Status ServiceCore::RecordUpload(const std::string& tenant,
+                                       const v1::Blob& blob) {
+  return index_->Record(tenant, blob);
+}
+
+absl::StatusOr<v1::Blob> ServiceCore::GetBlob(const std::string& tenant,
+                                              const std::string& sha256) {
+  if (!IsSha256Hex(sha256)) {
+    return absl::InvalidArgumentError(
+        "sha256 must be 64 lowercase hex characters");
+  }
+  absl::StatusOr<v1::Blob> b = index_->Find(tenant, sha256);
+  if (!b.ok()) return b.status();
+  // The index may outlive a blob removed by hand: trust the store.
+  if (!blobs_->Contains(sha256)) {
+    return absl::NotFoundError(
+        absl::StrCat("blob ", sha256, " is gone; upload it again"));
+  }
+  return b;
 }
 
 absl::StatusOr<v1::Job> ServiceCore::ToProto(const JobRecord& r) {
@@ -112,7 +117,18 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckBlobs(*blobs_, request.spec()); !s.ok()) return s;
+  // Every blob the spec names must have been uploaded by this tenant.
+  for (const auto& [ref, field] :
+       {std::make_pair(&request.spec().model(), "model"),
+        std::make_pair(&request.spec().calibration_data(), "calibration_data"),
+        std::make_pair(&request.spec().evaluation_data(), "evaluation_data")}) {
+    if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
+    if (absl::StatusOr<v1::Blob> b = GetBlob(tenant, ref->blob_sha256());
+        !b.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".blob_sha256: ", b.status().message()));
+    }
+  }
   if (!request.request_id().empty() &&
       !IsIdentifier(request.request_id(), kMaxRequestIdBytes)) {
     return absl::InvalidArgumentError(

@@ -3,7 +3,7 @@
 // statuses, as TF Serving's do): job creation with validation and queue
 // limits, reads, listing, cancel, delete, and the job resource view.
 //
-//   ServiceCore core(&jobs, &blobs, &scheduler, {});
+//   ServiceCore core(&jobs, &blobs, &blob_index, &scheduler, {});
 //   absl::StatusOr<v1::Job> job = core.CreateJob("tenant-a", request);
 //   absl::StatusOr<v1::Job> same = core.GetJob("tenant-a", job->name());
 #ifndef QUANTD_SERVER_SERVICE_CORE_H_
@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "quantd/v1/service.pb.h"
+#include "server/blob_index.h"
 #include "server/blob_store.h"
 #include "server/job_store.h"
 #include "server/scheduler.h"
@@ -31,9 +32,18 @@ absl::StatusOr<std::string> JobIdFromName(const std::string& name);
 
 class ServiceCore {
  public:
-  ServiceCore(JobStore* jobs, BlobStore* blobs, Scheduler* scheduler,
-              ServiceLimits limits)
-      : jobs_(jobs), blobs_(blobs), scheduler_(scheduler), limits_(limits) {}
+  ServiceCore(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
+              Scheduler* scheduler, ServiceLimits limits)
+      : jobs_(jobs),
+        blobs_(blobs),
+        index_(index),
+        scheduler_(scheduler),
+        limits_(limits) {}
+
+  // After an upload committed: the tenant may now use and look up the blob.
+  absl::Status RecordUpload(const std::string& tenant, const v1::Blob& blob);
+  absl::StatusOr<v1::Blob> GetBlob(const std::string& tenant,
+                                   const std::string& sha256);
 
   absl::StatusOr<v1::Job> CreateJob(const std::string& tenant,
                                     const v1::CreateJobRequest& request);
@@ -64,6 +74,7 @@ class ServiceCore {
 
   JobStore* jobs_;
   BlobStore* blobs_;
+  BlobIndex* index_;
   Scheduler* scheduler_;
   ServiceLimits limits_;
 };

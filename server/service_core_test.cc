@@ -35,21 +35,30 @@ class ServiceCoreTest : public ::testing::Test {
                                              SchedulerOptions{});
     ServiceLimits limits;
     limits.max_queued_jobs_per_tenant = 2;
-    core_ = std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(),
-                                          scheduler_.get(), limits);
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
+    core_ = std::make_unique<ServiceCore>(
+        jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
   }
   void TearDown() override {
     scheduler_.reset();
     std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
   }
 
-  v1::CreateJobRequest Request() {
+  // Stores a blob as an upload by `tenant` would.
+  std::string Uploaded(const std::string& tenant, const std::string& rel) {
+    v1::Blob b;
+    b.set_sha256(*blobs_->Put(ReadTestdata(rel)));
+    EXPECT_TRUE(core_->RecordUpload(tenant, b).ok());
+    return b.sha256();
+  }
+
+  v1::CreateJobRequest Request(const std::string& tenant = "a") {
     v1::CreateJobRequest r;
     v1::JobSpec* spec = r.mutable_spec();
     spec->mutable_model()->set_blob_sha256(
-        *blobs_->Put(ReadTestdata("fmnist_mlp/model.onnx")));
+        Uploaded(tenant, "fmnist_mlp/model.onnx"));
     spec->mutable_evaluation_data()->set_blob_sha256(
-        *blobs_->Put(ReadTestdata("fmnist/eval.npz")));
+        Uploaded(tenant, "fmnist/eval.npz"));
     spec->set_mode(v1::QUANT_MODE_DYNAMIC);
     spec->mutable_sensitivity()->set_disabled(true);
     (*spec->mutable_labels())["model"] = "fmnist-mlp";
@@ -60,6 +69,7 @@ class ServiceCoreTest : public ::testing::Test {
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<JobStore> jobs_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<BlobIndex> index_;
   std::unique_ptr<ServiceCore> core_;
 };
 
@@ -125,7 +135,7 @@ TEST_F(ServiceCoreTest, FullQueueIsResourceExhaustedAndRequestIdIsIdempotent) {
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(third.status().message(), HasSubstr("queue is full"));
   // Another tenant still has room.
-  EXPECT_TRUE(core_->CreateJob("b", Request()).ok());
+  EXPECT_TRUE(core_->CreateJob("b", Request("b")).ok());
   // Cancelling a queued job frees its place.
   ASSERT_TRUE(core_->CancelJob("a", first->name()).ok());
   EXPECT_TRUE(core_->CreateJob("a", Request()).ok());
@@ -141,6 +151,20 @@ TEST_F(ServiceCoreTest, BadRequestsSayWhatToFix) {
   absl::StatusOr<v1::Job> missing = core_->CreateJob("a", r);
   EXPECT_THAT(missing.status().message(),
               HasSubstr("model.blob_sha256: no blob with sha256"));
+
+  // Another tenant's blob, though it exists, is not usable.
+  v1::Blob foreign;
+  foreign.set_sha256(*blobs_->Put("bytes only tenant b uploaded"));
+  ASSERT_TRUE(core_->RecordUpload("b", foreign).ok());
+  r = Request();
+  r.mutable_spec()->mutable_model()->set_blob_sha256(foreign.sha256());
+  absl::StatusOr<v1::Job> stolen = core_->CreateJob("a", r);
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(stolen.status().message(),
+              HasSubstr("was uploaded by this tenant"));
+  EXPECT_EQ(core_->GetBlob("a", foreign.sha256()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(core_->GetBlob("b", foreign.sha256()).ok());
   r = Request();
   r.set_request_id("has spaces");
   EXPECT_EQ(core_->CreateJob("a", r).status().code(),

@@ -1,0 +1,46 @@
+// Which tenant uploaded which blob. Blobs are content-addressed and stored
+// once, but a tenant may only use (in a job spec) or look up a blob it
+// uploaded itself: knowing a digest must not grant access to another
+// tenant's data. A small SQLite table (its own database file, WAL).
+//
+//   absl::StatusOr<std::unique_ptr<BlobIndex>> index =
+//       BlobIndex::Open("/var/lib/quantd/blobs.db");
+//   (*index)->Record("tenant-a", blob);                 // after an upload
+//   absl::StatusOr<v1::Blob> b = (*index)->Find("tenant-a", digest);
+#ifndef QUANTD_SERVER_BLOB_INDEX_H_
+#define QUANTD_SERVER_BLOB_INDEX_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "quantd/v1/service.pb.h"
+
+struct sqlite3;
+
+namespace quantd {
+
+class BlobIndex {
+ public:
+  static absl::StatusOr<std::unique_ptr<BlobIndex>> Open(
+      const std::string& path);
+  ~BlobIndex();
+  BlobIndex(const BlobIndex&) = delete;
+  BlobIndex& operator=(const BlobIndex&) = delete;
+
+  // Records (or refreshes) the tenant's ownership of `blob`.
+  absl::Status Record(const std::string& tenant, const v1::Blob& blob);
+  // NotFound unless this tenant uploaded the blob.
+  absl::StatusOr<v1::Blob> Find(const std::string& tenant,
+                                const std::string& sha256);
+
+ private:
+  explicit BlobIndex(sqlite3* db) : db_(db) {}
+  absl::Mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_SERVER_BLOB_INDEX_H_
