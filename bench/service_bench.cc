@@ -1,0 +1,272 @@
+// Service benchmarks over loopback against an in-process quantd service
+// (real stores in a temporary folder, real gRPC): upload and download
+// throughput, CreateJob latency under concurrent clients, and event delivery
+// latency to concurrent watchers. Figures go to bench/README.md; never
+// timed in tests (ctest runs `service_bench --quick` to prove it works).
+//
+//   build/bench/service_bench [--quick]
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/sha256.h"
+#include "grpcpp/grpcpp.h"
+#include "server/grpc_service.h"
+
+namespace quantd {
+namespace {
+
+struct Options {
+  int64_t transfer_bytes = int64_t{512} << 20;
+  int clients = 50;
+  int jobs_per_client = 20;
+  int watchers = 100;
+  int events = 50;
+};
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+class Bench {
+ public:
+  explicit Bench(const Options& o) : options_(o) {
+    char tmpl[] = "/tmp/quantd_service_bench_XXXXXX";
+    root_ = mkdtemp(tmpl);
+    blobs_ = std::move(*BlobStore::Open(root_));
+    jobs_ =
+        std::move(*JobStore::Open(root_ + "/jobs.db", "bench-page-key-0123"));
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
+    SchedulerOptions so;
+    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
+    ServiceLimits limits;
+    limits.max_queued_jobs = 1 << 30;
+    limits.max_queued_jobs_per_tenant = 1 << 30;
+    limits.max_upload_bytes = int64_t{1} << 40;
+    core_ = std::make_unique<ServiceCore>(
+        jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
+    JobRunnerOptions ro;
+    ro.on_event = [this](const v1::JobEvent& e) {
+      hub_.Publish(e.job().substr(5));
+    };
+    runner_ = std::make_unique<JobRunner>(jobs_.get(), blobs_.get(), ro);
+    service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_,
+                                             GrpcServiceOptions{});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.SetMaxReceiveMessageSize(8 << 20);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                   grpc::InsecureChannelCredentials());
+  }
+  ~Bench() {
+    hub_.CloseAll();
+    server_->Shutdown();
+    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
+  }
+
+  // Upload then download `transfer_bytes` of random data in 1 MiB chunks.
+  void Transfer() {
+    std::string data(options_.transfer_bytes, '\0');
+    std::mt19937_64 rng(1);
+    for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+      const uint64_t r = rng();
+      std::memcpy(&data[i], &r, 8);
+    }
+    const std::string digest = Sha256Hex(data);
+    auto stub = v1::QuantizationService::NewStub(channel_);
+    grpc::ClientContext ctx;
+    v1::Blob blob;
+    const absl::Time t0 = absl::Now();
+    auto writer = stub->UploadBlob(&ctx, &blob);
+    v1::UploadBlobRequest req;
+    req.mutable_header()->set_kind(v1::BLOB_KIND_DATASET);
+    req.mutable_header()->set_upload_id("bench");
+    req.mutable_header()->set_size(static_cast<int64_t>(data.size()));
+    req.mutable_header()->set_sha256(digest);
+    writer->Write(req);
+    for (size_t at = 0; at < data.size(); at += 1 << 20) {
+      v1::UploadBlobRequest chunk;
+      chunk.set_chunk(data.substr(at, 1 << 20));
+      writer->Write(chunk);
+    }
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    const double up = absl::ToDoubleSeconds(absl::Now() - t0);
+    if (!s.ok()) {
+      std::printf("upload failed: %s\n", s.error_message().c_str());
+      return;
+    }
+    // A finished job whose model artifact is this blob.
+    JobRecord r;
+    r.tenant = "default";
+    v1::JobSpec spec;
+    spec.mutable_model()->set_blob_sha256(digest);
+    r.spec = spec.SerializeAsString();
+    const std::string id = jobs_->Create(r)->first.id;
+    (void)jobs_->Transition(id, {JobState::kQueued}, JobState::kRunning);
+    (void)jobs_->SetArtifacts(id, digest, data.size(), digest, data.size());
+    (void)jobs_->Transition(id, {JobState::kRunning}, JobState::kSucceeded);
+    grpc::ClientContext dctx;
+    v1::DownloadArtifactRequest dreq;
+    dreq.set_job(JobName(id));
+    dreq.set_kind(v1::ARTIFACT_KIND_MODEL);
+    const absl::Time t1 = absl::Now();
+    auto reader = stub->DownloadArtifact(&dctx, dreq);
+    v1::DownloadArtifactResponse msg;
+    int64_t got = 0;
+    while (reader->Read(&msg)) got += msg.chunk().size();
+    (void)reader->Finish();
+    const double down = absl::ToDoubleSeconds(absl::Now() - t1);
+    const double mb = data.size() / 1e6;
+    std::printf(
+        "upload    %lld MB: %.3f s, %.0f MB/s (includes sha256 and fsync)\n"
+        "download  %lld MB: %.3f s, %.0f MB/s (%s)\n",
+        static_cast<long long>(mb), up, mb / up, static_cast<long long>(mb),
+        down, mb / down,
+        got == static_cast<int64_t>(data.size()) ? "complete" : "SHORT");
+  }
+
+  // `clients` threads, each with its own stub, create jobs back to back.
+  void CreateJobLatency() {
+    v1::Blob model;
+    model.set_sha256(*blobs_->Put("model bytes for the CreateJob bench"));
+    (void)index_->Record("default", model);
+    v1::CreateJobRequest req;
+    req.mutable_spec()->mutable_model()->set_blob_sha256(model.sha256());
+    req.mutable_spec()->set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+    req.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
+        model.sha256());
+    std::vector<std::vector<double>> per(options_.clients);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    const absl::Time t0 = absl::Now();
+    for (int c = 0; c < options_.clients; ++c) {
+      threads.emplace_back([&, c] {
+        auto stub = v1::QuantizationService::NewStub(channel_);
+        for (int i = 0; i < options_.jobs_per_client; ++i) {
+          grpc::ClientContext ctx;
+          v1::Job job;
+          const absl::Time start = absl::Now();
+          if (!stub->CreateJob(&ctx, req, &job).ok()) ++failures;
+          per[c].push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    const double total = absl::ToDoubleSeconds(absl::Now() - t0);
+    std::vector<double> all;
+    for (const auto& v : per) all.insert(all.end(), v.begin(), v.end());
+    std::printf(
+        "CreateJob %d clients x %d: p50 %.2f ms, p99 %.2f ms, %.0f calls/s, "
+        "%d failed\n",
+        options_.clients, options_.jobs_per_client, Percentile(all, 0.5),
+        Percentile(all, 0.99), all.size() / total, failures.load());
+  }
+
+  // `watchers` streams on one job; events are appended (durable, then
+  // published) and each watcher measures now - event time.
+  void EventLatency() {
+    JobRecord r;
+    r.tenant = "default";
+    v1::JobSpec spec;
+    spec.mutable_model()->set_blob_sha256(std::string(64, 'a'));
+    r.spec = spec.SerializeAsString();
+    const std::string id = jobs_->Create(r)->first.id;
+    std::vector<std::vector<double>> per(options_.watchers);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < options_.watchers; ++w) {
+      threads.emplace_back([&, w] {
+        auto stub = v1::QuantizationService::NewStub(channel_);
+        grpc::ClientContext ctx;
+        v1::WatchJobRequest req;
+        req.set_name(JobName(id));
+        auto reader = stub->WatchJob(&ctx, req);
+        ++ready;
+        v1::JobEvent e;
+        while (reader->Read(&e)) {
+          const absl::Time sent = absl::FromUnixSeconds(e.time().seconds()) +
+                                  absl::Nanoseconds(e.time().nanos());
+          if (e.has_progress()) {
+            per[w].push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
+          }
+        }
+        (void)reader->Finish();
+      });
+    }
+    while (ready < options_.watchers) absl::SleepFor(absl::Milliseconds(10));
+    absl::SleepFor(absl::Milliseconds(300));  // streams established
+    for (int i = 0; i < options_.events; ++i) {
+      v1::JobEvent e;
+      e.mutable_progress()->set_stage("bench");
+      e.mutable_progress()->set_fraction(double(i) / options_.events);
+      (void)runner_->Emit(id, JobState::kRunning, e);
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    (void)jobs_->Transition(id, {JobState::kQueued}, JobState::kCancelled);
+    v1::JobEvent end;
+    end.set_state_change(v1::JOB_STATE_CANCELLED);
+    (void)runner_->Emit(id, JobState::kCancelled, end);
+    for (std::thread& t : threads) t.join();
+    std::vector<double> all;
+    size_t complete = 0;
+    for (const auto& v : per) {
+      all.insert(all.end(), v.begin(), v.end());
+      complete += v.size() == static_cast<size_t>(options_.events);
+    }
+    std::printf(
+        "events    %d watchers x %d events: p50 %.2f ms, p99 %.2f ms, max "
+        "%.2f ms; %zu of %d watchers got every event\n",
+        options_.watchers, options_.events, Percentile(all, 0.5),
+        Percentile(all, 0.99), Percentile(all, 1.0), complete,
+        options_.watchers);
+  }
+
+ private:
+  Options options_;
+  std::string root_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<JobStore> jobs_;
+  std::unique_ptr<BlobIndex> index_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<JobRunner> runner_;
+  Authenticator auth_ = Authenticator::SingleTenant();
+  EventHub hub_;
+  std::unique_ptr<GrpcService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  int port_ = 0;
+};
+
+}  // namespace
+}  // namespace quantd
+
+int main(int argc, char** argv) {
+  quantd::Options o;
+  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) {
+    o.transfer_bytes = 4 << 20;
+    o.clients = 4;
+    o.jobs_per_client = 3;
+    o.watchers = 4;
+    o.events = 3;
+  }
+  quantd::Bench bench(o);
+  bench.Transfer();
+  bench.CreateJobLatency();
+  bench.EventLatency();
+  return 0;
+}
