@@ -235,7 +235,82 @@ class Bench {
         options_.watchers);
   }
 
+  // A stream of bad calls of every kind; resident memory must not grow with it.
+  void BadCalls() {
+    auto stub = v1::QuantizationService::NewStub(channel_);
+    auto burst = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        v1::Job job;
+        {
+          grpc::ClientContext ctx;
+          v1::CreateJobRequest req;
+          req.mutable_spec()->mutable_model()->set_path("/etc/passwd");
+          (void)stub->CreateJob(&ctx, req, &job);
+        }
+        {
+          grpc::ClientContext ctx;
+          v1::GetJobRequest req;
+          req.set_name(absl::StrCat("jobs/../", i));
+          (void)stub->GetJob(&ctx, req, &job);
+        }
+        {
+          grpc::ClientContext ctx;
+          v1::ListJobsRequest req;
+          req.set_page_token(std::string(200, 'x'));
+          v1::ListJobsResponse resp;
+          (void)stub->ListJobs(&ctx, req, &resp);
+        }
+        {
+          grpc::ClientContext ctx;
+          v1::Blob blob;
+          auto w = stub->UploadBlob(&ctx, &blob);
+          v1::UploadBlobRequest req;
+          req.mutable_header()->set_kind(v1::BLOB_KIND_MODEL);
+          req.mutable_header()->set_upload_id(absl::StrCat("bad-", i));
+          req.mutable_header()->set_size(5);
+          req.mutable_header()->set_sha256(std::string(64, 'e'));
+          w->Write(req);
+          v1::UploadBlobRequest chunk;
+          chunk.set_chunk("bytes");
+          w->Write(chunk);
+          w->WritesDone();
+          (void)w->Finish();
+        }
+        {
+          grpc::ClientContext ctx;
+          v1::WatchJobRequest req;
+          req.set_name("jobs/job-unknown");
+          auto r = stub->WatchJob(&ctx, req);
+          v1::JobEvent e;
+          while (r->Read(&e)) {
+          }
+          (void)r->Finish();
+        }
+      }
+    };
+    burst(200);  // warm-up: caches, arenas, thread pools
+    const int64_t before = RssKib();
+    burst(2000);
+    const int64_t after = RssKib();
+    std::printf(
+        "bad calls 2000 x 5 kinds after a warm-up of 200: RSS %lld -> "
+        "%lld KiB (%+.1f%%)\n",
+        static_cast<long long>(before), static_cast<long long>(after),
+        100.0 * (after - before) / before);
+  }
+
  private:
+  static int64_t RssKib() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    char line[256];
+    int64_t kib = 0;
+    while (f != nullptr && std::fgets(line, sizeof(line), f) != nullptr) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atoll(line + 6);
+    }
+    if (f != nullptr) std::fclose(f);
+    return kib;
+  }
+
   Options options_;
   std::string root_;
   std::unique_ptr<BlobStore> blobs_;
@@ -265,6 +340,8 @@ int main(int argc, char** argv) {
     o.events = 3;
   }
   quantd::Bench bench(o);
+  // First, while the process holds nothing else that could be freed.
+  if (o.clients > 4) bench.BadCalls();
   bench.Transfer();
   bench.CreateJobLatency();
   bench.EventLatency();
