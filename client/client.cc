@@ -317,6 +317,11 @@ absl::StatusOr<v1::ArtifactHeader> Client::Download(const std::string& job,
                                                     v1::ArtifactKind kind,
                                                     const std::string& path) {
   const std::string partial = path + ".partial";
+  // Like `quantd run-job --out`, missing parent folders are created.
+  const std::filesystem::path parent =
+      std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   absl::Time last_contact = absl::Now();
   bool restarted = false;  // from 0 after a partial file that did not fit
   while (true) {
