@@ -11,7 +11,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -141,14 +143,24 @@ class Bench {
 
   // `clients` threads, each with its own stub, create jobs back to back.
   void CreateJobLatency() {
-    v1::Blob model;
-    model.set_sha256(*blobs_->Put("model bytes for the CreateJob bench"));
-    (void)index_->Record("default", model);
+    // A real job (CreateJob loads the model and checks the data against
+    // it): the fixture MLP in dynamic mode.
+    auto put = [&](const std::string& rel) {
+      std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
+                      std::ios::binary);
+      std::stringstream bytes;
+      bytes << f.rdbuf();
+      v1::Blob b;
+      b.set_sha256(*blobs_->Put(bytes.str()));
+      (void)index_->Record("default", b);
+      return b.sha256();
+    };
     v1::CreateJobRequest req;
-    req.mutable_spec()->mutable_model()->set_blob_sha256(model.sha256());
-    req.mutable_spec()->set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+    req.mutable_spec()->mutable_model()->set_blob_sha256(
+        put("fmnist_mlp/model.onnx"));
+    req.mutable_spec()->set_mode(v1::QUANT_MODE_DYNAMIC);
     req.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
-        model.sha256());
+        put("fmnist/eval.npz"));
     std::vector<std::vector<double>> per(options_.clients);
     std::atomic<int> failures{0};
     std::vector<std::thread> threads;

@@ -78,6 +78,37 @@ absl::StatusOr<std::vector<WeightSlot>> FindSlots(
 
 }  // namespace
 
+absl::Status CheckJobInputs(const v1::JobSpec& raw_spec,
+                            const JobPaths& paths) {
+  if (absl::Status s = ValidateJobSpec(raw_spec, SpecOrigin::kBatch); !s.ok()) {
+    return s;
+  }
+  const v1::JobSpec spec = WithDefaults(raw_spec);
+  absl::StatusOr<LoadedModel> model = LoadModelFromFile(paths.model);
+  if (!model.ok()) return model.status();
+  Graph graph = std::move(model->graph);
+  if (absl::Status s = PrepareGraph(graph, DefaultOpRegistry()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<JobData> data =
+      OpenJobData(spec, paths.calibration, paths.evaluation, graph);
+  if (!data.ok()) return data.status();
+  WeightSelection selection;
+  selection.excluded_nodes.insert(spec.exclude_nodes().begin(),
+                                  spec.exclude_nodes().end());
+  selection.excluded_op_types.insert(spec.exclude_op_types().begin(),
+                                     spec.exclude_op_types().end());
+  absl::StatusOr<std::vector<WeightSlot>> slots = FindSlots(graph, selection);
+  if (!slots.ok()) return slots.status();
+  const WeightScheme scheme = WeightSchemeFromSpec(spec);
+  for (const WeightSlot& slot : *slots) {
+    absl::StatusOr<QuantParams> p = ComputeWeightParams(
+        *graph.FindInitializer(slot.initializer), slot, scheme);
+    if (!p.ok()) return p.status();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PipelineResult> RunPtqPipeline(
     const v1::JobSpec& raw_spec, const JobPaths& paths,
     const ProgressCallback& progress, const std::atomic<bool>* cancelled,

@@ -41,6 +41,14 @@ struct JobPaths {
   std::string evaluation;   // empty: hold back part of the calibration set
 };
 
+// Everything about a job that can be checked without running it: the spec,
+// that the model loads and its ops are supported, that the datasets match
+// the model's inputs, that exclusions name real nodes and the weight scheme
+// fits every layer. The service calls it in CreateJob so that a bad job is
+// refused at once (InvalidArgument with the reason) instead of failing
+// later.
+absl::Status CheckJobInputs(const v1::JobSpec& spec, const JobPaths& paths);
+
 struct PipelineOptions {
   bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
 };

@@ -699,16 +699,21 @@ absl::StatusOr<JobRecord> JobStore::Delete(const std::string& tenant,
   return std::move(*found);
 }
 
-absl::StatusOr<std::optional<JobRecord>> JobStore::NextQueued() {
+absl::StatusOr<std::optional<JobRecord>> JobStore::NextQueued(
+    const std::set<std::string>& skip_tenants) {
   absl::MutexLock lock(&mu_);
+  // The head of the queue; tenants at their concurrency limit are skipped
+  // (looking at most kQueueLookahead jobs deep).
   Stmt st = Prepare("SELECT " JOB_COLUMNS
                     " FROM jobs WHERE state = ?1 ORDER BY priority DESC, "
-                    "seq ASC LIMIT 1");
+                    "seq ASC LIMIT 256");
   st.Bind(JobState::kQueued);
   std::vector<JobRecord> jobs;
   JOB_STORE_RETURN_IF_ERROR(ReadJobs(st, jobs));
-  if (jobs.empty()) return std::nullopt;
-  return std::move(jobs[0]);
+  for (JobRecord& j : jobs) {
+    if (!skip_tenants.contains(j.tenant)) return std::move(j);
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<int64_t> JobStore::CountInState(JobState state,

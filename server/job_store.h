@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,7 +179,10 @@ class JobStore {
 
   // The QUEUED job to run next: highest priority, then oldest. nullopt if
   // none is queued.
-  absl::StatusOr<std::optional<JobRecord>> NextQueued();
+  // Jobs of `skip_tenants` (at their concurrency limit) are passed over,
+  // looking at most 256 jobs deep.
+  absl::StatusOr<std::optional<JobRecord>> NextQueued(
+      const std::set<std::string>& skip_tenants = {});
 
   // Jobs in `state` for `tenant`, or for all tenants if `tenant` is empty.
   absl::StatusOr<int64_t> CountInState(JobState state,

@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 
 namespace quantd {
@@ -82,24 +84,39 @@ void Scheduler::WorkerLoop() {
     // Run queued jobs until there are none, then sleep until Notify() or
     // the poll interval (jobs queued by another process, re-queued ones).
     while (true) {
-      absl::StatusOr<std::optional<JobRecord>> next = jobs_->NextQueued();
-      if (!next.ok() || !next->has_value()) break;
-      // Another worker may take the same job first: the transition is a
-      // compare-and-set, and the loser looks again.
-      absl::StatusOr<JobRecord> job = jobs_->Transition(
-          (*next)->id, {JobState::kQueued}, JobState::kRunning);
-      if (!job.ok()) continue;
+      // Pick, claim (compare-and-set QUEUED -> RUNNING: another process's
+      // worker may race) and register under the lock, so that per-tenant
+      // counts stay exact across this process's workers.
+      JobRecord job;
       auto flag = std::make_shared<std::atomic<bool>>(false);
       {
         absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+        std::set<std::string> busy;
+        if (options_.max_running_per_tenant > 0) {
+          for (const auto& [tenant, n] : running_per_tenant_) {
+            if (n >= options_.max_running_per_tenant) busy.insert(tenant);
+          }
+        }
+        absl::StatusOr<std::optional<JobRecord>> next = jobs_->NextQueued(busy);
+        if (!next.ok() || !next->has_value()) break;
+        absl::StatusOr<JobRecord> claimed = jobs_->Transition(
+            (*next)->id, {JobState::kQueued}, JobState::kRunning);
+        if (!claimed.ok()) continue;
+        job = std::move(*claimed);
         if (interrupting_) flag->store(true);
-        running_[job->id] = flag;
+        running_[job.id] = flag;
+        ++running_per_tenant_[job.tenant];
       }
       ++busy_;
-      (void)runner_.Run(*job, flag.get(), &interrupting_);
+      (void)runner_.Run(job, flag.get(), &interrupting_);
       --busy_;
       absl::MutexLock lock(&mu_);
-      running_.erase(job->id);
+      running_.erase(job.id);
+      if (--running_per_tenant_[job.tenant] == 0) {
+        running_per_tenant_.erase(job.tenant);
+      }
+      ++wakeups_;  // idle workers may now take a job of this tenant
       if (stopping_) return;
     }
     absl::MutexLock lock(&mu_);

@@ -35,6 +35,8 @@ namespace quantd {
 struct SchedulerOptions {
   int workers = 1;
   int threads_per_job = 1;
+  // Jobs of one tenant running at once; 0 means no limit beyond `workers`.
+  int max_running_per_tenant = 0;
   // A job whose server stopped this many times while it ran fails.
   int max_attempts = 3;
   // How often idle workers look for work without a Notify().
@@ -75,6 +77,7 @@ class Scheduler {
   // Cancellation flags of running jobs, by id.
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_
       ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> running_per_tenant_ ABSL_GUARDED_BY(mu_);
   // Set when the grace period is over: running jobs are interrupted and
   // re-queued instead of cancelled.
   std::atomic<bool> interrupting_{false};

@@ -36,7 +36,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // Dynamic W8A8 on the MLP (fast), or W8A8 on the tiny GPT (seconds).
-  std::string Queue(bool slow) {
+  std::string Queue(bool slow, const std::string& tenant = "t") {
     v1::JobSpec spec;
     const std::string model =
         slow ? "tiny_gpt/model.onnx" : "fmnist_mlp/model.onnx";
@@ -47,14 +47,19 @@ class SchedulerTest : public ::testing::Test {
     spec.set_mode(v1::QUANT_MODE_DYNAMIC);
     if (!slow) spec.mutable_sensitivity()->set_disabled(true);
     JobRecord r;
-    r.tenant = "t";
+    r.tenant = tenant;
     r.spec = spec.SerializeAsString();
     auto created = jobs_->Create(r);
     EXPECT_TRUE(created.ok()) << created.status();
     return created->first.id;
   }
 
-  JobState StateOf(const std::string& id) { return jobs_->Get("t", id)->state; }
+  JobState StateOf(const std::string& id) {
+    for (const char* tenant : {"t", "a", "b"}) {
+      if (auto j = jobs_->Get(tenant, id); j.ok()) return j->state;
+    }
+    return JobState::kFailed;
+  }
 
   bool WaitFor(const std::string& id, JobState state, absl::Duration limit) {
     const absl::Time end = absl::Now() + limit;
@@ -134,6 +139,39 @@ TEST_F(SchedulerTest, ShutdownRequeuesRunningJobsAndRestartFinishesThem) {
   again.Notify();
   EXPECT_TRUE(WaitFor(id, JobState::kSucceeded, absl::Seconds(120)));
   EXPECT_EQ(jobs_->Get("t", id)->attempts, 2);
+}
+
+TEST_F(SchedulerTest, PerTenantLimitKeepsOneTenantFromTakingEveryWorker) {
+  std::map<std::string, std::string> tenant_of;
+  for (int i = 0; i < 3; ++i) tenant_of[JobName(Queue(false, "a"))] = "a";
+  const std::string b = Queue(false, "b");
+  tenant_of[JobName(b)] = "b";
+  absl::Mutex mu;
+  std::map<std::string, int> running, peak;
+  SchedulerOptions o;
+  o.workers = 2;
+  o.max_running_per_tenant = 1;
+  o.runner.on_event = [&](const v1::JobEvent& e) {
+    if (e.state_change() != v1::JOB_STATE_RUNNING) return;
+    absl::MutexLock lock(&mu);
+    const std::string& t = tenant_of[e.job()];
+    peak[t] = std::max(peak[t], ++running[t]);
+  };
+  o.runner.on_finished = [&](const JobRecord& r,
+                             const v1::QuantizationReport*) {
+    absl::MutexLock lock(&mu);
+    --running[r.tenant];
+  };
+  Scheduler s(jobs_.get(), blobs_.get(), o);
+  ASSERT_TRUE(s.Start().ok());
+  s.Notify();
+  for (const auto& [name, tenant] : tenant_of) {
+    EXPECT_TRUE(
+        WaitFor(name.substr(5), JobState::kSucceeded, absl::Seconds(60)));
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(peak["a"], 1);
+  EXPECT_EQ(peak["b"], 1);
 }
 
 // A job left RUNNING by a process that died is re-queued on start.

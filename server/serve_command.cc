@@ -46,6 +46,8 @@ then re-queued for the next start.
   --tls-client-ca FILE     require client certificates signed by this CA
   --workers N              jobs run at once (default 1)
   --threads-per-job N      OpenMP threads per job (default cores / workers)
+  --max-running-per-tenant N  jobs of one tenant running at once (default 0:
+                           no limit beyond --workers)
   --max-upload-bytes N     largest blob (default 4294967296)
   --max-queued-jobs N      queued jobs, all tenants (default 1000)
   --max-queued-per-tenant N  queued jobs per tenant (default 100)
@@ -134,6 +136,7 @@ int ServeCommand(const std::vector<std::string>& args) {
       {"tls-client-ca", ""},
       {"workers", "1"},
       {"threads-per-job", "0"},
+      {"max-running-per-tenant", "0"},
       {"max-upload-bytes", "4294967296"},
       {"max-queued-jobs", "1000"},
       {"max-queued-per-tenant", "100"},
@@ -174,12 +177,13 @@ int ServeCommand(const std::vector<std::string>& args) {
     }
     return absl::OkStatus();
   };
-  int64_t port, workers, threads, max_upload, max_queued, max_per_tenant,
-      max_message, max_attempts, grace;
+  int64_t port, workers, threads, max_running_per_tenant, max_upload,
+      max_queued, max_per_tenant, max_message, max_attempts, grace;
   for (const auto& [name, min, out] :
        {std::make_tuple("port", 0, &port),
         std::make_tuple("workers", 1, &workers),
         std::make_tuple("threads-per-job", 0, &threads),
+        std::make_tuple("max-running-per-tenant", 0, &max_running_per_tenant),
         std::make_tuple("max-upload-bytes", 1, &max_upload),
         std::make_tuple("max-queued-jobs", 1, &max_queued),
         std::make_tuple("max-queued-per-tenant", 1, &max_per_tenant),
@@ -268,6 +272,8 @@ int ServeCommand(const std::vector<std::string>& args) {
   scheduler_options.workers = static_cast<int>(workers);
   scheduler_options.threads_per_job = static_cast<int>(threads);
   scheduler_options.max_attempts = static_cast<int>(max_attempts);
+  scheduler_options.max_running_per_tenant =
+      static_cast<int>(max_running_per_tenant);
   scheduler_options.runner.on_event = [&hub](const v1::JobEvent& e) {
     hub.Publish(e.job().substr(5));  // "jobs/{id}"
   };

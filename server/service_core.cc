@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/job_spec.h"
+#include "engine/ptq_pipeline.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace quantd {
@@ -127,6 +128,28 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
         !b.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".blob_sha256: ", b.status().message()));
+    }
+  }
+  // The model loads, the data fits it, the scheme fits every layer: a job
+  // that cannot run is refused now, not failed later.
+  {
+    JobPaths paths;
+    for (const auto& [ref, target] :
+         {std::make_pair(&request.spec().model(), &paths.model),
+          std::make_pair(&request.spec().calibration_data(),
+                         &paths.calibration),
+          std::make_pair(&request.spec().evaluation_data(),
+                         &paths.evaluation)}) {
+      if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
+      absl::StatusOr<std::string> p = blobs_->PathOf(ref->blob_sha256());
+      if (!p.ok()) return p.status();
+      *target = *p;
+    }
+    if (absl::Status s = CheckJobInputs(request.spec(), paths); !s.ok()) {
+      return absl::Status(s.code() == absl::StatusCode::kInternal
+                              ? absl::StatusCode::kInternal
+                              : absl::StatusCode::kInvalidArgument,
+                          s.message());
     }
   }
   if (!request.request_id().empty() &&

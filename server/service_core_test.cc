@@ -165,6 +165,21 @@ TEST_F(ServiceCoreTest, BadRequestsSayWhatToFix) {
   EXPECT_EQ(core_->GetBlob("a", foreign.sha256()).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_TRUE(core_->GetBlob("b", foreign.sha256()).ok());
+  // Uploaded garbage as a model, and data that does not fit the model:
+  // refused at creation with the reason, not failed later.
+  v1::Blob garbage;
+  garbage.set_sha256(*blobs_->Put("this is not an ONNX model"));
+  ASSERT_TRUE(core_->RecordUpload("a", garbage).ok());
+  r = Request();
+  r.mutable_spec()->mutable_model()->set_blob_sha256(garbage.sha256());
+  EXPECT_EQ(core_->CreateJob("a", r).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r = Request();
+  r.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
+      Uploaded("a", "tiny_gpt/eval.npz"));
+  absl::StatusOr<v1::Job> misfit = core_->CreateJob("a", r);
+  EXPECT_EQ(misfit.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(misfit.status().message(), HasSubstr("input"));
   r = Request();
   r.set_request_id("has spaces");
   EXPECT_EQ(core_->CreateJob("a", r).status().code(),
