@@ -76,6 +76,22 @@ absl::Status BlobIndex::Record(const std::string& tenant,
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> BlobIndex::TenantBytes(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  Statement st;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE "
+                         "tenant = ?",
+                         -1, &st.stmt, nullptr) != SQLITE_OK) {
+    return SqlError(db_, "preparing a sum");
+  }
+  sqlite3_bind_text(st.stmt, 1, tenant.data(), tenant.size(), SQLITE_STATIC);
+  if (sqlite3_step(st.stmt) != SQLITE_ROW) {
+    return SqlError(db_, "summing a tenant's blobs");
+  }
+  return sqlite3_column_int64(st.stmt, 0);
+}
+
 absl::StatusOr<v1::Blob> BlobIndex::Find(const std::string& tenant,
                                          const std::string& sha256) {
   absl::MutexLock lock(&mu_);

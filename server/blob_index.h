@@ -31,6 +31,8 @@ class BlobIndex {
 
   // Records (or refreshes) the tenant's ownership of `blob`.
   absl::Status Record(const std::string& tenant, const v1::Blob& blob);
+  // Bytes of all blobs the tenant uploaded (each digest once).
+  absl::StatusOr<int64_t> TenantBytes(const std::string& tenant);
   // NotFound unless this tenant uploaded the blob.
   absl::StatusOr<v1::Blob> Find(const std::string& tenant,
                                 const std::string& sha256);

@@ -32,6 +32,8 @@ TEST(BlobIndexTest, TenantsFindOnlyTheirOwnBlobsAcrossReopen) {
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(found->size(), 42);
   EXPECT_EQ(found->name(), "model.onnx");
+  EXPECT_EQ(*(*index)->TenantBytes("a"), 42);
+  EXPECT_EQ(*(*index)->TenantBytes("b"), 0);
   EXPECT_EQ((*index)->Find("b", digest).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ((*index)->Find("a", "' OR 1=1 --").status().code(),

@@ -45,9 +45,10 @@ class GrpcServiceTest : public ::testing::Test {
     scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
     ASSERT_TRUE(scheduler_->Start().ok());
     index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
-    core_ =
-        std::make_unique<ServiceCore>(jobs_.get(), blobs_.get(), index_.get(),
-                                      scheduler_.get(), ServiceLimits{});
+    ServiceLimits limits;
+    limits.max_tenant_storage_bytes = 3 << 20;  // the fixtures fit, once
+    core_ = std::make_unique<ServiceCore>(
+        jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
     GrpcServiceOptions go;
     go.download_chunk_bytes = 4096;  // several chunks per artifact
     service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_, go);
@@ -277,6 +278,13 @@ TEST_F(GrpcServiceTest, TenantsAndBadCallsGetCanonicalCodes) {
   v1::ListJobsResponse jobs;
   EXPECT_EQ(stub_->ListJobs(c4.get(), list, &jobs).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // Past the tenant's storage: RESOURCE_EXHAUSTED; re-uploads are free.
+  EXPECT_EQ(Upload("tenant-a", "big", std::string(3 << 20, 'x'), 0, &blob)
+                .error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(
+      Upload("tenant-a", "again", ReadTestdata("fmnist/eval.npz"), 0, &blob)
+          .ok());
   // Draining refuses new jobs and uploads.
   const v1::CreateJobRequest late = MlpJob("tenant-a");
   service_->StartDraining();

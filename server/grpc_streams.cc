@@ -85,6 +85,11 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
       return absl::InvalidArgumentError("name: at most 255 bytes");
     }
     key_.upload_id = h.upload_id();
+    if (absl::Status s =
+            service_->core()->CheckStorage(key_.owner, h.sha256(), h.size());
+        !s.ok()) {
+      return s;
+    }
     BlobStore* blobs = service_->core()->blobs();
     if (absl::Status s =
             blobs->BeginUpload(key_, h.size(), h.sha256(),

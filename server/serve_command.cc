@@ -49,6 +49,8 @@ then re-queued for the next start.
   --max-running-per-tenant N  jobs of one tenant running at once (default 0:
                            no limit beyond --workers)
   --max-upload-bytes N     largest blob (default 4294967296)
+  --max-tenant-storage-bytes N  uploaded bytes per tenant (default
+                           53687091200)
   --max-queued-jobs N      queued jobs, all tenants (default 1000)
   --max-queued-per-tenant N  queued jobs per tenant (default 100)
   --max-message-bytes N    largest gRPC message (default 8388608)
@@ -139,6 +141,7 @@ int ServeCommand(const std::vector<std::string>& args) {
       {"max-running-per-tenant", "0"},
       {"max-upload-bytes", "4294967296"},
       {"max-queued-jobs", "1000"},
+      {"max-tenant-storage-bytes", "53687091200"},
       {"max-queued-per-tenant", "100"},
       {"max-message-bytes", "8388608"},
       {"max-attempts", "3"},
@@ -178,7 +181,7 @@ int ServeCommand(const std::vector<std::string>& args) {
     return absl::OkStatus();
   };
   int64_t port, workers, threads, max_running_per_tenant, max_upload,
-      max_queued, max_per_tenant, max_message, max_attempts, grace;
+      max_storage, max_queued, max_per_tenant, max_message, max_attempts, grace;
   for (const auto& [name, min, out] :
        {std::make_tuple("port", 0, &port),
         std::make_tuple("workers", 1, &workers),
@@ -186,6 +189,7 @@ int ServeCommand(const std::vector<std::string>& args) {
         std::make_tuple("max-running-per-tenant", 0, &max_running_per_tenant),
         std::make_tuple("max-upload-bytes", 1, &max_upload),
         std::make_tuple("max-queued-jobs", 1, &max_queued),
+        std::make_tuple("max-tenant-storage-bytes", 1, &max_storage),
         std::make_tuple("max-queued-per-tenant", 1, &max_per_tenant),
         std::make_tuple("max-message-bytes", 4096, &max_message),
         std::make_tuple("max-attempts", 1, &max_attempts),
@@ -296,6 +300,7 @@ int ServeCommand(const std::vector<std::string>& args) {
   Scheduler scheduler(jobs->get(), blobs->get(), scheduler_options);
   ServiceLimits limits;
   limits.max_upload_bytes = max_upload;
+  limits.max_tenant_storage_bytes = max_storage;
   limits.max_queued_jobs = max_queued;
   limits.max_queued_jobs_per_tenant = max_per_tenant;
   ServiceCore core(jobs->get(), blobs->get(), index->get(), &scheduler, limits);

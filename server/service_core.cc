@@ -46,6 +46,21 @@ absl::Status ServiceCore::RecordUpload(const std::string& tenant,
   return index_->Record(tenant, blob);
 }
 
+absl::Status ServiceCore::CheckStorage(const std::string& tenant,
+                                       const std::string& sha256,
+                                       int64_t size) {
+  if (index_->Find(tenant, sha256).ok()) return absl::OkStatus();
+  absl::StatusOr<int64_t> used = index_->TenantBytes(tenant);
+  if (!used.ok()) return used.status();
+  if (*used + size > limits_.max_tenant_storage_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this upload of ", size, " bytes would take your stored blobs to ",
+        *used + size, " bytes; the limit is ",
+        limits_.max_tenant_storage_bytes));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Blob> ServiceCore::GetBlob(const std::string& tenant,
                                               const std::string& sha256) {
   if (!IsSha256Hex(sha256)) {

@@ -25,6 +25,9 @@ struct ServiceLimits {
   int64_t max_queued_jobs = 1000;  // all tenants
   int64_t max_queued_jobs_per_tenant = 100;
   int64_t max_upload_bytes = int64_t{4} << 30;
+  // Uploaded bytes per tenant (each digest counted once; job artifacts are
+  // not counted).
+  int64_t max_tenant_storage_bytes = int64_t{50} << 30;
 };
 
 // "jobs/{id}" -> id; InvalidArgument for anything else.
@@ -44,6 +47,10 @@ class ServiceCore {
   absl::Status RecordUpload(const std::string& tenant, const v1::Blob& blob);
   absl::StatusOr<v1::Blob> GetBlob(const std::string& tenant,
                                    const std::string& sha256);
+  // ResourceExhausted if an upload of `size` bytes would take the tenant
+  // past max_tenant_storage_bytes (nothing for a blob it already has).
+  absl::Status CheckStorage(const std::string& tenant,
+                            const std::string& sha256, int64_t size);
 
   absl::StatusOr<v1::Job> CreateJob(const std::string& tenant,
                                     const v1::CreateJobRequest& request);
