@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SIGTERM on a real quantd serve with a job running: readiness (gRPC health)
+# goes NOT_SERVING, new jobs get UNAVAILABLE (quantctl exit 3), the running
+# job is re-queued after the grace period, the process exits 0; a restart on
+# the same data folder runs the job to SUCCEEDED (attempts 2).
+#
+#   tests/service/sigterm_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT
+set -euo pipefail
+quantd=$1 quantctl=$2 root=$3
+work=$(mktemp -d)
+server=""
+cleanup() {
+  [[ -n "$server" ]] && kill -9 "$server" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -5 "$work/serve.err" 2>/dev/null; exit 1; }
+export OMP_NUM_THREADS=1
+
+start() {
+  rm -f "$work/serve.out"
+  "$quantd" serve --port 0 --data-dir "$work/data" --metrics-address "" \
+    --threads-per-job 1 --grace-seconds 2 >"$work/serve.out" 2>"$work/serve.err" &
+  server=$!
+  for _ in $(seq 100); do grep -q "serving on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+  address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' "$work/serve.out")
+  [[ -n "$address" ]] || fail "quantd did not start"
+}
+# gRPC health (grpc.health.v1.Health/Check, service ""): SERVING is field 1
+# = 1, NOT_SERVING = 2; raw bytes, so no health module is needed.
+health() {
+  /usr/bin/python3 - "$address" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel(sys.argv[1])
+check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                       request_serializer=lambda b: b,
+                       response_deserializer=lambda b: b)
+try:
+    r = check(b"", timeout=5)
+    print({b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(r, r.hex()))
+except grpc.RpcError as e:
+    print(e.code().name)
+PY
+}
+state_of() {
+  "$quantctl" --server "$address" --json jobs get "$1" |
+    /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["state"], j.get("attempts", 0))'
+}
+
+cd "$root"
+start
+[[ "$(health)" == "SERVING" ]] || fail "health is not SERVING after start"
+job=$("$quantctl" --server "$address" quantize testdata/tiny_gpt/model.onnx \
+  --calib testdata/tiny_gpt/calib.npz --eval testdata/tiny_gpt/eval.npz \
+  --smoothquant 0.5 --detach)
+for _ in $(seq 200); do
+  [[ "$(state_of "$job")" == JOB_STATE_RUNNING* ]] && break; sleep 0.05
+done
+[[ "$(state_of "$job")" == JOB_STATE_RUNNING* ]] || fail "the job did not start"
+
+kill -TERM "$server"
+sleep 0.5
+[[ "$(health)" == "NOT_SERVING" ]] || fail "health is not NOT_SERVING while draining"
+rc=0
+"$quantctl" --server "$address" quantize testdata/fmnist_mlp/model.onnx \
+  --eval testdata/fmnist/eval.npz --mode dynamic --detach >/dev/null 2>&1 || rc=$?
+[[ $rc -eq 3 ]] || fail "a job created while draining got exit $rc, expected 3 (UNAVAILABLE)"
+rc=0; wait "$server" || rc=$?
+server=""
+[[ $rc -eq 0 ]] || fail "quantd exited $rc after SIGTERM"
+grep -q "draining" "$work/serve.err" || fail "no drain in the log"
+
+start
+"$quantctl" --server "$address" jobs watch "$job" >/dev/null ||
+  fail "the re-queued job did not succeed after the restart"
+read -r state attempts <<<"$(state_of "$job")"
+[[ "$state" == "JOB_STATE_SUCCEEDED" && "$attempts" == "2" ]] ||
+  fail "after the restart: $state, attempts $attempts (expected SUCCEEDED, 2)"
+echo "PASS: SIGTERM drained (NOT_SERVING, UNAVAILABLE), re-queued, finished after restart"
