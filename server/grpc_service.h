@@ -24,7 +24,7 @@ namespace quantd {
 
 struct GrpcServiceOptions {
   // Bytes per DownloadArtifact chunk.
-  int64_t download_chunk_bytes = 2 << 20;
+  int64_t download_chunk_bytes = 3 << 20;
   // Called after every call with the method name and the status code name
   // (metrics).
   std::function<void(const std::string& method, grpc::StatusCode code)> on_call;
