@@ -13,22 +13,17 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/server_test_util.h"
 
 namespace quantd {
 namespace {
+
+using server_test::ReadTestdata;
 
 using ::testing::HasSubstr;
 
 constexpr char kTokens[] =
     "tenant-a token-of-tenant-a-0123\ntenant-b token-of-tenant-b-0123\n";
-
-std::string ReadTestdata(const std::string& rel) {
-  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
-                  std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class GrpcServiceTest : public ::testing::Test {
  protected:

@@ -9,17 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/server_test_util.h"
 
 namespace quantd {
 namespace {
 
-std::string ReadTestdata(const std::string& rel) {
-  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
-                  std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using server_test::ReadTestdata;
 
 class SchedulerTest : public ::testing::Test {
  protected:

@@ -10,19 +10,14 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/server_test_util.h"
 
 namespace quantd {
 namespace {
 
-using ::testing::HasSubstr;
+using server_test::ReadTestdata;
 
-std::string ReadTestdata(const std::string& rel) {
-  std::ifstream f(absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel),
-                  std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using ::testing::HasSubstr;
 
 class ServiceCoreTest : public ::testing::Test {
  protected:
