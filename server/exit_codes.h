@@ -12,6 +12,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 // The command line or the input (model, data, spec) is wrong: do not retry.
 inline constexpr int kExitBadInput = 2;
+// Stopped by SIGTERM/SIGINT before finishing (run-job): retry.
+inline constexpr int kExitInterrupted = 3;
 
 inline int ExitCodeFor(const absl::Status& s) {
   switch (s.code()) {

@@ -125,6 +125,8 @@ class ServiceMetrics {
   // Registry::Collect() omits families without series; Collect() below is
   // what /metrics serves.
   prometheus::Registry& registry() { return *registry_; }
+  // For prometheus::Gateway (run-job --push-gateway), which holds it weakly.
+  std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
 
   // Everything /metrics serves: the registry's series plus HELP and TYPE of
   // the families that have no series yet (labelled families whose label

@@ -1,18 +1,27 @@
 #include "server/run_job_command.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "engine/job_spec.h"
 #include "engine/model_loader.h"
 #include "engine/ptq_pipeline.h"
+#include "prometheus/gateway.h"
 #include "server/exit_codes.h"
+#include "server/metrics.h"
 
 namespace quantd {
 namespace {
 
 constexpr char kUsage[] =
     R"(usage: quantd run-job --spec FILE --out DIR [--quiet]
+                      [--push-gateway HOST:PORT [--push-job NAME]]
 
 Runs one quantization job without a server: reads the job spec (the
 JobSpec message of proto/quantd/v1/job_spec.proto, as protobuf JSON),
@@ -27,10 +36,70 @@ GPTQ or AWQ, SmoothQuant, bias correction and accuracy targets.
   --spec FILE   job spec, protobuf JSON (at most 1 MiB)
   --out DIR     output folder (created if missing)
   --quiet       no progress lines
+  --push-gateway HOST:PORT
+                push the job's metrics (docs/METRICS.md: jobs finished,
+                durations, stage durations, accuracy/perplexity delta, size
+                ratio, speedup) to a Prometheus Pushgateway when it ends, so
+                batch runs appear on the same dashboards as the service
+  --push-job NAME  the Pushgateway job label (default quantd-batch); the
+                instance label is the host name
   --help        this text
 
-Exit codes: 0 success, 2 bad input (spec, model, data), 1 other failure.
+Exit codes (for scripts and Kubernetes podFailurePolicy):
+  0  success
+  1  a failure that may succeed on retry (I/O, resources, internal)
+  2  bad input: spec, model or data (do not retry)
+  3  interrupted by SIGTERM or SIGINT before it finished (retry); nothing
+     was written to DIR
+A failed push to the Pushgateway is reported on stderr and does not change
+the exit code: the artifacts are the job's result.
 )";
+
+std::atomic<bool> g_interrupted{false};
+
+void OnSignal(int) { g_interrupted = true; }
+
+// Pushes the finished job's figures; "" on success, else why not.
+std::string PushMetrics(const std::string& gateway, const std::string& job,
+                        const v1::JobSpec& spec, const std::string& outcome,
+                        double seconds, const v1::QuantizationReport* report) {
+  std::vector<std::string> host_port =
+      absl::StrSplit(gateway, absl::MaxSplits(':', 1));
+  if (host_port.size() != 2 || host_port[0].empty() || host_port[1].empty()) {
+    return "--push-gateway must be HOST:PORT";
+  }
+  MetricsOptions options;
+  options.listen_address = "";
+  absl::StatusOr<std::unique_ptr<ServiceMetrics>> m =
+      ServiceMetrics::Create(options);
+  if (!m.ok()) return std::string(m.status().message());
+  const std::string method = spec.method() == v1::METHOD_QAT ? "qat" : "ptq";
+  (*m)->JobFinished(method, outcome, seconds);
+  if (report != nullptr) {
+    for (const v1::StageTiming& st : report->stages()) {
+      (*m)->StageFinished(
+          st.stage(), st.duration().seconds() + st.duration().nanos() / 1e9);
+    }
+    auto model = spec.labels().find("model");
+    (*m)->JobQuality(method, model == spec.labels().end() ? "" : model->second,
+                     *report);
+  }
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  try {
+    prometheus::Gateway gw(host_port[0], host_port[1], job,
+                           prometheus::Gateway::GetInstanceLabel(host));
+    gw.RegisterCollectable((*m)->shared_registry());
+    const int code = gw.Push();
+    if (code < 200 || code >= 300) {
+      return absl::StrFormat("the Pushgateway at %s answered HTTP %d", gateway,
+                             code);
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 std::string PathOf(const v1::DataRef& ref) {
   return ref.source_case() == v1::DataRef::kPath ? ref.path() : "";
@@ -39,7 +108,7 @@ std::string PathOf(const v1::DataRef& ref) {
 }  // namespace
 
 int RunJobCommand(const std::vector<std::string>& args) {
-  std::string spec_path, out_dir;
+  std::string spec_path, out_dir, push_gateway, push_job = "quantd-batch";
   bool quiet = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -48,6 +117,9 @@ int RunJobCommand(const std::vector<std::string>& args) {
       return kExitOk;
     } else if ((a == "--spec" || a == "--out") && i + 1 < args.size()) {
       (a == "--spec" ? spec_path : out_dir) = args[++i];
+    } else if ((a == "--push-gateway" || a == "--push-job") &&
+               i + 1 < args.size()) {
+      (a == "--push-gateway" ? push_gateway : push_job) = args[++i];
     } else if (a == "--quiet") {
       quiet = true;
     } else {
@@ -92,11 +164,36 @@ int RunJobCommand(const std::vector<std::string>& args) {
                      : "",
                  e.message.empty() ? "" : ("  " + e.message).c_str());
   };
+  // SIGTERM (a pod being evicted) or SIGINT cancels the pipeline between
+  // batches: nothing is written, and exit code 3 says "run it again".
+  signal(SIGTERM, OnSignal);
+  signal(SIGINT, OnSignal);
+  const absl::Time start = absl::Now();
   absl::StatusOr<PipelineResult> result =
-      RunPtqPipeline(*spec, paths, progress);
+      RunPtqPipeline(*spec, paths, progress, &g_interrupted);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  auto push = [&](const std::string& outcome,
+                  const v1::QuantizationReport* report) {
+    if (push_gateway.empty()) return;
+    const std::string why =
+        PushMetrics(push_gateway, push_job, *spec, outcome, seconds, report);
+    if (!why.empty()) {
+      std::fprintf(stderr, "quantd run-job: metrics not pushed: %s\n",
+                   why.c_str());
+    }
+  };
+  if (!result.ok() && g_interrupted) {
+    std::fprintf(stderr,
+                 "quantd run-job: interrupted by a signal; nothing was "
+                 "written to '%s'\n",
+                 out_dir.c_str());
+    push("cancelled", nullptr);
+    return kExitInterrupted;
+  }
   if (!result.ok()) {
     std::fprintf(stderr, "quantd run-job: %s\n",
                  std::string(result.status().message()).c_str());
+    push("failed", nullptr);
     return ExitCodeFor(result.status());
   }
   if (absl::Status s = WriteArtifacts(out_dir, *result); !s.ok()) {
@@ -104,6 +201,7 @@ int RunJobCommand(const std::vector<std::string>& args) {
                  std::string(s.message()).c_str());
     return ExitCodeFor(s);
   }
+  push("succeeded", &result->report);
   const v1::QuantizationReport& r = result->report;
   auto print_metrics = [](const char* name, const v1::EvaluationMetrics& m) {
     if (m.samples() == 0) return;
