@@ -19,6 +19,9 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
   dataset-fashion-mnist python3 python3-numpy prometheus
+  # deploy/ checks: YAML lint, promtool (in prometheus), a Pushgateway for
+  # batch runs; kubectl below
+  yamllint prometheus-pushgateway
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
   packages+=(python3-torch python3-onnx)
@@ -36,6 +39,13 @@ done
 # conflicts with: install Debian's only when the commands are missing.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
+fi
+
+# kubectl for `kubectl kustomize` of deploy/kubernetes (offline). Debian's
+# kubernetes-client ships /usr/bin/kubectl and would clash with a kubectl
+# installed from another source: install it only when the command is missing.
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
 fi
 
 if ((${#missing[@]} > 0)); then
