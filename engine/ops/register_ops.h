@@ -29,6 +29,8 @@ void RegisterQuantizeOps(OpRegistry& registry);
 void RegisterQuantizedOps(OpRegistry& registry);
 // MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool.
 void RegisterPoolingOps(OpRegistry& registry);
+// quantd.FakeQuant (fake_quant_op.cc), for quantization-aware training.
+void RegisterFakeQuantOps(OpRegistry& registry);
 
 // Every family above.
 void RegisterAllOps(OpRegistry& registry);
