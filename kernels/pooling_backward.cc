@@ -1,0 +1,106 @@
+// Pooling backward by loops over every output and its window (see
+// backward.h for why max pooling recomputes the arg max rather than using
+// oneDNN's workspace).
+#include <array>
+#include <limits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/backward.h"
+#include "kernels/pooling.h"
+
+namespace quantd {
+
+absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
+                             const Tensor& dy, Tensor* dx) {
+  if (x.dtype() != DataType::kFloat32 || dy.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pooling backward takes f32, got ", x.DebugString(),
+                     " and ", dy.DebugString()));
+  }
+  absl::StatusOr<PoolGeometry> geometry =
+      ResolvePoolGeometry(params, x.shape());
+  if (!geometry.ok()) return geometry.status();
+  const PoolGeometry& g = *geometry;
+  if (dy.shape() != g.output_shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pooling backward: dy has shape ", ShapeToString(dy.shape()),
+        ", the forward output is ", ShapeToString(g.output_shape)));
+  }
+  const int spatial = x.rank() - 2;
+  if (spatial > 3) {
+    return absl::UnimplementedError(absl::StrCat(
+        "pooling backward supports 1 to 3 spatial dims, got ", spatial));
+  }
+  // Padded to 3 spatial dims with leading 1s.
+  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1},
+      dil{1, 1, 1}, pb{0, 0, 0}, pe{0, 0, 0};
+  for (int i = 0; i < spatial; ++i) {
+    const int j = 3 - spatial + i;
+    in[j] = x.dim(2 + i);
+    out[j] = g.output_shape[2 + i];
+    k[j] = g.kernel[i];
+    st[j] = g.strides[i];
+    dil[j] = g.dilations[i];
+    pb[j] = g.pad_begin[i];
+    pe[j] = g.pad_end[i];
+  }
+  const bool is_max = params.kind == PoolKind::kMax;
+  const bool include_pad = params.count_include_pad && !params.global;
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t in_size = in[0] * in[1] * in[2];
+  const int64_t out_size = out[0] * out[1] * out[2];
+  Tensor result = Tensor::Zeros(DataType::kFloat32, x.shape());
+  float* pdx = result.mutable_data<float>();
+  const float* px = x.data<float>();
+  const float* pdy = dy.data<float>();
+#pragma omp parallel for if (planes * out_size > 16384)
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const float* xp = px + plane * in_size;
+    float* dxp = pdx + plane * in_size;
+    std::vector<int64_t> taps;
+    for (int64_t o = 0; o < out_size; ++o) {
+      const int64_t oi[3] = {o / (out[1] * out[2]), o / out[2] % out[1],
+                             o % out[2]};
+      taps.clear();
+      int64_t counted = 0;  // divisor with count_include_pad
+      for (int64_t k0 = 0; k0 < k[0]; ++k0) {
+        const int64_t i0 = oi[0] * st[0] - pb[0] + k0 * dil[0];
+        const bool pad0 = i0 >= -pb[0] && i0 < in[0] + pe[0];
+        for (int64_t k1 = 0; k1 < k[1]; ++k1) {
+          const int64_t i1 = oi[1] * st[1] - pb[1] + k1 * dil[1];
+          const bool pad1 = i1 >= -pb[1] && i1 < in[1] + pe[1];
+          for (int64_t k2 = 0; k2 < k[2]; ++k2) {
+            const int64_t i2 = oi[2] * st[2] - pb[2] + k2 * dil[2];
+            const bool pad2 = i2 >= -pb[2] && i2 < in[2] + pe[2];
+            counted += pad0 && pad1 && pad2;
+            if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1] || i2 < 0 ||
+                i2 >= in[2]) {
+              continue;
+            }
+            taps.push_back((i0 * in[1] + i1) * in[2] + i2);
+          }
+        }
+      }
+      const float d = pdy[plane * out_size + o];
+      if (taps.empty()) continue;
+      if (is_max) {
+        int64_t best = taps[0];
+        for (int64_t t : taps) {
+          if (xp[t] > xp[best]) best = t;
+        }
+        dxp[best] += d;
+      } else {
+        const int64_t divisor =
+            include_pad ? counted : static_cast<int64_t>(taps.size());
+        const float share = d / static_cast<float>(divisor);
+        for (int64_t t : taps) dxp[t] += share;
+      }
+    }
+  }
+  *dx = result;
+  return absl::OkStatus();
+}
+
+}  // namespace quantd
