@@ -28,6 +28,9 @@
 //    (with the bias gradient) on plain layouts, forward_training hint built
 //    from the same geometry (groups, strides, dilations, asymmetric pads;
 //    1-D, 2-D, 3-D). ConvolutionBackwardReference is the loop version.
+//    ConvTranspose reuses them: it is the data gradient of a Conv.
+//    Primitives are cached per geometry; weights are read at every call
+//    (no reordered copy is cached, so weights updated in place are fine).
 //  * Eltwise: oneDNN eltwise_backward from the source x for the algorithms
 //    it has (Relu, LeakyRelu, Sigmoid, HardSwish, Tanh, Gelu erf/tanh, Clip,
 //    Exp, Log, Sqrt, Abs, Elu, Linear); Erf and HardSigmoid run as loops.
@@ -82,6 +85,13 @@ absl::Status ConvolutionBackwardReference(const ConvParams& params,
                                           const Tensor& x, const Tensor& w,
                                           const Tensor& dy, Tensor* dx,
                                           Tensor* dw, Tensor* db);
+
+// ConvTranspose: x [N, C, spatial...], w [C, OC/groups, k...], dy
+// [N, OC, out...] (output_padding included) -> dx, dw, db [OC]. Runs as the
+// adjoint Conv's oneDNN forward (dx) and weight-gradient (dw) primitives.
+absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
+                                   const Tensor& w, const Tensor& dy,
+                                   Tensor* dx, Tensor* dw, Tensor* db);
 
 // --- MatMul / Gemm (matmul_backward.cc) ------------------------------------
 

@@ -763,3 +763,65 @@ TEST(GatherBackwardTest, FiniteDifferencesWithRepeatsAndNegatives) {
 
 }  // namespace
 }  // namespace quantd
+
+namespace quantd {
+namespace {
+
+// --- ConvTranspose ----------------------------------------------------------
+
+struct DeconvCase {
+  std::string name;
+  Shape x, w;  // w [C, OC/groups, k...]
+  ConvParams p;
+};
+
+class DeconvBackwardTest : public ::testing::TestWithParam<DeconvCase> {};
+
+TEST_P(DeconvBackwardTest, FiniteDifferences) {
+  const DeconvCase& c = GetParam();
+  std::mt19937 rng(47);
+  Tensor x = RandomFloat(c.x, rng), w = RandomFloat(c.w, rng);
+  absl::StatusOr<Shape> out = DeconvOutputShape(c.p, c.x, c.w);
+  ASSERT_TRUE(out.ok()) << out.status();
+  Tensor b = RandomFloat({(*out)[1]}, rng);
+  Tensor dy = RandomFloat(*out, rng);
+  Tensor dx, dw, db;
+  absl::Status s = DeconvolutionBackward(c.p, x, w, dy, &dx, &dw, &db);
+  ASSERT_TRUE(s.ok()) << s;
+  const ConvParams p = c.p;
+  Fn f = [p](const std::vector<Tensor>& in, Tensor* y) {
+    return DeconvolutionReference(p, PostOps{}, in[0], in[1], &in[2], y);
+  };
+  ExpectGradients("conv_transpose", f, {x, w, b}, dy, {dx, dw, db}, 1e-2);
+}
+
+ConvParams Deconv(std::vector<int64_t> strides, std::vector<int64_t> pb,
+                  std::vector<int64_t> pe, std::vector<int64_t> dil,
+                  int64_t groups, std::vector<int64_t> output_padding) {
+  ConvParams p = Conv(std::move(strides), std::move(pb), std::move(pe),
+                      std::move(dil), groups);
+  p.output_padding = std::move(output_padding);
+  return p;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, DeconvBackwardTest,
+    ::testing::Values(
+        DeconvCase{
+            "plain", {2, 3, 4, 5}, {3, 2, 3, 3}, Deconv({}, {}, {}, {}, 1, {})},
+        DeconvCase{"stride2_pads_output_padding",
+                   {1, 4, 4, 3},
+                   {4, 3, 3, 3},
+                   Deconv({2, 2}, {1, 0}, {1, 1}, {}, 1, {1, 0})},
+        DeconvCase{"groups_dilated",
+                   {2, 4, 3, 4},
+                   {4, 2, 2, 3},
+                   Deconv({2, 1}, {0, 1}, {1, 0}, {2, 1}, 2, {1, 0})},
+        DeconvCase{"deconv1d",
+                   {2, 2, 5},
+                   {2, 3, 4},
+                   Deconv({3}, {1}, {2}, {}, 1, {2})}),
+    [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace quantd

@@ -52,6 +52,7 @@ memory::desc Plain(const memory::dims& dims) {
 }
 
 struct ConvBackwardEntry {
+  dnnl::convolution_forward forward;  // ConvTranspose's data gradient
   dnnl::convolution_backward_data data;
   dnnl::convolution_backward_weights weights;
   memory::desc src_md, weights_md, dst_md, bias_md;
@@ -85,6 +86,7 @@ absl::StatusOr<ConvBackwardEntry> Build(const ConvGeometry& g) {
                                         e.src_md, e.weights_md, e.bias_md,
                                         e.dst_md, strides, dilates, pl, pr);
     dnnl::convolution_forward::primitive_desc fwd_pd(fwd, CpuEngine());
+    e.forward = dnnl::convolution_forward(fwd_pd);
     dnnl::convolution_backward_data::desc bwd_data(
         alg, e.src_md, e.weights_md, e.dst_md, strides, dilates, pl, pr);
     e.data = dnnl::convolution_backward_data(
@@ -106,6 +108,11 @@ PrimitiveCache<ConvBackwardEntry>& Cache() {
   return *cache;
 }
 
+absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> GetEntry(
+    const ConvGeometry& g) {
+  return Cache().GetOrCreate(Key(g), [&] { return Build(g); });
+}
+
 }  // namespace
 
 absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
@@ -113,8 +120,7 @@ absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
                                  Tensor* dw, Tensor* db) {
   ConvGeometry g;
   if (absl::Status s = CheckInputs(params, x, w, dy, &g); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry =
-      Cache().GetOrCreate(Key(g), [&] { return Build(g); });
+  absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry = GetEntry(g);
   if (!entry.ok()) return entry.status();
   const ConvBackwardEntry& e = **entry;
   if (dx != nullptr) *dx = Tensor(DataType::kFloat32, x.shape());
@@ -141,6 +147,72 @@ absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
     ThreadStream().wait();
     if (db != nullptr) *db = bias_grad;
   });
+}
+
+// ConvTranspose(x, w) is the data gradient of Conv(., w) taken from the
+// deconvolution's output space [N, OC, out] to its input space [N, C, in]
+// (ONNX ConvTranspose weights [C, OC/groups, k...] are exactly that Conv's
+// weights). So its gradients are Conv primitives of that Conv:
+//   dx = Conv(dy, w)                     (forward)
+//   dw = Conv weight gradient with src dy and output gradient x
+//   db = sum of dy over all but channels.
+absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
+                                   const Tensor& w, const Tensor& dy,
+                                   Tensor* dx, Tensor* dw, Tensor* db) {
+  for (const Tensor* t : {&x, &w, &dy}) {
+    if (t->dtype() != DataType::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ConvTranspose backward takes f32 tensors, got ", t->DebugString()));
+    }
+  }
+  absl::StatusOr<ConvGeometry> deconv = conv_internal::ResolveConvGeometry(
+      params, x.shape(), w.shape(), /*transposed=*/true);
+  if (!deconv.ok()) return deconv.status();
+  if (dy.shape() != deconv->dst_shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ConvTranspose backward: dy has shape ", ShapeToString(dy.shape()),
+        ", the forward output is ", ShapeToString(deconv->dst_shape)));
+  }
+  ConvParams conv_params = params;
+  conv_params.output_padding.clear();  // absorbed by the floor in Conv
+  absl::StatusOr<ConvGeometry> g = conv_internal::ResolveConvGeometry(
+      conv_params, dy.shape(), w.shape(), /*transposed=*/false);
+  if (!g.ok()) return g.status();
+  if (g->dst_shape != x.shape()) {
+    return absl::InternalError(absl::StrCat(
+        "ConvTranspose backward: the adjoint Conv maps ",
+        ShapeToString(dy.shape()), " to ", ShapeToString(g->dst_shape),
+        ", not to the input shape ", ShapeToString(x.shape())));
+  }
+  absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry = GetEntry(*g);
+  if (!entry.ok()) return entry.status();
+  const ConvBackwardEntry& e = **entry;
+  if (dx != nullptr) *dx = Tensor(DataType::kFloat32, x.shape());
+  if (dw != nullptr) *dw = Tensor(DataType::kFloat32, w.shape());
+  absl::Status s = CatchDnnl("ConvTranspose backward", [&] {
+    if (dx != nullptr) {
+      Tensor zero_bias = Tensor::Zeros(DataType::kFloat32, {g->out_channels});
+      e.forward.execute(ThreadStream(),
+                        {{DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
+                         {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
+                         {DNNL_ARG_BIAS, WrapTensor(zero_bias, e.bias_md)},
+                         {DNNL_ARG_DST, WrapTensor(*dx, e.dst_md)}});
+      ThreadStream().wait();
+    }
+    if (dw != nullptr) {
+      Tensor unused_bias(DataType::kFloat32, {g->out_channels});
+      e.weights.execute(
+          ThreadStream(),
+          {{DNNL_ARG_DIFF_DST, WrapTensor(x, e.dst_md)},
+           {DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
+           {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(*dw, e.weights_md)},
+           {DNNL_ARG_DIFF_BIAS, WrapTensor(unused_bias, e.bias_md)}});
+      ThreadStream().wait();
+    }
+  });
+  if (!s.ok()) return s;
+  if (db != nullptr) return BiasGradient(dy, 1, db);
+  return absl::OkStatus();
 }
 
 absl::Status ConvolutionBackwardReference(const ConvParams& params,
