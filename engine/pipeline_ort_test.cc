@@ -54,7 +54,7 @@ TEST_P(PipelineOrtTest, OrtRunsTheArtifactAsQuantdDoes) {
   absl::StatusOr<PipelineResult> r =
       RunPtqPipeline(*spec,
                      {spec->model().path(), spec->calibration_data().path(),
-                      spec->evaluation_data().path()},
+                      spec->evaluation_data().path(), ""},
                      nullptr, nullptr, options);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(r->qdq_graph.has_value());

@@ -40,7 +40,7 @@ v1::JobSpec Int4WeightOnly(v1::Granularity granularity) {
 v1::QuantizationReport RunJob(const v1::JobSpec& spec) {
   absl::StatusOr<PipelineResult> r =
       RunPtqPipeline(spec, {spec.model().path(), spec.calibration_data().path(),
-                            spec.evaluation_data().path()});
+                            spec.evaluation_data().path(), ""});
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? r->report : v1::QuantizationReport();
 }

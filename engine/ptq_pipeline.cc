@@ -12,6 +12,8 @@
 #include "engine/layer_input_statistics.h"
 #include "engine/model_loader.h"
 #include "engine/pipeline_report.h"
+#include "engine/qat_graph.h"
+#include "engine/qat_trainer.h"
 #include "engine/qdq_export.h"
 #include "engine/spec_conversion.h"
 #include "engine/weight_rounding.h"
@@ -76,6 +78,101 @@ absl::StatusOr<std::vector<WeightSlot>> FindSlots(
   return slots;
 }
 
+// Defaults of the spec's QatConfig fields left at 0.
+QatOptions QatOptionsFromSpec(const v1::JobSpec& spec, bool has_labels) {
+  const v1::QatConfig& q = spec.qat();
+  QatOptions o;
+  if (q.max_steps() > 0) o.max_steps = q.max_steps();
+  if (q.time_budget_seconds() > 0)
+    o.time_budget_seconds = q.time_budget_seconds();
+  o.optimizer.kind = q.optimizer() == v1::QatConfig::OPTIMIZER_SGD
+                         ? OptimizerKind::kSgd
+                         : OptimizerKind::kAdam;
+  o.optimizer.learning_rate =
+      q.learning_rate() > 0
+          ? q.learning_rate()
+          : (o.optimizer.kind == OptimizerKind::kSgd ? 1e-3 : 1e-4);
+  o.optimizer.weight_decay = q.weight_decay();
+  o.optimizer.cosine = q.cosine_schedule();
+  o.optimizer.gradient_clip_norm = q.gradient_clip_norm();
+  o.loss.distillation_weight = q.distillation_weight() > 0
+                                   ? q.distillation_weight()
+                                   : (has_labels ? 0.5 : 1.0);
+  o.learned_step_size = q.learned_step_size();
+  o.checkpoint_every_steps = q.checkpoint_every_steps();
+  return o;
+}
+
+absl::Status RunQat(const v1::JobSpec& spec, const JobPaths& paths,
+                    const PipelineOptions& options, const Graph& float_graph,
+                    const Graph& graph, JobData& data, QuantizationPlan* plan,
+                    v1::QuantizationReport* report,
+                    const ProgressCallback& progress,
+                    const std::atomic<bool>* cancelled) {
+  absl::StatusOr<TrainingGraph> training = BuildTrainingGraph(graph, *plan);
+  if (!training.ok()) return training.status();
+  DatasetOptions train_opts;
+  train_opts.batch_size =
+      spec.qat().batch_size() > 0 ? spec.qat().batch_size() : 32;
+  const std::string train_path =
+      !paths.train.empty() ? paths.train : paths.calibration;
+  if (train_path.empty()) {
+    return absl::InvalidArgumentError(
+        "QAT needs training data: qat.train_data or calibration_data");
+  }
+  if (paths.train.empty() && data.calibration != nullptr) {
+    // The calibration set without its held-back evaluation part.
+    train_opts.max_samples = data.calibration->num_samples();
+  }
+  absl::StatusOr<std::unique_ptr<Dataset>> train =
+      Dataset::Open(train_path, float_graph, train_opts);
+  if (!train.ok()) return train.status();
+  if ((*train)->num_samples() < train_opts.batch_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the training data has ", (*train)->num_samples(),
+        " samples, fewer than one batch of ", train_opts.batch_size,
+        "; give more data or a smaller qat.batch_size"));
+  }
+  absl::StatusOr<std::unique_ptr<Dataset>> held_out =
+      data.OpenEvaluationSubset(256, train_opts.batch_size);
+  if (!held_out.ok()) return held_out.status();
+  QatOptions qo = QatOptionsFromSpec(spec, (*train)->has_labels());
+  qo.checkpoint_path = options.checkpoint_path;
+  absl::StatusOr<QatOutcome> outcome = TrainQat(
+      float_graph, &*training, train->get(), held_out->get(), qo,
+      [&](const v1::TrainingPoint& p) {
+        *report->add_training_curve() = p;
+        if (progress) {
+          ProgressEvent e;
+          e.stage = "train";
+          e.fraction = double(p.step()) / qo.max_steps;
+          e.metrics["loss"] = p.loss();
+          e.metrics["learning_rate"] = p.learning_rate();
+          if (p.held_out_metric() != 0) {
+            e.metrics["held_out"] = p.held_out_metric();
+          }
+          progress(e);
+        }
+      },
+      cancelled);
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->stop_reason != "max_steps") {
+    report->add_warnings(
+        absl::StrCat("training stopped: ", outcome->stop_reason, " after ",
+                     outcome->steps, " steps"));
+  }
+  if (outcome->resumed_from > 0) {
+    report->add_warnings(
+        absl::StrCat("training resumed from the checkpoint "
+                     "at step ",
+                     outcome->resumed_from));
+  }
+  absl::StatusOr<QuantizationPlan> trained = training->ToPlan(*plan);
+  if (!trained.ok()) return trained.status();
+  *plan = std::move(*trained);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CheckJobInputs(const v1::JobSpec& raw_spec,
@@ -118,10 +215,7 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
   }
   const v1::JobSpec spec = WithDefaults(raw_spec);
   const v1::Algorithms& alg = spec.algorithms();
-  if (spec.method() == v1::METHOD_QAT) {
-    return absl::UnimplementedError(
-        "method QAT is not available in this quantd build; use METHOD_PTQ");
-  }
+  const bool qat = spec.method() == v1::METHOD_QAT;
   auto report_progress = [&](const std::string& stage, double fraction,
                              const std::string& message) {
     if (!progress) return;
@@ -295,6 +389,14 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
   if (!plan.ok()) return plan.status();
   clock.Done("quantize");
 
+  // Quantization-aware training: the plan's rounding, learned around.
+  if (qat) {
+    absl::Status s = RunQat(spec, paths, options, float_graph, graph, *data,
+                            &*plan, &report, progress, cancelled);
+    if (!s.ok()) return s;
+  }
+  clock.Done("train");
+
   absl::StatusOr<std::unique_ptr<Executor>> float_ex =
       Executor::Create(float_graph);
   if (!float_ex.ok()) return float_ex.status();
@@ -307,7 +409,7 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
   ctx.cancelled = cancelled;
 
   // Sensitivity: one evaluation per layer on a bounded subset.
-  if (!spec.sensitivity().disabled()) {
+  if (!spec.sensitivity().disabled() && !qat) {
     absl::StatusOr<std::unique_ptr<Dataset>> subset =
         data->OpenEvaluationSubset(spec.sensitivity().max_samples(),
                                    spec.calibration().batch_size());
@@ -339,7 +441,12 @@ absl::StatusOr<PipelineResult> RunPtqPipeline(
   // Accuracy-aware fallback while the target is missed.
   const double bound = TargetBound(spec.accuracy_target(), fq->metrics);
   report.set_accuracy_target_met(true);
-  if (bound >= 0) {
+  if (bound >= 0 && qat) {
+    report.add_warnings(
+        "accuracy_target is not applied to QAT jobs (no layer fallback after "
+        "training); the report says whether the trained model meets it");
+    report.set_accuracy_target_met(TargetMetric(fq->metrics) <= bound);
+  } else if (bound >= 0) {
     if (facts.sensitivity.empty()) {
       return absl::InvalidArgumentError(
           "an accuracy_target needs per-layer sensitivity to choose which "

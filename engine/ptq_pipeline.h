@@ -39,6 +39,7 @@ struct JobPaths {
   std::string model;
   std::string calibration;  // may be empty for weight-only jobs
   std::string evaluation;   // empty: hold back part of the calibration set
+  std::string train;        // QAT: qat.train_data; empty: calibration data
 };
 
 // Everything about a job that can be checked without running it: the spec,
@@ -51,6 +52,8 @@ absl::Status CheckJobInputs(const v1::JobSpec& spec, const JobPaths& paths);
 
 struct PipelineOptions {
   bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
+  // QAT: where training checkpoints go (and are resumed from); empty: none.
+  std::string checkpoint_path;
 };
 
 absl::StatusOr<PipelineResult> RunPtqPipeline(

@@ -26,7 +26,7 @@ v1::JobSpec W8A8Spec(const std::string& model) {
 
 JobPaths PathsOf(const v1::JobSpec& spec) {
   return {spec.model().path(), spec.calibration_data().path(),
-          spec.evaluation_data().path()};
+          spec.evaluation_data().path(), ""};
 }
 
 class PtqPipelineTest : public ::testing::TestWithParam<std::string> {};

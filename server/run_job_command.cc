@@ -149,7 +149,8 @@ int RunJobCommand(const std::vector<std::string>& args) {
     return kExitBadInput;
   }
   JobPaths paths{PathOf(spec->model()), PathOf(spec->calibration_data()),
-                 PathOf(spec->evaluation_data())};
+                 PathOf(spec->evaluation_data()),
+                 PathOf(spec->qat().train_data())};
   std::string last_stage;
   int last_percent = -1;
   ProgressCallback progress = [&](const ProgressEvent& e) {
