@@ -100,8 +100,14 @@ absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
 // da (a's shape), db (b's shape, in b's layout), batch broadcasting summed.
 // 1-D operands as in matmul.h. Gemm's bias gradient: SumToShape(dy, c's
 // shape) or BiasGradient(dy, -1).
+// Runs as oneDNN matmuls on transposed views (a weight shared by the whole
+// batch gets one GEMM over the flattened batch); MatMulBackwardReference is
+// the loop version.
 absl::Status MatMulBackward(const Tensor& a, const Tensor& b, const Tensor& dy,
                             bool transpose_b, Tensor* da, Tensor* db);
+absl::Status MatMulBackwardReference(const Tensor& a, const Tensor& b,
+                                     const Tensor& dy, bool transpose_b,
+                                     Tensor* da, Tensor* db);
 
 // --- Eltwise (eltwise_backward.cc) -----------------------------------------
 
