@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest-spi.h"
@@ -248,6 +249,39 @@ INSTANTIATE_TEST_SUITE_P(
                  {3, 2, 2, 3, 2},
                  Conv({1, 2, 1}, {0, 1, 1}, {1, 0, 0}, {}, 1)}),
     [](const auto& info) { return info.param.name; });
+
+// Cached primitives run with a scratchpad per execution: several threads may
+// share one.
+TEST(ConvBackwardTest, ConcurrentCallsAgree) {
+  std::mt19937 rng(59);
+  ConvParams p = Conv({1, 1}, {1, 1}, {1, 1}, {}, 1);
+  Tensor x = RandomFloat({4, 8, 12, 12}, rng);
+  Tensor w = RandomFloat({16, 8, 3, 3}, rng);
+  Tensor dy = RandomFloat({4, 16, 12, 12}, rng);
+  Tensor b = RandomFloat({12, 5}, rng), mm_dy = RandomFloat({4, 8, 12, 5}, rng);
+  Tensor dx, dw, db, da_mm, db_mm;
+  ASSERT_TRUE(ConvolutionBackward(p, x, w, dy, &dx, &dw, &db).ok());
+  ASSERT_TRUE(MatMulBackward(x, b, mm_dy, false, &da_mm, &db_mm).ok());
+  std::vector<std::thread> threads;
+  std::vector<Tensor> dxs(4), dws(4), das(4), dbs(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        Tensor db_t;
+        EXPECT_TRUE(
+            ConvolutionBackward(p, x, w, dy, &dxs[t], &dws[t], &db_t).ok());
+        EXPECT_TRUE(MatMulBackward(x, b, mm_dy, false, &das[t], &dbs[t]).ok());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < 4; ++t) {
+    ExpectClose(dxs[t], dx, 1e-5);     // a shared scratchpad would be far off
+    ExpectClose(dws[t], dw, 1e-5);     // a shared scratchpad would be far off
+    ExpectClose(das[t], da_mm, 1e-5);  // a shared scratchpad would be far off
+    ExpectClose(dbs[t], db_mm, 1e-5);  // a shared scratchpad would be far off
+  }
+}
 
 TEST(ConvBackwardTest, RejectsWrongDyShape) {
   std::mt19937 rng(1);

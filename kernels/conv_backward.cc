@@ -3,6 +3,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -11,6 +12,7 @@
 #include "kernels/backward.h"
 #include "kernels/convolution.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/post_ops.h"
 #include "kernels/primitive_cache.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -19,6 +21,8 @@ namespace {
 
 using conv_internal::ConvGeometry;
 using dnnl::memory;
+using post_ops_internal::RunPrimitive;
+using Args = std::unordered_map<int, memory>;
 
 absl::Status CheckInputs(const ConvParams& params, const Tensor& x,
                          const Tensor& w, const Tensor& dy, ConvGeometry* g) {
@@ -56,6 +60,9 @@ struct ConvBackwardEntry {
   dnnl::convolution_backward_data data;
   dnnl::convolution_backward_weights weights;
   memory::desc src_md, weights_md, dst_md, bias_md;
+  // User-managed scratchpads: each execution allocates its own, so one
+  // cached primitive can run on several threads at once.
+  memory::desc forward_scratch, data_scratch, weights_scratch;
 };
 
 std::string Key(const ConvGeometry& g) {
@@ -85,19 +92,24 @@ absl::StatusOr<ConvBackwardEntry> Build(const ConvGeometry& g) {
     dnnl::convolution_forward::desc fwd(dnnl::prop_kind::forward_training, alg,
                                         e.src_md, e.weights_md, e.bias_md,
                                         e.dst_md, strides, dilates, pl, pr);
-    dnnl::convolution_forward::primitive_desc fwd_pd(fwd, CpuEngine());
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::convolution_forward::primitive_desc fwd_pd(fwd, attr, CpuEngine());
     e.forward = dnnl::convolution_forward(fwd_pd);
+    e.forward_scratch = fwd_pd.scratchpad_desc();
     dnnl::convolution_backward_data::desc bwd_data(
         alg, e.src_md, e.weights_md, e.dst_md, strides, dilates, pl, pr);
-    e.data = dnnl::convolution_backward_data(
-        dnnl::convolution_backward_data::primitive_desc(bwd_data, CpuEngine(),
-                                                        fwd_pd));
+    dnnl::convolution_backward_data::primitive_desc data_pd(
+        bwd_data, attr, CpuEngine(), fwd_pd);
+    e.data = dnnl::convolution_backward_data(data_pd);
+    e.data_scratch = data_pd.scratchpad_desc();
     dnnl::convolution_backward_weights::desc bwd_weights(
         alg, e.src_md, e.weights_md, e.bias_md, e.dst_md, strides, dilates, pl,
         pr);
-    e.weights = dnnl::convolution_backward_weights(
-        dnnl::convolution_backward_weights::primitive_desc(
-            bwd_weights, CpuEngine(), fwd_pd));
+    dnnl::convolution_backward_weights::primitive_desc weights_pd(
+        bwd_weights, attr, CpuEngine(), fwd_pd);
+    e.weights = dnnl::convolution_backward_weights(weights_pd);
+    e.weights_scratch = weights_pd.scratchpad_desc();
   });
   if (!s.ok()) return s;
   return e;
@@ -129,22 +141,21 @@ absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
   return CatchDnnl("convolution backward", [&] {
     memory dy_mem = WrapTensor(dy, e.dst_md);
     if (dx != nullptr) {
-      e.data.execute(ThreadStream(),
-                     {{DNNL_ARG_DIFF_DST, dy_mem},
-                      {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
-                      {DNNL_ARG_DIFF_SRC, WrapTensor(*dx, e.src_md)}});
+      Args args = {{DNNL_ARG_DIFF_DST, dy_mem},
+                   {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
+                   {DNNL_ARG_DIFF_SRC, WrapTensor(*dx, e.src_md)}};
+      RunPrimitive(e.data, e.data_scratch, args);
     }
     if (dw != nullptr || db != nullptr) {
       Tensor weights_grad =
           dw != nullptr ? *dw : Tensor(DataType::kFloat32, w.shape());
-      e.weights.execute(
-          ThreadStream(),
-          {{DNNL_ARG_DIFF_DST, dy_mem},
-           {DNNL_ARG_SRC, WrapTensor(x, e.src_md)},
-           {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(weights_grad, e.weights_md)},
-           {DNNL_ARG_DIFF_BIAS, WrapTensor(bias_grad, e.bias_md)}});
+      Args args = {
+          {DNNL_ARG_DIFF_DST, dy_mem},
+          {DNNL_ARG_SRC, WrapTensor(x, e.src_md)},
+          {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(weights_grad, e.weights_md)},
+          {DNNL_ARG_DIFF_BIAS, WrapTensor(bias_grad, e.bias_md)}};
+      RunPrimitive(e.weights, e.weights_scratch, args);
     }
-    ThreadStream().wait();
     if (db != nullptr) *db = bias_grad;
   });
 }
@@ -192,22 +203,19 @@ absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
   absl::Status s = CatchDnnl("ConvTranspose backward", [&] {
     if (dx != nullptr) {
       Tensor zero_bias = Tensor::Zeros(DataType::kFloat32, {g->out_channels});
-      e.forward.execute(ThreadStream(),
-                        {{DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
-                         {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
-                         {DNNL_ARG_BIAS, WrapTensor(zero_bias, e.bias_md)},
-                         {DNNL_ARG_DST, WrapTensor(*dx, e.dst_md)}});
-      ThreadStream().wait();
+      Args args = {{DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
+                   {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
+                   {DNNL_ARG_BIAS, WrapTensor(zero_bias, e.bias_md)},
+                   {DNNL_ARG_DST, WrapTensor(*dx, e.dst_md)}};
+      RunPrimitive(e.forward, e.forward_scratch, args);
     }
     if (dw != nullptr) {
       Tensor unused_bias(DataType::kFloat32, {g->out_channels});
-      e.weights.execute(
-          ThreadStream(),
-          {{DNNL_ARG_DIFF_DST, WrapTensor(x, e.dst_md)},
-           {DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
-           {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(*dw, e.weights_md)},
-           {DNNL_ARG_DIFF_BIAS, WrapTensor(unused_bias, e.bias_md)}});
-      ThreadStream().wait();
+      Args args = {{DNNL_ARG_DIFF_DST, WrapTensor(x, e.dst_md)},
+                   {DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
+                   {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(*dw, e.weights_md)},
+                   {DNNL_ARG_DIFF_BIAS, WrapTensor(unused_bias, e.bias_md)}};
+      RunPrimitive(e.weights, e.weights_scratch, args);
     }
   });
   if (!s.ok()) return s;

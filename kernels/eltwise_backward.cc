@@ -4,11 +4,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/backward.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/post_ops.h"
 #include "kernels/primitive_cache.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -61,6 +63,7 @@ std::optional<Alg> DnnlAlgorithm(EltwiseOp op, float alpha, float beta) {
 struct Entry {
   dnnl::eltwise_backward prim;
   dnnl::memory::desc md;
+  dnnl::memory::desc scratchpad;  // user-managed: one per execution
 };
 
 PrimitiveCache<Entry>& Cache() {
@@ -103,16 +106,19 @@ absl::Status EltwiseBackward(EltwiseOp op, float alpha, float beta,
             Entry e;
             absl::Status s = CatchDnnl("eltwise backward creation", [&] {
               e.md = PlainDesc(DataType::kFloat32, {size});
+              dnnl::primitive_attr attr;
+              attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
               dnnl::eltwise_forward::primitive_desc fwd(
                   dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
                                               alg->alg, e.md, alg->alpha,
                                               alg->beta),
-                  CpuEngine());
-              e.prim =
-                  dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
-                      dnnl::eltwise_backward::desc(alg->alg, e.md, e.md,
-                                                   alg->alpha, alg->beta),
-                      CpuEngine(), fwd));
+                  attr, CpuEngine());
+              dnnl::eltwise_backward::primitive_desc pd(
+                  dnnl::eltwise_backward::desc(alg->alg, e.md, e.md, alg->alpha,
+                                               alg->beta),
+                  attr, CpuEngine(), fwd);
+              e.prim = dnnl::eltwise_backward(pd);
+              e.scratchpad = pd.scratchpad_desc();
             });
             if (!s.ok()) return s;
             return e;
@@ -120,11 +126,11 @@ absl::Status EltwiseBackward(EltwiseOp op, float alpha, float beta,
       if (!entry.ok()) return entry.status();
       const Entry& e = **entry;
       absl::Status s = CatchDnnl("eltwise backward", [&] {
-        e.prim.execute(ThreadStream(),
-                       {{DNNL_ARG_SRC, WrapTensor(x, e.md)},
-                        {DNNL_ARG_DIFF_DST, WrapTensor(dy, e.md)},
-                        {DNNL_ARG_DIFF_SRC, WrapTensor(out, e.md)}});
-        ThreadStream().wait();
+        std::unordered_map<int, dnnl::memory> args = {
+            {DNNL_ARG_SRC, WrapTensor(x, e.md)},
+            {DNNL_ARG_DIFF_DST, WrapTensor(dy, e.md)},
+            {DNNL_ARG_DIFF_SRC, WrapTensor(out, e.md)}};
+        post_ops_internal::RunPrimitive(e.prim, e.scratchpad, args);
       });
       if (!s.ok()) return s;
     }

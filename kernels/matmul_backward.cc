@@ -5,6 +5,7 @@
 // flattened batch. MatMulBackwardReference is the loop version.
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "kernels/backward.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/matmul.h"
+#include "kernels/post_ops.h"
 #include "kernels/primitive_cache.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -68,6 +70,7 @@ View Transposed(View v) {
 struct MatMulEntry {
   dnnl::matmul prim;
   memory::desc src, weights, dst;
+  memory::desc scratchpad;  // user-managed: one per execution
 };
 
 PrimitiveCache<MatMulEntry>& Cache() {
@@ -90,8 +93,12 @@ absl::Status Multiply(const View& src, const Tensor& src_t, const View& wei,
           e.src = memory::desc(src.dims, f32, src.strides);
           e.weights = memory::desc(wei.dims, f32, wei.strides);
           e.dst = memory::desc(dst_dims, f32, DenseStrides(dst_dims));
-          e.prim = dnnl::matmul(dnnl::matmul::primitive_desc(
-              dnnl::matmul::desc(e.src, e.weights, e.dst), CpuEngine()));
+          dnnl::primitive_attr attr;
+          attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+          dnnl::matmul::primitive_desc pd(
+              dnnl::matmul::desc(e.src, e.weights, e.dst), attr, CpuEngine());
+          e.prim = dnnl::matmul(pd);
+          e.scratchpad = pd.scratchpad_desc();
         });
         if (!s.ok()) return s;
         return e;
@@ -99,11 +106,11 @@ absl::Status Multiply(const View& src, const Tensor& src_t, const View& wei,
   if (!entry.ok()) return entry.status();
   const MatMulEntry& e = **entry;
   return CatchDnnl("matmul backward", [&] {
-    e.prim.execute(ThreadStream(),
-                   {{DNNL_ARG_SRC, WrapTensor(src_t, e.src)},
-                    {DNNL_ARG_WEIGHTS, WrapTensor(wei_t, e.weights)},
-                    {DNNL_ARG_DST, WrapTensor(*dst, e.dst)}});
-    ThreadStream().wait();
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, WrapTensor(src_t, e.src)},
+        {DNNL_ARG_WEIGHTS, WrapTensor(wei_t, e.weights)},
+        {DNNL_ARG_DST, WrapTensor(*dst, e.dst)}};
+    post_ops_internal::RunPrimitive(e.prim, e.scratchpad, args);
   });
 }
 
