@@ -151,8 +151,10 @@ absl::Status BinaryBackward(BinaryOp op, const Tensor& a, const Tensor& b,
 
 // --- Reductions (reduction_backward.cc) ------------------------------------
 
-// ReduceSum / ReduceMean / ReduceMax / ReduceMin with the forward's axes,
-// keepdims and noop_with_empty_axes; dy has the forward output's shape.
+// ReduceSum / Mean / Max / Min / L1 / L2 / SumSquare / LogSum / LogSumExp
+// with the forward's axes, keepdims and noop_with_empty_axes; dy has the
+// forward output's shape. ReduceProd is Unimplemented. L1 takes sign(0) = 0,
+// L2 a zero gradient where the norm is 0.
 absl::Status ReductionBackward(ReduceOp op, const Tensor& x,
                                absl::Span<const int64_t> axes, bool keepdims,
                                bool noop_with_empty_axes, const Tensor& dy,

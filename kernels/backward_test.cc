@@ -626,6 +626,10 @@ INSTANTIATE_TEST_SUITE_P(
         BinaryCase{"mul_scalar", BinaryOp::kMul, {}, {2, 3}},
         BinaryCase{"div_bcast", BinaryOp::kDiv, {2, 1, 4}, {3, 1}},
         BinaryCase{"div_same", BinaryOp::kDiv, {3, 4}, {3, 4}},
+        BinaryCase{"sub_same", BinaryOp::kSub, {3, 4}, {3, 4}},
+        BinaryCase{"mul_same", BinaryOp::kMul, {2, 3, 2}, {2, 3, 2}},
+        BinaryCase{"max_same", BinaryOp::kMax, {3, 4}, {3, 4}},
+        BinaryCase{"min_same", BinaryOp::kMin, {3, 4}, {3, 4}},
         BinaryCase{"max_bcast", BinaryOp::kMax, {2, 3}, {3}},
         BinaryCase{"min_bcast", BinaryOp::kMin, {2, 1}, {2, 4}}),
     [](const auto& info) { return info.param.name; });
@@ -659,6 +663,15 @@ TEST_P(ReductionBackwardTest, FiniteDifferences) {
   const ReduceCase& c = GetParam();
   std::mt19937 rng(29);
   Tensor x = Distinct(c.x, rng);
+  if (c.op == ReduceOp::kLogSum || c.op == ReduceOp::kL1) {
+    // LogSum needs positive sums; L1 a distance from the kink at 0.
+    for (float& v : x.mutable_span<float>()) v = std::fabs(v) + 0.05f;
+    if (c.op == ReduceOp::kL1) {
+      for (int64_t i = 0; i < x.num_elements(); i += 2) {
+        x.mutable_data<float>()[i] *= -1;
+      }
+    }
+  }
   absl::StatusOr<Shape> out = ReduceOutputShape(c.x, c.axes, c.keepdims);
   ASSERT_TRUE(out.ok()) << out.status();
   Tensor dy = RandomFloat(*out, rng);
@@ -683,7 +696,12 @@ INSTANTIATE_TEST_SUITE_P(
         ReduceCase{"mean_neg_axis", ReduceOp::kMean, {3, 4}, {-1}, false},
         ReduceCase{"max_axis1", ReduceOp::kMax, {2, 5, 3}, {1}, true},
         ReduceCase{"max_all", ReduceOp::kMax, {3, 4}, {}, false},
-        ReduceCase{"min_axis0", ReduceOp::kMin, {4, 3}, {0}, false}),
+        ReduceCase{"min_axis0", ReduceOp::kMin, {4, 3}, {0}, false},
+        ReduceCase{"l1", ReduceOp::kL1, {2, 3, 4}, {1, 2}, true},
+        ReduceCase{"l2", ReduceOp::kL2, {2, 3, 4}, {-1}, false},
+        ReduceCase{"sum_square", ReduceOp::kSumSquare, {3, 4}, {0}, true},
+        ReduceCase{"log_sum", ReduceOp::kLogSum, {2, 3, 4}, {1}, true},
+        ReduceCase{"log_sum_exp", ReduceOp::kLogSumExp, {2, 5, 3}, {1}, false}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ReductionBackwardTest, TiesGoToTheFirstMaximum) {
@@ -694,7 +712,7 @@ TEST(ReductionBackwardTest, TiesGoToTheFirstMaximum) {
       ReductionBackward(ReduceOp::kMax, x, {1}, false, false, dy, &dx).ok());
   EXPECT_EQ(dx.ToVector<float>(), std::vector<float>({0, 1, 0, 10, 0, 0}));
   EXPECT_EQ(
-      ReductionBackward(ReduceOp::kL2, x, {1}, false, false, dy, &dx).code(),
+      ReductionBackward(ReduceOp::kProd, x, {1}, false, false, dy, &dx).code(),
       absl::StatusCode::kUnimplemented);
 }
 

@@ -54,6 +54,52 @@ void Emit(const std::vector<double>& v, const Shape& shape, Tensor* t) {
   for (size_t i = 0; i < v.size(); ++i) p[i] = static_cast<float>(v[i]);
 }
 
+// No broadcasting (residual connections, most Mul/Div): one pass, no
+// accumulation.
+absl::Status SameShapeBackward(BinaryOp op, const Tensor& a, const Tensor& b,
+                               const Tensor& dy, Tensor* da, Tensor* db) {
+  const int64_t n = dy.num_elements();
+  Tensor ga(DataType::kFloat32, a.shape()), gb(DataType::kFloat32, b.shape());
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  const float* pdy = dy.data<float>();
+  float* qa = ga.mutable_data<float>();
+  float* qb = gb.mutable_data<float>();
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = pdy[i], x = pa[i], y = pb[i];
+    switch (op) {
+      case BinaryOp::kAdd:
+        qa[i] = d;
+        qb[i] = d;
+        break;
+      case BinaryOp::kSub:
+        qa[i] = d;
+        qb[i] = -d;
+        break;
+      case BinaryOp::kMul:
+        qa[i] = d * y;
+        qb[i] = d * x;
+        break;
+      case BinaryOp::kDiv:
+        qa[i] = d / y;
+        qb[i] = -d * x / (y * y);
+        break;
+      case BinaryOp::kMax:
+        qa[i] = x >= y ? d : 0.f;
+        qb[i] = x >= y ? 0.f : d;
+        break;
+      default:  // kMin
+        qa[i] = x <= y ? d : 0.f;
+        qb[i] = x <= y ? 0.f : d;
+        break;
+    }
+  }
+  if (da != nullptr) *da = ga;
+  if (db != nullptr) *db = gb;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SumToShape(const Tensor& x, const Shape& shape, Tensor* out) {
@@ -67,6 +113,10 @@ absl::Status SumToShape(const Tensor& x, const Shape& shape, Tensor* out) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot sum ", ShapeToString(x.shape()), " to ",
                      ShapeToString(shape), ": it does not broadcast to it"));
+  }
+  if (shape == x.shape()) {
+    *out = x.Clone();
+    return absl::OkStatus();
   }
   std::vector<double> acc(NumElements(shape), 0.0);
   const float* px = x.data<float>();
@@ -114,6 +164,7 @@ absl::Status BinaryBackward(BinaryOp op, const Tensor& a, const Tensor& b,
         "binary backward: dy has shape ", ShapeToString(dy.shape()),
         ", the forward output is ", ShapeToString(*out)));
   }
+  if (a.shape() == b.shape()) return SameShapeBackward(op, a, b, dy, da, db);
   std::vector<double> ga(a.num_elements(), 0.0), gb(b.num_elements(), 0.0);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
