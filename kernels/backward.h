@@ -40,7 +40,13 @@
 //    needed anyway since the inference forward keeps no workspace, and the
 //    loops share ONNX's exact window rules (ceil_mode, dilation, auto_pad,
 //    count_include_pad) with ResolvePoolGeometry.
+//  * MatMul: oneDNN matmul on transposed (strided) views; a weight shared
+//    by the whole batch gets one GEMM over the flattened batch.
 //  * Everything else: loops (double accumulation where sums get long).
+//
+// oneDNN primitives are cached process-wide per shape and run with a
+// scratchpad per execution, so every function may be called from several
+// threads at once.
 //
 // Kinks: Relu/Clip/HardSigmoid/HardSwish/Abs take the one-sided derivative
 // oneDNN uses; at exactly x == 0 Relu passes no gradient. ReduceMax/Min send
