@@ -124,17 +124,29 @@ absl::Status RunQat(const v1::JobSpec& spec, const JobPaths& paths,
     // The calibration set without its held-back evaluation part.
     train_opts.max_samples = data.calibration->num_samples();
   }
+  absl::StatusOr<std::unique_ptr<Dataset>> all =
+      Dataset::Open(train_path, float_graph, train_opts);
+  if (!all.ok()) return all.status();
+  // The last fifth of the training data picks the best weights: never the
+  // evaluation set, whose figures the report gives.
+  const int64_t n = (*all)->num_samples();
+  const int64_t held = std::max<int64_t>(1, n / 5);
+  if (n - held < train_opts.batch_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the training data has ", n,
+                     " samples: too few for a batch of ", train_opts.batch_size,
+                     " plus a held-out fifth; give more data or a "
+                     "smaller qat.batch_size"));
+  }
+  DatasetOptions held_opts = train_opts;
+  held_opts.first_sample = n - held;
+  held_opts.max_samples = held;
+  train_opts.max_samples = n - held;
   absl::StatusOr<std::unique_ptr<Dataset>> train =
       Dataset::Open(train_path, float_graph, train_opts);
   if (!train.ok()) return train.status();
-  if ((*train)->num_samples() < train_opts.batch_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the training data has ", (*train)->num_samples(),
-        " samples, fewer than one batch of ", train_opts.batch_size,
-        "; give more data or a smaller qat.batch_size"));
-  }
   absl::StatusOr<std::unique_ptr<Dataset>> held_out =
-      data.OpenEvaluationSubset(256, train_opts.batch_size);
+      Dataset::Open(train_path, float_graph, held_opts);
   if (!held_out.ok()) return held_out.status();
   QatOptions qo = QatOptionsFromSpec(spec, (*train)->has_labels());
   qo.checkpoint_path = options.checkpoint_path;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -84,10 +85,19 @@ absl::StatusOr<bool> ReadCheckpoint(const std::string& path, TrainingGraph* t,
   return true;
 }
 
+struct HeldOutFigures {
+  double metric = 0;  // TargetMetric, for the training curve
+  // What picks the best weights: the training loss on held-out data (what
+  // training minimizes, and smooth, unlike accuracy on a few hundred
+  // samples where one sample is a whole fraction of a point).
+  double selection = 0;
+};
+
 // Evaluates the current training graph against the float model.
-absl::StatusOr<double> HeldOut(const Graph& float_graph, const Graph& student,
-                               Dataset& data,
-                               const std::atomic<bool>* cancelled) {
+absl::StatusOr<HeldOutFigures> HeldOut(const Graph& float_graph,
+                                       const Graph& student, Dataset& data,
+                                       const LossOptions& loss,
+                                       const std::atomic<bool>* cancelled) {
   absl::StatusOr<std::unique_ptr<Executor>> ref = Executor::Create(float_graph);
   if (!ref.ok()) return ref.status();
   absl::StatusOr<std::unique_ptr<Executor>> cand = Executor::Create(student);
@@ -95,7 +105,24 @@ absl::StatusOr<double> HeldOut(const Graph& float_graph, const Graph& student,
   absl::StatusOr<Evaluated> e =
       Evaluate(**ref, **cand, data, {}, "", nullptr, cancelled);
   if (!e.ok()) return e.status();
-  return TargetMetric(e->metrics);
+  double sum = 0;
+  int64_t batches = 0;
+  absl::StatusOr<int64_t> n = ForEachBatch(
+      data, "", nullptr, cancelled, [&](const DataBatch& b) -> absl::Status {
+        absl::StatusOr<std::vector<Tensor>> t = (*ref)->RunOutputs(b.feeds);
+        if (!t.ok()) return t.status();
+        absl::StatusOr<std::vector<Tensor>> s = (*cand)->RunOutputs(b.feeds);
+        if (!s.ok()) return s.status();
+        absl::StatusOr<LossResult> l = TrainingLoss(
+            (*s)[0], (*t)[0], b.targets.defined() ? b.targets : b.labels, loss);
+        if (!l.ok()) return l.status();
+        sum += l->loss;
+        ++batches;
+        return absl::OkStatus();
+      });
+  if (!n.ok()) return n.status();
+  return HeldOutFigures{TargetMetric(e->metrics),
+                        batches > 0 ? sum / batches : 0};
 }
 
 }  // namespace
@@ -129,10 +156,10 @@ absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
   if (!resumed.ok()) return resumed.status();
   out.resumed_from = *resumed ? opt.step() : 0;
   if (held_out != nullptr && !*resumed) {
-    absl::StatusOr<double> m =
-        HeldOut(float_graph, training->graph, *held_out, cancelled);
+    absl::StatusOr<HeldOutFigures> m = HeldOut(
+        float_graph, training->graph, *held_out, options.loss, cancelled);
     if (!m.ok()) return m.status();
-    best_metric = *m;
+    best_metric = m->selection;
   }
 
   absl::StatusOr<std::unique_ptr<Executor>> teacher =
@@ -213,12 +240,12 @@ absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
         held_out != nullptr && (info->step % options.eval_every_steps == 0 ||
                                 info->step == options.max_steps);
     if (eval_now) {
-      absl::StatusOr<double> m =
-          HeldOut(float_graph, training->graph, *held_out, cancelled);
+      absl::StatusOr<HeldOutFigures> m = HeldOut(
+          float_graph, training->graph, *held_out, options.loss, cancelled);
       if (!m.ok()) return m.status();
-      point.set_held_out_metric(*m);
-      if (*m <= best_metric) {
-        best_metric = *m;
+      point.set_held_out_metric(m->metric);
+      if (m->selection <= best_metric) {
+        best_metric = m->selection;
         best = Snapshot(*training, names);
       }
     }
