@@ -8,7 +8,9 @@
 #include "engine/ops/conv_attributes.h"
 #include "engine/ops/fake_quant_op.h"
 #include "engine/ops/pool_attributes.h"
+#include "engine/ops/slice_geometry.h"
 #include "kernels/backward.h"
+#include "kernels/binary.h"
 
 namespace quantd {
 namespace {
@@ -199,6 +201,120 @@ absl::Status FakeQuantFn(const Node& node, const std::vector<const Tensor*>& in,
   return absl::OkStatus();
 }
 
+// Slice (opset >= 10: starts, ends, axes, steps as inputs 1-4).
+absl::Status SliceFn(const Node& node, const std::vector<const Tensor*>& in,
+                     const std::vector<const Tensor*>&,
+                     const std::vector<Tensor>& dout,
+                     std::vector<Tensor>* din) {
+  if (absl::Status s = NeedInputs(node, in, 3); !s.ok()) return s;
+  SliceArgs args;
+  std::vector<int64_t>* dst[] = {&args.starts, &args.ends, &args.axes,
+                                 &args.steps};
+  for (int i = 0; i < 4; ++i) {
+    const Tensor* t =
+        static_cast<size_t>(i + 1) < in.size() ? in[i + 1] : nullptr;
+    if (t == nullptr || !t->defined()) continue;
+    if (t->dtype() == DataType::kInt64) {
+      *dst[i] = t->ToVector<int64_t>();
+    } else if (t->dtype() == DataType::kInt32) {
+      for (int32_t v : t->ToVector<int32_t>()) dst[i]->push_back(v);
+    } else {
+      return absl::InvalidArgumentError("Slice parameters must be integers");
+    }
+    if (i == 2) args.has_axes = true;
+  }
+  absl::StatusOr<SliceGeometry> g = ResolveSlice(in[0]->shape(), args);
+  if (!g.ok()) return g.status();
+  return SliceBackward(in[0]->shape(), g->start, g->step, dout[0], &(*din)[0]);
+}
+
+absl::Status ConcatFn(const Node& node, const std::vector<const Tensor*>& in,
+                      const std::vector<const Tensor*>&,
+                      const std::vector<Tensor>& dout,
+                      std::vector<Tensor>* din) {
+  std::vector<Shape> shapes;
+  for (const Tensor* t : in) {
+    if (t == nullptr) return absl::InternalError("Concat input missing");
+    shapes.push_back(t->shape());
+  }
+  int axis = static_cast<int>(node.attributes.GetInt("axis", 0));
+  if (axis < 0) axis += static_cast<int>(dout[0].rank());
+  std::vector<Tensor> parts;
+  if (absl::Status s = ConcatBackward(shapes, axis, dout[0], &parts); !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < parts.size() && i < din->size(); ++i) {
+    if (in[i]->dtype() == DataType::kFloat32) (*din)[i] = std::move(parts[i]);
+  }
+  return absl::OkStatus();
+}
+
+// Where(cond, x, y): dy goes to x where cond holds, else to y, each summed
+// back over broadcast dims.
+absl::Status WhereFn(const Node& node, const std::vector<const Tensor*>& in,
+                     const std::vector<const Tensor*>&,
+                     const std::vector<Tensor>& dout,
+                     std::vector<Tensor>* din) {
+  if (absl::Status s = NeedInputs(node, in, 3); !s.ok()) return s;
+  const Tensor& cond = *in[0];
+  const Tensor& dy = dout[0];
+  if (cond.dtype() != DataType::kBool) {
+    return absl::InvalidArgumentError("Where's condition must be bool");
+  }
+  absl::StatusOr<Shape> full = BroadcastShapes(cond.shape(), dy.shape());
+  if (!full.ok() || *full != dy.shape()) {
+    return absl::UnimplementedError(
+        "Where backward needs the condition to broadcast to the output");
+  }
+  // Broadcast the condition to dy's shape by index arithmetic.
+  const Shape& cs = cond.shape();
+  const int rank = dy.rank(), crank = static_cast<int>(cs.size());
+  Tensor to_x(DataType::kFloat32, dy.shape()),
+      to_y(DataType::kFloat32, dy.shape());
+  const float* g = dy.data<float>();
+  const bool* c = cond.data<bool>();
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t i = 0; i < dy.num_elements(); ++i) {
+    int64_t ci = 0;
+    for (int d = 0; d < crank; ++d) {
+      const int64_t dim = cs[d];
+      const int64_t v = dim == 1 ? 0 : idx[rank - crank + d];
+      ci = ci * dim + v;
+    }
+    const bool take_x = c[ci];
+    to_x.mutable_data<float>()[i] = take_x ? g[i] : 0.f;
+    to_y.mutable_data<float>()[i] = take_x ? 0.f : g[i];
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[d] < dy.dim(d)) break;
+      idx[d] = 0;
+    }
+  }
+  if (in[1]->dtype() == DataType::kFloat32) {
+    if (absl::Status s = SumToShape(to_x, in[1]->shape(), &(*din)[1]);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (in[2]->dtype() == DataType::kFloat32) {
+    return SumToShape(to_y, in[2]->shape(), &(*din)[2]);
+  }
+  return absl::OkStatus();
+}
+
+// Ops whose outputs carry no gradient (shapes, comparisons, integer casts):
+// what flows out of them is not differentiated, and they need no backward.
+bool StopsGradient(const Node& n) {
+  static const auto* ops = new std::set<std::string>{
+      "Shape",       "Size",           "Equal",  "Less",    "Greater",
+      "LessOrEqual", "GreaterOrEqual", "Not",    "And",     "Or",
+      "Xor",         "ArgMax",         "ArgMin", "NonZero", "ConstantOfShape",
+      "Range"};
+  if (!n.domain.empty()) return false;
+  if (ops->contains(n.op_type)) return true;
+  // Cast to anything but float (TensorProto FLOAT = 1).
+  return n.op_type == "Cast" && n.attributes.GetInt("to", 1) != 1;
+}
+
 const std::map<std::string, BackwardFn>& Registry() {
   static const auto* r = new std::map<std::string, BackwardFn>{
       {"Conv", ConvBackwardFn},
@@ -231,6 +347,9 @@ const std::map<std::string, BackwardFn>& Registry() {
       {"Dropout", Reshaped},
       {"Transpose", TransposeFn},
       {"Gather", GatherFn},
+      {"Slice", SliceFn},
+      {"Concat", ConcatFn},
+      {"Where", WhereFn},
       {absl::StrCat(kQuantdDomain, ".", kFakeQuantOp), FakeQuantFn},
   };
   return *r;
@@ -245,6 +364,7 @@ std::set<std::string> DependOnWrt(const Graph& graph,
                                   const std::set<std::string>& wrt) {
   std::set<std::string> live(wrt.begin(), wrt.end());
   for (const Node& n : graph.nodes) {
+    if (StopsGradient(n)) continue;
     bool any = false;
     for (const std::string& in : n.inputs) any |= live.contains(in);
     if (any) live.insert(n.outputs.begin(), n.outputs.end());
@@ -259,6 +379,7 @@ absl::Status CheckDifferentiable(const Graph& graph,
   const std::set<std::string> live = DependOnWrt(graph, wrt);
   std::map<std::string, int> missing;
   for (const Node& n : graph.nodes) {
+    if (StopsGradient(n)) continue;
     bool any = false;
     for (const std::string& in : n.inputs) any |= live.contains(in);
     if (any && !Registry().contains(Key(n))) ++missing[Key(n)];
@@ -311,6 +432,7 @@ absl::StatusOr<Gradients> Backward(const Graph& graph, const TensorMap& values,
   };
   for (auto it = graph.nodes.rbegin(); it != graph.nodes.rend(); ++it) {
     const Node& node = *it;
+    if (StopsGradient(node)) continue;
     bool needed = false;  // some input carries a gradient to a wrt
     for (const std::string& in : node.inputs) needed |= live.contains(in);
     bool has_dout = false;

@@ -61,6 +61,30 @@ TEST(QatPipelineTest, RecoversMostOfWhatRoundToNearestLoses) {
   EXPECT_GT(qat->model_bytes.size(), 1000u);
 }
 
+// The bar for the transformer LM at W4A8: QAT recovers at least half
+// of PTQ's perplexity increase (Slice, Concat, Where, shape paths included).
+TEST(QatPipelineTest, LanguageModelRecoversHalfOfThePerplexityIncrease) {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_path(Data("tiny_gpt/model.onnx"));
+  spec.mutable_calibration_data()->set_path(Data("tiny_gpt/calib.npz"));
+  spec.mutable_evaluation_data()->set_path(Data("tiny_gpt/eval.npz"));
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_sensitivity()->set_disabled(true);
+  absl::StatusOr<PipelineResult> ptq = RunJob(spec);
+  ASSERT_TRUE(ptq.ok()) << ptq.status();
+  spec.set_method(v1::METHOD_QAT);
+  spec.mutable_qat()->set_max_steps(20);
+  spec.mutable_qat()->set_batch_size(16);
+  spec.mutable_qat()->set_learning_rate(1e-4);
+  absl::StatusOr<PipelineResult> qat = RunJob(spec);
+  ASSERT_TRUE(qat.ok()) << qat.status();
+  const double ptq_up = ptq->report.fake_quant().perplexity_delta_percent();
+  const double qat_up = qat->report.fake_quant().perplexity_delta_percent();
+  ASSERT_GT(ptq_up, 0.5);
+  EXPECT_LE(qat_up, 0.5 * ptq_up)
+      << "PTQ +" << ptq_up << "%, QAT +" << qat_up << "%";
+}
+
 TEST(QatPipelineTest, ResumesFromItsCheckpoint) {
   char tmpl[] = "/tmp/quantd_qat_XXXXXX";
   const std::string dir = mkdtemp(tmpl);

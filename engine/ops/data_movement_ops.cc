@@ -16,6 +16,7 @@
 #include "engine/ops/op_util.h"
 #include "engine/ops/register_ops.h"
 #include "engine/ops/shape_util.h"
+#include "engine/ops/slice_geometry.h"
 #include "kernels/reorder.h"
 #include "onnx/onnx_pb.h"
 
@@ -154,70 +155,12 @@ KernelOr CreateSplit(const OpKernelInfo& info) {
 
 // ------------------------------------------------------------------ Slice
 
-struct SliceArgs {
-  std::vector<int64_t> starts, ends, axes, steps;
-  bool has_axes = false;
-};
-
 absl::Status SliceCopy(const Tensor& x, const SliceArgs& args, Tensor* y) {
+  absl::StatusOr<SliceGeometry> g = ResolveSlice(x.shape(), args);
+  if (!g.ok()) return g.status();
   const int rank = x.rank();
-  const size_t n = args.starts.size();
-  if (args.ends.size() != n || (args.has_axes && args.axes.size() != n) ||
-      (!args.steps.empty() && args.steps.size() != n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "starts, ends, axes and steps must have one length; got ", n, ", ",
-        args.ends.size(), ", ", args.has_axes ? args.axes.size() : n, ", ",
-        args.steps.empty() ? n : args.steps.size()));
-  }
-  std::vector<int64_t> axes = args.axes;
-  if (!args.has_axes) {
-    if (n > static_cast<size_t>(rank)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(n, " starts given for an input of rank ", rank));
-    }
-    for (size_t i = 0; i < n; ++i) axes.push_back(static_cast<int64_t>(i));
-  }
-  absl::StatusOr<std::vector<int>> norm = NormalizeAxes(axes, rank, "'axes'");
-  if (!norm.ok()) return norm.status();
-
   const Shape& in = x.shape();
-  Shape out = in;
-  std::vector<int64_t> start(rank, 0), step(rank, 1);
-  for (size_t i = 0; i < n; ++i) {
-    const int a = (*norm)[i];
-    const int64_t d = in[a];
-    const int64_t st = args.steps.empty() ? 1 : args.steps[i];
-    if (st == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("steps[", i, "] (axis ", a, ") is 0"));
-    }
-    // Negative starts/ends count from the back (adding d cannot overflow:
-    // the value is negative and d is not), then clamp. Forward steps clamp
-    // both to [0, d]; backward steps clamp start to [0, d-1] and end to
-    // [-1, d-1], so that INT64_MIN as end slices through index 0.
-    int64_t s = args.starts[i], e = args.ends[i];
-    if (s < 0) s += d;
-    if (e < 0) e += d;
-    int64_t len = 0;
-    if (st > 0) {
-      s = std::clamp<int64_t>(s, 0, d);
-      e = std::clamp<int64_t>(e, 0, d);
-      if (e > s) len = (e - s - 1) / st + 1;
-    } else if (d > 0) {
-      s = std::clamp<int64_t>(s, 0, d - 1);
-      e = std::clamp<int64_t>(e, -1, d - 1);
-      const int64_t mag = st == std::numeric_limits<int64_t>::min()
-                              ? std::numeric_limits<int64_t>::max()
-                              : -st;
-      if (s > e) len = (s - e - 1) / mag + 1;
-    } else {
-      s = 0;
-    }
-    start[a] = s;
-    step[a] = st;
-    out[a] = len;
-  }
-  absl::StatusOr<Tensor> t = AllocateOutput(x.dtype(), out);
+  absl::StatusOr<Tensor> t = AllocateOutput(x.dtype(), g->out);
   if (!t.ok()) return t.status();
   *y = std::move(*t);
   if (y->num_elements() == 0) return absl::OkStatus();
@@ -225,12 +168,12 @@ absl::Status SliceCopy(const Tensor& x, const SliceArgs& args, Tensor* y) {
   std::vector<int64_t> strides(rank);
   int64_t offset = 0;
   for (int a = 0; a < rank; ++a) {
-    strides[a] = dense[a] * step[a];
-    offset += start[a] * dense[a];
+    strides[a] = dense[a] * g->step[a];
+    offset += g->start[a] * dense[a];
   }
   const size_t elem = DataTypeSize(x.dtype());
   StridedCopy(static_cast<const char*>(x.raw_data()) + offset * elem,
-              y->mutable_raw_data(), elem, out, strides);
+              y->mutable_raw_data(), elem, g->out, strides);
   return absl::OkStatus();
 }
 
