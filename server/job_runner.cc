@@ -1,5 +1,6 @@
 #include "server/job_runner.h"
 
+#include <cstdio>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -79,7 +80,9 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
         std::make_tuple(&spec.calibration_data(), "calibration_data",
                         &paths.calibration),
         std::make_tuple(&spec.evaluation_data(), "evaluation_data",
-                        &paths.evaluation)}) {
+                        &paths.evaluation),
+        std::make_tuple(&spec.qat().train_data(), "qat.train_data",
+                        &paths.train)}) {
     if (!outcome.ok()) break;
     absl::StatusOr<std::string> p = ResolveBlob(*blobs_, *ref, field);
     if (!p.ok()) {
@@ -87,6 +90,12 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
     } else {
       *target = *p;
     }
+  }
+  // QAT checkpoints live with the job, so a re-queued job resumes them.
+  PipelineOptions pipeline_options;
+  if (!options_.checkpoint_dir.empty()) {
+    pipeline_options.checkpoint_path =
+        absl::StrCat(options_.checkpoint_dir, "/", job.id, ".npz");
   }
   absl::Status event_error;
   if (outcome.ok()) {
@@ -116,7 +125,7 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
       }
     };
     absl::StatusOr<PipelineResult> r =
-        RunPtqPipeline(spec, paths, progress, cancelled);
+        RunPtqPipeline(spec, paths, progress, cancelled, pipeline_options);
     if (r.ok()) {
       result = std::move(*r);
     } else {
@@ -171,6 +180,10 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
   absl::StatusOr<JobRecord> done = jobs_->Transition(
       job.id, {JobState::kRunning, JobState::kCancelling}, final_state, error);
   if (!done.ok()) return done.status();
+  // A finished job needs its checkpoint no more.
+  if (!pipeline_options.checkpoint_path.empty()) {
+    std::remove(pipeline_options.checkpoint_path.c_str());
+  }
   if (!error.empty()) {
     v1::JobEvent why;
     why.set_message(error);

@@ -27,6 +27,9 @@ struct JobRunnerOptions {
   // (stage changes always get through): a watcher needs a few per second,
   // not one per batch.
   int64_t min_progress_interval_ms = 200;
+  // Where QAT jobs keep their checkpoints ("<dir>/<job id>.npz"); empty:
+  // no checkpoints. Kept across restarts, removed when the job ends.
+  std::string checkpoint_dir;
   // Called with every event after it is durable (live watchers).
   std::function<void(const v1::JobEvent&)> on_event;
   // Called when a run ends in a terminal state, with the job's record and

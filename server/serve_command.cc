@@ -281,6 +281,8 @@ int ServeCommand(const std::vector<std::string>& args) {
   scheduler_options.runner.on_event = [&hub](const v1::JobEvent& e) {
     hub.Publish(e.job().substr(5));  // "jobs/{id}"
   };
+  scheduler_options.runner.checkpoint_dir = dir + "/checkpoints";
+  mkdir(scheduler_options.runner.checkpoint_dir.c_str(), 0750);
   scheduler_options.runner.on_finished =
       [m](const JobRecord& job, const v1::QuantizationReport* report) {
         v1::JobSpec spec;
