@@ -16,7 +16,8 @@ function(quantd_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock
                                         GTest::gtest_main)
   target_compile_definitions(
-    ${name} PRIVATE QUANTD_TESTDATA_DIR="${QUANTD_TESTDATA_DIR}")
+    ${name} PRIVATE QUANTD_TESTDATA_DIR="${QUANTD_TESTDATA_DIR}"
+                    QUANTD_GENERATED_TESTDATA_DIR="${QUANTD_GENERATED_TESTDATA_DIR}")
   add_test(NAME ${name} COMMAND ${name})
   if(ARG_LABELS)
     set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}")
