@@ -28,7 +28,9 @@ JobSpec message of proto/quantd/v1/job_spec.proto, as protobuf JSON),
 quantizes, evaluates against the float model, and writes into DIR:
   model.quant.onnx   the quantized model (QDQ ONNX)
   report.json        the QuantizationReport
-Both appear together or not at all. In the spec, model/data refs use
+Both appear together or not at all. QAT jobs checkpoint into
+DIR/.quantd-qat-checkpoint.npz (qat.checkpoint_every_steps); a rerun with
+the same DIR resumes from it, and it is removed when the job succeeds. In the spec, model/data refs use
 "path" (relative to the current directory); blob digests need the server.
 examples/ holds specs for static W8A8, dynamic, int4 weight-only with
 GPTQ or AWQ, SmoothQuant, bias correction and accuracy targets.
@@ -169,9 +171,14 @@ int RunJobCommand(const std::vector<std::string>& args) {
   // batches: nothing is written, and exit code 3 says "run it again".
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
+  // QAT checkpoints sit in the output folder, so that a rerun of an
+  // interrupted job (a retried Kubernetes Job) resumes; removed on success.
+  PipelineOptions pipeline_options;
+  pipeline_options.checkpoint_path =
+      absl::StrCat(out_dir, "/.quantd-qat-checkpoint.npz");
   const absl::Time start = absl::Now();
   absl::StatusOr<PipelineResult> result =
-      RunPtqPipeline(*spec, paths, progress, &g_interrupted);
+      RunPtqPipeline(*spec, paths, progress, &g_interrupted, pipeline_options);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   auto push = [&](const std::string& outcome,
                   const v1::QuantizationReport* report) {
@@ -203,6 +210,7 @@ int RunJobCommand(const std::vector<std::string>& args) {
     return ExitCodeFor(s);
   }
   push("succeeded", &result->report);
+  std::remove(pipeline_options.checkpoint_path.c_str());
   const v1::QuantizationReport& r = result->report;
   auto print_metrics = [](const char* name, const v1::EvaluationMetrics& m) {
     if (m.samples() == 0) return;
