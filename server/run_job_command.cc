@@ -30,8 +30,9 @@ quantizes, evaluates against the float model, and writes into DIR:
   report.json        the QuantizationReport
 Both appear together or not at all. QAT jobs checkpoint into
 DIR/.quantd-qat-checkpoint.npz (qat.checkpoint_every_steps); a rerun with
-the same DIR resumes from it, and it is removed when the job succeeds. In the spec, model/data refs use
-"path" (relative to the current directory); blob digests need the server.
+the same DIR resumes from it, and it is removed when the job succeeds.
+In the spec, model/data refs use "path" (relative to the current
+directory); blob digests need the server.
 examples/ holds specs for static W8A8, dynamic, int4 weight-only with
 GPTQ or AWQ, SmoothQuant, bias correction and accuracy targets.
 
