@@ -90,12 +90,10 @@ cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; 
 trap cleanup EXIT
 mkdir "$work/bin"; ln -s "$(readlink -f "$quantctl")" "$work/bin/quantctl"
 printf '# test\nt1 %s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$work/tokens"
-"$quantd" serve --port 0 --data-dir "$work/data" --metrics-address "" \
-  --listen-address 127.0.0.1 --tokens-file "$work/tokens" >"$work/serve.out" 2>"$work/serve.err" &
-server=$!
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' "$work/serve.out")
-[[ -n "$address" ]] || { cat "$work/serve.err"; fail "quantd did not start"; }
+source "$(dirname "$0")/../service/serve_lib.sh"
+quantd_start "$quantd" "$work" --data-dir "$work/data" \
+  --listen-address 127.0.0.1 --tokens-file "$work/tokens" ||
+  { cat "$work/serve.err"; fail "quantd did not start"; }
 hc() { PATH="$work/bin:$PATH" QUANTD_HEALTH_SERVER=$address QUANTD_TOKENS_FILE=$work/tokens \
        "$root/deploy/docker/healthcheck.sh"; }
 hc || fail "healthcheck failed against a running quantd"

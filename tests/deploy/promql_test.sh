@@ -27,16 +27,14 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -5 "$work/serve.err" 2>/dev/null; exit 1; }
 export OMP_NUM_THREADS=1
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/../service/serve_lib.sh"
 start=$(date +%s)
 
 metrics_port=$(free_port)
-"$quantd" serve --port 0 --data-dir "$work/data" --metrics-address "127.0.0.1:$metrics_port" \
-  --workers 2 --threads-per-job 1 >"$work/serve.out" 2>"$work/serve.err" &
-pids+=($!)
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' "$work/serve.out")
-[[ -n "$address" ]] || fail "quantd did not start"
+quantd_start "$quantd" "$work" --data-dir "$work/data" \
+  --metrics-address "127.0.0.1:$metrics_port" --workers 2 --threads-per-job 1 ||
+  fail "quantd did not start"
+pids+=("$server")
 
 prom_port=$(free_port)
 cat >"$work/prometheus.yml" <<YML

@@ -6,6 +6,7 @@
 #
 #   tests/service/prometheus_scrape_test.sh QUANTD_BIN PY_OUT SOURCE_ROOT
 set -euo pipefail
+source "$(dirname "$0")/serve_lib.sh"
 quantd=$1 py_out=$2 root=$3
 command -v prometheus >/dev/null || { echo "prometheus is not installed (tools/install-deps.sh)"; exit 1; }
 work=$(mktemp -d)
@@ -17,15 +18,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 metrics_port=$(free_port)
-OMP_NUM_THREADS=1 "$quantd" serve --port 0 --data-dir "$work/data" \
-  --metrics-address "127.0.0.1:$metrics_port" --threads-per-job 1 \
-  >"$work/serve.out" 2>"$work/serve.err" &
-pids+=($!)
-for _ in $(seq 100); do grep -q "serving on" "$work/serve.out" && break; sleep 0.1; done
-address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' "$work/serve.out")
-[[ -n "$address" ]] || { cat "$work/serve.err"; echo "quantd did not start"; exit 1; }
+OMP_NUM_THREADS=1 quantd_start "$quantd" "$work" --data-dir "$work/data" \
+  --metrics-address "127.0.0.1:$metrics_port" --threads-per-job 1 ||
+  { cat "$work/serve.err"; echo "quantd did not start"; exit 1; }
+pids+=("$server")
 
 cd "$root"
 PYTHONPATH="$py_out:$root/python" /usr/bin/python3 python/examples/quantize_fmnist.py \

@@ -6,6 +6,7 @@
 #
 #   tests/service/sigterm_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT
 set -euo pipefail
+source "$(dirname "$0")/serve_lib.sh"
 quantd=$1 quantctl=$2 root=$3
 work=$(mktemp -d)
 server=""
@@ -19,13 +20,8 @@ fail() { echo "FAIL: $*"; tail -5 "$work/serve.err" 2>/dev/null; exit 1; }
 export OMP_NUM_THREADS=1
 
 start() {
-  rm -f "$work/serve.out"
-  "$quantd" serve --port 0 --data-dir "$work/data" --metrics-address "" \
-    --threads-per-job 1 --grace-seconds 2 >"$work/serve.out" 2>"$work/serve.err" &
-  server=$!
-  for _ in $(seq 100); do grep -q "serving on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-  address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' "$work/serve.out")
-  [[ -n "$address" ]] || fail "quantd did not start"
+  quantd_start "$quantd" "$work" --data-dir "$work/data" --threads-per-job 1 --grace-seconds 2 ||
+    fail "quantd did not start"
 }
 # gRPC health (grpc.health.v1.Health/Check, service ""): SERVING is field 1
 # = 1, NOT_SERVING = 2; raw bytes, so no health module is needed.

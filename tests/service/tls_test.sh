@@ -7,6 +7,7 @@
 #
 #   tests/service/tls_test.sh QUANTD_BIN QUANTCTL_BIN PY_OUT
 set -euo pipefail
+source "$(dirname "$0")/serve_lib.sh"
 quantd=$1 quantctl=$2 py_out=$3
 work=$(mktemp -d)
 server=""
@@ -32,13 +33,9 @@ openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
   -days 1 -out client.pem 2>/dev/null
 
 start() {  # extra serve flags...
-  rm -f serve.out
-  "$quantd" serve --port 0 --data-dir "$work/data" --metrics-address "" \
-    --tls-cert server.pem --tls-key server.key "$@" >serve.out 2>serve.err &
-  server=$!
-  for _ in $(seq 100); do grep -q "serving on" serve.out 2>/dev/null && break; sleep 0.1; done
-  address=$(sed -n 's/^quantd serving on \([^ ]*\).*/\1/p' serve.out)
-  [[ -n "$address" ]] || fail "quantd did not start"
+  quantd_start "$quantd" "$work" --data-dir "$work/data" \
+    --tls-cert server.pem --tls-key server.key "$@" ||
+    fail "quantd did not start"
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
 
