@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/op_registry.h"
 #include "engine/ops/fake_quant_op.h"
+#include "engine/test_graphs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -21,29 +22,6 @@ Tensor Random(Shape shape, uint32_t seed, float scale = 0.5f) {
     t.mutable_data<float>()[i] = n(rng);
   }
   return t;
-}
-
-Node MakeNode(std::string name, std::string op, std::vector<std::string> in,
-              std::string out) {
-  Node n;
-  n.name = std::move(name);
-  n.op_type = std::move(op);
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
-}
-
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.i = v;
-  return a;
 }
 
 // x [2,1,6,6] -> Conv 3x3 (3 ch, pad 1) -> Relu -> MaxPool 2 -> Flatten

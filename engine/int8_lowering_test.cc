@@ -11,6 +11,7 @@
 
 #include "engine/qdq_export.h"
 #include "engine/qdq_test_util.h"
+#include "engine/test_graphs.h"
 #include "gtest/gtest.h"
 #include "kernels/post_ops.h"
 
@@ -35,29 +36,6 @@ ValueInfo Info(const std::string& name, Shape shape) {
   v.shape = std::move(shape);
   v.dim_names.assign(v.shape.size(), "");
   return v;
-}
-
-Node MakeNode(const std::string& name, const std::string& op,
-              std::vector<std::string> in, std::string out) {
-  Node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
-}
-
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.i = v;
-  return a;
 }
 
 // x[N,3,6,6] -> Conv(cw[4,3,3,3], cb[4], pads 1) -> Relu -> r

@@ -7,10 +7,36 @@
 #define QUANTD_ENGINE_TEST_GRAPHS_H_
 
 #include <random>
+#include <string>
+#include <vector>
 
 #include "engine/graph.h"
 
 namespace quantd {
+
+// A node with one output.
+inline Node MakeNode(const std::string& name, const std::string& op,
+                     std::vector<std::string> in, std::string out) {
+  Node n;
+  n.name = name;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.outputs = {std::move(out)};
+  return n;
+}
+
+inline Attribute Ints(std::vector<int64_t> v) {
+  Attribute a;
+  a.type = Attribute::Type::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+inline Attribute Int(int64_t v) {
+  Attribute a;
+  a.i = v;
+  return a;
+}
 
 // y = Relu(x) + x with x: f32[N, 3] (N symbolic); the Relu's output is "r".
 // Nodes are in topological order.
@@ -66,22 +92,13 @@ inline Graph LinearLayersGraph() {
   g.initializers["wq"] = random({8, 6});
   g.initializers["wk"] = random({8, 6});
   g.initializers["wo"] = random({6, 4});
-  auto node = [](std::string name, std::string op, std::vector<std::string> in,
-                 std::string out) {
-    Node n;
-    n.name = std::move(name);
-    n.op_type = std::move(op);
-    n.inputs = std::move(in);
-    n.outputs = {std::move(out)};
-    return n;
-  };
   g.nodes = {
-      node("ln", "LayerNormalization", {"x", "ln_gamma", "ln_beta"}, "h"),
-      node("q", "MatMul", {"h", "wq"}, "qv"),
-      node("k", "MatMul", {"h", "wk"}, "kv"),
-      node("qk", "Add", {"qv", "kv"}, "s"),
-      node("relu", "Relu", {"s"}, "r"),
-      node("out", "MatMul", {"r", "wo"}, "y")};
+      MakeNode("ln", "LayerNormalization", {"x", "ln_gamma", "ln_beta"}, "h"),
+      MakeNode("q", "MatMul", {"h", "wq"}, "qv"),
+      MakeNode("k", "MatMul", {"h", "wk"}, "kv"),
+      MakeNode("qk", "Add", {"qv", "kv"}, "s"),
+      MakeNode("relu", "Relu", {"s"}, "r"),
+      MakeNode("out", "MatMul", {"r", "wo"}, "y")};
   return g;
 }
 
