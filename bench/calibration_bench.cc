@@ -18,13 +18,13 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "engine/array_file.h"
-#include "engine/calibration_session.h"
-#include "engine/dataset.h"
-#include "engine/executor.h"
-#include "engine/graph_cleanup.h"
-#include "engine/model_loader.h"
-#include "engine/weight_quantization.h"
+#include "engine/calibration/calibration_session.h"
+#include "engine/data/array_file.h"
+#include "engine/data/dataset.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
+#include "engine/quantization/weight_quantization.h"
+#include "engine/runtime/executor.h"
 
 namespace quantd {
 namespace {

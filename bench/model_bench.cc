@@ -6,11 +6,11 @@
 #include <memory>
 
 #include "benchmark/benchmark.h"
-#include "engine/array_file.h"
-#include "engine/executor.h"
-#include "engine/graph_cleanup.h"
-#include "engine/int8_lowering.h"
-#include "engine/model_loader.h"
+#include "engine/data/array_file.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
+#include "engine/passes/int8_lowering.h"
+#include "engine/runtime/executor.h"
 
 namespace quantd {
 namespace {

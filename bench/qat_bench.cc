@@ -13,14 +13,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/array_file.h"
-#include "engine/autograd.h"
-#include "engine/executor.h"
-#include "engine/graph_cleanup.h"
-#include "engine/model_loader.h"
-#include "engine/qat_graph.h"
-#include "engine/training_loss.h"
-#include "engine/weight_quantization.h"
+#include "engine/data/array_file.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
+#include "engine/qat/autograd.h"
+#include "engine/qat/qat_graph.h"
+#include "engine/qat/training_loss.h"
+#include "engine/quantization/weight_quantization.h"
+#include "engine/runtime/executor.h"
 
 namespace quantd {
 namespace {

@@ -19,9 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/sha256.h"
 #include "grpcpp/grpcpp.h"
 #include "server/grpc_service.h"
+#include "util/sha256.h"
 
 namespace quantd {
 namespace {
@@ -50,7 +50,8 @@ class Bench {
         std::move(*JobStore::Open(root_ + "/jobs.db", "bench-page-key-0123"));
     index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
     SchedulerOptions so;
-    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
+    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
+                                             index_.get(), so);
     ServiceLimits limits;
     limits.max_queued_jobs = 1 << 30;
     limits.max_queued_jobs_per_tenant = 1 << 30;
@@ -61,7 +62,8 @@ class Bench {
     ro.on_event = [this](const v1::JobEvent& e) {
       hub_.Publish(e.job().substr(5));
     };
-    runner_ = std::make_unique<JobRunner>(jobs_.get(), blobs_.get(), ro);
+    runner_ = std::make_unique<JobRunner>(jobs_.get(), blobs_.get(),
+                                          index_.get(), ro);
     service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_,
                                              GrpcServiceOptions{});
     grpc::ServerBuilder builder;

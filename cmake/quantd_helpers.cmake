@@ -23,3 +23,68 @@ function(quantd_test name)
     set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}")
   endif()
 endfunction()
+
+# quantd_layer(<target> DEPS <targets...>): records that <target> is built
+# from the current source folder and may use only <targets> (and what they
+# use in turn). tools/check_layering.py reads the table written at the end
+# of configuration (build/layers.txt) and fails on any #include that points
+# up or sideways, so the arrows between folders are checked, not just drawn.
+function(quantd_layer target)
+  cmake_parse_arguments(ARG "" "" "DEPS;FOLDERS" ${ARGN})
+  file(RELATIVE_PATH folder ${QUANTD_SOURCE_ROOT} ${CMAKE_CURRENT_SOURCE_DIR})
+  set(folders ${folder})
+  foreach(sub ${ARG_FOLDERS})
+    list(APPEND folders ${folder}/${sub})
+  endforeach()
+  string(REPLACE ";" "," folders "${folders}")
+  set(deps)
+  foreach(dep ${ARG_DEPS})
+    if(dep MATCHES "^quantd_")
+      list(APPEND deps ${dep})
+    endif()
+  endforeach()
+  string(REPLACE ";" "," deps "${deps}")
+  set_property(GLOBAL APPEND PROPERTY QUANTD_LAYERS "${target}|${folders}|${deps}")
+endfunction()
+
+# quantd_room(<target> [SUBDIRS dirs...] [EXCLUDE regex] DEPS <libs...>
+#             [PRIVATE <libs...>] [TEST_PREFIX p] [TEST_LIBS <libs...>])
+# One folder, one static library: every foo.cc in the folder (and SUBDIRS)
+# joins <target>, every foo_test.cc becomes the test binary <p>_foo_test
+# linked with <target> and TEST_LIBS. Adding a file is all it takes to add
+# code or a test.
+function(quantd_room target)
+  cmake_parse_arguments(ARG "" "EXCLUDE;TEST_PREFIX"
+                        "SUBDIRS;DEPS;PRIVATE;TEST_LIBS" ${ARGN})
+  set(globs ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
+  foreach(sub ${ARG_SUBDIRS})
+    list(APPEND globs ${CMAKE_CURRENT_SOURCE_DIR}/${sub}/*.cc)
+  endforeach()
+  file(GLOB all_sources CONFIGURE_DEPENDS ${globs})
+  set(sources ${all_sources})
+  set(tests ${all_sources})
+  list(FILTER sources EXCLUDE REGEX "_test\\.cc$")
+  if(ARG_EXCLUDE)
+    list(FILTER sources EXCLUDE REGEX "${ARG_EXCLUDE}")
+  endif()
+  list(FILTER tests INCLUDE REGEX "_test\\.cc$")
+  add_library(${target} STATIC ${sources})
+  quantd_target_defaults(${target})
+  target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE})
+  quantd_layer(${target} DEPS ${ARG_DEPS} FOLDERS ${ARG_SUBDIRS})
+  if(QUANTD_BUILD_TESTS)
+    foreach(test_source ${tests})
+      get_filename_component(test_name ${test_source} NAME_WE)
+      quantd_test(${ARG_TEST_PREFIX}_${test_name} SOURCES ${test_source}
+                  LIBS ${target} ${ARG_TEST_LIBS} LABELS unit)
+    endforeach()
+  endif()
+endfunction()
+
+# Writes the table quantd_layer() collected (call once, at the end of the
+# top-level CMakeLists.txt).
+function(quantd_write_layers file)
+  get_property(layers GLOBAL PROPERTY QUANTD_LAYERS)
+  string(REPLACE ";" "\n" text "${layers}")
+  file(WRITE ${file} "${text}\n")
+endfunction()

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "engine/sha256.h"
+#include "util/sha256.h"
 
 namespace quantd {
 namespace {

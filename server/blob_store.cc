@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "engine/sha256.h"
+#include "util/sha256.h"
 
 namespace quantd {
 namespace {

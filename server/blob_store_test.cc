@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "engine/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "util/sha256.h"
 
 namespace quantd {
 namespace {

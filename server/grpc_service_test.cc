@@ -9,11 +9,11 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "engine/sha256.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/server_test_util.h"
+#include "util/sha256.h"
 
 namespace quantd {
 namespace {
@@ -37,9 +37,10 @@ class GrpcServiceTest : public ::testing::Test {
     so.runner.on_event = [this](const v1::JobEvent& e) {
       hub_.Publish(e.job().substr(5));
     };
-    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(), so);
-    ASSERT_TRUE(scheduler_->Start().ok());
     index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
+    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
+                                             index_.get(), so);
+    ASSERT_TRUE(scheduler_->Start().ok());
     ServiceLimits limits;
     limits.max_tenant_storage_bytes = 3 << 20;  // the fixtures fit, once
     core_ = std::make_unique<ServiceCore>(

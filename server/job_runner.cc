@@ -1,37 +1,18 @@
 #include "server/job_runner.h"
 
 #include <cstdio>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/job_spec.h"
-#include "engine/ptq_pipeline.h"
+#include "engine/pipeline/job_spec.h"
+#include "engine/pipeline/pipeline.h"
+#include "server/tenant_data_resolver.h"
 
 namespace quantd {
 namespace {
 
 v1::JobState ToProto(JobState s) {
   return static_cast<v1::JobState>(static_cast<int>(s));
-}
-
-// The blob store's file for a digest reference; "" for an unset ref.
-absl::StatusOr<std::string> ResolveBlob(const BlobStore& blobs,
-                                        const v1::DataRef& ref,
-                                        absl::string_view field) {
-  if (ref.source_case() == v1::DataRef::SOURCE_NOT_SET) return std::string();
-  if (ref.source_case() != v1::DataRef::kBlobSha256) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field,
-        " must name an uploaded blob (blob_sha256); the service does "
-        "not read local paths"));
-  }
-  absl::StatusOr<std::string> path = blobs.PathOf(ref.blob_sha256());
-  if (!path.ok()) {
-    return absl::Status(path.status().code(),
-                        absl::StrCat(field, ": ", path.status().message()));
-  }
-  return path;
 }
 
 }  // namespace
@@ -68,29 +49,18 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
   }
 
   // The pipeline, with progress events rate-limited per stage.
-  v1::JobSpec spec;
   absl::Status outcome;
   PipelineResult result;
-  if (!spec.ParseFromString(job.spec)) {
-    outcome = absl::InvalidArgumentError("the stored job spec is unreadable");
+  v1::JobSpec spec;
+  absl::StatusOr<JobPlan> plan =
+      absl::InvalidArgumentError("the stored job spec is unreadable");
+  if (spec.ParseFromString(job.spec)) {
+    // Resolved again at run time with the job's tenant: an upload may have
+    // gone since CreateJob, and ownership is checked in one place only.
+    const TenantDataResolver resolver(*blobs_, *index_, job.tenant);
+    plan = PlanJob(spec, SpecOrigin::kService, resolver);
   }
-  JobPaths paths;
-  for (const auto& [ref, field, target] :
-       {std::make_tuple(&spec.model(), "model", &paths.model),
-        std::make_tuple(&spec.calibration_data(), "calibration_data",
-                        &paths.calibration),
-        std::make_tuple(&spec.evaluation_data(), "evaluation_data",
-                        &paths.evaluation),
-        std::make_tuple(&spec.qat().train_data(), "qat.train_data",
-                        &paths.train)}) {
-    if (!outcome.ok()) break;
-    absl::StatusOr<std::string> p = ResolveBlob(*blobs_, *ref, field);
-    if (!p.ok()) {
-      outcome = p.status();
-    } else {
-      *target = *p;
-    }
-  }
+  if (!plan.ok()) outcome = plan.status();
   // QAT checkpoints live with the job, so a re-queued job resumes them.
   PipelineOptions pipeline_options;
   if (!options_.checkpoint_dir.empty()) {
@@ -125,7 +95,7 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
       }
     };
     absl::StatusOr<PipelineResult> r =
-        RunPtqPipeline(spec, paths, progress, cancelled, pipeline_options);
+        RunPipeline(*plan, progress, cancelled, pipeline_options);
     if (r.ok()) {
       result = std::move(*r);
     } else {

@@ -5,7 +5,7 @@
 // call it, and the order of writes makes a crash at any point recoverable:
 // artifacts, then the terminal state, then the terminal event.
 //
-//   JobRunner runner(&job_store, &blob_store);
+//   JobRunner runner(&job_store, &blob_store, &blob_index);
 //   absl::StatusOr<JobRecord> done = runner.Run(running_job, &cancelled);
 #ifndef QUANTD_SERVER_JOB_RUNNER_H_
 #define QUANTD_SERVER_JOB_RUNNER_H_
@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "quantd/v1/service.pb.h"
+#include "server/blob_index.h"
 #include "server/blob_store.h"
 #include "server/job_store.h"
 
@@ -43,8 +44,14 @@ std::string JobName(const std::string& id);
 
 class JobRunner {
  public:
-  JobRunner(JobStore* jobs, BlobStore* blobs, JobRunnerOptions options = {})
-      : jobs_(jobs), blobs_(blobs), options_(std::move(options)) {}
+  // `index` says which tenant owns which blob: a job's DataRefs resolve only
+  // to its own tenant's uploads.
+  JobRunner(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
+            JobRunnerOptions options = {})
+      : jobs_(jobs),
+        blobs_(blobs),
+        index_(index),
+        options_(std::move(options)) {}
 
   // Appends an event to `job_id`'s history and hands it to on_event.
   absl::StatusOr<v1::JobEvent> Emit(const std::string& job_id, JobState state,
@@ -61,6 +68,7 @@ class JobRunner {
  private:
   JobStore* jobs_;
   BlobStore* blobs_;
+  BlobIndex* index_;
   JobRunnerOptions options_;
 };
 

@@ -29,8 +29,11 @@ class JobRunnerTest : public ::testing::Test {
     auto jobs = JobStore::Open(root_ + "/jobs.db", "0123456789abcdef-key");
     ASSERT_TRUE(jobs.ok()) << jobs.status();
     jobs_ = std::move(*jobs);
-    model_ = *blobs_->Put(ReadTestdata("fmnist_mlp/model.onnx"));
-    eval_ = *blobs_->Put(ReadTestdata("fmnist/eval.npz"));
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
+    model_ = server_test::PutOwned(*blobs_, *index_, "t",
+                                   ReadTestdata("fmnist_mlp/model.onnx"));
+    eval_ = server_test::PutOwned(*blobs_, *index_, "t",
+                                  ReadTestdata("fmnist/eval.npz"));
   }
   void TearDown() override {
     std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
@@ -75,6 +78,7 @@ class JobRunnerTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<JobStore> jobs_;
+  std::unique_ptr<BlobIndex> index_;
   std::string model_, eval_;
 };
 
@@ -82,7 +86,7 @@ TEST_F(JobRunnerTest, RunsAJobToSucceededWithArtifactsAndEvents) {
   std::vector<int64_t> live;
   JobRunnerOptions o;
   o.on_event = [&](const v1::JobEvent& e) { live.push_back(e.sequence()); };
-  JobRunner runner(jobs_.get(), blobs_.get(), o);
+  JobRunner runner(jobs_.get(), blobs_.get(), index_.get(), o);
   const JobRecord job = RunningJob(DynamicSpec());
   absl::StatusOr<JobRecord> done = runner.Run(job, nullptr);
   ASSERT_TRUE(done.ok()) << done.status();
@@ -117,7 +121,7 @@ TEST_F(JobRunnerTest, CancelledJobEndsCancelled) {
   o.on_event = [&](const v1::JobEvent& e) {
     if (e.has_progress()) cancelled = true;
   };
-  JobRunner runner(jobs_.get(), blobs_.get(), o);
+  JobRunner runner(jobs_.get(), blobs_.get(), index_.get(), o);
   const JobRecord job = RunningJob(DynamicSpec());
   absl::StatusOr<JobRecord> done = runner.Run(job, &cancelled);
   ASSERT_TRUE(done.ok()) << done.status();
@@ -127,20 +131,21 @@ TEST_F(JobRunnerTest, CancelledJobEndsCancelled) {
 }
 
 TEST_F(JobRunnerTest, BadReferencesFailTheJobWithAReason) {
-  JobRunner runner(jobs_.get(), blobs_.get());
+  JobRunner runner(jobs_.get(), blobs_.get(), index_.get());
   v1::JobSpec spec = DynamicSpec();
   spec.mutable_model()->set_blob_sha256(std::string(64, 'a'));
   absl::StatusOr<JobRecord> done = runner.Run(RunningJob(spec), nullptr);
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state, JobState::kFailed);
-  EXPECT_THAT(done->error, HasSubstr("model: no blob with sha256"));
+  EXPECT_THAT(done->error, HasSubstr("model.blob_sha256: no blob with sha256"));
 
   spec = DynamicSpec();
   spec.mutable_model()->set_path("/etc/passwd");
   done = runner.Run(RunningJob(spec), nullptr);
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state, JobState::kFailed);
-  EXPECT_THAT(done->error, HasSubstr("does not read local paths"));
+  EXPECT_THAT(done->error,
+              HasSubstr("model.path is only accepted by quantd run-job"));
 
   // An uploaded blob that is not a model.
   spec = DynamicSpec();

@@ -9,9 +9,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "engine/job_spec.h"
-#include "engine/model_loader.h"
-#include "engine/ptq_pipeline.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/pipeline/job_spec.h"
+#include "engine/pipeline/pipeline.h"
 #include "prometheus/gateway.h"
 #include "server/exit_codes.h"
 #include "server/metrics.h"
@@ -104,10 +104,6 @@ std::string PushMetrics(const std::string& gateway, const std::string& job,
   return "";
 }
 
-std::string PathOf(const v1::DataRef& ref) {
-  return ref.source_case() == v1::DataRef::kPath ? ref.path() : "";
-}
-
 }  // namespace
 
 int RunJobCommand(const std::vector<std::string>& args) {
@@ -146,14 +142,18 @@ int RunJobCommand(const std::vector<std::string>& args) {
                  std::string(spec.status().message()).c_str());
     return ExitCodeFor(spec.status());
   }
+  absl::StatusOr<JobPlan> plan =
+      PlanJob(*spec, SpecOrigin::kBatch, LocalPathResolver());
+  if (!plan.ok()) {
+    std::fprintf(stderr, "quantd run-job: %s\n",
+                 std::string(plan.status().message()).c_str());
+    return ExitCodeFor(plan.status());
+  }
   if (absl::Status s = CreateOutputFolder(out_dir); !s.ok()) {
     std::fprintf(stderr, "quantd run-job: %s\n",
                  std::string(s.message()).c_str());
     return kExitBadInput;
   }
-  JobPaths paths{PathOf(spec->model()), PathOf(spec->calibration_data()),
-                 PathOf(spec->evaluation_data()),
-                 PathOf(spec->qat().train_data())};
   std::string last_stage;
   int last_percent = -1;
   ProgressCallback progress = [&](const ProgressEvent& e) {
@@ -179,7 +179,7 @@ int RunJobCommand(const std::vector<std::string>& args) {
       absl::StrCat(out_dir, "/.quantd-qat-checkpoint.npz");
   const absl::Time start = absl::Now();
   absl::StatusOr<PipelineResult> result =
-      RunPtqPipeline(*spec, paths, progress, &g_interrupted, pipeline_options);
+      RunPipeline(*plan, progress, &g_interrupted, pipeline_options);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   auto push = [&](const std::string& outcome,
                   const v1::QuantizationReport* report) {

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "engine/model_run.h"
+#include "engine/evaluation/model_run.h"
 #include "server/exit_codes.h"
 
 namespace quantd {

@@ -8,11 +8,12 @@
 
 namespace quantd {
 
-Scheduler::Scheduler(JobStore* jobs, BlobStore* blobs, SchedulerOptions options)
+Scheduler::Scheduler(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
+                     SchedulerOptions options)
     : jobs_(jobs),
       blobs_(blobs),
       options_(std::move(options)),
-      runner_(jobs, blobs, options_.runner) {}
+      runner_(jobs, blobs, index, options_.runner) {}
 
 Scheduler::~Scheduler() { Shutdown(absl::ZeroDuration()); }
 

@@ -3,7 +3,8 @@
 // only in the store, so a restart loses nothing: Start() first recovers jobs
 // that were RUNNING when the process died.
 //
-//   Scheduler scheduler(&jobs, &blobs, {.workers = 1, .threads_per_job = 2});
+//   Scheduler scheduler(&jobs, &blobs, &index,
+//                       {.workers = 1, .threads_per_job = 2});
 //   scheduler.Start();
 //   scheduler.Notify();             // after CreateJob
 //   scheduler.Cancel("job-...");    // running: the pipeline stops within a
@@ -46,7 +47,8 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(JobStore* jobs, BlobStore* blobs, SchedulerOptions options);
+  Scheduler(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
+            SchedulerOptions options);
   ~Scheduler();
 
   // Recovers interrupted jobs and starts the workers.

@@ -25,6 +25,7 @@ class SchedulerTest : public ::testing::Test {
     auto jobs = JobStore::Open(root_ + "/jobs.db", "0123456789abcdef-key");
     ASSERT_TRUE(jobs.ok()) << jobs.status();
     jobs_ = std::move(*jobs);
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
   }
   void TearDown() override {
     std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
@@ -36,9 +37,10 @@ class SchedulerTest : public ::testing::Test {
     const std::string model =
         slow ? "tiny_gpt/model.onnx" : "fmnist_mlp/model.onnx";
     const std::string data = slow ? "tiny_gpt/eval.npz" : "fmnist/eval.npz";
-    spec.mutable_model()->set_blob_sha256(*blobs_->Put(ReadTestdata(model)));
+    spec.mutable_model()->set_blob_sha256(
+        server_test::PutOwned(*blobs_, *index_, tenant, ReadTestdata(model)));
     spec.mutable_evaluation_data()->set_blob_sha256(
-        *blobs_->Put(ReadTestdata(data)));
+        server_test::PutOwned(*blobs_, *index_, tenant, ReadTestdata(data)));
     spec.set_mode(v1::QUANT_MODE_DYNAMIC);
     if (!slow) spec.mutable_sensitivity()->set_disabled(true);
     JobRecord r;
@@ -68,11 +70,12 @@ class SchedulerTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<JobStore> jobs_;
+  std::unique_ptr<BlobIndex> index_;
 };
 
 TEST_F(SchedulerTest, RunsQueuedJobs) {
   const std::string a = Queue(false), b = Queue(false);
-  Scheduler s(jobs_.get(), blobs_.get(), {});
+  Scheduler s(jobs_.get(), blobs_.get(), index_.get(), {});
   ASSERT_TRUE(s.Start().ok());
   s.Notify();
   EXPECT_TRUE(WaitFor(a, JobState::kSucceeded, absl::Seconds(60)));
@@ -81,7 +84,7 @@ TEST_F(SchedulerTest, RunsQueuedJobs) {
 
 TEST_F(SchedulerTest, CancelsQueuedAndRunningJobs) {
   const std::string queued = Queue(false);
-  Scheduler idle(jobs_.get(), blobs_.get(), {});
+  Scheduler idle(jobs_.get(), blobs_.get(), index_.get(), {});
   absl::StatusOr<JobRecord> c = idle.Cancel("t", queued);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->state, JobState::kCancelled);
@@ -101,7 +104,7 @@ TEST_F(SchedulerTest, CancelsQueuedAndRunningJobs) {
       EXPECT_TRUE(self->Cancel("t", running).ok());
     }
   };
-  Scheduler s(jobs_.get(), blobs_.get(), o);
+  Scheduler s(jobs_.get(), blobs_.get(), index_.get(), o);
   self = &s;
   ASSERT_TRUE(s.Start().ok());
   s.Notify();
@@ -120,7 +123,7 @@ TEST_F(SchedulerTest, ShutdownRequeuesRunningJobsAndRestartFinishesThem) {
     o.runner.on_event = [&](const v1::JobEvent& e) {
       if (e.has_progress()) progressed = true;
     };
-    Scheduler s(jobs_.get(), blobs_.get(), o);
+    Scheduler s(jobs_.get(), blobs_.get(), index_.get(), o);
     ASSERT_TRUE(s.Start().ok());
     s.Notify();
     while (!progressed) absl::SleepFor(absl::Milliseconds(5));
@@ -129,7 +132,7 @@ TEST_F(SchedulerTest, ShutdownRequeuesRunningJobsAndRestartFinishesThem) {
   absl::StatusOr<JobRecord> job = jobs_->Get("t", id);
   EXPECT_EQ(job->state, JobState::kQueued);
   EXPECT_EQ(job->attempts, 1);
-  Scheduler again(jobs_.get(), blobs_.get(), {});
+  Scheduler again(jobs_.get(), blobs_.get(), index_.get(), {});
   ASSERT_TRUE(again.Start().ok());
   again.Notify();
   EXPECT_TRUE(WaitFor(id, JobState::kSucceeded, absl::Seconds(120)));
@@ -157,7 +160,7 @@ TEST_F(SchedulerTest, PerTenantLimitKeepsOneTenantFromTakingEveryWorker) {
     absl::MutexLock lock(&mu);
     --running[r.tenant];
   };
-  Scheduler s(jobs_.get(), blobs_.get(), o);
+  Scheduler s(jobs_.get(), blobs_.get(), index_.get(), o);
   ASSERT_TRUE(s.Start().ok());
   s.Notify();
   for (const auto& [name, tenant] : tenant_of) {
@@ -174,7 +177,7 @@ TEST_F(SchedulerTest, StartRecoversJobsOfADeadProcess) {
   const std::string id = Queue(false);
   ASSERT_TRUE(
       jobs_->Transition(id, {JobState::kQueued}, JobState::kRunning).ok());
-  Scheduler s(jobs_.get(), blobs_.get(), {});
+  Scheduler s(jobs_.get(), blobs_.get(), index_.get(), {});
   ASSERT_TRUE(s.Start().ok());
   s.Notify();
   EXPECT_TRUE(WaitFor(id, JobState::kSucceeded, absl::Seconds(60)));

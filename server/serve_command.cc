@@ -299,7 +299,8 @@ int ServeCommand(const std::vector<std::string>& args) {
         m->JobQuality(method, model == spec.labels().end() ? "" : model->second,
                       *report);
       };
-  Scheduler scheduler(jobs->get(), blobs->get(), scheduler_options);
+  Scheduler scheduler(jobs->get(), blobs->get(), index->get(),
+                      scheduler_options);
   ServiceLimits limits;
   limits.max_upload_bytes = max_upload;
   limits.max_tenant_storage_bytes = max_storage;

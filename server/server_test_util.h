@@ -9,6 +9,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "server/blob_index.h"
+#include "server/blob_store.h"
 
 namespace quantd {
 namespace server_test {
@@ -20,6 +22,20 @@ inline std::string ReadTestdata(const std::string& rel) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// Stores `bytes` and records `tenant` as their uploader, as a finished
+// upload does; returns the digest.
+inline std::string PutOwned(BlobStore& blobs, BlobIndex& index,
+                            const std::string& tenant,
+                            const std::string& bytes) {
+  absl::StatusOr<std::string> digest = blobs.Put(bytes);
+  if (!digest.ok()) return "";
+  v1::Blob blob;
+  blob.set_sha256(*digest);
+  blob.set_size(static_cast<int64_t>(bytes.size()));
+  if (!index.Record(tenant, blob).ok()) return "";
+  return *digest;
 }
 
 }  // namespace server_test

@@ -2,9 +2,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "engine/job_spec.h"
-#include "engine/ptq_pipeline.h"
+#include "engine/pipeline/job_spec.h"
+#include "engine/pipeline/pipeline.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/tenant_data_resolver.h"
 
 namespace quantd {
 namespace {
@@ -129,43 +130,19 @@ absl::StatusOr<v1::Job> ServiceCore::ToProto(const JobRecord& r) {
 
 absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     const std::string& tenant, const v1::CreateJobRequest& request) {
-  if (absl::Status s = ValidateJobSpec(request.spec(), SpecOrigin::kService);
-      !s.ok()) {
-    return s;
-  }
-  // Every blob the spec names must have been uploaded by this tenant.
-  for (const auto& [ref, field] :
-       {std::make_pair(&request.spec().model(), "model"),
-        std::make_pair(&request.spec().calibration_data(), "calibration_data"),
-        std::make_pair(&request.spec().evaluation_data(), "evaluation_data")}) {
-    if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
-    if (absl::StatusOr<v1::Blob> b = GetBlob(tenant, ref->blob_sha256());
-        !b.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".blob_sha256: ", b.status().message()));
-    }
-  }
+  // One plan: the spec validated, defaults applied, and every DataRef
+  // resolved to a blob this tenant uploaded.
+  const TenantDataResolver resolver(*blobs_, *index_, tenant);
+  absl::StatusOr<JobPlan> plan =
+      PlanJob(request.spec(), SpecOrigin::kService, resolver);
+  if (!plan.ok()) return plan.status();
   // The model loads, the data fits it, the scheme fits every layer: a job
   // that cannot run is refused now, not failed later.
-  {
-    JobPaths paths;
-    for (const auto& [ref, target] :
-         {std::make_pair(&request.spec().model(), &paths.model),
-          std::make_pair(&request.spec().calibration_data(),
-                         &paths.calibration),
-          std::make_pair(&request.spec().evaluation_data(),
-                         &paths.evaluation)}) {
-      if (ref->source_case() != v1::DataRef::kBlobSha256) continue;
-      absl::StatusOr<std::string> p = blobs_->PathOf(ref->blob_sha256());
-      if (!p.ok()) return p.status();
-      *target = *p;
-    }
-    if (absl::Status s = CheckJobInputs(request.spec(), paths); !s.ok()) {
-      return absl::Status(s.code() == absl::StatusCode::kInternal
-                              ? absl::StatusCode::kInternal
-                              : absl::StatusCode::kInvalidArgument,
-                          s.message());
-    }
+  if (absl::Status s = CheckJobInputs(*plan); !s.ok()) {
+    return absl::Status(s.code() == absl::StatusCode::kInternal
+                            ? absl::StatusCode::kInternal
+                            : absl::StatusCode::kInvalidArgument,
+                        s.message());
   }
   if (!request.request_id().empty() &&
       !IsIdentifier(request.request_id(), kMaxRequestIdBytes)) {

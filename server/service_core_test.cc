@@ -26,11 +26,11 @@ class ServiceCoreTest : public ::testing::Test {
     root_ = mkdtemp(tmpl);
     blobs_ = std::move(*BlobStore::Open(root_));
     jobs_ = std::move(*JobStore::Open(root_ + "/jobs.db", "0123456789abcdef"));
+    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
     scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
-                                             SchedulerOptions{});
+                                             index_.get(), SchedulerOptions{});
     ServiceLimits limits;
     limits.max_queued_jobs_per_tenant = 2;
-    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
     core_ = std::make_unique<ServiceCore>(
         jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
   }

@@ -22,9 +22,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "engine/executor.h"
-#include "engine/model_loader.h"
-#include "engine/onnx_convert.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/onnx/onnx_convert.h"
+#include "engine/runtime/executor.h"
 
 namespace quantd {
 namespace {

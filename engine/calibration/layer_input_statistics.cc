@@ -1,0 +1,137 @@
+#include "engine/calibration/layer_input_statistics.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/matmul.h"
+
+namespace quantd {
+
+Tensor LayerInputStatistics::SampleTensor() const {
+  Tensor t(DataType::kFloat32, {sample_rows, channels});
+  std::copy(sample.begin(), sample.begin() + sample_rows * channels,
+            t.mutable_data<float>());
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<InputStatisticsCollector>>
+InputStatisticsCollector::Create(
+    const std::map<std::string, ChannelLayout>& values,
+    const InputStatisticsOptions& options) {
+  if (values.empty()) {
+    return absl::InvalidArgumentError("no layer inputs to collect");
+  }
+  if (options.max_sample_rows < 0) {
+    return absl::InvalidArgumentError("max_sample_rows must be >= 0");
+  }
+  std::map<std::string, Entry> entries;
+  for (const auto& [name, layout] : values) entries[name].layout = layout;
+  return std::unique_ptr<InputStatisticsCollector>(
+      new InputStatisticsCollector(std::move(entries), options));
+}
+
+TensorHook InputStatisticsCollector::Hook() {
+  return [this](const Node*, const std::string& name,
+                Tensor& value) -> absl::Status {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return absl::OkStatus();
+    return Observe(it->second, value);
+  };
+}
+
+const LayerInputStatistics* InputStatisticsCollector::Find(
+    const std::string& value) const {
+  auto it = entries_.find(value);
+  if (it == entries_.end() || it->second.stats.rows == 0) return nullptr;
+  return &it->second.stats;
+}
+
+absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
+  if (x.dtype() != DataType::kFloat32 || x.rank() < 1 ||
+      (e.layout == ChannelLayout::kDim1 && x.rank() < 2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer input statistics need a float tensor with "
+                     "channels; got ",
+                     x.DebugString()));
+  }
+  const int64_t c = e.layout == ChannelLayout::kLastDim ? x.dim(-1) : x.dim(1);
+  LayerInputStatistics& s = e.stats;
+  if (s.channels == 0) {
+    s.channels = c;
+    s.abs_max.assign(c, 0.f);
+    s.sum.assign(c, 0.0);
+    s.sum_abs.assign(c, 0.0);
+    if (options_.hessian && e.layout == ChannelLayout::kLastDim) {
+      s.hessian.assign(c * c, 0.0);
+    }
+    if (options_.max_sample_rows > 0 && e.layout == ChannelLayout::kLastDim) {
+      s.sample.assign(options_.max_sample_rows * c, 0.f);
+    }
+  } else if (s.channels != c) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a layer input changed its channel count from ",
+                     s.channels, " to ", c, " between batches"));
+  }
+  if (c == 0) return absl::OkStatus();
+  const int64_t rows = x.num_elements() / c;
+  const float* data = x.data<float>();
+  if (e.layout == ChannelLayout::kLastDim) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = data + r * c;
+      for (int64_t j = 0; j < c; ++j) {
+        s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
+        s.sum[j] += row[j];
+        s.sum_abs[j] += std::fabs(row[j]);
+      }
+      // Reservoir sampling: every row seen so far is kept with equal
+      // probability, whatever the dataset's length.
+      if (!s.sample.empty()) {
+        const int64_t seen = e.seen_rows++;
+        int64_t slot = -1;
+        if (seen < options_.max_sample_rows) {
+          slot = seen;
+          s.sample_rows = seen + 1;
+        } else {
+          std::uniform_int_distribution<int64_t> pick(0, seen);
+          const int64_t k = pick(rng_);
+          if (k < options_.max_sample_rows) slot = k;
+        }
+        if (slot >= 0) std::copy(row, row + c, s.sample.begin() + slot * c);
+      }
+    }
+  } else {
+    const int64_t inner = x.num_elements() / (x.dim(0) * c);
+    for (int64_t n = 0; n < x.dim(0); ++n) {
+      for (int64_t j = 0; j < c; ++j) {
+        const float* p = data + (n * c + j) * inner;
+        for (int64_t i = 0; i < inner; ++i) {
+          s.abs_max[j] = std::max(s.abs_max[j], std::fabs(p[i]));
+          s.sum[j] += p[i];
+          s.sum_abs[j] += std::fabs(p[i]);
+        }
+      }
+    }
+  }
+  if (!s.hessian.empty()) {
+    // X^T X for this batch on oneDNN's f32 GEMM (rows x K^2 flops would take
+    // seconds in plain loops), accumulated in double across batches.
+    Tensor xt(DataType::kFloat32, {c, rows});
+    float* t = xt.mutable_data<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < c; ++j) t[j * rows + r] = data[r * c + j];
+    }
+    absl::StatusOr<Tensor> x2 = x.Reshaped({rows, c});
+    if (!x2.ok()) return x2.status();
+    MatMulKernel gemm;
+    Tensor h;
+    if (absl::Status st = gemm.Forward(xt, *x2, nullptr, &h); !st.ok()) {
+      return st;
+    }
+    const float* hv = h.data<float>();
+    for (int64_t i = 0; i < c * c; ++i) s.hessian[i] += hv[i];
+  }
+  s.rows += rows;
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

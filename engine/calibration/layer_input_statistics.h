@@ -1,0 +1,91 @@
+// Statistics of the inputs of quantized layers, gathered in one pass over
+// the calibration set through the executor's tensor hook. The algorithms
+// that look at activations need them:
+//   SmoothQuant  per-channel max |x|
+//   AWQ          a bounded sample of input rows (mean |x| and output error)
+//   GPTQ         the Hessian sum_x x x^T
+//   bias corr.   per-channel mean of x
+//
+//   InputStatisticsOptions o{.hessian = true};
+//   auto c = InputStatisticsCollector::Create(
+//       {{"ln1_out", ChannelLayout::kLastDim}}, o);
+//   RunOptions run; run.tensor_hook = (*c)->Hook();
+//   ... executor.Run(batch, run) for each batch ...
+//   const LayerInputStatistics* s = (*c)->Find("ln1_out");
+//
+// Memory is bounded by the number of channels, never by the dataset: K
+// floats per statistic, K*K doubles for a Hessian, and at most
+// `max_sample_rows` rows (reservoir-sampled with a fixed seed, so runs
+// repeat).
+#ifndef QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_
+#define QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/runtime/executor.h"
+#include "kernels/tensor.h"
+
+namespace quantd {
+
+// Where the channels of an input are: the last dim (MatMul, Gemm inputs
+// [..., K]) or dim 1 (Conv inputs [N, C, ...]). Rows are all other indices.
+enum class ChannelLayout { kLastDim, kDim1 };
+
+struct InputStatisticsOptions {
+  bool hessian = false;  // only for kLastDim inputs
+  int64_t max_sample_rows = 0;
+  uint64_t seed = 0;
+};
+
+struct LayerInputStatistics {
+  int64_t channels = 0;
+  int64_t rows = 0;  // rows observed
+  std::vector<float> abs_max;
+  std::vector<double> sum;      // of x per channel
+  std::vector<double> sum_abs;  // of |x| per channel
+  std::vector<double> hessian;  // channels x channels, sum of x x^T
+  // Sampled rows, [sample_rows, channels] once Finish()ed (kLastDim only).
+  std::vector<float> sample;
+  int64_t sample_rows = 0;
+
+  double Mean(int64_t c) const { return rows > 0 ? sum[c] / rows : 0; }
+  Tensor SampleTensor() const;
+};
+
+class InputStatisticsCollector {
+ public:
+  static absl::StatusOr<std::unique_ptr<InputStatisticsCollector>> Create(
+      const std::map<std::string, ChannelLayout>& values,
+      const InputStatisticsOptions& options);
+
+  // For RunOptions::tensor_hook; other values pass through untouched.
+  TensorHook Hook();
+
+  // Statistics of a watched value, or nullptr if it was never observed.
+  const LayerInputStatistics* Find(const std::string& value) const;
+
+ private:
+  struct Entry {
+    ChannelLayout layout;
+    LayerInputStatistics stats;
+    int64_t seen_rows = 0;  // for reservoir sampling
+  };
+  InputStatisticsCollector(std::map<std::string, Entry> entries,
+                           InputStatisticsOptions options)
+      : entries_(std::move(entries)), options_(options), rng_(options.seed) {}
+  absl::Status Observe(Entry& e, const Tensor& x);
+
+  std::map<std::string, Entry> entries_;
+  InputStatisticsOptions options_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_

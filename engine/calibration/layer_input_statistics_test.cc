@@ -1,0 +1,96 @@
+#include "engine/calibration/layer_input_statistics.h"
+
+#include <cmath>
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+Tensor RandomTensor(Shape shape, std::mt19937& rng) {
+  Tensor t(DataType::kFloat32, shape);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    t.mutable_data<float>()[i] = n(rng) + 0.1f * (i % 3);
+  }
+  return t;
+}
+
+TEST(InputStatisticsTest, MatchesDirectSumsAcrossBatches) {
+  InputStatisticsOptions o;
+  o.hessian = true;
+  o.max_sample_rows = 10;
+  auto c =
+      InputStatisticsCollector::Create({{"x", ChannelLayout::kLastDim}}, o);
+  ASSERT_TRUE(c.ok());
+  TensorHook hook = (*c)->Hook();
+  std::mt19937 rng(1);
+  std::vector<Tensor> batches = {RandomTensor({2, 3, 5}, rng),
+                                 RandomTensor({4, 3, 5}, rng)};
+  for (Tensor& b : batches) ASSERT_TRUE(hook(nullptr, "x", b).ok());
+  Tensor other = RandomTensor({2, 7}, rng);
+  ASSERT_TRUE(hook(nullptr, "unwatched", other).ok());
+
+  const LayerInputStatistics* s = (*c)->Find("x");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->channels, 5);
+  EXPECT_EQ(s->rows, 18);
+  std::vector<double> h(25, 0.0), sum(5, 0.0);
+  std::vector<float> amax(5, 0.f);
+  for (const Tensor& b : batches) {
+    const float* d = b.data<float>();
+    for (int64_t r = 0; r < b.num_elements() / 5; ++r) {
+      for (int i = 0; i < 5; ++i) {
+        sum[i] += d[r * 5 + i];
+        amax[i] = std::max(amax[i], std::fabs(d[r * 5 + i]));
+        for (int j = 0; j < 5; ++j) h[i * 5 + j] += d[r * 5 + i] * d[r * 5 + j];
+      }
+    }
+  }
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_NEAR(s->Mean(i), sum[i] / 18, 1e-6);
+    EXPECT_FLOAT_EQ(s->abs_max[i], amax[i]);
+    for (int j = 0; j < 5; ++j) {
+      EXPECT_NEAR(s->hessian[i * 5 + j], h[i * 5 + j], 1e-4);
+    }
+  }
+  // The sample is bounded and holds real rows.
+  EXPECT_EQ(s->sample_rows, 10);
+  Tensor sample = s->SampleTensor();
+  EXPECT_EQ(sample.shape(), (Shape{10, 5}));
+  EXPECT_EQ((*c)->Find("never_seen"), nullptr);
+}
+
+TEST(InputStatisticsTest, ConvInputsUseDim1Channels) {
+  auto c = InputStatisticsCollector::Create({{"x", ChannelLayout::kDim1}}, {});
+  ASSERT_TRUE(c.ok());
+  Tensor x(DataType::kFloat32, {2, 2, 3});
+  // Channel 0 holds 1..3 and 7..9, channel 1 holds -4..-6 and -10..-12.
+  const float v[] = {1, 2, 3, -4, -5, -6, 7, 8, 9, -10, -11, -12};
+  std::copy(v, v + 12, x.mutable_data<float>());
+  ASSERT_TRUE((*c)->Hook()(nullptr, "x", x).ok());
+  const LayerInputStatistics* s = (*c)->Find("x");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->rows, 6);
+  EXPECT_NEAR(s->Mean(0), 5.0, 1e-9);
+  EXPECT_NEAR(s->Mean(1), -8.0, 1e-9);
+  EXPECT_FLOAT_EQ(s->abs_max[1], 12.f);
+  EXPECT_TRUE(s->hessian.empty());
+}
+
+TEST(InputStatisticsTest, RejectsChangingChannelsAndNonFloat) {
+  auto c =
+      InputStatisticsCollector::Create({{"x", ChannelLayout::kLastDim}}, {});
+  ASSERT_TRUE(c.ok());
+  std::mt19937 rng(2);
+  Tensor a = RandomTensor({2, 4}, rng), b = RandomTensor({2, 5}, rng);
+  ASSERT_TRUE((*c)->Hook()(nullptr, "x", a).ok());
+  EXPECT_FALSE((*c)->Hook()(nullptr, "x", b).ok());
+  Tensor ints(DataType::kInt64, {2, 4});
+  EXPECT_FALSE((*c)->Hook()(nullptr, "x", ints).ok());
+  EXPECT_FALSE(InputStatisticsCollector::Create({}, {}).ok());
+}
+
+}  // namespace
+}  // namespace quantd

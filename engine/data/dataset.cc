@@ -1,0 +1,230 @@
+#include "engine/data/dataset.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace quantd {
+namespace {
+
+std::string What(const std::string& path, const std::string& array) {
+  return absl::StrCat("array '", array, "' in '", path, "'");
+}
+
+// First non-finite value of a float batch, or -1.
+int64_t FirstNonFinite(const Tensor& t) {
+  if (t.dtype() != DataType::kFloat32) return -1;
+  const float* p = t.data<float>();
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    if (!std::isfinite(p[i])) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
+    const std::string& path, const Graph& graph,
+    const DatasetOptions& options) {
+  if (options.batch_size < 1 || options.batch_size > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch size must be in [1, 65536], got ", options.batch_size));
+  }
+  if (options.first_sample < 0 || options.max_samples < 0) {
+    return absl::InvalidArgumentError("sample ranges must not be negative");
+  }
+  auto d = std::unique_ptr<Dataset>(new Dataset());
+  d->path_ = path;
+  d->options_ = options;
+  absl::StatusOr<std::unique_ptr<ArrayFile>> file = ArrayFile::Open(path);
+  if (!file.ok()) return file.status();
+  d->file_ = std::move(*file);
+  const std::vector<std::string> names = d->file_->names();
+  const bool single_npy = names.size() == 1 && names[0].empty();
+
+  int64_t rows = -1;
+  std::string rows_from;
+  auto check_rows = [&](const std::string& name, int64_t n) -> absl::Status {
+    if (rows < 0) {
+      rows = n;
+      rows_from = name;
+    } else if (n != rows) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          What(path, name), " has ", n, " samples but array '", rows_from,
+          "' has ", rows, "; every array needs one row per sample"));
+    }
+    return absl::OkStatus();
+  };
+
+  for (const ValueInfo& in : graph.inputs) {
+    std::string array = in.name;
+    if (single_npy && graph.inputs.size() == 1) array = "";
+    if (!d->file_->Contains(array)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path, "' has no array for model input '", in.name,
+                       "'; it has: ", absl::StrJoin(names, ", "),
+                       ". Save one array per input, named like the input"));
+    }
+    absl::StatusOr<std::unique_ptr<ArrayStream>> s =
+        d->file_->OpenStream(array);
+    if (!s.ok()) return s.status();
+    const NpyHeader& h = (*s)->header();
+    const std::string what = What(path, in.name);
+    if (in.dtype != DataType::kUndefined && h.dtype != in.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " holds ", h.stored_float64 ? "f64" : DataTypeName(h.dtype),
+          " but model input '", in.name, "' expects ", DataTypeName(in.dtype)));
+    }
+    const bool lm = in.name == kTokenInput && in.dtype == DataType::kInt64 &&
+                    in.has_shape && in.shape.size() == 2 && h.shape.size() == 2;
+    if (in.has_shape) {
+      if (h.shape.size() != in.shape.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "model input '", in.name, "' expects ", in.shape.size(), " dims ",
+            ShapeToString(in.shape), " (leading = samples); ", what, " has ",
+            h.shape.size(), " dims ", ShapeToString(h.shape)));
+      }
+      for (size_t i = 1; i < h.shape.size(); ++i) {
+        const int64_t want = in.shape[i];
+        const int64_t have = lm && i == 1 ? h.shape[i] - 1 : h.shape[i];
+        if (want >= 0 && want != have) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("model input '", in.name, "' expects dim ", i,
+                           " to be ", want, " (shape ", ShapeToString(in.shape),
+                           "); ", what, " has shape ", ShapeToString(h.shape),
+                           lm ? " (rows of input_ids hold T+1 tokens)" : ""));
+        }
+      }
+    }
+    if (lm) {
+      if (h.shape[1] < 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, " needs at least 2 tokens per row (T inputs + 1 target)"));
+      }
+      d->language_model_ = true;
+    }
+    if (absl::Status st = check_rows(in.name, (*s)->rows()); !st.ok()) {
+      return st;
+    }
+    d->inputs_.push_back({in.name, std::move(*s)});
+  }
+  if (d->file_->Contains(kLabelArray)) {
+    absl::StatusOr<std::unique_ptr<ArrayStream>> s =
+        d->file_->OpenStream(kLabelArray);
+    if (!s.ok()) return s.status();
+    const NpyHeader& h = (*s)->header();
+    if (h.shape.size() != 1 ||
+        (h.dtype != DataType::kInt64 && h.dtype != DataType::kInt32)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(What(path, kLabelArray),
+                       " must be a 1-D int64 (or int32) array of "
+                       "class ids, one per sample; it is ",
+                       DataTypeName(h.dtype), ShapeToString(h.shape)));
+    }
+    if (absl::Status st = check_rows(kLabelArray, (*s)->rows()); !st.ok()) {
+      return st;
+    }
+    d->label_stream_ = std::move(*s);
+  }
+  if (rows <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' holds no samples"));
+  }
+  d->begin_ = std::min(options.first_sample, rows);
+  d->end_ = options.max_samples > 0
+                ? std::min(rows, d->begin_ + options.max_samples)
+                : rows;
+  if (d->end_ <= d->begin_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' has ", rows,
+                     " samples; none left from sample ", options.first_sample));
+  }
+  if (absl::Status st = d->Rewind(); !st.ok()) return st;
+  return d;
+}
+
+absl::Status Dataset::SkipTo(int64_t sample) {
+  // Streams only move forward; skipped rows are read in bounded chunks.
+  while (next_ < sample) {
+    const int64_t n = std::min<int64_t>(sample - next_, options_.batch_size);
+    for (Input& in : inputs_) {
+      if (absl::StatusOr<Tensor> t = in.stream->ReadRows(n); !t.ok()) {
+        return t.status();
+      }
+    }
+    if (label_stream_ != nullptr) {
+      if (absl::StatusOr<Tensor> t = label_stream_->ReadRows(n); !t.ok()) {
+        return t.status();
+      }
+    }
+    next_ += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Dataset::Rewind() {
+  for (Input& in : inputs_) {
+    if (absl::Status s = in.stream->Rewind(); !s.ok()) return s;
+  }
+  if (label_stream_ != nullptr) {
+    if (absl::Status s = label_stream_->Rewind(); !s.ok()) return s;
+  }
+  next_ = 0;
+  return SkipTo(begin_);
+}
+
+absl::StatusOr<std::optional<DataBatch>> Dataset::Next() {
+  if (next_ >= end_) return std::optional<DataBatch>();
+  const int64_t n = std::min(options_.batch_size, end_ - next_);
+  DataBatch batch;
+  batch.size = n;
+  batch.first = next_ - begin_;
+  for (Input& in : inputs_) {
+    absl::StatusOr<Tensor> t = in.stream->ReadRows(n);
+    if (!t.ok()) return t.status();
+    if (options_.require_finite) {
+      if (int64_t bad = FirstNonFinite(*t); bad >= 0) {
+        const int64_t per_row = t->num_elements() / std::max<int64_t>(n, 1);
+        return absl::InvalidArgumentError(absl::StrCat(
+            What(path_, in.name), " contains NaN or Inf at sample ",
+            next_ + bad / std::max<int64_t>(per_row, 1),
+            "; calibration and evaluation data must be finite"));
+      }
+    }
+    if (language_model_ && in.name == kTokenInput) {
+      // Row of T+1 tokens: inputs are tokens [0, T), targets [1, T].
+      const int64_t t1 = t->dim(1), tt = t1 - 1;
+      Tensor inputs(DataType::kInt64, {n, tt});
+      Tensor targets(DataType::kInt64, {n, tt});
+      const int64_t* src = t->data<int64_t>();
+      for (int64_t r = 0; r < n; ++r) {
+        std::copy(src + r * t1, src + r * t1 + tt,
+                  inputs.mutable_data<int64_t>() + r * tt);
+        std::copy(src + r * t1 + 1, src + (r + 1) * t1,
+                  targets.mutable_data<int64_t>() + r * tt);
+      }
+      batch.feeds[in.name] = std::move(inputs);
+      batch.targets = std::move(targets);
+    } else {
+      batch.feeds[in.name] = std::move(*t);
+    }
+  }
+  if (label_stream_ != nullptr) {
+    absl::StatusOr<Tensor> labels = label_stream_->ReadRows(n);
+    if (!labels.ok()) return labels.status();
+    if (labels->dtype() == DataType::kInt32) {
+      Tensor wide(DataType::kInt64, {n});
+      for (int64_t i = 0; i < n; ++i) {
+        wide.mutable_data<int64_t>()[i] = labels->data<int32_t>()[i];
+      }
+      batch.labels = std::move(wide);
+    } else {
+      batch.labels = std::move(*labels);
+    }
+  }
+  next_ += n;
+  return std::optional<DataBatch>(std::move(batch));
+}
+
+}  // namespace quantd

@@ -1,0 +1,89 @@
+// Datasets for calibration and evaluation: an .npz (or .npy for a
+// single-input model) with one array per model input, keyed by the input's
+// name, leading axis = samples, and an optional `label` array of class ids.
+// Batches are streamed from the file, so memory does not depend on the
+// dataset's length.
+//
+// Language models: when the model has an int64 input `input_ids` of rank 2
+// and the dataset's `input_ids` rows hold T+1 tokens, each batch feeds the
+// first T tokens and carries the last T as next-token targets (perplexity).
+//
+//   absl::StatusOr<std::unique_ptr<Dataset>> d =
+//       Dataset::Open("calib.npz", graph, {.batch_size = 32});
+//   while (true) {
+//     absl::StatusOr<std::optional<DataBatch>> b = (*d)->Next();
+//     if (!b.ok()) return b.status();
+//     if (!b->has_value()) break;
+//     executor->Run((*b)->feeds);
+//   }
+#ifndef QUANTD_ENGINE_DATA_DATASET_H_
+#define QUANTD_ENGINE_DATA_DATASET_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/data/array_file.h"
+#include "engine/ir/graph.h"
+#include "engine/runtime/executor.h"
+
+namespace quantd {
+
+inline constexpr char kLabelArray[] = "label";
+inline constexpr char kTokenInput[] = "input_ids";
+
+struct DatasetOptions {
+  int64_t batch_size = 32;
+  // Use only samples [first_sample, first_sample + max_samples); 0 = all.
+  int64_t first_sample = 0;
+  int64_t max_samples = 0;
+  // Refuse NaN and Inf in float inputs (calibration data must be finite).
+  bool require_finite = true;
+};
+
+struct DataBatch {
+  TensorMap feeds;    // one tensor per model input
+  Tensor labels;      // int64 [n] when the dataset has labels
+  Tensor targets;     // int64 [n, T] next-token ids for language models
+  int64_t size = 0;   // samples in this batch
+  int64_t first = 0;  // index of its first sample in the dataset
+};
+
+class Dataset {
+ public:
+  // Checks every array against the model's inputs: names, element types,
+  // ranks, static dims, equal sample counts, label shape and type.
+  static absl::StatusOr<std::unique_ptr<Dataset>> Open(
+      const std::string& path, const Graph& graph,
+      const DatasetOptions& options = {});
+
+  int64_t num_samples() const { return end_ - begin_; }
+  bool has_labels() const { return label_stream_ != nullptr; }
+  bool is_language_model() const { return language_model_; }
+
+  // The next batch, or nullopt after the last one.
+  absl::StatusOr<std::optional<DataBatch>> Next();
+  absl::Status Rewind();
+
+ private:
+  struct Input {
+    std::string name;
+    std::unique_ptr<ArrayStream> stream;
+  };
+  Dataset() = default;
+  absl::Status SkipTo(int64_t sample);
+
+  std::string path_;
+  DatasetOptions options_;
+  std::unique_ptr<ArrayFile> file_;
+  std::vector<Input> inputs_;
+  std::unique_ptr<ArrayStream> label_stream_;
+  bool language_model_ = false;
+  int64_t begin_ = 0, end_ = 0, next_ = 0;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_DATA_DATASET_H_

@@ -1,0 +1,79 @@
+// Runs a model on a data file in fp32 and in int8 and reports both: the
+// outputs, how they compare with reference outputs stored beside the inputs,
+// and the latency of each. This is `quantd run-model`, a diagnostic that
+// answers "does quantd run my model, and how fast is int8 here?".
+//
+//   ModelRunOptions opts{.model_path = "model.onnx", .data_path = "io.npz"};
+//   absl::StatusOr<ModelRunReport> r = RunModel(opts);
+#ifndef QUANTD_ENGINE_EVALUATION_MODEL_RUN_H_
+#define QUANTD_ENGINE_EVALUATION_MODEL_RUN_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
+#include "engine/passes/int8_lowering.h"
+#include "engine/runtime/executor.h"
+
+namespace quantd {
+
+struct ModelRunOptions {
+  std::string model_path;
+  // .npz with one array per model input (leading axis = samples); arrays
+  // named like the model's outputs are taken as reference outputs.
+  std::string data_path;
+  int64_t max_samples = 1024;
+  int repeats = 10;  // timed runs per precision; the median is reported
+};
+
+struct OutputComparison {
+  std::string name;
+  Shape shape;
+  bool has_reference = false;
+  float fp32_max_abs_diff = 0;  // fp32 vs reference
+  float int8_max_abs_diff = 0;  // int8 vs fp32
+  // For [N, classes] outputs: fraction of samples where argmax agrees.
+  float top1_fp32_vs_reference = -1;
+  float top1_int8_vs_fp32 = -1;
+};
+
+struct LatencyStats {
+  double median_ms = 0;
+  double min_ms = 0;
+  double max_ms = 0;
+};
+
+struct ModelRunReport {
+  int64_t source_opset = 0;
+  int64_t opset = 0;
+  std::string producer;
+  std::string conversion_note;
+  int nodes_loaded = 0;
+  int nodes_prepared = 0;
+  PrepareStats prepare;
+  Int8LoweringStats lowering;
+  int32_t weight_qmax = 0;
+  std::string cpu_isa;
+  int64_t samples = 0;
+  std::vector<OutputComparison> outputs;
+  std::vector<Tensor> fp32_outputs;
+  LatencyStats fp32;
+  LatencyStats int8;
+};
+
+absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options);
+
+// Median/min/max of a list of durations in milliseconds.
+LatencyStats SummarizeLatencies(std::vector<double> ms);
+
+// Runs `executor` once untimed (primitive creation, weight packing), then
+// `repeats` timed runs on the same feeds.
+absl::StatusOr<LatencyStats> MeasureLatency(Executor& executor,
+                                            const TensorMap& feeds,
+                                            int repeats);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_EVALUATION_MODEL_RUN_H_

@@ -1,0 +1,159 @@
+#include "engine/evaluation/pipeline_evaluation.h"
+
+#include <algorithm>
+
+#include "engine/evaluation/evaluation_metrics.h"
+#include "engine/export/qdq_export.h"
+
+namespace quantd {
+
+absl::Status CheckCancelled(const std::atomic<bool>* cancelled) {
+  if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) {
+    return absl::CancelledError("the job was cancelled");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ForEachBatch(
+    Dataset& data, const std::string& stage, const ProgressCallback& progress,
+    const std::atomic<bool>* cancelled,
+    const std::function<absl::Status(const DataBatch&)>& fn) {
+  if (absl::Status s = data.Rewind(); !s.ok()) return s;
+  int64_t done = 0;
+  while (true) {
+    if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
+    absl::StatusOr<std::optional<DataBatch>> batch = data.Next();
+    if (!batch.ok()) return batch.status();
+    if (!batch->has_value()) break;
+    if (absl::Status s = fn(**batch); !s.ok()) return s;
+    done += (*batch)->size;
+    if (progress) {
+      ProgressEvent e;
+      e.stage = stage;
+      e.fraction = double(done) / data.num_samples();
+      e.samples_done = done;
+      progress(e);
+    }
+  }
+  return done;
+}
+
+absl::StatusOr<Evaluated> Evaluate(
+    Executor& reference, Executor& candidate, Dataset& data,
+    const std::map<std::string, std::string>& layers, const std::string& stage,
+    const ProgressCallback& progress, const std::atomic<bool>* cancelled) {
+  EvaluationAccumulator acc;
+  std::map<std::string, SqnrAccumulator> per_layer;
+  RunOptions ref_opts, cand_opts;
+  ref_opts.cancelled = cand_opts.cancelled = cancelled;
+  for (const auto& [value, node] : layers) {
+    ref_opts.extra_outputs.push_back(value);
+    cand_opts.extra_outputs.push_back(value);
+  }
+  absl::StatusOr<int64_t> n = ForEachBatch(
+      data, stage, progress, cancelled,
+      [&](const DataBatch& batch) -> absl::Status {
+        absl::StatusOr<RunResult> r = reference.Run(batch.feeds, ref_opts);
+        if (!r.ok()) return r.status();
+        absl::StatusOr<RunResult> c = candidate.Run(batch.feeds, cand_opts);
+        if (!c.ok()) return c.status();
+        if (absl::Status s = acc.Add(r->outputs[0], c->outputs[0], batch.labels,
+                                     batch.targets);
+            !s.ok()) {
+          return s;
+        }
+        for (const auto& [value, node] : layers) {
+          auto rv = r->values.find(value), cv = c->values.find(value);
+          if (rv != r->values.end() && cv != c->values.end() &&
+              rv->second.shape() == cv->second.shape()) {
+            (void)per_layer[node].Add(rv->second, cv->second);
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!n.ok()) return n.status();
+  Evaluated out;
+  out.metrics = acc.Finish();
+  for (const auto& [node, s] : per_layer) {
+    out.layer_sqnr[node] = std::min(s.sqnr_db(), 1000.0);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Tensor>> ReferenceOutputs(
+    Executor& reference, Dataset& data, int64_t max_bytes,
+    const std::atomic<bool>* cancelled) {
+  std::vector<Tensor> outputs;
+  int64_t bytes = 0;
+  absl::StatusOr<int64_t> n =
+      ForEachBatch(data, "", nullptr, cancelled,
+                   [&](const DataBatch& batch) -> absl::Status {
+                     if (bytes > max_bytes) return absl::OkStatus();
+                     absl::StatusOr<std::vector<Tensor>> r =
+                         reference.RunOutputs(batch.feeds);
+                     if (!r.ok()) return r.status();
+                     bytes += static_cast<int64_t>((*r)[0].byte_size());
+                     outputs.push_back(std::move((*r)[0]));
+                     return absl::OkStatus();
+                   });
+  if (!n.ok()) return n.status();
+  if (bytes > max_bytes) outputs.clear();
+  return outputs;
+}
+
+absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
+    const std::vector<Tensor>& reference_outputs, Executor& candidate,
+    Dataset& data, const std::atomic<bool>* cancelled) {
+  EvaluationAccumulator acc;
+  size_t index = 0;
+  absl::StatusOr<int64_t> n =
+      ForEachBatch(data, "", nullptr, cancelled,
+                   [&](const DataBatch& batch) -> absl::Status {
+                     if (index >= reference_outputs.size()) {
+                       return absl::InternalError(
+                           "more batches than cached reference outputs");
+                     }
+                     absl::StatusOr<std::vector<Tensor>> c =
+                         candidate.RunOutputs(batch.feeds);
+                     if (!c.ok()) return c.status();
+                     return acc.Add(reference_outputs[index++], (*c)[0],
+                                    batch.labels, batch.targets);
+                   });
+  if (!n.ok()) return n.status();
+  return acc.Finish();
+}
+
+absl::StatusOr<Evaluated> EvaluatePlan(
+    const Graph& graph, const QuantizationPlan& plan, Executor& reference,
+    Dataset& data, const std::map<std::string, std::string>& layers,
+    const std::string& stage, const ProgressCallback& progress,
+    const std::atomic<bool>* cancelled) {
+  absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(graph, plan);
+  if (!qdq.ok()) return qdq.status();
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(std::move(qdq->graph));
+  if (!ex.ok()) return ex.status();
+  return Evaluate(reference, **ex, data, layers, stage, progress, cancelled);
+}
+
+double TargetMetric(const v1::EvaluationMetrics& m) {
+  if (m.has_labels()) return -m.accuracy_delta_points();
+  if (m.is_language_model()) return m.perplexity_delta_percent();
+  return 100.0 * (1.0 - m.top1_agreement());
+}
+
+std::string TargetMetricName(const v1::EvaluationMetrics& m) {
+  if (m.has_labels()) return "accuracy drop, points";
+  if (m.is_language_model()) return "perplexity increase, percent";
+  return "top-1 disagreement with the float model, points";
+}
+
+double TargetBound(const v1::AccuracyTarget& target,
+                   const v1::EvaluationMetrics& m) {
+  const double bound = m.is_language_model()
+                           ? target.max_perplexity_increase_percent()
+                           : target.max_accuracy_drop_points();
+  return bound > 0 ? bound : -1;
+}
+
+}  // namespace quantd

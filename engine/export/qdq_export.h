@@ -1,0 +1,111 @@
+// Export of a float Graph plus its QuantizationPlan as a QDQ ONNX model:
+// QuantizeLinear -> DequantizeLinear pairs on activations, and quantized
+// integer initializers read through DequantizeLinear for weights. This is
+// the format ONNX Runtime, OpenVINO and TensorRT turn into integer kernels.
+// Dynamic activations (plan.dynamic_activations) get DynamicQuantizeLinear
+// -> DequantizeLinear instead, the three outputs (y, y_scale, y_zero_point)
+// feeding the DequantizeLinear: the form ONNX Runtime's quantize_dynamic
+// writes in QDQ format. ORT's optimizer fuses it with a following MatMul
+// into a dynamically quantized integer kernel (engine/export/qdq_ort_test.cc
+// checks both ORT paths against quantd).
+//
+//   QdqExportOptions options;
+//   absl::StatusOr<std::string> bytes =
+//       ExportQdqModelBytes(graph, plan, options);   // model.onnx contents
+//
+// What the export does:
+//   - Graph inputs and outputs keep their names. An activation (static or
+//     dynamic) that is a graph output keeps its name on the DequantizeLinear
+//     output; the float value its producer writes is renamed.
+//   - Static activations: scale and zero point are initializers. Dynamic
+//     activations: DynamicQuantizeLinear computes them per run (u8,
+//     asymmetric, from the batch's min/max; opset 11, so any export opset).
+//   - Weights are quantized here (round half to even, clamped to the plan's
+//     [qmin, qmax]) from plan.updated_initializers when present, else from
+//     the graph's float initializer, which is then dropped. Scales and zero
+//     points become initializers (zero points are always written, zeros for
+//     symmetric parameters).
+//   - int8/uint8 per tensor and per channel use opset 13 DequantizeLinear
+//     (`axis`); per-group parameters and int4/uint4 need opset 21 (blocked
+//     DequantizeLinear with `block_size`, 4-bit initializers with TensorProto
+//     data_type INT4 = 22 / UINT4 = 21, two values per byte, low nibble
+//     first). The model's opset is max(graph opset, 13), or 21 (IR 10) when
+//     anything needs it. Raising a graph to opset 21 rewrites the ops whose
+//     form changed in opset 18: Reduce* `axes` attribute -> input, and Split
+//     without a `split` input gets `num_outputs`. (Other changes in opsets
+//     18-21 only add attributes or types.)
+//   - Biases (input 2 of Conv and Gemm) stay float even when listed in
+//     plan.weights: ONNX Runtime fuses QDQ patterns with float biases.
+//   - Nodes in plan.float_nodes read their float weights (a weight shared
+//     with quantized nodes keeps its float initializer for them).
+//   - Every new name comes from Graph::UniqueName; output is deterministic.
+//
+// ONNX 1.12 (Debian 12's) has no opset-21 schemas, so its checker cannot
+// validate int4 exports; int8 exports pass onnx::checker::check_model.
+#ifndef QUANTD_ENGINE_EXPORT_QDQ_EXPORT_H_
+#define QUANTD_ENGINE_EXPORT_QDQ_EXPORT_H_
+
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/quantization_plan.h"
+#include "onnx/onnx_pb.h"
+
+namespace quantd {
+
+// ONNX TensorProto data types that ONNX 1.12's enum lacks.
+inline constexpr int32_t kOnnxUInt4 = 21;
+inline constexpr int32_t kOnnxInt4 = 22;
+
+struct QdqExportOptions {
+  std::string producer_name = "quantd";
+  std::string producer_version;
+};
+
+// The exported graph before it becomes a protobuf: runnable by quantd's own
+// executor (4-bit values are held in s8/u8 tensors, which quantd's
+// Quantize/DequantizeLinear kernels accept), which is how tests check int4
+// exports that the loader's opset range (<= 17) cannot read back. Caveat:
+// quantd's Reduce* kernels (other than ReduceSum) read `axes` only from the
+// attribute, so an opset-21 graph with rewritten Reduce* nodes does not run
+// correctly in quantd (ONNX Runtime runs it).
+struct QdqGraph {
+  Graph graph;
+  // Initializers to write as 4-bit tensors (INT4 for s8 holders, UINT4 for
+  // u8 holders).
+  std::set<std::string> four_bit_initializers;
+  int64_t ir_version = 8;
+};
+
+// Checks the plan against the graph without exporting: every name exists
+// and has the right kind (activation or float initializer), no value is both
+// a static and a dynamic activation, parameters have
+// counts matching the tensor's dims, scales are positive and finite, zero
+// points lie in [qmin, qmax] within the type's range, group sizes divide the
+// grouped dimension. Errors are InvalidArgument naming the tensor.
+absl::Status ValidateQuantizationPlan(const Graph& graph,
+                                      const QuantizationPlan& plan);
+
+absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
+                                       const QuantizationPlan& plan,
+                                       const QdqExportOptions& options = {});
+
+absl::StatusOr<onnx::ModelProto> ExportQdqModel(
+    const Graph& graph, const QuantizationPlan& plan,
+    const QdqExportOptions& options = {});
+
+// ExportQdqModel serialized: the bytes of a .onnx file.
+absl::StatusOr<std::string> ExportQdqModelBytes(
+    const Graph& graph, const QuantizationPlan& plan,
+    const QdqExportOptions& options = {});
+
+// Packs 4-bit values held one per byte (s8 in [-8, 7] or u8 in [0, 15]) two
+// per byte, low nibble first, as ONNX stores INT4/UINT4.
+std::string PackFourBit(const Tensor& values);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_EXPORT_QDQ_EXPORT_H_

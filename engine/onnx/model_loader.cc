@@ -1,0 +1,332 @@
+#include "engine/onnx/model_loader.h"
+
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "onnx/checker.h"
+#include "onnx/shape_inference/implementation.h"
+#include "onnx/version_converter/convert.h"
+
+namespace quantd {
+
+absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
+                                            int64_t max_bytes) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is not a regular file"));
+  }
+  if (st.st_size > max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("'", path, "' is ", st.st_size,
+                     " bytes, more than the limit of ", max_bytes));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  in.read(bytes.data(), st.st_size);
+  if (in.gcount() != st.st_size) {
+    return absl::DataLossError(absl::StrCat("short read of '", path, "'"));
+  }
+  return bytes;
+}
+
+namespace {
+
+absl::StatusOr<std::string> RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("cannot resolve '", path, "'"));
+  }
+  return std::string(buf);
+}
+
+// Reads one initializer's external data into raw_data, refusing any location
+// that would leave `base_dir`.
+absl::Status InlineExternalData(onnx::TensorProto& tensor,
+                                const std::string& base_dir,
+                                const ModelLimits& limits) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& entry : tensor.external_data()) {
+    if (entry.key() == "location") {
+      location = entry.value();
+    } else if (entry.key() == "offset") {
+      if (!absl::SimpleAtoi(entry.value(), &offset) || offset < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "initializer '", tensor.name(), "' has a bad external offset"));
+      }
+    } else if (entry.key() == "length") {
+      if (!absl::SimpleAtoi(entry.value(), &length) || length < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "initializer '", tensor.name(), "' has a bad external length"));
+      }
+    }
+  }
+  const std::string what = absl::StrCat("initializer '", tensor.name(),
+                                        "' external data '", location, "'");
+  if (location.empty() || location[0] == '/' ||
+      location.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": the location must be a relative file name"));
+  }
+  for (absl::string_view part : absl::StrSplit(location, '/')) {
+    if (part == "..") {
+      return absl::PermissionDeniedError(absl::StrCat(
+          what, ": the location leaves the model's folder ('..')"));
+    }
+  }
+  absl::StatusOr<std::string> base = RealPath(base_dir);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<std::string> resolved =
+      RealPath(absl::StrCat(*base, "/", location));
+  if (!resolved.ok()) {
+    return absl::NotFoundError(absl::StrCat(what, ": file not found"));
+  }
+  if (!absl::StartsWith(*resolved, absl::StrCat(*base, "/"))) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        what, ": the location resolves outside the model's folder"));
+  }
+  struct stat st;
+  if (stat(resolved->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": not a regular file"));
+  }
+  if (length < 0) length = st.st_size - offset;
+  if (offset > st.st_size || length > st.st_size - offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": offset ", offset, " + length ", length,
+                     " exceeds the file size ", st.st_size));
+  }
+  if (length > limits.max_total_constant_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": ", length, " bytes exceeds the limit"));
+  }
+  std::ifstream in(*resolved, std::ios::binary);
+  in.seekg(offset);
+  std::string data(static_cast<size_t>(length), '\0');
+  in.read(data.data(), length);
+  if (in.gcount() != length) {
+    return absl::DataLossError(absl::StrCat(what, ": short read"));
+  }
+  tensor.set_raw_data(std::move(data));
+  tensor.clear_external_data();
+  tensor.set_data_location(onnx::TensorProto::DEFAULT);
+  return absl::OkStatus();
+}
+
+// Sets (or adds) a string attribute on a node proto.
+void SetStringAttribute(onnx::NodeProto& node, const std::string& name,
+                        const std::string& value) {
+  for (onnx::AttributeProto& a : *node.mutable_attribute()) {
+    if (a.name() == name) {
+      a.set_type(onnx::AttributeProto::STRING);
+      a.set_s(value);
+      return;
+    }
+  }
+  onnx::AttributeProto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+// The constant float values of `name`, if an initializer or Constant node
+// holds them.
+std::vector<float> ConstantFloats(const onnx::GraphProto& g,
+                                  const std::string& name) {
+  const onnx::TensorProto* t = nullptr;
+  for (const onnx::TensorProto& init : g.initializer()) {
+    if (init.name() == name) t = &init;
+  }
+  for (const onnx::NodeProto& n : g.node()) {
+    if (n.op_type() != "Constant" || n.output_size() != 1 ||
+        n.output(0) != name) {
+      continue;
+    }
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      if (a.name() == "value") t = &a.t();
+    }
+  }
+  absl::StatusOr<Tensor> tensor =
+      t == nullptr ? absl::StatusOr<Tensor>(absl::NotFoundError(""))
+                   : TensorFromProto(*t, ModelLimits(), name);
+  if (!tensor.ok() || tensor->dtype() != DataType::kFloat32) return {};
+  return tensor->ToVector<float>();
+}
+
+// Before opset 11, Resize (and Upsample) sampled with asymmetric coordinates
+// and rounded nearest neighbours down when enlarging (up when shrinking).
+// ONNX 1.12's version converter lifts them to Resize-11+ without saying so,
+// which silently means half_pixel. Restore the old sampling explicitly.
+void FixConvertedResize(onnx::ModelProto& model) {
+  onnx::GraphProto* g = model.mutable_graph();
+  for (onnx::NodeProto& node : *g->mutable_node()) {
+    if (node.op_type() != "Resize") continue;
+    SetStringAttribute(node, "coordinate_transformation_mode", "asymmetric");
+    const std::string scales_name =
+        node.input_size() >= 3 ? node.input(2)
+                               : (node.input_size() == 2 ? node.input(1) : "");
+    std::vector<float> scales = ConstantFloats(*g, scales_name);
+    bool shrinks = !scales.empty();
+    for (float f : scales) shrinks = shrinks && f <= 1.f;
+    SetStringAttribute(node, "nearest_mode", shrinks ? "ceil" : "floor");
+  }
+}
+
+absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
+                                       const std::string* base_dir,
+                                       const LoadOptions& options) {
+  if (!model.has_graph()) {
+    return absl::InvalidArgumentError("the ONNX model has no graph");
+  }
+  for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    if (base_dir == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "initializer '", t.name(),
+          "' keeps its data in an external file; models uploaded as bytes "
+          "must be self-contained (save with save_as_external_data=False)"));
+    }
+    if (absl::Status s = InlineExternalData(t, *base_dir, options.limits);
+        !s.ok()) {
+      return s;
+    }
+  }
+  LoadedModel loaded;
+  loaded.ir_version = model.ir_version();
+  loaded.producer =
+      absl::StrCat(model.producer_name(), " ", model.producer_version());
+  for (const auto& opset : model.opset_import()) {
+    if (opset.domain().empty() || opset.domain() == "ai.onnx") {
+      loaded.source_opset = opset.version();
+    }
+  }
+  if (loaded.source_opset < kMinSupportedOpset) {
+    return absl::UnimplementedError(
+        absl::StrCat("the model uses opset ", loaded.source_opset,
+                     "; quantd supports opsets ", kMinSupportedOpset, " to ",
+                     kTargetOpset, ". Re-export it with a newer opset."));
+  }
+  if (loaded.source_opset > kTargetOpset) {
+    return absl::UnimplementedError(
+        absl::StrCat("the model uses opset ", loaded.source_opset,
+                     "; quantd supports up to ", kTargetOpset,
+                     ". Re-export with opset_version=", kTargetOpset, "."));
+  }
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (absl::Status s = ValidateTensorProto(
+            t, options.limits, absl::StrCat("initializer '", t.name(), "'"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ONNX checker rejected the model: ", e.what()));
+  }
+  if (options.convert_opset && loaded.source_opset < kTargetOpset) {
+    try {
+      model = onnx::version_conversion::ConvertVersion(
+          model, static_cast<int>(kTargetOpset));
+      if (loaded.source_opset < 11) FixConvertedResize(model);
+    } catch (const std::exception& e) {
+      // Known case: the Softmax 12->13 adapter needs static shapes. The op
+      // kernels implement the older semantics, so the model stays as it was.
+      loaded.conversion_note = absl::StrCat(
+          "ONNX's version converter could not lift opset ", loaded.source_opset,
+          " to ", kTargetOpset, " (", e.what(), "); running with opset ",
+          loaded.source_opset, " semantics");
+    }
+  }
+  try {
+    onnx::ShapeInferenceOptions si;
+    si.check_type = false;
+    si.error_mode = 0;
+    onnx::shape_inference::InferShapes(model,
+                                       onnx::OpSchemaRegistry::Instance(), si);
+  } catch (const std::exception& e) {
+    // Inferred shapes only inform passes; the executor computes real shapes.
+  }
+  absl::StatusOr<Graph> graph = GraphFromModelProto(model, options.limits);
+  if (!graph.ok()) return graph.status();
+  if (absl::Status s = TopologicalSort(*graph); !s.ok()) return s;
+  if (options.check_ops) {
+    const OpRegistry& registry =
+        options.registry != nullptr ? *options.registry : DefaultOpRegistry();
+    if (absl::Status s = CheckOpsSupported(*graph, registry); !s.ok()) {
+      return s;
+    }
+  }
+  loaded.graph = std::move(*graph);
+  return loaded;
+}
+
+absl::StatusOr<onnx::ModelProto> ParseModel(absl::string_view bytes,
+                                            const ModelLimits& limits) {
+  if (static_cast<int64_t>(bytes.size()) > limits.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model is ", bytes.size(), " bytes, more than the limit of ",
+        limits.max_model_bytes));
+  }
+  if (bytes.empty()) {
+    return absl::InvalidArgumentError("the model file is empty");
+  }
+  google::protobuf::io::ArrayInputStream raw(bytes.data(),
+                                             static_cast<int>(bytes.size()));
+  google::protobuf::io::CodedInputStream coded(&raw);
+  coded.SetTotalBytesLimit(
+      static_cast<int>(std::min<int64_t>(limits.max_model_bytes, INT_MAX)));
+  coded.SetRecursionLimit(64);
+  onnx::ModelProto model;
+  if (!model.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
+    return absl::InvalidArgumentError(
+        "the file is not a valid ONNX model (protobuf parsing failed: "
+        "truncated, corrupt, or not ONNX)");
+  }
+  return model;
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> LoadModelFromBytes(absl::string_view bytes,
+                                               const LoadOptions& options) {
+  absl::StatusOr<onnx::ModelProto> model = ParseModel(bytes, options.limits);
+  if (!model.ok()) return model.status();
+  return LoadParsed(std::move(*model), nullptr, options);
+}
+
+absl::StatusOr<LoadedModel> LoadModelFromFile(const std::string& path,
+                                              const LoadOptions& options) {
+  absl::StatusOr<std::string> bytes =
+      ReadFileBounded(path, options.limits.max_model_bytes);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<onnx::ModelProto> model = ParseModel(*bytes, options.limits);
+  if (!model.ok()) {
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("'", path, "': ", model.status().message()));
+  }
+  std::string dir = ".";
+  if (size_t slash = path.rfind('/'); slash != std::string::npos) {
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return LoadParsed(std::move(*model), &dir, options);
+}
+
+}  // namespace quantd

@@ -1,0 +1,65 @@
+// Loading ONNX models: from bytes (an upload) or from a file (which may keep
+// large weights in external-data files beside it). Everything is bounded and
+// checked; a corrupt, truncated or hostile model yields a Status, never a
+// crash.
+//
+//   absl::StatusOr<LoadedModel> m = LoadModelFromFile("model.onnx");
+//   if (!m.ok()) return m.status();   // e.g. "unsupported ops: Loop (x1)"
+//   Graph& g = m->graph;              // checked, converted, sorted
+#ifndef QUANTD_ENGINE_ONNX_MODEL_LOADER_H_
+#define QUANTD_ENGINE_ONNX_MODEL_LOADER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/ir/graph.h"
+#include "engine/onnx/onnx_convert.h"
+#include "engine/runtime/op_registry.h"
+
+namespace quantd {
+
+// The opset the executor implements; older models are converted up to it.
+// (ONNX 1.12, Debian 12's, knows opsets up to 17.)
+inline constexpr int64_t kTargetOpset = 17;
+inline constexpr int64_t kMinSupportedOpset = 7;
+
+struct LoadOptions {
+  ModelLimits limits;
+  // Convert older opsets up to kTargetOpset with ONNX's version converter.
+  // When the converter fails, the model keeps its opset and the op kernels
+  // implement the older semantics.
+  bool convert_opset = true;
+  // Fail when the model uses ops the registry lacks.
+  bool check_ops = true;
+  const OpRegistry* registry = nullptr;  // nullptr: DefaultOpRegistry()
+};
+
+struct LoadedModel {
+  Graph graph;
+  int64_t source_opset = 0;  // the opset the file declared
+  int64_t ir_version = 0;
+  std::string producer;  // e.g. "pytorch 1.13.1"
+  // Why the version converter was not used, when it was not.
+  std::string conversion_note;
+};
+
+// Loads a model from memory. External data is refused: there is no folder to
+// resolve it against.
+absl::StatusOr<LoadedModel> LoadModelFromBytes(absl::string_view bytes,
+                                               const LoadOptions& options = {});
+
+// Loads a model file. External-data references must name regular files
+// inside the model's own folder; paths that leave it (absolute, "..",
+// symlinks pointing out) are refused.
+absl::StatusOr<LoadedModel> LoadModelFromFile(const std::string& path,
+                                              const LoadOptions& options = {});
+
+// Reads a whole file of at most `max_bytes`.
+absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
+                                            int64_t max_bytes);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_ONNX_MODEL_LOADER_H_

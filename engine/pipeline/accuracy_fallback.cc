@@ -1,0 +1,167 @@
+#include "engine/pipeline/accuracy_fallback.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "engine/export/qdq_export.h"
+
+namespace quantd {
+namespace {
+
+constexpr int64_t kMaxCachedReferenceBytes = int64_t{256} << 20;
+
+std::string Format(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g", v);
+  return buf;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
+    const FallbackContext& ctx, Dataset& data) {
+  std::map<std::string, double> out;
+  const std::vector<WeightSlot>& slots = ctx.rounder->slots();
+  // The float model runs once; each layer's evaluation runs only its
+  // candidate (half the work) unless the outputs are too large to keep.
+  absl::StatusOr<std::vector<Tensor>> reference = ReferenceOutputs(
+      *ctx.reference, data, kMaxCachedReferenceBytes, ctx.cancelled);
+  if (!reference.ok()) return reference.status();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (absl::Status s = CheckCancelled(ctx.cancelled); !s.ok()) return s;
+    std::map<std::string, LayerPrecision> only;
+    for (const WeightSlot& other : slots) {
+      only[other.node] = LayerPrecision::kFloat;
+    }
+    only[slots[i].node] = RequestedPrecision(ctx.rounder->config().scheme);
+    absl::StatusOr<QuantizationPlan> plan =
+        ctx.rounder->BuildPlan(only, *ctx.activation_params);
+    if (!plan.ok()) return plan.status();
+    v1::EvaluationMetrics metrics;
+    if (!reference->empty()) {
+      absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(*ctx.graph, *plan);
+      if (!qdq.ok()) return qdq.status();
+      absl::StatusOr<std::unique_ptr<Executor>> ex =
+          Executor::Create(std::move(qdq->graph));
+      if (!ex.ok()) return ex.status();
+      absl::StatusOr<v1::EvaluationMetrics> m =
+          EvaluateAgainstOutputs(*reference, **ex, data, ctx.cancelled);
+      if (!m.ok()) return m.status();
+      metrics = std::move(*m);
+    } else {
+      absl::StatusOr<Evaluated> e =
+          EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, {}, "", nullptr,
+                       ctx.cancelled);
+      if (!e.ok()) return e.status();
+      metrics = std::move(e->metrics);
+    }
+    out[slots[i].node] = TargetMetric(metrics);
+    if (ctx.progress) {
+      ProgressEvent ev;
+      ev.stage = "sensitivity";
+      ev.fraction = double(i + 1) / slots.size();
+      ev.current_layer = slots[i].node;
+      ev.metrics["sensitivity"] = out[slots[i].node];
+      ctx.progress(ev);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
+    const FallbackContext& ctx, Dataset& data,
+    const std::map<std::string, double>& sensitivity,
+    const QuantizationPlan& first_plan, const Evaluated& first, double bound,
+    const std::map<std::string, std::string>& layers) {
+  const LayerPrecision requested =
+      RequestedPrecision(ctx.rounder->config().scheme);
+  FallbackOutcome current;
+  for (const WeightSlot& s : ctx.rounder->slots()) {
+    current.precisions[s.node] = requested;
+  }
+  current.plan = first_plan;
+  current.evaluated = first;
+  if (TargetMetric(first.metrics) <= bound) {
+    current.met = true;
+    current.message = absl::StrCat(
+        "target met without fallback: ", Format(TargetMetric(first.metrics)),
+        " <= ", Format(bound));
+    return current;
+  }
+  // Most sensitive first; ties keep the graph's order.
+  std::vector<std::string> order;
+  for (const WeightSlot& s : ctx.rounder->slots()) order.push_back(s.node);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) {
+                     return sensitivity.at(a) > sensitivity.at(b);
+                   });
+  // The step sequence: int4 layers to int8 first, then layers to float.
+  std::vector<std::pair<std::string, LayerPrecision>> steps;
+  if (requested == LayerPrecision::kInt4) {
+    for (const std::string& n : order) {
+      steps.emplace_back(n, LayerPrecision::kInt8);
+    }
+  }
+  for (const std::string& n : order) {
+    steps.emplace_back(n, LayerPrecision::kFloat);
+  }
+  FallbackOutcome best = current;  // best model with a quantized layer
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& [node, to] = steps[i];
+    const LayerPrecision from = current.precisions[node];
+    current.precisions[node] = to;
+    const bool all_float = std::all_of(
+        current.precisions.begin(), current.precisions.end(),
+        [](const auto& p) { return p.second == LayerPrecision::kFloat; });
+    if (all_float) break;
+    absl::StatusOr<QuantizationPlan> plan =
+        ctx.rounder->BuildPlan(current.precisions, *ctx.activation_params);
+    if (!plan.ok()) return plan.status();
+    absl::StatusOr<Evaluated> e =
+        EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, layers, "",
+                     nullptr, ctx.cancelled);
+    if (!e.ok()) return e.status();
+    const double metric = TargetMetric(e->metrics);
+    v1::FallbackStep step;
+    step.set_node(node);
+    step.set_from_precision(LayerPrecisionName(from));
+    step.set_to_precision(LayerPrecisionName(to));
+    step.set_metric_after(metric);
+    current.steps.push_back(step);
+    current.reasons[node] = absl::StrCat(
+        "fallback step ", current.steps.size(), ": ", LayerPrecisionName(from),
+        " -> ", LayerPrecisionName(to), " (sensitivity ",
+        Format(sensitivity.at(node)), ", rank ",
+        std::find(order.begin(), order.end(), node) - order.begin() + 1, " of ",
+        order.size(), ")");
+    current.plan = std::move(*plan);
+    current.evaluated = std::move(*e);
+    if (ctx.progress) {
+      ProgressEvent ev;
+      ev.stage = "fallback";
+      ev.fraction = double(i + 1) / steps.size();
+      ev.current_layer = node;
+      ev.metrics["target_metric"] = metric;
+      ctx.progress(ev);
+    }
+    if (metric < TargetMetric(best.evaluated.metrics)) best = current;
+    if (metric <= bound) {
+      current.met = true;
+      current.message = absl::StrCat("target met after ", current.steps.size(),
+                                     " fallback steps: ", Format(metric),
+                                     " <= ", Format(bound));
+      return current;
+    }
+    if (absl::Status s = CheckCancelled(ctx.cancelled); !s.ok()) return s;
+  }
+  best.steps = current.steps;
+  best.met = false;
+  best.message = absl::StrCat(
+      "target not met: only the all-float model is within ", Format(bound),
+      "; delivering the best model that keeps a layer quantized (",
+      Format(TargetMetric(best.evaluated.metrics)), ")");
+  return best;
+}
+
+}  // namespace quantd

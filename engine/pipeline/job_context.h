@@ -1,0 +1,92 @@
+// What a job's stages share: the plan, progress and cancellation, the report
+// being built, and the state each stage leaves for the next (graphs, data,
+// quantized layers, executors). Stages (stages.h) read and fill it in order;
+// a test can run any prefix of them and inspect what they left.
+//
+//   JobContext ctx(plan, progress, &cancelled, options);
+//   QUANTD_RETURN_IF_ERROR(LoadStage(ctx));
+//   QUANTD_RETURN_IF_ERROR(PrepareStage(ctx));
+//   ctx.slots.size();  // the layers that will be quantized
+#ifndef QUANTD_ENGINE_PIPELINE_JOB_CONTEXT_H_
+#define QUANTD_ENGINE_PIPELINE_JOB_CONTEXT_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/calibration/layer_input_statistics.h"
+#include "engine/evaluation/pipeline_evaluation.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/quantization_plan.h"
+#include "engine/pipeline/artifacts.h"
+#include "engine/pipeline/job_data.h"
+#include "engine/pipeline/job_plan.h"
+#include "engine/pipeline/pipeline_report.h"
+#include "engine/quantization/weight_rounding.h"
+#include "engine/runtime/executor.h"
+
+namespace quantd {
+
+struct PipelineOptions {
+  bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
+  // QAT: where training checkpoints go (and are resumed from); empty: none.
+  std::string checkpoint_path;
+};
+
+struct JobContext {
+  JobContext(const JobPlan& plan, ProgressCallback progress,
+             const std::atomic<bool>* cancelled, PipelineOptions options);
+  JobContext(const JobContext&) = delete;
+  JobContext& operator=(const JobContext&) = delete;
+
+  const v1::JobSpec& spec() const { return plan.spec; }
+  v1::QuantizationReport& report() { return result.report; }
+  // Reports progress (no-op without a callback).
+  void Progress(const std::string& stage, double fraction,
+                const std::string& current_layer = "",
+                const std::string& message = "") const;
+
+  const JobPlan& plan;
+  const ProgressCallback progress;
+  const std::atomic<bool>* const cancelled;
+  const PipelineOptions options;
+  PipelineResult result;  // the report is filled as stages go
+
+  // load, prepare: the float model, prepared; the reference throughout.
+  Graph float_graph;
+  // prepare (a copy), smooth (rescaled): the graph that gets quantized.
+  Graph graph;
+  std::optional<JobData> data;    // prepare
+  std::vector<WeightSlot> slots;  // prepare; smooth re-finds them
+  LayerFacts facts;               // every stage adds to it
+  // calibrate
+  std::unique_ptr<InputStatisticsCollector> statistics;
+  std::map<std::string, QuantParams> activation_params;  // by value name
+  int64_t calibration_samples = 0;
+  // quantize (plan), train and fallback (replace it)
+  std::unique_ptr<LayerRounder> rounder;
+  std::optional<QuantizationPlan> quantization;
+  // sensitivity onwards
+  std::unique_ptr<Executor> float_executor;
+  std::map<std::string, std::string> layer_values;  // layer output -> node
+  std::optional<Evaluated> fake_quant;              // evaluate_fake_quant
+  std::unique_ptr<Executor> int8_executor;          // evaluate_int8, if any
+};
+
+// The layers of `graph` to quantize (Conv, Gemm, MatMul with constant
+// weights, minus the plan's exclusions); InvalidArgument when none is left.
+absl::StatusOr<std::vector<WeightSlot>> FindLayers(const JobContext& ctx,
+                                                   const Graph& graph);
+
+// One pass of `graph` over `data` with `hook`, reporting progress as `stage`;
+// the number of samples seen.
+absl::StatusOr<int64_t> RunHookedPass(const JobContext& ctx, const Graph& graph,
+                                      Dataset& data, TensorHook hook,
+                                      const std::string& stage);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_PIPELINE_JOB_CONTEXT_H_

@@ -1,0 +1,72 @@
+#include "engine/pipeline/job_data.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace quantd {
+
+absl::StatusOr<std::unique_ptr<Dataset>> JobData::OpenEvaluationSubset(
+    int64_t max_samples, int64_t batch_size) const {
+  DatasetOptions o = evaluation_options;
+  o.batch_size = batch_size;
+  o.max_samples =
+      o.max_samples > 0 ? std::min(o.max_samples, max_samples) : max_samples;
+  return Dataset::Open(evaluation_path, *graph, o);
+}
+
+absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
+                                    const std::string& calibration_path,
+                                    const std::string& evaluation_path,
+                                    const Graph& graph) {
+  JobData data;
+  data.graph = &graph;
+  DatasetOptions calib_opts;
+  calib_opts.batch_size = spec.calibration().batch_size();
+  if (!calibration_path.empty()) {
+    absl::StatusOr<std::unique_ptr<Dataset>> probe =
+        Dataset::Open(calibration_path, graph, calib_opts);
+    if (!probe.ok()) return probe.status();
+    int64_t total = (*probe)->num_samples();
+    if (evaluation_path.empty()) {
+      const int64_t held = static_cast<int64_t>(total * kHeldBackFraction);
+      if (held < 1 || total - held < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the calibration set has ", total,
+            " samples: too few to hold some back for evaluation; give an "
+            "evaluation set"));
+      }
+      calib_opts.max_samples = total - held;
+      data.evaluation_path = calibration_path;
+      data.evaluation_options = calib_opts;
+      data.evaluation_options.first_sample = total - held;
+      data.evaluation_options.max_samples = held;
+      data.warnings.push_back(
+          absl::StrCat("no evaluation set given: evaluated on the last ", held,
+                       " calibration samples, held back from calibration"));
+      total -= held;
+    }
+    if (spec.calibration().max_samples() > 0) {
+      calib_opts.max_samples =
+          std::min<int64_t>(total, spec.calibration().max_samples());
+    }
+    absl::StatusOr<std::unique_ptr<Dataset>> c =
+        Dataset::Open(calibration_path, graph, calib_opts);
+    if (!c.ok()) return c.status();
+    data.calibration = std::move(*c);
+  }
+  if (!evaluation_path.empty()) {
+    data.evaluation_path = evaluation_path;
+    data.evaluation_options.batch_size = spec.calibration().batch_size();
+  }
+  if (data.evaluation_path.empty()) {
+    return absl::InvalidArgumentError(
+        "give calibration_data or evaluation_data: quantd evaluates every "
+        "quantized model against the float model");
+  }
+  absl::StatusOr<std::unique_ptr<Dataset>> e =
+      Dataset::Open(data.evaluation_path, graph, data.evaluation_options);
+  if (!e.ok()) return e.status();
+  data.evaluation = std::move(*e);
+  return data;
+}
+
+}  // namespace quantd

@@ -1,0 +1,143 @@
+#include "engine/pipeline/job_spec.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kGoodSpec[] = R"({
+  "model": {"path": "testdata/fmnist_cnn/model.onnx"},
+  "calibrationData": {"path": "testdata/fmnist/calib.npz"},
+  "evaluationData": {"path": "testdata/fmnist/eval.npz"},
+  "method": "METHOD_PTQ",
+  "weights": {"type": "QUANT_DATA_TYPE_INT8", "granularity": "GRANULARITY_PER_CHANNEL"},
+  "calibration": {"method": "CALIBRATION_METHOD_PERCENTILE", "percentile": 99.9},
+  "labels": {"model": "fmnist-cnn"}
+})";
+
+v1::JobSpec Parse(const std::string& json) {
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJson(json);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return spec.ok() ? *spec : v1::JobSpec();
+}
+
+std::string Error(const v1::JobSpec& spec,
+                  SpecOrigin origin = SpecOrigin::kBatch) {
+  absl::Status s = ValidateJobSpec(spec, origin);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(s.message());
+}
+
+TEST(JobSpecTest, ParsesAndValidatesAGoodSpec) {
+  v1::JobSpec spec = Parse(kGoodSpec);
+  EXPECT_EQ(spec.model().path(), "testdata/fmnist_cnn/model.onnx");
+  EXPECT_EQ(spec.calibration().percentile(), 99.9);
+  EXPECT_TRUE(ValidateJobSpec(spec, SpecOrigin::kBatch).ok());
+}
+
+TEST(JobSpecTest, RejectsUnknownFieldsAndGarbage) {
+  absl::StatusOr<v1::JobSpec> s = ParseJobSpecJson(R"({"modle": {}})");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("modle"));
+  EXPECT_FALSE(ParseJobSpecJson("not json").ok());
+  EXPECT_FALSE(ParseJobSpecJson(std::string(kMaxJobSpecBytes + 1, ' ')).ok());
+}
+
+TEST(JobSpecTest, ServiceSpecsMayNotNameLocalPaths) {
+  v1::JobSpec spec = Parse(kGoodSpec);
+  EXPECT_THAT(Error(spec, SpecOrigin::kService), HasSubstr("blob_sha256"));
+  spec.mutable_model()->set_blob_sha256("abc");
+  EXPECT_THAT(Error(spec, SpecOrigin::kService), HasSubstr("64 hex digits"));
+}
+
+TEST(JobSpecTest, ExplainsEachBadField) {
+  v1::JobSpec base = Parse(kGoodSpec);
+  {
+    v1::JobSpec s = base;
+    s.clear_model();
+    EXPECT_THAT(Error(s), HasSubstr("model is required"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.clear_calibration_data();
+    EXPECT_THAT(Error(s), HasSubstr("calibration_data is required"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_calibration()->set_percentile(120);
+    EXPECT_THAT(Error(s), HasSubstr("percentile must be in (0, 100], got 120"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
+    s.mutable_weights()->set_group_size(48);
+    EXPECT_THAT(Error(s), HasSubstr("must be 32, 64 or 128"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_algorithms()->mutable_smooth_quant()->set_enabled(true);
+    s.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+    EXPECT_THAT(Error(s), HasSubstr("for weight-only use awq"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.set_mode(v1::QUANT_MODE_DYNAMIC);
+    s.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+    EXPECT_THAT(Error(s), HasSubstr("int4 weights are for WEIGHT_ONLY"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.set_mode(v1::QUANT_MODE_DYNAMIC);
+    s.mutable_activations()->set_symmetric(true);
+    EXPECT_THAT(Error(s), HasSubstr("leave activations unset"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_weights()->set_allow_partial_groups(true);
+    EXPECT_THAT(Error(s), HasSubstr("only meaningful with granularity"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_algorithms()->mutable_smooth_quant()->set_alpha(1.5);
+    EXPECT_THAT(Error(s), HasSubstr("alpha"));
+  }
+  {
+    v1::JobSpec s = base;
+    s.mutable_activations()->set_type(v1::QUANT_DATA_TYPE_INT4);
+    EXPECT_THAT(Error(s), HasSubstr("int4 activations"));
+  }
+  {
+    v1::JobSpec s = base;
+    (*s.mutable_labels())[std::string(70, 'k')] = "v";
+    EXPECT_THAT(Error(s), HasSubstr("1-63 characters"));
+  }
+}
+
+TEST(JobSpecTest, WeightOnlyNeedsNoCalibrationData) {
+  v1::JobSpec s = Parse(kGoodSpec);
+  s.clear_calibration_data();
+  s.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  EXPECT_TRUE(ValidateJobSpec(s, SpecOrigin::kBatch).ok());
+}
+
+TEST(JobSpecTest, FillsDefaults) {
+  v1::JobSpec s = WithDefaults(v1::JobSpec());
+  EXPECT_EQ(s.method(), v1::METHOD_PTQ);
+  EXPECT_EQ(s.mode(), v1::QUANT_MODE_STATIC);
+  EXPECT_EQ(s.weights().type(), v1::QUANT_DATA_TYPE_INT8);
+  EXPECT_EQ(s.weights().granularity(), v1::GRANULARITY_PER_CHANNEL);
+  EXPECT_EQ(s.activations().type(), v1::QUANT_DATA_TYPE_UINT8);
+  EXPECT_EQ(s.calibration().percentile(), 99.99);
+  EXPECT_EQ(s.calibration().batch_size(), 32);
+  // Round trip through JSON.
+  absl::StatusOr<v1::JobSpec> back = ParseJobSpecJson(JobSpecToJson(s));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->SerializeAsString(), s.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace quantd

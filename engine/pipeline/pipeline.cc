@@ -1,0 +1,41 @@
+#include "engine/pipeline/pipeline.h"
+
+#include "engine/pipeline/stages.h"
+#include "util/status_macros.h"
+
+namespace quantd {
+
+absl::Status CheckJobInputs(const JobPlan& plan) {
+  JobContext ctx(plan, nullptr, nullptr, {});
+  for (const Stage& stage : kCheckStages) {
+    QUANTD_RETURN_IF_ERROR(stage.run(ctx));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PipelineResult> RunPipeline(const JobPlan& plan,
+                                           const ProgressCallback& progress,
+                                           const std::atomic<bool>* cancelled,
+                                           const PipelineOptions& options) {
+  JobContext ctx(plan, progress, cancelled, options);
+  *ctx.report().mutable_spec() = plan.spec;
+  StageClock clock(&ctx.report());
+  for (const Stage& stage : kPipelineStages) {
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(cancelled));
+    QUANTD_RETURN_IF_ERROR(stage.run(ctx));
+    clock.Done(stage.name);
+  }
+  ctx.Progress("done", 1);
+  return std::move(ctx.result);
+}
+
+absl::StatusOr<PipelineResult> RunBatchJob(const v1::JobSpec& spec,
+                                           const ProgressCallback& progress,
+                                           const std::atomic<bool>* cancelled,
+                                           const PipelineOptions& options) {
+  QUANTD_ASSIGN_OR_RETURN(
+      JobPlan plan, PlanJob(spec, SpecOrigin::kBatch, LocalPathResolver()));
+  return RunPipeline(plan, progress, cancelled, options);
+}
+
+}  // namespace quantd

@@ -1,0 +1,138 @@
+#include "engine/pipeline/pipeline_report.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "engine/evaluation/model_run.h"
+#include "kernels/dnnl_context.h"
+#include "kernels/post_ops.h"
+#include "util/sha256.h"
+
+#ifndef QUANTD_VERSION
+#define QUANTD_VERSION "dev"
+#endif
+
+namespace quantd {
+
+void StageClock::Done(const std::string& stage) {
+  absl::Time now = absl::Now();
+  v1::StageTiming* t = report_->add_stages();
+  t->set_stage(stage);
+  absl::Duration d = now - last_;
+  t->mutable_duration()->set_seconds(absl::ToInt64Seconds(d));
+  t->mutable_duration()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
+  last_ = now;
+}
+
+std::string PrecisionText(const QuantParams* p) {
+  if (p == nullptr) return "float";
+  return absl::StrCat(QuantTypeName(p->type), "[", p->qmin, ",", p->qmax, "] ",
+                      p->group_size > 0
+                          ? absl::StrCat("group ", p->group_size)
+                          : (p->axis >= 0 ? "per-channel" : "per-tensor"));
+}
+
+void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
+                     const QuantizationPlan& plan, const LayerFacts& facts,
+                     const std::vector<std::string>& excluded_nodes,
+                     v1::QuantizationReport* report) {
+  auto find = [](const auto& map, const std::string& key) {
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : &it->second;
+  };
+  for (const WeightSlot& slot : slots) {
+    v1::LayerReport* l = report->add_layers();
+    l->set_node(slot.node);
+    l->set_op_type(slot.op_type);
+    const bool is_float = plan.float_nodes.contains(slot.node);
+    const QuantParams* p =
+        is_float ? nullptr : find(plan.weights, slot.initializer);
+    l->set_weight_precision(PrecisionText(p));
+    l->set_activation_precision(is_float ? "float"
+                                         : facts.activation_precision);
+    if (const double* v = find(facts.sensitivity, slot.node)) {
+      l->set_sensitivity(*v);
+    }
+    if (const std::string* r = find(facts.reasons, slot.node)) {
+      l->set_reason(*r);
+    }
+    if (const auto* a = find(facts.algorithms, slot.node)) {
+      for (const std::string& s : *a) l->add_algorithms(s);
+    }
+    if (const bool* b = find(facts.bias_corrected, slot.node)) {
+      l->set_bias_corrected(*b && !is_float);
+    }
+    if (p == nullptr) continue;
+    if (const double* v = find(facts.output_sqnr_db, slot.node)) {
+      l->set_output_sqnr_db(*v);
+    }
+    const Tensor& w = *graph.FindInitializer(slot.initializer);
+    auto updated = plan.updated_initializers.find(slot.initializer);
+    absl::StatusOr<Tensor> fqw = FakeQuantizeWeights(
+        updated != plan.updated_initializers.end() ? updated->second : w, *p);
+    if (fqw.ok()) {
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < w.num_elements(); ++i) {
+        const double d = double{w.data<float>()[i]} - fqw->data<float>()[i];
+        num += d * d;
+        den += double{w.data<float>()[i]} * w.data<float>()[i];
+      }
+      l->set_weight_error(den > 0 ? std::sqrt(num / den) : 0);
+    }
+  }
+  for (const std::string& n : excluded_nodes) {
+    v1::LayerReport* l = report->add_layers();
+    l->set_node(n);
+    l->set_weight_precision("float");
+    l->set_activation_precision("float");
+    l->set_reason("excluded by exclude_nodes");
+  }
+}
+
+absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
+                                const TensorMap& feeds, int64_t batch_size,
+                                int repeats, v1::PerformanceReport* perf) {
+  absl::StatusOr<LatencyStats> f32 = MeasureLatency(float_ex, feeds, repeats);
+  if (!f32.ok()) return f32.status();
+  absl::StatusOr<LatencyStats> i8 = MeasureLatency(int8_ex, feeds, repeats);
+  if (!i8.ok()) return i8.status();
+  perf->set_batch_size(batch_size);
+  perf->set_repeats(repeats);
+  perf->set_float_latency_ms(f32->median_ms);
+  perf->set_quantized_latency_ms(i8->median_ms);
+  perf->set_float_throughput(1000.0 * batch_size / f32->median_ms);
+  perf->set_quantized_throughput(1000.0 * batch_size / i8->median_ms);
+  perf->set_speedup(f32->median_ms / i8->median_ms);
+  return absl::OkStatus();
+}
+
+absl::Status FillReproducibility(const std::vector<std::string>& paths,
+                                 int64_t calibration_samples, uint64_t seed,
+                                 v1::Reproducibility* repro) {
+  std::string* digests[] = {repro->mutable_model_sha256(),
+                            repro->mutable_calibration_data_sha256(),
+                            repro->mutable_evaluation_data_sha256()};
+  for (size_t i = 0; i < paths.size() && i < 3; ++i) {
+    if (paths[i].empty()) continue;
+    absl::StatusOr<std::string> d = Sha256File(paths[i]);
+    if (!d.ok()) return d.status();
+    *digests[i] = *d;
+  }
+  repro->set_calibration_samples(calibration_samples);
+  repro->set_seed(seed);
+  repro->set_quantd_version(QUANTD_VERSION);
+  repro->set_cpu_isa(CpuIsaName());
+  repro->set_cpu_has_vnni(CpuHasVnni());
+  repro->set_weight_qmax(MaxExactInt8WeightMagnitude());
+  return absl::OkStatus();
+}
+
+int64_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+}  // namespace quantd

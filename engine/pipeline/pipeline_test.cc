@@ -1,0 +1,189 @@
+#include "engine/pipeline/pipeline.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Data(const std::string& rel) {
+  return absl::StrCat(QUANTD_TESTDATA_DIR, "/", rel);
+}
+
+v1::JobSpec W8A8Spec(const std::string& model) {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_path(Data(model));
+  spec.mutable_calibration_data()->set_path(Data("fmnist/calib.npz"));
+  spec.mutable_evaluation_data()->set_path(Data("fmnist/eval.npz"));
+  spec.mutable_calibration()->set_method(v1::CALIBRATION_METHOD_PERCENTILE);
+  return spec;
+}
+
+class PtqPipelineTest : public ::testing::TestWithParam<std::string> {};
+
+// The PTQ issue's bar: static W8A8 loses at most 0.3 accuracy points on the
+// Fashion-MNIST fixtures. Deterministic (fixed data, no sampling).
+TEST_P(PtqPipelineTest, StaticW8A8KeepsAccuracyWithinAThirdOfAPoint) {
+  v1::JobSpec spec = W8A8Spec(GetParam());
+  std::vector<std::string> stages;
+  absl::StatusOr<PipelineResult> r =
+      RunBatchJob(spec, [&](const ProgressEvent& e) {
+        if (stages.empty() || stages.back() != e.stage) {
+          stages.push_back(e.stage);
+        }
+      });
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::QuantizationReport& rep = r->report;
+  EXPECT_EQ(rep.fake_quant().samples(), 1000);
+  // Deltas are multiples of 0.1 point (1000 samples); the epsilon absorbs
+  // the floating-point representation of -0.3.
+  EXPECT_GE(rep.fake_quant().accuracy_delta_points(), -0.3 - 1e-9);
+  EXPECT_GE(rep.int8().accuracy_delta_points(), -0.3 - 1e-9);
+  EXPECT_GT(rep.fake_quant().top1_agreement(), 0.95);
+  EXPECT_GT(rep.size().compression_ratio(), 1.5);
+  EXPECT_EQ(rep.reproducibility().model_sha256().size(), 64u);
+  EXPECT_EQ(rep.reproducibility().calibration_samples(), 512);
+  EXPECT_FALSE(rep.layers().empty());
+  EXPECT_THAT(stages, ::testing::Contains("calibrate"));
+  EXPECT_EQ(stages.back(), "done");
+  EXPECT_GT(r->model_bytes.size(), 1000u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, PtqPipelineTest,
+                         ::testing::Values("fmnist_cnn/model.onnx",
+                                           "fmnist_mlp/model.onnx"),
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.find('/'));
+                         });
+
+v1::JobSpec Int4Group32(const std::string& model) {
+  v1::JobSpec spec = W8A8Spec(model);
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_calibration()->Clear();
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
+  spec.mutable_weights()->set_group_size(32);
+  // MLP fc1 reads 784 = 24.5 x 32 inputs; the CNN's first conv 1 channel.
+  spec.mutable_weights()->set_allow_partial_groups(true);
+  spec.mutable_sensitivity()->set_disabled(true);
+  return spec;
+}
+
+// The PTQ issue's bar: weight-only int4 per group of 32 loses at most one
+// point. Asymmetric groups meet it by themselves; symmetric groups meet it
+// with bias correction (on the CNN, symmetric round-to-nearest alone loses
+// 1.4 points: see the closing note of the PTQ issue).
+TEST_P(PtqPipelineTest, WeightOnlyInt4Group32LosesAtMostOnePoint) {
+  v1::JobSpec spec = Int4Group32(GetParam());
+  spec.mutable_weights()->set_asymmetric(true);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->report.fake_quant().accuracy_delta_points(), -1.0 - 1e-9);
+  EXPECT_THAT(r->report.layers(0).weight_precision(), HasSubstr("group 32"));
+
+  spec = Int4Group32(GetParam());
+  spec.mutable_algorithms()->set_bias_correction(true);
+  r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->report.fake_quant().accuracy_delta_points(), -1.0 - 1e-9);
+  int corrected = 0;
+  for (const v1::LayerReport& l : r->report.layers()) {
+    corrected += l.bias_corrected();
+  }
+  EXPECT_GT(corrected, 0);
+}
+
+// Dynamic mode: int8 weights, activations quantized per batch at run time,
+// both as fake quantization (DynamicQuantizeLinear in the exported graph)
+// and on oneDNN's int8 kernels.
+TEST_P(PtqPipelineTest, DynamicW8A8KeepsAccuracy) {
+  v1::JobSpec spec = W8A8Spec(GetParam());
+  spec.set_mode(v1::QUANT_MODE_DYNAMIC);
+  spec.mutable_activations()->Clear();
+  spec.mutable_sensitivity()->set_disabled(true);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->report.fake_quant().accuracy_delta_points(), -0.5 - 1e-9);
+  EXPECT_GE(r->report.int8().accuracy_delta_points(), -0.5 - 1e-9);
+  EXPECT_GT(r->report.int8().samples(), 0);
+  EXPECT_THAT(r->model_bytes, HasSubstr("DynamicQuantizeLinear"));
+}
+
+// An accuracy target the first model misses: the most sensitive layers go
+// back to higher precision until it holds, and the report says which.
+TEST(PtqPipelineFallbackTest, AccuracyTargetFallsBackTheMostSensitiveLayers) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_calibration()->Clear();
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_TENSOR);
+  spec.mutable_accuracy_target()->set_max_accuracy_drop_points(0.5);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::QuantizationReport& rep = r->report;
+  EXPECT_TRUE(rep.accuracy_target_met()) << rep.accuracy_target_message();
+  EXPECT_GE(rep.fake_quant().accuracy_delta_points(), -0.5 - 1e-9);
+  ASSERT_GT(rep.fallback_steps_size(), 0);
+  EXPECT_EQ(rep.sensitivity_metric(), "accuracy drop, points");
+  // The first step moves the layer with the largest sensitivity.
+  double top = -1e9;
+  std::string top_node;
+  for (const v1::LayerReport& l : rep.layers()) {
+    if (l.sensitivity() > top) top = l.sensitivity(), top_node = l.node();
+  }
+  EXPECT_EQ(rep.fallback_steps(0).node(), top_node);
+  // Per-tensor int4 alone costs tens of points on this CNN; some layers
+  // still hold int4 or int8 weights afterwards.
+  int quantized = 0;
+  for (const v1::LayerReport& l : rep.layers()) {
+    quantized += l.weight_precision() != "float";
+  }
+  EXPECT_GT(quantized, 0);
+}
+
+TEST(PtqPipelineCancelTest, StopsWhenCancelled) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  std::atomic<bool> cancelled{false};
+  absl::StatusOr<PipelineResult> r = RunBatchJob(
+      spec,
+      [&](const ProgressEvent& e) {
+        if (e.stage == "calibrate") cancelled = true;
+      },
+      &cancelled);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(PtqPipelineInputTest, ExplainsBadJobs) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.add_exclude_nodes("no_such_conv");
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  EXPECT_THAT(r.status().message(), HasSubstr("'no_such_conv'"));
+
+  spec = W8A8Spec("fmnist_mlp/model.onnx");
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
+  spec.mutable_weights()->set_group_size(128);  // 784 is not a multiple
+  r = RunBatchJob(spec);
+  EXPECT_THAT(r.status().message(), HasSubstr("does not divide"));
+  EXPECT_THAT(r.status().message(), HasSubstr("allow_partial_groups"));
+
+  spec = W8A8Spec("fmnist_mlp/model.onnx");
+  spec.mutable_algorithms()->mutable_awq()->set_enabled(true);
+  r = RunBatchJob(spec);
+  EXPECT_THAT(r.status().message(), HasSubstr("WEIGHT_ONLY"));
+
+  spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.mutable_calibration_data()->set_path(Data("tiny_gpt/calib.npz"));
+  r = RunBatchJob(spec);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("model input 'input'"));
+}
+
+}  // namespace
+}  // namespace quantd

@@ -1,0 +1,80 @@
+// export and benchmark: the QDQ ONNX model and the per-layer report, then
+// size, fp32 vs int8 latency and the facts needed to reproduce the job.
+#include "absl/strings/str_cat.h"
+#include "engine/export/qdq_export.h"
+#include "engine/pipeline/stages.h"
+#include "util/status_macros.h"
+
+#ifndef QUANTD_VERSION
+#define QUANTD_VERSION "dev"
+#endif
+
+namespace quantd {
+namespace {
+
+std::string ActivationPrecision(const v1::JobSpec& spec) {
+  switch (spec.mode()) {
+    case v1::QUANT_MODE_STATIC:
+      return absl::StrCat(
+          spec.activations().type() == v1::QUANT_DATA_TYPE_INT8 ? "int8"
+                                                                : "uint8",
+          spec.activations().symmetric() ? " symmetric" : " asymmetric",
+          " per-tensor");
+    case v1::QUANT_MODE_DYNAMIC:
+      return "uint8 dynamic per-tensor";
+    default:
+      return "float";
+  }
+}
+
+// Latency on one batch of up to 64 evaluation samples.
+absl::Status MeasureSpeed(JobContext& ctx) {
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
+                          ctx.data->OpenEvaluationSubset(64, 64));
+  QUANTD_ASSIGN_OR_RETURN(std::optional<DataBatch> batch, data->Next());
+  if (!batch.has_value()) {
+    return absl::InternalError("the evaluation data yielded no batch");
+  }
+  return MeasurePerformance(*ctx.float_executor, *ctx.int8_executor,
+                            batch->feeds, batch->size, 10,
+                            ctx.report().mutable_performance());
+}
+
+}  // namespace
+
+absl::Status ExportStage(JobContext& ctx) {
+  ctx.facts.activation_precision = ActivationPrecision(ctx.spec());
+  AddLayerReports(
+      ctx.graph, ctx.slots, *ctx.quantization, ctx.facts,
+      {ctx.spec().exclude_nodes().begin(), ctx.spec().exclude_nodes().end()},
+      &ctx.report());
+  QdqExportOptions options;
+  options.producer_version = QUANTD_VERSION;
+  QUANTD_ASSIGN_OR_RETURN(
+      ctx.result.model_bytes,
+      ExportQdqModelBytes(ctx.graph, *ctx.quantization, options));
+  if (ctx.options.keep_qdq_graph) {
+    QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq,
+                            BuildQdqGraph(ctx.graph, *ctx.quantization));
+    ctx.result.qdq_graph = std::move(qdq.graph);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BenchmarkStage(JobContext& ctx) {
+  v1::SizeReport* size = ctx.report().mutable_size();
+  size->set_float_bytes(FileSize(ctx.plan.paths.model));
+  size->set_quantized_bytes(
+      static_cast<int64_t>(ctx.result.model_bytes.size()));
+  size->set_compression_ratio(size->quantized_bytes() > 0
+                                  ? double(size->float_bytes()) /
+                                        size->quantized_bytes()
+                                  : 0);
+  if (ctx.int8_executor != nullptr) QUANTD_RETURN_IF_ERROR(MeasureSpeed(ctx));
+  const JobPaths& paths = ctx.plan.paths;
+  return FillReproducibility({paths.model, paths.calibration, paths.evaluation},
+                             ctx.calibration_samples, ctx.spec().seed(),
+                             ctx.report().mutable_reproducibility());
+}
+
+}  // namespace quantd

@@ -1,0 +1,76 @@
+// sensitivity and fallback: which layers hurt the end metric most, and
+// moving them to higher precision (int4 -> int8 -> float) while an accuracy
+// target is missed.
+#include "engine/pipeline/accuracy_fallback.h"
+#include "engine/pipeline/stages.h"
+#include "util/status_macros.h"
+
+namespace quantd {
+namespace {
+
+FallbackContext FallbackContextOf(JobContext& ctx) {
+  FallbackContext f;
+  f.graph = &ctx.graph;
+  f.rounder = ctx.rounder.get();
+  f.reference = ctx.float_executor.get();
+  f.activation_params = &ctx.activation_params;
+  f.progress = ctx.progress;
+  f.cancelled = ctx.cancelled;
+  return f;
+}
+
+}  // namespace
+
+absl::Status SensitivityStage(JobContext& ctx) {
+  QUANTD_ASSIGN_OR_RETURN(ctx.float_executor,
+                          Executor::Create(ctx.float_graph));
+  // QAT has trained every layer together; one-layer-at-a-time figures of
+  // the untrained rounding would say nothing about the delivered model.
+  if (ctx.spec().sensitivity().disabled() || ctx.plan.is_qat()) {
+    return absl::OkStatus();
+  }
+  QUANTD_ASSIGN_OR_RETURN(
+      std::unique_ptr<Dataset> subset,
+      ctx.data->OpenEvaluationSubset(ctx.spec().sensitivity().max_samples(),
+                                     ctx.spec().calibration().batch_size()));
+  QUANTD_ASSIGN_OR_RETURN(ctx.facts.sensitivity,
+                          MeasureSensitivity(FallbackContextOf(ctx), *subset));
+  return absl::OkStatus();
+}
+
+absl::Status FallbackStage(JobContext& ctx) {
+  v1::QuantizationReport& report = ctx.report();
+  const double bound =
+      TargetBound(ctx.spec().accuracy_target(), ctx.fake_quant->metrics);
+  report.set_accuracy_target_met(true);
+  if (bound >= 0 && ctx.plan.is_qat()) {
+    report.add_warnings(
+        "accuracy_target is not applied to QAT jobs (no layer fallback after "
+        "training); the report says whether the trained model meets it");
+    report.set_accuracy_target_met(TargetMetric(ctx.fake_quant->metrics) <=
+                                   bound);
+  } else if (bound >= 0) {
+    if (ctx.facts.sensitivity.empty()) {
+      return absl::InvalidArgumentError(
+          "an accuracy_target needs per-layer sensitivity to choose which "
+          "layers fall back; do not set sensitivity.disabled");
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        FallbackOutcome f,
+        RunAccuracyFallback(FallbackContextOf(ctx), *ctx.data->evaluation,
+                            ctx.facts.sensitivity, *ctx.quantization,
+                            *ctx.fake_quant, bound, ctx.layer_values));
+    ctx.quantization = std::move(f.plan);
+    ctx.fake_quant = std::move(f.evaluated);
+    for (auto& [node, reason] : f.reasons) ctx.facts.reasons[node] = reason;
+    for (const v1::FallbackStep& s : f.steps) *report.add_fallback_steps() = s;
+    report.set_accuracy_target_met(f.met);
+    report.set_accuracy_target_message(f.message);
+    if (!f.met) report.add_warnings(f.message);
+  }
+  *report.mutable_fake_quant() = ctx.fake_quant->metrics;
+  ctx.facts.output_sqnr_db = ctx.fake_quant->layer_sqnr;
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

@@ -1,0 +1,90 @@
+// calibrate and quantize: activation ranges and layer-input statistics in one
+// pass over the calibration data, then every layer rounded into a plan.
+#include <set>
+
+#include "engine/calibration/calibration_session.h"
+#include "engine/pipeline/stages.h"
+#include "util/status_macros.h"
+
+namespace quantd {
+namespace {
+
+// The input value of every layer, with where its channels are.
+std::map<std::string, ChannelLayout> LayerInputs(
+    const Graph& graph, const std::vector<WeightSlot>& slots) {
+  std::map<std::string, std::string> op_of;
+  for (const WeightSlot& s : slots) op_of[s.node] = s.op_type;
+  std::map<std::string, ChannelLayout> out;
+  for (const Node& n : graph.nodes) {
+    auto it = op_of.find(n.name);
+    if (it == op_of.end()) continue;
+    out[n.input(0)] =
+        it->second == "Conv" ? ChannelLayout::kDim1 : ChannelLayout::kLastDim;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status CalibrateStage(JobContext& ctx) {
+  const v1::Algorithms& alg = ctx.spec().algorithms();
+  std::unique_ptr<CalibrationSession> session;
+  std::vector<TensorHook> hooks;
+  const std::map<std::string, ChannelLayout> inputs =
+      LayerInputs(ctx.graph, ctx.slots);
+  if (ctx.spec().mode() == v1::QUANT_MODE_STATIC) {
+    std::set<std::string> watched;
+    for (const auto& [value, layout] : inputs) watched.insert(value);
+    QUANTD_ASSIGN_OR_RETURN(
+        session, CalibrationSession::Create(watched, ctx.plan.calibration));
+    hooks.push_back(session->Hook());
+  }
+  if (alg.gptq().enabled() || alg.bias_correction()) {
+    InputStatisticsOptions o;
+    o.hessian = alg.gptq().enabled();
+    o.seed = ctx.spec().seed();
+    QUANTD_ASSIGN_OR_RETURN(ctx.statistics,
+                            InputStatisticsCollector::Create(inputs, o));
+    hooks.push_back(ctx.statistics->Hook());
+  }
+  if (hooks.empty()) return absl::OkStatus();
+  if (ctx.data->calibration == nullptr) {
+    return absl::InvalidArgumentError(
+        "this job needs calibration_data (static activations, GPTQ or bias "
+        "correction)");
+  }
+  TensorHook all = [&hooks](const Node* n, const std::string& name,
+                            Tensor& v) -> absl::Status {
+    for (TensorHook& h : hooks) QUANTD_RETURN_IF_ERROR(h(n, name, v));
+    return absl::OkStatus();
+  };
+  QUANTD_ASSIGN_OR_RETURN(
+      ctx.calibration_samples,
+      RunHookedPass(ctx, ctx.graph, *ctx.data->calibration, all, "calibrate"));
+  if (session != nullptr) {
+    QUANTD_ASSIGN_OR_RETURN(ctx.activation_params, session->Finish());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QuantizeStage(JobContext& ctx) {
+  ctx.rounder = std::make_unique<LayerRounder>(
+      ctx.graph, ctx.slots, ctx.plan.rounding, ctx.statistics.get());
+  const LayerPrecision requested = RequestedPrecision(ctx.plan.weights);
+  for (size_t i = 0; i < ctx.slots.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
+    const WeightSlot& slot = ctx.slots[i];
+    QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* rounded,
+                            ctx.rounder->Round(slot, requested));
+    for (const std::string& note : rounded->notes) {
+      ctx.facts.algorithms[slot.node].push_back(note);
+    }
+    ctx.facts.bias_corrected[slot.node] = rounded->bias.has_value();
+    ctx.Progress("quantize", double(i + 1) / ctx.slots.size(), slot.node);
+  }
+  QUANTD_ASSIGN_OR_RETURN(ctx.quantization,
+                          ctx.rounder->BuildPlan({}, ctx.activation_params));
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

@@ -1,0 +1,63 @@
+// The quantization-aware training loop: the training graph (qat_graph.h)
+// learns from the float model (distillation, plus cross-entropy with
+// labels) with gradients from autograd.h and the optimizer in optimizer.h,
+// on mini-batches of a dataset, within a step and a time budget. It keeps
+// the best weights by a held-out metric, checkpoints so that an interrupted
+// job resumes, and stops with a clear message on a non-finite loss.
+//
+//   QatOptions o;
+//   o.max_steps = 300;
+//   o.checkpoint_path = "/var/lib/quantd/checkpoints/job-1.npz";
+//   absl::StatusOr<QatOutcome> r = TrainQat(float_graph, &training, &train,
+//                                           &held_out, o, on_point, &cancel);
+#ifndef QUANTD_ENGINE_QAT_QAT_TRAINER_H_
+#define QUANTD_ENGINE_QAT_QAT_TRAINER_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/data/dataset.h"
+#include "engine/qat/optimizer.h"
+#include "engine/qat/qat_graph.h"
+#include "engine/qat/training_loss.h"
+#include "quantd/v1/report.pb.h"
+
+namespace quantd {
+
+struct QatOptions {
+  int64_t max_steps = 300;
+  double time_budget_seconds = 300;
+  OptimizerOptions optimizer;
+  LossOptions loss;
+  bool learned_step_size = false;      // LSQ: train the scales too
+  int64_t eval_every_steps = 25;       // held-out metric and best-weights check
+  int64_t checkpoint_every_steps = 0;  // 0: no checkpoints
+  std::string checkpoint_path;         // .npz, written atomically
+};
+
+struct QatOutcome {
+  int64_t steps = 0;         // total, including steps before a resume
+  int64_t resumed_from = 0;  // 0: started from scratch
+  double best_held_out = 0;  // TargetMetric of the kept weights
+  std::vector<v1::TrainingPoint> curve;
+  std::string stop_reason;  // "max_steps", "time_budget", "non-finite ..."
+};
+
+using TrainingPointCallback = std::function<void(const v1::TrainingPoint&)>;
+
+// Trains `training` in place (its graph's trainable initializers end as the
+// best weights seen). `held_out` may be null (then the last weights are
+// kept). Cancellation is checked between steps.
+absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
+                                    TrainingGraph* training, Dataset* train,
+                                    Dataset* held_out,
+                                    const QatOptions& options,
+                                    const TrainingPointCallback& on_point,
+                                    const std::atomic<bool>* cancelled);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_QAT_QAT_TRAINER_H_

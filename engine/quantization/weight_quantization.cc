@@ -1,0 +1,171 @@
+#include "engine/quantization/weight_quantization.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/post_ops.h"
+
+namespace quantd {
+
+absl::StatusOr<std::vector<WeightSlot>> FindQuantizableWeights(
+    const Graph& graph, const WeightSelection& selection) {
+  std::set<std::string> names;
+  for (const Node& n : graph.nodes) names.insert(n.name);
+  for (const std::string& n : selection.excluded_nodes) {
+    if (!names.contains(n)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "excluded node '", n,
+          "' is not in the model (after graph "
+          "preparation); check the name against the model's node names"));
+    }
+  }
+  std::vector<WeightSlot> slots;
+  for (const Node& node : graph.nodes) {
+    if (!node.domain.empty() || selection.excluded_nodes.contains(node.name) ||
+        selection.excluded_op_types.contains(node.op_type)) {
+      continue;
+    }
+    const Tensor* w = graph.FindInitializer(node.input(1));
+    if (w == nullptr || w->dtype() != DataType::kFloat32) continue;
+    WeightSlot slot{node.name, node.op_type, node.input(1), 0, 1};
+    if (node.op_type == "Conv" && w->rank() >= 3) {
+      slot.channel_axis = 0;
+      slot.input_axis = 1;
+    } else if (node.op_type == "Gemm" && w->rank() == 2) {
+      const bool trans_b = node.attributes.GetInt("transB", 0) != 0;
+      slot.channel_axis = trans_b ? 0 : 1;
+      slot.input_axis = trans_b ? 1 : 0;
+    } else if (node.op_type == "MatMul" && w->rank() == 2) {
+      slot.channel_axis = 1;
+      slot.input_axis = 0;
+    } else {
+      continue;
+    }
+    slots.push_back(std::move(slot));
+  }
+  return slots;
+}
+
+int64_t ParamIndex(const QuantParams& p, const Shape& shape, int64_t i) {
+  if (p.axis < 0) return 0;
+  // Decompose i into (outer, axis index, inner) around `axis`.
+  int64_t inner = 1;
+  for (size_t d = p.axis + 1; d < shape.size(); ++d) inner *= shape[d];
+  const int64_t dim = shape[p.axis];
+  const int64_t a = (i / inner) % dim;
+  if (p.group_size <= 0) return a;
+  // Blocked: scales have shape with dim `axis` = ceil(dim / group).
+  const int64_t blocks = (dim + p.group_size - 1) / p.group_size;
+  const int64_t outer = i / (inner * dim);
+  return (outer * blocks + a / p.group_size) * inner + i % inner;
+}
+
+absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
+                                                const WeightSlot& slot,
+                                                const WeightScheme& scheme) {
+  if (w.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight '", slot.initializer, "' is not float"));
+  }
+  QuantParams p;
+  p.type = scheme.type;
+  const bool signed_type =
+      scheme.type == QuantType::kInt8 || scheme.type == QuantType::kInt4;
+  if (!signed_type) {
+    return absl::InvalidArgumentError(
+        "weights are quantized to signed types (int8, int4); asymmetric "
+        "weights use a zero point within the signed range");
+  }
+  p.qmin = QuantTypeMin(scheme.type);
+  p.qmax = QuantTypeMax(scheme.type);
+  if (scheme.type == QuantType::kInt8 && scheme.symmetric) {
+    // Narrow symmetric range [-m, m]: -128 is never used so that negation is
+    // exact, and on CPUs without VNNI m = 64 keeps the int8 kernels exact.
+    const int32_t m = scheme.int8_max_magnitude > 0
+                          ? scheme.int8_max_magnitude
+                          : MaxExactInt8WeightMagnitude();
+    p.qmin = -m;
+    p.qmax = m;
+  } else if (scheme.symmetric) {
+    p.qmin = -p.qmax;  // int4: [-7, 7]
+  }
+  switch (scheme.granularity) {
+    case WeightGranularity::kPerTensor:
+      p.axis = -1;
+      break;
+    case WeightGranularity::kPerChannel:
+      p.axis = slot.channel_axis;
+      break;
+    case WeightGranularity::kPerGroup: {
+      p.axis = slot.input_axis;
+      p.group_size = scheme.group_size;
+      const int64_t dim = w.dim(static_cast<int>(slot.input_axis));
+      if (scheme.group_size <= 0 ||
+          (dim % scheme.group_size != 0 && !scheme.allow_partial_groups)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "group size ", scheme.group_size,
+            " does not divide the input dimension ", dim, " of weight '",
+            slot.initializer, "' (node '", slot.node,
+            "'); choose a divisor, exclude the node, or set "
+            "weights.allow_partial_groups for a shorter last group"));
+      }
+      p.scales_shape = w.shape();
+      p.scales_shape[slot.input_axis] =
+          (dim + scheme.group_size - 1) / scheme.group_size;
+      break;
+    }
+  }
+  const int64_t count =
+      p.axis < 0 ? 1
+                 : (p.group_size > 0 ? NumElements(p.scales_shape)
+                                     : w.dim(static_cast<int>(p.axis)));
+  std::vector<float> lo(count, 0.f), hi(count, 0.f);
+  const float* data = w.data<float>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t k = ParamIndex(p, w.shape(), i);
+    lo[k] = std::min(lo[k], data[i]);
+    hi[k] = std::max(hi[k], data[i]);
+  }
+  p.scales.resize(count);
+  if (!scheme.symmetric) p.zero_points.resize(count);
+  for (int64_t k = 0; k < count; ++k) {
+    float scale;
+    if (scheme.symmetric) {
+      scale = std::max(-lo[k], hi[k]) / p.qmax;
+    } else {
+      scale = (hi[k] - lo[k]) / (p.qmax - p.qmin);
+    }
+    if (!(scale > 0) || !std::isfinite(scale)) scale = 1.f;  // all-zero slice
+    p.scales[k] = scale;
+    if (!scheme.symmetric) {
+      p.zero_points[k] = static_cast<int32_t>(std::clamp<float>(
+          std::nearbyint(p.qmin - lo[k] / scale), p.qmin, p.qmax));
+    }
+  }
+  return p;
+}
+
+absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& w,
+                                           const QuantParams& p) {
+  if (w.dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError("only float weights are quantized");
+  }
+  Tensor out(DataType::kFloat32, w.shape());
+  const float* src = w.data<float>();
+  float* dst = out.mutable_data<float>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t k = ParamIndex(p, w.shape(), i);
+    if (k >= static_cast<int64_t>(p.scales.size())) {
+      return absl::InvalidArgumentError(
+          "quantization parameters do not match the weight's shape");
+    }
+    const float s = p.scales[k];
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
+    const float q =
+        std::clamp<float>(std::nearbyint(src[i] / s) + zp, p.qmin, p.qmax);
+    dst[i] = (q - zp) * s;
+  }
+  return out;
+}
+
+}  // namespace quantd

@@ -1,0 +1,125 @@
+#include "engine/quantization/weight_quantization.h"
+
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+using ::testing::HasSubstr;
+
+Tensor Random(Shape shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 0.5f);
+  Tensor t(DataType::kFloat32, std::move(shape));
+  for (float& v : t.mutable_span<float>()) v = d(rng);
+  return t;
+}
+
+// Every element's error is at most half a step of its own scale, unless it
+// was clipped (which RTN min-max parameters never do).
+void ExpectWithinHalfStep(const Tensor& w, const QuantParams& p) {
+  absl::StatusOr<Tensor> fq = FakeQuantizeWeights(w, p);
+  ASSERT_TRUE(fq.ok()) << fq.status();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const float s = p.scales[ParamIndex(p, w.shape(), i)];
+    ASSERT_LE(std::fabs(fq->data<float>()[i] - w.data<float>()[i]),
+              0.5f * s * 1.0001f)
+        << "at " << i;
+  }
+}
+
+TEST(WeightQuantizationTest, FindsTheFixtureCnnWeights) {
+  absl::StatusOr<LoadedModel> m = LoadModelFromFile(
+      absl::StrCat(QUANTD_TESTDATA_DIR, "/fmnist_cnn/model.onnx"));
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(PrepareGraph(m->graph, DefaultOpRegistry()).ok());
+  absl::StatusOr<std::vector<WeightSlot>> slots =
+      FindQuantizableWeights(m->graph, {});
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 5u);  // 4 Conv + 1 Gemm
+  EXPECT_EQ(slots->back().op_type, "Gemm");
+  EXPECT_EQ(slots->back().channel_axis, 0);  // transB = 1: [N, K]
+  WeightSelection no_gemm;
+  no_gemm.excluded_op_types = {"Gemm"};
+  EXPECT_EQ(FindQuantizableWeights(m->graph, no_gemm)->size(), 4u);
+  WeightSelection typo;
+  typo.excluded_nodes = {"no_such_node"};
+  absl::StatusOr<std::vector<WeightSlot>> bad =
+      FindQuantizableWeights(m->graph, typo);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("'no_such_node'"));
+}
+
+TEST(WeightQuantizationTest, PerChannelSymmetricInt8) {
+  Tensor w = Random({8, 4, 3, 3}, 1);
+  WeightSlot conv{"c", "Conv", "w", 0, 1};
+  WeightScheme scheme;
+  scheme.int8_max_magnitude = 127;
+  absl::StatusOr<QuantParams> p = ComputeWeightParams(w, conv, scheme);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->axis, 0);
+  EXPECT_EQ(p->scales.size(), 8u);
+  EXPECT_TRUE(p->zero_points.empty());
+  EXPECT_EQ(p->qmin, -127);
+  ExpectWithinHalfStep(w, *p);
+  // 7-bit weights on CPUs without VNNI.
+  scheme.int8_max_magnitude = 64;
+  EXPECT_EQ(ComputeWeightParams(w, conv, scheme)->qmax, 64);
+}
+
+TEST(WeightQuantizationTest, PerGroupInt4AlongTheInputDimension) {
+  Tensor w = Random({64, 10}, 2);  // MatMul [K, N]
+  WeightSlot mm{"m", "MatMul", "w", 1, 0};
+  WeightScheme scheme;
+  scheme.type = QuantType::kInt4;
+  scheme.granularity = WeightGranularity::kPerGroup;
+  scheme.group_size = 32;
+  absl::StatusOr<QuantParams> p = ComputeWeightParams(w, mm, scheme);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->scales_shape, (Shape{2, 10}));
+  EXPECT_EQ(p->scales.size(), 20u);
+  EXPECT_EQ(p->qmax, 7);
+  EXPECT_EQ(p->qmin, -7);
+  ExpectWithinHalfStep(w, *p);
+  // Element (k, n) uses scale (k / 32, n).
+  EXPECT_EQ(ParamIndex(*p, w.shape(), 33 * 10 + 4), 1 * 10 + 4);
+
+  scheme.group_size = 48;
+  absl::StatusOr<QuantParams> bad = ComputeWeightParams(w, mm, scheme);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(
+      bad.status().message(),
+      HasSubstr("group size 48 does not divide the input dimension 64"));
+}
+
+TEST(WeightQuantizationTest, AsymmetricUsesAZeroPoint) {
+  Tensor w = Tensor::FromVector<float>({2, 4}, {0, 1, 2, 3, -1, 0, 1, 7});
+  WeightSlot gemm{"g", "Gemm", "w", 0, 1};
+  WeightScheme scheme;
+  scheme.symmetric = false;
+  absl::StatusOr<QuantParams> p = ComputeWeightParams(w, gemm, scheme);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->zero_points.size(), 2u);
+  EXPECT_EQ(p->qmin, -128);
+  EXPECT_EQ(p->zero_points[0], -128);  // row 0 is >= 0: zero maps to qmin
+  ExpectWithinHalfStep(w, *p);
+}
+
+TEST(WeightQuantizationTest, AllZeroChannelsGetAUsableScale) {
+  Tensor w = Tensor::Zeros(DataType::kFloat32, {3, 5});
+  WeightSlot gemm{"g", "Gemm", "w", 0, 1};
+  absl::StatusOr<QuantParams> p = ComputeWeightParams(w, gemm, {});
+  ASSERT_TRUE(p.ok());
+  for (float s : p->scales) EXPECT_EQ(s, 1.f);
+  ExpectWithinHalfStep(w, *p);
+}
+
+}  // namespace
+}  // namespace quantd

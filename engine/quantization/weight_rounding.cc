@@ -1,0 +1,160 @@
+#include "engine/quantization/weight_rounding.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "engine/quantization/bias_correction.h"
+
+namespace quantd {
+
+const char* LayerPrecisionName(LayerPrecision p) {
+  switch (p) {
+    case LayerPrecision::kFloat:
+      return "float";
+    case LayerPrecision::kInt8:
+      return "int8";
+    case LayerPrecision::kInt4:
+      return "int4";
+  }
+  return "?";
+}
+
+LayerPrecision RequestedPrecision(const WeightScheme& scheme) {
+  return scheme.type == QuantType::kInt4 || scheme.type == QuantType::kUInt4
+             ? LayerPrecision::kInt4
+             : LayerPrecision::kInt8;
+}
+
+WeightScheme SchemeAt(const WeightScheme& requested, LayerPrecision p) {
+  if (p == RequestedPrecision(requested)) return requested;
+  WeightScheme s;
+  s.type = QuantType::kInt8;
+  s.symmetric = true;
+  s.granularity = WeightGranularity::kPerChannel;
+  s.int8_max_magnitude = requested.int8_max_magnitude;
+  return s;
+}
+
+LayerRounder::LayerRounder(const Graph& graph, std::vector<WeightSlot> slots,
+                           RoundingConfig config,
+                           const InputStatisticsCollector* statistics)
+    : graph_(graph),
+      slots_(std::move(slots)),
+      config_(std::move(config)),
+      statistics_(statistics) {
+  for (const Node& n : graph_.nodes) input_of_[n.name] = n.input(0);
+}
+
+const std::string& LayerRounder::InputOf(const WeightSlot& slot) const {
+  return input_of_.at(slot.node);
+}
+
+absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
+    const WeightSlot& slot, LayerPrecision precision) {
+  if (precision == LayerPrecision::kFloat) {
+    return absl::InvalidArgumentError("a float layer is not rounded");
+  }
+  const auto key = std::make_pair(slot.node, precision);
+  if (auto it = cache_.find(key); it != cache_.end()) return &it->second;
+
+  const Tensor* w = graph_.FindInitializer(slot.initializer);
+  if (w == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("weight '", slot.initializer, "' disappeared"));
+  }
+  const WeightScheme scheme = SchemeAt(config_.scheme, precision);
+  const LayerInputStatistics* stats =
+      statistics_ != nullptr ? statistics_->Find(InputOf(slot)) : nullptr;
+  RoundedLayer out;
+  Tensor rounded;
+  if (config_.gptq && w->rank() == 2 && stats != nullptr &&
+      !stats->hessian.empty()) {
+    absl::StatusOr<GptqResult> g = GptqQuantize(
+        *w, slot, scheme, stats->hessian, stats->rows, config_.gptq_options);
+    if (!g.ok()) return g.status();
+    char note[96];
+    std::snprintf(note, sizeof(note),
+                  "gptq: proxy loss %.3gx of round-to-nearest",
+                  g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0);
+    out.notes.push_back(note);
+    out.params = std::move(g->params);
+    rounded = g->weights;
+    out.weight = std::move(g->weights);
+  } else {
+    if (config_.gptq) {
+      out.notes.push_back(
+          "gptq: not applied (needs a 2-D MatMul/Gemm weight); "
+          "round-to-nearest");
+    }
+    absl::StatusOr<QuantParams> p = ComputeWeightParams(*w, slot, scheme);
+    if (!p.ok()) return p.status();
+    out.params = std::move(*p);
+    if (config_.bias_correction) {
+      absl::StatusOr<Tensor> fq = FakeQuantizeWeights(*w, out.params);
+      if (!fq.ok()) return fq.status();
+      rounded = std::move(*fq);
+    }
+  }
+  if (config_.bias_correction) {
+    out.bias_name = FindBiasInitializer(graph_, slot);
+    if (out.bias_name.empty() || stats == nullptr) {
+      out.bias_name.clear();
+      out.notes.push_back("bias correction: the layer has no bias");
+    } else {
+      std::vector<double> mean(stats->channels);
+      for (int64_t c = 0; c < stats->channels; ++c) mean[c] = stats->Mean(c);
+      absl::StatusOr<Tensor> b = CorrectedBias(graph_, slot, rounded, mean);
+      if (!b.ok()) return b.status();
+      out.bias = std::move(*b);
+    }
+  }
+  return &cache_.emplace(key, std::move(out)).first->second;
+}
+
+absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(
+    const std::map<std::string, LayerPrecision>& precisions,
+    const std::map<std::string, QuantParams>& activation_params) {
+  QuantizationPlan plan;
+  for (const WeightSlot& slot : slots_) {
+    auto it = precisions.find(slot.node);
+    const LayerPrecision p = it != precisions.end()
+                                 ? it->second
+                                 : RequestedPrecision(config_.scheme);
+    if (p == LayerPrecision::kFloat) {
+      plan.float_nodes.insert(slot.node);
+      continue;
+    }
+    absl::StatusOr<const RoundedLayer*> r = Round(slot, p);
+    if (!r.ok()) return r.status();
+    // A weight shared by two layers is rounded once, by the first.
+    if (plan.weights.contains(slot.initializer)) continue;
+    plan.weights[slot.initializer] = (*r)->params;
+    if ((*r)->weight.has_value()) {
+      plan.updated_initializers[slot.initializer] = *(*r)->weight;
+    }
+    if ((*r)->bias.has_value()) {
+      plan.updated_initializers[(*r)->bias_name] = *(*r)->bias;
+    }
+    const std::string& input = InputOf(slot);
+    switch (config_.activations) {
+      case RoundingConfig::Activations::kStatic: {
+        auto a = activation_params.find(input);
+        if (a == activation_params.end()) {
+          return absl::InternalError(absl::StrCat("no calibrated range for '",
+                                                  input, "', input of '",
+                                                  slot.node, "'"));
+        }
+        plan.activations[input] = a->second;
+        break;
+      }
+      case RoundingConfig::Activations::kDynamic:
+        plan.dynamic_activations.insert(input);
+        break;
+      case RoundingConfig::Activations::kNone:
+        break;
+    }
+  }
+  return plan;
+}
+
+}  // namespace quantd

@@ -1,0 +1,97 @@
+// Rounding each layer's weights at a chosen precision, and assembling the
+// QuantizationPlan for a set of per-layer precisions. Sensitivity analysis
+// and accuracy-aware fallback build many plans that differ in a few layers,
+// so rounded layers are computed once per (layer, precision) and cached.
+//
+//   LayerRounder rounder(graph, slots, config, &statistics);
+//   std::map<std::string, LayerPrecision> precisions = {{"fc1", kInt4}, ...};
+//   absl::StatusOr<QuantizationPlan> plan =
+//       rounder.BuildPlan(precisions, activation_params);
+//
+// Per layer: round-to-nearest, or GPTQ when enabled (2-D weights with a
+// Hessian from calibration; other layers fall back to round-to-nearest and
+// say so), then bias correction when enabled and the layer has a bias.
+#ifndef QUANTD_ENGINE_QUANTIZATION_WEIGHT_ROUNDING_H_
+#define QUANTD_ENGINE_QUANTIZATION_WEIGHT_ROUNDING_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/calibration/layer_input_statistics.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/quantization_plan.h"
+#include "engine/quantization/gptq.h"
+#include "engine/quantization/weight_quantization.h"
+
+namespace quantd {
+
+enum class LayerPrecision { kFloat, kInt8, kInt4 };
+const char* LayerPrecisionName(LayerPrecision p);  // "float", "int8", "int4"
+
+struct RoundingConfig {
+  WeightScheme scheme;  // as requested (int8 or int4)
+  bool gptq = false;
+  GptqOptions gptq_options;
+  bool bias_correction = false;
+  // Static mode: inputs of quantized layers get plan.activations entries;
+  // dynamic mode: plan.dynamic_activations; weight-only: neither.
+  enum class Activations {
+    kStatic,
+    kDynamic,
+    kNone
+  } activations = Activations::kStatic;
+};
+
+// The precision the job asks for, and the scheme of a layer at a precision:
+// the requested scheme at its own precision; as a fallback from int4, int8
+// per output channel, symmetric (what oneDNN's int8 kernels run).
+LayerPrecision RequestedPrecision(const WeightScheme& scheme);
+WeightScheme SchemeAt(const WeightScheme& requested, LayerPrecision p);
+
+struct RoundedLayer {
+  QuantParams params;
+  std::optional<Tensor> weight;  // GPTQ's weights (on the grid of params)
+  std::string bias_name;         // bias correction: which initializer
+  std::optional<Tensor> bias;
+  std::vector<std::string> notes;  // for LayerReport.algorithms
+};
+
+class LayerRounder {
+ public:
+  // `statistics` (may be null without GPTQ and bias correction) holds the
+  // inputs of the slots' nodes, by value name.
+  LayerRounder(const Graph& graph, std::vector<WeightSlot> slots,
+               RoundingConfig config,
+               const InputStatisticsCollector* statistics);
+
+  const std::vector<WeightSlot>& slots() const { return slots_; }
+  const RoundingConfig& config() const { return config_; }
+  // The input value of a slot's node.
+  const std::string& InputOf(const WeightSlot& slot) const;
+
+  // Rounds (or returns the cached) layer; precision must not be kFloat.
+  absl::StatusOr<const RoundedLayer*> Round(const WeightSlot& slot,
+                                            LayerPrecision precision);
+
+  // Every slot at precisions[node] (missing: the requested precision);
+  // kFloat layers go to plan.float_nodes. `activation_params` holds
+  // calibrated parameters by value name (static mode).
+  absl::StatusOr<QuantizationPlan> BuildPlan(
+      const std::map<std::string, LayerPrecision>& precisions,
+      const std::map<std::string, QuantParams>& activation_params);
+
+ private:
+  const Graph& graph_;
+  std::vector<WeightSlot> slots_;
+  RoundingConfig config_;
+  const InputStatisticsCollector* statistics_;
+  std::map<std::string, std::string> input_of_;  // node -> input value
+  std::map<std::pair<std::string, LayerPrecision>, RoundedLayer> cache_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_QUANTIZATION_WEIGHT_ROUNDING_H_

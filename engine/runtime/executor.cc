@@ -1,0 +1,206 @@
+#include "engine/runtime/executor.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace quantd {
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
+    Graph graph, const OpRegistry& registry) {
+  if (absl::Status s = CheckOpsSupported(graph, registry); !s.ok()) return s;
+  if (absl::Status s = TopologicalSort(graph); !s.ok()) return s;
+  std::vector<std::unique_ptr<OpKernel>> kernels;
+  kernels.reserve(graph.nodes.size());
+  for (const Node& node : graph.nodes) {
+    OpKernelInfo info{node, graph.opset, &graph};
+    absl::StatusOr<std::unique_ptr<OpKernel>> kernel =
+        (*registry.Find(OpKey(node)))(info);
+    if (!kernel.ok()) {
+      return absl::Status(kernel.status().code(),
+                          absl::StrCat(node.op_type, " node '", node.name,
+                                       "': ", kernel.status().message()));
+    }
+    kernels.push_back(std::move(*kernel));
+  }
+  return std::unique_ptr<Executor>(
+      new Executor(std::move(graph), std::move(kernels)));
+}
+
+Executor::Executor(Graph graph, std::vector<std::unique_ptr<OpKernel>> kernels)
+    : graph_(std::move(graph)), kernels_(std::move(kernels)) {
+  // A value dies after the last node that reads it, unless it is a graph
+  // output or an initializer.
+  absl::flat_hash_set<std::string> keep;
+  for (const ValueInfo& out : graph_.outputs) keep.insert(out.name);
+  absl::flat_hash_map<std::string, size_t> last_reader;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    for (const std::string& in : graph_.nodes[i].inputs) {
+      if (!in.empty()) last_reader[in] = i;
+    }
+  }
+  last_use_.resize(graph_.nodes.size());
+  for (const auto& [name, index] : last_reader) {
+    if (keep.contains(name) || graph_.initializers.contains(name)) continue;
+    last_use_[index].push_back(name);
+  }
+}
+
+absl::Status Executor::ReplaceInitializer(const std::string& name,
+                                          Tensor value) {
+  auto it = graph_.initializers.find(name);
+  if (it == graph_.initializers.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("the model has no initializer named '", name, "'"));
+  }
+  if (it->second.dtype() != value.dtype() ||
+      it->second.shape() != value.shape()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("initializer '", name, "' is ", it->second.DebugString(),
+                     "; the replacement is ", value.DebugString()));
+  }
+  it->second = std::move(value);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::CheckFeeds(const TensorMap& feeds) const {
+  for (const auto& [name, t] : feeds) {
+    if (graph_.FindInput(name) == nullptr) {
+      std::vector<std::string> expected;
+      for (const ValueInfo& v : graph_.inputs) expected.push_back(v.name);
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model has no input named '", name,
+                       "'; its inputs are: ", absl::StrJoin(expected, ", ")));
+    }
+  }
+  for (const ValueInfo& in : graph_.inputs) {
+    auto it = feeds.find(in.name);
+    if (it == feeds.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name, "' was not provided"));
+    }
+    const Tensor& t = it->second;
+    if (in.dtype != DataType::kUndefined && t.dtype() != in.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", in.name, "' expects element type ", DataTypeName(in.dtype),
+          ", got ", DataTypeName(t.dtype())));
+    }
+    if (!in.has_shape) continue;
+    if (t.rank() != static_cast<int>(in.shape.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name, "' expects ", in.shape.size(),
+                       " dims ", ShapeToString(in.shape), ", got ", t.rank(),
+                       " dims ", ShapeToString(t.shape())));
+    }
+    for (int d = 0; d < t.rank(); ++d) {
+      if (in.shape[d] >= 0 && in.shape[d] != t.dim(d)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", in.name, "' expects dim ", d, " to be ",
+                         in.shape[d], " (shape ", ShapeToString(in.shape),
+                         "), got ", ShapeToString(t.shape())));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
+                                        const RunOptions& options) {
+  if (absl::Status s = CheckFeeds(feeds); !s.ok()) return s;
+  TensorMap values;
+  values.reserve(graph_.nodes.size() + feeds.size());
+  for (const auto& [name, t] : feeds) {
+    Tensor& v = values[name] = t;
+    if (options.tensor_hook) {
+      if (absl::Status s = options.tensor_hook(nullptr, name, v); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  absl::flat_hash_set<std::string> extra(options.extra_outputs.begin(),
+                                         options.extra_outputs.end());
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (options.cancelled != nullptr &&
+        options.cancelled->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("the run was cancelled");
+    }
+    const Node& node = graph_.nodes[i];
+    std::vector<const Tensor*> inputs;
+    inputs.reserve(node.inputs.size());
+    for (const std::string& name : node.inputs) {
+      if (name.empty()) {
+        inputs.push_back(nullptr);
+        continue;
+      }
+      auto it = values.find(name);
+      if (it != values.end()) {
+        inputs.push_back(&it->second);
+      } else {
+        inputs.push_back(graph_.FindInitializer(name));
+      }
+    }
+    std::vector<Tensor> outputs(node.outputs.size());
+    OpKernelContext ctx(node, std::move(inputs), &outputs);
+    absl::Status status = kernels_[i]->Compute(ctx);
+    if (!status.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat(node.op_type, " node '", node.name,
+                                       "': ", status.message()));
+    }
+    for (size_t o = 0; o < node.outputs.size(); ++o) {
+      const std::string& name = node.outputs[o];
+      if (name.empty()) continue;
+      if (!outputs[o].defined()) {
+        return absl::InternalError(
+            absl::StrCat(node.op_type, " node '", node.name,
+                         "' did not produce its output '", name, "'"));
+      }
+      Tensor& v = values[name] = std::move(outputs[o]);
+      if (options.tensor_hook) {
+        if (absl::Status s = options.tensor_hook(&node, name, v); !s.ok()) {
+          return s;
+        }
+      }
+    }
+    if (!options.keep_all_values) {
+      for (const std::string& dead : last_use_[i]) {
+        if (!extra.contains(dead)) values.erase(dead);
+      }
+    }
+  }
+  RunResult result;
+  for (const ValueInfo& out : graph_.outputs) {
+    auto it = values.find(out.name);
+    if (it != values.end()) {
+      result.outputs.push_back(it->second);
+    } else if (const Tensor* t = graph_.FindInitializer(out.name)) {
+      result.outputs.push_back(*t);
+    } else {
+      return absl::InternalError(
+          absl::StrCat("graph output '", out.name, "' was not computed"));
+    }
+  }
+  if (options.keep_all_values) {
+    result.values = std::move(values);
+  } else {
+    for (const std::string& name : options.extra_outputs) {
+      auto it = values.find(name);
+      if (it == values.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("requested value '", name, "' is not in the graph"));
+      }
+      result.values[name] = it->second;
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<Tensor>> Executor::RunOutputs(
+    const TensorMap& feeds) {
+  absl::StatusOr<RunResult> r = Run(feeds);
+  if (!r.ok()) return r.status();
+  return std::move(r->outputs);
+}
+
+}  // namespace quantd

@@ -1,0 +1,83 @@
+// Executor: runs a Graph in topological order, one OpKernel per node.
+//
+//   absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(graph);
+//   TensorMap feeds = {{"input", images}};
+//   absl::StatusOr<std::vector<Tensor>> out = (*ex)->Run(feeds);
+//
+// Calibration and fake-quant simulation use the tensor hook, which sees every
+// value as it is produced (graph inputs included) and may replace it:
+//
+//   RunOptions opts;
+//   opts.tensor_hook = [&](const Node* producer, const std::string& name,
+//                          Tensor& value) { observer.Observe(name, value);
+//                                           return absl::OkStatus(); };
+//
+// Values are freed as soon as their last reader has run, unless
+// keep_all_values is set (a backward pass needs them).
+#ifndef QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
+#define QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/ir/graph.h"
+#include "engine/runtime/op_registry.h"
+
+namespace quantd {
+
+using TensorMap = absl::flat_hash_map<std::string, Tensor>;
+
+// `producer` is nullptr for graph inputs.
+using TensorHook = std::function<absl::Status(
+    const Node* producer, const std::string& name, Tensor& value)>;
+
+struct RunOptions {
+  TensorHook tensor_hook;
+  // Keep every intermediate value and return it in RunResult::values.
+  bool keep_all_values = false;
+  // Values to return besides the graph outputs.
+  std::vector<std::string> extra_outputs;
+  // Checked between nodes; a set flag ends the run with CANCELLED.
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+struct RunResult {
+  std::vector<Tensor> outputs;  // in graph output order
+  TensorMap values;             // extra_outputs, or everything if kept
+};
+
+class Executor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(
+      Graph graph, const OpRegistry& registry = DefaultOpRegistry());
+
+  // Runs the graph. Every graph input must be fed, with its declared dtype,
+  // rank and static dims; dims declared symbolic may take any size.
+  absl::StatusOr<RunResult> Run(const TensorMap& feeds,
+                                const RunOptions& options = {});
+  // Convenience: the graph outputs only.
+  absl::StatusOr<std::vector<Tensor>> RunOutputs(const TensorMap& feeds);
+
+  const Graph& graph() const { return graph_; }
+  // Replaces a constant (e.g. fake-quantized weights). Kernels that cached a
+  // packed copy key it by data pointer, so they see the new value.
+  absl::Status ReplaceInitializer(const std::string& name, Tensor value);
+
+ private:
+  Executor(Graph graph, std::vector<std::unique_ptr<OpKernel>> kernels);
+  absl::Status CheckFeeds(const TensorMap& feeds) const;
+
+  Graph graph_;
+  std::vector<std::unique_ptr<OpKernel>> kernels_;  // parallel to nodes
+  // For each node, the values whose last reader it is (freed after it runs).
+  std::vector<std::vector<std::string>> last_use_;
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_RUNTIME_EXECUTOR_H_

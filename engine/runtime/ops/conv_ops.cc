@@ -1,0 +1,76 @@
+// Conv and ConvTranspose on the oneDNN kernels, with ONNX's auto_pad and
+// (ConvTranspose) output_shape resolved to explicit pads per input shape.
+#include <map>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "engine/runtime/ops/conv_attributes.h"
+#include "engine/runtime/ops/op_util.h"
+#include "engine/runtime/ops/register_ops.h"
+#include "kernels/convolution.h"
+
+namespace quantd {
+namespace {
+
+std::string ShapeKey(const Shape& a, const Shape& b) {
+  return absl::StrCat(ShapeToString(a), ShapeToString(b));
+}
+
+template <typename Kernel>
+class ConvLikeKernel : public OpKernel {
+ public:
+  ConvLikeKernel(const OpKernelInfo& info, bool transposed)
+      : attrs_(ReadConvAttributes(info.node)), transposed_(transposed) {}
+
+  absl::Status Compute(OpKernelContext& ctx) override {
+    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
+    if (!x.ok()) return x.status();
+    absl::StatusOr<const Tensor*> w = ctx.required_input(1);
+    if (!w.ok()) return w.status();
+    const Tensor* bias = ctx.input(2);
+    if (bias != nullptr && !bias->defined()) bias = nullptr;
+    for (const Tensor* t : {*x, *w, bias}) {
+      if (t == nullptr) continue;
+      if (absl::Status s = ExpectDtype(*t, DataType::kFloat32, "operand");
+          !s.ok()) {
+        return s;
+      }
+    }
+    // Pads depend on the input shape only with auto_pad or output_shape;
+    // kernels are kept per shape so each keeps its own primitive cache.
+    std::string key = ShapeKey((*x)->shape(), (*w)->shape());
+    auto it = kernels_.find(key);
+    if (it == kernels_.end()) {
+      absl::StatusOr<ConvParams> p =
+          ResolveConvParams(attrs_, (*x)->shape(), (*w)->shape(), transposed_);
+      if (!p.ok()) return p.status();
+      if (kernels_.size() >= 16) kernels_.clear();
+      it = kernels_.emplace(key, std::make_unique<Kernel>(*p)).first;
+    }
+    return it->second->Forward(**x, **w, bias, ctx.output(0));
+  }
+
+ private:
+  ConvAttributes attrs_;
+  bool transposed_;
+  std::map<std::string, std::unique_ptr<Kernel>> kernels_;
+};
+
+}  // namespace
+
+void RegisterConvOps(OpRegistry& r) {
+  r.Register("Conv",
+             [](const OpKernelInfo& info)
+                 -> absl::StatusOr<std::unique_ptr<OpKernel>> {
+               return std::make_unique<ConvLikeKernel<ConvolutionKernel>>(
+                   info, false);
+             });
+  r.Register("ConvTranspose",
+             [](const OpKernelInfo& info)
+                 -> absl::StatusOr<std::unique_ptr<OpKernel>> {
+               return std::make_unique<ConvLikeKernel<DeconvolutionKernel>>(
+                   info, true);
+             });
+}
+
+}  // namespace quantd

@@ -1,0 +1,52 @@
+// MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool on oneDNN pooling.
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "engine/runtime/ops/op_util.h"
+#include "engine/runtime/ops/pool_attributes.h"
+#include "engine/runtime/ops/register_ops.h"
+#include "kernels/pooling.h"
+
+namespace quantd {
+namespace {
+
+class PoolKernel : public OpKernel {
+ public:
+  explicit PoolKernel(PoolParams params) : pool_(std::move(params)) {}
+
+  static absl::StatusOr<std::unique_ptr<OpKernel>> Create(
+      const OpKernelInfo& info, PoolKind kind, bool global) {
+    if (global) {
+      return std::make_unique<PoolKernel>(GlobalPoolParams(kind));
+    }
+    absl::StatusOr<PoolParams> p = ReadPoolParams(info.node, kind);
+    if (!p.ok()) return p.status();
+    return std::make_unique<PoolKernel>(std::move(*p));
+  }
+
+  absl::Status Compute(OpKernelContext& ctx) override {
+    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
+    if (!x.ok()) return x.status();
+    return pool_.Forward(**x, ctx.output(0));
+  }
+
+ private:
+  PoolingForward pool_;
+};
+
+OpKernelFactory Pool(PoolKind kind, bool global) {
+  return [kind, global](const OpKernelInfo& info) {
+    return PoolKernel::Create(info, kind, global);
+  };
+}
+
+}  // namespace
+
+void RegisterPoolingOps(OpRegistry& r) {
+  r.Register("MaxPool", Pool(PoolKind::kMax, false));
+  r.Register("AveragePool", Pool(PoolKind::kAverage, false));
+  r.Register("GlobalMaxPool", Pool(PoolKind::kMax, true));
+  r.Register("GlobalAveragePool", Pool(PoolKind::kAverage, true));
+}
+
+}  // namespace quantd
