@@ -60,7 +60,7 @@ class Bench {
         jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
     JobRunnerOptions ro;
     ro.on_event = [this](const v1::JobEvent& e) {
-      hub_.Publish(e.job().substr(5));
+      hub_.Publish(std::string(JobIdOfOwnName(e.job())));
     };
     runner_ = std::make_unique<JobRunner>(jobs_.get(), blobs_.get(),
                                           index_.get(), ro);

@@ -287,8 +287,12 @@ absl::Status Client::Watch(const std::string& name, int64_t after_sequence,
       last = event.sequence();
       if (!callback(event)) {
         context->TryCancel();
-        (void)reader->Finish();
-        return absl::OkStatus();
+        // CANCELLED is what was asked for; anything else is worth reporting.
+        const grpc::Status finished = reader->Finish();
+        return finished.ok() ||
+                       finished.error_code() == grpc::StatusCode::CANCELLED
+                   ? absl::OkStatus()
+                   : FromGrpc(finished);
       }
       if (event.has_state_change() && IsTerminal(event.state_change())) {
         terminal = true;
@@ -313,6 +317,51 @@ absl::Status Client::Watch(const std::string& name, int64_t after_sequence,
   }
 }
 
+Client::DownloadAttempt Client::DownloadFrom(const std::string& job,
+                                             v1::ArtifactKind kind,
+                                             int64_t offset,
+                                             const std::string& partial,
+                                             absl::Time* last_contact) {
+  v1::DownloadArtifactRequest request;
+  request.set_job(job);
+  request.set_kind(kind);
+  request.set_offset(offset);
+  auto context = Context(false);
+  std::unique_ptr<grpc::ClientReader<v1::DownloadArtifactResponse>> reader =
+      stub_->DownloadArtifact(context.get(), request);
+  v1::DownloadArtifactResponse response;
+  DownloadAttempt attempt;
+  std::ofstream out;
+  while (reader->Read(&response)) {
+    *last_contact = absl::Now();
+    if (response.has_header()) {
+      attempt.header = response.header();
+      attempt.have_header = true;
+      if (attempt.header.offset() != offset) {
+        context->TryCancel();
+        break;
+      }
+      out.open(partial, std::ios::binary | std::ios::app);
+      if (!out) {
+        context->TryCancel();
+        attempt.write_failed = true;
+        break;
+      }
+      continue;
+    }
+    if (!attempt.have_header) continue;
+    out.write(response.chunk().data(),
+              static_cast<std::streamsize>(response.chunk().size()));
+    if (!out) {
+      context->TryCancel();
+      attempt.write_failed = true;
+      break;
+    }
+  }
+  attempt.status = reader->Finish();
+  return attempt;
+}
+
 absl::StatusOr<v1::ArtifactHeader> Client::Download(const std::string& job,
                                                     v1::ArtifactKind kind,
                                                     const std::string& path) {
@@ -324,58 +373,27 @@ absl::StatusOr<v1::ArtifactHeader> Client::Download(const std::string& job,
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   absl::Time last_contact = absl::Now();
   bool restarted = false;  // from 0 after a partial file that did not fit
+  // Drops the partial file; true if starting over from 0 is still allowed
+  // (once per download).
+  auto restart = [&] {
+    std::filesystem::remove(partial);
+    if (restarted) return false;
+    restarted = true;
+    return true;
+  };
   while (true) {
     const int64_t offset = FileSizeOr0(partial);
-    v1::DownloadArtifactRequest request;
-    request.set_job(job);
-    request.set_kind(kind);
-    request.set_offset(offset);
-    auto context = Context(false);
-    std::unique_ptr<grpc::ClientReader<v1::DownloadArtifactResponse>> reader =
-        stub_->DownloadArtifact(context.get(), request);
-    v1::DownloadArtifactResponse response;
-    v1::ArtifactHeader header;
-    bool have_header = false;
-    std::ofstream out;
-    bool write_failed = false;
-    while (reader->Read(&response)) {
-      last_contact = absl::Now();
-      if (response.has_header()) {
-        header = response.header();
-        have_header = true;
-        if (header.offset() != offset) {
-          context->TryCancel();
-          break;
-        }
-        out.open(partial, std::ios::binary | std::ios::app);
-        if (!out) {
-          context->TryCancel();
-          write_failed = true;
-          break;
-        }
-        continue;
-      }
-      if (!have_header) continue;
-      out.write(response.chunk().data(),
-                static_cast<std::streamsize>(response.chunk().size()));
-      if (!out) {
-        context->TryCancel();
-        write_failed = true;
-        break;
-      }
-    }
-    const grpc::Status s = reader->Finish();
-    if (out.is_open()) out.close();
-    if (write_failed) {
+    const DownloadAttempt a =
+        DownloadFrom(job, kind, offset, partial, &last_contact);
+    const grpc::Status& s = a.status;
+    if (a.write_failed) {
       return absl::PermissionDeniedError(
           absl::StrCat("cannot write '", partial, "'"));
     }
     if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+      // A partial file longer than this artifact: start over.
       if (s.error_code() == grpc::StatusCode::OUT_OF_RANGE && offset > 0 &&
-          !restarted) {
-        // The partial file is longer than this artifact: start over.
-        std::filesystem::remove(partial);
-        restarted = true;
+          restart()) {
         continue;
       }
       if (Retryable(s) &&
@@ -385,36 +403,31 @@ absl::StatusOr<v1::ArtifactHeader> Client::Download(const std::string& job,
       }
       return FromGrpc(s);
     }
-    if (!have_header) {
+    if (!a.have_header) {
       return absl::InternalError(
           "the server's download stream carried no ArtifactHeader");
     }
-    if (header.offset() != offset || FileSizeOr0(partial) != header.size()) {
-      if (!restarted) {
-        std::filesystem::remove(partial);
-        restarted = true;
-        continue;
-      }
-      return absl::DataLossError(absl::StrCat(
-          "downloaded ", FileSizeOr0(partial), " bytes of ", header.size()));
+    const int64_t got = FileSizeOr0(partial);
+    if (a.header.offset() != offset || got != a.header.size()) {
+      if (restart()) continue;
+      return absl::DataLossError(
+          absl::StrCat("downloaded ", got, " bytes of ", a.header.size()));
     }
     absl::StatusOr<std::string> digest = Sha256OfFile(partial);
     if (!digest.ok()) return digest.status();
-    if (*digest != header.sha256()) {
+    if (*digest != a.header.sha256()) {
+      // The partial file was from other bytes, or these bytes are wrong.
+      if (offset > 0 && restart()) continue;
       std::filesystem::remove(partial);
-      if (offset > 0 && !restarted) {
-        restarted = true;  // the partial file was from other bytes
-        continue;
-      }
       return absl::DataLossError(absl::StrCat("downloaded sha256 ", *digest,
                                               " but the server announced ",
-                                              header.sha256()));
+                                              a.header.sha256()));
     }
     if (std::rename(partial.c_str(), path.c_str()) != 0) {
       return absl::PermissionDeniedError(
           absl::StrCat("cannot rename '", partial, "' to '", path, "'"));
     }
-    return header;
+    return a.header;
   }
 }
 

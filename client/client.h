@@ -100,6 +100,16 @@ class Client {
                                           v1::BlobKind kind,
                                           const std::string& sha256,
                                           int64_t size, int64_t offset);
+  // One DownloadArtifact call from `offset`, appended to `partial`.
+  struct DownloadAttempt {
+    grpc::Status status;
+    v1::ArtifactHeader header;
+    bool have_header = false;
+    bool write_failed = false;
+  };
+  DownloadAttempt DownloadFrom(const std::string& job, v1::ArtifactKind kind,
+                               int64_t offset, const std::string& partial,
+                               absl::Time* last_contact);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::QuantizationService::Stub> stub_;

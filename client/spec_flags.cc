@@ -25,96 +25,100 @@ absl::Status Choose(const char* flag, const std::string& value,
       flag, " takes ", absl::StrJoin(names, ", "), "; got '", value, "'"));
 }
 
-}  // namespace
+// When `value` is set, chooses among `choices` and hands the result to
+// `set`.
+template <typename T, typename Setter>
+absl::Status ChooseIfSet(
+    const char* flag, const std::optional<std::string>& value,
+    std::initializer_list<std::pair<const char*, T>> choices, Setter set) {
+  if (!value) return absl::OkStatus();
+  T chosen{};
+  if (absl::Status s = Choose<T>(flag, *value, choices, &chosen); !s.ok()) {
+    return s;
+  }
+  set(chosen);
+  return absl::OkStatus();
+}
 
-absl::Status ApplyQuantizeFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
-  if (flags.method) {
-    v1::Method m = v1::METHOD_UNSPECIFIED;
-    if (absl::Status s = Choose<v1::Method>(
-            "--method", *flags.method,
-            {{"ptq", v1::METHOD_PTQ}, {"qat", v1::METHOD_QAT}}, &m);
-        !s.ok()) {
-      return s;
-    }
-    spec->set_method(m);
+absl::Status ApplyModeFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
+  if (absl::Status s = ChooseIfSet<v1::Method>(
+          "--method", flags.method,
+          {{"ptq", v1::METHOD_PTQ}, {"qat", v1::METHOD_QAT}},
+          [&](v1::Method m) { spec->set_method(m); });
+      !s.ok()) {
+    return s;
   }
-  if (flags.mode) {
-    v1::QuantMode m = v1::QUANT_MODE_UNSPECIFIED;
-    if (absl::Status s =
-            Choose<v1::QuantMode>("--mode", *flags.mode,
-                                  {{"static", v1::QUANT_MODE_STATIC},
-                                   {"dynamic", v1::QUANT_MODE_DYNAMIC},
-                                   {"weight-only", v1::QUANT_MODE_WEIGHT_ONLY}},
-                                  &m);
-        !s.ok()) {
-      return s;
-    }
-    spec->set_mode(m);
+  return ChooseIfSet<v1::QuantMode>(
+      "--mode", flags.mode,
+      {{"static", v1::QUANT_MODE_STATIC},
+       {"dynamic", v1::QUANT_MODE_DYNAMIC},
+       {"weight-only", v1::QUANT_MODE_WEIGHT_ONLY}},
+      [&](v1::QuantMode m) { spec->set_mode(m); });
+}
+
+absl::Status ApplyWeightFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
+  // mutable_weights() would create the message: only where a flag is set.
+  auto w = [spec] { return spec->mutable_weights(); };
+  if (absl::Status s = ChooseIfSet<v1::QuantDataType>(
+          "--weights", flags.weights,
+          {{"int8", v1::QUANT_DATA_TYPE_INT8},
+           {"int4", v1::QUANT_DATA_TYPE_INT4}},
+          [&](v1::QuantDataType t) { w()->set_type(t); });
+      !s.ok()) {
+    return s;
   }
-  if (flags.weights) {
-    v1::QuantDataType t = v1::QUANT_DATA_TYPE_UNSPECIFIED;
-    if (absl::Status s =
-            Choose<v1::QuantDataType>("--weights", *flags.weights,
-                                      {{"int8", v1::QUANT_DATA_TYPE_INT8},
-                                       {"int4", v1::QUANT_DATA_TYPE_INT4}},
-                                      &t);
-        !s.ok()) {
-      return s;
-    }
-    spec->mutable_weights()->set_type(t);
-  }
-  if (flags.granularity) {
-    v1::Granularity g = v1::GRANULARITY_UNSPECIFIED;
-    if (absl::Status s = Choose<v1::Granularity>(
-            "--granularity", *flags.granularity,
-            {{"per-channel", v1::GRANULARITY_PER_CHANNEL},
-             {"per-group", v1::GRANULARITY_PER_GROUP},
-             {"per-tensor", v1::GRANULARITY_PER_TENSOR}},
-            &g);
-        !s.ok()) {
-      return s;
-    }
-    spec->mutable_weights()->set_granularity(g);
+  if (absl::Status s = ChooseIfSet<v1::Granularity>(
+          "--granularity", flags.granularity,
+          {{"per-channel", v1::GRANULARITY_PER_CHANNEL},
+           {"per-group", v1::GRANULARITY_PER_GROUP},
+           {"per-tensor", v1::GRANULARITY_PER_TENSOR}},
+          [&](v1::Granularity g) { w()->set_granularity(g); });
+      !s.ok()) {
+    return s;
   }
   if (flags.group_size) {
     if (*flags.group_size <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--group-size must be positive; got ", *flags.group_size));
     }
-    spec->mutable_weights()->set_group_size(*flags.group_size);
-    if (!flags.granularity) {
-      spec->mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
-    }
+    w()->set_group_size(*flags.group_size);
+    if (!flags.granularity) w()->set_granularity(v1::GRANULARITY_PER_GROUP);
   }
-  if (flags.calibration) {
-    v1::CalibrationMethod c = v1::CALIBRATION_METHOD_UNSPECIFIED;
-    if (absl::Status s = Choose<v1::CalibrationMethod>(
-            "--calibration", *flags.calibration,
-            {{"minmax", v1::CALIBRATION_METHOD_MIN_MAX},
-             {"percentile", v1::CALIBRATION_METHOD_PERCENTILE},
-             {"entropy", v1::CALIBRATION_METHOD_ENTROPY},
-             {"mse", v1::CALIBRATION_METHOD_MSE}},
-            &c);
-        !s.ok()) {
-      return s;
-    }
-    spec->mutable_calibration()->set_method(c);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
+                                 v1::JobSpec* spec) {
+  if (absl::Status s = ChooseIfSet<v1::CalibrationMethod>(
+          "--calibration", flags.calibration,
+          {{"minmax", v1::CALIBRATION_METHOD_MIN_MAX},
+           {"percentile", v1::CALIBRATION_METHOD_PERCENTILE},
+           {"entropy", v1::CALIBRATION_METHOD_ENTROPY},
+           {"mse", v1::CALIBRATION_METHOD_MSE}},
+          [&](v1::CalibrationMethod c) {
+            spec->mutable_calibration()->set_method(c);
+          });
+      !s.ok()) {
+    return s;
   }
+  auto alg = [spec] { return spec->mutable_algorithms(); };
   if (flags.smoothquant_alpha) {
     const double a = *flags.smoothquant_alpha;
     if (!(a >= 0 && a <= 1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--smoothquant takes an alpha in [0, 1]; got ", a));
     }
-    auto* sq = spec->mutable_algorithms()->mutable_smooth_quant();
-    sq->set_enabled(true);
-    sq->set_alpha(a);
+    alg()->mutable_smooth_quant()->set_enabled(true);
+    alg()->mutable_smooth_quant()->set_alpha(a);
   }
-  if (flags.gptq) spec->mutable_algorithms()->mutable_gptq()->set_enabled(true);
-  if (flags.awq) spec->mutable_algorithms()->mutable_awq()->set_enabled(true);
-  if (flags.bias_correction) {
-    spec->mutable_algorithms()->set_bias_correction(true);
-  }
+  if (flags.gptq) alg()->mutable_gptq()->set_enabled(true);
+  if (flags.awq) alg()->mutable_awq()->set_enabled(true);
+  if (flags.bias_correction) alg()->set_bias_correction(true);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTargetAndLabelFlags(const QuantizeFlags& flags,
+                                      v1::JobSpec* spec) {
   if (flags.max_accuracy_drop) {
     if (*flags.max_accuracy_drop < 0) {
       return absl::InvalidArgumentError(
@@ -138,6 +142,16 @@ absl::Status ApplyQuantizeFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
           absl::StrCat("--label takes key=value; got '", label, "'"));
     }
     (*spec->mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyQuantizeFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
+  for (auto* apply : {ApplyModeFlags, ApplyWeightFlags, ApplyAlgorithmFlags,
+                      ApplyTargetAndLabelFlags}) {
+    if (absl::Status s = apply(flags, spec); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

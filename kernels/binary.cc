@@ -239,6 +239,48 @@ bool DnnlAlgorithm(BinaryOp op, algorithm* alg, algorithm* swapped) {
   return false;
 }
 
+// Reuses *out when it already has the output's type and shape.
+absl::Status PrepareOutput(BinaryOp op, DataType type, const Shape& shape,
+                           Tensor* out) {
+  if (out->defined() && out->dtype() == type && out->shape() == shape) {
+    return absl::OkStatus();
+  }
+  try {
+    *out = Tensor(type, shape);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate the ", ShapeToString(shape),
+                     " output of ", BinaryOpName(op)));
+  }
+  return absl::OkStatus();
+}
+
+// The loop for every case oneDNN does not take. Pow's integer exponents
+// become floats first.
+absl::Status RunLoopForType(BinaryOp op, const Collapsed& c, const Tensor& a,
+                            const Tensor& b, Tensor* out) {
+  switch (a.dtype()) {
+    case DataType::kFloat32:
+      if (op == BinaryOp::kPow && b.dtype() != DataType::kFloat32) {
+        Tensor exponent(DataType::kFloat32, b.shape());
+        float* pe = exponent.mutable_data<float>();
+        for (int64_t i = 0; i < b.num_elements(); ++i) {
+          pe[i] = b.dtype() == DataType::kInt32
+                      ? static_cast<float>(b.data<int32_t>()[i])
+                      : static_cast<float>(b.data<int64_t>()[i]);
+        }
+        return RunLoop<float>(op, c, a, exponent, out);
+      }
+      return RunLoop<float>(op, c, a, b, out);
+    case DataType::kInt32:
+      return RunLoop<int32_t>(op, c, a, b, out);
+    case DataType::kInt64:
+      return RunLoop<int64_t>(op, c, a, b, out);
+    default:  // kBool, kEqual only (checked by CheckTypes)
+      return RunLoop<uint8_t>(op, c, a, b, out);
+  }
+}
+
 }  // namespace
 
 const char* BinaryOpName(BinaryOp op) {
@@ -283,19 +325,12 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
   absl::StatusOr<Shape> shape = BroadcastShapes(a.shape(), b.shape());
   if (!shape.ok()) return shape.status();
   const DataType out_type = IsComparison(op_) ? DataType::kBool : a.dtype();
-  if (!out->defined() || out->dtype() != out_type || out->shape() != *shape) {
-    try {
-      *out = Tensor(out_type, *shape);
-    } catch (const std::bad_alloc&) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot allocate the ", ShapeToString(*shape),
-                       " output of ", BinaryOpName(op_)));
-    }
-  }
+  s = PrepareOutput(op_, out_type, *shape, out);
+  if (!s.ok()) return s;
   if (out->num_elements() == 0) return absl::OkStatus();
   const Collapsed c = Collapse(*shape, a.shape(), b.shape());
 
-  algorithm alg, swapped_alg;
+  algorithm alg = algorithm::undef, swapped_alg = algorithm::undef;
   const bool dnnl_ok = a.dtype() == DataType::kFloat32 &&
                        DnnlAlgorithm(op_, &alg, &swapped_alg) &&
                        out->num_elements() >= kMinDnnlElements &&
@@ -340,26 +375,7 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
     });
   }
 
-  switch (a.dtype()) {
-    case DataType::kFloat32:
-      if (op_ == BinaryOp::kPow && b.dtype() != DataType::kFloat32) {
-        Tensor exponent(DataType::kFloat32, b.shape());
-        float* pe = exponent.mutable_data<float>();
-        for (int64_t i = 0; i < b.num_elements(); ++i) {
-          pe[i] = b.dtype() == DataType::kInt32
-                      ? static_cast<float>(b.data<int32_t>()[i])
-                      : static_cast<float>(b.data<int64_t>()[i]);
-        }
-        return RunLoop<float>(op_, c, a, exponent, out);
-      }
-      return RunLoop<float>(op_, c, a, b, out);
-    case DataType::kInt32:
-      return RunLoop<int32_t>(op_, c, a, b, out);
-    case DataType::kInt64:
-      return RunLoop<int64_t>(op_, c, a, b, out);
-    default:  // kBool, kEqual only (checked above)
-      return RunLoop<uint8_t>(op_, c, a, b, out);
-  }
+  return RunLoopForType(op_, c, a, b, out);
 }
 
 }  // namespace quantd

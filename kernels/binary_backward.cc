@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/backward.h"
 #include "kernels/binary.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -137,7 +138,7 @@ absl::Status BiasGradient(const Tensor& dy, int axis, Tensor* db) {
   Shape shape(rank - axis, 1);
   shape[0] = dy.dim(axis);
   Tensor summed;
-  if (absl::Status s = SumToShape(dy, shape, &summed); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(SumToShape(dy, shape, &summed));
   absl::StatusOr<Tensor> flat = summed.Reshaped({dy.dim(axis)});
   if (!flat.ok()) return flat.status();
   *db = *flat;

@@ -15,6 +15,7 @@
 #include "kernels/post_ops.h"
 #include "kernels/primitive_cache.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -131,7 +132,7 @@ absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
                                  const Tensor& w, const Tensor& dy, Tensor* dx,
                                  Tensor* dw, Tensor* db) {
   ConvGeometry g;
-  if (absl::Status s = CheckInputs(params, x, w, dy, &g); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckInputs(params, x, w, dy, &g));
   absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry = GetEntry(g);
   if (!entry.ok()) return entry.status();
   const ConvBackwardEntry& e = **entry;
@@ -228,7 +229,7 @@ absl::Status ConvolutionBackwardReference(const ConvParams& params,
                                           const Tensor& dy, Tensor* dx,
                                           Tensor* dw, Tensor* db) {
   ConvGeometry g;
-  if (absl::Status s = CheckInputs(params, x, w, dy, &g); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckInputs(params, x, w, dy, &g));
   // Pad the geometry to 3 spatial dims (leading dims of size 1).
   std::array<int64_t, 3> in{1, 1, 1}, k{1, 1, 1}, out{1, 1, 1}, st{1, 1, 1},
       dil{1, 1, 1}, pad{0, 0, 0};

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/primitive_cache.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -20,178 +21,6 @@ using dnnl::memory;
 }  // namespace
 
 namespace conv_internal {
-namespace {
-
-// Bounds strides, dilations and pads so that shape arithmetic cannot
-// overflow int64.
-constexpr int64_t kMaxConvParam = int64_t{1} << 24;
-
-absl::Status ParseParam(const char* name, const std::vector<int64_t>& given,
-                        int spatial, int64_t default_value, int64_t min_value,
-                        std::vector<int64_t>* out) {
-  if (given.empty()) {
-    out->assign(spatial, default_value);
-    return absl::OkStatus();
-  }
-  if (static_cast<int>(given.size()) != spatial) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, " has ", given.size(), " entries, expected ",
-                     spatial, " (one per spatial dim)"));
-  }
-  for (int i = 0; i < spatial; ++i) {
-    if (given[i] < min_value || given[i] > kMaxConvParam) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, "[", i, "] is ", given[i], ", expected ",
-                       min_value, "..", kMaxConvParam));
-    }
-  }
-  *out = given;
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<ConvGeometry> ResolveConvGeometry(const ConvParams& p,
-                                                 const Shape& src,
-                                                 const Shape& weights,
-                                                 bool transposed) {
-  const char* op = transposed ? "ConvTranspose" : "conv";
-  ConvGeometry g;
-  g.transposed = transposed;
-  if (src.size() < 3 || src.size() > 5) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        op, " src has ", src.size(),
-        " dims, expected 3, 4 or 5 ([N, C, spatial...] for a 1-D, 2-D or 3-D "
-        "convolution)"));
-  }
-  g.spatial = static_cast<int>(src.size()) - 2;
-  if (weights.size() != src.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, " weights have ", weights.size(), " dims, expected ",
-                     src.size(), " for a ", g.spatial, "-D convolution"));
-  }
-  for (int64_t d : src) {
-    if (d < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          op, " src shape ", ShapeToString(src), " has a negative dim"));
-    }
-  }
-  for (int i = 0; i < static_cast<int>(weights.size()); ++i) {
-    if (weights[i] < 0 || (i >= 2 && weights[i] == 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(op, " weights shape ", ShapeToString(weights),
-                       " has a negative dim or an empty kernel"));
-    }
-  }
-  if (p.groups < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, " groups is ", p.groups, ", expected >= 1"));
-  }
-  g.groups = p.groups;
-  g.batch = src[0];
-  g.in_channels = src[1];
-  if (!transposed) {
-    if (weights[1] * g.groups != g.in_channels) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "conv src has ", g.in_channels, " channels, but weights ",
-          ShapeToString(weights), " with ", g.groups, " groups expect ",
-          weights[1] * g.groups));
-    }
-    g.out_channels = weights[0];
-    if (g.out_channels % g.groups != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "conv weights have ", g.out_channels,
-          " output channels, not divisible by ", g.groups, " groups"));
-    }
-  } else {
-    if (weights[0] != g.in_channels) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ConvTranspose src has ", g.in_channels, " channels, but weights ",
-          ShapeToString(weights), " expect ", weights[0]));
-    }
-    if (g.in_channels % g.groups != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("ConvTranspose src has ", g.in_channels,
-                       " channels, not divisible by ", g.groups, " groups"));
-    }
-    g.out_channels = weights[1] * g.groups;
-  }
-  g.in.assign(src.begin() + 2, src.end());
-  g.kernel.assign(weights.begin() + 2, weights.end());
-  const int n = g.spatial;
-  absl::Status s = ParseParam("strides", p.strides, n, 1, 1, &g.strides);
-  if (s.ok()) s = ParseParam("dilations", p.dilations, n, 1, 1, &g.dilations);
-  if (s.ok())
-    s = ParseParam("pads_begin", p.pads_begin, n, 0, 0, &g.pads_begin);
-  if (s.ok()) s = ParseParam("pads_end", p.pads_end, n, 0, 0, &g.pads_end);
-  if (s.ok()) {
-    s = ParseParam("output_padding", p.output_padding, n, 0, 0,
-                   &g.output_padding);
-  }
-  if (!s.ok()) return s;
-  g.out.resize(n);
-  for (int i = 0; i < n; ++i) {
-    const int64_t extent = (g.kernel[i] - 1) * g.dilations[i] + 1;
-    if (!transposed) {
-      if (g.output_padding[i] != 0) {
-        return absl::InvalidArgumentError(
-            "output_padding is only meaningful for ConvTranspose");
-      }
-      const int64_t padded = g.in[i] + g.pads_begin[i] + g.pads_end[i];
-      if (padded < extent) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "conv spatial dim ", i, ": input ", g.in[i], " plus pads ",
-            g.pads_begin[i] + g.pads_end[i],
-            " is smaller than the dilated kernel extent ", extent));
-      }
-      g.out[i] = (padded - extent) / g.strides[i] + 1;
-    } else {
-      if (g.output_padding[i] >= g.strides[i]) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "ConvTranspose output_padding[", i, "] is ", g.output_padding[i],
-            ", must be smaller than the stride ", g.strides[i]));
-      }
-      if (g.in[i] < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("ConvTranspose src spatial dim ", i, " is empty"));
-      }
-      g.out[i] = g.strides[i] * (g.in[i] - 1) + g.output_padding[i] + extent -
-                 g.pads_begin[i] - g.pads_end[i];
-      if (g.out[i] < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("ConvTranspose spatial dim ", i, ": pads ",
-                         g.pads_begin[i] + g.pads_end[i], " leave no output"));
-      }
-    }
-  }
-  g.dst_shape = {g.batch, g.out_channels};
-  g.dst_shape.insert(g.dst_shape.end(), g.out.begin(), g.out.end());
-  absl::StatusOr<int64_t> count = CheckedNumElements(g.dst_shape);
-  if (!count.ok()) return count.status();
-  return g;
-}
-
-absl::Status PrepareConvOutput(const ConvGeometry& g, const PostOps& post,
-                               DataType type, const Tensor* bias, Tensor* dst) {
-  if (dst == nullptr) return absl::InvalidArgumentError("conv dst is null");
-  if (bias != nullptr && (bias->dtype() != DataType::kFloat32 ||
-                          bias->shape() != Shape{g.out_channels})) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("conv bias is ", bias->DebugString(), ", expected f32[",
-                     g.out_channels, "]"));
-  }
-  if (dst->defined() && dst->dtype() == type && dst->shape() == g.dst_shape) {
-    return absl::OkStatus();
-  }
-  if (post.sum) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "post-op sum needs dst to hold the addend: dst is ", dst->DebugString(),
-        ", expected ", DataTypeName(type), ShapeToString(g.dst_shape)));
-  }
-  *dst = Tensor(type, g.dst_shape);
-  return absl::OkStatus();
-}
-
 namespace {
 
 // Weights reordered into the layouts primitives asked for, and the int8
@@ -256,8 +85,8 @@ class WeightsCache {
   }
 
   mutable absl::Mutex mu_;
-  std::deque<Entry> entries_;
-  std::deque<std::pair<Tensor, int32_t>> max_abs_;
+  std::deque<Entry> entries_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<Tensor, int32_t>> max_abs_ ABSL_GUARDED_BY(mu_);
 };
 
 // A primitive for one problem, with the reorders that move plain tensors
@@ -464,23 +293,6 @@ using conv_internal::ConvTypes;
 using conv_internal::PrepareConvOutput;
 using conv_internal::ResolveConvGeometry;
 
-absl::StatusOr<Shape> ConvOutputShape(const ConvParams& params,
-                                      const Shape& src, const Shape& weights) {
-  absl::StatusOr<ConvGeometry> g =
-      ResolveConvGeometry(params, src, weights, /*transposed=*/false);
-  if (!g.ok()) return g.status();
-  return g->dst_shape;
-}
-
-absl::StatusOr<Shape> DeconvOutputShape(const ConvParams& params,
-                                        const Shape& src,
-                                        const Shape& weights) {
-  absl::StatusOr<ConvGeometry> g =
-      ResolveConvGeometry(params, src, weights, /*transposed=*/true);
-  if (!g.ok()) return g.status();
-  return g->dst_shape;
-}
-
 namespace {
 
 absl::Status CheckF32(const char* op, const Tensor& src,
@@ -504,7 +316,7 @@ absl::Status FloatForward(bool transposed, const ConvParams& params,
                           const Tensor& src, const Tensor& weights,
                           const Tensor* bias, Tensor* dst) {
   const char* op = transposed ? "ConvTranspose" : "conv";
-  if (absl::Status s = CheckF32(op, src, weights); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckF32(op, src, weights));
   absl::StatusOr<ConvGeometry> g =
       ResolveConvGeometry(params, src.shape(), weights.shape(), transposed);
   if (!g.ok()) return g.status();

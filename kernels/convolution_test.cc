@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <iostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -622,13 +621,76 @@ TEST(QuantizedConvolutionKernelTest, RejectsBadArguments) {
                 "int8 conv weights are u8[6,4,3,3], expected s8");
 }
 
-TEST(QuantizedConvolutionKernelTest, ReportsTheInt8Path) {
-  // Not a check of numerics: records in the test log what this CPU does.
-  std::cout << "oneDNN ISA: " << CpuIsaName()
-            << ", VNNI: " << (CpuHasVnni() ? "yes" : "no")
-            << ", exact int8 weights up to |w| <= "
-            << MaxExactInt8WeightMagnitude() << "\n";
-  SUCCEED();
+// The int8 path this CPU takes (recorded in the test's XML properties) and
+// the claim it rests on: weights up to MaxExactInt8WeightMagnitude() are
+// exact even in vpmaddubsw's worst case (every activation at its maximum,
+// neighbouring weights of one sign at the limit, so every int16 pair sum is
+// as large as it gets), and the limit is tight: one more and the kernel
+// leaves the exact path.
+TEST(QuantizedConvolutionKernelTest, ExactUpToTheReportedWeightMagnitude) {
+  const int32_t m = MaxExactInt8WeightMagnitude();
+  RecordProperty("cpu_isa", CpuIsaName());
+  RecordProperty("vnni", CpuHasVnni() ? "yes" : "no");
+  RecordProperty("max_exact_int8_weight", m);
+  // 64: 255 * (64 + 64) fits int16; 127 only with 32-bit accumulation.
+  ASSERT_TRUE(m == 64 || m == 127) << m;
+  if (m == 127) {
+    EXPECT_TRUE(CpuHasVnni()) << CpuIsaName();
+  }
+
+  std::mt19937 rng(8);
+  const ConvParams p = Params({}, {1, 1}, {1, 1});
+  const Shape src_shape = {2, 16, 6, 6}, w_shape = {16, 16, 3, 3};
+  const int64_t per_oc = 16 * 3 * 3;
+  // Output channel 0 all +m, 1 all -m, 2-7 random signs at m, 8-15 random.
+  auto weights = [&](int32_t limit) {
+    Tensor w = RandomInt<int8_t>(w_shape, rng, -limit, limit);
+    int8_t* d = w.mutable_data<int8_t>();
+    std::bernoulli_distribution sign(0.5);
+    for (int64_t i = 0; i < 8 * per_oc; ++i) {
+      const int oc = i / per_oc;
+      const bool positive = oc == 0 || (oc != 1 && sign(rng));
+      d[i] = static_cast<int8_t>(positive ? limit : -limit);
+    }
+    return w;
+  };
+  for (DataType src_type : {DataType::kUInt8, DataType::kInt8}) {
+    SCOPED_TRACE(DataTypeName(src_type));
+    // Sample 0 at the type's maximum (255 on the u8 path either way),
+    // sample 1 random.
+    Tensor src = RandomSrc(src_type, src_shape, rng);
+    const int64_t half = src.num_elements() / 2;
+    for (int64_t i = 0; i < half; ++i) {
+      if (src_type == DataType::kUInt8) {
+        src.mutable_data<uint8_t>()[i] = 255;
+      } else {
+        src.mutable_data<int8_t>()[i] = 127;
+      }
+    }
+    const QuantizedOpParams q = Quant(1.f, 0, {1.f}, DataType::kFloat32);
+    const Tensor at_limit = weights(m);
+    QuantizedConvolutionKernel kernel(p, q);
+    Tensor got, want;
+    ASSERT_TRUE(kernel.Forward(src, at_limit, nullptr, &got).ok());
+    ASSERT_TRUE(
+        QuantizedConvolutionReference(p, q, src, at_limit, nullptr, &want)
+            .ok());
+    ExpectClose(got, want, 0);  // integers below 2^24: exact in f32
+    if (m == 127) continue;     // no larger int8 weight to try
+
+    // One past the limit: the s8 path, which halves odd weights.
+    const Tensor beyond = weights(m + 1);
+    QuantizedConvolutionKernel beyond_kernel(p, q);
+    ASSERT_TRUE(beyond_kernel.Forward(src, beyond, nullptr, &got).ok());
+    ASSERT_TRUE(
+        QuantizedConvolutionReference(p, q, src, beyond, nullptr, &want).ok());
+    double max_err = 0;
+    for (int64_t i = 0; i < got.num_elements(); ++i) {
+      max_err = std::max<double>(
+          max_err, std::fabs(got.data<float>()[i] - want.data<float>()[i]));
+    }
+    EXPECT_GT(max_err, 0) << "weights of " << m + 1 << " were exact too";
+  }
 }
 
 }  // namespace

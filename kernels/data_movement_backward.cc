@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/backward.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -70,7 +71,7 @@ absl::Status TransposeBackward(absl::Span<const int64_t> perm, const Tensor& dy,
   // An empty perm reverses the dims, which is its own inverse.
   TransposeForward transpose(inverse);
   Tensor out;
-  if (absl::Status s = transpose.Forward(dy, &out); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(transpose.Forward(dy, &out));
   *dx = out;
   return absl::OkStatus();
 }
@@ -79,7 +80,7 @@ absl::Status SliceBackward(const Shape& input_shape,
                            absl::Span<const int64_t> starts,
                            absl::Span<const int64_t> steps, const Tensor& dy,
                            Tensor* dx) {
-  if (absl::Status s = CheckF32(dy, "slice backward"); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckF32(dy, "slice backward"));
   const int rank = static_cast<int>(input_shape.size());
   if (static_cast<int>(starts.size()) != rank ||
       static_cast<int>(steps.size()) != rank || dy.rank() != rank) {
@@ -122,16 +123,10 @@ absl::Status SliceBackward(const Shape& input_shape,
 
 absl::Status ConcatBackward(const std::vector<Shape>& input_shapes, int axis,
                             const Tensor& dy, std::vector<Tensor>* dxs) {
-  if (absl::Status s = CheckF32(dy, "concat backward"); !s.ok()) return s;
-  if (absl::Status s = NormalizeAxis(&axis, dy.rank(), "concat backward");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          CheckConcat(input_shapes, axis, dy.shape(), "concat backward");
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(CheckF32(dy, "concat backward"));
+  QUANTD_RETURN_IF_ERROR(NormalizeAxis(&axis, dy.rank(), "concat backward"));
+  QUANTD_RETURN_IF_ERROR(
+      CheckConcat(input_shapes, axis, dy.shape(), "concat backward"));
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= dy.dim(i);
   for (int i = axis + 1; i < dy.rank(); ++i) inner *= dy.dim(i);
@@ -159,15 +154,13 @@ absl::Status SplitBackward(const std::vector<Shape>& output_shapes, int axis,
         "split backward: one dy (possibly undefined) per output shape");
   }
   const int rank = static_cast<int>(output_shapes[0].size());
-  if (absl::Status s = NormalizeAxis(&axis, rank, "split backward"); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(NormalizeAxis(&axis, rank, "split backward"));
   Shape whole = output_shapes[0];
   whole[axis] = 0;
   for (size_t i = 0; i < dys.size(); ++i) {
     whole[axis] += output_shapes[i][axis];
     if (!dys[i].defined()) continue;
-    if (absl::Status s = CheckF32(dys[i], "split backward"); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(CheckF32(dys[i], "split backward"));
     if (dys[i].shape() != output_shapes[i]) {
       return absl::InvalidArgumentError(
           absl::StrCat("split backward: dy ", i, " has shape ",
@@ -175,11 +168,8 @@ absl::Status SplitBackward(const std::vector<Shape>& output_shapes, int axis,
                        ShapeToString(output_shapes[i])));
     }
   }
-  if (absl::Status s =
-          CheckConcat(output_shapes, axis, whole, "split backward");
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(
+      CheckConcat(output_shapes, axis, whole, "split backward"));
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= whole[i];
   for (int i = axis + 1; i < rank; ++i) inner *= whole[i];
@@ -203,11 +193,9 @@ absl::Status SplitBackward(const std::vector<Shape>& output_shapes, int axis,
 
 absl::Status GatherBackward(const Shape& data_shape, const Tensor& indices,
                             int axis, const Tensor& dy, Tensor* dx) {
-  if (absl::Status s = CheckF32(dy, "gather backward"); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckF32(dy, "gather backward"));
   const int rank = static_cast<int>(data_shape.size());
-  if (absl::Status s = NormalizeAxis(&axis, rank, "gather backward"); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(NormalizeAxis(&axis, rank, "gather backward"));
   if (indices.dtype() != DataType::kInt64 &&
       indices.dtype() != DataType::kInt32) {
     return absl::InvalidArgumentError(

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/binary.h"
 #include "kernels/dnnl_context.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -70,6 +71,75 @@ absl::StatusOr<Tensor> ExpandParam(const char* what, const Tensor& param,
   return out;
 }
 
+absl::Status CheckLayerNormArgs(const Tensor& x, int axis, float epsilon) {
+  const int rank = x.rank();
+  if (x.dtype() != DataType::kFloat32 || rank == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer norm takes an f32 tensor of rank >= 1, got ",
+                     x.defined() ? x.DebugString() : "an undefined tensor"));
+  }
+  if (axis < -rank || axis >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer norm axis ", axis, " is out of range for ",
+                     x.DebugString(), "; use -", rank, "..", rank - 1));
+  }
+  if (!(epsilon >= 0) || std::isinf(epsilon)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer norm epsilon must be finite and >= 0, got ", epsilon));
+  }
+  return absl::OkStatus();
+}
+
+// gamma and beta stay undefined when scale or bias is null.
+absl::Status ExpandParams(const Tensor* scale, const Tensor* bias,
+                          const Shape& norm_shape, Tensor* gamma,
+                          Tensor* beta) {
+  if (scale != nullptr) {
+    absl::StatusOr<Tensor> g = ExpandParam("scale", *scale, norm_shape);
+    if (!g.ok()) return g.status();
+    *gamma = *g;
+  }
+  if (bias != nullptr) {
+    absl::StatusOr<Tensor> b = ExpandParam("bias", *bias, norm_shape);
+    if (!b.ok()) return b.status();
+    *beta = *b;
+  }
+  return absl::OkStatus();
+}
+
+// y has x's shape; mean and inv_std_dev (when wanted) x's shape with the
+// normalized dims set to 1.
+absl::Status AllocateOutputs(const Tensor& x, int axis, Tensor* y, Tensor* mean,
+                             Tensor* inv_std_dev) {
+  QUANTD_RETURN_IF_ERROR(Allocate(y, x.shape()));
+  Shape stat_shape = x.shape();
+  for (int i = axis; i < x.rank(); ++i) stat_shape[i] = 1;
+  if (mean != nullptr) QUANTD_RETURN_IF_ERROR(Allocate(mean, stat_shape));
+  if (inv_std_dev != nullptr) {
+    QUANTD_RETURN_IF_ERROR(Allocate(inv_std_dev, stat_shape));
+  }
+  return absl::OkStatus();
+}
+
+// The statistics of zero elements.
+void FillStatsWithNan(Tensor* mean, Tensor* inv_std_dev) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Tensor* t : {mean, inv_std_dev}) {
+    if (t != nullptr) {
+      for (float& v : t->mutable_span<float>()) v = nan;
+    }
+  }
+}
+
+// oneDNN reports the variance; ONNX's third output is 1 / sqrt(var + eps).
+void InvStdDevFromVariance(const Tensor& variance, float epsilon,
+                           Tensor* inv_std_dev) {
+  const float* var = variance.data<float>();
+  float* inv = inv_std_dev->mutable_data<float>();
+  const int64_t rows = variance.num_elements();
+  for (int64_t i = 0; i < rows; ++i) inv[i] = 1.f / std::sqrt(var[i] + epsilon);
+}
+
 }  // namespace
 
 LayerNormForward::LayerNormForward(int axis, float epsilon)
@@ -79,50 +149,18 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
                                        const Tensor* bias, Tensor* y,
                                        Tensor* mean, Tensor* inv_std_dev) {
   if (y == nullptr) return absl::InvalidArgumentError("output is null");
-  const int rank = x.rank();
-  if (x.dtype() != DataType::kFloat32 || rank == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("layer norm takes an f32 tensor of rank >= 1, got ",
-                     x.defined() ? x.DebugString() : "an undefined tensor"));
-  }
-  if (axis_ < -rank || axis_ >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("layer norm axis ", axis_, " is out of range for ",
-                     x.DebugString(), "; use -", rank, "..", rank - 1));
-  }
-  if (!(epsilon_ >= 0) || std::isinf(epsilon_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "layer norm epsilon must be finite and >= 0, got ", epsilon_));
-  }
-  const int axis = axis_ < 0 ? axis_ + rank : axis_;
+  QUANTD_RETURN_IF_ERROR(CheckLayerNormArgs(x, axis_, epsilon_));
+  const int axis = axis_ < 0 ? axis_ + x.rank() : axis_;
   const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
   const int64_t rows =
       NumElements(Shape(x.shape().begin(), x.shape().begin() + axis));
   const int64_t cols = NumElements(norm_shape);
   Tensor gamma, beta;
-  if (scale != nullptr) {
-    absl::StatusOr<Tensor> g = ExpandParam("scale", *scale, norm_shape);
-    if (!g.ok()) return g.status();
-    gamma = *g;
-  }
-  if (bias != nullptr) {
-    absl::StatusOr<Tensor> b = ExpandParam("bias", *bias, norm_shape);
-    if (!b.ok()) return b.status();
-    beta = *b;
-  }
-  absl::Status s = Allocate(y, x.shape());
-  Shape stat_shape = x.shape();
-  for (int i = axis; i < rank; ++i) stat_shape[i] = 1;
-  if (s.ok() && mean != nullptr) s = Allocate(mean, stat_shape);
-  if (s.ok() && inv_std_dev != nullptr) s = Allocate(inv_std_dev, stat_shape);
-  if (!s.ok() || rows == 0) return s;
-  if (cols == 0) {  // statistics of nothing
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    for (Tensor* t : {mean, inv_std_dev}) {
-      if (t != nullptr) {
-        for (float& v : t->mutable_span<float>()) v = nan;
-      }
-    }
+  QUANTD_RETURN_IF_ERROR(ExpandParams(scale, bias, norm_shape, &gamma, &beta));
+  QUANTD_RETURN_IF_ERROR(AllocateOutputs(x, axis, y, mean, inv_std_dev));
+  if (rows == 0) return absl::OkStatus();
+  if (cols == 0) {
+    FillStatsWithNan(mean, inv_std_dev);
     return absl::OkStatus();
   }
 
@@ -158,7 +196,7 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
     if (!mean_buf.defined()) mean_buf = Tensor(DataType::kFloat32, {rows});
     var_buf = Tensor(DataType::kFloat32, {rows});
   }
-  s = CatchDnnl("layer norm", [&] {
+  absl::Status s = CatchDnnl("layer norm", [&] {
     std::unordered_map<int, dnnl::memory> args = {
         {DNNL_ARG_SRC, WrapTensor(x, e->data_md)},
         {DNNL_ARG_DST, WrapTensor(*y, e->data_md)}};
@@ -172,10 +210,7 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
     ThreadStream().wait();
   });
   if (!s.ok() || inv_std_dev == nullptr) return s;
-  const float* var = var_buf.data<float>();
-  float* inv = inv_std_dev->mutable_data<float>();
-  for (int64_t i = 0; i < rows; ++i)
-    inv[i] = 1.f / std::sqrt(var[i] + epsilon_);
+  InvStdDevFromVariance(var_buf, epsilon_, inv_std_dev);
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 #include "kernels/post_ops.h"
 #include "kernels/primitive_cache.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -122,9 +123,7 @@ absl::Status Finish(Tensor full, const Shape& full_dims,
   if (full_dims != reduced_dims) {
     absl::StatusOr<Tensor> view = full.Reshaped(full_dims);
     if (!view.ok()) return view.status();
-    if (absl::Status s = SumToShape(*view, reduced_dims, &full); !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(SumToShape(*view, reduced_dims, &full));
   }
   absl::StatusOr<Tensor> shaped = full.Reshaped(shape);
   if (!shaped.ok()) return shaped.status();
@@ -143,7 +142,7 @@ bool AllOnes(const Shape& dims, int count) {
 
 absl::Status MatMulBackward(const Tensor& a, const Tensor& b, const Tensor& dy,
                             bool transpose_b, Tensor* da, Tensor* db) {
-  if (absl::Status s = CheckF32(a, b, dy); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckF32(a, b, dy));
   absl::StatusOr<matmul_internal::MatMulGeometry> geometry =
       Resolve(a, b, dy, transpose_b);
   if (!geometry.ok()) return geometry.status();
@@ -169,14 +168,8 @@ absl::Status MatMulBackward(const Tensor& a, const Tensor& b, const Tensor& dy,
     View bt = Transposed(View{g.b_dims, g.b_strides});
     const Shape full_dims = with_batch({m, k});
     Tensor full(DataType::kFloat32, full_dims);
-    if (absl::Status s = Multiply(dy_view, dy, bt, b, full_dims, &full);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = Finish(full, full_dims, g.a_dims, a.shape(), da);
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(Multiply(dy_view, dy, bt, b, full_dims, &full));
+    QUANTD_RETURN_IF_ERROR(Finish(full, full_dims, g.a_dims, a.shape(), da));
   }
   if (db != nullptr) {
     // db = a^T x dy in b's logical layout [.., K, N]; with transpose_b its
@@ -213,7 +206,7 @@ absl::Status MatMulBackward(const Tensor& a, const Tensor& b, const Tensor& dy,
 absl::Status MatMulBackwardReference(const Tensor& a, const Tensor& b,
                                      const Tensor& dy, bool transpose_b,
                                      Tensor* da, Tensor* db) {
-  if (absl::Status s = CheckF32(a, b, dy); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckF32(a, b, dy));
   absl::StatusOr<matmul_internal::MatMulGeometry> geometry =
       Resolve(a, b, dy, transpose_b);
   if (!geometry.ok()) return geometry.status();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/backward.h"
 #include "kernels/binary.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -69,10 +70,7 @@ absl::Status SoftmaxBackward(const Tensor& y, const Tensor& dy, int axis,
         absl::StrCat("softmax backward takes f32 y and dy of one shape, got ",
                      y.DebugString(), " and ", dy.DebugString()));
   }
-  if (absl::Status s = NormalizeAxis(&axis, y.rank(), "softmax backward");
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(NormalizeAxis(&axis, y.rank(), "softmax backward"));
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < axis; ++i) outer *= y.dim(i);
   for (int i = axis + 1; i < y.rank(); ++i) inner *= y.dim(i);
@@ -111,10 +109,7 @@ absl::Status LayerNormBackward(const Tensor& x, const Tensor* scale,
         "layer norm backward takes f32 x and dy of one shape, got ",
         x.DebugString(), " and ", dy.DebugString()));
   }
-  if (absl::Status s = NormalizeAxis(&axis, x.rank(), "layer norm backward");
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(NormalizeAxis(&axis, x.rank(), "layer norm backward"));
   const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
   const int64_t d = NumElements(norm_shape);
   const int64_t rows = d == 0 ? 0 : x.num_elements() / d;

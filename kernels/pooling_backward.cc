@@ -12,8 +12,64 @@
 
 namespace quantd {
 
-absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
-                             const Tensor& dy, Tensor* dx) {
+namespace {
+
+// The geometry padded to 3 spatial dims with leading 1s, so that one loop
+// nest serves 1-D, 2-D and 3-D pooling.
+struct Pool3d {
+  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1},
+      dil{1, 1, 1}, pb{0, 0, 0}, pe{0, 0, 0};
+};
+
+Pool3d PadTo3d(const PoolGeometry& g, const Tensor& x) {
+  Pool3d p;
+  const int spatial = x.rank() - 2;
+  for (int i = 0; i < spatial; ++i) {
+    const int j = 3 - spatial + i;
+    p.in[j] = x.dim(2 + i);
+    p.out[j] = g.output_shape[2 + i];
+    p.k[j] = g.kernel[i];
+    p.st[j] = g.strides[i];
+    p.dil[j] = g.dilations[i];
+    p.pb[j] = g.pad_begin[i];
+    p.pe[j] = g.pad_end[i];
+  }
+  return p;
+}
+
+// Sets *taps to the input positions in output o's window and returns how
+// many window positions lie inside the padded input (the divisor with
+// count_include_pad).
+int64_t WindowTaps(const Pool3d& p, int64_t o, std::vector<int64_t>* taps) {
+  const auto& [in, out, k, st, dil, pb, pe] = p;
+  const int64_t oi[3] = {o / (out[1] * out[2]), o / out[2] % out[1],
+                         o % out[2]};
+  taps->clear();
+  int64_t counted = 0;
+  for (int64_t k0 = 0; k0 < k[0]; ++k0) {
+    const int64_t i0 = oi[0] * st[0] - pb[0] + k0 * dil[0];
+    const bool pad0 = i0 >= -pb[0] && i0 < in[0] + pe[0];
+    for (int64_t k1 = 0; k1 < k[1]; ++k1) {
+      const int64_t i1 = oi[1] * st[1] - pb[1] + k1 * dil[1];
+      const bool pad1 = i1 >= -pb[1] && i1 < in[1] + pe[1];
+      for (int64_t k2 = 0; k2 < k[2]; ++k2) {
+        const int64_t i2 = oi[2] * st[2] - pb[2] + k2 * dil[2];
+        const bool pad2 = i2 >= -pb[2] && i2 < in[2] + pe[2];
+        counted += pad0 && pad1 && pad2;
+        if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1] || i2 < 0 ||
+            i2 >= in[2]) {
+          continue;
+        }
+        taps->push_back((i0 * in[1] + i1) * in[2] + i2);
+      }
+    }
+  }
+  return counted;
+}
+
+absl::StatusOr<PoolGeometry> CheckBackwardArgs(const PoolParams& params,
+                                               const Tensor& x,
+                                               const Tensor& dy) {
   if (x.dtype() != DataType::kFloat32 || dy.dtype() != DataType::kFloat32) {
     return absl::InvalidArgumentError(
         absl::StrCat("pooling backward takes f32, got ", x.DebugString(),
@@ -22,35 +78,31 @@ absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
   absl::StatusOr<PoolGeometry> geometry =
       ResolvePoolGeometry(params, x.shape());
   if (!geometry.ok()) return geometry.status();
-  const PoolGeometry& g = *geometry;
-  if (dy.shape() != g.output_shape) {
+  if (dy.shape() != geometry->output_shape) {
     return absl::InvalidArgumentError(absl::StrCat(
         "pooling backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(g.output_shape)));
+        ", the forward output is ", ShapeToString(geometry->output_shape)));
   }
   const int spatial = x.rank() - 2;
   if (spatial > 3) {
     return absl::UnimplementedError(absl::StrCat(
         "pooling backward supports 1 to 3 spatial dims, got ", spatial));
   }
-  // Padded to 3 spatial dims with leading 1s.
-  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1}, st{1, 1, 1},
-      dil{1, 1, 1}, pb{0, 0, 0}, pe{0, 0, 0};
-  for (int i = 0; i < spatial; ++i) {
-    const int j = 3 - spatial + i;
-    in[j] = x.dim(2 + i);
-    out[j] = g.output_shape[2 + i];
-    k[j] = g.kernel[i];
-    st[j] = g.strides[i];
-    dil[j] = g.dilations[i];
-    pb[j] = g.pad_begin[i];
-    pe[j] = g.pad_end[i];
-  }
+  return geometry;
+}
+
+}  // namespace
+
+absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
+                             const Tensor& dy, Tensor* dx) {
+  absl::StatusOr<PoolGeometry> geometry = CheckBackwardArgs(params, x, dy);
+  if (!geometry.ok()) return geometry.status();
+  const Pool3d p = PadTo3d(*geometry, x);
   const bool is_max = params.kind == PoolKind::kMax;
   const bool include_pad = params.count_include_pad && !params.global;
   const int64_t planes = x.dim(0) * x.dim(1);
-  const int64_t in_size = in[0] * in[1] * in[2];
-  const int64_t out_size = out[0] * out[1] * out[2];
+  const int64_t in_size = p.in[0] * p.in[1] * p.in[2];
+  const int64_t out_size = p.out[0] * p.out[1] * p.out[2];
   Tensor result = Tensor::Zeros(DataType::kFloat32, x.shape());
   float* pdx = result.mutable_data<float>();
   const float* px = x.data<float>();
@@ -61,28 +113,7 @@ absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
     float* dxp = pdx + plane * in_size;
     std::vector<int64_t> taps;
     for (int64_t o = 0; o < out_size; ++o) {
-      const int64_t oi[3] = {o / (out[1] * out[2]), o / out[2] % out[1],
-                             o % out[2]};
-      taps.clear();
-      int64_t counted = 0;  // divisor with count_include_pad
-      for (int64_t k0 = 0; k0 < k[0]; ++k0) {
-        const int64_t i0 = oi[0] * st[0] - pb[0] + k0 * dil[0];
-        const bool pad0 = i0 >= -pb[0] && i0 < in[0] + pe[0];
-        for (int64_t k1 = 0; k1 < k[1]; ++k1) {
-          const int64_t i1 = oi[1] * st[1] - pb[1] + k1 * dil[1];
-          const bool pad1 = i1 >= -pb[1] && i1 < in[1] + pe[1];
-          for (int64_t k2 = 0; k2 < k[2]; ++k2) {
-            const int64_t i2 = oi[2] * st[2] - pb[2] + k2 * dil[2];
-            const bool pad2 = i2 >= -pb[2] && i2 < in[2] + pe[2];
-            counted += pad0 && pad1 && pad2;
-            if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1] || i2 < 0 ||
-                i2 >= in[2]) {
-              continue;
-            }
-            taps.push_back((i0 * in[1] + i1) * in[2] + i2);
-          }
-        }
-      }
+      const int64_t counted = WindowTaps(p, o, &taps);
       const float d = pdy[plane * out_size + o];
       if (taps.empty()) continue;
       if (is_max) {

@@ -49,7 +49,8 @@ class PrimitiveCache {
 
  private:
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<Value>> entries_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Value>> entries_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace quantd

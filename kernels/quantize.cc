@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/post_ops.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -203,9 +204,7 @@ absl::Status QuantizeLinear(const Tensor& x, const Tensor& scale,
   absl::StatusOr<QuantLayout> layout =
       ResolveLayout(x.shape(), scale.shape(), options.axis, options.block_size);
   if (!layout.ok()) return layout.status();
-  if (absl::Status s = CheckZeroPoint(zero_point, scale, out); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(CheckZeroPoint(zero_point, scale, out));
   const float* s = scale.data<float>();
   for (int64_t i = 0; i < scale.num_elements(); ++i) {
     if (!std::isfinite(s[i]) || s[i] <= 0) {
@@ -248,9 +247,7 @@ absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
   absl::StatusOr<QuantLayout> layout =
       ResolveLayout(x.shape(), scale.shape(), options.axis, options.block_size);
   if (!layout.ok()) return layout.status();
-  if (absl::Status s = CheckZeroPoint(zero_point, scale, x.dtype()); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(CheckZeroPoint(zero_point, scale, x.dtype()));
   std::vector<int32_t> zp = ZeroPointsAsInt32(zero_point, scale.num_elements());
   EnsureOutput(DataType::kFloat32, x.shape(), y);
   const float* s = scale.data<float>();
@@ -324,9 +321,7 @@ absl::Status DynamicQuantizeLinear(const Tensor& x, Tensor* y,
   Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(p->zero_point));
   QuantizeOptions options;
   options.output_type = DataType::kUInt8;
-  if (absl::Status s = QuantizeLinear(x, scale, &zp, options, y); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(QuantizeLinear(x, scale, &zp, options, y));
   if (params != nullptr) *params = *p;
   return absl::OkStatus();
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -156,6 +157,166 @@ void LogSumExpRows(const float* in, float* out, int64_t rows, int64_t len) {
   }
 }
 
+absl::Status CheckReduceType(ReduceOp op, const Tensor& x) {
+  const DataType t = x.dtype();
+  const bool is_int = t == DataType::kInt32 || t == DataType::kInt64;
+  if (t != DataType::kFloat32 && !(is_int && IntegerOpSupported(op))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ReduceOpName(op), " does not support ",
+                     x.defined() ? x.DebugString() : "an undefined tensor",
+                     "; it takes f32 (and s32/s64 for sum, max, min, prod)"));
+  }
+  return absl::OkStatus();
+}
+
+// Reuses *y when it already has the output's type and shape.
+absl::Status PrepareOutput(ReduceOp op, DataType t, const Shape& shape,
+                           Tensor* y) {
+  if (y->defined() && y->dtype() == t && y->shape() == shape) {
+    return absl::OkStatus();
+  }
+  try {
+    *y = Tensor(t, shape);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate the output of ", ReduceOpName(op)));
+  }
+  return absl::OkStatus();
+}
+
+void FillEmptyReduction(ReduceOp op, Tensor* y) {
+  const int64_t n = y->num_elements();
+  switch (y->dtype()) {
+    case DataType::kFloat32:
+      Fill(y->mutable_data<float>(), n, EmptyValue<float>(op));
+      break;
+    case DataType::kInt32:
+      Fill(y->mutable_data<int32_t>(), n, EmptyValue<int32_t>(op));
+      break;
+    default:
+      Fill(y->mutable_data<int64_t>(), n, EmptyValue<int64_t>(op));
+  }
+}
+
+// x's dims merged into alternating runs of kept and reduced dims (size-1
+// dims dropped), and the order of runs that puts every kept one first.
+struct MergedRuns {
+  Shape merged;
+  std::vector<int64_t> perm;
+  int64_t kept = 1;
+  int64_t reduced = 1;
+};
+
+MergedRuns MergeRuns(const Tensor& x, const std::vector<bool>& reduced) {
+  MergedRuns m;
+  std::vector<bool> kinds;
+  for (int i = 0; i < x.rank(); ++i) {
+    if (x.dim(i) == 1) continue;
+    if (!kinds.empty() && kinds.back() == reduced[i]) {
+      m.merged.back() *= x.dim(i);
+    } else {
+      m.merged.push_back(x.dim(i));
+      kinds.push_back(reduced[i]);
+    }
+  }
+  for (bool want_reduced : {false, true}) {
+    for (size_t g = 0; g < kinds.size(); ++g) {
+      if (kinds[g] != want_reduced) continue;
+      m.perm.push_back(static_cast<int64_t>(g));
+      (want_reduced ? m.reduced : m.kept) *= m.merged[g];
+    }
+  }
+  return m;
+}
+
+// The ops that run as loops: integers, those without a JIT oneDNN kernel
+// (see NormRows), and reductions over size-1 dims only.
+bool RunsAsLoop(ReduceOp op, DataType t, int64_t reduced) {
+  return t != DataType::kFloat32 || op == ReduceOp::kLogSumExp ||
+         op == ReduceOp::kL1 || op == ReduceOp::kL2 ||
+         op == ReduceOp::kSumSquare || reduced == 1;
+}
+
+algorithm DnnlAlgorithm(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMean:
+      return algorithm::reduction_mean;
+    case ReduceOp::kMax:
+      return algorithm::reduction_max;
+    case ReduceOp::kMin:
+      return algorithm::reduction_min;
+    case ReduceOp::kProd:
+      return algorithm::reduction_mul;
+    default:  // kSum, kLogSum (log applied afterwards)
+      return algorithm::reduction_sum;
+  }
+}
+
+// Only size-1 dims are reduced: each output is the op on one element.
+void ReduceSingletons(ReduceOp op, const Tensor& x, Tensor* y) {
+  if (x.dtype() == DataType::kFloat32) {
+    const float* in = x.data<float>();
+    float* out = y->mutable_data<float>();
+    const int64_t n = y->num_elements();
+    for (int64_t i = 0; i < n; ++i) out[i] = SingleValue(op, in[i]);
+  } else if (y->raw_data() != x.raw_data()) {
+    std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
+  }
+}
+
+// x as [kept, reduced] rows: x itself when the reduced dims already trail,
+// else its merged dims transposed.
+absl::StatusOr<Tensor> ToRows(const Tensor& x, const Shape& merged,
+                              TransposeForward* transpose) {
+  if (transpose == nullptr) return x;
+  absl::StatusOr<Tensor> reshaped = x.Reshaped(merged);
+  if (!reshaped.ok()) return reshaped.status();
+  Tensor moved;
+  absl::Status s = transpose->Forward(*reshaped, &moved);
+  if (!s.ok()) return s;
+  return moved;
+}
+
+// rows is [kept, reduced] as src_md describes it.
+absl::Status RunDnnlReduction(ReduceOp op, const dnnl::reduction& prim,
+                              const dnnl::memory::desc& src_md,
+                              const dnnl::memory::desc& dst_md,
+                              const Tensor& rows, Tensor* y) {
+  absl::Status s = CatchDnnl(ReduceOpName(op), [&] {
+    dnnl::memory src = WrapTensor(rows, src_md);
+    dnnl::memory dst = WrapTensor(*y, dst_md);
+    prim.execute(ThreadStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    ThreadStream().wait();
+  });
+  if (!s.ok() || op != ReduceOp::kLogSum) return s;
+  float* out = y->mutable_data<float>();
+  const int64_t n = y->num_elements();
+  for (int64_t i = 0; i < n; ++i) out[i] = std::log(out[i]);
+  return absl::OkStatus();
+}
+
+void ReduceRowsByLoop(ReduceOp op, const Tensor& rows, int64_t kept,
+                      int64_t reduced, Tensor* y) {
+  switch (y->dtype()) {
+    case DataType::kFloat32:
+      if (op == ReduceOp::kLogSumExp) {
+        LogSumExpRows(rows.data<float>(), y->mutable_data<float>(), kept,
+                      reduced);
+      } else {
+        NormRows(op, rows.data<float>(), y->mutable_data<float>(), kept,
+                 reduced);
+      }
+      break;
+    case DataType::kInt32:
+      IntegerRows(op, rows.data<int32_t>(), y->mutable_data<int32_t>(), kept,
+                  reduced);
+      break;
+    default:
+      IntegerRows(op, rows.data<int64_t>(), y->mutable_data<int64_t>(), kept,
+                  reduced);
+  }
+}
+
 }  // namespace
 
 const char* ReduceOpName(ReduceOp op) {
@@ -186,32 +347,17 @@ ReductionForward::ReductionForward(ReduceOp op, std::vector<int64_t> axes,
       noop_with_empty_axes_(noop_with_empty_axes) {}
 
 absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
-  const char* name = ReduceOpName(op_);
   if (y == nullptr) return absl::InvalidArgumentError("output is null");
+  QUANTD_RETURN_IF_ERROR(CheckReduceType(op_, x));
   const DataType t = x.dtype();
-  const bool is_int = t == DataType::kInt32 || t == DataType::kInt64;
-  if (t != DataType::kFloat32 && !(is_int && IntegerOpSupported(op_))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, " does not support ",
-                     x.defined() ? x.DebugString() : "an undefined tensor",
-                     "; it takes f32 (and s32/s64 for sum, max, min, prod)"));
-  }
   bool identity;
   absl::StatusOr<std::vector<bool>> reduced =
       ResolveAxes(x.rank(), axes_, noop_with_empty_axes_, &identity);
   if (!reduced.ok()) return reduced.status();
   const Shape out_shape =
       identity ? x.shape() : OutputShape(x.shape(), *reduced, keepdims_);
-  if (!y->defined() || y->dtype() != t || y->shape() != out_shape) {
-    try {
-      *y = Tensor(t, out_shape);
-    } catch (const std::bad_alloc&) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot allocate the output of ", name));
-    }
-  }
-  const int64_t n_out = y->num_elements();
-  if (n_out == 0) return absl::OkStatus();
+  QUANTD_RETURN_IF_ERROR(PrepareOutput(op_, t, out_shape, y));
+  if (y->num_elements() == 0) return absl::OkStatus();
   if (identity) {
     if (y->raw_data() != x.raw_data()) {
       std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
@@ -219,73 +365,28 @@ absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
     return absl::OkStatus();
   }
   if (x.num_elements() == 0) {  // a reduced dim is 0
-    switch (t) {
-      case DataType::kFloat32:
-        Fill(y->mutable_data<float>(), n_out, EmptyValue<float>(op_));
-        break;
-      case DataType::kInt32:
-        Fill(y->mutable_data<int32_t>(), n_out, EmptyValue<int32_t>(op_));
-        break;
-      default:
-        Fill(y->mutable_data<int64_t>(), n_out, EmptyValue<int64_t>(op_));
-    }
+    FillEmptyReduction(op_, y);
     return absl::OkStatus();
   }
 
-  const std::string key = x.DebugString();
   absl::StatusOr<std::shared_ptr<Entry>> entry =
-      cache_.GetOrCreate(key, [&]() -> absl::StatusOr<Entry> {
+      cache_.GetOrCreate(x.DebugString(), [&]() -> absl::StatusOr<Entry> {
         Entry e;
-        // Merge runs of kept / reduced dims, skipping size-1 dims.
-        std::vector<bool> kinds;
-        for (int i = 0; i < x.rank(); ++i) {
-          if (x.dim(i) == 1) continue;
-          if (!kinds.empty() && kinds.back() == (*reduced)[i]) {
-            e.merged.back() *= x.dim(i);
-          } else {
-            e.merged.push_back(x.dim(i));
-            kinds.push_back((*reduced)[i]);
-          }
+        MergedRuns runs = MergeRuns(x, *reduced);
+        e.merged = std::move(runs.merged);
+        e.kept = runs.kept;
+        e.reduced = runs.reduced;
+        if (!std::is_sorted(runs.perm.begin(), runs.perm.end())) {
+          e.transpose = std::make_unique<TransposeForward>(runs.perm);
         }
-        std::vector<int64_t> perm;
-        for (bool want_reduced : {false, true}) {
-          for (size_t g = 0; g < kinds.size(); ++g) {
-            if (kinds[g] != want_reduced) continue;
-            perm.push_back(static_cast<int64_t>(g));
-            (want_reduced ? e.reduced : e.kept) *= e.merged[g];
-          }
-        }
-        if (!std::is_sorted(perm.begin(), perm.end())) {
-          e.transpose = std::make_unique<TransposeForward>(perm);
-        }
-        if (t != DataType::kFloat32 || op_ == ReduceOp::kLogSumExp ||
-            op_ == ReduceOp::kL1 || op_ == ReduceOp::kL2 ||
-            op_ == ReduceOp::kSumSquare || e.reduced == 1) {
-          return e;
-        }
-        algorithm alg = algorithm::reduction_sum;
-        switch (op_) {
-          case ReduceOp::kMean:
-            alg = algorithm::reduction_mean;
-            break;
-          case ReduceOp::kMax:
-            alg = algorithm::reduction_max;
-            break;
-          case ReduceOp::kMin:
-            alg = algorithm::reduction_min;
-            break;
-          case ReduceOp::kProd:
-            alg = algorithm::reduction_mul;
-            break;
-          default:  // kSum, kLogSum (log applied afterwards)
-            break;
-        }
+        if (RunsAsLoop(op_, t, e.reduced)) return e;
         e.use_dnnl = true;
         absl::Status s = CatchDnnl("reduction creation", [&] {
           e.src_md = PlainDesc(DataType::kFloat32, {e.kept, e.reduced});
           e.dst_md = PlainDesc(DataType::kFloat32, {e.kept, 1});
           e.prim = dnnl::reduction(dnnl::reduction::primitive_desc(
-              dnnl::reduction::desc(alg, e.src_md, e.dst_md, 0.f, 0.f),
+              dnnl::reduction::desc(DnnlAlgorithm(op_), e.src_md, e.dst_md, 0.f,
+                                    0.f),
               CpuEngine()));
         });
         if (!s.ok()) return s;
@@ -294,56 +395,16 @@ absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
   if (!entry.ok()) return entry.status();
   std::shared_ptr<Entry> e = *entry;
 
-  if (e->reduced == 1) {  // only size-1 dims are reduced
-    if (t == DataType::kFloat32) {
-      const float* in = x.data<float>();
-      float* out = y->mutable_data<float>();
-      for (int64_t i = 0; i < n_out; ++i) out[i] = SingleValue(op_, in[i]);
-    } else if (y->raw_data() != x.raw_data()) {
-      std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
-    }
+  if (e->reduced == 1) {
+    ReduceSingletons(op_, x, y);
     return absl::OkStatus();
   }
-  Tensor rows = x;
-  if (e->transpose != nullptr) {
-    absl::StatusOr<Tensor> merged = x.Reshaped(e->merged);
-    if (!merged.ok()) return merged.status();
-    Tensor moved;
-    absl::Status s = e->transpose->Forward(*merged, &moved);
-    if (!s.ok()) return s;
-    rows = moved;
-  }
+  absl::StatusOr<Tensor> rows = ToRows(x, e->merged, e->transpose.get());
+  if (!rows.ok()) return rows.status();
   if (e->use_dnnl) {
-    absl::Status s = CatchDnnl(name, [&] {
-      dnnl::memory src = WrapTensor(rows, e->src_md);
-      dnnl::memory dst = WrapTensor(*y, e->dst_md);
-      e->prim.execute(ThreadStream(),
-                      {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-      ThreadStream().wait();
-    });
-    if (!s.ok() || op_ != ReduceOp::kLogSum) return s;
-    float* out = y->mutable_data<float>();
-    for (int64_t i = 0; i < n_out; ++i) out[i] = std::log(out[i]);
-    return absl::OkStatus();
+    return RunDnnlReduction(op_, e->prim, e->src_md, e->dst_md, *rows, y);
   }
-  switch (t) {
-    case DataType::kFloat32:
-      if (op_ == ReduceOp::kLogSumExp) {
-        LogSumExpRows(rows.data<float>(), y->mutable_data<float>(), e->kept,
-                      e->reduced);
-      } else {
-        NormRows(op_, rows.data<float>(), y->mutable_data<float>(), e->kept,
-                 e->reduced);
-      }
-      break;
-    case DataType::kInt32:
-      IntegerRows(op_, rows.data<int32_t>(), y->mutable_data<int32_t>(),
-                  e->kept, e->reduced);
-      break;
-    default:
-      IntegerRows(op_, rows.data<int64_t>(), y->mutable_data<int64_t>(),
-                  e->kept, e->reduced);
-  }
+  ReduceRowsByLoop(op_, *rows, e->kept, e->reduced, y);
   return absl::OkStatus();
 }
 

@@ -11,6 +11,154 @@
 
 namespace quantd {
 
+namespace {
+
+// Every statistic some op needs, per output slot.
+struct Accumulators {
+  explicit Accumulators(int64_t n)
+      : sum(n, 0),
+        abs_sum(n, 0),
+        sq_sum(n, 0),
+        prod(n, 1),
+        count(n, 0),
+        max(n, -INFINITY),
+        min(n, INFINITY),
+        isum(n, 0),
+        iprod(n, 1),
+        imax(n, std::numeric_limits<int64_t>::min()),
+        imin(n, std::numeric_limits<int64_t>::max()) {}
+  std::vector<double> sum, abs_sum, sq_sum, prod, count, max, min;
+  std::vector<uint64_t> isum, iprod;
+  std::vector<int64_t> imax, imin;
+};
+
+// The output slot of every input element.
+std::vector<int64_t> SlotsOf(const Tensor& x,
+                             const std::vector<bool>& reduced) {
+  const int rank = x.rank();
+  std::vector<int64_t> index(rank, 0);
+  std::vector<int64_t> slot_of(x.num_elements());
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    int64_t slot = 0;
+    for (int k = 0; k < rank; ++k) {
+      if (!reduced[k]) slot = slot * x.dim(k) + index[k];
+    }
+    slot_of[i] = slot;
+    for (int k = rank - 1; k >= 0; --k) {
+      if (++index[k] < x.dim(k)) break;
+      index[k] = 0;
+    }
+  }
+  return slot_of;
+}
+
+void Accumulate(const Tensor& x, const std::vector<int64_t>& slot_of,
+                Accumulators* a) {
+  const DataType t = x.dtype();
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    const int64_t slot = slot_of[i];
+    if (t == DataType::kFloat32) {
+      const double v = x.data<float>()[i];
+      a->sum[slot] += v;
+      a->abs_sum[slot] += std::fabs(v);
+      a->sq_sum[slot] += v * v;
+      a->prod[slot] *= v;
+      a->max[slot] = std::max(a->max[slot], v);
+      a->min[slot] = std::min(a->min[slot], v);
+      a->count[slot] += 1;
+    } else {
+      const int64_t v =
+          t == DataType::kInt32 ? x.data<int32_t>()[i] : x.data<int64_t>()[i];
+      a->isum[slot] += static_cast<uint64_t>(v);
+      a->iprod[slot] *= static_cast<uint64_t>(v);
+      a->imax[slot] = std::max(a->imax[slot], v);
+      a->imin[slot] = std::min(a->imin[slot], v);
+    }
+  }
+}
+
+// LogSumExp needs the max first: a second pass over x.
+std::vector<double> ShiftedExpSums(const Tensor& x,
+                                   const std::vector<int64_t>& slot_of,
+                                   const std::vector<double>& max) {
+  std::vector<double> exp_sum(max.size(), 0);
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    const int64_t s = slot_of[i];
+    if (std::isfinite(max[s]))
+      exp_sum[s] += std::exp(x.data<float>()[i] - max[s]);
+  }
+  return exp_sum;
+}
+
+double FloatResult(ReduceOp op, const Accumulators& a,
+                   const std::vector<double>& exp_sum, int64_t s) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return a.sum[s];
+    case ReduceOp::kMean:
+      return a.sum[s] / a.count[s];
+    case ReduceOp::kMax:
+      return a.max[s];
+    case ReduceOp::kMin:
+      return a.min[s];
+    case ReduceOp::kProd:
+      return a.prod[s];
+    case ReduceOp::kL1:
+      return a.abs_sum[s];
+    case ReduceOp::kL2:
+      return std::sqrt(a.sq_sum[s]);
+    case ReduceOp::kSumSquare:
+      return a.sq_sum[s];
+    case ReduceOp::kLogSum:
+      return std::log(a.sum[s]);
+    case ReduceOp::kLogSumExp:
+      return std::isfinite(a.max[s]) ? a.max[s] + std::log(exp_sum[s])
+                                     : a.max[s];
+  }
+  return 0;
+}
+
+absl::StatusOr<int64_t> IntegerResult(ReduceOp op, const Accumulators& a,
+                                      int64_t s) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return static_cast<int64_t>(a.isum[s]);
+    case ReduceOp::kProd:
+      return static_cast<int64_t>(a.iprod[s]);
+    case ReduceOp::kMax:
+      return a.imax[s];
+    case ReduceOp::kMin:
+      return a.imin[s];
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reference ", ReduceOpName(op), " does not take integers"));
+  }
+}
+
+absl::Status WriteIntegerResults(ReduceOp op, const Accumulators& a,
+                                 Tensor* out) {
+  for (int64_t s = 0; s < out->num_elements(); ++s) {
+    absl::StatusOr<int64_t> result = IntegerResult(op, a, s);
+    if (!result.ok()) return result.status();
+    int64_t v = *result;
+    if (out->dtype() == DataType::kInt32) {
+      // The empty-set extremes are the int32 ones.
+      if (op == ReduceOp::kMax && v == std::numeric_limits<int64_t>::min()) {
+        v = std::numeric_limits<int32_t>::min();
+      }
+      if (op == ReduceOp::kMin && v == std::numeric_limits<int64_t>::max()) {
+        v = std::numeric_limits<int32_t>::max();
+      }
+      out->mutable_data<int32_t>()[s] = static_cast<int32_t>(v);
+    } else {
+      out->mutable_data<int64_t>()[s] = v;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ReduceReference(ReduceOp op, const Tensor& x,
                              absl::Span<const int64_t> axes, bool keepdims,
                              bool noop_with_empty_axes, Tensor* y) {
@@ -32,119 +180,18 @@ absl::Status ReduceReference(ReduceOp op, const Tensor& x,
   std::vector<bool> reduced(rank, axes.empty());
   for (int64_t a : axes) reduced[a < 0 ? a + rank : a] = true;
   const int64_t n_out = out.num_elements();
-  std::vector<double> sum(n_out, 0), abs_sum(n_out, 0), sq_sum(n_out, 0);
-  std::vector<double> prod(n_out, 1), count(n_out, 0);
-  std::vector<double> max(n_out, -INFINITY), min(n_out, INFINITY);
-  std::vector<uint64_t> isum(n_out, 0), iprod(n_out, 1);
-  std::vector<int64_t> imax(n_out, std::numeric_limits<int64_t>::min());
-  std::vector<int64_t> imin(n_out, std::numeric_limits<int64_t>::max());
-  std::vector<int64_t> index(rank, 0);
-  std::vector<int64_t> slot_of(x.num_elements());
-  for (int64_t i = 0; i < x.num_elements(); ++i) {
-    int64_t slot = 0;
-    for (int k = 0; k < rank; ++k) {
-      if (!reduced[k]) slot = slot * x.dim(k) + index[k];
-    }
-    slot_of[i] = slot;
-    if (t == DataType::kFloat32) {
-      const double v = x.data<float>()[i];
-      sum[slot] += v;
-      abs_sum[slot] += std::fabs(v);
-      sq_sum[slot] += v * v;
-      prod[slot] *= v;
-      max[slot] = std::max(max[slot], v);
-      min[slot] = std::min(min[slot], v);
-      count[slot] += 1;
-    } else {
-      const int64_t v =
-          t == DataType::kInt32 ? x.data<int32_t>()[i] : x.data<int64_t>()[i];
-      isum[slot] += static_cast<uint64_t>(v);
-      iprod[slot] *= static_cast<uint64_t>(v);
-      imax[slot] = std::max(imax[slot], v);
-      imin[slot] = std::min(imin[slot], v);
-    }
-    for (int k = rank - 1; k >= 0; --k) {
-      if (++index[k] < x.dim(k)) break;
-      index[k] = 0;
-    }
-  }
+  const std::vector<int64_t> slot_of = SlotsOf(x, reduced);
+  Accumulators acc(n_out);
+  Accumulate(x, slot_of, &acc);
   if (t == DataType::kFloat32) {
-    // LogSumExp needs the max first: a second pass.
-    std::vector<double> exp_sum(n_out, 0);
-    for (int64_t i = 0; i < x.num_elements(); ++i) {
-      const int64_t s = slot_of[i];
-      if (std::isfinite(max[s]))
-        exp_sum[s] += std::exp(x.data<float>()[i] - max[s]);
-    }
+    const std::vector<double> exp_sum = ShiftedExpSums(x, slot_of, acc.max);
     for (int64_t s = 0; s < n_out; ++s) {
-      double v = 0;
-      switch (op) {
-        case ReduceOp::kSum:
-          v = sum[s];
-          break;
-        case ReduceOp::kMean:
-          v = sum[s] / count[s];
-          break;
-        case ReduceOp::kMax:
-          v = max[s];
-          break;
-        case ReduceOp::kMin:
-          v = min[s];
-          break;
-        case ReduceOp::kProd:
-          v = prod[s];
-          break;
-        case ReduceOp::kL1:
-          v = abs_sum[s];
-          break;
-        case ReduceOp::kL2:
-          v = std::sqrt(sq_sum[s]);
-          break;
-        case ReduceOp::kSumSquare:
-          v = sq_sum[s];
-          break;
-        case ReduceOp::kLogSum:
-          v = std::log(sum[s]);
-          break;
-        case ReduceOp::kLogSumExp:
-          v = std::isfinite(max[s]) ? max[s] + std::log(exp_sum[s]) : max[s];
-          break;
-      }
-      out.mutable_data<float>()[s] = static_cast<float>(v);
+      out.mutable_data<float>()[s] =
+          static_cast<float>(FloatResult(op, acc, exp_sum, s));
     }
   } else {
-    for (int64_t s = 0; s < n_out; ++s) {
-      int64_t v = 0;
-      switch (op) {
-        case ReduceOp::kSum:
-          v = static_cast<int64_t>(isum[s]);
-          break;
-        case ReduceOp::kProd:
-          v = static_cast<int64_t>(iprod[s]);
-          break;
-        case ReduceOp::kMax:
-          v = imax[s];
-          break;
-        case ReduceOp::kMin:
-          v = imin[s];
-          break;
-        default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              "reference ", ReduceOpName(op), " does not take integers"));
-      }
-      if (t == DataType::kInt32) {
-        // The empty-set extremes are the int32 ones.
-        if (op == ReduceOp::kMax && v == std::numeric_limits<int64_t>::min()) {
-          v = std::numeric_limits<int32_t>::min();
-        }
-        if (op == ReduceOp::kMin && v == std::numeric_limits<int64_t>::max()) {
-          v = std::numeric_limits<int32_t>::max();
-        }
-        out.mutable_data<int32_t>()[s] = static_cast<int32_t>(v);
-      } else {
-        out.mutable_data<int64_t>()[s] = v;
-      }
-    }
+    absl::Status s = WriteIntegerResults(op, acc, &out);
+    if (!s.ok()) return s;
   }
   *y = out;
   return absl::OkStatus();

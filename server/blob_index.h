@@ -16,8 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "quantd/v1/service.pb.h"
-
-struct sqlite3;
+#include "server/sqlite_db.h"
 
 namespace quantd {
 
@@ -33,14 +32,16 @@ class BlobIndex {
   absl::Status Record(const std::string& tenant, const v1::Blob& blob);
   // Bytes of all blobs the tenant uploaded (each digest once).
   absl::StatusOr<int64_t> TenantBytes(const std::string& tenant);
+  // Whether any tenant uploaded the blob (so its bytes must stay).
+  absl::StatusOr<bool> AnyTenantOwns(const std::string& sha256);
   // NotFound unless this tenant uploaded the blob.
   absl::StatusOr<v1::Blob> Find(const std::string& tenant,
                                 const std::string& sha256);
 
  private:
-  explicit BlobIndex(sqlite3* db) : db_(db) {}
+  explicit BlobIndex(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   absl::Mutex mu_;
-  sqlite3* db_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace quantd

@@ -10,7 +10,9 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "util/logging.h"
 #include "util/sha256.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -59,21 +61,13 @@ absl::StatusOr<UploadMeta> ReadMeta(const std::string& path) {
 
 }  // namespace
 
-bool IsSha256Hex(absl::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(
     const std::string& root) {
   if (root.empty()) {
     return absl::InvalidArgumentError("the blob store folder is empty");
   }
   for (const char* sub : {"/blobs/sha256", "/uploads"}) {
-    if (absl::Status s = MakeDirs(root + sub); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(MakeDirs(root + sub));
   }
   return std::unique_ptr<BlobStore>(new BlobStore(root));
 }
@@ -126,7 +120,7 @@ absl::Status BlobStore::BeginUpload(const UploadKey& key, int64_t size,
     m << size << " " << sha256 << "\n";
     if (!m.flush()) return Errno("cannot write", meta_tmp);
   }
-  if (absl::Status s = FsyncPath(meta_tmp, O_RDONLY); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(FsyncPath(meta_tmp, O_RDONLY));
   if (std::rename(meta_tmp.c_str(), (base + ".meta").c_str()) != 0) {
     return Errno("cannot rename", meta_tmp);
   }
@@ -134,36 +128,33 @@ absl::Status BlobStore::BeginUpload(const UploadKey& key, int64_t size,
 }
 
 absl::StatusOr<int64_t> BlobStore::CommittedSize(const UploadKey& key) {
-  absl::StatusOr<UploadProgress> p = UploadStatus(key);
-  if (!p.ok()) return p.status();
-  return p->committed;
+  QUANTD_ASSIGN_OR_RETURN(UploadProgress p, UploadStatus(key));
+  return p.committed;
 }
 
 absl::StatusOr<UploadProgress> BlobStore::UploadStatus(const UploadKey& key) {
   absl::MutexLock lock(&mutex_);
   const std::string base = UploadBase(key);
-  absl::StatusOr<UploadMeta> m = ReadMeta(base + ".meta");
-  if (!m.ok()) return m.status();
+  QUANTD_ASSIGN_OR_RETURN(UploadMeta m, ReadMeta(base + ".meta"));
   const int64_t n = FileSizeOrMinus1(base + ".part");
   if (n < 0) return absl::NotFoundError("no upload in progress under this id");
-  return UploadProgress{n, m->size, m->sha256};
+  return UploadProgress{n, m.size, m.sha256};
 }
 
 absl::Status BlobStore::Append(const UploadKey& key, int64_t offset,
                                absl::string_view data) {
   absl::MutexLock lock(&mutex_);
   const std::string base = UploadBase(key);
-  absl::StatusOr<UploadMeta> meta = ReadMeta(base + ".meta");
-  if (!meta.ok()) return meta.status();
+  QUANTD_ASSIGN_OR_RETURN(UploadMeta meta, ReadMeta(base + ".meta"));
   const int64_t committed = FileSizeOrMinus1(base + ".part");
   if (offset != committed) {
     return absl::FailedPreconditionError(
         absl::StrCat("the upload has ", committed, " bytes; send from offset ",
                      committed, ", not ", offset));
   }
-  if (committed + static_cast<int64_t>(data.size()) > meta->size) {
+  if (committed + static_cast<int64_t>(data.size()) > meta.size) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the upload declared ", meta->size,
+        absl::StrCat("the upload declared ", meta.size,
                      " bytes; this chunk goes past that"));
   }
   const int fd = open((base + ".part").c_str(), O_WRONLY | O_APPEND);
@@ -174,7 +165,12 @@ absl::Status BlobStore::Append(const UploadKey& key, int64_t offset,
     if (n <= 0) {
       const absl::Status s = Errno("cannot write", base + ".part");
       // Drop a partial write so the committed size stays a chunk boundary.
-      (void)ftruncate(fd, committed);
+      if (ftruncate(fd, committed) != 0) {
+        // The next append starts at the committed size anyway; the stray
+        // bytes past it are overwritten or discarded with the upload.
+        LOG(ERROR) << "cannot truncate " << base << ".part back to "
+                   << committed << " bytes: " << std::strerror(errno);
+      }
       close(fd);
       return s;
     }
@@ -188,8 +184,8 @@ absl::StatusOr<std::string> BlobStore::MoveIntoPlace(
     const std::string& temp, const std::string& sha256) {
   const std::string path = BlobPath(sha256);
   const std::string dir = path.substr(0, path.rfind('/'));
-  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
-  if (absl::Status s = FsyncPath(temp, O_RDONLY); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(MakeDirs(dir));
+  QUANTD_RETURN_IF_ERROR(FsyncPath(temp, O_RDONLY));
   // Same bytes already stored: uploading twice is free.
   if (FileSizeOrMinus1(path) >= 0) {
     std::remove(temp.c_str());
@@ -198,9 +194,7 @@ absl::StatusOr<std::string> BlobStore::MoveIntoPlace(
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
     return Errno("cannot move blob into", path);
   }
-  if (absl::Status s = FsyncPath(dir, O_RDONLY | O_DIRECTORY); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(FsyncPath(dir, O_RDONLY | O_DIRECTORY));
   return sha256;
 }
 
@@ -220,15 +214,14 @@ absl::StatusOr<std::string> BlobStore::Commit(const UploadKey& key) {
         absl::StrCat("the upload has ", size, " of ", meta->size,
                      " declared bytes; send the rest before finishing"));
   }
-  absl::StatusOr<std::string> digest = Sha256File(part);
-  if (!digest.ok()) return digest.status();
-  if (*digest != meta->sha256) {
+  QUANTD_ASSIGN_OR_RETURN(std::string digest, Sha256File(part));
+  if (digest != meta->sha256) {
     discard();
     return absl::InvalidArgumentError(absl::StrCat(
-        "the uploaded bytes have sha256 ", *digest, ", not the declared ",
+        "the uploaded bytes have sha256 ", digest, ", not the declared ",
         meta->sha256, "; the upload was discarded, send it again"));
   }
-  absl::StatusOr<std::string> r = MoveIntoPlace(part, *digest);
+  absl::StatusOr<std::string> r = MoveIntoPlace(part, digest);
   if (r.ok()) std::remove((base + ".meta").c_str());
   return r;
 }
@@ -289,16 +282,15 @@ absl::StatusOr<std::string> BlobStore::PathOf(const std::string& sha256) const {
 
 absl::StatusOr<std::string> BlobStore::Read(const std::string& sha256,
                                             int64_t offset, int64_t max) const {
-  absl::StatusOr<std::string> path = PathOf(sha256);
-  if (!path.ok()) return path.status();
-  const int64_t size = FileSizeOrMinus1(*path);
+  QUANTD_ASSIGN_OR_RETURN(std::string path, PathOf(sha256));
+  const int64_t size = FileSizeOrMinus1(path);
   if (offset < 0 || offset > size || max < 0) {
     return absl::OutOfRangeError(absl::StrCat(
         "offset ", offset, " is outside the blob's ", size, " bytes"));
   }
   std::string out(static_cast<size_t>(std::min(max, size - offset)), '\0');
-  const int fd = open(path->c_str(), O_RDONLY);
-  if (fd < 0) return Errno("cannot open", *path);
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return Errno("cannot open", path);
   size_t got = 0;
   while (got < out.size()) {
     const ssize_t n = pread(fd, out.data() + got, out.size() - got,
@@ -312,10 +304,9 @@ absl::StatusOr<std::string> BlobStore::Read(const std::string& sha256,
 }
 
 absl::Status BlobStore::Remove(const std::string& sha256) {
-  absl::StatusOr<std::string> path = PathOf(sha256);
-  if (!path.ok()) return path.status();
+  QUANTD_ASSIGN_OR_RETURN(std::string path, PathOf(sha256));
   absl::MutexLock lock(&mutex_);
-  if (std::remove(path->c_str()) != 0) return Errno("cannot remove", *path);
+  if (std::remove(path.c_str()) != 0) return Errno("cannot remove", path);
   return absl::OkStatus();
 }
 

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "server/resource_names.h"
 
 namespace quantd {
 
@@ -42,9 +43,6 @@ struct UploadProgress {
   int64_t size = 0;
   std::string sha256;
 };
-
-// True for 64 lowercase hex characters.
-bool IsSha256Hex(absl::string_view s);
 
 class BlobStore {
  public:

@@ -35,7 +35,7 @@ class GrpcServiceTest : public ::testing::Test {
     auth_ = *Authenticator::FromText(kTokens);
     SchedulerOptions so;
     so.runner.on_event = [this](const v1::JobEvent& e) {
-      hub_.Publish(e.job().substr(5));
+      hub_.Publish(std::string(JobIdOfOwnName(e.job())));
     };
     index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
     scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),

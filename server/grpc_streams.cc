@@ -7,24 +7,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/grpc_service.h"
+#include "server/upload_session.h"
 
 namespace quantd {
 namespace {
 
-constexpr size_t kMaxUploadNameBytes = 255;
-constexpr size_t kMaxUploadIdBytes = 64;
 constexpr int32_t kEventsPerRead = 100;
-
-bool IsUploadId(const std::string& s) {
-  if (s.empty() || s.size() > kMaxUploadIdBytes) return false;
-  for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool IsTerminalEvent(const v1::JobEvent& e) {
   return e.has_state_change() && (e.state_change() == v1::JOB_STATE_SUCCEEDED ||
@@ -32,6 +20,8 @@ bool IsTerminalEvent(const v1::JobEvent& e) {
                                   e.state_change() == v1::JOB_STATE_CANCELLED);
 }
 
+// Moves UploadBlob's messages into an UploadSession, which holds the
+// protocol.
 class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
   UploadReactor(GrpcService* service, grpc::CallbackServerContext* context,
@@ -48,16 +38,19 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
                         "after it restarts"));
       return;
     }
-    key_.owner = *tenant;
+    session_ = std::make_unique<UploadSession>(service->core(), *tenant);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client finished sending
-      Done(ToGrpc(Commit()));
+      absl::StatusOr<v1::Blob> blob = session_->Commit();
+      if (blob.ok()) *response_ = std::move(*blob);
+      Done(ToGrpc(blob.status()));
       return;
     }
-    absl::Status s = header_seen_ ? Chunk() : Header();
+    absl::Status s = request_.has_header() ? session_->Header(request_.header())
+                                           : Chunk(request_.chunk());
     if (!s.ok()) {
       Done(ToGrpc(s));
       return;
@@ -68,81 +61,12 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
   void OnDone() override { delete this; }
 
  private:
-  absl::Status Header() {
-    if (!request_.has_header()) {
-      return absl::InvalidArgumentError(
-          "the first UploadBlobRequest must carry an UploadHeader");
-    }
-    const v1::UploadHeader& h = request_.header();
-    if (!IsUploadId(h.upload_id())) {
-      return absl::InvalidArgumentError(
-          "upload_id: 1 to 64 characters of [A-Za-z0-9._-]");
-    }
-    if (h.kind() == v1::BLOB_KIND_UNSPECIFIED) {
-      return absl::InvalidArgumentError("kind: MODEL or DATASET");
-    }
-    if (h.name().size() > kMaxUploadNameBytes) {
-      return absl::InvalidArgumentError("name: at most 255 bytes");
-    }
-    key_.upload_id = h.upload_id();
-    if (absl::Status s =
-            service_->core()->CheckStorage(key_.owner, h.sha256(), h.size());
-        !s.ok()) {
-      return s;
-    }
-    BlobStore* blobs = service_->core()->blobs();
-    if (absl::Status s =
-            blobs->BeginUpload(key_, h.size(), h.sha256(),
-                               service_->core()->limits().max_upload_bytes);
-        !s.ok()) {
-      return s;
-    }
-    absl::StatusOr<int64_t> committed = blobs->CommittedSize(key_);
-    if (!committed.ok()) return committed.status();
-    if (h.offset() != *committed) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("upload '", h.upload_id(), "' has ", *committed,
-                       " bytes; send the rest from offset ", *committed));
-    }
-    offset_ = *committed;
-    header_ = h;
-    header_seen_ = true;
-    return absl::OkStatus();
-  }
-
-  absl::Status Chunk() {
-    if (!request_.has_chunk() && request_.has_header()) {
-      return absl::InvalidArgumentError(
-          "only the first UploadBlobRequest carries a header");
-    }
-    const std::string& bytes = request_.chunk();
-    if (absl::Status s =
-            service_->core()->blobs()->Append(key_, offset_, bytes);
-        !s.ok()) {
-      return s;
-    }
-    offset_ += static_cast<int64_t>(bytes.size());
-    if (service_->options().on_uploaded) {
+  absl::Status Chunk(const std::string& bytes) {
+    absl::Status s = session_->Chunk(bytes);
+    if (s.ok() && service_->options().on_uploaded) {
       service_->options().on_uploaded(static_cast<int64_t>(bytes.size()));
     }
-    return absl::OkStatus();
-  }
-
-  absl::Status Commit() {
-    if (!header_seen_) {
-      return absl::InvalidArgumentError(
-          "the stream ended before an UploadHeader");
-    }
-    absl::StatusOr<std::string> digest =
-        service_->core()->blobs()->Commit(key_);
-    if (!digest.ok()) return digest.status();
-    response_->set_sha256(*digest);
-    response_->set_size(header_.size());
-    response_->set_kind(header_.kind());
-    response_->set_name(header_.name());
-    const int64_t now = absl::ToUnixSeconds(absl::Now());
-    response_->mutable_create_time()->set_seconds(now);
-    return service_->core()->RecordUpload(key_.owner, *response_);
+    return s;
   }
 
   void Done(const grpc::Status& status) {
@@ -153,10 +77,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
   GrpcService* service_;
   v1::Blob* response_;
   v1::UploadBlobRequest request_;
-  UploadKey key_;
-  v1::UploadHeader header_;
-  bool header_seen_ = false;
-  int64_t offset_ = 0;
+  std::unique_ptr<UploadSession> session_;
 };
 
 // Replays the job's events from the store after `after_sequence`, then
@@ -223,12 +144,12 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
  private:
   struct Shared {
     absl::Mutex mu;
-    WatchReactor* reactor = nullptr;
-    bool alive = true;
-    bool writing = false;
-    bool finished = false;
-    bool closing = false;
-    bool cancelled = false;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    bool alive ABSL_GUARDED_BY(mu) = true;
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    bool closing ABSL_GUARDED_BY(mu) = false;
+    bool cancelled ABSL_GUARDED_BY(mu) = false;
   };
 
   // Called with state_->mu held. Starts the next write or finishes.

@@ -4,9 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/pipeline/job_spec.h"
 #include "engine/pipeline/pipeline.h"
 #include "server/tenant_data_resolver.h"
+#include "util/logging.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -15,9 +16,24 @@ v1::JobState ToProto(JobState s) {
   return static_cast<v1::JobState>(static_cast<int>(s));
 }
 
-}  // namespace
+v1::JobEvent StateChange(JobState s) {
+  v1::JobEvent e;
+  e.set_state_change(ToProto(s));
+  return e;
+}
 
-std::string JobName(const std::string& id) { return absl::StrCat("jobs/", id); }
+v1::JobEvent ProgressOf(const ProgressEvent& p) {
+  v1::JobEvent e;
+  v1::Progress* pr = e.mutable_progress();
+  pr->set_stage(p.stage);
+  pr->set_fraction(p.fraction);
+  pr->set_samples_done(p.samples_done);
+  pr->set_current_layer(p.current_layer);
+  for (const auto& [k, v] : p.metrics) (*pr->mutable_metrics())[k] = v;
+  return e;
+}
+
+}  // namespace
 
 absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
                                              JobState state,
@@ -29,149 +45,142 @@ absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
   event.mutable_time()->set_nanos(static_cast<int32_t>(now_us % 1000000) *
                                   1000);
   event.clear_sequence();
-  absl::StatusOr<int64_t> seq =
-      jobs_->AppendEvent(job_id, event.SerializeAsString());
-  if (!seq.ok()) return seq.status();
-  event.set_sequence(*seq);
+  // A progress event is also the job's last progress, for GetJob.
+  const std::string progress =
+      event.has_progress() ? event.progress().SerializeAsString() : "";
+  QUANTD_ASSIGN_OR_RETURN(
+      const int64_t seq,
+      jobs_->AppendEvent(job_id, event.SerializeAsString(),
+                         event.has_progress() ? &progress : nullptr));
+  event.set_sequence(seq);
   if (options_.on_event) options_.on_event(event);
   return event;
+}
+
+std::string JobRunner::CheckpointPath(const JobRecord& job) const {
+  // QAT checkpoints live with the job, so a re-queued job resumes them.
+  if (options_.checkpoint_dir.empty()) return "";
+  return absl::StrCat(options_.checkpoint_dir, "/", job.id, ".npz");
+}
+
+absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
+    const JobRecord& job, const std::atomic<bool>* cancelled,
+    absl::Status* event_error) {
+  v1::JobSpec spec;
+  if (!spec.ParseFromString(job.spec)) {
+    return absl::DataLossError("the stored job spec is unreadable");
+  }
+  // Planned again at run time with the job's tenant: an upload may have gone
+  // since CreateJob, and ownership is checked in one place only.
+  const TenantDataResolver resolver(*blobs_, *index_, job.tenant);
+  QUANTD_ASSIGN_OR_RETURN(JobPlan plan,
+                          PlanJob(spec, SpecOrigin::kService, resolver));
+  // Progress events rate-limited per stage; a stage change always goes out.
+  std::string last_stage;
+  absl::Time last_time = absl::InfinitePast();
+  ProgressCallback progress = [&](const ProgressEvent& p) {
+    const absl::Time now = absl::Now();
+    if (p.stage == last_stage &&
+        now - last_time <
+            absl::Milliseconds(options_.min_progress_interval_ms) &&
+        p.fraction < 1) {
+      return;
+    }
+    last_stage = p.stage;
+    last_time = now;
+    absl::Status s = Emit(job.id, JobState::kRunning, ProgressOf(p)).status();
+    if (!s.ok() && event_error->ok()) *event_error = s;
+  };
+  PipelineOptions options;
+  options.checkpoint_path = CheckpointPath(job);
+  return RunPipeline(plan, progress, cancelled, options);
+}
+
+absl::Status JobRunner::StoreArtifacts(const JobRecord& job,
+                                       const PipelineResult& result) {
+  QUANTD_ASSIGN_OR_RETURN(const std::string model,
+                          blobs_->Put(result.model_bytes));
+  QUANTD_ASSIGN_OR_RETURN(const std::string report_json,
+                          ReportToJson(result.report));
+  QUANTD_ASSIGN_OR_RETURN(const std::string report, blobs_->Put(report_json));
+  return jobs_->SetArtifacts(job.id, model,
+                             static_cast<int64_t>(result.model_bytes.size()),
+                             report, static_cast<int64_t>(report_json.size()),
+                             result.report.SerializeAsString());
+}
+
+absl::StatusOr<JobRecord> JobRunner::Finish(
+    const JobRecord& job, JobState state, const std::string& error,
+    const v1::QuantizationReport* report) {
+  QUANTD_ASSIGN_OR_RETURN(
+      JobRecord done,
+      jobs_->Transition(job.id, {JobState::kRunning, JobState::kCancelling},
+                        state, error));
+  // A finished job needs its checkpoint no more.
+  if (const std::string checkpoint = CheckpointPath(job); !checkpoint.empty()) {
+    std::remove(checkpoint.c_str());
+  }
+  if (!error.empty()) {
+    v1::JobEvent why;
+    why.set_message(error);
+    QUANTD_RETURN_IF_ERROR(Emit(job.id, state, why).status());
+  }
+  // The last event of every job.
+  QUANTD_RETURN_IF_ERROR(Emit(job.id, state, StateChange(state)).status());
+  if (options_.on_finished) options_.on_finished(done, report);
+  return done;
+}
+
+absl::StatusOr<JobRecord> JobRunner::Requeue(const JobRecord& job) {
+  QUANTD_ASSIGN_OR_RETURN(
+      JobRecord queued,
+      jobs_->Transition(job.id, {JobState::kRunning}, JobState::kQueued));
+  QUANTD_RETURN_IF_ERROR(
+      Emit(job.id, JobState::kQueued, StateChange(JobState::kQueued)).status());
+  return queued;
 }
 
 absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
                                          const std::atomic<bool>* cancelled,
                                          const std::atomic<bool>* requeue) {
-  v1::JobEvent started;
-  started.set_state_change(v1::JOB_STATE_RUNNING);
-  if (absl::StatusOr<v1::JobEvent> e =
-          Emit(job.id, JobState::kRunning, started);
-      !e.ok()) {
-    return e.status();
-  }
-
-  // The pipeline, with progress events rate-limited per stage.
-  absl::Status outcome;
-  PipelineResult result;
-  v1::JobSpec spec;
-  absl::StatusOr<JobPlan> plan =
-      absl::InvalidArgumentError("the stored job spec is unreadable");
-  if (spec.ParseFromString(job.spec)) {
-    // Resolved again at run time with the job's tenant: an upload may have
-    // gone since CreateJob, and ownership is checked in one place only.
-    const TenantDataResolver resolver(*blobs_, *index_, job.tenant);
-    plan = PlanJob(spec, SpecOrigin::kService, resolver);
-  }
-  if (!plan.ok()) outcome = plan.status();
-  // QAT checkpoints live with the job, so a re-queued job resumes them.
-  PipelineOptions pipeline_options;
-  if (!options_.checkpoint_dir.empty()) {
-    pipeline_options.checkpoint_path =
-        absl::StrCat(options_.checkpoint_dir, "/", job.id, ".npz");
-  }
+  QUANTD_RETURN_IF_ERROR(
+      Emit(job.id, JobState::kRunning, StateChange(JobState::kRunning))
+          .status());
   absl::Status event_error;
-  if (outcome.ok()) {
-    std::string last_stage;
-    absl::Time last_time = absl::InfinitePast();
-    ProgressCallback progress = [&](const ProgressEvent& p) {
-      const absl::Time now = absl::Now();
-      if (p.stage == last_stage &&
-          now - last_time <
-              absl::Milliseconds(options_.min_progress_interval_ms) &&
-          p.fraction < 1) {
-        return;
-      }
-      last_stage = p.stage;
-      last_time = now;
-      v1::JobEvent e;
-      v1::Progress* pr = e.mutable_progress();
-      pr->set_stage(p.stage);
-      pr->set_fraction(p.fraction);
-      pr->set_samples_done(p.samples_done);
-      pr->set_current_layer(p.current_layer);
-      for (const auto& [k, v] : p.metrics) (*pr->mutable_metrics())[k] = v;
-      if (absl::StatusOr<v1::JobEvent> r =
-              Emit(job.id, JobState::kRunning, std::move(e));
-          !r.ok() && event_error.ok()) {
-        event_error = r.status();
-      }
-    };
-    absl::StatusOr<PipelineResult> r =
-        RunPipeline(*plan, progress, cancelled, pipeline_options);
-    if (r.ok()) {
-      result = std::move(*r);
-    } else {
-      outcome = r.status();
-    }
-  }
-  if (!event_error.ok()) return event_error;
-
+  absl::StatusOr<PipelineResult> result =
+      RunPipelineOf(job, cancelled, &event_error);
+  QUANTD_RETURN_IF_ERROR(event_error);
   // Artifacts first, then the terminal state, then its event.
-  JobState final_state = JobState::kSucceeded;
-  std::string error;
-  if (outcome.ok()) {
-    absl::StatusOr<std::string> model = blobs_->Put(result.model_bytes);
-    if (!model.ok()) return model.status();
-    const std::string report_json = ReportToJson(result.report);
-    absl::StatusOr<std::string> report = blobs_->Put(report_json);
-    if (!report.ok()) return report.status();
-    if (absl::Status s = jobs_->SetArtifacts(
-            job.id, *model, static_cast<int64_t>(result.model_bytes.size()),
-            *report, static_cast<int64_t>(report_json.size()));
-        !s.ok()) {
-      return s;
-    }
-  } else if (outcome.code() == absl::StatusCode::kCancelled &&
-             requeue != nullptr && requeue->load()) {
+  if (result.ok()) {
+    QUANTD_RETURN_IF_ERROR(StoreArtifacts(job, *result));
+    return Finish(job, JobState::kSucceeded, "", &result->report);
+  }
+  const absl::Status& outcome = result.status();
+  if (outcome.code() != absl::StatusCode::kCancelled) {
+    return Finish(job, JobState::kFailed, std::string(outcome.message()),
+                  nullptr);
+  }
+  if (requeue != nullptr && requeue->load()) {
     // Interrupted by a shutdown, not by the client: run it again later. A
     // job the client was cancelling (CANCELLING) ends CANCELLED below.
-    absl::StatusOr<JobRecord> queued =
-        jobs_->Transition(job.id, {JobState::kRunning}, JobState::kQueued);
-    if (queued.ok()) {
-      v1::JobEvent back;
-      back.set_state_change(v1::JOB_STATE_QUEUED);
-      if (absl::StatusOr<v1::JobEvent> e =
-              Emit(job.id, JobState::kQueued, back);
-          !e.ok()) {
-        return e.status();
-      }
+    absl::StatusOr<JobRecord> queued = Requeue(job);
+    if (queued.ok() ||
+        queued.status().code() != absl::StatusCode::kFailedPrecondition) {
       return queued;
     }
-    if (queued.status().code() != absl::StatusCode::kFailedPrecondition) {
-      return queued.status();
-    }
-    final_state = JobState::kCancelled;
-    error = "cancelled by CancelJob";
-  } else if (outcome.code() == absl::StatusCode::kCancelled) {
-    final_state = JobState::kCancelled;
-    error = "cancelled by CancelJob";
-  } else {
-    final_state = JobState::kFailed;
-    error = std::string(outcome.message());
   }
-  absl::StatusOr<JobRecord> done = jobs_->Transition(
-      job.id, {JobState::kRunning, JobState::kCancelling}, final_state, error);
-  if (!done.ok()) return done.status();
-  // A finished job needs its checkpoint no more.
-  if (!pipeline_options.checkpoint_path.empty()) {
-    std::remove(pipeline_options.checkpoint_path.c_str());
-  }
-  if (!error.empty()) {
-    v1::JobEvent why;
-    why.set_message(error);
-    if (absl::StatusOr<v1::JobEvent> e = Emit(job.id, final_state, why);
-        !e.ok()) {
-      return e.status();
-    }
-  }
-  v1::JobEvent end;  // the last event of every job
-  end.set_state_change(ToProto(final_state));
-  if (absl::StatusOr<v1::JobEvent> e = Emit(job.id, final_state, end);
-      !e.ok()) {
-    return e.status();
-  }
-  if (options_.on_finished) {
-    options_.on_finished(*done, outcome.ok() ? &result.report : nullptr);
-  }
-  return done;
+  return Finish(job, JobState::kCancelled, "cancelled by CancelJob", nullptr);
+}
+
+absl::StatusOr<JobRecord> JobRunner::Fail(const JobRecord& job,
+                                          const absl::Status& why) {
+  LOG(ERROR) << "job " << job.id << ": " << why;
+  return Finish(job, JobState::kFailed,
+                absl::StrCat("quantd could not record the job's outcome (",
+                             why.ToString(),
+                             "); check the server's disk and logs, then run "
+                             "the job again"),
+                nullptr);
 }
 
 }  // namespace quantd

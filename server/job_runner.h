@@ -1,5 +1,5 @@
-// Runs one job of the service end to end: resolves the spec's blob digests
-// to files of the blob store (local paths are refused), runs the PTQ
+// Runs one job of the service end to end: plans it for its tenant (blob
+// digests the tenant uploaded; local paths are refused), runs the
 // pipeline with its progress recorded as job events, stores the artifacts
 // as blobs and records the outcome. Knows no gRPC; the scheduler's workers
 // call it, and the order of writes makes a crash at any point recoverable:
@@ -16,10 +16,12 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/pipeline/artifacts.h"
 #include "quantd/v1/service.pb.h"
 #include "server/blob_index.h"
 #include "server/blob_store.h"
 #include "server/job_store.h"
+#include "server/resource_names.h"
 
 namespace quantd {
 
@@ -38,9 +40,6 @@ struct JobRunnerOptions {
   std::function<void(const JobRecord&, const v1::QuantizationReport*)>
       on_finished;
 };
-
-// The job's resource name, "jobs/{id}".
-std::string JobName(const std::string& id);
 
 class JobRunner {
  public:
@@ -65,7 +64,27 @@ class JobRunner {
                                 const std::atomic<bool>* cancelled,
                                 const std::atomic<bool>* requeue = nullptr);
 
+  // After Run returned an error (a store failed: disk full, permissions),
+  // tries to end the RUNNING job FAILED with that reason and its events, so
+  // it does not stay RUNNING; logs the error either way.
+  absl::StatusOr<JobRecord> Fail(const JobRecord& job, const absl::Status& why);
+
  private:
+  std::string CheckpointPath(const JobRecord& job) const;
+  // Plans the job for its tenant and runs the pipeline, recording progress
+  // events; the first event that could not be stored goes to `event_error`.
+  absl::StatusOr<PipelineResult> RunPipelineOf(
+      const JobRecord& job, const std::atomic<bool>* cancelled,
+      absl::Status* event_error);
+  absl::Status StoreArtifacts(const JobRecord& job,
+                              const PipelineResult& result);
+  // RUNNING/CANCELLING -> `state`, then the reason event (if any), then the
+  // state event, then on_finished.
+  absl::StatusOr<JobRecord> Finish(const JobRecord& job, JobState state,
+                                   const std::string& error,
+                                   const v1::QuantizationReport* report);
+  absl::StatusOr<JobRecord> Requeue(const JobRecord& job);
+
   JobStore* jobs_;
   BlobStore* blobs_;
   BlobIndex* index_;

@@ -48,9 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "server/sqlite_db.h"
 
 namespace quantd {
 
@@ -80,6 +78,8 @@ inline constexpr size_t kMaxLabelKeyBytes = 128;
 inline constexpr size_t kMaxLabelValueBytes = 1024;
 inline constexpr size_t kMaxDisplayNameBytes = 1024;
 inline constexpr size_t kMaxEventPayloadBytes = 1 << 20;
+// A report with thousands of layers stays well under this.
+inline constexpr size_t kMaxReportSummaryBytes = 16 << 20;
 inline constexpr int32_t kMaxEventsPerCall = 10000;
 
 struct JobRecord {
@@ -97,6 +97,11 @@ struct JobRecord {
           end_time_us = 0;
   std::string model_artifact_sha256, report_artifact_sha256;
   int64_t model_artifact_size = 0, report_artifact_size = 0;
+  // The job's summary, kept with it so that reading a job reads one row:
+  // the last progress (serialized v1::Progress) and, once SUCCEEDED, the
+  // report (serialized v1::QuantizationReport). Opaque here.
+  std::string progress;
+  std::string report;
 };
 
 struct JobEvent {
@@ -155,15 +160,20 @@ class JobStore {
   // Records the digests (64 lowercase hex chars) and sizes of the job's
   // outputs. Callers set them before the transition to SUCCEEDED so that a
   // succeeded job always has its artifacts.
+  // `report` is the report itself (serialized), kept as the job's summary.
   absl::Status SetArtifacts(const std::string& id,
                             const std::string& model_sha256, int64_t model_size,
                             const std::string& report_sha256,
-                            int64_t report_size);
+                            int64_t report_size,
+                            const std::string& report = "");
 
   // Appends an event and returns its sequence number (1 for the first);
   // the event is on disk when this returns, so it can be sent to watchers.
+  // With `progress`, the job's last progress is set to it in the same
+  // transaction.
   absl::StatusOr<int64_t> AppendEvent(const std::string& job_id,
-                                      const std::string& payload);
+                                      const std::string& payload,
+                                      const std::string* progress = nullptr);
 
   // Events with sequence > `after`, ascending, at most `limit` (in [1,
   // kMaxEventsPerCall]). NotFound if the job does not exist.
@@ -199,18 +209,13 @@ class JobStore {
   absl::StatusOr<bool> ReferencesBlob(const std::string& sha256);
 
  private:
-  class Stmt;
-  class Txn;
-
-  JobStore(sqlite3* db, std::string path, std::string page_token_key);
+  JobStore(std::unique_ptr<SqliteDb> db, std::string page_token_key);
 
   absl::Status InitSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A cached statement; a preparation error is reported by its first Step.
-  Stmt Prepare(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rows selected with the job columns (see job_store.cc); `seqs`, if given,
   // receives each row's creation sequence (the List position).
-  static absl::Status ReadJobs(Stmt& st, std::vector<JobRecord>& jobs,
+  static absl::Status ReadJobs(SqliteStatement& st,
+                               std::vector<JobRecord>& jobs,
                                std::vector<int64_t>* seqs = nullptr);
   // The job by id (any tenant, or only `tenant` if non-empty); NotFound.
   absl::StatusOr<JobRecord> FindLocked(absl::string_view id,
@@ -225,11 +230,7 @@ class JobStore {
                            int64_t position) const;
 
   absl::Mutex mu_;
-  sqlite3* db_ ABSL_GUARDED_BY(mu_);
-  // Prepared once, reused: keyed by the SQL text's address (all SQL is
-  // string literals in job_store.cc).
-  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
-  const std::string path_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
   const std::string page_token_key_;
 };
 

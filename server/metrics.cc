@@ -117,91 +117,101 @@ absl::StatusOr<std::unique_ptr<ServiceMetrics>> ServiceMetrics::Create(
   std::unique_ptr<ServiceMetrics> m(
       new ServiceMetrics(options.max_model_labels));
   try {
-    m->jobs_created_ =
-        &m->Declare(prometheus::BuildCounter(), "quantd_jobs_created_total",
-                    "Jobs accepted by CreateJob, by method.");
-    m->jobs_finished_ =
-        &m->Declare(prometheus::BuildCounter(), "quantd_jobs_finished_total",
-                    "Jobs that reached a terminal state, by method and outcome "
-                    "(succeeded, failed, cancelled).");
-    m->job_duration_ = &m->Declare(
-        prometheus::BuildHistogram(), "quantd_job_duration_seconds",
-        "Wall time of finished jobs from start to terminal state, in "
-        "seconds.");
-    m->stage_duration_ = &m->Declare(
-        prometheus::BuildHistogram(), "quantd_stage_duration_seconds",
-        "Wall time of pipeline stages, in seconds.");
-    m->queue_depth_ =
-        &m->Declare(prometheus::BuildGauge(), "quantd_queue_depth",
-                    "Jobs waiting in the queue.")
-             .Add({});
-    m->busy_workers_ =
-        &m->Declare(prometheus::BuildGauge(), "quantd_busy_workers",
-                    "Workers currently running a job.")
-             .Add({});
-    m->uploaded_bytes_ =
-        &m->Declare(prometheus::BuildCounter(), "quantd_uploaded_bytes_total",
-                    "Bytes received by uploads.")
-             .Add({});
-    m->downloaded_bytes_ =
-        &m->Declare(prometheus::BuildCounter(), "quantd_downloaded_bytes_total",
-                    "Bytes sent by artifact downloads.")
-             .Add({});
-    m->grpc_calls_ =
-        &m->Declare(prometheus::BuildCounter(), "quantd_grpc_calls_total",
-                    "Finished gRPC calls, by method and status code.");
-    m->accuracy_delta_ = &m->Declare(
-        prometheus::BuildGauge(), "quantd_job_accuracy_delta_points",
-        "Accuracy of the quantized model minus the float model's, in "
-        "percentage points, for the latest finished job of each method and "
-        "model.");
-    m->perplexity_delta_ = &m->Declare(
-        prometheus::BuildGauge(), "quantd_job_perplexity_delta_ratio",
-        "Relative perplexity change of the quantized language model (0.01 = "
-        "+1%), for the latest finished job of each method and model.");
-    m->size_ratio_ = &m->Declare(
-        prometheus::BuildGauge(), "quantd_job_size_ratio",
-        "Float model bytes divided by quantized model bytes, for the latest "
-        "finished job of each method and model.");
-    m->speedup_ = &m->Declare(
-        prometheus::BuildGauge(), "quantd_job_speedup",
-        "Float latency divided by int8 latency, for the latest finished job "
-        "of each method and model.");
-    const std::string version =
-        options.version.empty() ? std::string(QUANTD_VERSION) : options.version;
-    m->Declare(prometheus::BuildGauge(), "quantd_build_info",
-               "Always 1; the version label says which quantd is running.")
-        .Add({{"version", version}})
-        .Set(1);
-
-    for (const char* method : kMethods) {
-      m->jobs_created_->Add({{"method", method}});
-      m->job_duration_->Add({{"method", method}}, JobBuckets());
-      for (const char* outcome : kOutcomes) {
-        m->jobs_finished_->Add({{"method", method}, {"outcome", outcome}});
-      }
-    }
+    m->DeclareServiceFamilies();
+    m->DeclareQualityFamilies(options.version.empty()
+                                  ? std::string(QUANTD_VERSION)
+                                  : options.version);
   } catch (const std::exception& e) {
     // Only a programming error (a bad metric name) gets here.
     return absl::InternalError(
         absl::StrCat("cannot create the metrics: ", e.what()));
   }
-
   if (!options.listen_address.empty()) {
-    try {
-      m->exposer_ = std::make_unique<prometheus::Exposer>(
-          options.listen_address, /*num_threads=*/2);
-      m->exposer_->RegisterCollectable(m->exposition_);
-      const std::vector<int> ports = m->exposer_->GetListeningPorts();
-      m->port_ = ports.empty() ? 0 : ports.front();
-    } catch (const std::exception& e) {
-      // civetweb throws CivetException (a std::runtime_error) when it cannot
-      // bind, e.g. the port is taken or the address is not local.
-      return absl::UnavailableError(absl::StrCat(
-          "cannot serve /metrics on ", options.listen_address, ": ", e.what()));
+    if (absl::Status s = m->StartExposer(options.listen_address); !s.ok()) {
+      return s;
     }
   }
   return m;
+}
+
+void ServiceMetrics::DeclareServiceFamilies() {
+  jobs_created_ =
+      &Declare(prometheus::BuildCounter(), "quantd_jobs_created_total",
+               "Jobs accepted by CreateJob, by method.");
+  jobs_finished_ =
+      &Declare(prometheus::BuildCounter(), "quantd_jobs_finished_total",
+               "Jobs that reached a terminal state, by method and outcome "
+               "(succeeded, failed, cancelled).");
+  job_duration_ =
+      &Declare(prometheus::BuildHistogram(), "quantd_job_duration_seconds",
+               "Wall time of finished jobs from start to terminal state, in "
+               "seconds.");
+  stage_duration_ =
+      &Declare(prometheus::BuildHistogram(), "quantd_stage_duration_seconds",
+               "Wall time of pipeline stages, in seconds.");
+  queue_depth_ = &Declare(prometheus::BuildGauge(), "quantd_queue_depth",
+                          "Jobs waiting in the queue.")
+                      .Add({});
+  busy_workers_ = &Declare(prometheus::BuildGauge(), "quantd_busy_workers",
+                           "Workers currently running a job.")
+                       .Add({});
+  uploaded_bytes_ =
+      &Declare(prometheus::BuildCounter(), "quantd_uploaded_bytes_total",
+               "Bytes received by uploads.")
+           .Add({});
+  downloaded_bytes_ =
+      &Declare(prometheus::BuildCounter(), "quantd_downloaded_bytes_total",
+               "Bytes sent by artifact downloads.")
+           .Add({});
+  grpc_calls_ = &Declare(prometheus::BuildCounter(), "quantd_grpc_calls_total",
+                         "Finished gRPC calls, by method and status code.");
+  for (const char* method : kMethods) {
+    jobs_created_->Add({{"method", method}});
+    job_duration_->Add({{"method", method}}, JobBuckets());
+    for (const char* outcome : kOutcomes) {
+      jobs_finished_->Add({{"method", method}, {"outcome", outcome}});
+    }
+  }
+}
+
+void ServiceMetrics::DeclareQualityFamilies(const std::string& version) {
+  accuracy_delta_ = &Declare(
+      prometheus::BuildGauge(), "quantd_job_accuracy_delta_points",
+      "Accuracy of the quantized model minus the float model's, in "
+      "percentage points, for the latest finished job of each method and "
+      "model.");
+  perplexity_delta_ = &Declare(
+      prometheus::BuildGauge(), "quantd_job_perplexity_delta_ratio",
+      "Relative perplexity change of the quantized language model (0.01 = "
+      "+1%), for the latest finished job of each method and model.");
+  size_ratio_ = &Declare(
+      prometheus::BuildGauge(), "quantd_job_size_ratio",
+      "Float model bytes divided by quantized model bytes, for the latest "
+      "finished job of each method and model.");
+  speedup_ = &Declare(
+      prometheus::BuildGauge(), "quantd_job_speedup",
+      "Float latency divided by int8 latency, for the latest finished job "
+      "of each method and model.");
+  Declare(prometheus::BuildGauge(), "quantd_build_info",
+          "Always 1; the version label says which quantd is running.")
+      .Add({{"version", version}})
+      .Set(1);
+}
+
+absl::Status ServiceMetrics::StartExposer(const std::string& listen_address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen_address,
+                                                     /*num_threads=*/2);
+    exposer_->RegisterCollectable(exposition_);
+    const std::vector<int> ports = exposer_->GetListeningPorts();
+    port_ = ports.empty() ? 0 : ports.front();
+  } catch (const std::exception& e) {
+    // civetweb throws CivetException (a std::runtime_error) when it cannot
+    // bind, e.g. the port is taken or the address is not local.
+    return absl::UnavailableError(absl::StrCat("cannot serve /metrics on ",
+                                               listen_address, ": ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 void ServiceMetrics::JobCreated(absl::string_view method) {

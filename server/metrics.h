@@ -141,6 +141,11 @@ class ServiceMetrics {
   class Exposition;
 
   explicit ServiceMetrics(int max_model_labels);
+  // The families Create declares (prometheus-cpp throws on a bad name, which
+  // only a programming error causes); then the /metrics endpoint.
+  void DeclareServiceFamilies();
+  void DeclareQualityFamilies(const std::string& version);
+  absl::Status StartExposer(const std::string& listen_address);
 
   // Registers a family and remembers its metadata for Exposition.
   template <typename T>

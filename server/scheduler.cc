@@ -5,6 +5,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "util/logging.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -22,9 +24,8 @@ absl::Status Scheduler::Start() {
     return absl::InvalidArgumentError(
         "workers and threads per job must be at least 1");
   }
-  absl::StatusOr<std::vector<JobRecord>> recovered =
-      jobs_->Recover(options_.max_attempts);
-  if (!recovered.ok()) return recovered.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<JobRecord> recovered,
+                          jobs_->Recover(options_.max_attempts));
   for (int i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -110,7 +111,13 @@ void Scheduler::WorkerLoop() {
         ++running_per_tenant_[job.tenant];
       }
       ++busy_;
-      (void)runner_.Run(job, flag.get(), &interrupting_);
+      if (absl::StatusOr<JobRecord> r =
+              runner_.Run(job, flag.get(), &interrupting_);
+          !r.ok()) {
+        // A store failed; the job must not stay RUNNING for ever.
+        LogIfError(runner_.Fail(job, r.status()).status(),
+                   absl::StrCat("ending job ", job.id, " FAILED"));
+      }
       --busy_;
       absl::MutexLock lock(&mu_);
       running_.erase(job.id);

@@ -9,11 +9,10 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
-#include <map>
+#include <memory>
 #include <sstream>
-#include <thread>
+#include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -21,46 +20,11 @@
 #include "server/exit_codes.h"
 #include "server/grpc_service.h"
 #include "server/metrics.h"
+#include "server/resource_names.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
-
-constexpr char kUsage[] =
-    R"(usage: quantd serve [options]
-
-Runs the quantization service: gRPC (quantd.v1.QuantizationService, health,
-reflection) on --port, jobs on a worker pool, blobs and the SQLite job store
-under --data-dir. Without --tokens-file it serves one tenant ("default") on
-127.0.0.1 only. SIGTERM or SIGINT: readiness goes NOT_SERVING, new uploads
-and jobs get UNAVAILABLE, running jobs get --grace-seconds to finish and are
-then re-queued for the next start.
-
-  --port N                 gRPC port (default 50051; 0 picks a free one)
-  --metrics-address A:P    Prometheus /metrics endpoint (default
-                           0.0.0.0:9464; "" disables it)
-  --listen-address ADDR    default 0.0.0.0 with --tokens-file, else 127.0.0.1
-  --data-dir DIR           blobs, job store, keys (default ./quantd-data)
-  --tokens-file FILE       "<tenant> <token>" lines: bearer tokens -> tenants
-  --tls-cert FILE          server certificate (PEM); with --tls-key
-  --tls-key FILE           server private key (PEM)
-  --tls-client-ca FILE     require client certificates signed by this CA
-  --workers N              jobs run at once (default 1)
-  --threads-per-job N      OpenMP threads per job (default cores / workers)
-  --max-running-per-tenant N  jobs of one tenant running at once (default 0:
-                           no limit beyond --workers)
-  --max-upload-bytes N     largest blob (default 4294967296)
-  --max-tenant-storage-bytes N  uploaded bytes per tenant (default
-                           53687091200)
-  --max-queued-jobs N      queued jobs, all tenants (default 1000)
-  --max-queued-per-tenant N  queued jobs per tenant (default 100)
-  --max-message-bytes N    largest gRPC message (default 8388608)
-  --max-attempts N         restarts a running job survives (default 3)
-  --grace-seconds N        shutdown grace for running jobs (default 30)
-  --help                   this text
-
-Prints "quantd serving on ADDRESS:PORT" on stdout when ready.
-Exit codes: 0 after a clean shutdown, 2 bad flags or files, 1 other failure.
-)";
 
 std::atomic<int> g_signal{0};
 
@@ -116,258 +80,229 @@ std::string OutcomeLabel(JobState s) {
   }
 }
 
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "quantd serve: %s\n", std::string(s.message()).c_str());
-  return s.code() == absl::StatusCode::kInvalidArgument ||
-                 s.code() == absl::StatusCode::kNotFound
-             ? kExitBadInput
-             : kExitFailure;
+// The tenants: from --tokens-file, else the one tenant of a loopback-only
+// server (ResolveServeFlags refused any other address).
+absl::StatusOr<Authenticator> LoadTenants(const ServeFlags& flags) {
+  if (!flags.tokens_file.empty()) {
+    return Authenticator::FromFile(flags.tokens_file);
+  }
+  std::fprintf(stderr,
+               "quantd serve: no --tokens-file: single tenant 'default', "
+               "loopback only, no authentication\n");
+  return Authenticator::SingleTenant();
 }
 
-}  // namespace
-
-int ServeCommand(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> flags = {
-      {"port", "50051"},
-      {"metrics-address", "0.0.0.0:9464"},
-      {"listen-address", ""},
-      {"data-dir", "quantd-data"},
-      {"tokens-file", ""},
-      {"tls-cert", ""},
-      {"tls-key", ""},
-      {"tls-client-ca", ""},
-      {"workers", "1"},
-      {"threads-per-job", "0"},
-      {"max-running-per-tenant", "0"},
-      {"max-upload-bytes", "4294967296"},
-      {"max-queued-jobs", "1000"},
-      {"max-tenant-storage-bytes", "53687091200"},
-      {"max-queued-per-tenant", "100"},
-      {"max-message-bytes", "8388608"},
-      {"max-attempts", "3"},
-      {"grace-seconds", "30"}};
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    }
-    std::string name = args[i], value;
-    if (name.rfind("--", 0) != 0) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", name, "' (see --help)")));
-    }
-    name = name.substr(2);
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("--", name, " needs a value")));
-    }
-    if (!flags.contains(name)) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see --help)")));
-    }
-    flags[name] = value;
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> LoadCredentials(
+    const ServeFlags& flags) {
+  if (flags.tls_cert.empty() && flags.tls_key.empty()) {
+    return grpc::InsecureServerCredentials();
   }
-  auto number = [&](const std::string& name, int64_t min, int64_t* out) {
-    if (!absl::SimpleAtoi(flags[name], out) || *out < min) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, " must be an integer >= ", min, ", got '",
-                       flags[name], "'"));
-    }
-    return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(std::string cert, ReadFile(flags.tls_cert));
+  QUANTD_ASSIGN_OR_RETURN(std::string key, ReadFile(flags.tls_key));
+  grpc::SslServerCredentialsOptions ssl(
+      flags.tls_client_ca.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!flags.tls_client_ca.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(std::string ca, ReadFile(flags.tls_client_ca));
+    ssl.pem_root_certs = ca;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+// What lives under --data-dir (and its checkpoints/ folder, for QAT jobs).
+struct Stores {
+  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<BlobIndex> index;
+  std::unique_ptr<JobStore> jobs;
+};
+
+absl::StatusOr<Stores> OpenStores(const std::string& dir) {
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs,
+                          BlobStore::Open(dir));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobIndex> index,
+                          BlobIndex::Open(dir + "/blobs.db"));
+  QUANTD_ASSIGN_OR_RETURN(std::string key, PageTokenKey(dir));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> jobs,
+                          JobStore::Open(dir + "/jobs.db", key));
+  mkdir((dir + "/checkpoints").c_str(), 0750);
+  return Stores{std::move(blobs), std::move(index), std::move(jobs)};
+}
+
+void RecordFinishedJob(ServiceMetrics* m, const JobRecord& job,
+                       const v1::QuantizationReport* report) {
+  v1::JobSpec spec;
+  spec.ParseFromString(job.spec);
+  const std::string method = MethodLabel(spec);
+  m->JobFinished(method, OutcomeLabel(job.state),
+                 (job.end_time_us - job.start_time_us) / 1e6);
+  if (report == nullptr) return;
+  for (const v1::StageTiming& st : report->stages()) {
+    m->StageFinished(st.stage(),
+                     st.duration().seconds() + st.duration().nanos() / 1e9);
+  }
+  auto model = spec.labels().find("model");
+  m->JobQuality(method, model == spec.labels().end() ? "" : model->second,
+                *report);
+}
+
+SchedulerOptions MakeSchedulerOptions(const ServeFlags& flags, EventHub* hub,
+                                      ServiceMetrics* m) {
+  SchedulerOptions options;
+  options.workers = static_cast<int>(flags.workers);
+  options.threads_per_job = static_cast<int>(flags.threads_per_job);
+  options.max_attempts = static_cast<int>(flags.max_attempts);
+  options.max_running_per_tenant =
+      static_cast<int>(flags.max_running_per_tenant);
+  options.runner.on_event = [hub](const v1::JobEvent& e) {
+    hub->Publish(std::string(JobIdOfOwnName(e.job())));  // "jobs/{id}"
   };
-  int64_t port, workers, threads, max_running_per_tenant, max_upload,
-      max_storage, max_queued, max_per_tenant, max_message, max_attempts, grace;
-  for (const auto& [name, min, out] :
-       {std::make_tuple("port", 0, &port),
-        std::make_tuple("workers", 1, &workers),
-        std::make_tuple("threads-per-job", 0, &threads),
-        std::make_tuple("max-running-per-tenant", 0, &max_running_per_tenant),
-        std::make_tuple("max-upload-bytes", 1, &max_upload),
-        std::make_tuple("max-queued-jobs", 1, &max_queued),
-        std::make_tuple("max-tenant-storage-bytes", 1, &max_storage),
-        std::make_tuple("max-queued-per-tenant", 1, &max_per_tenant),
-        std::make_tuple("max-message-bytes", 4096, &max_message),
-        std::make_tuple("max-attempts", 1, &max_attempts),
-        std::make_tuple("grace-seconds", 0, &grace)}) {
-    if (absl::Status s = number(name, min, out); !s.ok()) return Fail(s);
-  }
-  if (port > 65535) {
-    return Fail(absl::InvalidArgumentError("--port must be at most 65535"));
-  }
-  if (threads == 0) {
-    const int64_t cores = std::max<int64_t>(
-        1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-    threads = std::max<int64_t>(1, cores / workers);
-  }
-
-  // Tenants.
-  Authenticator auth = Authenticator::SingleTenant();
-  std::string address = flags["listen-address"];
-  if (!flags["tokens-file"].empty()) {
-    absl::StatusOr<Authenticator> a =
-        Authenticator::FromFile(flags["tokens-file"]);
-    if (!a.ok()) return Fail(a.status());
-    auth = std::move(*a);
-    if (address.empty()) address = "0.0.0.0";
-  } else {
-    if (address.empty()) address = "127.0.0.1";
-    if (address != "127.0.0.1" && address != "localhost" &&
-        address != "[::1]") {
-      return Fail(absl::InvalidArgumentError(
-          "without --tokens-file quantd serves one tenant on loopback only; "
-          "give --tokens-file to listen on other addresses"));
-    }
-    std::fprintf(stderr,
-                 "quantd serve: no --tokens-file: single tenant 'default', "
-                 "loopback only, no authentication\n");
-  }
-
-  // Credentials.
-  std::shared_ptr<grpc::ServerCredentials> credentials;
-  if (!flags["tls-cert"].empty() || !flags["tls-key"].empty()) {
-    absl::StatusOr<std::string> cert = ReadFile(flags["tls-cert"]);
-    if (!cert.ok()) return Fail(cert.status());
-    absl::StatusOr<std::string> key = ReadFile(flags["tls-key"]);
-    if (!key.ok()) return Fail(key.status());
-    grpc::SslServerCredentialsOptions ssl(
-        flags["tls-client-ca"].empty()
-            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    if (!flags["tls-client-ca"].empty()) {
-      absl::StatusOr<std::string> ca = ReadFile(flags["tls-client-ca"]);
-      if (!ca.ok()) return Fail(ca.status());
-      ssl.pem_root_certs = *ca;
-    }
-    credentials = grpc::SslServerCredentials(ssl);
-  } else {
-    if (!flags["tls-client-ca"].empty()) {
-      return Fail(absl::InvalidArgumentError(
-          "--tls-client-ca needs --tls-cert and --tls-key"));
-    }
-    credentials = grpc::InsecureServerCredentials();
-  }
-
-  // Stores and workers.
-  const std::string dir = flags["data-dir"];
-  absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(dir);
-  if (!blobs.ok()) return Fail(blobs.status());
-  absl::StatusOr<std::unique_ptr<BlobIndex>> index =
-      BlobIndex::Open(dir + "/blobs.db");
-  if (!index.ok()) return Fail(index.status());
-  absl::StatusOr<std::string> key = PageTokenKey(dir);
-  if (!key.ok()) return Fail(key.status());
-  absl::StatusOr<std::unique_ptr<JobStore>> jobs =
-      JobStore::Open(dir + "/jobs.db", *key);
-  if (!jobs.ok()) return Fail(jobs.status());
-  MetricsOptions metrics_options;
-  metrics_options.listen_address = flags["metrics-address"];
-  absl::StatusOr<std::unique_ptr<ServiceMetrics>> metrics =
-      ServiceMetrics::Create(metrics_options);
-  if (!metrics.ok()) return Fail(metrics.status());
-  ServiceMetrics* m = metrics->get();
-  EventHub hub;
-  SchedulerOptions scheduler_options;
-  scheduler_options.workers = static_cast<int>(workers);
-  scheduler_options.threads_per_job = static_cast<int>(threads);
-  scheduler_options.max_attempts = static_cast<int>(max_attempts);
-  scheduler_options.max_running_per_tenant =
-      static_cast<int>(max_running_per_tenant);
-  scheduler_options.runner.on_event = [&hub](const v1::JobEvent& e) {
-    hub.Publish(e.job().substr(5));  // "jobs/{id}"
+  options.runner.checkpoint_dir = flags.data_dir + "/checkpoints";
+  options.runner.on_finished = [m](const JobRecord& job,
+                                   const v1::QuantizationReport* report) {
+    RecordFinishedJob(m, job, report);
   };
-  scheduler_options.runner.checkpoint_dir = dir + "/checkpoints";
-  mkdir(scheduler_options.runner.checkpoint_dir.c_str(), 0750);
-  scheduler_options.runner.on_finished =
-      [m](const JobRecord& job, const v1::QuantizationReport* report) {
-        v1::JobSpec spec;
-        spec.ParseFromString(job.spec);
-        const std::string method = MethodLabel(spec);
-        m->JobFinished(method, OutcomeLabel(job.state),
-                       (job.end_time_us - job.start_time_us) / 1e6);
-        if (report == nullptr) return;
-        for (const v1::StageTiming& st : report->stages()) {
-          m->StageFinished(st.stage(), st.duration().seconds() +
-                                           st.duration().nanos() / 1e9);
-        }
-        auto model = spec.labels().find("model");
-        m->JobQuality(method, model == spec.labels().end() ? "" : model->second,
-                      *report);
-      };
-  Scheduler scheduler(jobs->get(), blobs->get(), index->get(),
-                      scheduler_options);
+  return options;
+}
+
+ServiceLimits MakeServiceLimits(const ServeFlags& flags) {
   ServiceLimits limits;
-  limits.max_upload_bytes = max_upload;
-  limits.max_tenant_storage_bytes = max_storage;
-  limits.max_queued_jobs = max_queued;
-  limits.max_queued_jobs_per_tenant = max_per_tenant;
-  ServiceCore core(jobs->get(), blobs->get(), index->get(), &scheduler, limits);
-  GrpcServiceOptions grpc_options;
-  grpc_options.on_call = [m](const std::string& method, grpc::StatusCode c) {
+  limits.max_upload_bytes = flags.max_upload_bytes;
+  limits.max_tenant_storage_bytes = flags.max_tenant_storage_bytes;
+  limits.max_queued_jobs = flags.max_queued_jobs;
+  limits.max_queued_jobs_per_tenant = flags.max_queued_per_tenant;
+  return limits;
+}
+
+GrpcServiceOptions MakeGrpcOptions(ServiceMetrics* m) {
+  GrpcServiceOptions options;
+  options.on_call = [m](const std::string& method, grpc::StatusCode c) {
     m->GrpcCall(method,
                 absl::StatusCodeToString(static_cast<absl::StatusCode>(c)));
   };
-  grpc_options.on_uploaded = [m](int64_t n) { m->BytesUploaded(n); };
-  grpc_options.on_downloaded = [m](int64_t n) { m->BytesDownloaded(n); };
-  grpc_options.on_job_created = [m](const v1::JobSpec& spec) {
+  options.on_uploaded = [m](int64_t n) { m->BytesUploaded(n); };
+  options.on_downloaded = [m](int64_t n) { m->BytesDownloaded(n); };
+  options.on_job_created = [m](const v1::JobSpec& spec) {
     m->JobCreated(MethodLabel(spec));
   };
-  GrpcService service(&core, &auth, &hub, grpc_options);
+  return options;
+}
 
+// Starts gRPC (the service, health, reflection) on --listen-address:--port;
+// `*bound_port` is the port it got (--port 0 picks one).
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpcServer(
+    const ServeFlags& flags,
+    const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    GrpcService* service, int* bound_port) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(absl::StrCat(address, ":", port), credentials,
-                           &bound_port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
-  builder.SetMaxSendMessageSize(static_cast<int>(max_message));
-  builder.RegisterService(&service);
+  const std::string address =
+      absl::StrCat(flags.listen_address, ":", flags.port);
+  *bound_port = 0;
+  builder.AddListeningPort(address, credentials, bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(flags.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(flags.max_message_bytes));
+  builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || bound_port == 0) {
-    return Fail(absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address, ":", port)));
+  if (server == nullptr || *bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
-  if (absl::Status s = scheduler.Start(); !s.ok()) return Fail(s);
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
+  return server;
+}
+
+// The line scripts wait for (tests/service/serve_lib.sh), then stdout is
+// flushed so that a pipe sees it at once.
+void AnnounceReady(const ServeFlags& flags, int bound_port,
+                   const Authenticator& auth, const ServiceMetrics& m) {
   std::printf(
       "quantd serving on %s:%d (%lld workers x %lld threads, %zu "
       "tenants)\n",
-      address.c_str(), bound_port, static_cast<long long>(workers),
-      static_cast<long long>(threads), auth.tenant_count());
-  if (m->port() > 0) {
-    std::fprintf(stderr, "quantd serve: /metrics on port %d\n", m->port());
+      flags.listen_address.c_str(), bound_port,
+      static_cast<long long>(flags.workers),
+      static_cast<long long>(flags.threads_per_job), auth.tenant_count());
+  if (m.port() > 0) {
+    std::fprintf(stderr, "quantd serve: /metrics on port %d\n", m.port());
   }
   std::fflush(stdout);
+}
 
+// Returns at SIGTERM or SIGINT; meanwhile refreshes the queue depth and
+// busy workers gauges once a second.
+void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
+                    ServiceMetrics* m) {
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   for (int tick = 0; g_signal == 0; ++tick) {
     absl::SleepFor(absl::Milliseconds(100));
-    if (tick % 10 == 0) {  // gauges once a second
-      if (absl::StatusOr<int64_t> q = (*jobs)->CountInState(JobState::kQueued);
-          q.ok()) {
-        m->SetQueueDepth(*q);
-      }
-      m->SetBusyWorkers(scheduler.busy_workers());
+    if (tick % 10 != 0) continue;
+    if (absl::StatusOr<int64_t> q = jobs->CountInState(JobState::kQueued);
+        q.ok()) {
+      m->SetQueueDepth(*q);
     }
+    m->SetBusyWorkers(scheduler.busy_workers());
   }
+}
 
+// Readiness off and new work refused first, so that load balancers move
+// on while running jobs get the grace period; then watchers and gRPC end.
+void Drain(const ServeFlags& flags, grpc::Server* server, GrpcService* service,
+           Scheduler* scheduler, EventHub* hub) {
   std::fprintf(stderr, "quantd serve: signal %d: draining (grace %llds)\n",
-               g_signal.load(), static_cast<long long>(grace));
-  health->SetServingStatus(false);
-  service.StartDraining();
-  scheduler.Shutdown(absl::Seconds(grace));
-  hub.CloseAll();
+               g_signal.load(), static_cast<long long>(flags.grace_seconds));
+  server->GetHealthCheckService()->SetServingStatus(false);
+  service->StartDraining();
+  scheduler->Shutdown(absl::Seconds(flags.grace_seconds));
+  hub->CloseAll();
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   std::fprintf(stderr, "quantd serve: stopped\n");
-  return kExitOk;
+}
+
+// Wires the pieces and serves until a signal. Declaration order is
+// teardown order in reverse: the gRPC server goes first, the stores last.
+absl::Status Serve(const ServeFlags& flags) {
+  absl::StatusOr<Authenticator> auth = LoadTenants(flags);
+  if (!auth.ok()) return auth.status();
+  QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                          LoadCredentials(flags));
+  QUANTD_ASSIGN_OR_RETURN(Stores stores, OpenStores(flags.data_dir));
+  MetricsOptions metrics_options;
+  metrics_options.listen_address = flags.metrics_address;
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ServiceMetrics> metrics,
+                          ServiceMetrics::Create(metrics_options));
+  ServiceMetrics* m = metrics.get();
+  EventHub hub;
+  Scheduler scheduler(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
+                      MakeSchedulerOptions(flags, &hub, m));
+  ServiceCore core(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
+                   &scheduler, MakeServiceLimits(flags));
+  GrpcService service(&core, &*auth, &hub, MakeGrpcOptions(m));
+  int bound_port = 0;
+  QUANTD_ASSIGN_OR_RETURN(
+      std::unique_ptr<grpc::Server> server,
+      StartGrpcServer(flags, credentials, &service, &bound_port));
+  if (absl::Status s = scheduler.Start(); !s.ok()) return s;
+  (server)->GetHealthCheckService()->SetServingStatus(true);
+  AnnounceReady(flags, bound_port, *auth, *m);
+
+  RunUntilSignal(stores.jobs.get(), scheduler, m);
+  Drain(flags, server.get(), &service, &scheduler, &hub);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int ServeCommand(const ServeFlags& flags) {
+  const absl::Status s = Serve(flags);
+  if (s.ok()) return kExitOk;
+  std::fprintf(stderr, "quantd serve: %s\n", std::string(s.message()).c_str());
+  // serve's bad input is its flags and the files they name; anything else,
+  // such as a data folder it may not write, may work on a retry.
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+                 s.code() == absl::StatusCode::kNotFound
+             ? kExitBadInput
+             : kExitFailure;
 }
 
 }  // namespace quantd

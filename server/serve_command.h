@@ -1,14 +1,15 @@
 // `quantd serve`: the gRPC service over the blob store, job store and
-// scheduler (see serve_command.cc's usage text for the flags).
+// scheduler (serve_flags.h declares its flags).
 #ifndef QUANTD_SERVER_SERVE_COMMAND_H_
 #define QUANTD_SERVER_SERVE_COMMAND_H_
 
-#include <string>
-#include <vector>
+#include "server/serve_flags.h"
 
 namespace quantd {
 
-int ServeCommand(const std::vector<std::string>& args);
+// Serves until SIGTERM or SIGINT, then drains; returns the process exit
+// code. `flags` went through ResolveServeFlags (AddServeCommand's parse).
+int ServeCommand(const ServeFlags& flags);
 
 }  // namespace quantd
 

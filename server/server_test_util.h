@@ -4,13 +4,18 @@
 #ifndef QUANTD_SERVER_SERVER_TEST_UTIL_H_
 #define QUANTD_SERVER_SERVER_TEST_UTIL_H_
 
+#include <stdlib.h>
+
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "server/blob_index.h"
 #include "server/blob_store.h"
+#include "server/service_core.h"
 
 namespace quantd {
 namespace server_test {
@@ -37,6 +42,35 @@ inline std::string PutOwned(BlobStore& blobs, BlobIndex& index,
   if (!index.Record(tenant, blob).ok()) return "";
   return *digest;
 }
+
+// A ServiceCore over real stores (SQLite, a blob folder) in a temporary
+// folder, with a scheduler that is not started; all removed on destruction.
+struct TestService {
+  explicit TestService(const ServiceLimits& limits = {},
+                       const SchedulerOptions& scheduler_options = {}) {
+    char tmpl[] = "/tmp/quantd_service_XXXXXX";
+    root = mkdtemp(tmpl);
+    blobs = std::move(*BlobStore::Open(root));
+    jobs = std::move(*JobStore::Open(root + "/jobs.db", "0123456789abcdef"));
+    index = std::move(*BlobIndex::Open(root + "/blobs.db"));
+    scheduler = std::make_unique<Scheduler>(jobs.get(), blobs.get(),
+                                            index.get(), scheduler_options);
+    core = std::make_unique<ServiceCore>(jobs.get(), blobs.get(), index.get(),
+                                         scheduler.get(), limits);
+  }
+  ~TestService() {
+    core.reset();
+    scheduler.reset();  // joins the workers before the stores go
+    std::system(absl::StrCat("rm -rf '", root, "'").c_str());
+  }
+
+  std::string root;
+  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<JobStore> jobs;
+  std::unique_ptr<BlobIndex> index;
+  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<ServiceCore> core;
+};
 
 }  // namespace server_test
 }  // namespace quantd

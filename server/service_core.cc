@@ -4,14 +4,14 @@
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/job_spec.h"
 #include "engine/pipeline/pipeline.h"
-#include "google/protobuf/util/json_util.h"
 #include "server/tenant_data_resolver.h"
+#include "util/logging.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
 
 constexpr int32_t kMaxPriority = 100;
-constexpr size_t kMaxRequestIdBytes = 128;
 
 void SetTime(int64_t us, google::protobuf::Timestamp* t) {
   if (us <= 0) return;
@@ -19,28 +19,7 @@ void SetTime(int64_t us, google::protobuf::Timestamp* t) {
   t->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
 }
 
-bool IsIdentifier(const std::string& s, size_t max) {
-  if (s.empty() || s.size() > max) return false;
-  for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
-
-absl::StatusOr<std::string> JobIdFromName(const std::string& name) {
-  if (!absl::StartsWith(name, "jobs/") || name.size() <= 5 ||
-      !IsIdentifier(name.substr(5), 128)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a job name looks like 'jobs/job-0123456789abcdef'; got '",
-                     name.substr(0, 200), "'"));
-  }
-  return name.substr(5);
-}
 
 absl::Status ServiceCore::RecordUpload(const std::string& tenant,
                                        const v1::Blob& blob) {
@@ -51,12 +30,11 @@ absl::Status ServiceCore::CheckStorage(const std::string& tenant,
                                        const std::string& sha256,
                                        int64_t size) {
   if (index_->Find(tenant, sha256).ok()) return absl::OkStatus();
-  absl::StatusOr<int64_t> used = index_->TenantBytes(tenant);
-  if (!used.ok()) return used.status();
-  if (*used + size > limits_.max_tenant_storage_bytes) {
+  QUANTD_ASSIGN_OR_RETURN(int64_t used, index_->TenantBytes(tenant));
+  if (used + size > limits_.max_tenant_storage_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "this upload of ", size, " bytes would take your stored blobs to ",
-        *used + size, " bytes; the limit is ",
+        used + size, " bytes; the limit is ",
         limits_.max_tenant_storage_bytes));
   }
   return absl::OkStatus();
@@ -102,28 +80,19 @@ absl::StatusOr<v1::Job> ServiceCore::ToProto(const JobRecord& r) {
     rep->set_kind(v1::ARTIFACT_KIND_REPORT);
     rep->set_sha256(r.report_artifact_sha256);
     rep->set_size(r.report_artifact_size);
-    absl::StatusOr<std::string> json =
-        blobs_->Read(r.report_artifact_sha256, 0, r.report_artifact_size);
-    if (json.ok()) {
-      google::protobuf::util::JsonParseOptions o;
-      o.ignore_unknown_fields = true;
-      (void)google::protobuf::util::JsonStringToMessage(
-          *json, job.mutable_report(), o);
+    // From the job's row: no report file is read per call. A job that
+    // finished before summaries were kept (schema 1) answers without it.
+    if (!r.report.empty() && !job.mutable_report()->ParseFromString(r.report)) {
+      LOG(WARNING) << "job " << r.id << ": its stored report is unreadable; "
+                   << "GetJob answers without it";
+      job.clear_report();
     }
   }
-  // The last progress event, for clients that poll GetJob.
-  if (r.state == JobState::kRunning || r.state == JobState::kCancelling) {
-    absl::StatusOr<std::vector<JobEvent>> events =
-        jobs_->EventsAfter(r.id, 0, 10000);
-    if (events.ok()) {
-      for (auto it = events->rbegin(); it != events->rend(); ++it) {
-        v1::JobEvent e;
-        if (e.ParseFromString(it->payload) && e.has_progress()) {
-          *job.mutable_progress() = e.progress();
-          break;
-        }
-      }
-    }
+  // The last progress, for clients that poll GetJob.
+  if ((r.state == JobState::kRunning || r.state == JobState::kCancelling) &&
+      !r.progress.empty() &&
+      !job.mutable_progress()->ParseFromString(r.progress)) {
+    job.clear_progress();
   }
   return job;
 }
@@ -153,15 +122,15 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     return absl::InvalidArgumentError(absl::StrCat(
         "priority must be in [-100, 100], got ", request.priority()));
   }
-  absl::StatusOr<int64_t> queued = jobs_->CountInState(JobState::kQueued);
-  if (!queued.ok()) return queued.status();
+  QUANTD_ASSIGN_OR_RETURN(int64_t queued,
+                          jobs_->CountInState(JobState::kQueued));
   absl::StatusOr<int64_t> mine = jobs_->CountInState(JobState::kQueued, tenant);
   if (!mine.ok()) return mine.status();
-  if (*queued >= limits_.max_queued_jobs ||
+  if (queued >= limits_.max_queued_jobs ||
       *mine >= limits_.max_queued_jobs_per_tenant) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("the queue is full (", *mine, " of your jobs and ",
-                     *queued, " in all are queued); retry after some finish"));
+        absl::StrCat("the queue is full (", *mine, " of your jobs and ", queued,
+                     " in all are queued); retry after some finish"));
   }
   JobRecord r;
   r.tenant = tenant;
@@ -177,7 +146,11 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     e.set_state_change(v1::JOB_STATE_QUEUED);
     e.set_job(JobName(created->first.id));
     e.set_state(v1::JOB_STATE_QUEUED);
-    (void)jobs_->AppendEvent(created->first.id, e.SerializeAsString());
+    // The job exists and will run; a missing QUEUED event costs watchers one
+    // line of history, not the job.
+    LogIfError(
+        jobs_->AppendEvent(created->first.id, e.SerializeAsString()).status(),
+        absl::StrCat("recording the QUEUED event of ", created->first.id));
     scheduler_->Notify();
   }
   return ToProto(created->first);
@@ -203,9 +176,8 @@ absl::StatusOr<v1::ListJobsResponse> ServiceCore::ListJobs(
   if (!page.ok()) return page.status();
   v1::ListJobsResponse out;
   for (const JobRecord& r : page->jobs) {
-    absl::StatusOr<v1::Job> j = ToProto(r);
-    if (!j.ok()) return j.status();
-    *out.add_jobs() = std::move(*j);
+    QUANTD_ASSIGN_OR_RETURN(v1::Job j, ToProto(r));
+    *out.add_jobs() = std::move(j);
   }
   out.set_next_page_token(page->next_page_token);
   return out;
@@ -222,17 +194,27 @@ absl::StatusOr<v1::Job> ServiceCore::CancelJob(const std::string& tenant,
 
 absl::Status ServiceCore::DeleteJob(const std::string& tenant,
                                     const std::string& name) {
-  absl::StatusOr<std::string> id = JobIdFromName(name);
-  if (!id.ok()) return id.status();
-  absl::StatusOr<JobRecord> gone = jobs_->Delete(tenant, *id);
+  QUANTD_ASSIGN_OR_RETURN(std::string id, JobIdFromName(name));
+  absl::StatusOr<JobRecord> gone = jobs_->Delete(tenant, id);
   if (!gone.ok()) return gone.status();
-  // Artifacts nothing else references go too (the same bytes can be
-  // another job's artifact: blobs are content-addressed).
+  // Artifacts nothing else references go too. Blobs are content-addressed:
+  // the same bytes can be another job's artifact or any tenant's upload, and
+  // then they stay. The job is deleted either way; a blob that could not be
+  // checked or removed is logged and left for an operator.
   for (const std::string& digest :
        {gone->model_artifact_sha256, gone->report_artifact_sha256}) {
     if (digest.empty()) continue;
     absl::StatusOr<bool> used = jobs_->ReferencesBlob(digest);
-    if (used.ok() && !*used) (void)blobs_->Remove(digest);
+    absl::StatusOr<bool> uploaded = index_->AnyTenantOwns(digest);
+    if (!used.ok() || !uploaded.ok()) {
+      LogIfError(used.ok() ? uploaded.status() : used.status(),
+                 absl::StrCat("checking whether blob ", digest, " is in use"));
+      continue;
+    }
+    if (!*used && !*uploaded) {
+      LogIfError(blobs_->Remove(digest),
+                 absl::StrCat("removing the artifact ", digest, " of ", id));
+    }
   }
   return absl::OkStatus();
 }

@@ -17,6 +17,7 @@
 #include "server/blob_index.h"
 #include "server/blob_store.h"
 #include "server/job_store.h"
+#include "server/resource_names.h"
 #include "server/scheduler.h"
 
 namespace quantd {
@@ -29,9 +30,6 @@ struct ServiceLimits {
   // not counted).
   int64_t max_tenant_storage_bytes = int64_t{50} << 30;
 };
-
-// "jobs/{id}" -> id; InvalidArgument for anything else.
-absl::StatusOr<std::string> JobIdFromName(const std::string& name);
 
 class ServiceCore {
  public:

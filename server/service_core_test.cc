@@ -22,21 +22,12 @@ using ::testing::HasSubstr;
 class ServiceCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/quantd_core_XXXXXX";
-    root_ = mkdtemp(tmpl);
-    blobs_ = std::move(*BlobStore::Open(root_));
-    jobs_ = std::move(*JobStore::Open(root_ + "/jobs.db", "0123456789abcdef"));
-    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
-    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
-                                             index_.get(), SchedulerOptions{});
     ServiceLimits limits;
     limits.max_queued_jobs_per_tenant = 2;
-    core_ = std::make_unique<ServiceCore>(
-        jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
-  }
-  void TearDown() override {
-    scheduler_.reset();
-    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
+    service_ = std::make_unique<server_test::TestService>(limits);
+    blobs_ = service_->blobs.get();
+    scheduler_ = service_->scheduler.get();
+    core_ = service_->core.get();
   }
 
   // Stores a blob as an upload by `tenant` would.
@@ -60,12 +51,10 @@ class ServiceCoreTest : public ::testing::Test {
     return r;
   }
 
-  std::string root_;
-  std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<JobStore> jobs_;
-  std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<BlobIndex> index_;
-  std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<server_test::TestService> service_;
+  BlobStore* blobs_ = nullptr;
+  Scheduler* scheduler_ = nullptr;
+  ServiceCore* core_ = nullptr;
 };
 
 TEST_F(ServiceCoreTest, CreatedJobRunsAndShowsItsReport) {
@@ -98,11 +87,59 @@ TEST_F(ServiceCoreTest, CreatedJobRunsAndShowsItsReport) {
       core_->FindArtifact("a", job->name(), v1::ARTIFACT_KIND_MODEL);
   ASSERT_TRUE(model.ok());
   EXPECT_TRUE(blobs_->Contains(model->sha256()));
-  // Deleting removes the job and its now unreferenced artifacts.
+  absl::StatusOr<v1::Artifact> report =
+      core_->FindArtifact("a", job->name(), v1::ARTIFACT_KIND_REPORT);
+  ASSERT_TRUE(report.ok());
+  // Tenant b uploads bytes identical to the report artifact (content
+  // addressing makes them the same blob).
+  v1::Blob same;
+  same.set_sha256(report->sha256());
+  ASSERT_TRUE(core_->RecordUpload("b", same).ok());
+  // Deleting removes the job and its artifacts nothing else refers to; the
+  // report stays, because tenant b's upload is the same blob.
   ASSERT_TRUE(core_->DeleteJob("a", job->name()).ok());
   EXPECT_EQ(core_->GetJob("a", job->name()).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_FALSE(blobs_->Contains(model->sha256()));
+  EXPECT_TRUE(blobs_->Contains(report->sha256()));
+  EXPECT_TRUE(core_->GetBlob("b", report->sha256()).ok());
+}
+
+// Every DataRef goes through the tenant's resolver, qat.train_data too.
+TEST_F(ServiceCoreTest, QatTrainDataMustBeTheTenantsOwnUpload) {
+  v1::CreateJobRequest r = Request();
+  r.mutable_spec()->set_method(v1::METHOD_QAT);
+  r.mutable_spec()->set_mode(v1::QUANT_MODE_STATIC);
+  r.mutable_spec()->mutable_calibration_data()->set_blob_sha256(
+      Uploaded("a", "fmnist/calib.npz"));
+  r.mutable_spec()->mutable_qat()->mutable_train_data()->set_blob_sha256(
+      std::string(64, 'c'));
+  absl::StatusOr<v1::Job> missing = core_->CreateJob("a", r);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("qat.train_data.blob_sha256: no blob"));
+  v1::Blob only_b;
+  only_b.set_sha256(*blobs_->Put("training rows only tenant b uploaded"));
+  ASSERT_TRUE(core_->RecordUpload("b", only_b).ok());
+  r.mutable_spec()->mutable_qat()->mutable_train_data()->set_blob_sha256(
+      only_b.sha256());
+  absl::StatusOr<v1::Job> stolen = core_->CreateJob("a", r);
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(stolen.status().message(), HasSubstr("qat.train_data"));
+}
+
+TEST_F(ServiceCoreTest, OutOfRangeEnumsAreRefusedNamingTheField) {
+  v1::CreateJobRequest r = Request();
+  r.mutable_spec()->set_mode(static_cast<v1::QuantMode>(99));
+  absl::StatusOr<v1::Job> bad = core_->CreateJob("a", r);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("mode is 99"));
+  r = Request();
+  r.mutable_spec()->mutable_calibration()->set_method(
+      static_cast<v1::CalibrationMethod>(42));
+  bad = core_->CreateJob("a", r);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("calibration.method is 42"));
 }
 
 TEST_F(ServiceCoreTest, TenantsSeeOnlyTheirOwnJobs) {

@@ -7,12 +7,13 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config git clang-format
+  build-essential cmake ninja-build ccache pkg-config git clang-format clang
   # libraries
   # Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake config
   # requires the OpenCL headers (a Recommends, skipped without recommends).
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libzip-dev zipcmp zipmerge ziptool libssl-dev zlib1g-dev libsqlite3-dev
+  libgoogle-glog-dev
   # the service: gRPC (C++ and the Python client), Prometheus client, CLI
   libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf

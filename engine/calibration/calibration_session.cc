@@ -5,12 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
 absl::StatusOr<std::unique_ptr<CalibrationSession>> CalibrationSession::Create(
     const std::set<std::string>& tensors, const CalibrationOptions& options) {
-  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(options.Validate());
   if (tensors.empty()) {
     return absl::InvalidArgumentError(
         "calibration needs at least one tensor to observe; pass the names of "

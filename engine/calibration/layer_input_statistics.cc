@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/matmul.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -46,6 +47,75 @@ const LayerInputStatistics* InputStatisticsCollector::Find(
   return &it->second.stats;
 }
 
+namespace {
+
+// Per-channel sums of `rows` rows of `c` channels each, and the reservoir
+// sample: every row seen so far is kept with equal probability, whatever
+// the dataset's length.
+void AccumulateRows(const float* data, int64_t rows, int64_t c,
+                    int64_t max_sample_rows, int64_t& seen_rows,
+                    std::mt19937_64& rng, LayerInputStatistics& s) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = data + r * c;
+    for (int64_t j = 0; j < c; ++j) {
+      s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
+      s.sum[j] += row[j];
+      s.sum_abs[j] += std::fabs(row[j]);
+    }
+    if (!s.sample.empty()) {
+      const int64_t seen = seen_rows++;
+      int64_t slot = -1;
+      if (seen < max_sample_rows) {
+        slot = seen;
+        s.sample_rows = seen + 1;
+      } else {
+        std::uniform_int_distribution<int64_t> pick(0, seen);
+        const int64_t k = pick(rng);
+        if (k < max_sample_rows) slot = k;
+      }
+      if (slot >= 0) std::copy(row, row + c, s.sample.begin() + slot * c);
+    }
+  }
+}
+
+// Per-channel sums of `x` [N, C, ...] (channels in dim 1).
+void AccumulateChannelsFirst(const Tensor& x, int64_t c,
+                             LayerInputStatistics& s) {
+  const float* data = x.data<float>();
+  const int64_t inner = x.num_elements() / (x.dim(0) * c);
+  for (int64_t n = 0; n < x.dim(0); ++n) {
+    for (int64_t j = 0; j < c; ++j) {
+      const float* p = data + (n * c + j) * inner;
+      for (int64_t i = 0; i < inner; ++i) {
+        s.abs_max[j] = std::max(s.abs_max[j], std::fabs(p[i]));
+        s.sum[j] += p[i];
+        s.sum_abs[j] += std::fabs(p[i]);
+      }
+    }
+  }
+}
+
+// X^T X for this batch on oneDNN's f32 GEMM (rows x K^2 flops would take
+// seconds in plain loops), accumulated in double across batches.
+absl::Status AccumulateHessian(const Tensor& x, int64_t rows, int64_t c,
+                               LayerInputStatistics& s) {
+  const float* data = x.data<float>();
+  Tensor xt(DataType::kFloat32, {c, rows});
+  float* t = xt.mutable_data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < c; ++j) t[j * rows + r] = data[r * c + j];
+  }
+  QUANTD_ASSIGN_OR_RETURN(const Tensor x2, x.Reshaped({rows, c}));
+  MatMulKernel gemm;
+  Tensor h;
+  QUANTD_RETURN_IF_ERROR(gemm.Forward(xt, x2, nullptr, &h));
+  const float* hv = h.data<float>();
+  for (int64_t i = 0; i < c * c; ++i) s.hessian[i] += hv[i];
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
   if (x.dtype() != DataType::kFloat32 || x.rank() < 1 ||
       (e.layout == ChannelLayout::kDim1 && x.rank() < 2)) {
@@ -74,61 +144,14 @@ absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
   }
   if (c == 0) return absl::OkStatus();
   const int64_t rows = x.num_elements() / c;
-  const float* data = x.data<float>();
   if (e.layout == ChannelLayout::kLastDim) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = data + r * c;
-      for (int64_t j = 0; j < c; ++j) {
-        s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
-        s.sum[j] += row[j];
-        s.sum_abs[j] += std::fabs(row[j]);
-      }
-      // Reservoir sampling: every row seen so far is kept with equal
-      // probability, whatever the dataset's length.
-      if (!s.sample.empty()) {
-        const int64_t seen = e.seen_rows++;
-        int64_t slot = -1;
-        if (seen < options_.max_sample_rows) {
-          slot = seen;
-          s.sample_rows = seen + 1;
-        } else {
-          std::uniform_int_distribution<int64_t> pick(0, seen);
-          const int64_t k = pick(rng_);
-          if (k < options_.max_sample_rows) slot = k;
-        }
-        if (slot >= 0) std::copy(row, row + c, s.sample.begin() + slot * c);
-      }
-    }
+    AccumulateRows(x.data<float>(), rows, c, options_.max_sample_rows,
+                   e.seen_rows, rng_, s);
   } else {
-    const int64_t inner = x.num_elements() / (x.dim(0) * c);
-    for (int64_t n = 0; n < x.dim(0); ++n) {
-      for (int64_t j = 0; j < c; ++j) {
-        const float* p = data + (n * c + j) * inner;
-        for (int64_t i = 0; i < inner; ++i) {
-          s.abs_max[j] = std::max(s.abs_max[j], std::fabs(p[i]));
-          s.sum[j] += p[i];
-          s.sum_abs[j] += std::fabs(p[i]);
-        }
-      }
-    }
+    AccumulateChannelsFirst(x, c, s);
   }
   if (!s.hessian.empty()) {
-    // X^T X for this batch on oneDNN's f32 GEMM (rows x K^2 flops would take
-    // seconds in plain loops), accumulated in double across batches.
-    Tensor xt(DataType::kFloat32, {c, rows});
-    float* t = xt.mutable_data<float>();
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < c; ++j) t[j * rows + r] = data[r * c + j];
-    }
-    absl::StatusOr<Tensor> x2 = x.Reshaped({rows, c});
-    if (!x2.ok()) return x2.status();
-    MatMulKernel gemm;
-    Tensor h;
-    if (absl::Status st = gemm.Forward(xt, *x2, nullptr, &h); !st.ok()) {
-      return st;
-    }
-    const float* hv = h.data<float>();
-    for (int64_t i = 0; i < c * c; ++i) s.hessian[i] += hv[i];
+    QUANTD_RETURN_IF_ERROR(AccumulateHessian(x, rows, c, s));
   }
   s.rows += rows;
   return absl::OkStatus();

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -98,7 +99,7 @@ class SourceStream : public ArrayStream {
  public:
   static absl::StatusOr<std::unique_ptr<ArrayStream>> Create(
       std::unique_ptr<ByteSource> source, const std::string& what) {
-    if (absl::Status s = source->Restart(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(source->Restart());
     std::string prefix(12, '\0');
     int64_t have = 0, needed = 10;
     absl::StatusOr<NpyHeader> header;
@@ -108,10 +109,7 @@ class SourceStream : public ArrayStream {
             absl::StrCat(what, " is too short to be a .npy array"));
       }
       prefix.resize(needed);
-      if (absl::Status s = source->Read(prefix.data() + have, needed - have);
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(source->Read(prefix.data() + have, needed - have));
       have = needed;
       header = ParseNpyHeader(prefix, &needed);
       if (header.ok()) break;
@@ -146,17 +144,13 @@ class SourceStream : public ArrayStream {
     const int64_t elements = out.num_elements();
     if (header_.stored_float64) {
       std::vector<double> buf(elements);
-      if (absl::Status s = source_->Read(buf.data(), elements * 8); !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(source_->Read(buf.data(), elements * 8));
       float* dst = out.mutable_data<float>();
       for (int64_t i = 0; i < elements; ++i)
         dst[i] = static_cast<float>(buf[i]);
-    } else if (absl::Status s =
-                   source_->Read(out.mutable_raw_data(), out.byte_size());
-               !s.ok()) {
-      return s;
-    }
+    } else
+      QUANTD_RETURN_IF_ERROR(
+          source_->Read(out.mutable_raw_data(), out.byte_size()));
     next_ += n;
     if (header_.shape.empty() && n == 1) {
       return out.Reshaped({1});
@@ -166,7 +160,7 @@ class SourceStream : public ArrayStream {
 
   absl::Status Rewind() override {
     next_ = 0;
-    if (absl::Status s = source_->Restart(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(source_->Restart());
     std::string skip(header_.header_bytes, '\0');
     return source_->Read(skip.data(), header_.header_bytes);
   }
@@ -301,7 +295,7 @@ absl::StatusOr<std::unique_ptr<ArrayFile>> ArrayFile::Open(
         msg, ")"));
   }
   auto npz = std::make_unique<NpzFile>(archive, path);
-  if (absl::Status s = npz->Index(); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(npz->Index());
   return std::unique_ptr<ArrayFile>(std::move(npz));
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -22,6 +23,107 @@ int64_t FirstNonFinite(const Tensor& t) {
   return -1;
 }
 
+// Every array must hold one row per sample: the first array seen sets the
+// count the others are checked against.
+class SampleCount {
+ public:
+  absl::Status Check(const std::string& path, const std::string& name,
+                     int64_t n) {
+    if (rows_ < 0) {
+      rows_ = n;
+      rows_from_ = name;
+    } else if (n != rows_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          What(path, name), " has ", n, " samples but array '", rows_from_,
+          "' has ", rows_, "; every array needs one row per sample"));
+    }
+    return absl::OkStatus();
+  }
+  int64_t rows() const { return rows_; }
+
+ private:
+  int64_t rows_ = -1;
+  std::string rows_from_;
+};
+
+// Model input `in` fed from an array with header `h`: same element type and
+// rank, same static dims after the sample axis. A language model's token
+// rows (`lm`) hold one token more than the input takes.
+absl::Status CheckInputArray(const std::string& path, const ValueInfo& in,
+                             const NpyHeader& h, bool lm) {
+  const std::string what = What(path, in.name);
+  if (in.dtype != DataType::kUndefined && h.dtype != in.dtype) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " holds ", h.stored_float64 ? "f64" : DataTypeName(h.dtype),
+        " but model input '", in.name, "' expects ", DataTypeName(in.dtype)));
+  }
+  if (in.has_shape) {
+    if (h.shape.size() != in.shape.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model input '", in.name, "' expects ", in.shape.size(), " dims ",
+          ShapeToString(in.shape), " (leading = samples); ", what, " has ",
+          h.shape.size(), " dims ", ShapeToString(h.shape)));
+    }
+    for (size_t i = 1; i < h.shape.size(); ++i) {
+      const int64_t want = in.shape[i];
+      const int64_t have = lm && i == 1 ? h.shape[i] - 1 : h.shape[i];
+      if (want >= 0 && want != have) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model input '", in.name, "' expects dim ", i,
+                         " to be ", want, " (shape ", ShapeToString(in.shape),
+                         "); ", what, " has shape ", ShapeToString(h.shape),
+                         lm ? " (rows of input_ids hold T+1 tokens)" : ""));
+      }
+    }
+  }
+  if (lm && h.shape[1] < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " needs at least 2 tokens per row (T inputs + 1 target)"));
+  }
+  return absl::OkStatus();
+}
+
+// The stream of the array that feeds model input `in`: named like the
+// input, or the only array of an .npy for a single-input model. Sets `*lm`
+// when it holds language-model token rows.
+absl::StatusOr<std::unique_ptr<ArrayStream>> OpenInputStream(
+    ArrayFile& file, const std::string& path, const Graph& graph,
+    const ValueInfo& in, bool* lm) {
+  const std::vector<std::string> names = file.names();
+  const bool single_npy = names.size() == 1 && names[0].empty();
+  std::string array = in.name;
+  if (single_npy && graph.inputs.size() == 1) array = "";
+  if (!file.Contains(array)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' has no array for model input '", in.name,
+                     "'; it has: ", absl::StrJoin(names, ", "),
+                     ". Save one array per input, named like the input"));
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                          file.OpenStream(array));
+  const NpyHeader& h = s->header();
+  *lm = in.name == kTokenInput && in.dtype == DataType::kInt64 &&
+        in.has_shape && in.shape.size() == 2 && h.shape.size() == 2;
+  QUANTD_RETURN_IF_ERROR(CheckInputArray(path, in, h, *lm));
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<ArrayStream>> OpenLabelStream(
+    ArrayFile& file, const std::string& path) {
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                          file.OpenStream(kLabelArray));
+  const NpyHeader& h = s->header();
+  if (h.shape.size() != 1 ||
+      (h.dtype != DataType::kInt64 && h.dtype != DataType::kInt32)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(What(path, kLabelArray),
+                     " must be a 1-D int64 (or int32) array of "
+                     "class ids, one per sample; it is ",
+                     DataTypeName(h.dtype), ShapeToString(h.shape)));
+  }
+  return s;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
@@ -37,96 +139,23 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
   auto d = std::unique_ptr<Dataset>(new Dataset());
   d->path_ = path;
   d->options_ = options;
-  absl::StatusOr<std::unique_ptr<ArrayFile>> file = ArrayFile::Open(path);
-  if (!file.ok()) return file.status();
-  d->file_ = std::move(*file);
-  const std::vector<std::string> names = d->file_->names();
-  const bool single_npy = names.size() == 1 && names[0].empty();
-
-  int64_t rows = -1;
-  std::string rows_from;
-  auto check_rows = [&](const std::string& name, int64_t n) -> absl::Status {
-    if (rows < 0) {
-      rows = n;
-      rows_from = name;
-    } else if (n != rows) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          What(path, name), " has ", n, " samples but array '", rows_from,
-          "' has ", rows, "; every array needs one row per sample"));
-    }
-    return absl::OkStatus();
-  };
-
+  QUANTD_ASSIGN_OR_RETURN(d->file_, ArrayFile::Open(path));
+  SampleCount count;
   for (const ValueInfo& in : graph.inputs) {
-    std::string array = in.name;
-    if (single_npy && graph.inputs.size() == 1) array = "";
-    if (!d->file_->Contains(array)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", path, "' has no array for model input '", in.name,
-                       "'; it has: ", absl::StrJoin(names, ", "),
-                       ". Save one array per input, named like the input"));
-    }
-    absl::StatusOr<std::unique_ptr<ArrayStream>> s =
-        d->file_->OpenStream(array);
-    if (!s.ok()) return s.status();
-    const NpyHeader& h = (*s)->header();
-    const std::string what = What(path, in.name);
-    if (in.dtype != DataType::kUndefined && h.dtype != in.dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " holds ", h.stored_float64 ? "f64" : DataTypeName(h.dtype),
-          " but model input '", in.name, "' expects ", DataTypeName(in.dtype)));
-    }
-    const bool lm = in.name == kTokenInput && in.dtype == DataType::kInt64 &&
-                    in.has_shape && in.shape.size() == 2 && h.shape.size() == 2;
-    if (in.has_shape) {
-      if (h.shape.size() != in.shape.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model input '", in.name, "' expects ", in.shape.size(), " dims ",
-            ShapeToString(in.shape), " (leading = samples); ", what, " has ",
-            h.shape.size(), " dims ", ShapeToString(h.shape)));
-      }
-      for (size_t i = 1; i < h.shape.size(); ++i) {
-        const int64_t want = in.shape[i];
-        const int64_t have = lm && i == 1 ? h.shape[i] - 1 : h.shape[i];
-        if (want >= 0 && want != have) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("model input '", in.name, "' expects dim ", i,
-                           " to be ", want, " (shape ", ShapeToString(in.shape),
-                           "); ", what, " has shape ", ShapeToString(h.shape),
-                           lm ? " (rows of input_ids hold T+1 tokens)" : ""));
-        }
-      }
-    }
-    if (lm) {
-      if (h.shape[1] < 2) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, " needs at least 2 tokens per row (T inputs + 1 target)"));
-      }
-      d->language_model_ = true;
-    }
-    if (absl::Status st = check_rows(in.name, (*s)->rows()); !st.ok()) {
-      return st;
-    }
-    d->inputs_.push_back({in.name, std::move(*s)});
+    bool lm = false;
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                            OpenInputStream(*d->file_, path, graph, in, &lm));
+    if (lm) d->language_model_ = true;
+    QUANTD_RETURN_IF_ERROR(count.Check(path, in.name, s->rows()));
+    d->inputs_.push_back({in.name, std::move(s)});
   }
   if (d->file_->Contains(kLabelArray)) {
-    absl::StatusOr<std::unique_ptr<ArrayStream>> s =
-        d->file_->OpenStream(kLabelArray);
-    if (!s.ok()) return s.status();
-    const NpyHeader& h = (*s)->header();
-    if (h.shape.size() != 1 ||
-        (h.dtype != DataType::kInt64 && h.dtype != DataType::kInt32)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(What(path, kLabelArray),
-                       " must be a 1-D int64 (or int32) array of "
-                       "class ids, one per sample; it is ",
-                       DataTypeName(h.dtype), ShapeToString(h.shape)));
-    }
-    if (absl::Status st = check_rows(kLabelArray, (*s)->rows()); !st.ok()) {
-      return st;
-    }
-    d->label_stream_ = std::move(*s);
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                            OpenLabelStream(*d->file_, path));
+    QUANTD_RETURN_IF_ERROR(count.Check(path, kLabelArray, s->rows()));
+    d->label_stream_ = std::move(s);
   }
+  const int64_t rows = count.rows();
   if (rows <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "' holds no samples"));
@@ -140,7 +169,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
         absl::StrCat("'", path, "' has ", rows,
                      " samples; none left from sample ", options.first_sample));
   }
-  if (absl::Status st = d->Rewind(); !st.ok()) return st;
+  QUANTD_RETURN_IF_ERROR(d->Rewind());
   return d;
 }
 
@@ -165,10 +194,10 @@ absl::Status Dataset::SkipTo(int64_t sample) {
 
 absl::Status Dataset::Rewind() {
   for (Input& in : inputs_) {
-    if (absl::Status s = in.stream->Rewind(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(in.stream->Rewind());
   }
   if (label_stream_ != nullptr) {
-    if (absl::Status s = label_stream_->Rewind(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(label_stream_->Rewind());
   }
   next_ = 0;
   return SkipTo(begin_);

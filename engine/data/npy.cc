@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -59,10 +60,17 @@ absl::StatusOr<std::pair<DataType, bool>> ParseDescr(absl::string_view descr) {
       "uint8 or bool)"));
 }
 
-}  // namespace
+// The bytes before the header dict (magic, version, length field) and the
+// dict's length.
+struct Preamble {
+  int64_t bytes = 0;
+  int64_t header_len = 0;
+};
 
-absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view prefix,
-                                         int64_t* needed) {
+// OutOfRange with *needed set while `prefix` is too short to hold the
+// preamble and the whole dict.
+absl::StatusOr<Preamble> ParsePreamble(absl::string_view prefix,
+                                       int64_t* needed) {
   if (prefix.size() < 10) {
     *needed = 10;
     return absl::OutOfRangeError("need more bytes");
@@ -72,12 +80,11 @@ absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view prefix,
         "not a .npy array (the file does not start with \\x93NUMPY)");
   }
   const uint8_t major = static_cast<uint8_t>(prefix[6]);
-  int64_t header_len = 0;
-  int64_t preamble = 0;
+  Preamble p;
   if (major == 1) {
-    header_len = static_cast<uint8_t>(prefix[8]) |
-                 (static_cast<uint8_t>(prefix[9]) << 8);
-    preamble = 10;
+    p.header_len = static_cast<uint8_t>(prefix[8]) |
+                   (static_cast<uint8_t>(prefix[9]) << 8);
+    p.bytes = 10;
   } else if (major == 2 || major == 3) {
     if (prefix.size() < 12) {
       *needed = 12;
@@ -85,59 +92,63 @@ absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view prefix,
     }
     uint32_t len = 0;
     std::memcpy(&len, prefix.data() + 8, 4);
-    header_len = len;
-    preamble = 12;
+    p.header_len = len;
+    p.bytes = 12;
   } else {
     return absl::UnimplementedError(
         absl::StrCat(".npy format version ", major, " is not supported"));
   }
-  if (header_len > kMaxNpyHeaderBytes) {
+  if (p.header_len > kMaxNpyHeaderBytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat(".npy header of ", header_len, " bytes is too long"));
+        absl::StrCat(".npy header of ", p.header_len, " bytes is too long"));
   }
-  if (static_cast<int64_t>(prefix.size()) < preamble + header_len) {
-    *needed = preamble + header_len;
+  if (static_cast<int64_t>(prefix.size()) < p.bytes + p.header_len) {
+    *needed = p.bytes + p.header_len;
     return absl::OutOfRangeError("need more bytes");
   }
-  absl::string_view dict = prefix.substr(preamble, header_len);
-  NpyHeader h;
-  h.header_bytes = preamble + header_len;
+  return p;
+}
 
-  absl::StatusOr<absl::string_view> descr = DictValue(dict, "descr");
-  if (!descr.ok()) return descr.status();
-  if (descr->empty() || ((*descr)[0] != '\'' && (*descr)[0] != '"')) {
+// The dict's 'descr' (a plain quoted dtype) and 'fortran_order' (False).
+absl::Status ParseElementType(absl::string_view dict, NpyHeader& h) {
+  QUANTD_ASSIGN_OR_RETURN(const absl::string_view descr,
+                          DictValue(dict, "descr"));
+  if (descr.empty() || (descr[0] != '\'' && descr[0] != '"')) {
     return absl::UnimplementedError(
         "structured .npy dtypes are not supported; save one plain array per "
         "name");
   }
-  size_t end = descr->find((*descr)[0], 1);
+  size_t end = descr.find(descr[0], 1);
   if (end == absl::string_view::npos) {
     return absl::InvalidArgumentError("unterminated dtype in .npy header");
   }
-  absl::StatusOr<std::pair<DataType, bool>> type =
-      ParseDescr(descr->substr(1, end - 1));
-  if (!type.ok()) return type.status();
-  h.dtype = type->first;
-  h.stored_float64 = type->second;
+  QUANTD_ASSIGN_OR_RETURN(const auto type,
+                          ParseDescr(descr.substr(1, end - 1)));
+  h.dtype = type.first;
+  h.stored_float64 = type.second;
 
-  absl::StatusOr<absl::string_view> fortran = DictValue(dict, "fortran_order");
-  if (!fortran.ok()) return fortran.status();
-  if (absl::StartsWith(*fortran, "True")) {
+  QUANTD_ASSIGN_OR_RETURN(const absl::string_view fortran,
+                          DictValue(dict, "fortran_order"));
+  if (absl::StartsWith(fortran, "True")) {
     return absl::UnimplementedError(
         "Fortran-ordered .npy arrays are not supported; save with "
         "np.ascontiguousarray(x)");
   }
+  return absl::OkStatus();
+}
 
-  absl::StatusOr<absl::string_view> shape = DictValue(dict, "shape");
-  if (!shape.ok()) return shape.status();
-  if (shape->empty() || (*shape)[0] != '(') {
+// The dict's 'shape' tuple: at most 8 non-negative dims whose product fits.
+absl::Status ParseShape(absl::string_view dict, NpyHeader& h) {
+  QUANTD_ASSIGN_OR_RETURN(const absl::string_view shape,
+                          DictValue(dict, "shape"));
+  if (shape.empty() || shape[0] != '(') {
     return absl::InvalidArgumentError("unreadable shape in .npy header");
   }
-  size_t close = shape->find(')');
+  size_t close = shape.find(')');
   if (close == absl::string_view::npos) {
     return absl::InvalidArgumentError("unterminated shape in .npy header");
   }
-  for (absl::string_view part : absl::StrSplit(shape->substr(1, close - 1), ',',
+  for (absl::string_view part : absl::StrSplit(shape.substr(1, close - 1), ',',
                                                absl::SkipWhitespace())) {
     int64_t d;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &d) || d < 0) {
@@ -152,6 +163,19 @@ absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view prefix,
   if (!CheckedNumElements(h.shape).ok()) {
     return absl::InvalidArgumentError(".npy shape overflows");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view prefix,
+                                         int64_t* needed) {
+  QUANTD_ASSIGN_OR_RETURN(const Preamble p, ParsePreamble(prefix, needed));
+  absl::string_view dict = prefix.substr(p.bytes, p.header_len);
+  NpyHeader h;
+  h.header_bytes = p.bytes + p.header_len;
+  QUANTD_RETURN_IF_ERROR(ParseElementType(dict, h));
+  QUANTD_RETURN_IF_ERROR(ParseShape(dict, h));
   return h;
 }
 

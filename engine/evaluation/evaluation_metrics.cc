@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -39,7 +40,7 @@ double NegLogLikelihood(const float* row, int64_t n, int64_t target) {
 
 absl::Status SqnrAccumulator::Add(const Tensor& reference,
                                   const Tensor& candidate) {
-  if (absl::Status s = CheckPair(reference, candidate); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckPair(reference, candidate));
   const float* r = reference.data<float>();
   const float* c = candidate.data<float>();
   double signal = 0, noise = 0, dot = 0, cand_sq = 0;
@@ -77,7 +78,7 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
                                         const Tensor& candidate,
                                         const Tensor& labels,
                                         const Tensor& targets) {
-  if (absl::Status s = sqnr_.Add(reference, candidate); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(sqnr_.Add(reference, candidate));
   if (reference.rank() < 1) return absl::OkStatus();
   const int64_t n = reference.dim(0);
   samples_ += n;

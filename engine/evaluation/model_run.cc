@@ -9,6 +9,7 @@
 #include "engine/runtime/executor.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/post_ops.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -86,11 +87,8 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   report.conversion_note = model->conversion_note;
   report.nodes_loaded = static_cast<int>(model->graph.nodes.size());
   Graph graph = std::move(model->graph);
-  if (absl::Status s =
-          PrepareGraph(graph, DefaultOpRegistry(), &report.prepare);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(
+      PrepareGraph(graph, DefaultOpRegistry(), &report.prepare));
   report.nodes_prepared = static_cast<int>(graph.nodes.size());
 
   absl::StatusOr<std::unique_ptr<ArrayFile>> data =
@@ -123,11 +121,8 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   Graph int8_graph = graph;
   report.weight_qmax = MaxExactInt8WeightMagnitude();
   report.cpu_isa = CpuIsaName();
-  if (absl::Status s =
-          LowerToInt8(int8_graph, recorder.ranges(), {}, &report.lowering);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(
+      LowerToInt8(int8_graph, recorder.ranges(), {}, &report.lowering));
   absl::StatusOr<std::unique_ptr<Executor>> int8 = Executor::Create(int8_graph);
   if (!int8.ok()) return int8.status();
   absl::StatusOr<std::vector<Tensor>> int8_outputs = (*int8)->RunOutputs(feeds);

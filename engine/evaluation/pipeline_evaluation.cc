@@ -4,6 +4,7 @@
 
 #include "engine/evaluation/evaluation_metrics.h"
 #include "engine/export/qdq_export.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -18,14 +19,14 @@ absl::StatusOr<int64_t> ForEachBatch(
     Dataset& data, const std::string& stage, const ProgressCallback& progress,
     const std::atomic<bool>* cancelled,
     const std::function<absl::Status(const DataBatch&)>& fn) {
-  if (absl::Status s = data.Rewind(); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(data.Rewind());
   int64_t done = 0;
   while (true) {
-    if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(cancelled));
     absl::StatusOr<std::optional<DataBatch>> batch = data.Next();
     if (!batch.ok()) return batch.status();
     if (!batch->has_value()) break;
-    if (absl::Status s = fn(**batch); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(fn(**batch));
     done += (*batch)->size;
     if (progress) {
       ProgressEvent e;
@@ -57,16 +58,13 @@ absl::StatusOr<Evaluated> Evaluate(
         if (!r.ok()) return r.status();
         absl::StatusOr<RunResult> c = candidate.Run(batch.feeds, cand_opts);
         if (!c.ok()) return c.status();
-        if (absl::Status s = acc.Add(r->outputs[0], c->outputs[0], batch.labels,
-                                     batch.targets);
-            !s.ok()) {
-          return s;
-        }
+        QUANTD_RETURN_IF_ERROR(
+            acc.Add(r->outputs[0], c->outputs[0], batch.labels, batch.targets));
         for (const auto& [value, node] : layers) {
           auto rv = r->values.find(value), cv = c->values.find(value);
           if (rv != r->values.end() && cv != c->values.end() &&
               rv->second.shape() == cv->second.shape()) {
-            (void)per_layer[node].Add(rv->second, cv->second);
+            QUANTD_RETURN_IF_ERROR(per_layer[node].Add(rv->second, cv->second));
           }
         }
         return absl::OkStatus();

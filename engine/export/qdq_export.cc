@@ -1,25 +1,22 @@
 #include "engine/export/qdq_export.h"
 
-#include <cmath>
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "engine/export/qdq_internal.h"
 #include "engine/onnx/onnx_convert.h"
 #include "kernels/quantize.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
 
 constexpr int64_t kPerAxisOpset = 13;
 constexpr int64_t kBlockedOpset = 21;
-
-bool IsFourBit(QuantType t) {
-  return t == QuantType::kInt4 || t == QuantType::kUInt4;
-}
 
 // The type that holds quantized values in quantd's tensors (4-bit values sit
 // one per byte until the export packs them).
@@ -51,93 +48,6 @@ bool IsBiasSlot(const Node& node, size_t slot) {
          (node.op_type == "Conv" || node.op_type == "Gemm");
 }
 
-absl::Status CheckParams(const std::string& what, const QuantParams& p,
-                         const Shape& shape, bool has_shape) {
-  const int32_t tmin = QuantTypeMin(p.type), tmax = QuantTypeMax(p.type);
-  if (p.qmin < tmin || p.qmax > tmax || p.qmin >= p.qmax) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": [qmin, qmax] = [", p.qmin, ", ", p.qmax,
-                     "] must be a non-empty range within ",
-                     QuantTypeName(p.type), "'s [", tmin, ", ", tmax, "]"));
-  }
-  if (p.scales.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " has no scales"));
-  }
-  for (size_t i = 0; i < p.scales.size(); ++i) {
-    if (!std::isfinite(p.scales[i]) || p.scales[i] <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": scale ", i, " is ", p.scales[i],
-                       "; scales must be positive and finite"));
-    }
-  }
-  if (!p.zero_points.empty() && p.zero_points.size() != p.scales.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " has ", p.zero_points.size(), " zero points for ",
-        p.scales.size(), " scales; give one per scale or none (symmetric)"));
-  }
-  for (size_t i = 0; i < p.zero_points.size(); ++i) {
-    if (p.zero_points[i] < p.qmin || p.zero_points[i] > p.qmax) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": zero point ", i, " is ", p.zero_points[i],
-          ", outside [qmin, qmax] = [", p.qmin, ", ", p.qmax, "]"));
-    }
-  }
-  if (p.group_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": group_size is ", p.group_size, "; use 0 or a positive size"));
-  }
-  if (p.axis == -1) {
-    if (p.group_size != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": per-group parameters (group_size ",
-                       p.group_size, ") need an axis >= 0"));
-    }
-    if (p.scales.size() != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": per-tensor parameters (axis -1) need exactly ",
-                       "one scale, got ", p.scales.size()));
-    }
-    return absl::OkStatus();
-  }
-  if (!has_shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": per-channel or per-group parameters need a known shape"));
-  }
-  const int64_t rank = static_cast<int64_t>(shape.size());
-  if (p.axis < 0 || p.axis >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": axis ", p.axis, " is out of range for rank ",
-                     rank, " (use -1 for per tensor)"));
-  }
-  const int64_t dim = shape[p.axis];
-  if (p.group_size == 0) {
-    if (static_cast<int64_t>(p.scales.size()) != dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": per-channel parameters along axis ", p.axis, " need ", dim,
-          " scales (the axis' size), got ", p.scales.size()));
-    }
-    return absl::OkStatus();
-  }
-  // ONNX blocked quantization: ceil(dim / block_size) blocks, the last one
-  // possibly shorter.
-  Shape expected = shape;
-  expected[p.axis] = (dim + p.group_size - 1) / p.group_size;
-  if (!p.scales_shape.empty() && p.scales_shape != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": scales_shape is [", absl::StrJoin(p.scales_shape, ","),
-        "], expected [", absl::StrJoin(expected, ","), "] for group_size ",
-        p.group_size, " along axis ", p.axis));
-  }
-  int64_t count = 1;
-  for (int64_t d : expected) count *= d;
-  if (static_cast<int64_t>(p.scales.size()) != count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": per-group parameters need ", count, " scales (shape [",
-        absl::StrJoin(expected, ","), "]), got ", p.scales.size()));
-  }
-  return absl::OkStatus();
-}
-
 Shape ScaleShape(const QuantParams& p, const Shape& tensor_shape) {
   if (p.axis < 0) return {};
   if (p.group_size == 0) return {static_cast<int64_t>(p.scales.size())};
@@ -165,14 +75,6 @@ Attribute IntAttribute(int64_t v) {
   return a;
 }
 
-// The float value a weight's export quantizes.
-const Tensor* FloatWeight(const Graph& graph, const QuantizationPlan& plan,
-                          const std::string& name) {
-  auto it = plan.updated_initializers.find(name);
-  if (it != plan.updated_initializers.end()) return &it->second;
-  return graph.FindInitializer(name);
-}
-
 }  // namespace
 
 std::string PackFourBit(const Tensor& values) {
@@ -187,133 +89,12 @@ std::string PackFourBit(const Tensor& values) {
   return packed;
 }
 
-absl::Status ValidateQuantizationPlan(const Graph& graph,
-                                      const QuantizationPlan& plan) {
-  for (const Node& node : graph.nodes) {
-    if (!node.domain.empty() && node.domain != "ai.onnx") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("QDQ export takes the float graph, but node '",
-                       node.name, "' is in domain '", node.domain,
-                       "' (an int8-lowered graph?); export before lowering"));
-    }
-  }
-  absl::flat_hash_map<std::string, size_t> producers = ProducerIndex(graph);
-  for (const auto& [name, t] : plan.updated_initializers) {
-    const Tensor* original = graph.FindInitializer(name);
-    if (original == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("plan.updated_initializers names '", name,
-                       "', which is not an initializer of the graph"));
-    }
-    if (t.dtype() != original->dtype() || t.shape() != original->shape()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "plan.updated_initializers['", name, "'] is ", t.DebugString(),
-          " but the graph's initializer is ", original->DebugString(),
-          "; an update must keep dtype and shape"));
-    }
-  }
-  // What static and dynamic activations have in common: a float value
-  // that is a graph input or a node output, and not also a graph output if
-  // it is an input.
-  auto check_activation_value = [&](const std::string& what,
-                                    const std::string& name) -> absl::Status {
-    if (graph.FindInitializer(name) != nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is an initializer; list it in plan.weights"));
-    }
-    if (graph.FindInput(name) == nullptr && !producers.contains(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " is neither a graph input nor the output of a node"));
-    }
-    if (plan.weights.contains(name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is also listed in plan.weights"));
-    }
-    const ValueInfo* info = graph.FindValueInfo(name);
-    if (info != nullptr && info->dtype != DataType::kUndefined &&
-        info->dtype != DataType::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " is not float32; only float values can be ", "quantized"));
-    }
-    bool is_input = graph.FindInput(name) != nullptr;
-    for (const ValueInfo& out : graph.outputs) {
-      if (is_input && out.name == name) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what,
-                         " is both a graph input and a graph output; its name "
-                         "cannot be kept on both sides of a QDQ pair"));
-      }
-    }
-    return absl::OkStatus();
-  };
-  for (const auto& [name, p] : plan.activations) {
-    const std::string what = absl::StrCat("activation '", name, "'");
-    if (absl::Status s = check_activation_value(what, name); !s.ok()) {
-      return s;
-    }
-    if (plan.dynamic_activations.contains(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what,
-          " is in both plan.activations (static parameters) and "
-          "plan.dynamic_activations (parameters per batch); choose one"));
-    }
-    if (IsFourBit(p.type)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is ", QuantTypeName(p.type),
-                       "; activations are exported as int8 or uint8 only"));
-    }
-    if (p.axis != -1 || p.group_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " has axis ", p.axis, " and group_size ", p.group_size,
-          "; activations take per-tensor parameters (axis -1)"));
-    }
-    absl::Status s = CheckParams(what, p, {}, false);
-    if (!s.ok()) return s;
-  }
-  for (const std::string& name : plan.dynamic_activations) {
-    const std::string what = absl::StrCat("dynamic activation '", name, "'");
-    if (absl::Status s = check_activation_value(what, name); !s.ok()) {
-      return s;
-    }
-  }
-  for (const auto& [name, p] : plan.weights) {
-    const std::string what = absl::StrCat("weight '", name, "'");
-    const Tensor* w = FloatWeight(graph, plan, name);
-    if (w == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is not an initializer of the graph"));
-    }
-    if (w->dtype() != DataType::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " is ", w->DebugString(), "; only f32 weights are quantized"));
-    }
-    absl::Status s = CheckParams(what, p, w->shape(), true);
-    if (!s.ok()) return s;
-  }
-  absl::flat_hash_set<std::string> node_names;
-  for (const Node& node : graph.nodes) node_names.insert(node.name);
-  for (const std::string& name : plan.float_nodes) {
-    if (!node_names.contains(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "plan.float_nodes names '", name, "', which is not a node"));
-    }
-  }
-  return absl::OkStatus();
-}
+namespace {
 
-absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
-                                       const QuantizationPlan& plan,
-                                       const QdqExportOptions& options) {
-  absl::Status valid = ValidateQuantizationPlan(graph, plan);
-  if (!valid.ok()) return valid;
-
-  QdqGraph out;
-  Graph& g = out.graph;
-  g = graph;
-  for (const auto& [name, t] : plan.updated_initializers) {
-    g.initializers[name] = t;
-  }
-
+// The opset the export writes: at least 13 (per-axis QDQ), 21 when a weight
+// is 4-bit or per group (blocked QDQ).
+absl::StatusOr<int64_t> ExportOpset(const Graph& g,
+                                    const QuantizationPlan& plan) {
   bool needs_opset21 = false;
   for (const auto& [name, p] : plan.weights) {
     needs_opset21 |= IsFourBit(p.type) || p.group_size > 0;
@@ -328,174 +109,252 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
         "; QDQ export needs opset >= 13 (load the model with the opset "
         "converter enabled)"));
   }
+  return opset;
+}
 
-  const size_t original_nodes = g.nodes.size();
-  std::vector<std::vector<size_t>> before(original_nodes);
-  std::vector<std::vector<size_t>> after(original_nodes);
+// Rewrites what opset 18 spells differently: Split's implicit number of
+// outputs, and the `axes` attribute of Reduce* ops, which became an input.
+void RewriteForOpset18(Graph& g) {
+  for (Node& node : g.nodes) {
+    if (node.domain.empty() && node.op_type == "Split" && !node.has_input(1) &&
+        !node.attributes.Has("num_outputs")) {
+      // Opset 18 wants the number of equal parts spelled out.
+      node.attributes.Set(
+          "num_outputs",
+          IntAttribute(static_cast<int64_t>(node.outputs.size())));
+      continue;
+    }
+    if (!IsReduceWithAxesInputSince18(node)) continue;
+    const Attribute* axes = node.attributes.Find("axes");
+    if (axes == nullptr) continue;
+    const std::string axes_name = g.UniqueName(
+        absl::StrCat(node.name.empty() ? node.op_type : node.name, "_axes"));
+    g.initializers[axes_name] = Tensor::FromVector<int64_t>(
+        {static_cast<int64_t>(axes->ints.size())}, axes->ints);
+    node.attributes.Erase("axes");
+    node.inputs.resize(1);
+    node.inputs.push_back(axes_name);
+  }
+}
+
+// The graph being built and where its new nodes go: they are appended to
+// g.nodes, and their indices are listed next to the original node they must
+// follow or precede, to be put in order at the end.
+struct QdqBuild {
+  explicit QdqBuild(QdqGraph& qdq)
+      : out(qdq),
+        g(qdq.graph),
+        original_nodes(qdq.graph.nodes.size()),
+        before(original_nodes),
+        after(original_nodes),
+        producers(ProducerIndex(qdq.graph)) {
+    for (const ValueInfo& o : g.outputs) graph_outputs.insert(o.name);
+  }
+
+  QdqGraph& out;
+  Graph& g;
+  size_t original_nodes;
+  std::vector<std::vector<size_t>> before;
+  std::vector<std::vector<size_t>> after;
   std::vector<size_t> at_start;
+  absl::flat_hash_map<std::string, size_t> producers;
+  absl::flat_hash_set<std::string> graph_outputs;
+};
 
-  if (opset >= 18 && g.opset < 18) {
-    for (size_t i = 0; i < original_nodes; ++i) {
-      Node& node = g.nodes[i];
-      if (node.domain.empty() && node.op_type == "Split" &&
-          !node.has_input(1) && !node.attributes.Has("num_outputs")) {
-        // Opset 18 wants the number of equal parts spelled out.
-        node.attributes.Set(
-            "num_outputs",
-            IntAttribute(static_cast<int64_t>(node.outputs.size())));
-        continue;
-      }
-      if (!IsReduceWithAxesInputSince18(node)) continue;
-      const Attribute* axes = node.attributes.Find("axes");
-      if (axes == nullptr) continue;
-      const std::string axes_name = g.UniqueName(
-          absl::StrCat(node.name.empty() ? node.op_type : node.name, "_axes"));
-      g.initializers[axes_name] = Tensor::FromVector<int64_t>(
-          {static_cast<int64_t>(axes->ints.size())}, axes->ints);
-      node.attributes.Erase("axes");
-      node.inputs.resize(1);
-      node.inputs.push_back(axes_name);
+// Moves the original readers of activation `name` to the DQ output that
+// replaces it; returns that output's name. A graph output keeps its name on
+// the DQ side, so its producer then writes `*source`, a new float value.
+std::string RerouteActivation(QdqBuild& b, const std::string& name,
+                              std::string* source) {
+  Graph& g = b.g;
+  *source = name;
+  std::string dq_out;
+  if (b.graph_outputs.contains(name)) {
+    // Only a node output can be an output and quantized (validated).
+    *source = g.UniqueName(absl::StrCat(name, "_float"));
+    for (std::string& o : g.nodes[b.producers.find(name)->second].outputs) {
+      if (o == name) o = *source;
+    }
+    dq_out = name;
+  } else {
+    dq_out = g.UniqueName(absl::StrCat(name, "_dequantized"));
+  }
+  for (size_t i = 0; i < b.original_nodes; ++i) {
+    for (std::string& in : g.nodes[i].inputs) {
+      if (in == name) in = dq_out;
     }
   }
+  return dq_out;
+}
+
+// The Q node of activation `name` reading `source`: QuantizeLinear with
+// constant parameters when `p` is set, else DynamicQuantizeLinear, whose
+// scale and zero point outputs feed the DQ. Sets the names of both.
+Node ActivationQuantizer(Graph& g, const std::string& name,
+                         const std::string& source, const QuantParams* p,
+                         std::string* scale, std::string* zp) {
+  // Every base below differs, so names made before the nodes join the
+  // graph cannot collide with one another.
+  Node q;
+  if (p != nullptr) {
+    *scale = g.UniqueName(absl::StrCat(name, "_scale"));
+    g.initializers[*scale] = Tensor::Scalar<float>(p->scales[0]);
+    *zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
+    g.initializers[*zp] = ZeroPointTensor(*p, {});
+    q.op_type = "QuantizeLinear";
+    q.name = g.UniqueName(absl::StrCat(name, "_QuantizeLinear"));
+    q.inputs = {source, *scale, *zp};
+    q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized"))};
+  } else {
+    q.op_type = "DynamicQuantizeLinear";
+    q.name = g.UniqueName(absl::StrCat(name, "_DynamicQuantizeLinear"));
+    q.inputs = {source};
+    *scale = g.UniqueName(absl::StrCat(name, "_scale"));
+    *zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
+    q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized")), *scale, *zp};
+  }
+  return q;
+}
+
+// Activations: Q -> DQ after the producer (or first, for a graph input);
+// readers move to the DQ output. `p` is null for a dynamic activation.
+void QuantizeActivation(QdqBuild& b, const std::string& name,
+                        const QuantParams* p) {
+  Graph& g = b.g;
+  auto producer = b.producers.find(name);
+  std::string source;
+  const std::string dq_out = RerouteActivation(b, name, &source);
+  std::string scale, zp;
+  Node q = ActivationQuantizer(g, name, source, p, &scale, &zp);
+  const std::string quantized = q.outputs[0];
+  g.nodes.push_back(std::move(q));
+  const size_t q_index = g.nodes.size() - 1;
+  Node dq;
+  dq.op_type = "DequantizeLinear";
+  dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
+  dq.inputs = {quantized, scale, zp};
+  dq.outputs = {dq_out};
+  g.nodes.push_back(std::move(dq));
+  const size_t dq_index = g.nodes.size() - 1;
+  std::vector<size_t>& slot =
+      producer == b.producers.end() ? b.at_start : b.after[producer->second];
+  slot.push_back(q_index);
+  slot.push_back(dq_index);
+}
+
+// The integer initializer of weight `name` with its scale and zero point,
+// and the DequantizeLinear node that reads them.
+absl::StatusOr<Node> WeightDequantizer(QdqBuild& b, const std::string& name,
+                                       const QuantParams& p) {
+  Graph& g = b.g;
+  const Tensor& w = *g.FindInitializer(name);
+  const Shape scale_shape = ScaleShape(p, w.shape());
+  Tensor scale = Tensor::FromVector<float>(scale_shape, p.scales);
+  Tensor zp = ZeroPointTensor(p, scale_shape);
+  QuantizeOptions qopts;
+  qopts.axis = p.axis < 0 ? 0 : p.axis;
+  qopts.block_size = p.group_size;
+  qopts.output_type = HolderType(p.type);
+  qopts.qmin = p.qmin;
+  qopts.qmax = p.qmax;
+  Tensor q;
+  absl::Status s = QuantizeLinear(w, scale, &zp, qopts, &q);
+  if (!s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("quantizing weight '", name, "': ", s.message()));
+  }
+  const std::string q_name = g.UniqueName(absl::StrCat(name, "_quantized"));
+  g.initializers[q_name] = std::move(q);
+  const std::string scale_name = g.UniqueName(absl::StrCat(name, "_scale"));
+  g.initializers[scale_name] = std::move(scale);
+  const std::string zp_name = g.UniqueName(absl::StrCat(name, "_zero_point"));
+  g.initializers[zp_name] = std::move(zp);
+  if (IsFourBit(p.type)) {
+    b.out.four_bit_initializers.insert(q_name);
+    b.out.four_bit_initializers.insert(zp_name);
+  }
+  Node dq;
+  dq.op_type = "DequantizeLinear";
+  dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
+  dq.inputs = {q_name, scale_name, zp_name};
+  dq.outputs = {g.UniqueName(absl::StrCat(name, "_dequantized"))};
+  if (p.axis >= 0) dq.attributes.Set("axis", IntAttribute(p.axis));
+  if (p.group_size > 0) {
+    dq.attributes.Set("block_size", IntAttribute(p.group_size));
+  }
+  return dq;
+}
+
+// Weights: integer initializer -> DQ before the first quantized reader. The
+// float initializer stays only while float nodes or biases still read it.
+absl::Status QuantizeWeight(QdqBuild& b, const QuantizationPlan& plan,
+                            const std::string& name, const QuantParams& p) {
+  Graph& g = b.g;
+  std::vector<std::pair<size_t, size_t>> readers;  // (node, input slot)
+  bool float_readers = false;
+  for (size_t i = 0; i < b.original_nodes; ++i) {
+    const Node& node = g.nodes[i];
+    for (size_t s = 0; s < node.inputs.size(); ++s) {
+      if (node.inputs[s] != name) continue;
+      if (plan.float_nodes.contains(node.name) || IsBiasSlot(node, s)) {
+        float_readers = true;
+      } else {
+        readers.emplace_back(i, s);
+      }
+    }
+  }
+  if (readers.empty()) return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(Node dq, WeightDequantizer(b, name, p));
+  for (const auto& [i, s] : readers) g.nodes[i].inputs[s] = dq.outputs[0];
+  if (!float_readers) g.initializers.erase(name);
+  g.nodes.push_back(std::move(dq));
+  b.before[readers.front().first].push_back(g.nodes.size() - 1);
+  return absl::OkStatus();
+}
+
+// Puts the appended Q/DQ nodes next to the original nodes they belong to.
+void OrderNodes(QdqBuild& b) {
+  Graph& g = b.g;
+  std::vector<Node> ordered;
+  ordered.reserve(g.nodes.size());
+  for (size_t i : b.at_start) ordered.push_back(std::move(g.nodes[i]));
+  for (size_t n = 0; n < b.original_nodes; ++n) {
+    for (size_t i : b.before[n]) ordered.push_back(std::move(g.nodes[i]));
+    ordered.push_back(std::move(g.nodes[n]));
+    for (size_t i : b.after[n]) ordered.push_back(std::move(g.nodes[i]));
+  }
+  g.nodes = std::move(ordered);
+}
+
+}  // namespace
+
+absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
+                                       const QuantizationPlan& plan,
+                                       const QdqExportOptions& options) {
+  QUANTD_RETURN_IF_ERROR(ValidateQuantizationPlan(graph, plan));
+
+  QdqGraph out;
+  Graph& g = out.graph;
+  g = graph;
+  for (const auto& [name, t] : plan.updated_initializers) {
+    g.initializers[name] = t;
+  }
+  QUANTD_ASSIGN_OR_RETURN(const int64_t opset, ExportOpset(g, plan));
+  if (opset >= 18 && g.opset < 18) RewriteForOpset18(g);
   g.opset = opset;
   out.ir_version = IrVersionForOpset(opset);
 
-  absl::flat_hash_map<std::string, size_t> producers = ProducerIndex(g);
-  absl::flat_hash_set<std::string> graph_outputs;
-  for (const ValueInfo& o : g.outputs) graph_outputs.insert(o.name);
-
-  // Activations: Q -> DQ after the producer (static: QuantizeLinear with
-  // constant parameters; dynamic: DynamicQuantizeLinear, whose scale and
-  // zero point outputs feed the DequantizeLinear); readers move to the DQ
-  // output. `p` is null for a dynamic activation.
-  auto quantize_activation = [&](const std::string& name,
-                                 const QuantParams* p) {
-    const bool is_output = graph_outputs.contains(name);
-    auto producer = producers.find(name);
-    std::string source = name;
-    std::string dq_out;
-    if (is_output) {
-      // Only a node output can be an output and quantized (validated).
-      source = g.UniqueName(absl::StrCat(name, "_float"));
-      for (std::string& o : g.nodes[producer->second].outputs) {
-        if (o == name) o = source;
-      }
-      dq_out = name;
-    } else {
-      dq_out = g.UniqueName(absl::StrCat(name, "_dequantized"));
-    }
-    for (size_t i = 0; i < original_nodes; ++i) {
-      for (std::string& in : g.nodes[i].inputs) {
-        if (in == name) in = dq_out;
-      }
-    }
-    // Every base below differs, so names made before the nodes join the
-    // graph cannot collide with one another.
-    Node q;
-    std::string scale, zp;
-    if (p != nullptr) {
-      scale = g.UniqueName(absl::StrCat(name, "_scale"));
-      g.initializers[scale] = Tensor::Scalar<float>(p->scales[0]);
-      zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
-      g.initializers[zp] = ZeroPointTensor(*p, {});
-      q.op_type = "QuantizeLinear";
-      q.name = g.UniqueName(absl::StrCat(name, "_QuantizeLinear"));
-      q.inputs = {source, scale, zp};
-      q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized"))};
-    } else {
-      q.op_type = "DynamicQuantizeLinear";
-      q.name = g.UniqueName(absl::StrCat(name, "_DynamicQuantizeLinear"));
-      q.inputs = {source};
-      scale = g.UniqueName(absl::StrCat(name, "_scale"));
-      zp = g.UniqueName(absl::StrCat(name, "_zero_point"));
-      q.outputs = {g.UniqueName(absl::StrCat(name, "_quantized")), scale, zp};
-    }
-    const std::string quantized = q.outputs[0];
-    g.nodes.push_back(std::move(q));
-    const size_t q_index = g.nodes.size() - 1;
-    Node dq;
-    dq.op_type = "DequantizeLinear";
-    dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
-    dq.inputs = {quantized, scale, zp};
-    dq.outputs = {dq_out};
-    g.nodes.push_back(std::move(dq));
-    const size_t dq_index = g.nodes.size() - 1;
-    std::vector<size_t>& slot =
-        producer == producers.end() ? at_start : after[producer->second];
-    slot.push_back(q_index);
-    slot.push_back(dq_index);
-  };
-  for (const auto& [name, p] : plan.activations) quantize_activation(name, &p);
+  QdqBuild b(out);
+  for (const auto& [name, p] : plan.activations) {
+    QuantizeActivation(b, name, &p);
+  }
   for (const std::string& name : plan.dynamic_activations) {
-    quantize_activation(name, nullptr);
+    QuantizeActivation(b, name, nullptr);
   }
-
-  // Weights: integer initializer -> DQ before the first quantized reader.
   for (const auto& [name, p] : plan.weights) {
-    std::vector<std::pair<size_t, size_t>> readers;  // (node, input slot)
-    bool float_readers = false;
-    for (size_t i = 0; i < original_nodes; ++i) {
-      const Node& node = g.nodes[i];
-      for (size_t s = 0; s < node.inputs.size(); ++s) {
-        if (node.inputs[s] != name) continue;
-        if (plan.float_nodes.contains(node.name) || IsBiasSlot(node, s)) {
-          float_readers = true;
-        } else {
-          readers.emplace_back(i, s);
-        }
-      }
-    }
-    if (readers.empty()) continue;
-    const Tensor& w = *g.FindInitializer(name);
-    const Shape scale_shape = ScaleShape(p, w.shape());
-    Tensor scale = Tensor::FromVector<float>(scale_shape, p.scales);
-    Tensor zp = ZeroPointTensor(p, scale_shape);
-    QuantizeOptions qopts;
-    qopts.axis = p.axis < 0 ? 0 : p.axis;
-    qopts.block_size = p.group_size;
-    qopts.output_type = HolderType(p.type);
-    qopts.qmin = p.qmin;
-    qopts.qmax = p.qmax;
-    Tensor q;
-    absl::Status s = QuantizeLinear(w, scale, &zp, qopts, &q);
-    if (!s.ok()) {
-      return absl::InternalError(
-          absl::StrCat("quantizing weight '", name, "': ", s.message()));
-    }
-    const std::string q_name = g.UniqueName(absl::StrCat(name, "_quantized"));
-    g.initializers[q_name] = std::move(q);
-    const std::string scale_name = g.UniqueName(absl::StrCat(name, "_scale"));
-    g.initializers[scale_name] = std::move(scale);
-    const std::string zp_name = g.UniqueName(absl::StrCat(name, "_zero_point"));
-    g.initializers[zp_name] = std::move(zp);
-    if (IsFourBit(p.type)) {
-      out.four_bit_initializers.insert(q_name);
-      out.four_bit_initializers.insert(zp_name);
-    }
-    Node dq;
-    dq.op_type = "DequantizeLinear";
-    dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
-    dq.inputs = {q_name, scale_name, zp_name};
-    dq.outputs = {g.UniqueName(absl::StrCat(name, "_dequantized"))};
-    if (p.axis >= 0) dq.attributes.Set("axis", IntAttribute(p.axis));
-    if (p.group_size > 0) {
-      dq.attributes.Set("block_size", IntAttribute(p.group_size));
-    }
-    for (const auto& [i, s] : readers) g.nodes[i].inputs[s] = dq.outputs[0];
-    if (!float_readers) g.initializers.erase(name);
-    g.nodes.push_back(std::move(dq));
-    before[readers.front().first].push_back(g.nodes.size() - 1);
+    QUANTD_RETURN_IF_ERROR(QuantizeWeight(b, plan, name, p));
   }
-
-  std::vector<Node> ordered;
-  ordered.reserve(g.nodes.size());
-  for (size_t i : at_start) ordered.push_back(std::move(g.nodes[i]));
-  for (size_t n = 0; n < original_nodes; ++n) {
-    for (size_t i : before[n]) ordered.push_back(std::move(g.nodes[i]));
-    ordered.push_back(std::move(g.nodes[n]));
-    for (size_t i : after[n]) ordered.push_back(std::move(g.nodes[i]));
-  }
-  g.nodes = std::move(ordered);
+  OrderNodes(b);
   // Shape-inference results described the float graph; they are not
   // exported and would mislead whoever runs this graph.
   g.value_info.clear();

@@ -16,6 +16,7 @@
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
 #include "onnx/version_converter/convert.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -201,10 +202,7 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
           "' keeps its data in an external file; models uploaded as bytes "
           "must be self-contained (save with save_as_external_data=False)"));
     }
-    if (absl::Status s = InlineExternalData(t, *base_dir, options.limits);
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(InlineExternalData(t, *base_dir, options.limits));
   }
   LoadedModel loaded;
   loaded.ir_version = model.ir_version();
@@ -228,11 +226,8 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
                      ". Re-export with opset_version=", kTargetOpset, "."));
   }
   for (const onnx::TensorProto& t : model.graph().initializer()) {
-    if (absl::Status s = ValidateTensorProto(
-            t, options.limits, absl::StrCat("initializer '", t.name(), "'"));
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ValidateTensorProto(
+        t, options.limits, absl::StrCat("initializer '", t.name(), "'")));
   }
   try {
     onnx::checker::check_model(model);
@@ -265,13 +260,11 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
   }
   absl::StatusOr<Graph> graph = GraphFromModelProto(model, options.limits);
   if (!graph.ok()) return graph.status();
-  if (absl::Status s = TopologicalSort(*graph); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(TopologicalSort(*graph));
   if (options.check_ops) {
     const OpRegistry& registry =
         options.registry != nullptr ? *options.registry : DefaultOpRegistry();
-    if (absl::Status s = CheckOpsSupported(*graph, registry); !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(CheckOpsSupported(*graph, registry));
   }
   loaded.graph = std::move(*graph);
   return loaded;

@@ -99,8 +99,10 @@ TEST(ModelLoaderTest, LoadsAValidModel) {
 TEST(ModelLoaderTest, RejectsGarbageAndEmptyInput) {
   absl::StatusOr<LoadedModel> m =
       LoadModelFromBytes("this is not a model at all", NoOpCheck());
-  EXPECT_FALSE(m.ok());
-  EXPECT_FALSE(LoadModelFromBytes("", NoOpCheck()).ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(m.status().message(), HasSubstr("ONNX"));
+  EXPECT_EQ(LoadModelFromBytes("", NoOpCheck()).status().code(),
+            absl::StatusCode::kInvalidArgument);
   std::string noise(4096, '\0');
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = char(i * 131 + 7);
   EXPECT_FALSE(LoadModelFromBytes(noise, NoOpCheck()).ok());
@@ -145,6 +147,8 @@ TEST(ModelLoaderTest, RejectsHugeDeclaredTensors) {
   absl::StatusOr<LoadedModel> m =
       LoadModelFromBytes(Serialize(model), NoOpCheck());
   ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(m.status().message(), HasSubstr("bias"));
 }
 
 TEST(ModelLoaderTest, RejectsNaNWeightsNamingTheInitializer) {
@@ -190,6 +194,8 @@ TEST(ModelLoaderTest, RejectsGraphsWithDanglingInputs) {
   absl::StatusOr<LoadedModel> m =
       LoadModelFromBytes(Serialize(model), NoOpCheck());
   ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(m.status().message(), HasSubstr("nowhere"));
 }
 
 // Marks the bias initializer as living in `location`.
@@ -232,7 +238,12 @@ TEST(ModelLoaderTest, RefusesExternalDataOutsideTheModelFolder) {
     dir.Write("model.onnx", Serialize(WithExternalBias(location)));
     absl::StatusOr<LoadedModel> m =
         LoadModelFromFile(dir.path() + "/model.onnx", NoOpCheck());
-    EXPECT_FALSE(m.ok()) << location;
+    EXPECT_THAT(m.status().code(),
+                ::testing::AnyOf(absl::StatusCode::kPermissionDenied,
+                                 absl::StatusCode::kInvalidArgument))
+        << location << ": " << m.status();
+    EXPECT_THAT(m.status().message(),
+                HasSubstr(absl::StrCat("external data '", location, "'")));
   }
 }
 

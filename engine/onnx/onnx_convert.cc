@@ -6,10 +6,23 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "onnx/defs/schema.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
 namespace {
+
+// A NaN weight poisons every output; +-Inf is allowed (attention masks).
+absl::Status NaNError(absl::string_view what, int64_t index) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " contains NaN (first at flat index ", index,
+                   "); fix or retrain the model before quantizing it"));
+}
+
+// IEEE half precision: an all-ones exponent and a non-zero mantissa.
+bool IsHalfNaN(uint16_t bits) {
+  return (bits & 0x7C00) == 0x7C00 && (bits & 0x03FF) != 0;
+}
 
 const char* OnnxTypeName(int32_t t) {
   return onnx::TensorProto_DataType_IsValid(t)
@@ -35,9 +48,7 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto,
     return absl::InvalidArgumentError(absl::StrCat(
         what, " keeps its data in an external file that was not loaded"));
   }
-  if (absl::Status s = ValidateTensorProto(proto, limits, what); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(ValidateTensorProto(proto, limits, what));
   // Validated above: the type is supported, the size within limits and the
   // stored length matches the shape.
   const DataType type = DataTypeFromOnnx(proto.data_type());
@@ -108,17 +119,16 @@ absl::Status ValidateTensorProto(const onnx::TensorProto& proto,
                        *n * DataTypeSize(type), " bytes of raw data but has ",
                        stored, " (truncated or corrupt file?)"));
     }
-    if (type == DataType::kFloat32) {
-      const char* p = proto.raw_data().data();
-      for (int64_t i = 0; i < *n; ++i) {
-        float v;
-        std::memcpy(&v, p + 4 * i, 4);
-        if (std::isnan(v)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(what, " contains NaN (first at flat index ", i,
-                           "); fix or retrain the model before quantizing it"));
-        }
-      }
+    const char* p = proto.raw_data().data();
+    for (int64_t i = 0; type == DataType::kFloat32 && i < *n; ++i) {
+      float v;
+      std::memcpy(&v, p + 4 * i, 4);
+      if (std::isnan(v)) return NaNError(what, i);
+    }
+    for (int64_t i = 0; type == DataType::kFloat16 && i < *n; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, p + 2 * i, 2);
+      if (IsHalfNaN(bits)) return NaNError(what, i);
     }
     return absl::OkStatus();
   }
@@ -126,10 +136,15 @@ absl::Status ValidateTensorProto(const onnx::TensorProto& proto,
     case DataType::kFloat32:
       stored = proto.float_data_size();
       for (int i = 0; i < proto.float_data_size(); ++i) {
-        if (std::isnan(proto.float_data(i))) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(what, " contains NaN (first at flat index ", i,
-                           "); fix or retrain the model before quantizing it"));
+        if (std::isnan(proto.float_data(i))) return NaNError(what, i);
+      }
+      break;
+    case DataType::kFloat16:
+      // float16 values travel as their bit patterns in int32_data.
+      stored = proto.int32_data_size();
+      for (int i = 0; i < proto.int32_data_size(); ++i) {
+        if (IsHalfNaN(static_cast<uint16_t>(proto.int32_data(i)))) {
+          return NaNError(what, i);
         }
       }
       break;

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -160,12 +161,9 @@ int RemoveDeadNodes(Graph& graph) {
 absl::Status PrepareGraph(Graph& graph, const OpRegistry& registry,
                           PrepareStats* stats) {
   PrepareStats local;
-  if (absl::Status s = TopologicalSort(graph); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(TopologicalSort(graph));
   local.identities_removed = RemoveIdentities(graph);
-  if (absl::Status s = FoldConstants(graph, registry, &local.folding);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(FoldConstants(graph, registry, &local.folding));
   absl::StatusOr<int> bn = FoldBatchNormIntoConv(graph);
   if (!bn.ok()) return bn.status();
   local.batchnorms_folded = *bn;

@@ -108,6 +108,98 @@ void QuantizeWeights(const Tensor& w, int axis, int32_t qmax, Tensor* q,
   }
 }
 
+// Replaces the float weight of `node` with per-channel int8 values and
+// scales; returns the quantized node that reads them, with the input's u8
+// parameters (or dynamic_x) as attributes.
+Node QuantizedNode(Graph& graph, const Node& node, int32_t qmax,
+                   bool dynamic_activations, float x_scale, int32_t x_zp) {
+  const Tensor& w = *graph.FindInitializer(node.input(1));
+  const bool is_conv = node.op_type == "Conv";
+  const bool trans_b =
+      node.op_type == "Gemm" && node.attributes.GetInt("transB", 0) != 0;
+  Tensor wq, w_scale;
+  QuantizeWeights(w, is_conv || trans_b ? 0 : 1, qmax, &wq, &w_scale);
+  const std::string wq_name =
+      graph.UniqueName(absl::StrCat(node.input(1), "_s8"));
+  graph.initializers[wq_name] = std::move(wq);
+  const std::string ws_name =
+      graph.UniqueName(absl::StrCat(node.input(1), "_scale"));
+  graph.initializers[ws_name] = std::move(w_scale);
+
+  Node q;
+  q.name = node.name;
+  q.domain = kQuantdDomain;
+  q.op_type = is_conv ? "QuantizedConv" : "QuantizedMatMul";
+  q.inputs = {node.input(0), wq_name, ws_name};
+  if (node.has_input(2)) q.inputs.push_back(node.input(2));
+  q.outputs = node.outputs;
+  if (is_conv) {
+    q.attributes = node.attributes;
+  } else {
+    Attribute tb;
+    tb.i = trans_b ? 1 : 0;
+    q.attributes.Set("trans_b", tb);
+  }
+  if (dynamic_activations) {
+    Attribute dynamic;
+    dynamic.i = 1;
+    q.attributes.Set("dynamic_x", dynamic);
+  } else {
+    Attribute scale_attr;
+    scale_attr.type = Attribute::Type::kFloat;
+    scale_attr.f = x_scale;
+    q.attributes.Set("x_scale", scale_attr);
+    Attribute zp_attr;
+    zp_attr.i = x_zp;
+    q.attributes.Set("x_zero_point", zp_attr);
+  }
+  return q;
+}
+
+// Relu nodes that fold into the quantized node producing their input, when
+// that node is the input's only reader and the input is not a graph output.
+class ReluFusion {
+ public:
+  explicit ReluFusion(const Graph& graph) : consumers_(ConsumerCounts(graph)) {
+    for (const ValueInfo& o : graph.outputs) graph_outputs_.insert(o.name);
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      const Node& n = graph.nodes[i];
+      if (n.op_type == "Relu" && n.domain.empty()) relu_of_[n.input(0)] = i;
+    }
+  }
+
+  // Makes `q`, which writes `out`, apply the Relu that reads `out` and write
+  // the Relu's output instead; returns whether it did.
+  bool Fuse(const Graph& graph, const std::string& out, Node& q) {
+    auto relu = relu_of_.find(out);
+    if (relu == relu_of_.end() || consumers_[out] != 1 ||
+        graph_outputs_.contains(out)) {
+      return false;
+    }
+    Attribute fuse;
+    fuse.i = 1;
+    q.attributes.Set("fused_relu", fuse);
+    q.outputs[0] = graph.nodes[relu->second].outputs[0];
+    fused_.insert(relu->second);
+    return true;
+  }
+
+  void RemoveFused(Graph& graph) const {
+    if (fused_.empty()) return;
+    std::vector<Node> kept;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (!fused_.contains(i)) kept.push_back(std::move(graph.nodes[i]));
+    }
+    graph.nodes = std::move(kept);
+  }
+
+ private:
+  absl::flat_hash_map<std::string, int> consumers_;
+  absl::flat_hash_set<std::string> graph_outputs_;
+  absl::flat_hash_map<std::string, size_t> relu_of_;  // input name -> relu
+  absl::flat_hash_set<size_t> fused_;  // Relu nodes to drop, by index
+};
+
 }  // namespace
 
 absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
@@ -120,16 +212,7 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
     return absl::InvalidArgumentError(
         absl::StrCat("weight_qmax must be in [1, 127], got ", qmax));
   }
-  absl::flat_hash_map<std::string, int> consumers = ConsumerCounts(graph);
-  absl::flat_hash_set<std::string> graph_outputs;
-  for (const ValueInfo& o : graph.outputs) graph_outputs.insert(o.name);
-  // Relu nodes to drop, by index, after their producer absorbed them.
-  absl::flat_hash_set<size_t> fused;
-  absl::flat_hash_map<std::string, size_t> relu_of;  // input name -> relu
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    const Node& n = graph.nodes[i];
-    if (n.op_type == "Relu" && n.domain.empty()) relu_of[n.input(0)] = i;
-  }
+  ReluFusion relus(graph);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& node = graph.nodes[i];
     if (!IsInt8Quantizable(graph, node) ||
@@ -146,68 +229,19 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
       }
       ChooseU8Params(range->second, &x_scale, &x_zp);
     }
-    const Tensor& w = *graph.FindInitializer(node.input(1));
-    const bool is_conv = node.op_type == "Conv";
-    const bool trans_b =
-        node.op_type == "Gemm" && node.attributes.GetInt("transB", 0) != 0;
-    Tensor wq, w_scale;
-    QuantizeWeights(w, is_conv || trans_b ? 0 : 1, qmax, &wq, &w_scale);
-    const std::string wq_name =
-        graph.UniqueName(absl::StrCat(node.input(1), "_s8"));
-    graph.initializers[wq_name] = std::move(wq);
-    const std::string ws_name =
-        graph.UniqueName(absl::StrCat(node.input(1), "_scale"));
-    graph.initializers[ws_name] = std::move(w_scale);
-
-    Node q;
-    q.name = node.name;
-    q.domain = kQuantdDomain;
-    q.op_type = is_conv ? "QuantizedConv" : "QuantizedMatMul";
-    q.inputs = {node.input(0), wq_name, ws_name};
-    if (node.has_input(2)) q.inputs.push_back(node.input(2));
-    q.outputs = node.outputs;
-    if (is_conv) {
-      q.attributes = node.attributes;
+    Node q = QuantizedNode(graph, node, qmax, options.dynamic_activations,
+                           x_scale, x_zp);
+    if (node.op_type == "Conv") {
       ++local.convs;
     } else {
-      Attribute tb;
-      tb.i = trans_b ? 1 : 0;
-      q.attributes.Set("trans_b", tb);
       ++local.matmuls;
     }
-    if (options.dynamic_activations) {
-      Attribute dynamic;
-      dynamic.i = 1;
-      q.attributes.Set("dynamic_x", dynamic);
-    } else {
-      Attribute scale_attr;
-      scale_attr.type = Attribute::Type::kFloat;
-      scale_attr.f = x_scale;
-      q.attributes.Set("x_scale", scale_attr);
-      Attribute zp_attr;
-      zp_attr.i = x_zp;
-      q.attributes.Set("x_zero_point", zp_attr);
-    }
-    const std::string& out = node.outputs[0];
-    auto relu = relu_of.find(out);
-    if (options.fuse_relu && relu != relu_of.end() && consumers[out] == 1 &&
-        !graph_outputs.contains(out)) {
-      Attribute fuse;
-      fuse.i = 1;
-      q.attributes.Set("fused_relu", fuse);
-      q.outputs[0] = graph.nodes[relu->second].outputs[0];
-      fused.insert(relu->second);
+    if (options.fuse_relu && relus.Fuse(graph, node.outputs[0], q)) {
       ++local.relus_fused;
     }
     node = std::move(q);
   }
-  if (!fused.empty()) {
-    std::vector<Node> kept;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
-      if (!fused.contains(i)) kept.push_back(std::move(graph.nodes[i]));
-    }
-    graph.nodes = std::move(kept);
-  }
+  relus.RemoveFused(graph);
   RemoveDeadNodes(graph);  // drops the float weights nothing reads any more
   if (stats != nullptr) *stats = local;
   return absl::OkStatus();

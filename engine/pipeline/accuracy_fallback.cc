@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/export/qdq_export.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -29,7 +30,7 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
       *ctx.reference, data, kMaxCachedReferenceBytes, ctx.cancelled);
   if (!reference.ok()) return reference.status();
   for (size_t i = 0; i < slots.size(); ++i) {
-    if (absl::Status s = CheckCancelled(ctx.cancelled); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
     std::map<std::string, LayerPrecision> only;
     for (const WeightSlot& other : slots) {
       only[other.node] = LayerPrecision::kFloat;
@@ -69,6 +70,71 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
   return out;
 }
 
+namespace {
+
+// Most sensitive first; ties keep the graph's order.
+std::vector<std::string> SensitivityOrder(
+    const FallbackContext& ctx,
+    const std::map<std::string, double>& sensitivity) {
+  std::vector<std::string> order;
+  for (const WeightSlot& s : ctx.rounder->slots()) order.push_back(s.node);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) {
+                     return sensitivity.at(a) > sensitivity.at(b);
+                   });
+  return order;
+}
+
+// The step sequence: int4 layers to int8 first, then layers to float.
+std::vector<std::pair<std::string, LayerPrecision>> FallbackSteps(
+    const std::vector<std::string>& order, LayerPrecision requested) {
+  std::vector<std::pair<std::string, LayerPrecision>> steps;
+  if (requested == LayerPrecision::kInt4) {
+    for (const std::string& n : order) {
+      steps.emplace_back(n, LayerPrecision::kInt8);
+    }
+  }
+  for (const std::string& n : order) {
+    steps.emplace_back(n, LayerPrecision::kFloat);
+  }
+  return steps;
+}
+
+// Evaluates `current` with its precisions as they now stand (layer `node`
+// just moved from `from`) and records the step; returns the target metric.
+absl::StatusOr<double> EvaluateStep(
+    const FallbackContext& ctx, Dataset& data,
+    const std::map<std::string, double>& sensitivity,
+    const std::map<std::string, std::string>& layers,
+    const std::vector<std::string>& order, const std::string& node,
+    LayerPrecision from, FallbackOutcome& current) {
+  const LayerPrecision to = current.precisions.at(node);
+  QUANTD_ASSIGN_OR_RETURN(
+      QuantizationPlan plan,
+      ctx.rounder->BuildPlan(current.precisions, *ctx.activation_params));
+  QUANTD_ASSIGN_OR_RETURN(
+      Evaluated e, EvaluatePlan(*ctx.graph, plan, *ctx.reference, data, layers,
+                                "", nullptr, ctx.cancelled));
+  const double metric = TargetMetric(e.metrics);
+  v1::FallbackStep step;
+  step.set_node(node);
+  step.set_from_precision(LayerPrecisionName(from));
+  step.set_to_precision(LayerPrecisionName(to));
+  step.set_metric_after(metric);
+  current.steps.push_back(step);
+  current.reasons[node] = absl::StrCat(
+      "fallback step ", current.steps.size(), ": ", LayerPrecisionName(from),
+      " -> ", LayerPrecisionName(to), " (sensitivity ",
+      Format(sensitivity.at(node)), ", rank ",
+      std::find(order.begin(), order.end(), node) - order.begin() + 1, " of ",
+      order.size(), ")");
+  current.plan = std::move(plan);
+  current.evaluated = std::move(e);
+  return metric;
+}
+
+}  // namespace
+
 absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
     const FallbackContext& ctx, Dataset& data,
     const std::map<std::string, double>& sensitivity,
@@ -89,23 +155,9 @@ absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
         " <= ", Format(bound));
     return current;
   }
-  // Most sensitive first; ties keep the graph's order.
-  std::vector<std::string> order;
-  for (const WeightSlot& s : ctx.rounder->slots()) order.push_back(s.node);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](const std::string& a, const std::string& b) {
-                     return sensitivity.at(a) > sensitivity.at(b);
-                   });
-  // The step sequence: int4 layers to int8 first, then layers to float.
-  std::vector<std::pair<std::string, LayerPrecision>> steps;
-  if (requested == LayerPrecision::kInt4) {
-    for (const std::string& n : order) {
-      steps.emplace_back(n, LayerPrecision::kInt8);
-    }
-  }
-  for (const std::string& n : order) {
-    steps.emplace_back(n, LayerPrecision::kFloat);
-  }
+  const std::vector<std::string> order = SensitivityOrder(ctx, sensitivity);
+  const std::vector<std::pair<std::string, LayerPrecision>> steps =
+      FallbackSteps(order, requested);
   FallbackOutcome best = current;  // best model with a quantized layer
   for (size_t i = 0; i < steps.size(); ++i) {
     const auto& [node, to] = steps[i];
@@ -115,28 +167,9 @@ absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
         current.precisions.begin(), current.precisions.end(),
         [](const auto& p) { return p.second == LayerPrecision::kFloat; });
     if (all_float) break;
-    absl::StatusOr<QuantizationPlan> plan =
-        ctx.rounder->BuildPlan(current.precisions, *ctx.activation_params);
-    if (!plan.ok()) return plan.status();
-    absl::StatusOr<Evaluated> e =
-        EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, layers, "",
-                     nullptr, ctx.cancelled);
-    if (!e.ok()) return e.status();
-    const double metric = TargetMetric(e->metrics);
-    v1::FallbackStep step;
-    step.set_node(node);
-    step.set_from_precision(LayerPrecisionName(from));
-    step.set_to_precision(LayerPrecisionName(to));
-    step.set_metric_after(metric);
-    current.steps.push_back(step);
-    current.reasons[node] = absl::StrCat(
-        "fallback step ", current.steps.size(), ": ", LayerPrecisionName(from),
-        " -> ", LayerPrecisionName(to), " (sensitivity ",
-        Format(sensitivity.at(node)), ", rank ",
-        std::find(order.begin(), order.end(), node) - order.begin() + 1, " of ",
-        order.size(), ")");
-    current.plan = std::move(*plan);
-    current.evaluated = std::move(*e);
+    QUANTD_ASSIGN_OR_RETURN(const double metric,
+                            EvaluateStep(ctx, data, sensitivity, layers, order,
+                                         node, from, current));
     if (ctx.progress) {
       ProgressEvent ev;
       ev.stage = "fallback";
@@ -153,7 +186,7 @@ absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
                                      " <= ", Format(bound));
       return current;
     }
-    if (absl::Status s = CheckCancelled(ctx.cancelled); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
   }
   best.steps = current.steps;
   best.met = false;

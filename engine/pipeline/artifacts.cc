@@ -8,15 +8,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
-std::string ReportToJson(const v1::QuantizationReport& report) {
+absl::StatusOr<std::string> ReportToJson(const v1::QuantizationReport& report) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(report, &out, options);
+  if (auto s =
+          google::protobuf::util::MessageToJsonString(report, &out, options);
+      !s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("the report cannot be written as JSON: ", s.ToString()));
+  }
   return out;
 }
 
@@ -44,7 +50,7 @@ absl::Status CreateOutputFolder(const std::string& dir) {
 
 absl::Status WriteArtifacts(const std::string& dir,
                             const PipelineResult& result) {
-  if (absl::Status s = CreateOutputFolder(dir); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CreateOutputFolder(dir));
   std::string tmpl = absl::StrCat(dir, "/.quantd-tmp-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) {
     return absl::PermissionDeniedError(
@@ -56,9 +62,13 @@ absl::Status WriteArtifacts(const std::string& dir,
     std::remove(absl::StrCat(tmp, "/", kReportArtifact).c_str());
     rmdir(tmp.c_str());
   };
+  absl::StatusOr<std::string> report = ReportToJson(result.report);
+  if (!report.ok()) {
+    cleanup();
+    return report.status();
+  }
   const std::pair<const char*, std::string> files[] = {
-      {kModelArtifact, result.model_bytes},
-      {kReportArtifact, ReportToJson(result.report)}};
+      {kModelArtifact, result.model_bytes}, {kReportArtifact, *report}};
   for (const auto& [name, bytes] : files) {
     const std::string path = absl::StrCat(tmp, "/", name);
     FILE* f = std::fopen(path.c_str(), "wb");

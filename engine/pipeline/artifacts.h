@@ -39,7 +39,8 @@ absl::Status WriteArtifacts(const std::string& dir,
 // calls it before the job so that a bad --out fails at once.
 absl::Status CreateOutputFolder(const std::string& dir);
 
-std::string ReportToJson(const v1::QuantizationReport& report);
+// The report as the JSON clients read (protobuf JSON, every field printed).
+absl::StatusOr<std::string> ReportToJson(const v1::QuantizationReport& report);
 
 }  // namespace quantd
 

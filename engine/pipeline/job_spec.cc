@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/enum_checks.h"
 #include "google/protobuf/util/json_util.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -51,62 +52,26 @@ bool IsInt4(v1::QuantDataType t) {
   return t == v1::QUANT_DATA_TYPE_INT4 || t == v1::QUANT_DATA_TYPE_UINT4;
 }
 
-}  // namespace
-
-absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
-  if (json.size() > kMaxJobSpecBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the job spec is ", json.size(), " bytes; the limit is ",
-                     kMaxJobSpecBytes));
-  }
-  v1::JobSpec spec;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(json.data(), json.size()), &spec, options);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the job spec is not valid JobSpec JSON: ",
-                     status.message().ToString()));
-  }
-  return spec;
+// Which mode the spec means (UNSPECIFIED is STATIC).
+v1::QuantMode ModeOf(const v1::JobSpec& spec) {
+  return spec.mode() == v1::QUANT_MODE_UNSPECIFIED ? v1::QUANT_MODE_STATIC
+                                                   : spec.mode();
 }
 
-std::string JobSpecToJson(const v1::JobSpec& spec) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = false;
-  (void)google::protobuf::util::MessageToJsonString(spec, &out, options);
-  return out;
+absl::Status CheckDataRefs(const v1::JobSpec& spec, SpecOrigin origin) {
+  const v1::Algorithms& alg = spec.algorithms();
+  const bool needs_calibration = ModeOf(spec) == v1::QUANT_MODE_STATIC ||
+                                 spec.method() == v1::METHOD_QAT ||
+                                 alg.gptq().enabled() || alg.awq().enabled() ||
+                                 alg.smooth_quant().enabled() ||
+                                 alg.bias_correction();
+  QUANTD_RETURN_IF_ERROR(CheckDataRef(spec.model(), "model", true, origin));
+  QUANTD_RETURN_IF_ERROR(CheckDataRef(
+      spec.calibration_data(), "calibration_data", needs_calibration, origin));
+  return CheckDataRef(spec.evaluation_data(), "evaluation_data", false, origin);
 }
 
-absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
-  if (absl::Status s = CheckEnumFields(spec); !s.ok()) return s;
-  const v1::QuantMode mode = spec.mode() == v1::QUANT_MODE_UNSPECIFIED
-                                 ? v1::QUANT_MODE_STATIC
-                                 : spec.mode();
-  const bool qat = spec.method() == v1::METHOD_QAT;
-  if (absl::Status s = CheckDataRef(spec.model(), "model", true, origin);
-      !s.ok()) {
-    return s;
-  }
-  const bool needs_calibration = mode == v1::QUANT_MODE_STATIC || qat ||
-                                 spec.algorithms().gptq().enabled() ||
-                                 spec.algorithms().awq().enabled() ||
-                                 spec.algorithms().smooth_quant().enabled() ||
-                                 spec.algorithms().bias_correction();
-  if (absl::Status s = CheckDataRef(spec.calibration_data(), "calibration_data",
-                                    needs_calibration, origin);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckDataRef(spec.evaluation_data(), "evaluation_data",
-                                    false, origin);
-      !s.ok()) {
-    return s;
-  }
-
+absl::Status CheckWeights(const v1::JobSpec& spec) {
   const v1::WeightScheme& w = spec.weights();
   if (w.type() == v1::QUANT_DATA_TYPE_UINT8) {
     return Invalid("weights.type",
@@ -127,7 +92,13 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
     return Invalid("weights.group_size",
                    "is only meaningful with granularity PER_GROUP");
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckActivations(const v1::JobSpec& spec) {
+  const v1::QuantMode mode = ModeOf(spec);
   const v1::ActivationScheme& a = spec.activations();
+  const v1::WeightScheme& w = spec.weights();
   if (IsInt4(a.type())) {
     return Invalid(
         "activations.type",
@@ -154,6 +125,10 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
         "must be unset in WEIGHT_ONLY mode (activations stay float)");
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status CheckCalibration(const v1::JobSpec& spec) {
   const v1::CalibrationConfig& c = spec.calibration();
   // 0 means unset (default 99.99); anything else must be in (0, 100].
   if (!(c.percentile() >= 0 && c.percentile() <= 100)) {
@@ -176,6 +151,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
                    absl::StrCat("must be in [1, 4096], got ", c.batch_size()));
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status CheckAlgorithms(const v1::JobSpec& spec) {
+  const v1::QuantMode mode = ModeOf(spec);
   const v1::Algorithms& alg = spec.algorithms();
   const double alpha = alg.smooth_quant().alpha();
   if (alpha < 0 || alpha > 1) {
@@ -203,6 +183,10 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
     return Invalid("algorithms.awq.grid_size", "must be in [1, 1000]");
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status CheckTargetsAndLabels(const v1::JobSpec& spec) {
   if (spec.sensitivity().max_samples() < 0) {
     return Invalid("sensitivity.max_samples", "must not be negative");
   }
@@ -225,6 +209,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
                                             "and values at most 63"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckQat(const v1::JobSpec& spec, SpecOrigin origin) {
+  const bool qat = spec.method() == v1::METHOD_QAT;
   if (!qat && spec.has_qat()) {
     return Invalid("qat", "is set but method is not METHOD_QAT");
   }
@@ -239,14 +228,56 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
                      "negative");
     }
     if (q.has_train_data()) {
-      if (absl::Status s =
-              CheckDataRef(q.train_data(), "qat.train_data", false, origin);
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(
+          CheckDataRef(q.train_data(), "qat.train_data", false, origin));
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
+  QUANTD_RETURN_IF_ERROR(CheckEnumFields(spec));
+  QUANTD_RETURN_IF_ERROR(CheckDataRefs(spec, origin));
+  QUANTD_RETURN_IF_ERROR(CheckWeights(spec));
+  QUANTD_RETURN_IF_ERROR(CheckActivations(spec));
+  QUANTD_RETURN_IF_ERROR(CheckCalibration(spec));
+  QUANTD_RETURN_IF_ERROR(CheckAlgorithms(spec));
+  QUANTD_RETURN_IF_ERROR(CheckTargetsAndLabels(spec));
+  return CheckQat(spec, origin);
+}
+
+absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
+  if (json.size() > kMaxJobSpecBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the job spec is ", json.size(), " bytes; the limit is ",
+                     kMaxJobSpecBytes));
+  }
+  v1::JobSpec spec;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &spec, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the job spec is not valid JobSpec JSON: ",
+                     status.message().ToString()));
+  }
+  return spec;
+}
+
+absl::StatusOr<std::string> JobSpecToJson(const v1::JobSpec& spec) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = false;
+  if (auto s = google::protobuf::util::MessageToJsonString(spec, &out, options);
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the job spec cannot be written as JSON: ", s.ToString()));
+  }
+  return out;
 }
 
 v1::JobSpec WithDefaults(const v1::JobSpec& spec) {

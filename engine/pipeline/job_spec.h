@@ -22,7 +22,7 @@ inline constexpr size_t kMaxJobSpecBytes = 1 << 20;
 // Parses protobuf JSON. Unknown fields are errors (a typo should not be
 // silently ignored), and the message names the problem.
 absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json);
-std::string JobSpecToJson(const v1::JobSpec& spec);
+absl::StatusOr<std::string> JobSpecToJson(const v1::JobSpec& spec);
 
 enum class SpecOrigin {
   kBatch,    // quantd run-job: local paths allowed

@@ -134,7 +134,7 @@ TEST(JobSpecTest, FillsDefaults) {
   EXPECT_EQ(s.calibration().percentile(), 99.99);
   EXPECT_EQ(s.calibration().batch_size(), 32);
   // Round trip through JSON.
-  absl::StatusOr<v1::JobSpec> back = ParseJobSpecJson(JobSpecToJson(s));
+  absl::StatusOr<v1::JobSpec> back = ParseJobSpecJson(*JobSpecToJson(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->SerializeAsString(), s.SerializeAsString());
 }

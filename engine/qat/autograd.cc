@@ -11,6 +11,7 @@
 #include "engine/runtime/ops/slice_geometry.h"
 #include "kernels/backward.h"
 #include "kernels/binary.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -37,7 +38,7 @@ BackwardFn Eltwise(EltwiseOp op) {
   return [op](const Node& node, const std::vector<const Tensor*>& in,
               const std::vector<const Tensor*>&,
               const std::vector<Tensor>& dout, std::vector<Tensor>* din) {
-    if (absl::Status s = NeedInputs(node, in, 1); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
     float alpha = 0, beta = 0;
     if (op == EltwiseOp::kHardSigmoid) {
       alpha = node.attributes.GetFloat("alpha", 0.2f);
@@ -53,7 +54,7 @@ BackwardFn Binary(BinaryOp op) {
   return [op](const Node& node, const std::vector<const Tensor*>& in,
               const std::vector<const Tensor*>&,
               const std::vector<Tensor>& dout, std::vector<Tensor>* din) {
-    if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
     return BinaryBackward(op, *in[0], *in[1], dout[0], &(*din)[0], &(*din)[1]);
   };
 }
@@ -63,7 +64,7 @@ absl::Status Reshaped(const Node& node, const std::vector<const Tensor*>& in,
                       const std::vector<const Tensor*>&,
                       const std::vector<Tensor>& dout,
                       std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 1); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
   absl::StatusOr<Tensor> r = dout[0].Reshaped(in[0]->shape());
   if (!r.ok()) return r.status();
   (*din)[0] = std::move(*r);
@@ -75,7 +76,7 @@ absl::Status ConvBackwardFn(const Node& node,
                             const std::vector<const Tensor*>&,
                             const std::vector<Tensor>& dout,
                             std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
   absl::StatusOr<ConvParams> p = ResolveConvParams(
       ReadConvAttributes(node), in[0]->shape(), in[1]->shape(), false);
   if (!p.ok()) return p.status();
@@ -89,7 +90,7 @@ absl::Status MatMulBackwardFn(const Node& node,
                               const std::vector<const Tensor*>&,
                               const std::vector<Tensor>& dout,
                               std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
   return MatMulBackward(*in[0], *in[1], dout[0], false, &(*din)[0], &(*din)[1]);
 }
 
@@ -98,7 +99,7 @@ absl::Status GemmBackwardFn(const Node& node,
                             const std::vector<const Tensor*>&,
                             const std::vector<Tensor>& dout,
                             std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
   const AttributeMap& a = node.attributes;
   if (a.GetInt("transA", 0) != 0 || a.GetFloat("alpha", 1.f) != 1.f ||
       a.GetFloat("beta", 1.f) != 1.f) {
@@ -106,12 +107,9 @@ absl::Status GemmBackwardFn(const Node& node,
         absl::StrCat("backward of Gemm '", node.name,
                      "' supports transA = 0 and alpha = beta = 1 only"));
   }
-  if (absl::Status s =
-          MatMulBackward(*in[0], *in[1], dout[0], a.GetInt("transB", 0) != 0,
-                         &(*din)[0], &(*din)[1]);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(MatMulBackward(*in[0], *in[1], dout[0],
+                                        a.GetInt("transB", 0) != 0, &(*din)[0],
+                                        &(*din)[1]));
   if (din->size() > 2 && node.has_input(2) && in[2] != nullptr) {
     return SumToShape(dout[0], in[2]->shape(), &(*din)[2]);
   }
@@ -123,7 +121,7 @@ BackwardFn Pool(PoolKind kind, bool global) {
                         const std::vector<const Tensor*>&,
                         const std::vector<Tensor>& dout,
                         std::vector<Tensor>* din) -> absl::Status {
-    if (absl::Status s = NeedInputs(node, in, 1); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
     PoolParams p = GlobalPoolParams(kind);
     if (!global) {
       absl::StatusOr<PoolParams> r = ReadPoolParams(node, kind);
@@ -151,7 +149,7 @@ absl::Status LayerNormFn(const Node& node, const std::vector<const Tensor*>& in,
                          const std::vector<const Tensor*>&,
                          const std::vector<Tensor>& dout,
                          std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 1); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
   const int axis = static_cast<int>(node.attributes.GetInt("axis", -1));
   const float eps = node.attributes.GetFloat("epsilon", 1e-5f);
   const Tensor* scale = in.size() > 1 ? in[1] : nullptr;
@@ -165,7 +163,7 @@ absl::Status TransposeFn(const Node& node, const std::vector<const Tensor*>& in,
                          const std::vector<const Tensor*>&,
                          const std::vector<Tensor>& dout,
                          std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 1); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
   std::vector<int64_t> perm = node.attributes.GetInts("perm");
   if (perm.empty()) {
     for (int64_t d = in[0]->rank() - 1; d >= 0; --d) perm.push_back(d);
@@ -177,7 +175,7 @@ absl::Status GatherFn(const Node& node, const std::vector<const Tensor*>& in,
                       const std::vector<const Tensor*>&,
                       const std::vector<Tensor>& dout,
                       std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
   const int axis = static_cast<int>(node.attributes.GetInt("axis", 0));
   return GatherBackward(in[0]->shape(), *in[1], axis, dout[0], &(*din)[0]);
 }
@@ -187,16 +185,13 @@ absl::Status FakeQuantFn(const Node& node, const std::vector<const Tensor*>& in,
                          const std::vector<const Tensor*>&,
                          const std::vector<Tensor>& dout,
                          std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 2); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
   absl::StatusOr<FakeQuantParams> p =
       ReadFakeQuantParams(node, *in[1], in.size() > 2 ? in[2] : nullptr);
   if (!p.ok()) return p.status();
   std::vector<float> dscale;
-  if (absl::Status s =
-          FakeQuantBackward(*in[0], *p, dout[0], &(*din)[0], &dscale);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(
+      FakeQuantBackward(*in[0], *p, dout[0], &(*din)[0], &dscale));
   (*din)[1] = Tensor::FromVector<float>(in[1]->shape(), dscale);
   return absl::OkStatus();
 }
@@ -206,7 +201,7 @@ absl::Status SliceFn(const Node& node, const std::vector<const Tensor*>& in,
                      const std::vector<const Tensor*>&,
                      const std::vector<Tensor>& dout,
                      std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 3); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 3));
   SliceArgs args;
   std::vector<int64_t>* dst[] = {&args.starts, &args.ends, &args.axes,
                                  &args.steps};
@@ -240,9 +235,7 @@ absl::Status ConcatFn(const Node& node, const std::vector<const Tensor*>& in,
   int axis = static_cast<int>(node.attributes.GetInt("axis", 0));
   if (axis < 0) axis += static_cast<int>(dout[0].rank());
   std::vector<Tensor> parts;
-  if (absl::Status s = ConcatBackward(shapes, axis, dout[0], &parts); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(ConcatBackward(shapes, axis, dout[0], &parts));
   for (size_t i = 0; i < parts.size() && i < din->size(); ++i) {
     if (in[i]->dtype() == DataType::kFloat32) (*din)[i] = std::move(parts[i]);
   }
@@ -255,7 +248,7 @@ absl::Status WhereFn(const Node& node, const std::vector<const Tensor*>& in,
                      const std::vector<const Tensor*>&,
                      const std::vector<Tensor>& dout,
                      std::vector<Tensor>* din) {
-  if (absl::Status s = NeedInputs(node, in, 3); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 3));
   const Tensor& cond = *in[0];
   const Tensor& dy = dout[0];
   if (cond.dtype() != DataType::kBool) {
@@ -290,10 +283,7 @@ absl::Status WhereFn(const Node& node, const std::vector<const Tensor*>& in,
     }
   }
   if (in[1]->dtype() == DataType::kFloat32) {
-    if (absl::Status s = SumToShape(to_x, in[1]->shape(), &(*din)[1]);
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(SumToShape(to_x, in[1]->shape(), &(*din)[1]));
   }
   if (in[2]->dtype() == DataType::kFloat32) {
     return SumToShape(to_y, in[2]->shape(), &(*din)[2]);
@@ -422,7 +412,7 @@ absl::StatusOr<Gradients> Backward(const Graph& graph, const TensorMap& values,
     return absl::OkStatus();
   };
   for (const auto& [name, g] : output_grads) {
-    if (absl::Status s = accumulate(name, g); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(accumulate(name, g));
   }
   auto find = [&](const std::string& name) -> const Tensor* {
     if (name.empty()) return nullptr;
@@ -464,10 +454,7 @@ absl::StatusOr<Gradients> Backward(const Graph& graph, const TensorMap& values,
     }
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       if (!din[i].defined() || !live.contains(node.inputs[i])) continue;
-      if (absl::Status s = accumulate(node.inputs[i], std::move(din[i]));
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(accumulate(node.inputs[i], std::move(din[i])));
     }
   }
   Gradients out;

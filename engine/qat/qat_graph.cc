@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/runtime/op_registry.h"
 #include "engine/runtime/ops/fake_quant_op.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -46,6 +47,48 @@ Node FakeQuantNode(Graph& g, const std::string& input,
   return n;
 }
 
+// The graph's nodes after `prologue`, reading FakeQuant outputs instead of
+// the values in `renamed`, each followed by the activation FakeQuants in
+// `after` of what it writes.
+std::vector<Node> ReadFakeQuantized(
+    const Graph& graph, const QuantizationPlan& plan,
+    const std::map<std::string, std::string>& renamed,
+    const std::map<std::string, Node>& after, std::vector<Node> prologue) {
+  std::vector<Node> nodes = std::move(prologue);
+  for (Node n : graph.nodes) {
+    const bool float_node = plan.float_nodes.contains(n.name);
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto r = renamed.find(n.inputs[i]);
+      if (r == renamed.end()) continue;
+      // Float layers read float weights; biases of Conv/Gemm stay float.
+      const bool weight = plan.weights.contains(n.inputs[i]);
+      const bool bias = i == 2 && (n.op_type == "Conv" || n.op_type == "Gemm");
+      if (weight && (float_node || bias)) continue;
+      n.inputs[i] = r->second;
+    }
+    const std::vector<std::string> outputs = n.outputs;
+    nodes.push_back(std::move(n));
+    for (const std::string& o : outputs) {
+      auto a = after.find(o);
+      if (a != after.end()) nodes.push_back(a->second);
+    }
+  }
+  return nodes;
+}
+
+// Biases of quantized Conv/Gemm layers train with their weights.
+void AddTrainableBiases(const Graph& graph, const QuantizationPlan& plan,
+                        TrainingGraph& t) {
+  for (const Node& n : graph.nodes) {
+    if ((n.op_type == "Conv" || n.op_type == "Gemm") && n.domain.empty() &&
+        !plan.float_nodes.contains(n.name) &&
+        plan.weights.contains(n.input(1)) && n.has_input(2) &&
+        t.graph.FindInitializer(n.input(2)) != nullptr) {
+      t.weights.insert(n.input(2));
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
@@ -76,7 +119,6 @@ absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
     t.weights.insert(name);
     t.scales[scale] = absl::StrCat("w:", name);
   }
-  std::vector<Node> nodes;
   std::map<std::string, Node> after;  // activation FakeQuant by producer out
   for (const auto& [name, p] : plan.activations) {
     std::string scale, zp;
@@ -91,34 +133,9 @@ absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
     auto a = after.find(in.name);
     if (a != after.end()) prologue.push_back(a->second);
   }
-  nodes = prologue;
-  for (Node n : graph.nodes) {
-    const bool float_node = plan.float_nodes.contains(n.name);
-    for (size_t i = 0; i < n.inputs.size(); ++i) {
-      auto r = renamed.find(n.inputs[i]);
-      if (r == renamed.end()) continue;
-      // Float layers read float weights; biases of Conv/Gemm stay float.
-      const bool weight = plan.weights.contains(n.inputs[i]);
-      const bool bias = i == 2 && (n.op_type == "Conv" || n.op_type == "Gemm");
-      if (weight && (float_node || bias)) continue;
-      n.inputs[i] = r->second;
-    }
-    const std::vector<std::string> outputs = n.outputs;
-    nodes.push_back(std::move(n));
-    for (const std::string& o : outputs) {
-      auto a = after.find(o);
-      if (a != after.end()) nodes.push_back(a->second);
-    }
-  }
-  // Biases of quantized Conv/Gemm layers train with their weights.
-  for (const Node& n : graph.nodes) {
-    if ((n.op_type == "Conv" || n.op_type == "Gemm") && n.domain.empty() &&
-        !plan.float_nodes.contains(n.name) &&
-        plan.weights.contains(n.input(1)) && n.has_input(2) &&
-        g.FindInitializer(n.input(2)) != nullptr) {
-      t.weights.insert(n.input(2));
-    }
-  }
+  std::vector<Node> nodes =
+      ReadFakeQuantized(graph, plan, renamed, after, std::move(prologue));
+  AddTrainableBiases(graph, plan, t);
   g.nodes = std::move(nodes);
   // Quantized graph outputs would need renaming; QAT keeps outputs float.
   for (ValueInfo& o : g.outputs) {
@@ -128,7 +145,7 @@ absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
           "' is quantized in the plan; training graphs keep outputs float"));
     }
   }
-  if (absl::Status s = TopologicalSort(g); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(TopologicalSort(g));
   return t;
 }
 

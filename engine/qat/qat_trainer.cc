@@ -5,7 +5,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -13,6 +16,7 @@
 #include "engine/evaluation/pipeline_evaluation.h"
 #include "engine/qat/autograd.h"
 #include "engine/runtime/executor.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -58,6 +62,28 @@ absl::Status WriteCheckpoint(const std::string& path, const TrainingGraph& t,
 }
 
 // Restores a checkpoint if one exists; returns whether it did.
+// A checkpoint written for another model (a changed spec rerun into the same
+// output folder) must not be resumed: its tensors would silently replace
+// this model's, or fail later with an unrelated message.
+absl::Status CheckCheckpointTensor(const std::string& path,
+                                   const TrainingGraph& t,
+                                   const std::string& name,
+                                   const Tensor& stored) {
+  auto it = t.graph.initializers.find(name);
+  if (it != t.graph.initializers.end() &&
+      it->second.shape() == stored.shape() &&
+      it->second.dtype() == stored.dtype()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the QAT checkpoint '", path, "' was written for another model ('", name,
+      "' is ", ShapeToString(stored.shape()), " there",
+      it == t.graph.initializers.end()
+          ? ", absent here"
+          : absl::StrCat(", ", ShapeToString(it->second.shape()), " here"),
+      "); delete the checkpoint or use another output folder"));
+}
+
 absl::StatusOr<bool> ReadCheckpoint(const std::string& path, TrainingGraph* t,
                                     const std::set<std::string>& names,
                                     Optimizer* opt,
@@ -72,8 +98,12 @@ absl::StatusOr<bool> ReadCheckpoint(const std::string& path, TrainingGraph* t,
     absl::StatusOr<Tensor> a = (*f)->ReadArray(name);
     if (!a.ok()) return a.status();
     if (name.rfind("param/", 0) == 0 && names.contains(name.substr(6))) {
+      QUANTD_RETURN_IF_ERROR(
+          CheckCheckpointTensor(path, *t, name.substr(6), *a));
       t->graph.initializers[name.substr(6)] = *a;
     } else if (name.rfind("best/", 0) == 0 && names.contains(name.substr(5))) {
+      QUANTD_RETURN_IF_ERROR(
+          CheckCheckpointTensor(path, *t, name.substr(5), *a));
       (*best)[name.substr(5)] = *a;
     } else if (name.rfind("opt/", 0) == 0) {
       opt_state.emplace_back(name.substr(4), *a);
@@ -81,7 +111,7 @@ absl::StatusOr<bool> ReadCheckpoint(const std::string& path, TrainingGraph* t,
       *best_metric = a->data<float>()[0];
     }
   }
-  if (absl::Status s = opt->RestoreState(opt_state); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(opt->RestoreState(opt_state));
   return true;
 }
 
@@ -125,6 +155,199 @@ absl::StatusOr<HeldOutFigures> HeldOut(const Graph& float_graph,
                         batches > 0 ? sum / batches : 0};
 }
 
+OptimizerOptions RunOptimizerOptions(const QatOptions& options) {
+  OptimizerOptions oo = options.optimizer;
+  oo.total_steps = options.max_steps;
+  return oo;
+}
+
+// What the training loop carries from step to step.
+struct QatRun {
+  QatRun(const Graph& float_graph, TrainingGraph* training, Dataset* held_out,
+         const QatOptions& options, const std::atomic<bool>* cancelled,
+         std::set<std::string> trainable)
+      : float_graph(float_graph),
+        training(training),
+        held_out(held_out),
+        options(options),
+        cancelled(cancelled),
+        names(std::move(trainable)),
+        opt(RunOptimizerOptions(options)),
+        best(Snapshot(*training, names)) {
+    for (const std::string& w : training->weights) decay[w] = true;
+  }
+
+  const Graph& float_graph;
+  TrainingGraph* training;
+  Dataset* held_out;
+  const QatOptions& options;
+  const std::atomic<bool>* cancelled;
+  const std::set<std::string> names;
+  std::map<std::string, bool> decay;
+  Optimizer opt;
+  // The trainable tensors that scored best_metric (their held-out selection
+  // figure, lower is better).
+  std::map<std::string, Tensor> best;
+  double best_metric = INFINITY;
+};
+
+// Restores the checkpoint if there is one; otherwise scores the starting
+// weights, so that training keeps only weights that beat them. Returns
+// whether it resumed.
+absl::StatusOr<bool> StartRun(QatRun& run) {
+  QUANTD_ASSIGN_OR_RETURN(
+      const bool resumed,
+      ReadCheckpoint(run.options.checkpoint_path, run.training, run.names,
+                     &run.opt, &run.best, &run.best_metric));
+  if (run.held_out != nullptr && !resumed) {
+    QUANTD_ASSIGN_OR_RETURN(
+        const HeldOutFigures m,
+        HeldOut(run.float_graph, run.training->graph, *run.held_out,
+                run.options.loss, run.cancelled));
+    run.best_metric = m.selection;
+  }
+  return resumed;
+}
+
+// The next training batch; an epoch's end starts over.
+absl::StatusOr<DataBatch> NextBatch(Dataset* train) {
+  QUANTD_ASSIGN_OR_RETURN(std::optional<DataBatch> batch, train->Next());
+  if (!batch.has_value()) {
+    QUANTD_RETURN_IF_ERROR(train->Rewind());
+    QUANTD_ASSIGN_OR_RETURN(batch, train->Next());
+    if (!batch.has_value()) {
+      return absl::InvalidArgumentError("the training data has no batch");
+    }
+  }
+  return *std::move(batch);
+}
+
+struct StepGradients {
+  LossResult loss;
+  Gradients grads;  // empty when the loss is not finite
+};
+
+// The student's loss on `b` against the teacher and, when that is finite,
+// the gradients of the trainable tensors.
+absl::StatusOr<StepGradients> LossAndGradients(QatRun& run, Executor& teacher,
+                                               const DataBatch& b) {
+  QUANTD_ASSIGN_OR_RETURN(const RunResult t, teacher.Run(b.feeds));
+  // The student's kernels are built per step: weights change in place.
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> student,
+                          Executor::Create(run.training->graph));
+  RunOptions ro;
+  ro.keep_all_values = true;
+  QUANTD_ASSIGN_OR_RETURN(const RunResult s, student->Run(b.feeds, ro));
+  const Tensor& labels = b.targets.defined() ? b.targets : b.labels;
+  StepGradients out;
+  QUANTD_ASSIGN_OR_RETURN(out.loss, TrainingLoss(s.outputs[0], t.outputs[0],
+                                                 labels, run.options.loss));
+  if (!std::isfinite(out.loss.loss)) return out;
+  TensorMap values = s.values;
+  for (const auto& [k, v] : b.feeds) values[k] = v;
+  const std::string& output = run.training->graph.outputs[0].name;
+  QUANTD_ASSIGN_OR_RETURN(out.grads,
+                          Backward(run.training->graph, values,
+                                   {{output, out.loss.grad}}, run.names));
+  return out;
+}
+
+// One optimizer step over the trainable tensors.
+absl::StatusOr<StepInfo> UpdateParameters(QatRun& run, const Gradients& grads) {
+  TrainingGraph* training = run.training;
+  std::map<std::string, Tensor*> params;
+  std::map<std::string, const Tensor*> gptr;
+  for (const std::string& n : run.names) {
+    params[n] = &training->graph.initializers.at(n);
+    gptr[n] = &grads.at(n);
+  }
+  QUANTD_ASSIGN_OR_RETURN(const StepInfo info,
+                          run.opt.Step(params, gptr, run.decay));
+  // Learned step sizes stay positive.
+  for (const auto& [scale, entry] : training->scales) {
+    if (!run.names.contains(scale)) continue;
+    float* d = training->graph.initializers.at(scale).mutable_data<float>();
+    for (int64_t i = 0;
+         i < training->graph.initializers.at(scale).num_elements(); ++i) {
+      d[i] = std::max(d[i], 1e-8f);
+    }
+  }
+  return info;
+}
+
+// Puts the step on the training curve (every 10th step, and every step
+// scored on held-out data, which may become the best), and writes a
+// checkpoint when one is due.
+absl::Status RecordStep(QatRun& run, const StepInfo& info, double loss,
+                        const TrainingPointCallback& on_point,
+                        QatOutcome& out) {
+  const QatOptions& options = run.options;
+  v1::TrainingPoint point;
+  point.set_step(info.step);
+  point.set_loss(loss);
+  point.set_learning_rate(info.learning_rate);
+  const bool eval_now =
+      run.held_out != nullptr && (info.step % options.eval_every_steps == 0 ||
+                                  info.step == options.max_steps);
+  if (eval_now) {
+    QUANTD_ASSIGN_OR_RETURN(
+        const HeldOutFigures m,
+        HeldOut(run.float_graph, run.training->graph, *run.held_out,
+                options.loss, run.cancelled));
+    point.set_held_out_metric(m.metric);
+    if (m.selection <= run.best_metric) {
+      run.best_metric = m.selection;
+      run.best = Snapshot(*run.training, run.names);
+    }
+  }
+  if (eval_now || info.step % 10 == 0) {
+    out.curve.push_back(point);
+    if (on_point) on_point(point);
+  }
+  if (options.checkpoint_every_steps > 0 &&
+      info.step % options.checkpoint_every_steps == 0 &&
+      !options.checkpoint_path.empty()) {
+    QUANTD_RETURN_IF_ERROR(WriteCheckpoint(options.checkpoint_path,
+                                           *run.training, run.names, run.opt,
+                                           run.best, run.best_metric));
+  }
+  return absl::OkStatus();
+}
+
+// Steps until max_steps, the time budget, a non-finite loss or a failed
+// optimizer step; out.stop_reason says which.
+absl::Status TrainSteps(QatRun& run, Executor& teacher, Dataset* train,
+                        const TrainingPointCallback& on_point,
+                        QatOutcome& out) {
+  const absl::Time deadline =
+      absl::Now() + absl::Seconds(run.options.time_budget_seconds);
+  QUANTD_RETURN_IF_ERROR(train->Rewind());
+  out.stop_reason = "max_steps";
+  while (run.opt.step() < run.options.max_steps) {
+    if (absl::Now() > deadline) {
+      out.stop_reason = "time_budget";
+      break;
+    }
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(run.cancelled));
+    QUANTD_ASSIGN_OR_RETURN(const DataBatch b, NextBatch(train));
+    QUANTD_ASSIGN_OR_RETURN(const StepGradients g,
+                            LossAndGradients(run, teacher, b));
+    if (!std::isfinite(g.loss.loss)) {
+      out.stop_reason =
+          absl::StrCat("the loss became non-finite at step ",
+                       run.opt.step() + 1, "; kept the best weights before it");
+      break;
+    }
+    absl::StatusOr<StepInfo> info = UpdateParameters(run, g.grads);
+    if (!info.ok()) {
+      out.stop_reason = std::string(info.status().message());
+      break;
+    }
+    QUANTD_RETURN_IF_ERROR(RecordStep(run, *info, g.loss.loss, on_point, out));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
@@ -138,135 +361,24 @@ absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
         "quantization-aware training needs max_steps > 0 and a positive time "
         "budget");
   }
-  const std::set<std::string> names =
-      Trainable(training, options.learned_step_size);
-  if (absl::Status s = CheckDifferentiable(training->graph, names); !s.ok()) {
-    return s;
+  if (options.eval_every_steps < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "eval_every_steps must be at least 1, got ", options.eval_every_steps));
   }
-  std::map<std::string, bool> decay;
-  for (const std::string& w : training->weights) decay[w] = true;
-  OptimizerOptions oo = options.optimizer;
-  oo.total_steps = options.max_steps;
-  Optimizer opt(oo);
+  std::set<std::string> names = Trainable(training, options.learned_step_size);
+  QUANTD_RETURN_IF_ERROR(CheckDifferentiable(training->graph, names));
+  QatRun run(float_graph, training, held_out, options, cancelled,
+             std::move(names));
   QatOutcome out;
-  std::map<std::string, Tensor> best = Snapshot(*training, names);
-  double best_metric = INFINITY;
-  absl::StatusOr<bool> resumed = ReadCheckpoint(
-      options.checkpoint_path, training, names, &opt, &best, &best_metric);
-  if (!resumed.ok()) return resumed.status();
-  out.resumed_from = *resumed ? opt.step() : 0;
-  if (held_out != nullptr && !*resumed) {
-    absl::StatusOr<HeldOutFigures> m = HeldOut(
-        float_graph, training->graph, *held_out, options.loss, cancelled);
-    if (!m.ok()) return m.status();
-    best_metric = m->selection;
-  }
-
-  absl::StatusOr<std::unique_ptr<Executor>> teacher =
-      Executor::Create(float_graph);
-  if (!teacher.ok()) return teacher.status();
-  const std::string output = training->graph.outputs[0].name;
-  const absl::Time deadline =
-      absl::Now() + absl::Seconds(options.time_budget_seconds);
-  if (absl::Status s = train->Rewind(); !s.ok()) return s;
-  out.stop_reason = "max_steps";
-  while (opt.step() < options.max_steps) {
-    if (absl::Now() > deadline) {
-      out.stop_reason = "time_budget";
-      break;
-    }
-    if (absl::Status s = CheckCancelled(cancelled); !s.ok()) return s;
-    absl::StatusOr<std::optional<DataBatch>> batch = train->Next();
-    if (!batch.ok()) return batch.status();
-    if (!batch->has_value()) {  // an epoch ended: start over
-      if (absl::Status s = train->Rewind(); !s.ok()) return s;
-      batch = train->Next();
-      if (!batch.ok()) return batch.status();
-      if (!batch->has_value()) {
-        return absl::InvalidArgumentError("the training data has no batch");
-      }
-    }
-    const DataBatch& b = **batch;
-    absl::StatusOr<RunResult> t = (*teacher)->Run(b.feeds);
-    if (!t.ok()) return t.status();
-    // The student's kernels are built per step: weights change in place.
-    absl::StatusOr<std::unique_ptr<Executor>> student =
-        Executor::Create(training->graph);
-    if (!student.ok()) return student.status();
-    RunOptions ro;
-    ro.keep_all_values = true;
-    absl::StatusOr<RunResult> s = (*student)->Run(b.feeds, ro);
-    if (!s.ok()) return s.status();
-    const Tensor& labels = b.targets.defined() ? b.targets : b.labels;
-    absl::StatusOr<LossResult> loss =
-        TrainingLoss(s->outputs[0], t->outputs[0], labels, options.loss);
-    if (!loss.ok()) return loss.status();
-    if (!std::isfinite(loss->loss)) {
-      out.stop_reason =
-          absl::StrCat("the loss became non-finite at step ", opt.step() + 1,
-                       "; kept the best weights before it");
-      break;
-    }
-    TensorMap values = s->values;
-    for (const auto& [k, v] : b.feeds) values[k] = v;
-    absl::StatusOr<Gradients> grads =
-        Backward(training->graph, values, {{output, loss->grad}}, names);
-    if (!grads.ok()) return grads.status();
-    std::map<std::string, Tensor*> params;
-    std::map<std::string, const Tensor*> gptr;
-    for (const std::string& n : names) {
-      params[n] = &training->graph.initializers.at(n);
-      gptr[n] = &grads->at(n);
-    }
-    absl::StatusOr<StepInfo> info = opt.Step(params, gptr, decay);
-    if (!info.ok()) {
-      out.stop_reason = std::string(info.status().message());
-      break;
-    }
-    // Learned step sizes stay positive.
-    for (const auto& [scale, entry] : training->scales) {
-      if (!names.contains(scale)) continue;
-      float* d = training->graph.initializers.at(scale).mutable_data<float>();
-      for (int64_t i = 0;
-           i < training->graph.initializers.at(scale).num_elements(); ++i) {
-        d[i] = std::max(d[i], 1e-8f);
-      }
-    }
-    v1::TrainingPoint point;
-    point.set_step(info->step);
-    point.set_loss(loss->loss);
-    point.set_learning_rate(info->learning_rate);
-    const bool eval_now =
-        held_out != nullptr && (info->step % options.eval_every_steps == 0 ||
-                                info->step == options.max_steps);
-    if (eval_now) {
-      absl::StatusOr<HeldOutFigures> m = HeldOut(
-          float_graph, training->graph, *held_out, options.loss, cancelled);
-      if (!m.ok()) return m.status();
-      point.set_held_out_metric(m->metric);
-      if (m->selection <= best_metric) {
-        best_metric = m->selection;
-        best = Snapshot(*training, names);
-      }
-    }
-    if (eval_now || info->step % 10 == 0) {
-      out.curve.push_back(point);
-      if (on_point) on_point(point);
-    }
-    if (options.checkpoint_every_steps > 0 &&
-        info->step % options.checkpoint_every_steps == 0 &&
-        !options.checkpoint_path.empty()) {
-      if (absl::Status w = WriteCheckpoint(options.checkpoint_path, *training,
-                                           names, opt, best, best_metric);
-          !w.ok()) {
-        return w;
-      }
-    }
-  }
-  out.steps = opt.step();
+  QUANTD_ASSIGN_OR_RETURN(const bool resumed, StartRun(run));
+  out.resumed_from = resumed ? run.opt.step() : 0;
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> teacher,
+                          Executor::Create(float_graph));
+  QUANTD_RETURN_IF_ERROR(TrainSteps(run, *teacher, train, on_point, out));
+  out.steps = run.opt.step();
   if (held_out != nullptr) {
-    for (auto& [n, t] : best) training->graph.initializers[n] = t;
-    out.best_held_out = best_metric;
+    for (auto& [n, t] : run.best) training->graph.initializers[n] = t;
+    out.best_held_out = run.best_metric;
   }
   return out;
 }

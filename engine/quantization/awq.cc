@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -92,7 +93,7 @@ double MeanSquaredProduct(const float* x, int64_t m_dim, int64_t k_dim,
 absl::StatusOr<Tensor> ScaleWeightInputChannels(
     const Tensor& weight, const WeightSlot& slot,
     const std::vector<float>& scales) {
-  if (absl::Status s = CheckWeight(weight, slot); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckWeight(weight, slot));
   const int64_t k_dim = weight.dim(static_cast<int>(slot.input_axis));
   if (static_cast<int64_t>(scales.size()) != k_dim) {
     return absl::InvalidArgumentError(
@@ -117,12 +118,14 @@ absl::StatusOr<Tensor> ScaleWeightInputChannels(
   return out;
 }
 
-absl::StatusOr<AwqResult> SearchAwqScales(const Tensor& weight,
-                                          const WeightSlot& slot,
-                                          const WeightScheme& scheme,
-                                          const Tensor& inputs,
-                                          const AwqOptions& options) {
-  if (absl::Status s = CheckWeight(weight, slot); !s.ok()) return s;
+namespace {
+
+// What the search needs beyond CheckWeight: a usable grid, input rows [M, K]
+// matching the weight, and non-empty, finite weights.
+absl::Status CheckSearchArguments(const Tensor& weight, const WeightSlot& slot,
+                                  const Tensor& inputs,
+                                  const AwqOptions& options) {
+  QUANTD_RETURN_IF_ERROR(CheckWeight(weight, slot));
   if (options.grid_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "AWQ: grid_size is ", options.grid_size, "; it must be at least 1"));
@@ -141,8 +144,7 @@ absl::StatusOr<AwqResult> SearchAwqScales(const Tensor& weight,
         absl::StrCat("AWQ: weight '", slot.initializer, "' is empty (",
                      weight.DebugString(), ")"));
   }
-  const int64_t m_dim = inputs.dim(0);
-  if (m_dim == 0) {
+  if (inputs.dim(0) == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("AWQ: no input rows for weight '", slot.initializer,
                      "'; the search needs at least one calibration sample"));
@@ -153,6 +155,13 @@ absl::StatusOr<AwqResult> SearchAwqScales(const Tensor& weight,
           "AWQ: weight '", slot.initializer, "' has non-finite values"));
     }
   }
+  return absl::OkStatus();
+}
+
+// mean |x| per input channel over the rows of `inputs` [M, K].
+absl::StatusOr<std::vector<double>> MeanAbsInputs(const Tensor& inputs,
+                                                  const WeightSlot& slot) {
+  const int64_t m_dim = inputs.dim(0), k_dim = inputs.dim(1);
   const float* x = inputs.data<float>();
   std::vector<double> mean_abs(k_dim, 0.0);
   for (int64_t i = 0; i < m_dim; ++i) {
@@ -167,31 +176,53 @@ absl::StatusOr<AwqResult> SearchAwqScales(const Tensor& weight,
     }
   }
   for (double& v : mean_abs) v /= double(m_dim);
+  return mean_abs;
+}
 
-  // X W - (X / s) Q = X (W - Q / s): one product per alpha, on the error
-  // matrix rather than on two nearly equal outputs, so nothing cancels.
+// The layer's output error when its weight is quantized with input channels
+// scaled by `scales`. X W - (X / s) Q = X (W - Q / s): one product, on the
+// error matrix rather than on two nearly equal outputs, so nothing cancels.
+// `e` is scratch space of K * N floats.
+absl::StatusOr<double> ScaledQuantizationLoss(
+    const Tensor& weight, const WeightSlot& slot, const WeightScheme& scheme,
+    const Tensor& inputs, const std::vector<float>& w_kn,
+    const std::vector<float>& scales, std::vector<float>& e) {
+  const int64_t k_dim = weight.dim(static_cast<int>(slot.input_axis));
+  const int64_t n_dim = weight.dim(static_cast<int>(1 - slot.input_axis));
+  QUANTD_ASSIGN_OR_RETURN(const Tensor scaled,
+                          ScaleWeightInputChannels(weight, slot, scales));
+  QUANTD_ASSIGN_OR_RETURN(const QuantParams params,
+                          ComputeWeightParams(scaled, slot, scheme));
+  QUANTD_ASSIGN_OR_RETURN(const Tensor q, FakeQuantizeWeights(scaled, params));
+  const std::vector<float> q_kn = ToKN(q, slot.input_axis);
+  for (int64_t k = 0; k < k_dim; ++k) {
+    for (int64_t n = 0; n < n_dim; ++n) {
+      e[k * n_dim + n] = w_kn[k * n_dim + n] - q_kn[k * n_dim + n] / scales[k];
+    }
+  }
+  return MeanSquaredProduct(inputs.data<float>(), inputs.dim(0), k_dim, e,
+                            n_dim);
+}
+
+}  // namespace
+
+absl::StatusOr<AwqResult> SearchAwqScales(const Tensor& weight,
+                                          const WeightSlot& slot,
+                                          const WeightScheme& scheme,
+                                          const Tensor& inputs,
+                                          const AwqOptions& options) {
+  QUANTD_RETURN_IF_ERROR(CheckSearchArguments(weight, slot, inputs, options));
+  QUANTD_ASSIGN_OR_RETURN(const std::vector<double> mean_abs,
+                          MeanAbsInputs(inputs, slot));
   const std::vector<float> w_kn = ToKN(weight, slot.input_axis);
-  std::vector<float> e(k_dim * n_dim);
+  std::vector<float> e(w_kn.size());
   AwqResult best;
   for (int g = 0; g < options.grid_size; ++g) {
     const double alpha = double(g) / options.grid_size;
     std::vector<float> scales = ScalesForAlpha(mean_abs, alpha);
-    absl::StatusOr<Tensor> scaled =
-        ScaleWeightInputChannels(weight, slot, scales);
-    if (!scaled.ok()) return scaled.status();
-    absl::StatusOr<QuantParams> params =
-        ComputeWeightParams(*scaled, slot, scheme);
-    if (!params.ok()) return params.status();
-    absl::StatusOr<Tensor> q = FakeQuantizeWeights(*scaled, *params);
-    if (!q.ok()) return q.status();
-    const std::vector<float> q_kn = ToKN(*q, slot.input_axis);
-    for (int64_t k = 0; k < k_dim; ++k) {
-      for (int64_t n = 0; n < n_dim; ++n) {
-        e[k * n_dim + n] =
-            w_kn[k * n_dim + n] - q_kn[k * n_dim + n] / scales[k];
-      }
-    }
-    const double loss = MeanSquaredProduct(x, m_dim, k_dim, e, n_dim);
+    QUANTD_ASSIGN_OR_RETURN(
+        const double loss,
+        ScaledQuantizationLoss(weight, slot, scheme, inputs, w_kn, scales, e));
     if (g == 0) {
       best = {std::move(scales), alpha, loss, loss};
     } else if (std::isfinite(loss) && loss < best.loss) {

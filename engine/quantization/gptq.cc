@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -107,16 +108,46 @@ float QuantizeDequantize(double w, float s, int32_t zp, int32_t qmin,
   return (q - zp) * s;
 }
 
-}  // namespace
+// A 2-D weight seen as W[c][k] (output channel c, input k), whichever of its
+// axes is the input one.
+struct WeightLayout {
+  int64_t input_axis = 0;
+  int64_t kin = 0;  // inputs
+  int64_t n = 0;    // output channels
+  // Flat index of (input k, channel c) in a tensor of this orientation whose
+  // input dimension is `kdim`.
+  int64_t Flat(int64_t k, int64_t c, int64_t kdim) const {
+    return input_axis == 0 ? k * n + c : c * kdim + k;
+  }
+};
 
-absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
-                                        const WeightSlot& slot,
-                                        const WeightScheme& scheme,
-                                        const std::vector<double>& hessian,
-                                        int64_t num_rows,
-                                        const GptqOptions& options) {
-  const std::string where = absl::StrCat("GPTQ of weight '", slot.initializer,
-                                         "' (node '", slot.node, "'): ");
+// Parameters per (group, channel); one group unless per group.
+struct GroupParams {
+  bool grouped = false;
+  int64_t gs = 0;  // group size; kin unless per group
+  int64_t num_groups = 0;
+  std::vector<float> scale;
+  std::vector<int32_t> zero;
+  int32_t qmin = 0, qmax = 0;
+};
+
+struct GptqWork {
+  WeightLayout layout;
+  // H / num_rows, undamped: the proxy loss is measured against it.
+  std::vector<double> h0;
+  // h0 with dead inputs made harmless, permuted with the columns.
+  std::vector<double> h;
+  // Working copy of W as [n, kin], so that every update runs along a row.
+  std::vector<double> w;
+  // Column i of w (and row/column i of h) is input perm[i] of the weight.
+  std::vector<int64_t> perm;
+  GroupParams groups;
+};
+
+absl::Status CheckGptqArguments(const std::string& where, const Tensor& weight,
+                                const WeightSlot& slot,
+                                const std::vector<double>& hessian,
+                                int64_t num_rows, const GptqOptions& options) {
   if (weight.dtype() != DataType::kFloat32 || weight.rank() != 2 ||
       weight.num_elements() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -130,7 +161,6 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
         absl::StrCat(where, "input_axis and channel_axis must be 0 and 1"));
   }
   const int64_t kin = weight.dim(static_cast<int>(slot.input_axis));
-  const int64_t n = weight.dim(static_cast<int>(slot.channel_axis));
   if (static_cast<int64_t>(hessian.size()) != kin * kin) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "the Hessian has ", hessian.size(),
@@ -150,92 +180,123 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
     return absl::InvalidArgumentError(
         absl::StrCat(where, "the Hessian or the weight has non-finite values"));
   }
-  // Flat index of (input k, channel c) in a tensor of this orientation whose
-  // input dimension is `kdim`.
-  auto flat = [&](int64_t k, int64_t c, int64_t kdim) {
-    return slot.input_axis == 0 ? k * n + c : c * kdim + k;
-  };
-  absl::StatusOr<QuantParams> rtn_params =
-      ComputeWeightParams(weight, slot, scheme);
-  if (!rtn_params.ok()) return rtn_params.status();
-  absl::StatusOr<Tensor> rtn = FakeQuantizeWeights(weight, *rtn_params);
-  if (!rtn.ok()) return rtn.status();
-  const int32_t qmin = rtn_params->qmin, qmax = rtn_params->qmax;
+  return absl::OkStatus();
+}
 
-  // Working copies: W as [n, kin] so that every update runs along a row.
-  std::vector<double> h0(hessian);
-  for (double& v : h0) v /= static_cast<double>(num_rows);
-  std::vector<double> h(h0), w(n * kin);
+GptqWork StartWork(const Tensor& weight, const WeightSlot& slot,
+                   const std::vector<double>& hessian, int64_t num_rows) {
+  GptqWork work;
+  WeightLayout& l = work.layout;
+  l.input_axis = slot.input_axis;
+  l.kin = weight.dim(static_cast<int>(slot.input_axis));
+  l.n = weight.dim(static_cast<int>(slot.channel_axis));
+  const int64_t kin = l.kin, n = l.n;
+  work.h0 = hessian;
+  for (double& v : work.h0) v /= static_cast<double>(num_rows);
+  work.h = work.h0;
+  work.w.resize(n * kin);
   const float* src = weight.data<float>();
   for (int64_t c = 0; c < n; ++c) {
-    for (int64_t k = 0; k < kin; ++k) w[c * kin + k] = src[flat(k, c, kin)];
+    for (int64_t k = 0; k < kin; ++k)
+      work.w[c * kin + k] = src[l.Flat(k, c, kin)];
   }
   for (int64_t k = 0; k < kin; ++k) {  // inputs never active: nothing to fit
-    if (h[k * kin + k] == 0) {
-      h[k * kin + k] = 1;
-      for (int64_t c = 0; c < n; ++c) w[c * kin + k] = 0;
+    if (work.h[k * kin + k] == 0) {
+      work.h[k * kin + k] = 1;
+      for (int64_t c = 0; c < n; ++c) work.w[c * kin + k] = 0;
     }
   }
-  // Columns [k0, k0 + len) of W in the weight's orientation, so that
-  // ComputeWeightParams defines the parameters (symmetry, ranges, zero points).
-  auto columns = [&](int64_t k0, int64_t len) {
-    Tensor t(DataType::kFloat32,
-             slot.input_axis == 0 ? Shape{len, n} : Shape{n, len});
-    float* dst = t.mutable_data<float>();
-    for (int64_t c = 0; c < n; ++c) {
-      for (int64_t k = 0; k < len; ++k)
-        dst[flat(k, c, len)] = w[c * kin + k0 + k];
-    }
-    return t;
-  };
-  // Parameters per (group, channel); one group unless per group.
-  const bool grouped = scheme.granularity == WeightGranularity::kPerGroup;
-  const int64_t gs = grouped ? scheme.group_size : kin;
+  work.perm.resize(kin);
+  std::iota(work.perm.begin(), work.perm.end(), 0);
+  return work;
+}
+
+// Columns [k0, k0 + len) of W in the weight's orientation, so that
+// ComputeWeightParams defines the parameters (symmetry, ranges, zero points).
+Tensor Columns(const WeightLayout& l, const std::vector<double>& w, int64_t k0,
+               int64_t len) {
+  Tensor t(DataType::kFloat32,
+           l.input_axis == 0 ? Shape{len, l.n} : Shape{l.n, len});
+  float* dst = t.mutable_data<float>();
+  for (int64_t c = 0; c < l.n; ++c) {
+    for (int64_t k = 0; k < len; ++k)
+      dst[l.Flat(k, c, len)] = w[c * l.kin + k0 + k];
+  }
+  return t;
+}
+
+// Takes group g's parameters from `p`, computed for `t`, whose input k is
+// the group's first.
+void CopyParams(const WeightLayout& l, const Tensor& t, const QuantParams& p,
+                int64_t k, int64_t g, GroupParams& groups) {
+  for (int64_t c = 0; c < l.n; ++c) {
+    const int64_t idx = ParamIndex(
+        p, t.shape(), l.Flat(k, c, t.dim(static_cast<int>(l.input_axis))));
+    groups.scale[g * l.n + c] = p.scales[idx];
+    if (!p.zero_points.empty()) groups.zero[g * l.n + c] = p.zero_points[idx];
+  }
+}
+
+// Fills the parameters known before rounding starts: RTN's without groups,
+// static groups with act_order. Dynamic groups are filled as the sweep
+// reaches them.
+absl::Status StartGroups(const Tensor& weight, const WeightSlot& slot,
+                         const WeightScheme& scheme, const GptqOptions& options,
+                         const QuantParams& rtn_params, GptqWork& work) {
+  const WeightLayout& l = work.layout;
+  GroupParams& groups = work.groups;
+  groups.grouped = scheme.granularity == WeightGranularity::kPerGroup;
+  groups.gs = groups.grouped ? scheme.group_size : l.kin;
   // A shorter last group when allowed (scheme.allow_partial_groups).
-  const int64_t num_groups = (kin + gs - 1) / gs;
-  std::vector<float> scale((num_groups)*n);
-  std::vector<int32_t> zero(scale.size(), 0);
-  auto copy_params = [&](const Tensor& t, const QuantParams& p, int64_t k,
-                         int64_t g) {
-    for (int64_t c = 0; c < n; ++c) {
-      const int64_t idx = ParamIndex(
-          p, t.shape(), flat(k, c, t.dim(static_cast<int>(slot.input_axis))));
-      scale[g * n + c] = p.scales[idx];
-      if (!p.zero_points.empty()) zero[g * n + c] = p.zero_points[idx];
-    }
-  };
-  if (!grouped) {
-    copy_params(weight, *rtn_params, 0, 0);
+  groups.num_groups = (l.kin + groups.gs - 1) / groups.gs;
+  groups.scale.resize(groups.num_groups * l.n);
+  groups.zero.assign(groups.scale.size(), 0);
+  groups.qmin = rtn_params.qmin;
+  groups.qmax = rtn_params.qmax;
+  if (!groups.grouped) {
+    CopyParams(l, weight, rtn_params, 0, 0, groups);
   } else if (options.act_order) {
     // Static groups from the original weights (dead inputs zeroed, as in the
     // reference): permuted columns visit groups out of order.
-    const Tensor t = columns(0, kin);
-    absl::StatusOr<QuantParams> p = ComputeWeightParams(t, slot, scheme);
-    if (!p.ok()) return p.status();
-    for (int64_t g = 0; g < num_groups; ++g) copy_params(t, *p, g * gs, g);
+    const Tensor t = Columns(l, work.w, 0, l.kin);
+    QUANTD_ASSIGN_OR_RETURN(const QuantParams p,
+                            ComputeWeightParams(t, slot, scheme));
+    for (int64_t g = 0; g < groups.num_groups; ++g)
+      CopyParams(l, t, p, g * groups.gs, g, groups);
   }
+  return absl::OkStatus();
+}
 
-  std::vector<int64_t> perm(kin);
-  std::iota(perm.begin(), perm.end(), 0);
-  if (options.act_order) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      return h[a * kin + a] > h[b * kin + b];
-    });
-    std::vector<double> pw(w.size()), ph(h.size());
-    for (int64_t c = 0; c < n; ++c) {
-      for (int64_t k = 0; k < kin; ++k) pw[c * kin + k] = w[c * kin + perm[k]];
-    }
-    for (int64_t i = 0; i < kin; ++i) {
-      for (int64_t j = 0; j < kin; ++j)
-        ph[i * kin + j] = h[perm[i] * kin + perm[j]];
-    }
-    w.swap(pw);
-    h.swap(ph);
+// Orders the columns of w and the rows and columns of h by descending
+// diag(H).
+void PermuteByActivity(GptqWork& work) {
+  const int64_t kin = work.layout.kin, n = work.layout.n;
+  const std::vector<double>& h = work.h;
+  std::vector<int64_t>& perm = work.perm;
+  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
+    return h[a * kin + a] > h[b * kin + b];
+  });
+  std::vector<double> pw(work.w.size()), ph(h.size());
+  for (int64_t c = 0; c < n; ++c) {
+    for (int64_t k = 0; k < kin; ++k)
+      pw[c * kin + k] = work.w[c * kin + perm[k]];
   }
+  for (int64_t i = 0; i < kin; ++i) {
+    for (int64_t j = 0; j < kin; ++j)
+      ph[i * kin + j] = h[perm[i] * kin + perm[j]];
+  }
+  work.w.swap(pw);
+  work.h.swap(ph);
+}
 
+// InverseHessianFactor of h plus damping on the diagonal, raising the
+// damping up to 1000x until H is positive definite; empty if it never is.
+std::vector<double> DampedInverseHessianFactor(const std::vector<double>& h,
+                                               int64_t kin,
+                                               double damp_percent) {
   double mean_diag = 0;
   for (int64_t k = 0; k < kin; ++k) mean_diag += h[k * kin + k] / kin;
-  double damp = options.damp_percent * mean_diag;
+  double damp = damp_percent * mean_diag;
   std::vector<double> u;
   for (int attempt = 0; attempt < 4 && u.empty(); ++attempt) {
     std::vector<double> a(h);
@@ -243,14 +304,56 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
     if (InverseHessianFactor(a, kin)) u.swap(a);
     damp = damp > 0 ? damp * 10 : 0.01 * mean_diag;
   }
-  if (u.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(where,
-                     "the Hessian is not positive definite even with 1000x the "
-                     "damping; check the calibration inputs of this node"));
-  }
+  return u;
+}
 
-  std::vector<float> q(n * kin);
+// Rounds columns [i1, i2) of w into q, compensating within the block column
+// by column, then applies the block's error to the columns after it in one
+// pass (W -= Err U[block, i2:]).
+void RoundBlock(GptqWork& work, const std::vector<double>& u, int64_t i1,
+                int64_t i2, std::vector<double>& err, std::vector<float>& q) {
+  const int64_t kin = work.layout.kin, n = work.layout.n;
+  const GroupParams& groups = work.groups;
+  std::vector<double>& w = work.w;
+  const int64_t nb = i2 - i1;
+  err.assign(n * nb, 0.0);
+  for (int64_t i = i1; i < i2; ++i) {
+    const int64_t g = groups.grouped ? work.perm[i] / groups.gs : 0;
+    const double* ui = &u[i * kin];
+#pragma omp parallel for if (n * (i2 - i) > 65536)
+    for (int64_t c = 0; c < n; ++c) {
+      double* wc = &w[c * kin];
+      const float qv =
+          QuantizeDequantize(wc[i], groups.scale[g * n + c],
+                             groups.zero[g * n + c], groups.qmin, groups.qmax);
+      q[c * kin + i] = qv;
+      const double e = (wc[i] - qv) / ui[i];
+      err[c * nb + i - i1] = e;
+      for (int64_t j = i + 1; j < i2; ++j) wc[j] -= e * ui[j];
+    }
+  }
+  if (i2 == kin) return;
+#pragma omp parallel for if (n * nb * (kin - i2) > 65536)
+  for (int64_t c = 0; c < n; ++c) {
+    double* wc = &w[c * kin];
+    for (int64_t t = 0; t < nb; ++t) {
+      const double e = err[c * nb + t];
+      const double* ut = &u[(i1 + t) * kin];
+      for (int64_t j = i2; j < kin; ++j) wc[j] -= e * ut[j];
+    }
+  }
+}
+
+// The GPTQ sweep over all columns; returns the rounded weights as [n, kin]
+// in permuted column order.
+absl::StatusOr<std::vector<float>> RoundAllColumns(const WeightSlot& slot,
+                                                   const WeightScheme& scheme,
+                                                   const GptqOptions& options,
+                                                   const std::vector<double>& u,
+                                                   GptqWork& work) {
+  const int64_t kin = work.layout.kin;
+  const int64_t gs = work.groups.gs;
+  std::vector<float> q(work.layout.n * kin);
   std::vector<double> err;
   for (int64_t i1 = 0, i2 = 0; i1 < kin; i1 = i2) {
     i2 = std::min(i1 + options.block_size, kin);
@@ -258,82 +361,106 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
     // no update is pending and its parameters see the fully compensated
     // weights whatever the block size. (The reference code reads stale
     // in-block columns when groups are smaller than blocks.)
-    if (grouped && !options.act_order) {
+    if (work.groups.grouped && !options.act_order) {
       i2 = std::min(i2, (i1 / gs + 1) * gs);
       if (i1 % gs == 0) {
-        const Tensor t = columns(i1, std::min(gs, kin - i1));
-        absl::StatusOr<QuantParams> p = ComputeWeightParams(t, slot, scheme);
-        if (!p.ok()) return p.status();
-        copy_params(t, *p, 0, i1 / gs);
+        const Tensor t =
+            Columns(work.layout, work.w, i1, std::min(gs, kin - i1));
+        QUANTD_ASSIGN_OR_RETURN(const QuantParams p,
+                                ComputeWeightParams(t, slot, scheme));
+        CopyParams(work.layout, t, p, 0, i1 / gs, work.groups);
       }
     }
-    const int64_t nb = i2 - i1;
-    err.assign(n * nb, 0.0);
-    for (int64_t i = i1; i < i2; ++i) {
-      const int64_t g = grouped ? perm[i] / gs : 0;
-      const double* ui = &u[i * kin];
-#pragma omp parallel for if (n * (i2 - i) > 65536)
-      for (int64_t c = 0; c < n; ++c) {
-        double* wc = &w[c * kin];
-        const float qv = QuantizeDequantize(wc[i], scale[g * n + c],
-                                            zero[g * n + c], qmin, qmax);
-        q[c * kin + i] = qv;
-        const double e = (wc[i] - qv) / ui[i];
-        err[c * nb + i - i1] = e;
-        for (int64_t j = i + 1; j < i2; ++j) wc[j] -= e * ui[j];
-      }
+    RoundBlock(work, u, i1, i2, err, q);
+  }
+  return q;
+}
+
+// tr(D H D^T) with D = W - Q, one output channel (row of D) at a time.
+double ProxyLoss(const WeightLayout& l, const float* src,
+                 const std::vector<double>& h0, const Tensor& qt) {
+  const int64_t kin = l.kin, n = l.n;
+  double loss = 0;
+#pragma omp parallel for reduction(+ : loss) if (n * kin * kin > 65536)
+  for (int64_t c = 0; c < n; ++c) {
+    std::vector<double> d(kin);
+    for (int64_t k = 0; k < kin; ++k) {
+      const int64_t e = l.Flat(k, c, kin);
+      d[k] = static_cast<double>(src[e]) - qt.data<float>()[e];
     }
-    // Lazy batch update of the columns after the block: W -= Err U[block, i2:].
-    if (i2 == kin) continue;
-#pragma omp parallel for if (n * nb * (kin - i2) > 65536)
-    for (int64_t c = 0; c < n; ++c) {
-      double* wc = &w[c * kin];
-      for (int64_t t = 0; t < nb; ++t) {
-        const double e = err[c * nb + t];
-        const double* ut = &u[(i1 + t) * kin];
-        for (int64_t j = i2; j < kin; ++j) wc[j] -= e * ut[j];
-      }
+    for (int64_t k = 0; k < kin; ++k) {
+      if (d[k] != 0) loss += d[k] * Dot(&h0[k * kin], d.data(), kin);
     }
   }
+  return loss;
+}
 
+// The rounded weights back in the weight's orientation and column order,
+// with the parameters used in ComputeWeightParams' layout.
+GptqResult AssembleResult(const Tensor& weight, const QuantParams& rtn_params,
+                          const GptqWork& work, const std::vector<float>& q) {
+  const WeightLayout& l = work.layout;
+  const GroupParams& groups = work.groups;
+  const int64_t kin = l.kin, n = l.n;
   GptqResult result;
   result.weights = Tensor(DataType::kFloat32, weight.shape());
   float* out = result.weights.mutable_data<float>();
   for (int64_t c = 0; c < n; ++c) {
     for (int64_t i = 0; i < kin; ++i)
-      out[flat(perm[i], c, kin)] = q[c * kin + i];
+      out[l.Flat(work.perm[i], c, kin)] = q[c * kin + i];
   }
-  result.params = *rtn_params;  // ComputeWeightParams' layout
-  if (grouped) {
-    for (int64_t g = 0; g < num_groups; ++g) {
+  result.params = rtn_params;  // ComputeWeightParams' layout
+  if (groups.grouped) {
+    for (int64_t g = 0; g < groups.num_groups; ++g) {
       for (int64_t c = 0; c < n; ++c) {
-        const int64_t idx =
-            ParamIndex(result.params, weight.shape(), flat(g * gs, c, kin));
-        result.params.scales[idx] = scale[g * n + c];
+        const int64_t idx = ParamIndex(result.params, weight.shape(),
+                                       l.Flat(g * groups.gs, c, kin));
+        result.params.scales[idx] = groups.scale[g * n + c];
         if (!result.params.zero_points.empty()) {
-          result.params.zero_points[idx] = zero[g * n + c];
+          result.params.zero_points[idx] = groups.zero[g * n + c];
         }
       }
     }
   }
-  // tr(D H D^T) with D = W - Q, one output channel (row of D) at a time.
-  auto proxy_loss = [&](const Tensor& qt) {
-    double loss = 0;
-#pragma omp parallel for reduction(+ : loss) if (n * kin * kin > 65536)
-    for (int64_t c = 0; c < n; ++c) {
-      std::vector<double> d(kin);
-      for (int64_t k = 0; k < kin; ++k) {
-        const int64_t e = flat(k, c, kin);
-        d[k] = static_cast<double>(src[e]) - qt.data<float>()[e];
-      }
-      for (int64_t k = 0; k < kin; ++k) {
-        if (d[k] != 0) loss += d[k] * Dot(&h0[k * kin], d.data(), kin);
-      }
-    }
-    return loss;
-  };
-  result.rtn_loss = proxy_loss(*rtn);
-  result.gptq_loss = proxy_loss(result.weights);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
+                                        const WeightSlot& slot,
+                                        const WeightScheme& scheme,
+                                        const std::vector<double>& hessian,
+                                        int64_t num_rows,
+                                        const GptqOptions& options) {
+  const std::string where = absl::StrCat("GPTQ of weight '", slot.initializer,
+                                         "' (node '", slot.node, "'): ");
+  QUANTD_RETURN_IF_ERROR(
+      CheckGptqArguments(where, weight, slot, hessian, num_rows, options));
+  QUANTD_ASSIGN_OR_RETURN(const QuantParams rtn_params,
+                          ComputeWeightParams(weight, slot, scheme));
+  QUANTD_ASSIGN_OR_RETURN(const Tensor rtn,
+                          FakeQuantizeWeights(weight, rtn_params));
+
+  GptqWork work = StartWork(weight, slot, hessian, num_rows);
+  QUANTD_RETURN_IF_ERROR(
+      StartGroups(weight, slot, scheme, options, rtn_params, work));
+  if (options.act_order) PermuteByActivity(work);
+  const std::vector<double> u =
+      DampedInverseHessianFactor(work.h, work.layout.kin, options.damp_percent);
+  if (u.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(where,
+                     "the Hessian is not positive definite even with 1000x the "
+                     "damping; check the calibration inputs of this node"));
+  }
+  QUANTD_ASSIGN_OR_RETURN(const std::vector<float> q,
+                          RoundAllColumns(slot, scheme, options, u, work));
+
+  GptqResult result = AssembleResult(weight, rtn_params, work, q);
+  const float* src = weight.data<float>();
+  result.rtn_loss = ProxyLoss(work.layout, src, work.h0, rtn);
+  result.gptq_loss = ProxyLoss(work.layout, src, work.h0, result.weights);
   return result;
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/post_ops.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -60,6 +61,75 @@ int64_t ParamIndex(const QuantParams& p, const Shape& shape, int64_t i) {
   return (outer * blocks + a / p.group_size) * inner + i % inner;
 }
 
+namespace {
+
+// Which elements share a scale: the whole tensor, one output channel, or a
+// group of inputs within one output channel.
+absl::Status SetParamLayout(const Tensor& w, const WeightSlot& slot,
+                            const WeightScheme& scheme, QuantParams& p) {
+  switch (scheme.granularity) {
+    case WeightGranularity::kPerTensor:
+      p.axis = -1;
+      break;
+    case WeightGranularity::kPerChannel:
+      p.axis = slot.channel_axis;
+      break;
+    case WeightGranularity::kPerGroup: {
+      p.axis = slot.input_axis;
+      p.group_size = scheme.group_size;
+      const int64_t dim = w.dim(static_cast<int>(slot.input_axis));
+      if (scheme.group_size <= 0 ||
+          (dim % scheme.group_size != 0 && !scheme.allow_partial_groups)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "group size ", scheme.group_size,
+            " does not divide the input dimension ", dim, " of weight '",
+            slot.initializer, "' (node '", slot.node,
+            "'); choose a divisor, exclude the node, or set "
+            "weights.allow_partial_groups for a shorter last group"));
+      }
+      p.scales_shape = w.shape();
+      p.scales_shape[slot.input_axis] =
+          (dim + scheme.group_size - 1) / scheme.group_size;
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Scales (and zero points unless symmetric) from the range of each slice of
+// `w` that p's layout gives one scale; ranges always include 0.
+void SetScalesFromRanges(const Tensor& w, bool symmetric, QuantParams& p) {
+  const int64_t count =
+      p.axis < 0 ? 1
+                 : (p.group_size > 0 ? NumElements(p.scales_shape)
+                                     : w.dim(static_cast<int>(p.axis)));
+  std::vector<float> lo(count, 0.f), hi(count, 0.f);
+  const float* data = w.data<float>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t k = ParamIndex(p, w.shape(), i);
+    lo[k] = std::min(lo[k], data[i]);
+    hi[k] = std::max(hi[k], data[i]);
+  }
+  p.scales.resize(count);
+  if (!symmetric) p.zero_points.resize(count);
+  for (int64_t k = 0; k < count; ++k) {
+    float scale;
+    if (symmetric) {
+      scale = std::max(-lo[k], hi[k]) / p.qmax;
+    } else {
+      scale = (hi[k] - lo[k]) / (p.qmax - p.qmin);
+    }
+    if (!(scale > 0) || !std::isfinite(scale)) scale = 1.f;  // all-zero slice
+    p.scales[k] = scale;
+    if (!symmetric) {
+      p.zero_points[k] = static_cast<int32_t>(std::clamp<float>(
+          std::nearbyint(p.qmin - lo[k] / scale), p.qmin, p.qmax));
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
                                                 const WeightSlot& slot,
                                                 const WeightScheme& scheme) {
@@ -89,59 +159,8 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
   } else if (scheme.symmetric) {
     p.qmin = -p.qmax;  // int4: [-7, 7]
   }
-  switch (scheme.granularity) {
-    case WeightGranularity::kPerTensor:
-      p.axis = -1;
-      break;
-    case WeightGranularity::kPerChannel:
-      p.axis = slot.channel_axis;
-      break;
-    case WeightGranularity::kPerGroup: {
-      p.axis = slot.input_axis;
-      p.group_size = scheme.group_size;
-      const int64_t dim = w.dim(static_cast<int>(slot.input_axis));
-      if (scheme.group_size <= 0 ||
-          (dim % scheme.group_size != 0 && !scheme.allow_partial_groups)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "group size ", scheme.group_size,
-            " does not divide the input dimension ", dim, " of weight '",
-            slot.initializer, "' (node '", slot.node,
-            "'); choose a divisor, exclude the node, or set "
-            "weights.allow_partial_groups for a shorter last group"));
-      }
-      p.scales_shape = w.shape();
-      p.scales_shape[slot.input_axis] =
-          (dim + scheme.group_size - 1) / scheme.group_size;
-      break;
-    }
-  }
-  const int64_t count =
-      p.axis < 0 ? 1
-                 : (p.group_size > 0 ? NumElements(p.scales_shape)
-                                     : w.dim(static_cast<int>(p.axis)));
-  std::vector<float> lo(count, 0.f), hi(count, 0.f);
-  const float* data = w.data<float>();
-  for (int64_t i = 0; i < w.num_elements(); ++i) {
-    const int64_t k = ParamIndex(p, w.shape(), i);
-    lo[k] = std::min(lo[k], data[i]);
-    hi[k] = std::max(hi[k], data[i]);
-  }
-  p.scales.resize(count);
-  if (!scheme.symmetric) p.zero_points.resize(count);
-  for (int64_t k = 0; k < count; ++k) {
-    float scale;
-    if (scheme.symmetric) {
-      scale = std::max(-lo[k], hi[k]) / p.qmax;
-    } else {
-      scale = (hi[k] - lo[k]) / (p.qmax - p.qmin);
-    }
-    if (!(scale > 0) || !std::isfinite(scale)) scale = 1.f;  // all-zero slice
-    p.scales[k] = scale;
-    if (!scheme.symmetric) {
-      p.zero_points[k] = static_cast<int32_t>(std::clamp<float>(
-          std::nearbyint(p.qmin - lo[k] / scale), p.qmin, p.qmax));
-    }
-  }
+  QUANTD_RETURN_IF_ERROR(SetParamLayout(w, slot, scheme, p));
+  SetScalesFromRanges(w, scheme.symmetric, p);
   return p;
 }
 

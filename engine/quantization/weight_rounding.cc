@@ -126,11 +126,13 @@ absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(
     }
     absl::StatusOr<const RoundedLayer*> r = Round(slot, p);
     if (!r.ok()) return r.status();
-    // A weight shared by two layers is rounded once, by the first.
-    if (plan.weights.contains(slot.initializer)) continue;
-    plan.weights[slot.initializer] = (*r)->params;
-    if ((*r)->weight.has_value()) {
-      plan.updated_initializers[slot.initializer] = *(*r)->weight;
+    // A weight shared by two layers is rounded once, by the first; each
+    // layer still gets its own bias and its input's activation parameters.
+    if (!plan.weights.contains(slot.initializer)) {
+      plan.weights[slot.initializer] = (*r)->params;
+      if ((*r)->weight.has_value()) {
+        plan.updated_initializers[slot.initializer] = *(*r)->weight;
+      }
     }
     if ((*r)->bias.has_value()) {
       plan.updated_initializers[(*r)->bias_name] = *(*r)->bias;

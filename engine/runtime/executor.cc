@@ -4,13 +4,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     Graph graph, const OpRegistry& registry) {
-  if (absl::Status s = CheckOpsSupported(graph, registry); !s.ok()) return s;
-  if (absl::Status s = TopologicalSort(graph); !s.ok()) return s;
+  QUANTD_RETURN_IF_ERROR(CheckOpsSupported(graph, registry));
+  QUANTD_RETURN_IF_ERROR(TopologicalSort(graph));
   std::vector<std::unique_ptr<OpKernel>> kernels;
   kernels.reserve(graph.nodes.size());
   for (const Node& node : graph.nodes) {
@@ -105,76 +106,59 @@ absl::Status Executor::CheckFeeds(const TensorMap& feeds) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
-                                        const RunOptions& options) {
-  if (absl::Status s = CheckFeeds(feeds); !s.ok()) return s;
-  TensorMap values;
-  values.reserve(graph_.nodes.size() + feeds.size());
-  for (const auto& [name, t] : feeds) {
-    Tensor& v = values[name] = t;
+namespace {
+
+// What `node` reads: computed values first, then initializers; null for an
+// omitted optional input.
+std::vector<const Tensor*> NodeInputs(const Graph& graph, const Node& node,
+                                      const TensorMap& values) {
+  std::vector<const Tensor*> inputs;
+  inputs.reserve(node.inputs.size());
+  for (const std::string& name : node.inputs) {
+    if (name.empty()) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    auto it = values.find(name);
+    if (it != values.end()) {
+      inputs.push_back(&it->second);
+    } else {
+      inputs.push_back(graph.FindInitializer(name));
+    }
+  }
+  return inputs;
+}
+
+// Moves what `node` computed into `values`, showing each to the hook.
+absl::Status StoreOutputs(const Node& node, std::vector<Tensor>& outputs,
+                          const RunOptions& options, TensorMap& values) {
+  for (size_t o = 0; o < node.outputs.size(); ++o) {
+    const std::string& name = node.outputs[o];
+    if (name.empty()) continue;
+    if (!outputs[o].defined()) {
+      return absl::InternalError(
+          absl::StrCat(node.op_type, " node '", node.name,
+                       "' did not produce its output '", name, "'"));
+    }
+    Tensor& v = values[name] = std::move(outputs[o]);
     if (options.tensor_hook) {
-      if (absl::Status s = options.tensor_hook(nullptr, name, v); !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(options.tensor_hook(&node, name, v));
     }
   }
-  absl::flat_hash_set<std::string> extra(options.extra_outputs.begin(),
-                                         options.extra_outputs.end());
-  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
-    if (options.cancelled != nullptr &&
-        options.cancelled->load(std::memory_order_relaxed)) {
-      return absl::CancelledError("the run was cancelled");
-    }
-    const Node& node = graph_.nodes[i];
-    std::vector<const Tensor*> inputs;
-    inputs.reserve(node.inputs.size());
-    for (const std::string& name : node.inputs) {
-      if (name.empty()) {
-        inputs.push_back(nullptr);
-        continue;
-      }
-      auto it = values.find(name);
-      if (it != values.end()) {
-        inputs.push_back(&it->second);
-      } else {
-        inputs.push_back(graph_.FindInitializer(name));
-      }
-    }
-    std::vector<Tensor> outputs(node.outputs.size());
-    OpKernelContext ctx(node, std::move(inputs), &outputs);
-    absl::Status status = kernels_[i]->Compute(ctx);
-    if (!status.ok()) {
-      return absl::Status(status.code(),
-                          absl::StrCat(node.op_type, " node '", node.name,
-                                       "': ", status.message()));
-    }
-    for (size_t o = 0; o < node.outputs.size(); ++o) {
-      const std::string& name = node.outputs[o];
-      if (name.empty()) continue;
-      if (!outputs[o].defined()) {
-        return absl::InternalError(
-            absl::StrCat(node.op_type, " node '", node.name,
-                         "' did not produce its output '", name, "'"));
-      }
-      Tensor& v = values[name] = std::move(outputs[o]);
-      if (options.tensor_hook) {
-        if (absl::Status s = options.tensor_hook(&node, name, v); !s.ok()) {
-          return s;
-        }
-      }
-    }
-    if (!options.keep_all_values) {
-      for (const std::string& dead : last_use_[i]) {
-        if (!extra.contains(dead)) values.erase(dead);
-      }
-    }
-  }
+  return absl::OkStatus();
+}
+
+// The graph's outputs (an output may be an initializer) and the values the
+// options asked to keep.
+absl::StatusOr<RunResult> CollectResult(const Graph& graph,
+                                        const RunOptions& options,
+                                        TensorMap& values) {
   RunResult result;
-  for (const ValueInfo& out : graph_.outputs) {
+  for (const ValueInfo& out : graph.outputs) {
     auto it = values.find(out.name);
     if (it != values.end()) {
       result.outputs.push_back(it->second);
-    } else if (const Tensor* t = graph_.FindInitializer(out.name)) {
+    } else if (const Tensor* t = graph.FindInitializer(out.name)) {
       result.outputs.push_back(*t);
     } else {
       return absl::InternalError(
@@ -194,6 +178,45 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
     }
   }
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
+                                        const RunOptions& options) {
+  QUANTD_RETURN_IF_ERROR(CheckFeeds(feeds));
+  TensorMap values;
+  values.reserve(graph_.nodes.size() + feeds.size());
+  for (const auto& [name, t] : feeds) {
+    Tensor& v = values[name] = t;
+    if (options.tensor_hook) {
+      QUANTD_RETURN_IF_ERROR(options.tensor_hook(nullptr, name, v));
+    }
+  }
+  absl::flat_hash_set<std::string> extra(options.extra_outputs.begin(),
+                                         options.extra_outputs.end());
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    if (options.cancelled != nullptr &&
+        options.cancelled->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("the run was cancelled");
+    }
+    const Node& node = graph_.nodes[i];
+    std::vector<Tensor> outputs(node.outputs.size());
+    OpKernelContext ctx(node, NodeInputs(graph_, node, values), &outputs);
+    absl::Status status = kernels_[i]->Compute(ctx);
+    if (!status.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat(node.op_type, " node '", node.name,
+                                       "': ", status.message()));
+    }
+    QUANTD_RETURN_IF_ERROR(StoreOutputs(node, outputs, options, values));
+    if (!options.keep_all_values) {
+      for (const std::string& dead : last_use_[i]) {
+        if (!extra.contains(dead)) values.erase(dead);
+      }
+    }
+  }
+  return CollectResult(graph_, options, values);
 }
 
 absl::StatusOr<std::vector<Tensor>> Executor::RunOutputs(

@@ -8,6 +8,7 @@
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/convolution.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -31,10 +32,7 @@ class ConvLikeKernel : public OpKernel {
     if (bias != nullptr && !bias->defined()) bias = nullptr;
     for (const Tensor* t : {*x, *w, bias}) {
       if (t == nullptr) continue;
-      if (absl::Status s = ExpectDtype(*t, DataType::kFloat32, "operand");
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
     // Pads depend on the input shape only with auto_pad or output_shape;
     // kernels are kept per shape so each keeps its own primitive cache.

@@ -18,6 +18,7 @@
 #include "engine/runtime/ops/shape_util.h"
 #include "engine/runtime/ops/slice_geometry.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -227,7 +228,7 @@ KernelOr CreateSlice(const OpKernelInfo& info) {
       }
     }
     Tensor y;
-    if (absl::Status s = SliceCopy(**x, args, &y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(SliceCopy(**x, args, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
@@ -293,7 +294,7 @@ class TransposeKernel : public OpKernel {
     if (!x.ok()) return x.status();
     Tensor y;
     // Validates perm against the input's rank (an empty perm reverses).
-    if (absl::Status s = transpose_.Forward(**x, &y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(transpose_.Forward(**x, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   }
@@ -320,7 +321,7 @@ class CastKernel : public OpKernel {
       return absl::OkStatus();
     }
     Tensor y;
-    if (absl::Status s = cast_.Forward(**x, &y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(cast_.Forward(**x, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   }

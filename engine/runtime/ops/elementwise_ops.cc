@@ -9,6 +9,7 @@
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/binary.h"
 #include "kernels/eltwise.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -34,10 +35,7 @@ class UnaryKernel : public OpKernel {
       ctx.set_output(0, std::move(y));
       return absl::OkStatus();
     }
-    if (absl::Status s = ExpectDtype(**x, DataType::kFloat32, "input");
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kFloat32, "input"));
     return eltwise_.Forward(**x, ctx.output(0));
   }
 
@@ -173,16 +171,12 @@ class VariadicKernel : public OpKernel {
       absl::StatusOr<const Tensor*> next = ctx.required_input(i);
       if (!next.ok()) return next.status();
       Tensor out;
-      if (absl::Status s = binary_.Forward(acc, **next, &out); !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(binary_.Forward(acc, **next, &out));
       acc = std::move(out);
     }
     if (mean_ && ctx.num_inputs() > 1) {
-      if (absl::Status s = ExpectDtype(acc, DataType::kFloat32, "Mean input");
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(
+          ExpectDtype(acc, DataType::kFloat32, "Mean input"));
       const float inv = 1.f / ctx.num_inputs();
       for (float& v : acc.mutable_span<float>()) v *= inv;
     } else if (ctx.num_inputs() == 1) {
@@ -215,12 +209,10 @@ class PReluKernel : public OpKernel {
     if (!slope.ok()) return slope.status();
     Tensor zero = Tensor::Scalar<float>(0.f);
     Tensor pos, neg, scaled, y;
-    if (absl::Status s = max_.Forward(**x, zero, &pos); !s.ok()) return s;
-    if (absl::Status s = min_.Forward(**x, zero, &neg); !s.ok()) return s;
-    if (absl::Status s = mul_.Forward(neg, **slope, &scaled); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = add_.Forward(pos, scaled, &y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(max_.Forward(**x, zero, &pos));
+    QUANTD_RETURN_IF_ERROR(min_.Forward(**x, zero, &neg));
+    QUANTD_RETURN_IF_ERROR(mul_.Forward(neg, **slope, &scaled));
+    QUANTD_RETURN_IF_ERROR(add_.Forward(pos, scaled, &y));
     if (y.shape() != (*x)->shape()) {
       return absl::InvalidArgumentError(
           absl::StrCat("slope of shape ", ShapeToString((*slope)->shape()),
@@ -240,9 +232,7 @@ class PReluKernel : public OpKernel {
 absl::Status NotOp(OpKernelContext& ctx) {
   absl::StatusOr<const Tensor*> x = ctx.required_input(0);
   if (!x.ok()) return x.status();
-  if (absl::Status s = ExpectDtype(**x, DataType::kBool, "input"); !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kBool, "input"));
   Tensor y(DataType::kBool, (*x)->shape());
   const uint8_t* in = (*x)->data<uint8_t>();
   uint8_t* out = y.mutable_data<uint8_t>();
@@ -260,9 +250,7 @@ OpFunction LogicOp(Logic logic) {
     absl::StatusOr<const Tensor*> b = ctx.required_input(1);
     if (!b.ok()) return b.status();
     for (const Tensor* t : {*a, *b}) {
-      if (absl::Status s = ExpectDtype(*t, DataType::kBool, "input"); !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kBool, "input"));
     }
     absl::StatusOr<Shape> shape = BroadcastShapes((*a)->shape(), (*b)->shape());
     if (!shape.ok()) return shape.status();

@@ -7,6 +7,7 @@
 #include "kernels/binary.h"
 #include "kernels/matmul.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -20,10 +21,7 @@ class MatMulOpKernel : public OpKernel {
     absl::StatusOr<const Tensor*> b = ctx.required_input(1);
     if (!b.ok()) return b.status();
     for (const Tensor* t : {*a, *b}) {
-      if (absl::Status s = ExpectDtype(*t, DataType::kFloat32, "operand");
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
     return matmul_.Forward(**a, **b, nullptr, ctx.output(0));
   }
@@ -58,15 +56,12 @@ class GemmKernel : public OpKernel {
     }
     for (const Tensor* t : {*a, *b, c}) {
       if (t == nullptr) continue;
-      if (absl::Status s = ExpectDtype(*t, DataType::kFloat32, "operand");
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
     Tensor a_t = **a;
     if (trans_a_) {
       Tensor t;
-      if (absl::Status s = transpose_.Forward(**a, &t); !s.ok()) return s;
+      QUANTD_RETURN_IF_ERROR(transpose_.Forward(**a, &t));
       a_t = std::move(t);
     }
     const int64_t n = trans_b_ ? (*b)->dim(0) : (*b)->dim(1);
@@ -82,11 +77,8 @@ class GemmKernel : public OpKernel {
       bias = *r;
     }
     Tensor y;
-    if (absl::Status s =
-            matmul_.Forward(a_t, **b, c_is_bias ? &bias : nullptr, &y);
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(
+        matmul_.Forward(a_t, **b, c_is_bias ? &bias : nullptr, &y));
     if (alpha_ != 1.f) {
       for (float& v : y.mutable_span<float>()) v *= alpha_;
     }
@@ -97,7 +89,7 @@ class GemmKernel : public OpKernel {
         for (float& v : scaled_c.mutable_span<float>()) v *= beta_;
       }
       Tensor sum;
-      if (absl::Status s = add_.Forward(y, scaled_c, &sum); !s.ok()) return s;
+      QUANTD_RETURN_IF_ERROR(add_.Forward(y, scaled_c, &sum));
       if (sum.shape() != y.shape()) {
         return absl::InvalidArgumentError(
             absl::StrCat("C of shape ", ShapeToString(c->shape()),

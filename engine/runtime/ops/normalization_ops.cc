@@ -10,6 +10,7 @@
 #include "kernels/layer_norm.h"
 #include "kernels/reduction.h"
 #include "kernels/softmax.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -28,10 +29,7 @@ class SoftmaxKernel : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) override {
     absl::StatusOr<const Tensor*> x = ctx.required_input(0);
     if (!x.ok()) return x.status();
-    if (absl::Status s = ExpectDtype(**x, DataType::kFloat32, "input");
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kFloat32, "input"));
     absl::StatusOr<int> axis =
         NormalizeAxis(axis_, std::max(1, (*x)->rank()), "axis");
     if (!axis.ok()) return axis.status();
@@ -48,7 +46,7 @@ class SoftmaxKernel : public OpKernel {
     absl::StatusOr<Tensor> flat = (*x)->Reshaped({outer, inner});
     if (!flat.ok()) return flat.status();
     Tensor y;
-    if (absl::Status s = softmax_.Forward(*flat, &y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(softmax_.Forward(*flat, &y));
     absl::StatusOr<Tensor> back = y.Reshaped((*x)->shape());
     if (!back.ok()) return back.status();
     ctx.set_output(0, std::move(*back));
@@ -112,11 +110,8 @@ class BatchNormKernel : public OpKernel {
     for (int i = 0; i < 5; ++i) {
       absl::StatusOr<const Tensor*> t = ctx.required_input(i);
       if (!t.ok()) return t.status();
-      if (absl::Status s =
-              ExpectDtype(**t, DataType::kFloat32, absl::StrCat("input #", i));
-          !s.ok()) {
-        return s;
-      }
+      QUANTD_RETURN_IF_ERROR(
+          ExpectDtype(**t, DataType::kFloat32, absl::StrCat("input #", i)));
       in[i] = *t;
     }
     const Tensor& x = *in[0];

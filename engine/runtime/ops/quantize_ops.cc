@@ -8,6 +8,7 @@
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/quantize.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -73,10 +74,7 @@ class DynamicQuantizeLinearKernel : public OpKernel {
     absl::StatusOr<const Tensor*> x = ctx.required_input(0);
     if (!x.ok()) return x.status();
     DynamicQuantParams params;
-    if (absl::Status s = DynamicQuantizeLinear(**x, ctx.output(0), &params);
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(DynamicQuantizeLinear(**x, ctx.output(0), &params));
     // Unused trailing outputs may have no slot.
     if (ctx.num_outputs() > 1) {
       ctx.set_output(1, Tensor::Scalar<float>(params.scale));

@@ -44,6 +44,7 @@
 #include "kernels/convolution.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -72,9 +73,7 @@ class ActivationQuantizer {
 
   // Static parameters only.
   absl::Status Quantize(const Tensor& x, Tensor* q) const {
-    if (absl::Status s = ExpectDtype(x, DataType::kFloat32, "input"); !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(x, DataType::kFloat32, "input"));
     Tensor scale = Tensor::Scalar<float>(scale_);
     Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(zero_point_));
     QuantizeOptions options;
@@ -99,10 +98,7 @@ absl::StatusOr<QuantizedOpParams> ReadQuantParams(
     int64_t channels, bool fused_relu) {
   absl::StatusOr<const Tensor*> w_scale = ctx.required_input(2);
   if (!w_scale.ok()) return w_scale.status();
-  if (absl::Status s = ExpectDtype(**w_scale, DataType::kFloat32, "w_scale");
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(ExpectDtype(**w_scale, DataType::kFloat32, "w_scale"));
   QuantizedOpParams q;
   q.src_scale = act.kernel_scale();
   q.src_zero_point = act.kernel_zero_point();
@@ -110,10 +106,8 @@ absl::StatusOr<QuantizedOpParams> ReadQuantParams(
   q.dst_type = DataType::kFloat32;
   // Dynamic ops apply relu after their own epilogue.
   q.post_ops.relu = fused_relu && !act.dynamic();
-  if (absl::Status s = ValidateQuantizedOpParams(q, DataType::kUInt8, channels);
-      !s.ok()) {
-    return s;
-  }
+  QUANTD_RETURN_IF_ERROR(
+      ValidateQuantizedOpParams(q, DataType::kUInt8, channels));
   return q;
 }
 
@@ -135,13 +129,11 @@ class DynamicActivation {
   absl::Status Forward(const Tensor& x, const Shape& ones_shape,
                        int64_t channels, bool channels_first,
                        const Tensor* bias, bool relu, Run&& run, Tensor* y) {
-    if (absl::Status s = ExpectDtype(x, DataType::kFloat32, "input"); !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(x, DataType::kFloat32, "input"));
     Tensor xq;
     DynamicQuantParams p;
-    if (absl::Status s = DynamicQuantizeLinear(x, &xq, &p); !s.ok()) return s;
-    if (absl::Status s = run(xq, y); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(DynamicQuantizeLinear(x, &xq, &p));
+    QUANTD_RETURN_IF_ERROR(run(xq, y));
     const float* ones_acc = nullptr;
     if (p.zero_point != 0) {
       absl::StatusOr<const Tensor*> ones = OnesAccumulation(ones_shape, run);
@@ -187,7 +179,7 @@ class DynamicActivation {
     Tensor ones(DataType::kUInt8, shape);
     for (uint8_t& v : ones.mutable_span<uint8_t>()) v = 1;
     Tensor acc;
-    if (absl::Status s = run(ones, &acc); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(run(ones, &acc));
     // Bounded like the kernels' own caches (varying shapes).
     if (ones_acc_.size() >= 16) ones_acc_.clear();
     return &ones_acc_.emplace(key, std::move(acc)).first->second;
@@ -204,21 +196,18 @@ class QuantizedConvOp : public OpKernel {
         fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    if (absl::Status s = act_.Validate(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(act_.Validate());
     absl::StatusOr<const Tensor*> x = ctx.required_input(0);
     if (!x.ok()) return x.status();
     absl::StatusOr<const Tensor*> w = ctx.required_input(1);
     if (!w.ok()) return w.status();
-    if (absl::Status s = ExpectDtype(**w, DataType::kInt8, "weights");
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(**w, DataType::kInt8, "weights"));
     if (!act_.dynamic()) {
       absl::StatusOr<QuantizedConvolutionKernel*> k =
           Kernel(ctx, (*x)->shape(), **w);
       if (!k.ok()) return k.status();
       Tensor xq;
-      if (absl::Status s = act_.Quantize(**x, &xq); !s.ok()) return s;
+      QUANTD_RETURN_IF_ERROR(act_.Quantize(**x, &xq));
       return (*k)->Forward(xq, **w, OptionalInput(ctx, 3), ctx.output(0));
     }
     const Shape& xs = (*x)->shape();
@@ -282,15 +271,12 @@ class QuantizedMatMulOp : public OpKernel {
         fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    if (absl::Status s = act_.Validate(); !s.ok()) return s;
+    QUANTD_RETURN_IF_ERROR(act_.Validate());
     absl::StatusOr<const Tensor*> x = ctx.required_input(0);
     if (!x.ok()) return x.status();
     absl::StatusOr<const Tensor*> w = ctx.required_input(1);
     if (!w.ok()) return w.status();
-    if (absl::Status s = ExpectDtype(**w, DataType::kInt8, "weights");
-        !s.ok()) {
-      return s;
-    }
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(**w, DataType::kInt8, "weights"));
     if ((*w)->rank() != 2) {
       return absl::InvalidArgumentError(
           absl::StrCat("weights must be 2-D, got ", (*w)->DebugString()));
@@ -305,7 +291,7 @@ class QuantizedMatMulOp : public OpKernel {
     }
     if (!act_.dynamic()) {
       Tensor xq;
-      if (absl::Status s = act_.Quantize(**x, &xq); !s.ok()) return s;
+      QUANTD_RETURN_IF_ERROR(act_.Quantize(**x, &xq));
       return kernel_->Forward(xq, **w, OptionalInput(ctx, 3), ctx.output(0));
     }
     if ((*x)->rank() < 1) {

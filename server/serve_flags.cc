@@ -1,0 +1,121 @@
+#include "server/serve_flags.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "server/command_flags.h"
+
+namespace quantd {
+namespace {
+
+constexpr char kSummary[] =
+    "run the gRPC quantization service\n"
+    "(quantd serve --help for its options)";
+
+constexpr char kDescription[] =
+    R"(Runs the quantization service: gRPC (quantd.v1.QuantizationService, health,
+reflection) on --port, jobs on a worker pool, blobs and the SQLite job store
+under --data-dir. Without --tokens-file it serves one tenant ("default") on
+127.0.0.1 only. SIGTERM or SIGINT: readiness goes NOT_SERVING, new uploads
+and jobs get UNAVAILABLE, running jobs get --grace-seconds to finish and are
+then re-queued for the next start.
+)";
+
+constexpr char kFooter[] =
+    R"(Prints "quantd serving on ADDRESS:PORT" on stdout when ready.
+Exit codes: 0 after a clean shutdown, 2 bad flags or files, 1 other failure.)";
+
+// A string flag; a non-empty default shows in the help.
+void AddText(CLI::App& cmd, const std::string& name, std::string* value,
+             const std::string& type, const std::string& help) {
+  CLI::Option* option = cmd.add_option(name, *value, help)->type_name(type);
+  if (!value->empty()) option->default_str(*value);
+}
+
+void AddAddressFlags(CLI::App& cmd, ServeFlags* f) {
+  AddIntFlag(cmd, "--port", &f->port, IntAtLeast("--port", 0, 65535),
+             "gRPC port (0 picks a free one)");
+  AddText(cmd, "--metrics-address", &f->metrics_address, "A:P",
+          "Prometheus /metrics endpoint (\"\" disables it)");
+  AddText(cmd, "--listen-address", &f->listen_address, "ADDR",
+          "default 0.0.0.0 with --tokens-file, else 127.0.0.1");
+  AddText(cmd, "--data-dir", &f->data_dir, "DIR", "blobs, job store, keys");
+  AddText(cmd, "--tokens-file", &f->tokens_file, "FILE",
+          "\"<tenant> <token>\" lines: bearer tokens -> tenants");
+  AddText(cmd, "--tls-cert", &f->tls_cert, "FILE",
+          "server certificate (PEM); with --tls-key");
+  AddText(cmd, "--tls-key", &f->tls_key, "FILE", "server private key (PEM)");
+  AddText(cmd, "--tls-client-ca", &f->tls_client_ca, "FILE",
+          "require client certificates signed by this CA");
+}
+
+void AddCapacityFlags(CLI::App& cmd, ServeFlags* f) {
+  AddIntFlag(cmd, "--workers", &f->workers, IntAtLeast("--workers", 1),
+             "jobs run at once");
+  AddIntFlag(cmd, "--threads-per-job", &f->threads_per_job,
+             IntAtLeast("--threads-per-job", 0),
+             "OpenMP threads per job (0: cores / workers)");
+  AddIntFlag(cmd, "--max-running-per-tenant", &f->max_running_per_tenant,
+             IntAtLeast("--max-running-per-tenant", 0),
+             "jobs of one tenant running at once (0: no limit beyond "
+             "--workers)");
+  AddIntFlag(cmd, "--max-upload-bytes", &f->max_upload_bytes,
+             IntAtLeast("--max-upload-bytes", 1), "largest blob");
+  AddIntFlag(cmd, "--max-tenant-storage-bytes", &f->max_tenant_storage_bytes,
+             IntAtLeast("--max-tenant-storage-bytes", 1),
+             "uploaded bytes per tenant");
+  AddIntFlag(cmd, "--max-queued-jobs", &f->max_queued_jobs,
+             IntAtLeast("--max-queued-jobs", 1), "queued jobs, all tenants");
+  AddIntFlag(cmd, "--max-queued-per-tenant", &f->max_queued_per_tenant,
+             IntAtLeast("--max-queued-per-tenant", 1),
+             "queued jobs per tenant");
+  AddIntFlag(cmd, "--max-message-bytes", &f->max_message_bytes,
+             IntAtLeast("--max-message-bytes", 4096), "largest gRPC message");
+  AddIntFlag(cmd, "--max-attempts", &f->max_attempts,
+             IntAtLeast("--max-attempts", 1),
+             "restarts a running job survives");
+  AddIntFlag(cmd, "--grace-seconds", &f->grace_seconds,
+             IntAtLeast("--grace-seconds", 0),
+             "shutdown grace for running jobs");
+}
+
+bool IsLoopback(const std::string& address) {
+  return address == "127.0.0.1" || address == "localhost" || address == "[::1]";
+}
+
+}  // namespace
+
+CLI::App* AddServeCommand(CLI::App& app, ServeFlags* flags) {
+  CLI::App* cmd = AddCommand(app, "serve", kSummary, kDescription, kFooter);
+  AddAddressFlags(*cmd, flags);
+  AddCapacityFlags(*cmd, flags);
+  cmd->callback([flags] { ThrowIfError(ResolveServeFlags(flags)); });
+  return cmd;
+}
+
+absl::Status ResolveServeFlags(ServeFlags* flags) {
+  if (flags->threads_per_job == 0) {
+    const int64_t cores = std::max<int64_t>(
+        1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+    flags->threads_per_job = std::max<int64_t>(1, cores / flags->workers);
+  }
+  // Without tokens every caller is the one tenant, so only this machine may
+  // call.
+  if (flags->listen_address.empty()) {
+    flags->listen_address =
+        flags->tokens_file.empty() ? "127.0.0.1" : "0.0.0.0";
+  }
+  if (flags->tokens_file.empty() && !IsLoopback(flags->listen_address)) {
+    return absl::InvalidArgumentError(
+        "without --tokens-file quantd serves one tenant on loopback only; "
+        "give --tokens-file to listen on other addresses");
+  }
+  if (flags->tls_cert.empty() && flags->tls_key.empty() &&
+      !flags->tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace quantd

@@ -1,0 +1,50 @@
+// The flags of `quantd serve`: their values, their CLI11 declaration and
+// help, and the checks between them.
+#ifndef QUANTD_SERVER_SERVE_FLAGS_H_
+#define QUANTD_SERVER_SERVE_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace quantd {
+
+// Defaults are the flags' defaults; AddServeCommand's help shows them.
+struct ServeFlags {
+  int64_t port = 50051;
+  std::string metrics_address = "0.0.0.0:9464";  // "": no /metrics
+  // "" until ResolveServeFlags: 0.0.0.0 with a tokens file, else 127.0.0.1.
+  std::string listen_address;
+  std::string data_dir = "quantd-data";
+  std::string tokens_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  int64_t workers = 1;
+  int64_t threads_per_job = 0;  // 0 until ResolveServeFlags: cores / workers
+  int64_t max_running_per_tenant = 0;  // 0: no limit beyond workers
+  int64_t max_upload_bytes = int64_t{4} << 30;
+  int64_t max_tenant_storage_bytes = int64_t{50} << 30;
+  int64_t max_queued_jobs = 1000;
+  int64_t max_queued_per_tenant = 100;
+  int64_t max_message_bytes = int64_t{8} << 20;
+  int64_t max_attempts = 3;
+  int64_t grace_seconds = 30;
+};
+
+// Declares the `serve` command and its flags on `app`; parsing fills
+// `*flags` and, once all flags are read, resolves them (ResolveServeFlags),
+// so a parse that succeeds leaves `*flags` ready to serve.
+CLI::App* AddServeCommand(CLI::App& app, ServeFlags* flags);
+
+// Fills the defaults that depend on other flags or on the machine
+// (listen address, threads per job) and rejects combinations that make no
+// sense or are unsafe: a non-loopback address without tokens, a client CA
+// without a server certificate. InvalidArgument says which.
+absl::Status ResolveServeFlags(ServeFlags* flags);
+
+}  // namespace quantd
+
+#endif  // QUANTD_SERVER_SERVE_FLAGS_H_
