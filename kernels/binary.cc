@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -310,8 +311,7 @@ absl::StatusOr<Shape> BroadcastShapes(absl::Span<const int64_t> a,
     }
     out[i] = da == 1 ? db : da;
   }
-  absl::StatusOr<int64_t> n = CheckedNumElements(out);
-  if (!n.ok()) return n.status();
+  QUANTD_RETURN_IF_ERROR((CheckedNumElements(out)).status());
   return out;
 }
 
@@ -322,13 +322,12 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
   if (out == nullptr) return absl::InvalidArgumentError("output is null");
   absl::Status s = CheckTypes(op_, a, b);
   if (!s.ok()) return s;
-  absl::StatusOr<Shape> shape = BroadcastShapes(a.shape(), b.shape());
-  if (!shape.ok()) return shape.status();
+  QUANTD_ASSIGN_OR_RETURN(Shape shape, BroadcastShapes(a.shape(), b.shape()));
   const DataType out_type = IsComparison(op_) ? DataType::kBool : a.dtype();
-  s = PrepareOutput(op_, out_type, *shape, out);
+  s = PrepareOutput(op_, out_type, shape, out);
   if (!s.ok()) return s;
   if (out->num_elements() == 0) return absl::OkStatus();
-  const Collapsed c = Collapse(*shape, a.shape(), b.shape());
+  const Collapsed c = Collapse(shape, a.shape(), b.shape());
 
   algorithm alg = algorithm::undef, swapped_alg = algorithm::undef;
   const bool dnnl_ok = a.dtype() == DataType::kFloat32 &&

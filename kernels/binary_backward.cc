@@ -108,9 +108,8 @@ absl::Status SumToShape(const Tensor& x, const Shape& shape, Tensor* out) {
     return absl::InvalidArgumentError(
         absl::StrCat("SumToShape takes f32, got ", x.DebugString()));
   }
-  absl::StatusOr<Shape> b = BroadcastShapes(shape, x.shape());
-  if (!b.ok()) return b.status();
-  if (*b != x.shape()) {
+  QUANTD_ASSIGN_OR_RETURN(Shape b, BroadcastShapes(shape, x.shape()));
+  if (b != x.shape()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot sum ", ShapeToString(x.shape()), " to ",
                      ShapeToString(shape), ": it does not broadcast to it"));
@@ -158,20 +157,19 @@ absl::Status BinaryBackward(BinaryOp op, const Tensor& a, const Tensor& b,
           "binary backward takes f32 tensors, got ", t->DebugString()));
     }
   }
-  absl::StatusOr<Shape> out = BroadcastShapes(a.shape(), b.shape());
-  if (!out.ok()) return out.status();
-  if (*out != dy.shape()) {
+  QUANTD_ASSIGN_OR_RETURN(Shape out, BroadcastShapes(a.shape(), b.shape()));
+  if (out != dy.shape()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "binary backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(*out)));
+        ", the forward output is ", ShapeToString(out)));
   }
   if (a.shape() == b.shape()) return SameShapeBackward(op, a, b, dy, da, db);
   std::vector<double> ga(a.num_elements(), 0.0), gb(b.num_elements(), 0.0);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   const float* pdy = dy.data<float>();
-  ForEachBroadcast(*out, BroadcastStrides(a.shape(), *out),
-                   BroadcastStrides(b.shape(), *out),
+  ForEachBroadcast(out, BroadcastStrides(a.shape(), out),
+                   BroadcastStrides(b.shape(), out),
                    [&](int64_t i, int64_t ia, int64_t ib) {
                      const double d = pdy[i], x = pa[ia], y = pb[ib];
                      switch (op) {

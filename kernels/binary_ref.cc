@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/binary.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -95,8 +96,7 @@ double ReadAsDouble(const Tensor& t, int64_t i) {
 
 absl::Status BinaryReference(BinaryOp op, const Tensor& a, const Tensor& b,
                              Tensor* out) {
-  absl::StatusOr<Shape> shape = BroadcastShapes(a.shape(), b.shape());
-  if (!shape.ok()) return shape.status();
+  QUANTD_ASSIGN_OR_RETURN(Shape shape, BroadcastShapes(a.shape(), b.shape()));
   const DataType t = a.dtype();
   const bool int_type = t == DataType::kInt32 || t == DataType::kInt64;
   if (op == BinaryOp::kPow
@@ -114,8 +114,8 @@ absl::Status BinaryReference(BinaryOp op, const Tensor& a, const Tensor& b,
       }
     }
   }
-  Tensor result(IsComparison(op) ? DataType::kBool : t, *shape);
-  const int r = static_cast<int>(shape->size());
+  Tensor result(IsComparison(op) ? DataType::kBool : t, shape);
+  const int r = static_cast<int>(shape.size());
   std::vector<int64_t> index(r, 0);
   for (int64_t o = 0; o < result.num_elements(); ++o) {
     // Offsets of the broadcast source elements.
@@ -152,7 +152,7 @@ absl::Status BinaryReference(BinaryOp op, const Tensor& a, const Tensor& b,
       }
     }
     for (int k = r - 1; k >= 0; --k) {
-      if (++index[k] < (*shape)[k]) break;
+      if (++index[k] < (shape)[k]) break;
       index[k] = 0;
     }
   }

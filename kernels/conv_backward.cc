@@ -33,15 +33,16 @@ absl::Status CheckInputs(const ConvParams& params, const Tensor& x,
           "convolution backward takes f32 tensors, got ", t->DebugString()));
     }
   }
-  absl::StatusOr<ConvGeometry> geometry = conv_internal::ResolveConvGeometry(
-      params, x.shape(), w.shape(), /*transposed=*/false);
-  if (!geometry.ok()) return geometry.status();
-  if (dy.shape() != geometry->dst_shape) {
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvGeometry geometry,
+      conv_internal::ResolveConvGeometry(params, x.shape(), w.shape(),
+                                         /*transposed=*/false));
+  if (dy.shape() != geometry.dst_shape) {
     return absl::InvalidArgumentError(absl::StrCat(
         "convolution backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(geometry->dst_shape)));
+        ", the forward output is ", ShapeToString(geometry.dst_shape)));
   }
-  *g = *std::move(geometry);
+  *g = std::move(geometry);
   return absl::OkStatus();
 }
 
@@ -133,9 +134,9 @@ absl::Status ConvolutionBackward(const ConvParams& params, const Tensor& x,
                                  Tensor* dw, Tensor* db) {
   ConvGeometry g;
   QUANTD_RETURN_IF_ERROR(CheckInputs(params, x, w, dy, &g));
-  absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry = GetEntry(g);
-  if (!entry.ok()) return entry.status();
-  const ConvBackwardEntry& e = **entry;
+  QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<ConvBackwardEntry> entry,
+                          GetEntry(g));
+  const ConvBackwardEntry& e = *entry;
   if (dx != nullptr) *dx = Tensor(DataType::kFloat32, x.shape());
   if (dw != nullptr) *dw = Tensor(DataType::kFloat32, w.shape());
   Tensor bias_grad(DataType::kFloat32, {g.out_channels});
@@ -177,33 +178,34 @@ absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
           "ConvTranspose backward takes f32 tensors, got ", t->DebugString()));
     }
   }
-  absl::StatusOr<ConvGeometry> deconv = conv_internal::ResolveConvGeometry(
-      params, x.shape(), w.shape(), /*transposed=*/true);
-  if (!deconv.ok()) return deconv.status();
-  if (dy.shape() != deconv->dst_shape) {
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvGeometry deconv,
+      conv_internal::ResolveConvGeometry(params, x.shape(), w.shape(),
+                                         /*transposed=*/true));
+  if (dy.shape() != deconv.dst_shape) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ConvTranspose backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(deconv->dst_shape)));
+        ", the forward output is ", ShapeToString(deconv.dst_shape)));
   }
   ConvParams conv_params = params;
   conv_params.output_padding.clear();  // absorbed by the floor in Conv
-  absl::StatusOr<ConvGeometry> g = conv_internal::ResolveConvGeometry(
-      conv_params, dy.shape(), w.shape(), /*transposed=*/false);
-  if (!g.ok()) return g.status();
-  if (g->dst_shape != x.shape()) {
+  QUANTD_ASSIGN_OR_RETURN(ConvGeometry g, conv_internal::ResolveConvGeometry(
+                                              conv_params, dy.shape(),
+                                              w.shape(), /*transposed=*/false));
+  if (g.dst_shape != x.shape()) {
     return absl::InternalError(absl::StrCat(
         "ConvTranspose backward: the adjoint Conv maps ",
-        ShapeToString(dy.shape()), " to ", ShapeToString(g->dst_shape),
+        ShapeToString(dy.shape()), " to ", ShapeToString(g.dst_shape),
         ", not to the input shape ", ShapeToString(x.shape())));
   }
-  absl::StatusOr<std::shared_ptr<ConvBackwardEntry>> entry = GetEntry(*g);
-  if (!entry.ok()) return entry.status();
-  const ConvBackwardEntry& e = **entry;
+  QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<ConvBackwardEntry> entry,
+                          GetEntry(g));
+  const ConvBackwardEntry& e = *entry;
   if (dx != nullptr) *dx = Tensor(DataType::kFloat32, x.shape());
   if (dw != nullptr) *dw = Tensor(DataType::kFloat32, w.shape());
   absl::Status s = CatchDnnl("ConvTranspose backward", [&] {
     if (dx != nullptr) {
-      Tensor zero_bias = Tensor::Zeros(DataType::kFloat32, {g->out_channels});
+      Tensor zero_bias = Tensor::Zeros(DataType::kFloat32, {g.out_channels});
       Args args = {{DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
                    {DNNL_ARG_WEIGHTS, WrapTensor(w, e.weights_md)},
                    {DNNL_ARG_BIAS, WrapTensor(zero_bias, e.bias_md)},
@@ -211,7 +213,7 @@ absl::Status DeconvolutionBackward(const ConvParams& params, const Tensor& x,
       RunPrimitive(e.forward, e.forward_scratch, args);
     }
     if (dw != nullptr) {
-      Tensor unused_bias(DataType::kFloat32, {g->out_channels});
+      Tensor unused_bias(DataType::kFloat32, {g.out_channels});
       Args args = {{DNNL_ARG_DIFF_DST, WrapTensor(x, e.dst_md)},
                    {DNNL_ARG_SRC, WrapTensor(dy, e.src_md)},
                    {DNNL_ARG_DIFF_WEIGHTS, WrapTensor(*dw, e.weights_md)},

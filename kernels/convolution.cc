@@ -241,9 +241,8 @@ class ConvCore {
     if (!made.ok()) return made.status();
     std::shared_ptr<ConvPrimitive> held = *made;
     const ConvPrimitive& p = *held;
-    absl::StatusOr<memory> w =
-        weights_cache.Get(weights, p.user_weights_md, p.weights_md);
-    if (!w.ok()) return w.status();
+    QUANTD_ASSIGN_OR_RETURN(
+        memory w, weights_cache.Get(weights, p.user_weights_md, p.weights_md));
     return CatchDnnl("convolution", [&] {
       using post_ops_internal::RunPrimitive;
       memory src_mem = WrapTensor(src, p.user_src_md);
@@ -265,7 +264,7 @@ class ConvCore {
         }
       }
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_mem},
-                                              {DNNL_ARG_WEIGHTS, *w},
+                                              {DNNL_ARG_WEIGHTS, w},
                                               {DNNL_ARG_DST, dst_mem}};
       if (bias != nullptr) {
         args[DNNL_ARG_BIAS] =
@@ -317,10 +316,10 @@ absl::Status FloatForward(bool transposed, const ConvParams& params,
                           const Tensor* bias, Tensor* dst) {
   const char* op = transposed ? "ConvTranspose" : "conv";
   QUANTD_RETURN_IF_ERROR(CheckF32(op, src, weights));
-  absl::StatusOr<ConvGeometry> g =
-      ResolveConvGeometry(params, src.shape(), weights.shape(), transposed);
-  if (!g.ok()) return g.status();
-  absl::Status s = PrepareConvOutput(*g, post, DataType::kFloat32, bias, dst);
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvGeometry g,
+      ResolveConvGeometry(params, src.shape(), weights.shape(), transposed));
+  absl::Status s = PrepareConvOutput(g, post, DataType::kFloat32, bias, dst);
   if (!s.ok() || dst->num_elements() == 0) return s;
   if (HasNoWork(src, weights)) {
     // Zero input channels: nothing for oneDNN to do, the result is the bias.
@@ -329,7 +328,7 @@ absl::Status FloatForward(bool transposed, const ConvParams& params,
                : ConvolutionReference(params, post, src, weights, bias, dst);
   }
   const ConvTypes types{dt::f32, dt::f32, dt::f32, bias != nullptr};
-  return core.Run(*g, types, "",
+  return core.Run(g, types, "",
                   [&] { return post_ops_internal::MakeAttr(post); }, post.sum,
                   src, weights, bias ? bias->data<float>() : nullptr, dst, {});
 }
@@ -389,13 +388,13 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 conv weights are ", weights.DebugString(), ", expected s8"));
   }
-  absl::StatusOr<ConvGeometry> g =
-      ResolveConvGeometry(params_, src.shape(), weights.shape(), false);
-  if (!g.ok()) return g.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvGeometry g,
+      ResolveConvGeometry(params_, src.shape(), weights.shape(), false));
   absl::Status s =
-      ValidateQuantizedOpParams(quant_, src.dtype(), g->out_channels);
+      ValidateQuantizedOpParams(quant_, src.dtype(), g.out_channels);
   if (s.ok()) {
-    s = PrepareConvOutput(*g, quant_.post_ops, quant_.dst_type, bias, dst);
+    s = PrepareConvOutput(g, quant_.post_ops, quant_.dst_type, bias, dst);
   }
   if (!s.ok() || dst->num_elements() == 0) return s;
   if (HasNoWork(src, weights)) {
@@ -419,13 +418,13 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
   std::vector<float> dnnl_bias;
   if (bias != nullptr) {
     dnnl_bias = post_ops_internal::Int8DnnlBias(quant_, bias->data<float>(),
-                                                g->out_channels);
+                                                g.out_channels);
   }
   const ConvTypes types{ToDnnlType(path), dt::s8, ToDnnlType(quant_.dst_type),
                         bias != nullptr};
   int32_t zp_storage[2];
   return core_->Run(
-      *g, types, src_zp != 0 ? "zp" : "",
+      g, types, src_zp != 0 ? "zp" : "",
       [&] { return post_ops_internal::MakeInt8Attr(quant_, 1, src_zp); },
       quant_.post_ops.sum, src_used, weights, bias ? dnnl_bias.data() : nullptr,
       dst,

@@ -183,8 +183,7 @@ absl::StatusOr<ConvGeometry> ResolveConvGeometry(const ConvParams& p,
   }
   g.dst_shape = {g.batch, g.out_channels};
   g.dst_shape.insert(g.dst_shape.end(), g.out.begin(), g.out.end());
-  absl::StatusOr<int64_t> count = CheckedNumElements(g.dst_shape);
-  if (!count.ok()) return count.status();
+  QUANTD_RETURN_IF_ERROR((CheckedNumElements(g.dst_shape)).status());
   return g;
 }
 
@@ -213,21 +212,19 @@ absl::Status PrepareConvOutput(const ConvGeometry& g, const PostOps& post,
 
 absl::StatusOr<Shape> ConvOutputShape(const ConvParams& params,
                                       const Shape& src, const Shape& weights) {
-  absl::StatusOr<conv_internal::ConvGeometry> g =
-      conv_internal::ResolveConvGeometry(params, src, weights,
-                                         /*transposed=*/false);
-  if (!g.ok()) return g.status();
-  return g->dst_shape;
+  QUANTD_ASSIGN_OR_RETURN(conv_internal::ConvGeometry g,
+                          conv_internal::ResolveConvGeometry(
+                              params, src, weights, /*transposed=*/false));
+  return g.dst_shape;
 }
 
 absl::StatusOr<Shape> DeconvOutputShape(const ConvParams& params,
                                         const Shape& src,
                                         const Shape& weights) {
-  absl::StatusOr<conv_internal::ConvGeometry> g =
-      conv_internal::ResolveConvGeometry(params, src, weights,
-                                         /*transposed=*/true);
-  if (!g.ok()) return g.status();
-  return g->dst_shape;
+  QUANTD_ASSIGN_OR_RETURN(conv_internal::ConvGeometry g,
+                          conv_internal::ResolveConvGeometry(
+                              params, src, weights, /*transposed=*/true));
+  return g.dst_shape;
 }
 
 }  // namespace quantd

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/convolution.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -115,21 +116,21 @@ absl::Status FloatReference(bool transposed, const ConvParams& params,
         absl::StrCat("reference conv expects f32 src and weights, got ",
                      src.DebugString(), " and ", weights.DebugString()));
   }
-  absl::StatusOr<ConvGeometry> g = conv_internal::ResolveConvGeometry(
-      params, src.shape(), weights.shape(), transposed);
-  if (!g.ok()) return g.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvGeometry g, conv_internal::ResolveConvGeometry(
+                          params, src.shape(), weights.shape(), transposed));
   absl::Status s =
-      conv_internal::PrepareConvOutput(*g, post, DataType::kFloat32, bias, dst);
+      conv_internal::PrepareConvOutput(g, post, DataType::kFloat32, bias, dst);
   if (!s.ok()) return s;
   const float* x = src.data<float>();
   const float* w = weights.data<float>();
   std::vector<double> acc = Accumulate(
-      *g, [x](int64_t i) { return static_cast<double>(x[i]); },
+      g, [x](int64_t i) { return static_cast<double>(x[i]); },
       [w](int64_t i) { return static_cast<double>(w[i]); });
-  const int64_t spatial = OutputSpatialSize(*g);
+  const int64_t spatial = OutputSpatialSize(g);
   float* out = dst->mutable_data<float>();
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
-    const int64_t oc = (i / spatial) % g->out_channels;
+    const int64_t oc = (i / spatial) % g.out_channels;
     double v = acc[i] + (bias ? bias->data<float>()[oc] : 0.0);
     out[i] =
         static_cast<float>(ApplyPostOpsReal(v, post, post.sum ? out[i] : 0.0));
@@ -162,22 +163,22 @@ absl::Status QuantizedConvolutionReference(const ConvParams& params,
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 conv weights are ", weights.DebugString(), ", expected s8"));
   }
-  absl::StatusOr<ConvGeometry> g = conv_internal::ResolveConvGeometry(
-      params, src.shape(), weights.shape(), false);
-  if (!g.ok()) return g.status();
-  absl::Status s = ValidateQuantizedOpParams(q, src.dtype(), g->out_channels);
+  QUANTD_ASSIGN_OR_RETURN(ConvGeometry g,
+                          conv_internal::ResolveConvGeometry(
+                              params, src.shape(), weights.shape(), false));
+  absl::Status s = ValidateQuantizedOpParams(q, src.dtype(), g.out_channels);
   if (s.ok()) {
-    s = conv_internal::PrepareConvOutput(*g, q.post_ops, q.dst_type, bias, dst);
+    s = conv_internal::PrepareConvOutput(g, q.post_ops, q.dst_type, bias, dst);
   }
   if (!s.ok()) return s;
   const int8_t* w = weights.data<int8_t>();
   const double zp = q.src_zero_point;
   std::vector<double> acc = Accumulate(
-      *g, [&](int64_t i) { return ReadQuantized(src, i) - zp; },
+      g, [&](int64_t i) { return ReadQuantized(src, i) - zp; },
       [w](int64_t i) { return static_cast<double>(w[i]); });
-  const int64_t spatial = OutputSpatialSize(*g);
+  const int64_t spatial = OutputSpatialSize(g);
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
-    const int64_t oc = (i / spatial) % g->out_channels;
+    const int64_t oc = (i / spatial) % g.out_channels;
     StoreQuantizedResultReference(q, bias, oc, acc[i], i, dst);
   }
   return absl::OkStatus();

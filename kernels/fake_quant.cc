@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -73,15 +74,14 @@ class ScaleIndex {
 
 absl::Status FakeQuantForward(const Tensor& x, const FakeQuantParams& p,
                               Tensor* y) {
-  absl::StatusOr<ScaleIndex> index = ScaleIndex::Make(x, p);
-  if (!index.ok()) return index.status();
+  QUANTD_ASSIGN_OR_RETURN(ScaleIndex index, ScaleIndex::Make(x, p));
   *y = Tensor(DataType::kFloat32, x.shape());
   const float* src = x.data<float>();
   float* dst = y->mutable_data<float>();
   const int64_t n = x.num_elements();
 #pragma omp parallel for if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = (*index)(i);
+    const int64_t k = (index)(i);
     const float s = p.scales[k];
     const int32_t z = p.zero_points.empty() ? 0 : p.zero_points[k];
     const float q = std::clamp<float>(std::nearbyint(src[i] / s) + z,
@@ -95,8 +95,7 @@ absl::Status FakeQuantForward(const Tensor& x, const FakeQuantParams& p,
 absl::Status FakeQuantBackward(const Tensor& x, const FakeQuantParams& p,
                                const Tensor& dy, Tensor* dx,
                                std::vector<float>* dscale) {
-  absl::StatusOr<ScaleIndex> index = ScaleIndex::Make(x, p);
-  if (!index.ok()) return index.status();
+  QUANTD_ASSIGN_OR_RETURN(ScaleIndex index, ScaleIndex::Make(x, p));
   if (dy.shape() != x.shape() || dy.dtype() != DataType::kFloat32) {
     return absl::InvalidArgumentError(
         absl::StrCat("dy is ", dy.DebugString(), "; expected f32 of x's shape ",
@@ -110,7 +109,7 @@ absl::Status FakeQuantBackward(const Tensor& x, const FakeQuantParams& p,
   const size_t scales = p.scales.size();
   std::vector<double> ds(dscale != nullptr ? scales : 0, 0.0);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = (*index)(i);
+    const int64_t k = (index)(i);
     const float s = p.scales[k];
     const int32_t z = p.zero_points.empty() ? 0 : p.zero_points[k];
     const float v = xs[i] / s;
@@ -144,13 +143,12 @@ absl::Status FakeQuantBackwardReference(const Tensor& x,
                                         const FakeQuantParams& p,
                                         const Tensor& dy, Tensor* dx,
                                         std::vector<double>* dscale) {
-  absl::StatusOr<ScaleIndex> index = ScaleIndex::Make(x, p);
-  if (!index.ok()) return index.status();
+  QUANTD_ASSIGN_OR_RETURN(ScaleIndex index, ScaleIndex::Make(x, p));
   *dx = Tensor(DataType::kFloat32, x.shape());
   dscale->assign(p.scales.size(), 0.0);
   const int64_t n = x.num_elements();
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = (*index)(i);
+    const int64_t k = (index)(i);
     const double s = p.scales[k];
     const double z = p.zero_points.empty() ? 0 : p.zero_points[k];
     const double v = double{x.data<float>()[i]} / s;

@@ -95,14 +95,12 @@ absl::Status ExpandParams(const Tensor* scale, const Tensor* bias,
                           const Shape& norm_shape, Tensor* gamma,
                           Tensor* beta) {
   if (scale != nullptr) {
-    absl::StatusOr<Tensor> g = ExpandParam("scale", *scale, norm_shape);
-    if (!g.ok()) return g.status();
-    *gamma = *g;
+    QUANTD_ASSIGN_OR_RETURN(Tensor g, ExpandParam("scale", *scale, norm_shape));
+    *gamma = g;
   }
   if (bias != nullptr) {
-    absl::StatusOr<Tensor> b = ExpandParam("bias", *bias, norm_shape);
-    if (!b.ok()) return b.status();
-    *beta = *b;
+    QUANTD_ASSIGN_OR_RETURN(Tensor b, ExpandParam("bias", *bias, norm_shape));
+    *beta = b;
   }
   return absl::OkStatus();
 }

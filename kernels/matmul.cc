@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/primitive_cache.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -79,8 +80,7 @@ absl::StatusOr<MatMulGeometry> ResolveMatMulGeometry(const Shape& a,
   g.dst_shape.assign(g.dst_dims.begin(), g.dst_dims.end() - 2);
   if (a.size() > 1) g.dst_shape.push_back(g.m);
   if (!b_vector) g.dst_shape.push_back(g.n);
-  absl::StatusOr<int64_t> count = CheckedNumElements(g.dst_dims);
-  if (!count.ok()) return count.status();
+  QUANTD_RETURN_IF_ERROR((CheckedNumElements(g.dst_dims)).status());
   return g;
 }
 
@@ -178,9 +178,9 @@ using matmul_internal::ResolveMatMulGeometry;
 
 absl::StatusOr<Shape> MatMulOutputShape(const Shape& a, const Shape& b,
                                         bool transpose_b) {
-  absl::StatusOr<MatMulGeometry> g = ResolveMatMulGeometry(a, b, transpose_b);
-  if (!g.ok()) return g.status();
-  return g->dst_shape;
+  QUANTD_ASSIGN_OR_RETURN(MatMulGeometry g,
+                          ResolveMatMulGeometry(a, b, transpose_b));
+  return g.dst_shape;
 }
 
 MatMulKernel::MatMulKernel(PostOps post_ops, bool transpose_b)
@@ -196,18 +196,18 @@ absl::Status MatMulKernel::Forward(const Tensor& a, const Tensor& b,
         absl::StrCat("MatMul expects f32 operands, got ", a.DebugString(),
                      " and ", b.DebugString()));
   }
-  absl::StatusOr<MatMulGeometry> g =
-      ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b_);
-  if (!g.ok()) return g.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      MatMulGeometry g,
+      ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b_));
   absl::Status s =
-      PrepareMatMulOutput(*g, post_ops_, DataType::kFloat32, bias, dst);
+      PrepareMatMulOutput(g, post_ops_, DataType::kFloat32, bias, dst);
   if (!s.ok() || dst->num_elements() == 0) return s;
-  if (g->k == 0) {
+  if (g.k == 0) {
     // An empty sum: the result is the bias; nothing for oneDNN to do.
     return MatMulReference(post_ops_, transpose_b_, a, b, bias, dst);
   }
   return core_->Run(
-      *g, dt::f32, dt::f32, dt::f32, bias ? bias->data<float>() : nullptr, "",
+      g, dt::f32, dt::f32, dt::f32, bias ? bias->data<float>() : nullptr, "",
       [&] { return post_ops_internal::MakeAttr(post_ops_); }, a, b, dst, {});
 }
 
@@ -228,15 +228,15 @@ absl::Status QuantizedMatMulKernel::Forward(const Tensor& a, const Tensor& b,
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 MatMul b (weights) is ", b.DebugString(), ", expected s8"));
   }
-  absl::StatusOr<MatMulGeometry> g =
-      ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b_);
-  if (!g.ok()) return g.status();
-  absl::Status s = ValidateQuantizedOpParams(quant_, a.dtype(), g->n);
+  QUANTD_ASSIGN_OR_RETURN(
+      MatMulGeometry g,
+      ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b_));
+  absl::Status s = ValidateQuantizedOpParams(quant_, a.dtype(), g.n);
   if (s.ok()) {
-    s = PrepareMatMulOutput(*g, quant_.post_ops, quant_.dst_type, bias, dst);
+    s = PrepareMatMulOutput(g, quant_.post_ops, quant_.dst_type, bias, dst);
   }
   if (!s.ok() || dst->num_elements() == 0) return s;
-  if (g->k == 0) {
+  if (g.k == 0) {
     return QuantizedMatMulReference(quant_, transpose_b_, a, b, bias, dst);
   }
   // oneDNN's GEMM is fast for u8 sources only (see matmul.h).
@@ -250,12 +250,12 @@ absl::Status QuantizedMatMulKernel::Forward(const Tensor& a, const Tensor& b,
   std::vector<float> dnnl_bias;
   if (bias != nullptr) {
     dnnl_bias =
-        post_ops_internal::Int8DnnlBias(quant_, bias->data<float>(), g->n);
+        post_ops_internal::Int8DnnlBias(quant_, bias->data<float>(), g.n);
   }
-  const int channel_dim = static_cast<int>(g->dst_dims.size()) - 1;
+  const int channel_dim = static_cast<int>(g.dst_dims.size()) - 1;
   int32_t zp_storage[2];
   return core_->Run(
-      *g, dt::u8, dt::s8, ToDnnlType(quant_.dst_type),
+      g, dt::u8, dt::s8, ToDnnlType(quant_.dst_type),
       bias ? dnnl_bias.data() : nullptr, a_zp != 0 ? "zp" : "",
       [&] {
         return post_ops_internal::MakeInt8Attr(quant_, channel_dim, a_zp);

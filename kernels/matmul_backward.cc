@@ -39,13 +39,13 @@ absl::StatusOr<matmul_internal::MatMulGeometry> Resolve(const Tensor& a,
                                                         const Tensor& b,
                                                         const Tensor& dy,
                                                         bool transpose_b) {
-  absl::StatusOr<matmul_internal::MatMulGeometry> g =
-      matmul_internal::ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b);
-  if (!g.ok()) return g.status();
-  if (dy.shape() != g->dst_shape) {
+  QUANTD_ASSIGN_OR_RETURN(matmul_internal::MatMulGeometry g,
+                          matmul_internal::ResolveMatMulGeometry(
+                              a.shape(), b.shape(), transpose_b));
+  if (dy.shape() != g.dst_shape) {
     return absl::InvalidArgumentError(absl::StrCat(
         "matmul backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(g->dst_shape)));
+        ", the forward output is ", ShapeToString(g.dst_shape)));
   }
   return g;
 }
@@ -121,13 +121,11 @@ absl::Status Finish(Tensor full, const Shape& full_dims,
                     const Shape& reduced_dims, const Shape& shape,
                     Tensor* out) {
   if (full_dims != reduced_dims) {
-    absl::StatusOr<Tensor> view = full.Reshaped(full_dims);
-    if (!view.ok()) return view.status();
-    QUANTD_RETURN_IF_ERROR(SumToShape(*view, reduced_dims, &full));
+    QUANTD_ASSIGN_OR_RETURN(Tensor view, full.Reshaped(full_dims));
+    QUANTD_RETURN_IF_ERROR(SumToShape(view, reduced_dims, &full));
   }
-  absl::StatusOr<Tensor> shaped = full.Reshaped(shape);
-  if (!shaped.ok()) return shaped.status();
-  *out = *shaped;
+  QUANTD_ASSIGN_OR_RETURN(Tensor shaped, full.Reshaped(shape));
+  *out = shaped;
   return absl::OkStatus();
 }
 
@@ -143,10 +141,9 @@ bool AllOnes(const Shape& dims, int count) {
 absl::Status MatMulBackward(const Tensor& a, const Tensor& b, const Tensor& dy,
                             bool transpose_b, Tensor* da, Tensor* db) {
   QUANTD_RETURN_IF_ERROR(CheckF32(a, b, dy));
-  absl::StatusOr<matmul_internal::MatMulGeometry> geometry =
-      Resolve(a, b, dy, transpose_b);
-  if (!geometry.ok()) return geometry.status();
-  const matmul_internal::MatMulGeometry& g = *geometry;
+  QUANTD_ASSIGN_OR_RETURN(matmul_internal::MatMulGeometry geometry,
+                          Resolve(a, b, dy, transpose_b));
+  const matmul_internal::MatMulGeometry& g = geometry;
   if (a.num_elements() == 0 || b.num_elements() == 0 ||
       dy.num_elements() == 0) {
     return MatMulBackwardReference(a, b, dy, transpose_b, da, db);
@@ -207,10 +204,9 @@ absl::Status MatMulBackwardReference(const Tensor& a, const Tensor& b,
                                      const Tensor& dy, bool transpose_b,
                                      Tensor* da, Tensor* db) {
   QUANTD_RETURN_IF_ERROR(CheckF32(a, b, dy));
-  absl::StatusOr<matmul_internal::MatMulGeometry> geometry =
-      Resolve(a, b, dy, transpose_b);
-  if (!geometry.ok()) return geometry.status();
-  const matmul_internal::MatMulGeometry& g = *geometry;
+  QUANTD_ASSIGN_OR_RETURN(matmul_internal::MatMulGeometry geometry,
+                          Resolve(a, b, dy, transpose_b));
+  const matmul_internal::MatMulGeometry& g = geometry;
   const int rank = static_cast<int>(g.dst_dims.size());
   const int batch_rank = rank - 2;
   const int64_t m = g.m, k = g.k, n = g.n;

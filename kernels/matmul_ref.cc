@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/matmul.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -62,20 +63,20 @@ absl::Status MatMulReference(const PostOps& post, bool transpose_b,
         absl::StrCat("MatMul expects f32 operands, got ", a.DebugString(),
                      " and ", b.DebugString()));
   }
-  absl::StatusOr<MatMulGeometry> g =
-      matmul_internal::ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b);
-  if (!g.ok()) return g.status();
+  QUANTD_ASSIGN_OR_RETURN(MatMulGeometry g,
+                          matmul_internal::ResolveMatMulGeometry(
+                              a.shape(), b.shape(), transpose_b));
   absl::Status s = matmul_internal::PrepareMatMulOutput(
-      *g, post, DataType::kFloat32, bias, dst);
+      g, post, DataType::kFloat32, bias, dst);
   if (!s.ok()) return s;
   const float* x = a.data<float>();
   const float* y = b.data<float>();
   std::vector<double> acc = Accumulate(
-      *g, [x](int64_t i) { return static_cast<double>(x[i]); },
+      g, [x](int64_t i) { return static_cast<double>(x[i]); },
       [y](int64_t i) { return static_cast<double>(y[i]); });
   float* out = dst->mutable_data<float>();
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
-    const double v = acc[i] + (bias ? bias->data<float>()[i % g->n] : 0.0);
+    const double v = acc[i] + (bias ? bias->data<float>()[i % g.n] : 0.0);
     out[i] =
         static_cast<float>(ApplyPostOpsReal(v, post, post.sum ? out[i] : 0.0));
   }
@@ -90,22 +91,22 @@ absl::Status QuantizedMatMulReference(const QuantizedOpParams& q,
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 MatMul b (weights) is ", b.DebugString(), ", expected s8"));
   }
-  absl::StatusOr<MatMulGeometry> g =
-      matmul_internal::ResolveMatMulGeometry(a.shape(), b.shape(), transpose_b);
-  if (!g.ok()) return g.status();
-  absl::Status s = ValidateQuantizedOpParams(q, a.dtype(), g->n);
+  QUANTD_ASSIGN_OR_RETURN(MatMulGeometry g,
+                          matmul_internal::ResolveMatMulGeometry(
+                              a.shape(), b.shape(), transpose_b));
+  absl::Status s = ValidateQuantizedOpParams(q, a.dtype(), g.n);
   if (s.ok()) {
-    s = matmul_internal::PrepareMatMulOutput(*g, q.post_ops, q.dst_type, bias,
+    s = matmul_internal::PrepareMatMulOutput(g, q.post_ops, q.dst_type, bias,
                                              dst);
   }
   if (!s.ok()) return s;
   const int8_t* w = b.data<int8_t>();
   const double zp = q.src_zero_point;
   std::vector<double> acc = Accumulate(
-      *g, [&](int64_t i) { return ReadQuantized(a, i) - zp; },
+      g, [&](int64_t i) { return ReadQuantized(a, i) - zp; },
       [w](int64_t i) { return static_cast<double>(w[i]); });
   for (int64_t i = 0; i < static_cast<int64_t>(acc.size()); ++i) {
-    const int64_t n = i % g->n;
+    const int64_t n = i % g.n;
     StoreQuantizedResultReference(q, bias, n, acc[i], i, dst);
   }
   return absl::OkStatus();

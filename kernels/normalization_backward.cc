@@ -32,9 +32,8 @@ Shape TrimLeadingOnes(Shape shape, size_t rank) {
 absl::StatusOr<std::vector<double>> Expand(const Tensor& t,
                                            const Shape& shape) {
   const Shape t_shape = TrimLeadingOnes(t.shape(), shape.size());
-  absl::StatusOr<Shape> b = BroadcastShapes(t_shape, shape);
-  if (!b.ok()) return b.status();
-  if (*b != shape) {
+  QUANTD_ASSIGN_OR_RETURN(Shape b, BroadcastShapes(t_shape, shape));
+  if (b != shape) {
     return absl::InvalidArgumentError(
         absl::StrCat("layer norm backward: ", ShapeToString(t.shape()),
                      " does not broadcast to ", ShapeToString(shape)));
@@ -115,9 +114,8 @@ absl::Status LayerNormBackward(const Tensor& x, const Tensor* scale,
   const int64_t rows = d == 0 ? 0 : x.num_elements() / d;
   std::vector<double> gamma(d, 1.0);
   if (scale != nullptr) {
-    absl::StatusOr<std::vector<double>> g = Expand(*scale, norm_shape);
-    if (!g.ok()) return g.status();
-    gamma = *std::move(g);
+    QUANTD_ASSIGN_OR_RETURN(std::vector<double> g, Expand(*scale, norm_shape));
+    gamma = std::move(g);
   }
   std::vector<double> dgamma(d, 0.0), dbeta(d, 0.0), xhat(d), g(d);
   Tensor out(DataType::kFloat32, x.shape());
@@ -157,9 +155,8 @@ absl::Status LayerNormBackward(const Tensor& x, const Tensor* scale,
     absl::Status s =
         SumToShape(full, TrimLeadingOnes(shape, norm_shape.size()), &summed);
     if (!s.ok()) return s;
-    absl::StatusOr<Tensor> reshaped = summed.Reshaped(shape);
-    if (!reshaped.ok()) return reshaped.status();
-    *t = *reshaped;
+    QUANTD_ASSIGN_OR_RETURN(Tensor reshaped, summed.Reshaped(shape));
+    *t = reshaped;
     return absl::OkStatus();
   };
   if (dscale != nullptr) {

@@ -247,19 +247,18 @@ absl::StatusOr<PoolGeometry> ResolvePoolGeometry(
       g.output_shape.push_back(SamePadOutput(params, &g, i, in, extent));
       continue;
     }
-    absl::StatusOr<int64_t> out =
-        ExplicitPadOutput(params, &g, i, in, extent, input_shape);
-    if (!out.ok()) return out.status();
-    g.output_shape.push_back(*out);
+    QUANTD_ASSIGN_OR_RETURN(
+        int64_t out, ExplicitPadOutput(params, &g, i, in, extent, input_shape));
+    g.output_shape.push_back(out);
   }
   return g;
 }
 
 absl::StatusOr<Shape> PoolOutputShape(const PoolParams& params,
                                       absl::Span<const int64_t> input_shape) {
-  absl::StatusOr<PoolGeometry> g = ResolvePoolGeometry(params, input_shape);
-  if (!g.ok()) return g.status();
-  return g->output_shape;
+  QUANTD_ASSIGN_OR_RETURN(PoolGeometry g,
+                          ResolvePoolGeometry(params, input_shape));
+  return g.output_shape;
 }
 
 PoolingForward::PoolingForward(PoolParams params)
@@ -272,10 +271,9 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
   absl::StatusOr<std::shared_ptr<Entry>> entry =
       cache_.GetOrCreate(x.DebugString(), [&]() -> absl::StatusOr<Entry> {
         Entry e;
-        absl::StatusOr<PoolGeometry> g =
-            ResolvePoolGeometry(params_, x.shape());
-        if (!g.ok()) return g.status();
-        e.geometry = *std::move(g);
+        QUANTD_ASSIGN_OR_RETURN(PoolGeometry g,
+                                ResolvePoolGeometry(params_, x.shape()));
+        e.geometry = std::move(g);
         const PoolGeometry& geo = e.geometry;
         if (RunsAsLoop(params_, geo, x)) {
           e.use_loop = true;

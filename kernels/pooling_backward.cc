@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/backward.h"
 #include "kernels/pooling.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -75,13 +76,12 @@ absl::StatusOr<PoolGeometry> CheckBackwardArgs(const PoolParams& params,
         absl::StrCat("pooling backward takes f32, got ", x.DebugString(),
                      " and ", dy.DebugString()));
   }
-  absl::StatusOr<PoolGeometry> geometry =
-      ResolvePoolGeometry(params, x.shape());
-  if (!geometry.ok()) return geometry.status();
-  if (dy.shape() != geometry->output_shape) {
+  QUANTD_ASSIGN_OR_RETURN(PoolGeometry geometry,
+                          ResolvePoolGeometry(params, x.shape()));
+  if (dy.shape() != geometry.output_shape) {
     return absl::InvalidArgumentError(absl::StrCat(
         "pooling backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(geometry->output_shape)));
+        ", the forward output is ", ShapeToString(geometry.output_shape)));
   }
   const int spatial = x.rank() - 2;
   if (spatial > 3) {
@@ -95,9 +95,9 @@ absl::StatusOr<PoolGeometry> CheckBackwardArgs(const PoolParams& params,
 
 absl::Status PoolingBackward(const PoolParams& params, const Tensor& x,
                              const Tensor& dy, Tensor* dx) {
-  absl::StatusOr<PoolGeometry> geometry = CheckBackwardArgs(params, x, dy);
-  if (!geometry.ok()) return geometry.status();
-  const Pool3d p = PadTo3d(*geometry, x);
+  QUANTD_ASSIGN_OR_RETURN(PoolGeometry geometry,
+                          CheckBackwardArgs(params, x, dy));
+  const Pool3d p = PadTo3d(geometry, x);
   const bool is_max = params.kind == PoolKind::kMax;
   const bool include_pad = params.count_include_pad && !params.global;
   const int64_t planes = x.dim(0) * x.dim(1);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/pooling.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -68,18 +69,18 @@ void PoolLoop(const PoolParams& params, const PoolGeometry& g, const Tensor& x,
 
 absl::Status PoolReference(const PoolParams& params, const Tensor& x,
                            Tensor* y) {
-  absl::StatusOr<PoolGeometry> g = ResolvePoolGeometry(params, x.shape());
-  if (!g.ok()) return g.status();
-  Tensor out(x.dtype(), g->output_shape);
+  QUANTD_ASSIGN_OR_RETURN(PoolGeometry g,
+                          ResolvePoolGeometry(params, x.shape()));
+  Tensor out(x.dtype(), g.output_shape);
   switch (x.dtype()) {
     case DataType::kFloat32:
-      PoolLoop<float>(params, *g, x, &out);
+      PoolLoop<float>(params, g, x, &out);
       break;
     case DataType::kInt8:
-      PoolLoop<int8_t>(params, *g, x, &out);
+      PoolLoop<int8_t>(params, g, x, &out);
       break;
     case DataType::kUInt8:
-      PoolLoop<uint8_t>(params, *g, x, &out);
+      PoolLoop<uint8_t>(params, g, x, &out);
       break;
     default:
       return absl::InvalidArgumentError(

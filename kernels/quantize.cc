@@ -201,9 +201,9 @@ absl::Status QuantizeLinear(const Tensor& x, const Tensor& scale,
         "quantization range [", qmin, ", ", qmax, "] is empty or outside the ",
         DataTypeName(out), " range"));
   }
-  absl::StatusOr<QuantLayout> layout =
-      ResolveLayout(x.shape(), scale.shape(), options.axis, options.block_size);
-  if (!layout.ok()) return layout.status();
+  QUANTD_ASSIGN_OR_RETURN(QuantLayout layout,
+                          ResolveLayout(x.shape(), scale.shape(), options.axis,
+                                        options.block_size));
   QUANTD_RETURN_IF_ERROR(CheckZeroPoint(zero_point, scale, out));
   const float* s = scale.data<float>();
   for (int64_t i = 0; i < scale.num_elements(); ++i) {
@@ -222,10 +222,10 @@ absl::Status QuantizeLinear(const Tensor& x, const Tensor& scale,
   }
   EnsureOutput(out, x.shape(), y);
   if (out == DataType::kUInt8) {
-    QuantizeRows(*layout, x.data<float>(), s, zp.data(), qmin, qmax,
+    QuantizeRows(layout, x.data<float>(), s, zp.data(), qmin, qmax,
                  y->mutable_data<uint8_t>());
   } else {
-    QuantizeRows(*layout, x.data<float>(), s, zp.data(), qmin, qmax,
+    QuantizeRows(layout, x.data<float>(), s, zp.data(), qmin, qmax,
                  y->mutable_data<int8_t>());
   }
   return absl::OkStatus();
@@ -244,9 +244,9 @@ absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
     return absl::InvalidArgumentError(absl::StrCat(
         "DequantizeLinear scale is ", scale.DebugString(), ", expected f32"));
   }
-  absl::StatusOr<QuantLayout> layout =
-      ResolveLayout(x.shape(), scale.shape(), options.axis, options.block_size);
-  if (!layout.ok()) return layout.status();
+  QUANTD_ASSIGN_OR_RETURN(QuantLayout layout,
+                          ResolveLayout(x.shape(), scale.shape(), options.axis,
+                                        options.block_size));
   QUANTD_RETURN_IF_ERROR(CheckZeroPoint(zero_point, scale, x.dtype()));
   std::vector<int32_t> zp = ZeroPointsAsInt32(zero_point, scale.num_elements());
   EnsureOutput(DataType::kFloat32, x.shape(), y);
@@ -254,13 +254,13 @@ absl::Status DequantizeLinear(const Tensor& x, const Tensor& scale,
   float* out = y->mutable_data<float>();
   switch (x.dtype()) {
     case DataType::kUInt8:
-      DequantizeRows(*layout, x.data<uint8_t>(), s, zp.data(), out);
+      DequantizeRows(layout, x.data<uint8_t>(), s, zp.data(), out);
       break;
     case DataType::kInt8:
-      DequantizeRows(*layout, x.data<int8_t>(), s, zp.data(), out);
+      DequantizeRows(layout, x.data<int8_t>(), s, zp.data(), out);
       break;
     default:
-      DequantizeRows(*layout, x.data<int32_t>(), s, zp.data(), out);
+      DequantizeRows(layout, x.data<int32_t>(), s, zp.data(), out);
       break;
   }
   return absl::OkStatus();
@@ -315,14 +315,13 @@ absl::StatusOr<DynamicQuantParams> ComputeDynamicQuantParams(const Tensor& x) {
 
 absl::Status DynamicQuantizeLinear(const Tensor& x, Tensor* y,
                                    DynamicQuantParams* params) {
-  absl::StatusOr<DynamicQuantParams> p = ComputeDynamicQuantParams(x);
-  if (!p.ok()) return p.status();
-  Tensor scale = Tensor::Scalar<float>(p->scale);
-  Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(p->zero_point));
+  QUANTD_ASSIGN_OR_RETURN(DynamicQuantParams p, ComputeDynamicQuantParams(x));
+  Tensor scale = Tensor::Scalar<float>(p.scale);
+  Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(p.zero_point));
   QuantizeOptions options;
   options.output_type = DataType::kUInt8;
   QUANTD_RETURN_IF_ERROR(QuantizeLinear(x, scale, &zp, options, y));
-  if (params != nullptr) *params = *p;
+  if (params != nullptr) *params = p;
   return absl::OkStatus();
 }
 

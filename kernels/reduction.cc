@@ -269,10 +269,9 @@ void ReduceSingletons(ReduceOp op, const Tensor& x, Tensor* y) {
 absl::StatusOr<Tensor> ToRows(const Tensor& x, const Shape& merged,
                               TransposeForward* transpose) {
   if (transpose == nullptr) return x;
-  absl::StatusOr<Tensor> reshaped = x.Reshaped(merged);
-  if (!reshaped.ok()) return reshaped.status();
+  QUANTD_ASSIGN_OR_RETURN(Tensor reshaped, x.Reshaped(merged));
   Tensor moved;
-  absl::Status s = transpose->Forward(*reshaped, &moved);
+  absl::Status s = transpose->Forward(reshaped, &moved);
   if (!s.ok()) return s;
   return moved;
 }
@@ -332,11 +331,11 @@ absl::StatusOr<Shape> ReduceOutputShape(absl::Span<const int64_t> input,
                                         bool keepdims,
                                         bool noop_with_empty_axes) {
   bool identity;
-  absl::StatusOr<std::vector<bool>> reduced = ResolveAxes(
-      static_cast<int>(input.size()), axes, noop_with_empty_axes, &identity);
-  if (!reduced.ok()) return reduced.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<bool> reduced,
+                          ResolveAxes(static_cast<int>(input.size()), axes,
+                                      noop_with_empty_axes, &identity));
   const Shape in(input.begin(), input.end());
-  return identity ? in : OutputShape(in, *reduced, keepdims);
+  return identity ? in : OutputShape(in, reduced, keepdims);
 }
 
 ReductionForward::ReductionForward(ReduceOp op, std::vector<int64_t> axes,
@@ -399,12 +398,12 @@ absl::Status ReductionForward::Forward(const Tensor& x, Tensor* y) {
     ReduceSingletons(op_, x, y);
     return absl::OkStatus();
   }
-  absl::StatusOr<Tensor> rows = ToRows(x, e->merged, e->transpose.get());
-  if (!rows.ok()) return rows.status();
+  QUANTD_ASSIGN_OR_RETURN(Tensor rows,
+                          ToRows(x, e->merged, e->transpose.get()));
   if (e->use_dnnl) {
-    return RunDnnlReduction(op_, e->prim, e->src_md, e->dst_md, *rows, y);
+    return RunDnnlReduction(op_, e->prim, e->src_md, e->dst_md, rows, y);
   }
-  ReduceRowsByLoop(op_, *rows, e->kept, e->reduced, y);
+  ReduceRowsByLoop(op_, rows, e->kept, e->reduced, y);
   return absl::OkStatus();
 }
 

@@ -29,13 +29,13 @@ absl::Status CheckBackwardArgs(ReduceOp op, const Tensor& x,
         absl::StrCat("reduction backward takes f32, got ", x.DebugString(),
                      " and ", dy.DebugString()));
   }
-  absl::StatusOr<Shape> out_shape =
-      ReduceOutputShape(x.shape(), axes, keepdims, noop_with_empty_axes);
-  if (!out_shape.ok()) return out_shape.status();
-  if (*out_shape != dy.shape()) {
+  QUANTD_ASSIGN_OR_RETURN(
+      Shape out_shape,
+      ReduceOutputShape(x.shape(), axes, keepdims, noop_with_empty_axes));
+  if (out_shape != dy.shape()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "reduction backward: dy has shape ", ShapeToString(dy.shape()),
-        ", the forward output is ", ShapeToString(*out_shape)));
+        ", the forward output is ", ShapeToString(out_shape)));
   }
   return absl::OkStatus();
 }

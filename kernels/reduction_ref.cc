@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/reduction.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -138,9 +139,8 @@ absl::StatusOr<int64_t> IntegerResult(ReduceOp op, const Accumulators& a,
 absl::Status WriteIntegerResults(ReduceOp op, const Accumulators& a,
                                  Tensor* out) {
   for (int64_t s = 0; s < out->num_elements(); ++s) {
-    absl::StatusOr<int64_t> result = IntegerResult(op, a, s);
-    if (!result.ok()) return result.status();
-    int64_t v = *result;
+    QUANTD_ASSIGN_OR_RETURN(int64_t result, IntegerResult(op, a, s));
+    int64_t v = result;
     if (out->dtype() == DataType::kInt32) {
       // The empty-set extremes are the int32 ones.
       if (op == ReduceOp::kMax && v == std::numeric_limits<int64_t>::min()) {
@@ -163,15 +163,15 @@ absl::Status ReduceReference(ReduceOp op, const Tensor& x,
                              absl::Span<const int64_t> axes, bool keepdims,
                              bool noop_with_empty_axes, Tensor* y) {
   const int rank = x.rank();
-  absl::StatusOr<Shape> out_shape =
-      ReduceOutputShape(x.shape(), axes, keepdims, noop_with_empty_axes);
-  if (!out_shape.ok()) return out_shape.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      Shape out_shape,
+      ReduceOutputShape(x.shape(), axes, keepdims, noop_with_empty_axes));
   const DataType t = x.dtype();
   if (t != DataType::kFloat32 && t != DataType::kInt32 &&
       t != DataType::kInt64) {
     return absl::InvalidArgumentError("reference reduce takes f32/s32/s64");
   }
-  Tensor out(t, *out_shape);
+  Tensor out(t, out_shape);
   if (axes.empty() && noop_with_empty_axes) {
     std::memcpy(out.mutable_raw_data(), x.raw_data(), x.byte_size());
     *y = out;

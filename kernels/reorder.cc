@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernels/dnnl_context.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -204,11 +205,10 @@ absl::Status ConvertPlain(const Tensor& x, DataType to, void* out) {
 
 absl::StatusOr<Shape> TransposeOutputShape(absl::Span<const int64_t> input,
                                            absl::Span<const int64_t> perm) {
-  absl::StatusOr<std::vector<int64_t>> p =
-      ResolvePerm(static_cast<int>(input.size()), perm);
-  if (!p.ok()) return p.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> p,
+                          ResolvePerm(static_cast<int>(input.size()), perm));
   Shape out(input.size());
-  for (size_t i = 0; i < out.size(); ++i) out[i] = input[(*p)[i]];
+  for (size_t i = 0; i < out.size(); ++i) out[i] = input[(p)[i]];
   return out;
 }
 
@@ -218,19 +218,19 @@ TransposeForward::TransposeForward(std::vector<int64_t> perm)
 absl::Status TransposeForward::Forward(const Tensor& x, Tensor* y) {
   if (!x.defined())
     return absl::InvalidArgumentError("transpose input is undefined");
-  absl::StatusOr<std::vector<int64_t>> perm = ResolvePerm(x.rank(), perm_);
-  if (!perm.ok()) return perm.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> perm,
+                          ResolvePerm(x.rank(), perm_));
   Shape out_shape(x.rank());
-  for (int i = 0; i < x.rank(); ++i) out_shape[i] = x.shape()[(*perm)[i]];
+  for (int i = 0; i < x.rank(); ++i) out_shape[i] = x.shape()[(perm)[i]];
   absl::Status s = PrepareOutput(x, x.dtype(), out_shape, y);
   if (!s.ok() || x.num_elements() == 0) return s;
 
   Shape dims;
   std::vector<int> cperm;
-  CollapseTranspose(x.shape(), *perm, &dims, &cperm);
+  CollapseTranspose(x.shape(), perm, &dims, &cperm);
   const Mover mover = MoverFor(x.dtype());
   if (dims.size() + (mover.bytes > 1 ? 1 : 0) > DNNL_MAX_NDIMS) {
-    return TransposeReference(x, *perm, y);
+    return TransposeReference(x, perm, y);
   }
   std::string key = absl::StrCat(DataTypeName(x.dtype()), ShapeToString(dims),
                                  absl::StrJoin(cperm, ","));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -100,14 +101,14 @@ void Write(Tensor* t, int64_t i, const Value& v) {
 
 absl::Status TransposeReference(const Tensor& x, absl::Span<const int64_t> perm,
                                 Tensor* y) {
-  absl::StatusOr<Shape> out_shape = TransposeOutputShape(x.shape(), perm);
-  if (!out_shape.ok()) return out_shape.status();
+  QUANTD_ASSIGN_OR_RETURN(Shape out_shape,
+                          TransposeOutputShape(x.shape(), perm));
   const int rank = x.rank();
   std::vector<int64_t> p(perm.begin(), perm.end());
   if (p.empty()) {
     for (int i = rank - 1; i >= 0; --i) p.push_back(i);
   }
-  Tensor out(x.dtype(), *out_shape);
+  Tensor out(x.dtype(), out_shape);
   std::vector<int64_t> in_strides(rank, 1);
   for (int i = rank - 2; i >= 0; --i) {
     in_strides[i] = in_strides[i + 1] * x.shape()[i + 1];
@@ -121,7 +122,7 @@ absl::Status TransposeReference(const Tensor& x, absl::Span<const int64_t> perm,
     for (int i = 0; i < rank; ++i) offset += index[i] * in_strides[p[i]];
     std::memcpy(dst + o * size, src + offset * size, size);
     for (int i = rank - 1; i >= 0; --i) {
-      if (++index[i] < (*out_shape)[i]) break;
+      if (++index[i] < (out_shape)[i]) break;
       index[i] = 0;
     }
   }

@@ -497,12 +497,11 @@ absl::Status Resize(const ResizeParams& params, const Tensor& x,
                     const std::vector<float>& roi, Tensor* y) {
   if (y == nullptr) return absl::InvalidArgumentError("Resize: y is null");
   QUANTD_RETURN_IF_ERROR(CheckResizeArgs(params, x, scales, out_shape, roi));
-  absl::StatusOr<int64_t> total = CheckedNumElements(out_shape);
-  if (!total.ok()) return total.status();
+  QUANTD_ASSIGN_OR_RETURN(int64_t total, CheckedNumElements(out_shape));
 
   const int rank = x.rank();
   Tensor out(DataType::kFloat32, out_shape);
-  if (*total == 0) {
+  if (total == 0) {
     *y = std::move(out);
     return absl::OkStatus();
   }
@@ -516,9 +515,9 @@ absl::Status Resize(const ResizeParams& params, const Tensor& x,
       BuildAxisTables(params, x, scales, out_shape, roi);
   const int last = rank - 1;
   const int64_t width = out_shape[last];
-  const int64_t rows = *total / width;
+  const int64_t rows = total / width;
   // Below a few thousand outputs the threads cost more than they save.
-  const bool parallel = *total >= 4096;
+  const bool parallel = total >= 4096;
 
   RowSource source{x.data<float>(), std::vector<int64_t>(rank, 1),
                    &tables[last]};

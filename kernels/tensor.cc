@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -101,11 +102,10 @@ Tensor::Tensor(DataType type, Shape shape)
 
 absl::StatusOr<Tensor> Tensor::Create(DataType type, Shape shape,
                                       int64_t max_elements) {
-  absl::StatusOr<int64_t> n = CheckedNumElements(shape);
-  if (!n.ok()) return n.status();
-  if (*n > max_elements) {
+  QUANTD_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(shape));
+  if (n > max_elements) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("tensor of shape ", ShapeToString(shape), " has ", *n,
+        absl::StrCat("tensor of shape ", ShapeToString(shape), " has ", n,
                      " elements, more than the limit of ", max_elements));
   }
   if (type == DataType::kUndefined) {
@@ -121,9 +121,8 @@ Tensor Tensor::Zeros(DataType type, Shape shape) {
 }
 
 absl::StatusOr<Tensor> Tensor::Reshaped(Shape new_shape) const {
-  absl::StatusOr<int64_t> n = CheckedNumElements(new_shape);
-  if (!n.ok()) return n.status();
-  if (*n != num_elements_) {
+  QUANTD_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(new_shape));
+  if (n != num_elements_) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot reshape ", DebugString(), " to ",
                      ShapeToString(new_shape), ": element counts differ"));

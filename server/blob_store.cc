@@ -201,25 +201,24 @@ absl::StatusOr<std::string> BlobStore::MoveIntoPlace(
 absl::StatusOr<std::string> BlobStore::Commit(const UploadKey& key) {
   absl::MutexLock lock(&mutex_);
   const std::string base = UploadBase(key);
-  absl::StatusOr<UploadMeta> meta = ReadMeta(base + ".meta");
-  if (!meta.ok()) return meta.status();
+  QUANTD_ASSIGN_OR_RETURN(UploadMeta meta, ReadMeta(base + ".meta"));
   const std::string part = base + ".part";
   const int64_t size = FileSizeOrMinus1(part);
   auto discard = [&] {
     std::remove(part.c_str());
     std::remove((base + ".meta").c_str());
   };
-  if (size != meta->size) {
+  if (size != meta.size) {
     return absl::FailedPreconditionError(
-        absl::StrCat("the upload has ", size, " of ", meta->size,
+        absl::StrCat("the upload has ", size, " of ", meta.size,
                      " declared bytes; send the rest before finishing"));
   }
   QUANTD_ASSIGN_OR_RETURN(std::string digest, Sha256File(part));
-  if (digest != meta->sha256) {
+  if (digest != meta.sha256) {
     discard();
     return absl::InvalidArgumentError(absl::StrCat(
         "the uploaded bytes have sha256 ", digest, ", not the declared ",
-        meta->sha256, "; the upload was discarded, send it again"));
+        meta.sha256, "; the upload was discarded, send it again"));
   }
   absl::StatusOr<std::string> r = MoveIntoPlace(part, digest);
   if (r.ok()) std::remove((base + ".meta").c_str());
@@ -262,9 +261,8 @@ bool BlobStore::Contains(const std::string& sha256) const {
 }
 
 absl::StatusOr<int64_t> BlobStore::Size(const std::string& sha256) const {
-  absl::StatusOr<std::string> path = PathOf(sha256);
-  if (!path.ok()) return path.status();
-  return FileSizeOrMinus1(*path);
+  QUANTD_ASSIGN_OR_RETURN(std::string path, PathOf(sha256));
+  return FileSizeOrMinus1(path);
 }
 
 absl::StatusOr<std::string> BlobStore::PathOf(const std::string& sha256) const {

@@ -1,6 +1,7 @@
 #include "server/grpc_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -54,9 +55,9 @@ grpc::ServerUnaryReactor* GrpcService::GetBlob(
     grpc::CallbackServerContext* context, const v1::GetBlobRequest* request,
     v1::Blob* response) {
   return Unary(context, "GetBlob", [&](const std::string& tenant) {
-    absl::StatusOr<v1::Blob> b = core_->GetBlob(tenant, request->sha256());
-    if (!b.ok()) return b.status();
-    *response = std::move(*b);
+    QUANTD_ASSIGN_OR_RETURN(v1::Blob b,
+                            core_->GetBlob(tenant, request->sha256()));
+    *response = std::move(b);
     return absl::OkStatus();
   });
 }
@@ -85,9 +86,9 @@ grpc::ServerUnaryReactor* GrpcService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
     v1::Job* response) {
   return Unary(context, "GetJob", [&](const std::string& tenant) {
-    absl::StatusOr<v1::Job> job = core_->GetJob(tenant, request->name());
-    if (!job.ok()) return job.status();
-    *response = std::move(*job);
+    QUANTD_ASSIGN_OR_RETURN(v1::Job job,
+                            core_->GetJob(tenant, request->name()));
+    *response = std::move(job);
     return absl::OkStatus();
   });
 }
@@ -96,9 +97,9 @@ grpc::ServerUnaryReactor* GrpcService::ListJobs(
     grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
     v1::ListJobsResponse* response) {
   return Unary(context, "ListJobs", [&](const std::string& tenant) {
-    absl::StatusOr<v1::ListJobsResponse> r = core_->ListJobs(tenant, *request);
-    if (!r.ok()) return r.status();
-    *response = std::move(*r);
+    QUANTD_ASSIGN_OR_RETURN(v1::ListJobsResponse r,
+                            core_->ListJobs(tenant, *request));
+    *response = std::move(r);
     return absl::OkStatus();
   });
 }
@@ -107,9 +108,9 @@ grpc::ServerUnaryReactor* GrpcService::CancelJob(
     grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
     v1::Job* response) {
   return Unary(context, "CancelJob", [&](const std::string& tenant) {
-    absl::StatusOr<v1::Job> job = core_->CancelJob(tenant, request->name());
-    if (!job.ok()) return job.status();
-    *response = std::move(*job);
+    QUANTD_ASSIGN_OR_RETURN(v1::Job job,
+                            core_->CancelJob(tenant, request->name()));
+    *response = std::move(job);
     return absl::OkStatus();
   });
 }

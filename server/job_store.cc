@@ -327,9 +327,8 @@ absl::StatusOr<JobRecord> JobStore::Transition(
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> found = FindLocked(id, "");
-  if (!found.ok()) return found.status();
-  JobRecord job = std::move(*found);
+  QUANTD_ASSIGN_OR_RETURN(JobRecord found, FindLocked(id, ""));
+  JobRecord job = std::move(found);
   if (std::find(from.begin(), from.end(), job.state) == from.end()) {
     std::string allowed;
     for (JobState s : from) {
@@ -381,12 +380,11 @@ absl::StatusOr<int64_t> JobStore::AppendEvent(const std::string& job_id,
   SqliteStatement max = db_->Prepare(
       "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE job_id = ?1");
   max.Bind(job_id);
-  absl::StatusOr<int64_t> sequence = max.Scalar();
-  if (!sequence.ok()) return sequence.status();
+  QUANTD_ASSIGN_OR_RETURN(int64_t sequence, max.Scalar());
   SqliteStatement st = db_->Prepare(
       "INSERT INTO events (job_id, sequence, time_us, payload) VALUES (?1, "
       "?2, ?3, ?4)");
-  st.Bind(job_id, *sequence, NowUs(), SqlBlob{payload});
+  st.Bind(job_id, sequence, NowUs(), SqlBlob{payload});
   QUANTD_RETURN_IF_ERROR(st.Run());
   if (progress != nullptr) {
     SqliteStatement p =
@@ -395,7 +393,7 @@ absl::StatusOr<int64_t> JobStore::AppendEvent(const std::string& job_id,
     QUANTD_RETURN_IF_ERROR(p.Run());
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());  // fsynced: synchronous=FULL
-  return *sequence;
+  return sequence;
 }
 
 absl::StatusOr<std::vector<JobEvent>> JobStore::EventsAfter(
@@ -412,9 +410,8 @@ absl::StatusOr<std::vector<JobEvent>> JobStore::EventsAfter(
   st.Bind(job_id, after, limit);
   std::vector<JobEvent> events;
   for (;;) {
-    absl::StatusOr<bool> row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return events;
+    QUANTD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return events;
     events.push_back({job_id, st.ColInt(0), st.ColInt(1), st.ColStr(2)});
   }
 }
@@ -426,11 +423,10 @@ absl::StatusOr<JobRecord> JobStore::Delete(const std::string& tenant,
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> found = FindLocked(id, tenant);
-  if (!found.ok()) return found.status();
-  if (!IsTerminal(found->state)) {
+  QUANTD_ASSIGN_OR_RETURN(JobRecord found, FindLocked(id, tenant));
+  if (!IsTerminal(found.state)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " is ", JobStateName(found->state),
+        absl::StrCat("job ", id, " is ", JobStateName(found.state),
                      "; cancel it and wait until it is CANCELLED (or let it "
                      "finish) before deleting it"));
   }
@@ -439,7 +435,7 @@ absl::StatusOr<JobRecord> JobStore::Delete(const std::string& tenant,
   st.Bind(id);
   QUANTD_RETURN_IF_ERROR(st.Run());
   QUANTD_RETURN_IF_ERROR(txn.Commit());
-  return std::move(*found);
+  return found;
 }
 
 absl::StatusOr<std::optional<JobRecord>> JobStore::NextQueued(
@@ -511,9 +507,8 @@ absl::StatusOr<bool> JobStore::ReferencesBlob(const std::string& sha256) {
       "SELECT EXISTS (SELECT 1 FROM jobs WHERE model_sha256 = ?1) OR "
       "EXISTS (SELECT 1 FROM jobs WHERE report_sha256 = ?1)");
   st.Bind(sha256);
-  absl::StatusOr<int64_t> found = st.Scalar();
-  if (!found.ok()) return found.status();
-  return *found != 0;
+  QUANTD_ASSIGN_OR_RETURN(int64_t found, st.Scalar());
+  return found != 0;
 }
 
 }  // namespace quantd

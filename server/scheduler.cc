@@ -39,8 +39,7 @@ void Scheduler::Notify() {
 
 absl::StatusOr<JobRecord> Scheduler::Cancel(const std::string& tenant,
                                             const std::string& id) {
-  absl::StatusOr<JobRecord> job = jobs_->Get(tenant, id);
-  if (!job.ok()) return job.status();
+  QUANTD_RETURN_IF_ERROR((jobs_->Get(tenant, id)).status());
   absl::StatusOr<JobRecord> queued = jobs_->Transition(
       id, {JobState::kQueued}, JobState::kCancelled, "cancelled by CancelJob");
   if (queued.ok()) {

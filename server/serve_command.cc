@@ -262,8 +262,7 @@ void Drain(const ServeFlags& flags, grpc::Server* server, GrpcService* service,
 // Wires the pieces and serves until a signal. Declaration order is
 // teardown order in reverse: the gRPC server goes first, the stores last.
 absl::Status Serve(const ServeFlags& flags) {
-  absl::StatusOr<Authenticator> auth = LoadTenants(flags);
-  if (!auth.ok()) return auth.status();
+  QUANTD_ASSIGN_OR_RETURN(Authenticator auth, LoadTenants(flags));
   QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           LoadCredentials(flags));
   QUANTD_ASSIGN_OR_RETURN(Stores stores, OpenStores(flags.data_dir));
@@ -277,14 +276,14 @@ absl::Status Serve(const ServeFlags& flags) {
                       MakeSchedulerOptions(flags, &hub, m));
   ServiceCore core(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
                    &scheduler, MakeServiceLimits(flags));
-  GrpcService service(&core, &*auth, &hub, MakeGrpcOptions(m));
+  GrpcService service(&core, &auth, &hub, MakeGrpcOptions(m));
   int bound_port = 0;
   QUANTD_ASSIGN_OR_RETURN(
       std::unique_ptr<grpc::Server> server,
       StartGrpcServer(flags, credentials, &service, &bound_port));
   if (absl::Status s = scheduler.Start(); !s.ok()) return s;
   (server)->GetHealthCheckService()->SetServingStatus(true);
-  AnnounceReady(flags, bound_port, *auth, *m);
+  AnnounceReady(flags, bound_port, auth, *m);
 
   RunUntilSignal(stores.jobs.get(), scheduler, m);
   Drain(flags, server.get(), &service, &scheduler, &hub);

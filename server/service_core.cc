@@ -46,8 +46,7 @@ absl::StatusOr<v1::Blob> ServiceCore::GetBlob(const std::string& tenant,
     return absl::InvalidArgumentError(
         "sha256 must be 64 lowercase hex characters");
   }
-  absl::StatusOr<v1::Blob> b = index_->Find(tenant, sha256);
-  if (!b.ok()) return b.status();
+  QUANTD_ASSIGN_OR_RETURN(v1::Blob b, index_->Find(tenant, sha256));
   // The index may outlive a blob removed by hand: trust the store.
   if (!blobs_->Contains(sha256)) {
     return absl::NotFoundError(
@@ -102,12 +101,11 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
   // One plan: the spec validated, defaults applied, and every DataRef
   // resolved to a blob this tenant uploaded.
   const TenantDataResolver resolver(*blobs_, *index_, tenant);
-  absl::StatusOr<JobPlan> plan =
-      PlanJob(request.spec(), SpecOrigin::kService, resolver);
-  if (!plan.ok()) return plan.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      JobPlan plan, PlanJob(request.spec(), SpecOrigin::kService, resolver));
   // The model loads, the data fits it, the scheme fits every layer: a job
   // that cannot run is refused now, not failed later.
-  if (absl::Status s = CheckJobInputs(*plan); !s.ok()) {
+  if (absl::Status s = CheckJobInputs(plan); !s.ok()) {
     return absl::Status(s.code() == absl::StatusCode::kInternal
                             ? absl::StatusCode::kInternal
                             : absl::StatusCode::kInvalidArgument,
@@ -124,12 +122,12 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
   }
   QUANTD_ASSIGN_OR_RETURN(int64_t queued,
                           jobs_->CountInState(JobState::kQueued));
-  absl::StatusOr<int64_t> mine = jobs_->CountInState(JobState::kQueued, tenant);
-  if (!mine.ok()) return mine.status();
+  QUANTD_ASSIGN_OR_RETURN(int64_t mine,
+                          jobs_->CountInState(JobState::kQueued, tenant));
   if (queued >= limits_.max_queued_jobs ||
-      *mine >= limits_.max_queued_jobs_per_tenant) {
+      mine >= limits_.max_queued_jobs_per_tenant) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("the queue is full (", *mine, " of your jobs and ", queued,
+        absl::StrCat("the queue is full (", mine, " of your jobs and ", queued,
                      " in all are queued); retry after some finish"));
   }
   JobRecord r;
@@ -158,11 +156,9 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
 
 absl::StatusOr<v1::Job> ServiceCore::GetJob(const std::string& tenant,
                                             const std::string& name) {
-  absl::StatusOr<std::string> id = JobIdFromName(name);
-  if (!id.ok()) return id.status();
-  absl::StatusOr<JobRecord> r = jobs_->Get(tenant, *id);
-  if (!r.ok()) return r.status();
-  return ToProto(*r);
+  QUANTD_ASSIGN_OR_RETURN(std::string id, JobIdFromName(name));
+  QUANTD_ASSIGN_OR_RETURN(JobRecord r, jobs_->Get(tenant, id));
+  return ToProto(r);
 }
 
 absl::StatusOr<v1::ListJobsResponse> ServiceCore::ListJobs(
@@ -171,38 +167,35 @@ absl::StatusOr<v1::ListJobsResponse> ServiceCore::ListJobs(
   if (request.state() != v1::JOB_STATE_UNSPECIFIED) {
     state = static_cast<JobState>(static_cast<int>(request.state()));
   }
-  absl::StatusOr<JobPage> page =
-      jobs_->List(tenant, state, request.page_size(), request.page_token());
-  if (!page.ok()) return page.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      JobPage page,
+      jobs_->List(tenant, state, request.page_size(), request.page_token()));
   v1::ListJobsResponse out;
-  for (const JobRecord& r : page->jobs) {
+  for (const JobRecord& r : page.jobs) {
     QUANTD_ASSIGN_OR_RETURN(v1::Job j, ToProto(r));
     *out.add_jobs() = std::move(j);
   }
-  out.set_next_page_token(page->next_page_token);
+  out.set_next_page_token(page.next_page_token);
   return out;
 }
 
 absl::StatusOr<v1::Job> ServiceCore::CancelJob(const std::string& tenant,
                                                const std::string& name) {
-  absl::StatusOr<std::string> id = JobIdFromName(name);
-  if (!id.ok()) return id.status();
-  absl::StatusOr<JobRecord> r = scheduler_->Cancel(tenant, *id);
-  if (!r.ok()) return r.status();
-  return ToProto(*r);
+  QUANTD_ASSIGN_OR_RETURN(std::string id, JobIdFromName(name));
+  QUANTD_ASSIGN_OR_RETURN(JobRecord r, scheduler_->Cancel(tenant, id));
+  return ToProto(r);
 }
 
 absl::Status ServiceCore::DeleteJob(const std::string& tenant,
                                     const std::string& name) {
   QUANTD_ASSIGN_OR_RETURN(std::string id, JobIdFromName(name));
-  absl::StatusOr<JobRecord> gone = jobs_->Delete(tenant, id);
-  if (!gone.ok()) return gone.status();
+  QUANTD_ASSIGN_OR_RETURN(JobRecord gone, jobs_->Delete(tenant, id));
   // Artifacts nothing else references go too. Blobs are content-addressed:
   // the same bytes can be another job's artifact or any tenant's upload, and
   // then they stay. The job is deleted either way; a blob that could not be
   // checked or removed is logged and left for an operator.
   for (const std::string& digest :
-       {gone->model_artifact_sha256, gone->report_artifact_sha256}) {
+       {gone.model_artifact_sha256, gone.report_artifact_sha256}) {
     if (digest.empty()) continue;
     absl::StatusOr<bool> used = jobs_->ReferencesBlob(digest);
     absl::StatusOr<bool> uploaded = index_->AnyTenantOwns(digest);
@@ -222,16 +215,14 @@ absl::Status ServiceCore::DeleteJob(const std::string& tenant,
 absl::StatusOr<std::vector<v1::JobEvent>> ServiceCore::EventsAfter(
     const std::string& tenant, const std::string& name, int64_t after_sequence,
     int32_t limit) {
-  absl::StatusOr<std::string> id = JobIdFromName(name);
-  if (!id.ok()) return id.status();
-  if (absl::StatusOr<JobRecord> r = jobs_->Get(tenant, *id); !r.ok()) {
+  QUANTD_ASSIGN_OR_RETURN(std::string id, JobIdFromName(name));
+  if (absl::StatusOr<JobRecord> r = jobs_->Get(tenant, id); !r.ok()) {
     return r.status();
   }
-  absl::StatusOr<std::vector<JobEvent>> events =
-      jobs_->EventsAfter(*id, after_sequence, limit);
-  if (!events.ok()) return events.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<JobEvent> events,
+                          jobs_->EventsAfter(id, after_sequence, limit));
   std::vector<v1::JobEvent> out;
-  for (const JobEvent& e : *events) {
+  for (const JobEvent& e : events) {
     v1::JobEvent p;
     if (!p.ParseFromString(e.payload)) {
       return absl::DataLossError("a stored job event is unreadable");
@@ -245,14 +236,12 @@ absl::StatusOr<std::vector<v1::JobEvent>> ServiceCore::EventsAfter(
 absl::StatusOr<v1::Artifact> ServiceCore::FindArtifact(
     const std::string& tenant, const std::string& job_name,
     v1::ArtifactKind kind) {
-  absl::StatusOr<v1::Job> job = GetJob(tenant, job_name);
-  if (!job.ok()) return job.status();
-  for (const v1::Artifact& a : job->artifacts()) {
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job, GetJob(tenant, job_name));
+  for (const v1::Artifact& a : job.artifacts()) {
     if (a.kind() == kind) return a;
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      job_name, " has no such artifact (state ",
-      v1::JobState_Name(job->state()),
+      job_name, " has no such artifact (state ", v1::JobState_Name(job.state()),
       "): artifacts exist once a job SUCCEEDED; kind is MODEL or REPORT"));
 }
 

@@ -19,10 +19,9 @@ absl::StatusOr<std::unique_ptr<CalibrationSession>> CalibrationSession::Create(
   }
   std::map<std::string, TensorCalibrator> calibrators;
   for (const std::string& name : tensors) {
-    absl::StatusOr<TensorCalibrator> c =
-        TensorCalibrator::Create(name, options);
-    if (!c.ok()) return c.status();
-    calibrators.emplace(name, *std::move(c));
+    QUANTD_ASSIGN_OR_RETURN(TensorCalibrator c,
+                            TensorCalibrator::Create(name, options));
+    calibrators.emplace(name, std::move(c));
   }
   return std::unique_ptr<CalibrationSession>(
       new CalibrationSession(std::move(calibrators)));
@@ -53,9 +52,8 @@ absl::StatusOr<std::map<std::string, QuantParams>> CalibrationSession::Finish()
   }
   std::map<std::string, QuantParams> params;
   for (const auto& [name, c] : calibrators_) {
-    absl::StatusOr<QuantParams> p = c.ComputeParams();
-    if (!p.ok()) return p.status();
-    params.emplace(name, *std::move(p));
+    QUANTD_ASSIGN_OR_RETURN(QuantParams p, c.ComputeParams());
+    params.emplace(name, std::move(p));
   }
   return params;
 }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -213,9 +214,8 @@ absl::StatusOr<CalibrationRange> TensorCalibrator::ComputeRange() const {
 }
 
 absl::StatusOr<QuantParams> TensorCalibrator::ComputeParams() const {
-  absl::StatusOr<CalibrationRange> r = ComputeRange();
-  if (!r.ok()) return r.status();
-  return ActivationParamsForRange(r->min, r->max, options_.type,
+  QUANTD_ASSIGN_OR_RETURN(CalibrationRange r, ComputeRange());
+  return ActivationParamsForRange(r.min, r.max, options_.type,
                                   options_.symmetric);
 }
 

@@ -301,17 +301,15 @@ absl::StatusOr<std::unique_ptr<ArrayFile>> ArrayFile::Open(
 
 absl::StatusOr<Tensor> ArrayFile::ReadArray(const std::string& name,
                                             int64_t max_elements) {
-  absl::StatusOr<std::unique_ptr<ArrayStream>> s = OpenStream(name);
-  if (!s.ok()) return s.status();
-  const NpyHeader& h = (*s)->header();
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s, OpenStream(name));
+  const NpyHeader& h = (s)->header();
   if (NumElements(h.shape) > max_elements) {
     return absl::ResourceExhaustedError(
         absl::StrCat("array '", name, "' has ", NumElements(h.shape),
                      " elements, more than the limit of ", max_elements));
   }
-  absl::StatusOr<Tensor> t = (*s)->ReadRows((*s)->rows());
-  if (!t.ok()) return t.status();
-  if (h.shape.empty()) return t->Reshaped({});
+  QUANTD_ASSIGN_OR_RETURN(Tensor t, (s)->ReadRows((s)->rows()));
+  if (h.shape.empty()) return t.Reshaped({});
   return t;
 }
 

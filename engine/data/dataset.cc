@@ -210,11 +210,10 @@ absl::StatusOr<std::optional<DataBatch>> Dataset::Next() {
   batch.size = n;
   batch.first = next_ - begin_;
   for (Input& in : inputs_) {
-    absl::StatusOr<Tensor> t = in.stream->ReadRows(n);
-    if (!t.ok()) return t.status();
+    QUANTD_ASSIGN_OR_RETURN(Tensor t, in.stream->ReadRows(n));
     if (options_.require_finite) {
-      if (int64_t bad = FirstNonFinite(*t); bad >= 0) {
-        const int64_t per_row = t->num_elements() / std::max<int64_t>(n, 1);
+      if (int64_t bad = FirstNonFinite(t); bad >= 0) {
+        const int64_t per_row = t.num_elements() / std::max<int64_t>(n, 1);
         return absl::InvalidArgumentError(absl::StrCat(
             What(path_, in.name), " contains NaN or Inf at sample ",
             next_ + bad / std::max<int64_t>(per_row, 1),
@@ -223,10 +222,10 @@ absl::StatusOr<std::optional<DataBatch>> Dataset::Next() {
     }
     if (language_model_ && in.name == kTokenInput) {
       // Row of T+1 tokens: inputs are tokens [0, T), targets [1, T].
-      const int64_t t1 = t->dim(1), tt = t1 - 1;
+      const int64_t t1 = t.dim(1), tt = t1 - 1;
       Tensor inputs(DataType::kInt64, {n, tt});
       Tensor targets(DataType::kInt64, {n, tt});
-      const int64_t* src = t->data<int64_t>();
+      const int64_t* src = t.data<int64_t>();
       for (int64_t r = 0; r < n; ++r) {
         std::copy(src + r * t1, src + r * t1 + tt,
                   inputs.mutable_data<int64_t>() + r * tt);
@@ -236,7 +235,7 @@ absl::StatusOr<std::optional<DataBatch>> Dataset::Next() {
       batch.feeds[in.name] = std::move(inputs);
       batch.targets = std::move(targets);
     } else {
-      batch.feeds[in.name] = std::move(*t);
+      batch.feeds[in.name] = std::move(t);
     }
   }
   if (label_stream_ != nullptr) {

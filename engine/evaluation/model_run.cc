@@ -70,8 +70,7 @@ absl::StatusOr<LatencyStats> MeasureLatency(Executor& ex,
   std::vector<double> ms;
   for (int i = 0; i < repeats; ++i) {
     absl::Time start = absl::Now();
-    absl::StatusOr<std::vector<Tensor>> out = ex.RunOutputs(feeds);
-    if (!out.ok()) return out.status();
+    QUANTD_RETURN_IF_ERROR((ex.RunOutputs(feeds)).status());
     ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
   }
   return SummarizeLatencies(std::move(ms));
@@ -79,33 +78,31 @@ absl::StatusOr<LatencyStats> MeasureLatency(Executor& ex,
 
 absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   ModelRunReport report;
-  absl::StatusOr<LoadedModel> model = LoadModelFromFile(options.model_path);
-  if (!model.ok()) return model.status();
-  report.source_opset = model->source_opset;
-  report.opset = model->graph.opset;
-  report.producer = model->producer;
-  report.conversion_note = model->conversion_note;
-  report.nodes_loaded = static_cast<int>(model->graph.nodes.size());
-  Graph graph = std::move(model->graph);
+  QUANTD_ASSIGN_OR_RETURN(LoadedModel model,
+                          LoadModelFromFile(options.model_path));
+  report.source_opset = model.source_opset;
+  report.opset = model.graph.opset;
+  report.producer = model.producer;
+  report.conversion_note = model.conversion_note;
+  report.nodes_loaded = static_cast<int>(model.graph.nodes.size());
+  Graph graph = std::move(model.graph);
   QUANTD_RETURN_IF_ERROR(
       PrepareGraph(graph, DefaultOpRegistry(), &report.prepare));
   report.nodes_prepared = static_cast<int>(graph.nodes.size());
 
-  absl::StatusOr<std::unique_ptr<ArrayFile>> data =
-      ArrayFile::Open(options.data_path);
-  if (!data.ok()) return data.status();
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayFile> data,
+                          ArrayFile::Open(options.data_path));
   TensorMap feeds;
   for (const ValueInfo& in : graph.inputs) {
     absl::StatusOr<std::unique_ptr<ArrayStream>> s =
-        (*data)->OpenStream(in.name);
+        (data)->OpenStream(in.name);
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the data file has no array for model input '", in.name, "'"));
     }
-    absl::StatusOr<Tensor> t = (*s)->ReadRows(options.max_samples);
-    if (!t.ok()) return t.status();
-    report.samples = t->dim(0);
-    feeds[in.name] = std::move(*t);
+    QUANTD_ASSIGN_OR_RETURN(Tensor t, (*s)->ReadRows(options.max_samples));
+    report.samples = t.dim(0);
+    feeds[in.name] = std::move(t);
   }
 
   absl::StatusOr<std::unique_ptr<Executor>> fp32 = Executor::Create(graph);
@@ -114,9 +111,9 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   ActivationRangeRecorder recorder(graph);
   RunOptions run_options;
   run_options.tensor_hook = recorder.Hook();
-  absl::StatusOr<RunResult> fp32_result = (*fp32)->Run(feeds, run_options);
-  if (!fp32_result.ok()) return fp32_result.status();
-  report.fp32_outputs = fp32_result->outputs;
+  QUANTD_ASSIGN_OR_RETURN(RunResult fp32_result,
+                          (*fp32)->Run(feeds, run_options));
+  report.fp32_outputs = fp32_result.outputs;
 
   Graph int8_graph = graph;
   report.weight_qmax = MaxExactInt8WeightMagnitude();
@@ -125,36 +122,32 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
       LowerToInt8(int8_graph, recorder.ranges(), {}, &report.lowering));
   absl::StatusOr<std::unique_ptr<Executor>> int8 = Executor::Create(int8_graph);
   if (!int8.ok()) return int8.status();
-  absl::StatusOr<std::vector<Tensor>> int8_outputs = (*int8)->RunOutputs(feeds);
-  if (!int8_outputs.ok()) return int8_outputs.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> int8_outputs,
+                          (*int8)->RunOutputs(feeds));
 
   for (size_t i = 0; i < graph.outputs.size(); ++i) {
     OutputComparison c;
     c.name = graph.outputs[i].name;
     const Tensor& f = report.fp32_outputs[i];
     c.shape = f.shape();
-    if ((*data)->Contains(c.name)) {
-      absl::StatusOr<std::unique_ptr<ArrayStream>> s =
-          (*data)->OpenStream(c.name);
-      if (!s.ok()) return s.status();
-      absl::StatusOr<Tensor> ref = (*s)->ReadRows(options.max_samples);
-      if (!ref.ok()) return ref.status();
+    if ((data)->Contains(c.name)) {
+      QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                              (data)->OpenStream(c.name));
+      QUANTD_ASSIGN_OR_RETURN(Tensor ref, (s)->ReadRows(options.max_samples));
       c.has_reference = true;
-      c.fp32_max_abs_diff = MaxAbsDiff(f, *ref);
-      c.top1_fp32_vs_reference = Top1Agreement(f, *ref);
+      c.fp32_max_abs_diff = MaxAbsDiff(f, ref);
+      c.top1_fp32_vs_reference = Top1Agreement(f, ref);
     }
-    c.int8_max_abs_diff = MaxAbsDiff((*int8_outputs)[i], f);
-    c.top1_int8_vs_fp32 = Top1Agreement((*int8_outputs)[i], f);
+    c.int8_max_abs_diff = MaxAbsDiff((int8_outputs)[i], f);
+    c.top1_int8_vs_fp32 = Top1Agreement((int8_outputs)[i], f);
     report.outputs.push_back(std::move(c));
   }
-  absl::StatusOr<LatencyStats> t32 =
-      MeasureLatency(**fp32, feeds, options.repeats);
-  if (!t32.ok()) return t32.status();
-  report.fp32 = *t32;
-  absl::StatusOr<LatencyStats> t8 =
-      MeasureLatency(**int8, feeds, options.repeats);
-  if (!t8.ok()) return t8.status();
-  report.int8 = *t8;
+  QUANTD_ASSIGN_OR_RETURN(LatencyStats t32,
+                          MeasureLatency(**fp32, feeds, options.repeats));
+  report.fp32 = t32;
+  QUANTD_ASSIGN_OR_RETURN(LatencyStats t8,
+                          MeasureLatency(**int8, feeds, options.repeats));
+  report.int8 = t8;
   return report;
 }
 

@@ -23,11 +23,10 @@ absl::StatusOr<int64_t> ForEachBatch(
   int64_t done = 0;
   while (true) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(cancelled));
-    absl::StatusOr<std::optional<DataBatch>> batch = data.Next();
-    if (!batch.ok()) return batch.status();
-    if (!batch->has_value()) break;
-    QUANTD_RETURN_IF_ERROR(fn(**batch));
-    done += (*batch)->size;
+    QUANTD_ASSIGN_OR_RETURN(std::optional<DataBatch> batch, data.Next());
+    if (!batch.has_value()) break;
+    QUANTD_RETURN_IF_ERROR(fn(*batch));
+    done += (batch)->size;
     if (progress) {
       ProgressEvent e;
       e.stage = stage;
@@ -54,15 +53,15 @@ absl::StatusOr<Evaluated> Evaluate(
   absl::StatusOr<int64_t> n = ForEachBatch(
       data, stage, progress, cancelled,
       [&](const DataBatch& batch) -> absl::Status {
-        absl::StatusOr<RunResult> r = reference.Run(batch.feeds, ref_opts);
-        if (!r.ok()) return r.status();
-        absl::StatusOr<RunResult> c = candidate.Run(batch.feeds, cand_opts);
-        if (!c.ok()) return c.status();
+        QUANTD_ASSIGN_OR_RETURN(RunResult r,
+                                reference.Run(batch.feeds, ref_opts));
+        QUANTD_ASSIGN_OR_RETURN(RunResult c,
+                                candidate.Run(batch.feeds, cand_opts));
         QUANTD_RETURN_IF_ERROR(
-            acc.Add(r->outputs[0], c->outputs[0], batch.labels, batch.targets));
+            acc.Add(r.outputs[0], c.outputs[0], batch.labels, batch.targets));
         for (const auto& [value, node] : layers) {
-          auto rv = r->values.find(value), cv = c->values.find(value);
-          if (rv != r->values.end() && cv != c->values.end() &&
+          auto rv = r.values.find(value), cv = c.values.find(value);
+          if (rv != r.values.end() && cv != c.values.end() &&
               rv->second.shape() == cv->second.shape()) {
             QUANTD_RETURN_IF_ERROR(per_layer[node].Add(rv->second, cv->second));
           }
@@ -87,11 +86,10 @@ absl::StatusOr<std::vector<Tensor>> ReferenceOutputs(
       ForEachBatch(data, "", nullptr, cancelled,
                    [&](const DataBatch& batch) -> absl::Status {
                      if (bytes > max_bytes) return absl::OkStatus();
-                     absl::StatusOr<std::vector<Tensor>> r =
-                         reference.RunOutputs(batch.feeds);
-                     if (!r.ok()) return r.status();
-                     bytes += static_cast<int64_t>((*r)[0].byte_size());
-                     outputs.push_back(std::move((*r)[0]));
+                     QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> r,
+                                             reference.RunOutputs(batch.feeds));
+                     bytes += static_cast<int64_t>((r)[0].byte_size());
+                     outputs.push_back(std::move((r)[0]));
                      return absl::OkStatus();
                    });
   if (!n.ok()) return n.status();
@@ -111,10 +109,9 @@ absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
                        return absl::InternalError(
                            "more batches than cached reference outputs");
                      }
-                     absl::StatusOr<std::vector<Tensor>> c =
-                         candidate.RunOutputs(batch.feeds);
-                     if (!c.ok()) return c.status();
-                     return acc.Add(reference_outputs[index++], (*c)[0],
+                     QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> c,
+                                             candidate.RunOutputs(batch.feeds));
+                     return acc.Add(reference_outputs[index++], (c)[0],
                                     batch.labels, batch.targets);
                    });
   if (!n.ok()) return n.status();
@@ -126,12 +123,10 @@ absl::StatusOr<Evaluated> EvaluatePlan(
     Dataset& data, const std::map<std::string, std::string>& layers,
     const std::string& stage, const ProgressCallback& progress,
     const std::atomic<bool>* cancelled) {
-  absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(graph, plan);
-  if (!qdq.ok()) return qdq.status();
-  absl::StatusOr<std::unique_ptr<Executor>> ex =
-      Executor::Create(std::move(qdq->graph));
-  if (!ex.ok()) return ex.status();
-  return Evaluate(reference, **ex, data, layers, stage, progress, cancelled);
+  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> ex,
+                          Executor::Create(std::move(qdq.graph)));
+  return Evaluate(reference, *ex, data, layers, stage, progress, cancelled);
 }
 
 double TargetMetric(const v1::EvaluationMetrics& m) {

@@ -365,16 +365,15 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
 absl::StatusOr<onnx::ModelProto> ExportQdqModel(
     const Graph& graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
-  absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(graph, plan, options);
-  if (!qdq.ok()) return qdq.status();
+  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan, options));
   onnx::ModelProto model =
-      GraphToModelProto(qdq->graph, qdq->ir_version, options.producer_name);
+      GraphToModelProto(qdq.graph, qdq.ir_version, options.producer_name);
   if (!options.producer_version.empty()) {
     model.set_producer_version(options.producer_version);
   }
   for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
-    if (!qdq->four_bit_initializers.contains(t.name())) continue;
-    const Tensor& holder = qdq->graph.initializers.at(t.name());
+    if (!qdq.four_bit_initializers.contains(t.name())) continue;
+    const Tensor& holder = qdq.graph.initializers.at(t.name());
     t.set_data_type(holder.dtype() == DataType::kInt8 ? kOnnxInt4 : kOnnxUInt4);
     t.set_raw_data(PackFourBit(holder));
   }
@@ -384,10 +383,10 @@ absl::StatusOr<onnx::ModelProto> ExportQdqModel(
 absl::StatusOr<std::string> ExportQdqModelBytes(
     const Graph& graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
-  absl::StatusOr<onnx::ModelProto> model = ExportQdqModel(graph, plan, options);
-  if (!model.ok()) return model.status();
+  QUANTD_ASSIGN_OR_RETURN(onnx::ModelProto model,
+                          ExportQdqModel(graph, plan, options));
   std::string bytes;
-  if (!model->SerializeToString(&bytes)) {
+  if (!model.SerializeToString(&bytes)) {
     return absl::InternalError(
         "serializing the QDQ model failed (is it larger than 2 GiB?)");
   }

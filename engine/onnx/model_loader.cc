@@ -90,14 +90,13 @@ absl::Status InlineExternalData(onnx::TensorProto& tensor,
           what, ": the location leaves the model's folder ('..')"));
     }
   }
-  absl::StatusOr<std::string> base = RealPath(base_dir);
-  if (!base.ok()) return base.status();
+  QUANTD_ASSIGN_OR_RETURN(std::string base, RealPath(base_dir));
   absl::StatusOr<std::string> resolved =
-      RealPath(absl::StrCat(*base, "/", location));
+      RealPath(absl::StrCat(base, "/", location));
   if (!resolved.ok()) {
     return absl::NotFoundError(absl::StrCat(what, ": file not found"));
   }
-  if (!absl::StartsWith(*resolved, absl::StrCat(*base, "/"))) {
+  if (!absl::StartsWith(*resolved, absl::StrCat(base, "/"))) {
     return absl::PermissionDeniedError(absl::StrCat(
         what, ": the location resolves outside the model's folder"));
   }
@@ -299,17 +298,16 @@ absl::StatusOr<onnx::ModelProto> ParseModel(absl::string_view bytes,
 
 absl::StatusOr<LoadedModel> LoadModelFromBytes(absl::string_view bytes,
                                                const LoadOptions& options) {
-  absl::StatusOr<onnx::ModelProto> model = ParseModel(bytes, options.limits);
-  if (!model.ok()) return model.status();
-  return LoadParsed(std::move(*model), nullptr, options);
+  QUANTD_ASSIGN_OR_RETURN(onnx::ModelProto model,
+                          ParseModel(bytes, options.limits));
+  return LoadParsed(std::move(model), nullptr, options);
 }
 
 absl::StatusOr<LoadedModel> LoadModelFromFile(const std::string& path,
                                               const LoadOptions& options) {
-  absl::StatusOr<std::string> bytes =
-      ReadFileBounded(path, options.limits.max_model_bytes);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<onnx::ModelProto> model = ParseModel(*bytes, options.limits);
+  QUANTD_ASSIGN_OR_RETURN(
+      std::string bytes, ReadFileBounded(path, options.limits.max_model_bytes));
+  absl::StatusOr<onnx::ModelProto> model = ParseModel(bytes, options.limits);
   if (!model.ok()) {
     return absl::Status(
         model.status().code(),

@@ -269,19 +269,30 @@ void FillSchemaDefaults(Node& node, int64_t opset) {
 
 }  // namespace
 
-absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
-                                          const ModelLimits& limits) {
-  Graph graph;
+namespace {
+
+// The version of the default ("" or "ai.onnx") domain the model imports.
+absl::StatusOr<int64_t> DefaultOpset(const onnx::ModelProto& model) {
+  int64_t version = 0;
   for (const auto& opset : model.opset_import()) {
     if (opset.domain().empty() || opset.domain() == "ai.onnx") {
-      graph.opset = opset.version();
+      version = opset.version();
     }
   }
-  if (graph.opset == 0) {
+  if (version == 0) {
     return absl::InvalidArgumentError(
         "the model does not import the default ONNX opset (opset_import has "
         "no entry for domain \"\")");
   }
+  return version;
+}
+
+}  // namespace
+
+absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
+                                          const ModelLimits& limits) {
+  Graph graph;
+  QUANTD_ASSIGN_OR_RETURN(graph.opset, DefaultOpset(model));
   const onnx::GraphProto& g = model.graph();
   graph.name = g.name();
   if (g.node_size() > limits.max_nodes) {
@@ -291,16 +302,17 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
   }
   int64_t constant_bytes = 0;
   for (const onnx::TensorProto& init : g.initializer()) {
-    absl::StatusOr<Tensor> t = TensorFromProto(
-        init, limits, absl::StrCat("initializer '", init.name(), "'"));
-    if (!t.ok()) return t.status();
-    constant_bytes += t->byte_size();
+    QUANTD_ASSIGN_OR_RETURN(
+        Tensor t,
+        TensorFromProto(init, limits,
+                        absl::StrCat("initializer '", init.name(), "'")));
+    constant_bytes += t.byte_size();
     if (constant_bytes > limits.max_total_constant_bytes) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the model's initializers exceed the limit of ",
                        limits.max_total_constant_bytes, " bytes"));
     }
-    graph.initializers[init.name()] = std::move(*t);
+    graph.initializers[init.name()] = std::move(t);
   }
   for (const onnx::ValueInfoProto& in : g.input()) {
     // Before IR version 4, initializers were also listed as inputs.
@@ -330,19 +342,20 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
     node.inputs.assign(n.input().begin(), n.input().end());
     node.outputs.assign(n.output().begin(), n.output().end());
     for (const onnx::AttributeProto& a : n.attribute()) {
-      absl::StatusOr<Attribute> attr = AttributeFromProto(
-          a, limits,
-          absl::StrCat("attribute '", a.name(), "' of node '", node.name, "'"));
-      if (!attr.ok()) return attr.status();
-      if (attr->type == Attribute::Type::kTensor) {
-        constant_bytes += attr->t.byte_size();
+      QUANTD_ASSIGN_OR_RETURN(
+          Attribute attr,
+          AttributeFromProto(a, limits,
+                             absl::StrCat("attribute '", a.name(),
+                                          "' of node '", node.name, "'")));
+      if (attr.type == Attribute::Type::kTensor) {
+        constant_bytes += attr.t.byte_size();
         if (constant_bytes > limits.max_total_constant_bytes) {
           return absl::ResourceExhaustedError(
               absl::StrCat("the model's constants exceed the limit of ",
                            limits.max_total_constant_bytes, " bytes"));
         }
       }
-      node.attributes.Set(a.name(), std::move(*attr));
+      node.attributes.Set(a.name(), std::move(attr));
     }
     if (node.domain.empty()) FillSchemaDefaults(node, graph.opset);
     graph.nodes.push_back(std::move(node));

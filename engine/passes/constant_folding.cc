@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -41,9 +42,8 @@ class Folder {
     std::vector<Node> kept;
     kept.reserve(graph_.nodes.size());
     for (Node& node : graph_.nodes) {
-      absl::StatusOr<bool> folded = TryFold(node);
-      if (!folded.ok()) return folded.status();
-      if (*folded) {
+      QUANTD_ASSIGN_OR_RETURN(bool folded, TryFold(node));
+      if (folded) {
         ++stats_.nodes_folded;
         continue;
       }
@@ -72,15 +72,14 @@ class Folder {
     const OpKernelFactory* factory = registry_.Find(OpKey(node));
     if (factory == nullptr) return false;
     OpKernelInfo info{node, graph_.opset, &graph_};
-    absl::StatusOr<std::unique_ptr<OpKernel>> kernel = (*factory)(info);
-    if (!kernel.ok()) return kernel.status();
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> kernel, (*factory)(info));
     std::vector<const Tensor*> inputs;
     for (const std::string& in : node.inputs) {
       inputs.push_back(in.empty() ? nullptr : graph_.FindInitializer(in));
     }
     std::vector<Tensor> outputs(node.outputs.size());
     OpKernelContext ctx(node, std::move(inputs), &outputs);
-    if (absl::Status s = (*kernel)->Compute(ctx); !s.ok()) {
+    if (absl::Status s = (kernel)->Compute(ctx); !s.ok()) {
       return absl::Status(s.code(),
                           absl::StrCat(node.op_type, " node '", node.name,
                                        "' (constant): ", s.message()));

@@ -164,9 +164,8 @@ absl::Status PrepareGraph(Graph& graph, const OpRegistry& registry,
   QUANTD_RETURN_IF_ERROR(TopologicalSort(graph));
   local.identities_removed = RemoveIdentities(graph);
   QUANTD_RETURN_IF_ERROR(FoldConstants(graph, registry, &local.folding));
-  absl::StatusOr<int> bn = FoldBatchNormIntoConv(graph);
-  if (!bn.ok()) return bn.status();
-  local.batchnorms_folded = *bn;
+  QUANTD_ASSIGN_OR_RETURN(int bn, FoldBatchNormIntoConv(graph));
+  local.batchnorms_folded = bn;
   local.dead_nodes_removed = RemoveDeadNodes(graph);
   if (stats != nullptr) *stats = local;
   return absl::OkStatus();

@@ -26,9 +26,10 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
   const std::vector<WeightSlot>& slots = ctx.rounder->slots();
   // The float model runs once; each layer's evaluation runs only its
   // candidate (half the work) unless the outputs are too large to keep.
-  absl::StatusOr<std::vector<Tensor>> reference = ReferenceOutputs(
-      *ctx.reference, data, kMaxCachedReferenceBytes, ctx.cancelled);
-  if (!reference.ok()) return reference.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      std::vector<Tensor> reference,
+      ReferenceOutputs(*ctx.reference, data, kMaxCachedReferenceBytes,
+                       ctx.cancelled));
   for (size_t i = 0; i < slots.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
     std::map<std::string, LayerPrecision> only;
@@ -36,23 +37,21 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
       only[other.node] = LayerPrecision::kFloat;
     }
     only[slots[i].node] = RequestedPrecision(ctx.rounder->config().scheme);
-    absl::StatusOr<QuantizationPlan> plan =
-        ctx.rounder->BuildPlan(only, *ctx.activation_params);
-    if (!plan.ok()) return plan.status();
+    QUANTD_ASSIGN_OR_RETURN(
+        QuantizationPlan plan,
+        ctx.rounder->BuildPlan(only, *ctx.activation_params));
     v1::EvaluationMetrics metrics;
-    if (!reference->empty()) {
-      absl::StatusOr<QdqGraph> qdq = BuildQdqGraph(*ctx.graph, *plan);
-      if (!qdq.ok()) return qdq.status();
-      absl::StatusOr<std::unique_ptr<Executor>> ex =
-          Executor::Create(std::move(qdq->graph));
-      if (!ex.ok()) return ex.status();
-      absl::StatusOr<v1::EvaluationMetrics> m =
-          EvaluateAgainstOutputs(*reference, **ex, data, ctx.cancelled);
-      if (!m.ok()) return m.status();
-      metrics = std::move(*m);
+    if (!reference.empty()) {
+      QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(*ctx.graph, plan));
+      QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> ex,
+                              Executor::Create(std::move(qdq.graph)));
+      QUANTD_ASSIGN_OR_RETURN(
+          v1::EvaluationMetrics m,
+          EvaluateAgainstOutputs(reference, *ex, data, ctx.cancelled));
+      metrics = std::move(m);
     } else {
       absl::StatusOr<Evaluated> e =
-          EvaluatePlan(*ctx.graph, *plan, *ctx.reference, data, {}, "", nullptr,
+          EvaluatePlan(*ctx.graph, plan, *ctx.reference, data, {}, "", nullptr,
                        ctx.cancelled);
       if (!e.ok()) return e.status();
       metrics = std::move(e->metrics);

@@ -1,6 +1,7 @@
 #include "engine/pipeline/job_data.h"
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -22,10 +23,9 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
   DatasetOptions calib_opts;
   calib_opts.batch_size = spec.calibration().batch_size();
   if (!calibration_path.empty()) {
-    absl::StatusOr<std::unique_ptr<Dataset>> probe =
-        Dataset::Open(calibration_path, graph, calib_opts);
-    if (!probe.ok()) return probe.status();
-    int64_t total = (*probe)->num_samples();
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> probe,
+                            Dataset::Open(calibration_path, graph, calib_opts));
+    int64_t total = (probe)->num_samples();
     if (evaluation_path.empty()) {
       const int64_t held = static_cast<int64_t>(total * kHeldBackFraction);
       if (held < 1 || total - held < 1) {
@@ -48,10 +48,9 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
       calib_opts.max_samples =
           std::min<int64_t>(total, spec.calibration().max_samples());
     }
-    absl::StatusOr<std::unique_ptr<Dataset>> c =
-        Dataset::Open(calibration_path, graph, calib_opts);
-    if (!c.ok()) return c.status();
-    data.calibration = std::move(*c);
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> c,
+                            Dataset::Open(calibration_path, graph, calib_opts));
+    data.calibration = std::move(c);
   }
   if (!evaluation_path.empty()) {
     data.evaluation_path = evaluation_path;
@@ -62,10 +61,10 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
         "give calibration_data or evaluation_data: quantd evaluates every "
         "quantized model against the float model");
   }
-  absl::StatusOr<std::unique_ptr<Dataset>> e =
-      Dataset::Open(data.evaluation_path, graph, data.evaluation_options);
-  if (!e.ok()) return e.status();
-  data.evaluation = std::move(*e);
+  QUANTD_ASSIGN_OR_RETURN(
+      std::unique_ptr<Dataset> e,
+      Dataset::Open(data.evaluation_path, graph, data.evaluation_options));
+  data.evaluation = std::move(e);
   return data;
 }
 

@@ -9,6 +9,7 @@
 #include "kernels/dnnl_context.h"
 #include "kernels/post_ops.h"
 #include "util/sha256.h"
+#include "util/status_macros.h"
 
 #ifndef QUANTD_VERSION
 #define QUANTD_VERSION "dev"
@@ -95,17 +96,17 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
 absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
                                 const TensorMap& feeds, int64_t batch_size,
                                 int repeats, v1::PerformanceReport* perf) {
-  absl::StatusOr<LatencyStats> f32 = MeasureLatency(float_ex, feeds, repeats);
-  if (!f32.ok()) return f32.status();
-  absl::StatusOr<LatencyStats> i8 = MeasureLatency(int8_ex, feeds, repeats);
-  if (!i8.ok()) return i8.status();
+  QUANTD_ASSIGN_OR_RETURN(LatencyStats f32,
+                          MeasureLatency(float_ex, feeds, repeats));
+  QUANTD_ASSIGN_OR_RETURN(LatencyStats i8,
+                          MeasureLatency(int8_ex, feeds, repeats));
   perf->set_batch_size(batch_size);
   perf->set_repeats(repeats);
-  perf->set_float_latency_ms(f32->median_ms);
-  perf->set_quantized_latency_ms(i8->median_ms);
-  perf->set_float_throughput(1000.0 * batch_size / f32->median_ms);
-  perf->set_quantized_throughput(1000.0 * batch_size / i8->median_ms);
-  perf->set_speedup(f32->median_ms / i8->median_ms);
+  perf->set_float_latency_ms(f32.median_ms);
+  perf->set_quantized_latency_ms(i8.median_ms);
+  perf->set_float_throughput(1000.0 * batch_size / f32.median_ms);
+  perf->set_quantized_throughput(1000.0 * batch_size / i8.median_ms);
+  perf->set_speedup(f32.median_ms / i8.median_ms);
   return absl::OkStatus();
 }
 
@@ -117,9 +118,8 @@ absl::Status FillReproducibility(const std::vector<std::string>& paths,
                             repro->mutable_evaluation_data_sha256()};
   for (size_t i = 0; i < paths.size() && i < 3; ++i) {
     if (paths[i].empty()) continue;
-    absl::StatusOr<std::string> d = Sha256File(paths[i]);
-    if (!d.ok()) return d.status();
-    *digests[i] = *d;
+    QUANTD_ASSIGN_OR_RETURN(std::string d, Sha256File(paths[i]));
+    *digests[i] = d;
   }
   repro->set_calibration_samples(calibration_samples);
   repro->set_seed(seed);

@@ -65,9 +65,8 @@ absl::Status Reshaped(const Node& node, const std::vector<const Tensor*>& in,
                       const std::vector<Tensor>& dout,
                       std::vector<Tensor>* din) {
   QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
-  absl::StatusOr<Tensor> r = dout[0].Reshaped(in[0]->shape());
-  if (!r.ok()) return r.status();
-  (*din)[0] = std::move(*r);
+  QUANTD_ASSIGN_OR_RETURN(Tensor r, dout[0].Reshaped(in[0]->shape()));
+  (*din)[0] = std::move(r);
   return absl::OkStatus();
 }
 
@@ -77,12 +76,12 @@ absl::Status ConvBackwardFn(const Node& node,
                             const std::vector<Tensor>& dout,
                             std::vector<Tensor>* din) {
   QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
-  absl::StatusOr<ConvParams> p = ResolveConvParams(
-      ReadConvAttributes(node), in[0]->shape(), in[1]->shape(), false);
-  if (!p.ok()) return p.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      ConvParams p, ResolveConvParams(ReadConvAttributes(node), in[0]->shape(),
+                                      in[1]->shape(), false));
   Tensor* db = din->size() > 2 && node.has_input(2) ? &(*din)[2] : nullptr;
-  return ConvolutionBackward(*p, *in[0], *in[1], dout[0], &(*din)[0],
-                             &(*din)[1], db);
+  return ConvolutionBackward(p, *in[0], *in[1], dout[0], &(*din)[0], &(*din)[1],
+                             db);
 }
 
 absl::Status MatMulBackwardFn(const Node& node,
@@ -124,9 +123,8 @@ BackwardFn Pool(PoolKind kind, bool global) {
     QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 1));
     PoolParams p = GlobalPoolParams(kind);
     if (!global) {
-      absl::StatusOr<PoolParams> r = ReadPoolParams(node, kind);
-      if (!r.ok()) return r.status();
-      p = *r;
+      QUANTD_ASSIGN_OR_RETURN(PoolParams r, ReadPoolParams(node, kind));
+      p = r;
     }
     return PoolingBackward(p, *in[0], dout[0], &(*din)[0]);
   };
@@ -186,12 +184,12 @@ absl::Status FakeQuantFn(const Node& node, const std::vector<const Tensor*>& in,
                          const std::vector<Tensor>& dout,
                          std::vector<Tensor>* din) {
   QUANTD_RETURN_IF_ERROR(NeedInputs(node, in, 2));
-  absl::StatusOr<FakeQuantParams> p =
-      ReadFakeQuantParams(node, *in[1], in.size() > 2 ? in[2] : nullptr);
-  if (!p.ok()) return p.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      FakeQuantParams p,
+      ReadFakeQuantParams(node, *in[1], in.size() > 2 ? in[2] : nullptr));
   std::vector<float> dscale;
   QUANTD_RETURN_IF_ERROR(
-      FakeQuantBackward(*in[0], *p, dout[0], &(*din)[0], &dscale));
+      FakeQuantBackward(*in[0], p, dout[0], &(*din)[0], &dscale));
   (*din)[1] = Tensor::FromVector<float>(in[1]->shape(), dscale);
   return absl::OkStatus();
 }
@@ -218,9 +216,8 @@ absl::Status SliceFn(const Node& node, const std::vector<const Tensor*>& in,
     }
     if (i == 2) args.has_axes = true;
   }
-  absl::StatusOr<SliceGeometry> g = ResolveSlice(in[0]->shape(), args);
-  if (!g.ok()) return g.status();
-  return SliceBackward(in[0]->shape(), g->start, g->step, dout[0], &(*din)[0]);
+  QUANTD_ASSIGN_OR_RETURN(SliceGeometry g, ResolveSlice(in[0]->shape(), args));
+  return SliceBackward(in[0]->shape(), g.start, g.step, dout[0], &(*din)[0]);
 }
 
 absl::Status ConcatFn(const Node& node, const std::vector<const Tensor*>& in,

@@ -91,24 +91,22 @@ absl::StatusOr<bool> ReadCheckpoint(const std::string& path, TrainingGraph* t,
                                     double* best_metric) {
   struct stat st;
   if (path.empty() || stat(path.c_str(), &st) != 0) return false;
-  absl::StatusOr<std::unique_ptr<ArrayFile>> f = ArrayFile::Open(path);
-  if (!f.ok()) return f.status();
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayFile> f, ArrayFile::Open(path));
   std::vector<std::pair<std::string, Tensor>> opt_state;
-  for (const std::string& name : (*f)->names()) {
-    absl::StatusOr<Tensor> a = (*f)->ReadArray(name);
-    if (!a.ok()) return a.status();
+  for (const std::string& name : (f)->names()) {
+    QUANTD_ASSIGN_OR_RETURN(Tensor a, (f)->ReadArray(name));
     if (name.rfind("param/", 0) == 0 && names.contains(name.substr(6))) {
       QUANTD_RETURN_IF_ERROR(
-          CheckCheckpointTensor(path, *t, name.substr(6), *a));
-      t->graph.initializers[name.substr(6)] = *a;
+          CheckCheckpointTensor(path, *t, name.substr(6), a));
+      t->graph.initializers[name.substr(6)] = a;
     } else if (name.rfind("best/", 0) == 0 && names.contains(name.substr(5))) {
       QUANTD_RETURN_IF_ERROR(
-          CheckCheckpointTensor(path, *t, name.substr(5), *a));
-      (*best)[name.substr(5)] = *a;
+          CheckCheckpointTensor(path, *t, name.substr(5), a));
+      (*best)[name.substr(5)] = a;
     } else if (name.rfind("opt/", 0) == 0) {
-      opt_state.emplace_back(name.substr(4), *a);
+      opt_state.emplace_back(name.substr(4), a);
     } else if (name == "best_metric") {
-      *best_metric = a->data<float>()[0];
+      *best_metric = a.data<float>()[0];
     }
   }
   QUANTD_RETURN_IF_ERROR(opt->RestoreState(opt_state));
@@ -128,25 +126,26 @@ absl::StatusOr<HeldOutFigures> HeldOut(const Graph& float_graph,
                                        const Graph& student, Dataset& data,
                                        const LossOptions& loss,
                                        const std::atomic<bool>* cancelled) {
-  absl::StatusOr<std::unique_ptr<Executor>> ref = Executor::Create(float_graph);
-  if (!ref.ok()) return ref.status();
-  absl::StatusOr<std::unique_ptr<Executor>> cand = Executor::Create(student);
-  if (!cand.ok()) return cand.status();
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> ref,
+                          Executor::Create(float_graph));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> cand,
+                          Executor::Create(student));
   absl::StatusOr<Evaluated> e =
-      Evaluate(**ref, **cand, data, {}, "", nullptr, cancelled);
+      Evaluate(*ref, *cand, data, {}, "", nullptr, cancelled);
   if (!e.ok()) return e.status();
   double sum = 0;
   int64_t batches = 0;
   absl::StatusOr<int64_t> n = ForEachBatch(
       data, "", nullptr, cancelled, [&](const DataBatch& b) -> absl::Status {
-        absl::StatusOr<std::vector<Tensor>> t = (*ref)->RunOutputs(b.feeds);
-        if (!t.ok()) return t.status();
-        absl::StatusOr<std::vector<Tensor>> s = (*cand)->RunOutputs(b.feeds);
-        if (!s.ok()) return s.status();
-        absl::StatusOr<LossResult> l = TrainingLoss(
-            (*s)[0], (*t)[0], b.targets.defined() ? b.targets : b.labels, loss);
-        if (!l.ok()) return l.status();
-        sum += l->loss;
+        QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> t,
+                                (ref)->RunOutputs(b.feeds));
+        QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> s,
+                                (cand)->RunOutputs(b.feeds));
+        QUANTD_ASSIGN_OR_RETURN(
+            LossResult l,
+            TrainingLoss((s)[0], (t)[0],
+                         b.targets.defined() ? b.targets : b.labels, loss));
+        sum += l.loss;
         ++batches;
         return absl::OkStatus();
       });

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/input_channel_scaling.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -67,19 +68,17 @@ absl::StatusOr<ScalingNotes> ApplySmoothQuant(
       return absl::InternalError(
           absl::StrCat("no statistics for '", g.input, "'"));
     }
-    absl::StatusOr<std::vector<float>> scales =
-        SmoothQuantScales(graph, g, s->abs_max, alpha);
-    if (!scales.ok()) return scales.status();
-    float lo = (*scales)[0], hi = lo;
-    for (float v : *scales) lo = std::min(lo, v), hi = std::max(hi, v);
-    absl::StatusOr<std::string> how =
-        ApplyInputChannelScaling(graph, g, *scales);
-    if (!how.ok()) return how.status();
+    QUANTD_ASSIGN_OR_RETURN(std::vector<float> scales,
+                            SmoothQuantScales(graph, g, s->abs_max, alpha));
+    float lo = (scales)[0], hi = lo;
+    for (float v : scales) lo = std::min(lo, v), hi = std::max(hi, v);
+    QUANTD_ASSIGN_OR_RETURN(std::string how,
+                            ApplyInputChannelScaling(graph, g, scales));
     char range[64];
     std::snprintf(range, sizeof(range), "scales %.3g..%.3g", lo, hi);
     for (const WeightSlot& slot : g.slots) {
       notes[slot.node] =
-          absl::StrCat("smoothquant alpha ", alpha, ": ", range, ", ", *how);
+          absl::StrCat("smoothquant alpha ", alpha, ": ", range, ", ", how);
     }
   }
   return notes;
@@ -97,23 +96,21 @@ absl::StatusOr<ScalingNotes> ApplyAwq(Graph& graph,
       return absl::InternalError(
           absl::StrCat("no sampled rows for '", g.input, "'"));
     }
-    absl::StatusOr<Tensor> w = ConcatenatedWeights(graph, g);
-    if (!w.ok()) return w.status();
+    QUANTD_ASSIGN_OR_RETURN(Tensor w, ConcatenatedWeights(graph, g));
     WeightSlot joint{absl::StrCat(g.slots[0].node, " group"), "MatMul",
                      g.slots[0].initializer, 1, 0};
-    absl::StatusOr<AwqResult> r =
-        SearchAwqScales(*w, joint, scheme, s->SampleTensor(), options);
-    if (!r.ok()) return r.status();
+    QUANTD_ASSIGN_OR_RETURN(
+        AwqResult r,
+        SearchAwqScales(w, joint, scheme, s->SampleTensor(), options));
     char note[128];
     std::snprintf(note, sizeof(note),
                   "awq alpha %.2f: output error %.3gx of round-to-nearest",
-                  r->alpha, r->rtn_loss > 0 ? r->loss / r->rtn_loss : 1.0);
+                  r.alpha, r.rtn_loss > 0 ? r.loss / r.rtn_loss : 1.0);
     std::string how = "unscaled";
-    if (r->alpha > 0) {
-      absl::StatusOr<std::string> h =
-          ApplyInputChannelScaling(graph, g, r->scales);
-      if (!h.ok()) return h.status();
-      how = *h;
+    if (r.alpha > 0) {
+      QUANTD_ASSIGN_OR_RETURN(std::string h,
+                              ApplyInputChannelScaling(graph, g, r.scales));
+      how = h;
     }
     for (const WeightSlot& slot : g.slots) {
       notes[slot.node] = absl::StrCat(note, ", ", how);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/awq.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -106,9 +107,9 @@ absl::StatusOr<std::string> ApplyInputChannelScaling(
       return absl::InvalidArgumentError(
           absl::StrCat("'", slot.node, "' has no constant weight"));
     }
-    absl::StatusOr<Tensor> t = ScaleWeightInputChannels(*w, slot, scales);
-    if (!t.ok()) return t.status();
-    scaled[slot.node] = std::move(*t);
+    QUANTD_ASSIGN_OR_RETURN(Tensor t,
+                            ScaleWeightInputChannels(*w, slot, scales));
+    scaled[slot.node] = std::move(t);
   }
   for (Node& n : graph.nodes) {
     auto it = scaled.find(n.name);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/bias_correction.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -69,30 +70,29 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
   Tensor rounded;
   if (config_.gptq && w->rank() == 2 && stats != nullptr &&
       !stats->hessian.empty()) {
-    absl::StatusOr<GptqResult> g = GptqQuantize(
-        *w, slot, scheme, stats->hessian, stats->rows, config_.gptq_options);
-    if (!g.ok()) return g.status();
+    QUANTD_ASSIGN_OR_RETURN(GptqResult g,
+                            GptqQuantize(*w, slot, scheme, stats->hessian,
+                                         stats->rows, config_.gptq_options));
     char note[96];
     std::snprintf(note, sizeof(note),
                   "gptq: proxy loss %.3gx of round-to-nearest",
-                  g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0);
+                  g.rtn_loss > 0 ? g.gptq_loss / g.rtn_loss : 1.0);
     out.notes.push_back(note);
-    out.params = std::move(g->params);
-    rounded = g->weights;
-    out.weight = std::move(g->weights);
+    out.params = std::move(g.params);
+    rounded = g.weights;
+    out.weight = std::move(g.weights);
   } else {
     if (config_.gptq) {
       out.notes.push_back(
           "gptq: not applied (needs a 2-D MatMul/Gemm weight); "
           "round-to-nearest");
     }
-    absl::StatusOr<QuantParams> p = ComputeWeightParams(*w, slot, scheme);
-    if (!p.ok()) return p.status();
-    out.params = std::move(*p);
+    QUANTD_ASSIGN_OR_RETURN(QuantParams p,
+                            ComputeWeightParams(*w, slot, scheme));
+    out.params = std::move(p);
     if (config_.bias_correction) {
-      absl::StatusOr<Tensor> fq = FakeQuantizeWeights(*w, out.params);
-      if (!fq.ok()) return fq.status();
-      rounded = std::move(*fq);
+      QUANTD_ASSIGN_OR_RETURN(Tensor fq, FakeQuantizeWeights(*w, out.params));
+      rounded = std::move(fq);
     }
   }
   if (config_.bias_correction) {
@@ -103,9 +103,9 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     } else {
       std::vector<double> mean(stats->channels);
       for (int64_t c = 0; c < stats->channels; ++c) mean[c] = stats->Mean(c);
-      absl::StatusOr<Tensor> b = CorrectedBias(graph_, slot, rounded, mean);
-      if (!b.ok()) return b.status();
-      out.bias = std::move(*b);
+      QUANTD_ASSIGN_OR_RETURN(Tensor b,
+                              CorrectedBias(graph_, slot, rounded, mean));
+      out.bias = std::move(b);
     }
   }
   return &cache_.emplace(key, std::move(out)).first->second;
@@ -124,18 +124,17 @@ absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(
       plan.float_nodes.insert(slot.node);
       continue;
     }
-    absl::StatusOr<const RoundedLayer*> r = Round(slot, p);
-    if (!r.ok()) return r.status();
+    QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* r, Round(slot, p));
     // A weight shared by two layers is rounded once, by the first; each
     // layer still gets its own bias and its input's activation parameters.
     if (!plan.weights.contains(slot.initializer)) {
-      plan.weights[slot.initializer] = (*r)->params;
-      if ((*r)->weight.has_value()) {
-        plan.updated_initializers[slot.initializer] = *(*r)->weight;
+      plan.weights[slot.initializer] = (r)->params;
+      if ((r)->weight.has_value()) {
+        plan.updated_initializers[slot.initializer] = *(r)->weight;
       }
     }
-    if ((*r)->bias.has_value()) {
-      plan.updated_initializers[(*r)->bias_name] = *(*r)->bias;
+    if ((r)->bias.has_value()) {
+      plan.updated_initializers[(r)->bias_name] = *(r)->bias;
     }
     const std::string& input = InputOf(slot);
     switch (config_.activations) {

@@ -221,9 +221,8 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
 
 absl::StatusOr<std::vector<Tensor>> Executor::RunOutputs(
     const TensorMap& feeds) {
-  absl::StatusOr<RunResult> r = Run(feeds);
-  if (!r.ok()) return r.status();
-  return std::move(r->outputs);
+  QUANTD_ASSIGN_OR_RETURN(RunResult r, Run(feeds));
+  return std::move(r.outputs);
 }
 
 }  // namespace quantd

@@ -24,28 +24,26 @@ class ConvLikeKernel : public OpKernel {
       : attrs_(ReadConvAttributes(info.node)), transposed_(transposed) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> w = ctx.required_input(1);
-    if (!w.ok()) return w.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
     const Tensor* bias = ctx.input(2);
     if (bias != nullptr && !bias->defined()) bias = nullptr;
-    for (const Tensor* t : {*x, *w, bias}) {
+    for (const Tensor* t : {x, w, bias}) {
       if (t == nullptr) continue;
       QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
     // Pads depend on the input shape only with auto_pad or output_shape;
     // kernels are kept per shape so each keeps its own primitive cache.
-    std::string key = ShapeKey((*x)->shape(), (*w)->shape());
+    std::string key = ShapeKey((x)->shape(), (w)->shape());
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
-      absl::StatusOr<ConvParams> p =
-          ResolveConvParams(attrs_, (*x)->shape(), (*w)->shape(), transposed_);
-      if (!p.ok()) return p.status();
+      QUANTD_ASSIGN_OR_RETURN(
+          ConvParams p,
+          ResolveConvParams(attrs_, (x)->shape(), (w)->shape(), transposed_));
       if (kernels_.size() >= 16) kernels_.clear();
-      it = kernels_.emplace(key, std::make_unique<Kernel>(*p)).first;
+      it = kernels_.emplace(key, std::make_unique<Kernel>(p)).first;
     }
-    return it->second->Forward(**x, **w, bias, ctx.output(0));
+    return it->second->Forward(*x, *w, bias, ctx.output(0));
   }
 
  private:

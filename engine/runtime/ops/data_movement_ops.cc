@@ -39,46 +39,44 @@ KernelOr CreateConcat(const OpKernelInfo& info) {
     }
     std::vector<const Tensor*> in;
     for (int i = 0; i < ctx.num_inputs(); ++i) {
-      absl::StatusOr<const Tensor*> t = ctx.required_input(i);
-      if (!t.ok()) return t.status();
-      in.push_back(*t);
+      QUANTD_ASSIGN_OR_RETURN(const Tensor* t, ctx.required_input(i));
+      in.push_back(t);
     }
     const Tensor& first = *in[0];
-    absl::StatusOr<int> axis = NormalizeAxis(axis_attr, first.rank(), "axis");
-    if (!axis.ok()) return axis.status();
+    QUANTD_ASSIGN_OR_RETURN(int axis,
+                            NormalizeAxis(axis_attr, first.rank(), "axis"));
     Shape out = first.shape();
-    out[*axis] = 0;
+    out[axis] = 0;
     for (size_t i = 0; i < in.size(); ++i) {
       const Tensor& t = *in[i];
       bool same = t.dtype() == first.dtype() && t.rank() == first.rank();
       for (int d = 0; same && d < t.rank(); ++d) {
-        same = d == *axis || t.dim(d) == first.dim(d);
+        same = d == axis || t.dim(d) == first.dim(d);
       }
       if (!same) {
         return absl::InvalidArgumentError(absl::StrCat(
             "input #", i, " is ", t.DebugString(), " but input #0 is ",
             first.DebugString(), "; inputs must match in type and in every ",
-            "dim except axis ", *axis));
+            "dim except axis ", axis));
       }
-      out[*axis] += t.dim(*axis);
+      out[axis] += t.dim(axis);
     }
-    absl::StatusOr<Tensor> y = AllocateOutput(first.dtype(), out);
-    if (!y.ok()) return y.status();
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput(first.dtype(), out));
     const size_t elem = DataTypeSize(first.dtype());
     const int64_t outer =
-        NumElements(absl::MakeConstSpan(out).subspan(0, *axis));
+        NumElements(absl::MakeConstSpan(out).subspan(0, axis));
     const int64_t inner =
-        NumElements(absl::MakeConstSpan(out).subspan(*axis + 1));
-    char* dst = static_cast<char*>(y->mutable_raw_data());
+        NumElements(absl::MakeConstSpan(out).subspan(axis + 1));
+    char* dst = static_cast<char*>(y.mutable_raw_data());
     for (int64_t o = 0; o < outer; ++o) {
       for (const Tensor* t : in) {
-        const size_t chunk = t->dim(*axis) * inner * elem;
+        const size_t chunk = t->dim(axis) * inner * elem;
         std::memcpy(dst, static_cast<const char*>(t->raw_data()) + o * chunk,
                     chunk);
         dst += chunk;
       }
     }
-    ctx.set_output(0, std::move(*y));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -91,26 +89,24 @@ KernelOr CreateSplit(const OpKernelInfo& info) {
   const std::vector<int64_t> split_attr = info.node.attributes.GetInts("split");
   const int64_t axis_attr = info.node.attributes.GetInt("axis", 0);
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<int> axis = NormalizeAxis(axis_attr, (*x)->rank(), "axis");
-    if (!axis.ok()) return axis.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(int axis,
+                            NormalizeAxis(axis_attr, (x)->rank(), "axis"));
     const int n = ctx.num_outputs();
-    const int64_t dim = (*x)->dim(*axis);
+    const int64_t dim = (x)->dim(axis);
     std::vector<int64_t> split = split_attr;
     if (!from_attr) {
       split.clear();
       if (const Tensor* s = ctx.input(1); s != nullptr && s->defined()) {
-        absl::StatusOr<std::vector<int64_t>> v =
-            ReadInt64s(*s, "the 'split' input");
-        if (!v.ok()) return v.status();
-        split = std::move(*v);
+        QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> v,
+                                ReadInt64s(*s, "the 'split' input"));
+        split = std::move(v);
       }
     }
     if (split.empty()) {
       if (n == 0 || dim % n != 0) {
         return absl::InvalidArgumentError(
-            absl::StrCat("axis ", *axis, " of size ", dim,
+            absl::StrCat("axis ", axis, " of size ", dim,
                          " does not split evenly into ", n, " outputs"));
       }
       split.assign(n, dim / n);
@@ -125,29 +121,27 @@ KernelOr CreateSplit(const OpKernelInfo& info) {
       return absl::InvalidArgumentError(
           absl::StrCat("split sizes ", ShapeToString(split), " must be ", n,
                        " non-negative sizes (one per output) summing to ", dim,
-                       ", the size of axis ", *axis));
+                       ", the size of axis ", axis));
     }
-    const Shape& in = (*x)->shape();
-    const size_t elem = DataTypeSize((*x)->dtype());
-    const int64_t outer =
-        NumElements(absl::MakeConstSpan(in).subspan(0, *axis));
+    const Shape& in = (x)->shape();
+    const size_t elem = DataTypeSize((x)->dtype());
+    const int64_t outer = NumElements(absl::MakeConstSpan(in).subspan(0, axis));
     const int64_t inner =
-        NumElements(absl::MakeConstSpan(in).subspan(*axis + 1));
-    const char* src = static_cast<const char*>((*x)->raw_data());
+        NumElements(absl::MakeConstSpan(in).subspan(axis + 1));
+    const char* src = static_cast<const char*>((x)->raw_data());
     int64_t begin = 0;
     for (int k = 0; k < n; ++k) {
       Shape out = in;
-      out[*axis] = split[k];
-      absl::StatusOr<Tensor> y = AllocateOutput((*x)->dtype(), out);
-      if (!y.ok()) return y.status();
+      out[axis] = split[k];
+      QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput((x)->dtype(), out));
       const size_t chunk = split[k] * inner * elem;
-      char* dst = static_cast<char*>(y->mutable_raw_data());
+      char* dst = static_cast<char*>(y.mutable_raw_data());
       for (int64_t o = 0; o < outer; ++o) {
         std::memcpy(dst + o * chunk, src + (o * dim + begin) * inner * elem,
                     chunk);
       }
       begin += split[k];
-      ctx.set_output(k, std::move(*y));
+      ctx.set_output(k, std::move(y));
     }
     return absl::OkStatus();
   });
@@ -156,24 +150,22 @@ KernelOr CreateSplit(const OpKernelInfo& info) {
 // ------------------------------------------------------------------ Slice
 
 absl::Status SliceCopy(const Tensor& x, const SliceArgs& args, Tensor* y) {
-  absl::StatusOr<SliceGeometry> g = ResolveSlice(x.shape(), args);
-  if (!g.ok()) return g.status();
+  QUANTD_ASSIGN_OR_RETURN(SliceGeometry g, ResolveSlice(x.shape(), args));
   const int rank = x.rank();
   const Shape& in = x.shape();
-  absl::StatusOr<Tensor> t = AllocateOutput(x.dtype(), g->out);
-  if (!t.ok()) return t.status();
-  *y = std::move(*t);
+  QUANTD_ASSIGN_OR_RETURN(Tensor t, AllocateOutput(x.dtype(), g.out));
+  *y = std::move(t);
   if (y->num_elements() == 0) return absl::OkStatus();
   const std::vector<int64_t> dense = RowMajorStrides(in);
   std::vector<int64_t> strides(rank);
   int64_t offset = 0;
   for (int a = 0; a < rank; ++a) {
-    strides[a] = dense[a] * g->step[a];
-    offset += g->start[a] * dense[a];
+    strides[a] = dense[a] * g.step[a];
+    offset += g.start[a] * dense[a];
   }
   const size_t elem = DataTypeSize(x.dtype());
   StridedCopy(static_cast<const char*>(x.raw_data()) + offset * elem,
-              y->mutable_raw_data(), elem, g->out, strides);
+              y->mutable_raw_data(), elem, g.out, strides);
   return absl::OkStatus();
 }
 
@@ -207,8 +199,7 @@ KernelOr CreateSlice(const OpKernelInfo& info) {
     attr_args.axes = attrs.GetInts("axes");
   }
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     SliceArgs args = attr_args;
     if (!from_attr) {
       const char* names[] = {"starts", "ends", "axes", "steps"};
@@ -216,19 +207,18 @@ KernelOr CreateSlice(const OpKernelInfo& info) {
                                      &args.steps};
       for (int i = 0; i < 4; ++i) {
         bool present;
-        absl::StatusOr<std::vector<int64_t>> v =
-            ReadSliceInput(ctx, i + 1, names[i], &present);
-        if (!v.ok()) return v.status();
+        QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> v,
+                                ReadSliceInput(ctx, i + 1, names[i], &present));
         if (!present && i < 2) {
           return absl::InvalidArgumentError(
               absl::StrCat("Slice requires the '", names[i], "' input"));
         }
         if (i == 2) args.has_axes = present;
-        *dst[i] = std::move(*v);
+        *dst[i] = std::move(v);
       }
     }
     Tensor y;
-    QUANTD_RETURN_IF_ERROR(SliceCopy(**x, args, &y));
+    QUANTD_RETURN_IF_ERROR(SliceCopy(*x, args, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
@@ -239,46 +229,41 @@ KernelOr CreateSlice(const OpKernelInfo& info) {
 KernelOr CreateGather(const OpKernelInfo& info) {
   const int64_t axis_attr = info.node.attributes.GetInt("axis", 0);
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> ind = ctx.required_input(1);
-    if (!ind.ok()) return ind.status();
-    absl::StatusOr<int> axis = NormalizeAxis(axis_attr, (*x)->rank(), "axis");
-    if (!axis.ok()) return axis.status();
-    absl::StatusOr<std::vector<int64_t>> idx =
-        ReadInt64s(**ind, "the 'indices' input");
-    if (!idx.ok()) return idx.status();
-    const Shape& in = (*x)->shape();
-    const int64_t dim = in[*axis];
-    for (size_t j = 0; j < idx->size(); ++j) {
-      int64_t& i = (*idx)[j];
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* ind, ctx.required_input(1));
+    QUANTD_ASSIGN_OR_RETURN(int axis,
+                            NormalizeAxis(axis_attr, (x)->rank(), "axis"));
+    QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> idx,
+                            ReadInt64s(*ind, "the 'indices' input"));
+    const Shape& in = (x)->shape();
+    const int64_t dim = in[axis];
+    for (size_t j = 0; j < idx.size(); ++j) {
+      int64_t& i = (idx)[j];
       if (i < -dim || i >= dim) {
         return absl::InvalidArgumentError(absl::StrCat(
             "index ", i, " (element ", j, " of 'indices') is out of range for ",
-            "axis ", *axis, " of size ", dim, " (valid: [", -dim, ", ", dim - 1,
+            "axis ", axis, " of size ", dim, " (valid: [", -dim, ", ", dim - 1,
             "])"));
       }
       if (i < 0) i += dim;
     }
-    Shape out(in.begin(), in.begin() + *axis);
-    out.insert(out.end(), (*ind)->shape().begin(), (*ind)->shape().end());
-    out.insert(out.end(), in.begin() + *axis + 1, in.end());
-    absl::StatusOr<Tensor> y = AllocateOutput((*x)->dtype(), out);
-    if (!y.ok()) return y.status();
-    const size_t elem = DataTypeSize((*x)->dtype());
-    const int64_t outer =
-        NumElements(absl::MakeConstSpan(in).subspan(0, *axis));
+    Shape out(in.begin(), in.begin() + axis);
+    out.insert(out.end(), (ind)->shape().begin(), (ind)->shape().end());
+    out.insert(out.end(), in.begin() + axis + 1, in.end());
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput((x)->dtype(), out));
+    const size_t elem = DataTypeSize((x)->dtype());
+    const int64_t outer = NumElements(absl::MakeConstSpan(in).subspan(0, axis));
     const size_t chunk =
-        NumElements(absl::MakeConstSpan(in).subspan(*axis + 1)) * elem;
-    const char* src = static_cast<const char*>((*x)->raw_data());
-    char* dst = static_cast<char*>(y->mutable_raw_data());
+        NumElements(absl::MakeConstSpan(in).subspan(axis + 1)) * elem;
+    const char* src = static_cast<const char*>((x)->raw_data());
+    char* dst = static_cast<char*>(y.mutable_raw_data());
     for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i : *idx) {
+      for (int64_t i : idx) {
         std::memcpy(dst, src + (o * dim + i) * chunk, chunk);
         dst += chunk;
       }
     }
-    ctx.set_output(0, std::move(*y));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -290,11 +275,10 @@ class TransposeKernel : public OpKernel {
   explicit TransposeKernel(std::vector<int64_t> perm)
       : transpose_(std::move(perm)) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     Tensor y;
     // Validates perm against the input's rank (an empty perm reverses).
-    QUANTD_RETURN_IF_ERROR(transpose_.Forward(**x, &y));
+    QUANTD_RETURN_IF_ERROR(transpose_.Forward(*x, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   }
@@ -314,14 +298,13 @@ class CastKernel : public OpKernel {
  public:
   explicit CastKernel(DataType to) : to_(to), cast_(to) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    if ((*x)->dtype() == to_) {
-      ctx.set_output(0, **x);
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    if ((x)->dtype() == to_) {
+      ctx.set_output(0, *x);
       return absl::OkStatus();
     }
     Tensor y;
-    QUANTD_RETURN_IF_ERROR(cast_.Forward(**x, &y));
+    QUANTD_RETURN_IF_ERROR(cast_.Forward(*x, &y));
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   }

@@ -17,6 +17,7 @@
 #include "engine/runtime/ops/shape_util.h"
 #include "kernels/binary.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -120,15 +121,13 @@ absl::Status PadCopy(const Tensor& x, const std::vector<int64_t>& pads,
   std::vector<AxisPads> axis_pads(rank);
   Shape out(rank);
   for (int a = 0; a < rank; ++a) {
-    absl::StatusOr<AxisPads> p =
-        ResolveAxisPads(a, x.dim(a), pads[a], pads[a + rank], mode);
-    if (!p.ok()) return p.status();
-    axis_pads[a] = *p;
-    out[a] = p->size();
+    QUANTD_ASSIGN_OR_RETURN(AxisPads p, ResolveAxisPads(a, x.dim(a), pads[a],
+                                                        pads[a + rank], mode));
+    axis_pads[a] = p;
+    out[a] = p.size();
   }
-  absl::StatusOr<Tensor> t = AllocateOutput(x.dtype(), out);
-  if (!t.ok()) return t.status();
-  *y = std::move(*t);
+  QUANTD_ASSIGN_OR_RETURN(Tensor t, AllocateOutput(x.dtype(), out));
+  *y = std::move(t);
   const size_t elem = DataTypeSize(x.dtype());
   if (rank == 0) {
     std::memcpy(y->mutable_raw_data(), x.raw_data(), elem);
@@ -181,9 +180,9 @@ absl::Status PadCopy(const Tensor& x, const std::vector<int64_t>& pads,
 }
 
 KernelOr CreatePad(const OpKernelInfo& info) {
-  absl::StatusOr<PadMode> mode =
-      ParsePadMode(info.node.attributes.GetString("mode", "constant"));
-  if (!mode.ok()) return mode.status();
+  QUANTD_ASSIGN_OR_RETURN(
+      PadMode mode,
+      ParsePadMode(info.node.attributes.GetString("mode", "constant")));
   // Before opset 11, pads and the constant were attributes.
   const bool from_attr = info.opset < 11;
   const std::vector<int64_t> pads_attr = info.node.attributes.GetInts("pads");
@@ -192,36 +191,33 @@ KernelOr CreatePad(const OpKernelInfo& info) {
     return absl::InvalidArgumentError(
         "Pad before opset 11 requires the 'pads' attribute");
   }
-  const PadMode m = *mode;
+  const PadMode m = mode;
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     std::vector<int64_t> pads = pads_attr;
     // Zero bytes are zero in every supported type.
-    Tensor value = Tensor::Zeros((*x)->dtype(), {});
+    Tensor value = Tensor::Zeros((x)->dtype(), {});
     if (from_attr) {
       if (value_attr != 0.0f) {
         Tensor v;
-        CastForward to_type((*x)->dtype());
+        CastForward to_type((x)->dtype());
         absl::Status s = to_type.Forward(Tensor::Scalar<float>(value_attr), &v);
         if (!s.ok()) return s;
         value = v;
       }
     } else {
-      absl::StatusOr<const Tensor*> p = ctx.required_input(1);
-      if (!p.ok()) return p.status();
-      if ((*p)->rank() != 1) {
+      QUANTD_ASSIGN_OR_RETURN(const Tensor* p, ctx.required_input(1));
+      if ((p)->rank() != 1) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "'pads' must be a 1-D tensor, got ", (*p)->DebugString()));
+            "'pads' must be a 1-D tensor, got ", (p)->DebugString()));
       }
-      absl::StatusOr<std::vector<int64_t>> v = ReadInt64s(**p, "'pads'");
-      if (!v.ok()) return v.status();
-      pads = std::move(*v);
+      QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> v, ReadInt64s(*p, "'pads'"));
+      pads = std::move(v);
       if (const Tensor* c = ctx.input(2); c != nullptr && c->defined()) {
-        if (c->dtype() != (*x)->dtype() || c->num_elements() != 1) {
+        if (c->dtype() != (x)->dtype() || c->num_elements() != 1) {
           return absl::InvalidArgumentError(absl::StrCat(
               "'constant_value' must be one element of the data's type ",
-              DataTypeName((*x)->dtype()), ", got ", c->DebugString()));
+              DataTypeName((x)->dtype()), ", got ", c->DebugString()));
         }
         value = *c;
       }
@@ -232,7 +228,7 @@ KernelOr CreatePad(const OpKernelInfo& info) {
       }
     }
     Tensor y;
-    absl::Status s = PadCopy(**x, pads, m, value.raw_data(), &y);
+    absl::Status s = PadCopy(*x, pads, m, value.raw_data(), &y);
     if (!s.ok()) return s;
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
@@ -242,43 +238,39 @@ KernelOr CreatePad(const OpKernelInfo& info) {
 // ------------------------------------------------------------------- Tile
 
 absl::Status TileCompute(OpKernelContext& ctx) {
-  absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-  if (!x.ok()) return x.status();
-  absl::StatusOr<const Tensor*> r = ctx.required_input(1);
-  if (!r.ok()) return r.status();
-  absl::StatusOr<std::vector<int64_t>> repeats =
-      ReadInt64s(**r, "the 'repeats' input");
-  if (!repeats.ok()) return repeats.status();
-  const int rank = (*x)->rank();
-  if ((*r)->rank() != 1 || static_cast<int>(repeats->size()) != rank) {
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* r, ctx.required_input(1));
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> repeats,
+                          ReadInt64s(*r, "the 'repeats' input"));
+  const int rank = (x)->rank();
+  if ((r)->rank() != 1 || static_cast<int>(repeats.size()) != rank) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'repeats' must be a 1-D tensor with one entry per input dim (", rank,
-        "), got ", (*r)->DebugString()));
+        "), got ", (r)->DebugString()));
   }
   // Tiling is a strided copy of the output viewed as [r0, d0, r1, d1, ...]
   // reading the input with strides [0, s0, 0, s1, ...].
-  const std::vector<int64_t> dense = RowMajorStrides((*x)->shape());
+  const std::vector<int64_t> dense = RowMajorStrides((x)->shape());
   Shape out(rank), view, strides;
   for (int a = 0; a < rank; ++a) {
-    const int64_t d = (*x)->dim(a), rep = (*repeats)[a];
+    const int64_t d = (x)->dim(a), rep = (repeats)[a];
     if (rep < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "'repeats' ", ShapeToString(*repeats), " has a negative entry"));
+          "'repeats' ", ShapeToString(repeats), " has a negative entry"));
     }
     if (d != 0 && rep > std::numeric_limits<int64_t>::max() / d) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("tiling ", (*x)->DebugString(), " by ",
-                       ShapeToString(*repeats), " overflows"));
+          absl::StrCat("tiling ", (x)->DebugString(), " by ",
+                       ShapeToString(repeats), " overflows"));
     }
     out[a] = d * rep;
     view.insert(view.end(), {rep, d});
     strides.insert(strides.end(), {0, dense[a]});
   }
-  absl::StatusOr<Tensor> y = AllocateOutput((*x)->dtype(), out);
-  if (!y.ok()) return y.status();
-  StridedCopy((*x)->raw_data(), y->mutable_raw_data(),
-              DataTypeSize((*x)->dtype()), view, strides);
-  ctx.set_output(0, std::move(*y));
+  QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput((x)->dtype(), out));
+  StridedCopy((x)->raw_data(), y.mutable_raw_data(), DataTypeSize((x)->dtype()),
+              view, strides);
+  ctx.set_output(0, std::move(y));
   return absl::OkStatus();
 }
 
@@ -287,28 +279,26 @@ absl::Status TileCompute(OpKernelContext& ctx) {
 KernelOr CreateTrilu(const OpKernelInfo& info) {
   const bool upper = info.node.attributes.GetInt("upper", 1) != 0;
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    if ((*x)->rank() < 2) {
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    if ((x)->rank() < 2) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "Trilu needs an input of rank >= 2, got ", (*x)->DebugString()));
+          "Trilu needs an input of rank >= 2, got ", (x)->DebugString()));
     }
     int64_t k = 0;
     if (const Tensor* kt = ctx.input(1); kt != nullptr && kt->defined()) {
-      absl::StatusOr<int64_t> v = ReadScalarInt(*kt, "the 'k' input");
-      if (!v.ok()) return v.status();
-      k = *v;
+      QUANTD_ASSIGN_OR_RETURN(int64_t v, ReadScalarInt(*kt, "the 'k' input"));
+      k = v;
     }
-    const int64_t rows = (*x)->dim(-2), cols = (*x)->dim(-1);
+    const int64_t rows = (x)->dim(-2), cols = (x)->dim(-1);
     // Beyond these bounds k keeps everything or nothing; clamping keeps
     // row + k from overflowing.
     k = std::clamp<int64_t>(k, -rows - 1, cols + 1);
-    absl::StatusOr<Tensor> y = AllocateOutput((*x)->dtype(), (*x)->shape());
-    if (!y.ok()) return y.status();
-    const size_t elem = DataTypeSize((*x)->dtype());
-    const int64_t total_rows = cols == 0 ? 0 : (*x)->num_elements() / cols;
-    const char* src = static_cast<const char*>((*x)->raw_data());
-    char* dst = static_cast<char*>(y->mutable_raw_data());
+    QUANTD_ASSIGN_OR_RETURN(Tensor y,
+                            AllocateOutput((x)->dtype(), (x)->shape()));
+    const size_t elem = DataTypeSize((x)->dtype());
+    const int64_t total_rows = cols == 0 ? 0 : (x)->num_elements() / cols;
+    const char* src = static_cast<const char*>((x)->raw_data());
+    char* dst = static_cast<char*>(y.mutable_raw_data());
     for (int64_t r = 0; r < total_rows; ++r) {
       const int64_t i = r % rows;
       // Keep columns j with j - i >= k (upper) or j - i <= k (lower).
@@ -323,7 +313,7 @@ KernelOr CreateTrilu(const OpKernelInfo& info) {
       std::memset(dst + base + std::max(hi, lo) * elem, 0,
                   (cols - std::max(hi, lo)) * elem);
     }
-    ctx.set_output(0, std::move(*y));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -363,9 +353,8 @@ void WhereLoop(const uint8_t* c, const char* x, const char* y, char* out,
 absl::Status WhereCompute(OpKernelContext& ctx) {
   const Tensor* in[3];
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<const Tensor*> t = ctx.required_input(i);
-    if (!t.ok()) return t.status();
-    in[i] = *t;
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* t, ctx.required_input(i));
+    in[i] = t;
   }
   const Tensor &c = *in[0], &x = *in[1], &y = *in[2];
   if (c.dtype() != DataType::kBool) {
@@ -377,22 +366,19 @@ absl::Status WhereCompute(OpKernelContext& ctx) {
         "X and Y must have one type, got ", DataTypeName(x.dtype()), " and ",
         DataTypeName(y.dtype())));
   }
-  absl::StatusOr<Shape> cx = BroadcastShapes(c.shape(), x.shape());
-  if (!cx.ok()) return cx.status();
-  absl::StatusOr<Shape> shape = BroadcastShapes(*cx, y.shape());
-  if (!shape.ok()) return shape.status();
-  absl::StatusOr<Tensor> out = AllocateOutput(x.dtype(), *shape);
-  if (!out.ok()) return out.status();
-  if (out->num_elements() > 0) {
+  QUANTD_ASSIGN_OR_RETURN(Shape cx, BroadcastShapes(c.shape(), x.shape()));
+  QUANTD_ASSIGN_OR_RETURN(Shape shape, BroadcastShapes(cx, y.shape()));
+  QUANTD_ASSIGN_OR_RETURN(Tensor out, AllocateOutput(x.dtype(), shape));
+  if (out.num_elements() > 0) {
     // A scalar output loops as shape [1].
-    Shape loop = shape->empty() ? Shape{1} : *shape;
+    Shape loop = shape.empty() ? Shape{1} : shape;
     std::vector<int64_t> cs = BroadcastStrides(c.shape(), loop);
     std::vector<int64_t> xs = BroadcastStrides(x.shape(), loop);
     std::vector<int64_t> ys = BroadcastStrides(y.shape(), loop);
     const auto* cp = static_cast<const uint8_t*>(c.raw_data());
     const auto* xp = static_cast<const char*>(x.raw_data());
     const auto* yp = static_cast<const char*>(y.raw_data());
-    auto* op = static_cast<char*>(out->mutable_raw_data());
+    auto* op = static_cast<char*>(out.mutable_raw_data());
     switch (DataTypeSize(x.dtype())) {
       case 1:
         WhereLoop<uint8_t>(cp, xp, yp, op, loop, cs, xs, ys);
@@ -411,7 +397,7 @@ absl::Status WhereCompute(OpKernelContext& ctx) {
             "Where of type ", DataTypeName(x.dtype()), " is not supported"));
     }
   }
-  ctx.set_output(0, std::move(*out));
+  ctx.set_output(0, std::move(out));
   return absl::OkStatus();
 }
 

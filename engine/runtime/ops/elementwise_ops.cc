@@ -22,12 +22,11 @@ class UnaryKernel : public OpKernel {
       : op_(op), eltwise_(op, alpha, beta) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    if ((*x)->dtype() == DataType::kInt64 &&
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    if ((x)->dtype() == DataType::kInt64 &&
         (op_ == EltwiseOp::kNeg || op_ == EltwiseOp::kAbs)) {
-      Tensor y(DataType::kInt64, (*x)->shape());
-      const int64_t* in = (*x)->data<int64_t>();
+      Tensor y(DataType::kInt64, (x)->shape());
+      const int64_t* in = (x)->data<int64_t>();
       int64_t* out = y.mutable_data<int64_t>();
       for (int64_t i = 0; i < y.num_elements(); ++i) {
         out[i] = op_ == EltwiseOp::kNeg ? -in[i] : std::llabs(in[i]);
@@ -35,8 +34,8 @@ class UnaryKernel : public OpKernel {
       ctx.set_output(0, std::move(y));
       return absl::OkStatus();
     }
-    QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kFloat32, "input"));
-    return eltwise_.Forward(**x, ctx.output(0));
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(*x, DataType::kFloat32, "input"));
+    return eltwise_.Forward(*x, ctx.output(0));
   }
 
  private:
@@ -76,25 +75,22 @@ class ClipKernel : public OpKernel {
     attr_max_ = info.node.attributes.GetFloat("max", INFINITY);
   }
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     float lo = attr_min_, hi = attr_max_;
     if (opset_ >= 11) {
       lo = -INFINITY;
       hi = INFINITY;
       if (const Tensor* t = ctx.input(1); t != nullptr && t->defined()) {
-        absl::StatusOr<float> v = ReadScalarFloat(*t, "Clip min");
-        if (!v.ok()) return v.status();
-        lo = *v;
+        QUANTD_ASSIGN_OR_RETURN(float v, ReadScalarFloat(*t, "Clip min"));
+        lo = v;
       }
       if (const Tensor* t = ctx.input(2); t != nullptr && t->defined()) {
-        absl::StatusOr<float> v = ReadScalarFloat(*t, "Clip max");
-        if (!v.ok()) return v.status();
-        hi = *v;
+        QUANTD_ASSIGN_OR_RETURN(float v, ReadScalarFloat(*t, "Clip max"));
+        hi = v;
       }
     }
-    if ((*x)->dtype() == DataType::kInt64) {
-      Tensor y = (*x)->Clone();
+    if ((x)->dtype() == DataType::kInt64) {
+      Tensor y = (x)->Clone();
       for (int64_t& v : y.mutable_span<int64_t>()) {
         if (v < lo) v = static_cast<int64_t>(lo);
         if (v > hi) v = static_cast<int64_t>(hi);
@@ -102,16 +98,16 @@ class ClipKernel : public OpKernel {
       ctx.set_output(0, std::move(y));
       return absl::OkStatus();
     }
-    if ((*x)->dtype() != DataType::kFloat32) {
+    if ((x)->dtype() != DataType::kFloat32) {
       return absl::UnimplementedError(absl::StrCat(
-          "Clip of ", DataTypeName((*x)->dtype()), " is not supported"));
+          "Clip of ", DataTypeName((x)->dtype()), " is not supported"));
     }
     if (lo != lo_ || hi != hi_ || kernel_ == nullptr) {
       lo_ = lo;
       hi_ = hi;
       kernel_ = std::make_unique<EltwiseForward>(EltwiseOp::kClip, lo, hi);
     }
-    return kernel_->Forward(**x, ctx.output(0));
+    return kernel_->Forward(*x, ctx.output(0));
   }
 
  private:
@@ -128,9 +124,8 @@ class GeluKernel : public OpKernel {
                      ? EltwiseOp::kGeluTanh
                      : EltwiseOp::kGeluErf) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    return eltwise_.Forward(**x, ctx.output(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    return eltwise_.Forward(*x, ctx.output(0));
   }
 
  private:
@@ -141,11 +136,9 @@ class BinaryKernel : public OpKernel {
  public:
   explicit BinaryKernel(BinaryOp op) : binary_(op) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> a = ctx.required_input(0);
-    if (!a.ok()) return a.status();
-    absl::StatusOr<const Tensor*> b = ctx.required_input(1);
-    if (!b.ok()) return b.status();
-    return binary_.Forward(**a, **b, ctx.output(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
+    return binary_.Forward(*a, *b, ctx.output(0));
   }
 
  private:
@@ -164,14 +157,12 @@ class VariadicKernel : public OpKernel {
  public:
   VariadicKernel(BinaryOp op, bool mean) : binary_(op), mean_(mean) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> first = ctx.required_input(0);
-    if (!first.ok()) return first.status();
-    Tensor acc = **first;
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* first, ctx.required_input(0));
+    Tensor acc = *first;
     for (int i = 1; i < ctx.num_inputs(); ++i) {
-      absl::StatusOr<const Tensor*> next = ctx.required_input(i);
-      if (!next.ok()) return next.status();
+      QUANTD_ASSIGN_OR_RETURN(const Tensor* next, ctx.required_input(i));
       Tensor out;
-      QUANTD_RETURN_IF_ERROR(binary_.Forward(acc, **next, &out));
+      QUANTD_RETURN_IF_ERROR(binary_.Forward(acc, *next, &out));
       acc = std::move(out);
     }
     if (mean_ && ctx.num_inputs() > 1) {
@@ -203,21 +194,19 @@ OpKernelFactory Variadic(BinaryOp op, bool mean = false) {
 class PReluKernel : public OpKernel {
  public:
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> slope = ctx.required_input(1);
-    if (!slope.ok()) return slope.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* slope, ctx.required_input(1));
     Tensor zero = Tensor::Scalar<float>(0.f);
     Tensor pos, neg, scaled, y;
-    QUANTD_RETURN_IF_ERROR(max_.Forward(**x, zero, &pos));
-    QUANTD_RETURN_IF_ERROR(min_.Forward(**x, zero, &neg));
-    QUANTD_RETURN_IF_ERROR(mul_.Forward(neg, **slope, &scaled));
+    QUANTD_RETURN_IF_ERROR(max_.Forward(*x, zero, &pos));
+    QUANTD_RETURN_IF_ERROR(min_.Forward(*x, zero, &neg));
+    QUANTD_RETURN_IF_ERROR(mul_.Forward(neg, *slope, &scaled));
     QUANTD_RETURN_IF_ERROR(add_.Forward(pos, scaled, &y));
-    if (y.shape() != (*x)->shape()) {
+    if (y.shape() != (x)->shape()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("slope of shape ", ShapeToString((*slope)->shape()),
+          absl::StrCat("slope of shape ", ShapeToString((slope)->shape()),
                        " does not broadcast to the input's shape ",
-                       ShapeToString((*x)->shape())));
+                       ShapeToString((x)->shape())));
     }
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
@@ -230,11 +219,10 @@ class PReluKernel : public OpKernel {
 
 // Not, And, Or, Xor on bool tensors; And/Or/Xor broadcast.
 absl::Status NotOp(OpKernelContext& ctx) {
-  absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-  if (!x.ok()) return x.status();
-  QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kBool, "input"));
-  Tensor y(DataType::kBool, (*x)->shape());
-  const uint8_t* in = (*x)->data<uint8_t>();
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  QUANTD_RETURN_IF_ERROR(ExpectDtype(*x, DataType::kBool, "input"));
+  Tensor y(DataType::kBool, (x)->shape());
+  const uint8_t* in = (x)->data<uint8_t>();
   uint8_t* out = y.mutable_data<uint8_t>();
   for (int64_t i = 0; i < y.num_elements(); ++i) out[i] = in[i] ? 0 : 1;
   ctx.set_output(0, std::move(y));
@@ -245,18 +233,16 @@ enum class Logic { kAnd, kOr, kXor };
 
 OpFunction LogicOp(Logic logic) {
   return [logic](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> a = ctx.required_input(0);
-    if (!a.ok()) return a.status();
-    absl::StatusOr<const Tensor*> b = ctx.required_input(1);
-    if (!b.ok()) return b.status();
-    for (const Tensor* t : {*a, *b}) {
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
+    for (const Tensor* t : {a, b}) {
       QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kBool, "input"));
     }
-    absl::StatusOr<Shape> shape = BroadcastShapes((*a)->shape(), (*b)->shape());
-    if (!shape.ok()) return shape.status();
+    QUANTD_ASSIGN_OR_RETURN(Shape shape,
+                            BroadcastShapes((a)->shape(), (b)->shape()));
     // A plain broadcasting loop: logic ops are rare and tiny in real models.
-    Tensor y(DataType::kBool, *shape);
-    const int rank = static_cast<int>(shape->size());
+    Tensor y(DataType::kBool, shape);
+    const int rank = static_cast<int>(shape.size());
     auto strides = [&](const Tensor& t) {
       std::vector<int64_t> s(rank, 0);
       int64_t stride = 1;
@@ -267,10 +253,10 @@ OpFunction LogicOp(Logic logic) {
       }
       return s;
     };
-    std::vector<int64_t> sa = strides(**a), sb = strides(**b);
+    std::vector<int64_t> sa = strides(*a), sb = strides(*b);
     std::vector<int64_t> index(rank, 0);
-    const uint8_t* pa = (*a)->data<uint8_t>();
-    const uint8_t* pb = (*b)->data<uint8_t>();
+    const uint8_t* pa = (a)->data<uint8_t>();
+    const uint8_t* pb = (b)->data<uint8_t>();
     uint8_t* out = y.mutable_data<uint8_t>();
     for (int64_t i = 0; i < y.num_elements(); ++i) {
       int64_t ia = 0, ib = 0;
@@ -283,7 +269,7 @@ OpFunction LogicOp(Logic logic) {
                : logic == Logic::kOr ? (x || z)
                                      : (x != z);
       for (int d = rank - 1; d >= 0; --d) {
-        if (++index[d] < (*shape)[d]) break;
+        if (++index[d] < (shape)[d]) break;
         index[d] = 0;
       }
     }

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/register_ops.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -36,14 +37,12 @@ class FakeQuantKernel : public OpKernel {
   explicit FakeQuantKernel(const OpKernelInfo&) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> scale = ctx.required_input(1);
-    if (!scale.ok()) return scale.status();
-    absl::StatusOr<FakeQuantParams> p =
-        ReadFakeQuantParams(ctx.node(), **scale, ctx.input(2));
-    if (!p.ok()) return p.status();
-    return FakeQuantForward(**x, *p, ctx.output(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
+    QUANTD_ASSIGN_OR_RETURN(
+        FakeQuantParams p,
+        ReadFakeQuantParams(ctx.node(), *scale, ctx.input(2)));
+    return FakeQuantForward(*x, p, ctx.output(0));
   }
 };
 

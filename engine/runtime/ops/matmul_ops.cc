@@ -16,14 +16,12 @@ class MatMulOpKernel : public OpKernel {
  public:
   explicit MatMulOpKernel(const OpKernelInfo&) {}
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> a = ctx.required_input(0);
-    if (!a.ok()) return a.status();
-    absl::StatusOr<const Tensor*> b = ctx.required_input(1);
-    if (!b.ok()) return b.status();
-    for (const Tensor* t : {*a, *b}) {
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
+    for (const Tensor* t : {a, b}) {
       QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
-    return matmul_.Forward(**a, **b, nullptr, ctx.output(0));
+    return matmul_.Forward(*a, *b, nullptr, ctx.output(0));
   }
 
  private:
@@ -43,28 +41,26 @@ class GemmKernel : public OpKernel {
         matmul_(PostOps{}, trans_b_) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> a = ctx.required_input(0);
-    if (!a.ok()) return a.status();
-    absl::StatusOr<const Tensor*> b = ctx.required_input(1);
-    if (!b.ok()) return b.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
     const Tensor* c = ctx.input(2);
     if (c != nullptr && !c->defined()) c = nullptr;
-    if ((*a)->rank() != 2 || (*b)->rank() != 2) {
+    if ((a)->rank() != 2 || (b)->rank() != 2) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "Gemm needs 2-D A and B, got ", ShapeToString((*a)->shape()), " and ",
-          ShapeToString((*b)->shape())));
+          "Gemm needs 2-D A and B, got ", ShapeToString((a)->shape()), " and ",
+          ShapeToString((b)->shape())));
     }
-    for (const Tensor* t : {*a, *b, c}) {
+    for (const Tensor* t : {a, b, c}) {
       if (t == nullptr) continue;
       QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
-    Tensor a_t = **a;
+    Tensor a_t = *a;
     if (trans_a_) {
       Tensor t;
-      QUANTD_RETURN_IF_ERROR(transpose_.Forward(**a, &t));
+      QUANTD_RETURN_IF_ERROR(transpose_.Forward(*a, &t));
       a_t = std::move(t);
     }
-    const int64_t n = trans_b_ ? (*b)->dim(0) : (*b)->dim(1);
+    const int64_t n = trans_b_ ? (b)->dim(0) : (b)->dim(1);
     // C folds into the bias when it is a per-column vector and beta == 1.
     const bool c_is_bias =
         c != nullptr && beta_ == 1.f && alpha_ == 1.f &&
@@ -78,7 +74,7 @@ class GemmKernel : public OpKernel {
     }
     Tensor y;
     QUANTD_RETURN_IF_ERROR(
-        matmul_.Forward(a_t, **b, c_is_bias ? &bias : nullptr, &y));
+        matmul_.Forward(a_t, *b, c_is_bias ? &bias : nullptr, &y));
     if (alpha_ != 1.f) {
       for (float& v : y.mutable_span<float>()) v *= alpha_;
     }

@@ -27,29 +27,26 @@ class SoftmaxKernel : public OpKernel {
         softmax_(legacy_ ? 1 : static_cast<int>(axis_), log) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    QUANTD_RETURN_IF_ERROR(ExpectDtype(**x, DataType::kFloat32, "input"));
-    absl::StatusOr<int> axis =
-        NormalizeAxis(axis_, std::max(1, (*x)->rank()), "axis");
-    if (!axis.ok()) return axis.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(*x, DataType::kFloat32, "input"));
+    QUANTD_ASSIGN_OR_RETURN(
+        int axis, NormalizeAxis(axis_, std::max(1, (x)->rank()), "axis"));
     if (!legacy_) {
-      if ((*x)->rank() == 0) {
+      if ((x)->rank() == 0) {
         return absl::InvalidArgumentError("Softmax needs at least 1 dim");
       }
-      return softmax_.Forward(**x, ctx.output(0));
+      return softmax_.Forward(*x, ctx.output(0));
     }
     int64_t outer = 1, inner = 1;
-    for (int d = 0; d < (*x)->rank(); ++d) {
-      (d < *axis ? outer : inner) *= (*x)->dim(d);
+    for (int d = 0; d < (x)->rank(); ++d) {
+      (d < axis ? outer : inner) *= (x)->dim(d);
     }
-    absl::StatusOr<Tensor> flat = (*x)->Reshaped({outer, inner});
+    absl::StatusOr<Tensor> flat = (x)->Reshaped({outer, inner});
     if (!flat.ok()) return flat.status();
     Tensor y;
     QUANTD_RETURN_IF_ERROR(softmax_.Forward(*flat, &y));
-    absl::StatusOr<Tensor> back = y.Reshaped((*x)->shape());
-    if (!back.ok()) return back.status();
-    ctx.set_output(0, std::move(*back));
+    QUANTD_ASSIGN_OR_RETURN(Tensor back, y.Reshaped((x)->shape()));
+    ctx.set_output(0, std::move(back));
     return absl::OkStatus();
   }
 
@@ -67,10 +64,8 @@ class LayerNormKernel : public OpKernel {
             info.node.attributes.GetFloat("epsilon", 1e-5f)) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> scale = ctx.required_input(1);
-    if (!scale.ok()) return scale.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
     const Tensor* bias = ctx.input(2);
     if (bias != nullptr && !bias->defined()) bias = nullptr;
     Tensor* mean = ctx.num_outputs() > 1 && !ctx.node().outputs[1].empty()
@@ -79,7 +74,7 @@ class LayerNormKernel : public OpKernel {
     Tensor* inv = ctx.num_outputs() > 2 && !ctx.node().outputs[2].empty()
                       ? ctx.output(2)
                       : nullptr;
-    return ln_.Forward(**x, *scale, bias, ctx.output(0), mean, inv);
+    return ln_.Forward(*x, scale, bias, ctx.output(0), mean, inv);
   }
 
  private:
@@ -108,11 +103,10 @@ class BatchNormKernel : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) override {
     const Tensor* in[5];
     for (int i = 0; i < 5; ++i) {
-      absl::StatusOr<const Tensor*> t = ctx.required_input(i);
-      if (!t.ok()) return t.status();
+      QUANTD_ASSIGN_OR_RETURN(const Tensor* t, ctx.required_input(i));
       QUANTD_RETURN_IF_ERROR(
-          ExpectDtype(**t, DataType::kFloat32, absl::StrCat("input #", i)));
-      in[i] = *t;
+          ExpectDtype(*t, DataType::kFloat32, absl::StrCat("input #", i)));
+      in[i] = t;
     }
     const Tensor& x = *in[0];
     if (x.rank() < 2) {
@@ -168,29 +162,27 @@ class ReduceKernel : public OpKernel {
         noop_(info.node.attributes.GetInt("noop_with_empty_axes", 0) != 0) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     std::vector<int64_t> axes = attr_axes_;
     if (axes_from_input_) {
       axes.clear();
       if (const Tensor* t = ctx.input(1); t != nullptr && t->defined()) {
-        absl::StatusOr<std::vector<int64_t>> v = ReadInt64s(*t, "axes");
-        if (!v.ok()) return v.status();
-        axes = *v;
+        QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> v, ReadInt64s(*t, "axes"));
+        axes = v;
       }
     }
     if (axes.empty() && noop_) {
-      ctx.set_output(0, **x);
+      ctx.set_output(0, *x);
       return absl::OkStatus();
     }
     if (axes.empty()) {
-      for (int d = 0; d < (*x)->rank(); ++d) axes.push_back(d);
+      for (int d = 0; d < (x)->rank(); ++d) axes.push_back(d);
     }
     std::unique_ptr<ReductionForward>& kernel = kernels_[axes];
     if (kernel == nullptr) {
       kernel = std::make_unique<ReductionForward>(op_, axes, keepdims_);
     }
-    return kernel->Forward(**x, ctx.output(0));
+    return kernel->Forward(*x, ctx.output(0));
   }
 
  private:

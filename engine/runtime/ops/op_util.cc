@@ -1,6 +1,7 @@
 #include "engine/runtime/ops/op_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -41,17 +42,15 @@ absl::StatusOr<float> ReadScalarFloat(const Tensor& t, absl::string_view what) {
 
 absl::StatusOr<int64_t> ReadScalarInt(const Tensor& t, absl::string_view what) {
   if (t.dtype() == DataType::kFloat32) {
-    absl::StatusOr<float> f = ReadScalarFloat(t, what);
-    if (!f.ok()) return f.status();
-    return static_cast<int64_t>(*f);
+    QUANTD_ASSIGN_OR_RETURN(float f, ReadScalarFloat(t, what));
+    return static_cast<int64_t>(f);
   }
-  absl::StatusOr<std::vector<int64_t>> v = ReadInt64s(t, what);
-  if (!v.ok()) return v.status();
-  if (v->size() != 1) {
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> v, ReadInt64s(t, what));
+  if (v.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " must hold one value, got shape ", ShapeToString(t.shape())));
   }
-  return (*v)[0];
+  return (v)[0];
 }
 
 absl::StatusOr<int> NormalizeAxis(int64_t axis, int rank,

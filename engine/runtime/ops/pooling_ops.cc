@@ -6,6 +6,7 @@
 #include "engine/runtime/ops/pool_attributes.h"
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/pooling.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -19,15 +20,13 @@ class PoolKernel : public OpKernel {
     if (global) {
       return std::make_unique<PoolKernel>(GlobalPoolParams(kind));
     }
-    absl::StatusOr<PoolParams> p = ReadPoolParams(info.node, kind);
-    if (!p.ok()) return p.status();
-    return std::make_unique<PoolKernel>(std::move(*p));
+    QUANTD_ASSIGN_OR_RETURN(PoolParams p, ReadPoolParams(info.node, kind));
+    return std::make_unique<PoolKernel>(std::move(p));
   }
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    return pool_.Forward(**x, ctx.output(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    return pool_.Forward(*x, ctx.output(0));
   }
 
  private:

@@ -20,10 +20,8 @@ class QuantizeLinearKernel : public OpKernel {
         block_size_(info.node.attributes.GetInt("block_size", 0)) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> scale = ctx.required_input(1);
-    if (!scale.ok()) return scale.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
     const Tensor* zp = ctx.input(2);
     if (zp != nullptr && !zp->defined()) zp = nullptr;
     QuantizeOptions options;
@@ -31,7 +29,7 @@ class QuantizeLinearKernel : public OpKernel {
     options.block_size = block_size_;
     // Without a zero point ONNX quantizes to uint8.
     options.output_type = zp != nullptr ? zp->dtype() : DataType::kUInt8;
-    return QuantizeLinear(**x, **scale, zp, options, ctx.output(0));
+    return QuantizeLinear(*x, *scale, zp, options, ctx.output(0));
   }
 
  private:
@@ -46,16 +44,14 @@ class DequantizeLinearKernel : public OpKernel {
         block_size_(info.node.attributes.GetInt("block_size", 0)) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> scale = ctx.required_input(1);
-    if (!scale.ok()) return scale.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
     const Tensor* zp = ctx.input(2);
     if (zp != nullptr && !zp->defined()) zp = nullptr;
     DequantizeOptions options;
     options.axis = axis_;
     options.block_size = block_size_;
-    return DequantizeLinear(**x, **scale, zp, options, ctx.output(0));
+    return DequantizeLinear(*x, *scale, zp, options, ctx.output(0));
   }
 
  private:
@@ -71,10 +67,9 @@ class DynamicQuantizeLinearKernel : public OpKernel {
   explicit DynamicQuantizeLinearKernel(const OpKernelInfo&) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     DynamicQuantParams params;
-    QUANTD_RETURN_IF_ERROR(DynamicQuantizeLinear(**x, ctx.output(0), &params));
+    QUANTD_RETURN_IF_ERROR(DynamicQuantizeLinear(*x, ctx.output(0), &params));
     // Unused trailing outputs may have no slot.
     if (ctx.num_outputs() > 1) {
       ctx.set_output(1, Tensor::Scalar<float>(params.scale));

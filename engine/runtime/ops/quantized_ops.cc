@@ -96,13 +96,12 @@ class ActivationQuantizer {
 absl::StatusOr<QuantizedOpParams> ReadQuantParams(
     const OpKernelContext& ctx, const ActivationQuantizer& act,
     int64_t channels, bool fused_relu) {
-  absl::StatusOr<const Tensor*> w_scale = ctx.required_input(2);
-  if (!w_scale.ok()) return w_scale.status();
-  QUANTD_RETURN_IF_ERROR(ExpectDtype(**w_scale, DataType::kFloat32, "w_scale"));
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* w_scale, ctx.required_input(2));
+  QUANTD_RETURN_IF_ERROR(ExpectDtype(*w_scale, DataType::kFloat32, "w_scale"));
   QuantizedOpParams q;
   q.src_scale = act.kernel_scale();
   q.src_zero_point = act.kernel_zero_point();
-  q.weight_scales = (*w_scale)->ToVector<float>();
+  q.weight_scales = (w_scale)->ToVector<float>();
   q.dst_type = DataType::kFloat32;
   // Dynamic ops apply relu after their own epilogue.
   q.post_ops.relu = fused_relu && !act.dynamic();
@@ -136,9 +135,9 @@ class DynamicActivation {
     QUANTD_RETURN_IF_ERROR(run(xq, y));
     const float* ones_acc = nullptr;
     if (p.zero_point != 0) {
-      absl::StatusOr<const Tensor*> ones = OnesAccumulation(ones_shape, run);
-      if (!ones.ok()) return ones.status();
-      ones_acc = (*ones)->data<float>();
+      QUANTD_ASSIGN_OR_RETURN(const Tensor* ones,
+                              OnesAccumulation(ones_shape, run));
+      ones_acc = (ones)->data<float>();
     }
     if (bias != nullptr && (bias->dtype() != DataType::kFloat32 ||
                             bias->rank() != 1 || bias->dim(0) != channels)) {
@@ -197,33 +196,29 @@ class QuantizedConvOp : public OpKernel {
 
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_RETURN_IF_ERROR(act_.Validate());
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> w = ctx.required_input(1);
-    if (!w.ok()) return w.status();
-    QUANTD_RETURN_IF_ERROR(ExpectDtype(**w, DataType::kInt8, "weights"));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(*w, DataType::kInt8, "weights"));
     if (!act_.dynamic()) {
-      absl::StatusOr<QuantizedConvolutionKernel*> k =
-          Kernel(ctx, (*x)->shape(), **w);
-      if (!k.ok()) return k.status();
+      QUANTD_ASSIGN_OR_RETURN(QuantizedConvolutionKernel * k,
+                              Kernel(ctx, (x)->shape(), *w));
       Tensor xq;
-      QUANTD_RETURN_IF_ERROR(act_.Quantize(**x, &xq));
-      return (*k)->Forward(xq, **w, OptionalInput(ctx, 3), ctx.output(0));
+      QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      return (k)->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0));
     }
-    const Shape& xs = (*x)->shape();
+    const Shape& xs = (x)->shape();
     if (xs.size() < 3) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "Conv input must have rank >= 3, got ", (*x)->DebugString()));
+          "Conv input must have rank >= 3, got ", (x)->DebugString()));
     }
     Shape one = xs;
     one[0] = 1;
     auto run = [&](const Tensor& src, Tensor* dst) -> absl::Status {
-      absl::StatusOr<QuantizedConvolutionKernel*> k =
-          Kernel(ctx, src.shape(), **w);
-      if (!k.ok()) return k.status();
-      return (*k)->Forward(src, **w, nullptr, dst);
+      QUANTD_ASSIGN_OR_RETURN(QuantizedConvolutionKernel * k,
+                              Kernel(ctx, src.shape(), *w));
+      return (k)->Forward(src, *w, nullptr, dst);
     };
-    return dynamic_.Forward(**x, one, (*w)->dim(0), /*channels_first=*/true,
+    return dynamic_.Forward(*x, one, (w)->dim(0), /*channels_first=*/true,
                             OptionalInput(ctx, 3), fused_relu_, run,
                             ctx.output(0));
   }
@@ -241,16 +236,15 @@ class QuantizedConvOp : public OpKernel {
         absl::StrCat(ShapeToString(per_sample), ShapeToString(w.shape()));
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
-      absl::StatusOr<ConvParams> p =
-          ResolveConvParams(attrs_, x, w.shape(), false);
-      if (!p.ok()) return p.status();
-      absl::StatusOr<QuantizedOpParams> q =
-          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_);
-      if (!q.ok()) return q.status();
+      QUANTD_ASSIGN_OR_RETURN(ConvParams p,
+                              ResolveConvParams(attrs_, x, w.shape(), false));
+      QUANTD_ASSIGN_OR_RETURN(
+          QuantizedOpParams q,
+          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_));
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_
                .emplace(key, std::make_unique<QuantizedConvolutionKernel>(
-                                 std::move(*p), std::move(*q)))
+                                 std::move(p), std::move(q)))
                .first;
     }
     return it->second.get();
@@ -272,38 +266,34 @@ class QuantizedMatMulOp : public OpKernel {
 
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_RETURN_IF_ERROR(act_.Validate());
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    absl::StatusOr<const Tensor*> w = ctx.required_input(1);
-    if (!w.ok()) return w.status();
-    QUANTD_RETURN_IF_ERROR(ExpectDtype(**w, DataType::kInt8, "weights"));
-    if ((*w)->rank() != 2) {
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
+    QUANTD_RETURN_IF_ERROR(ExpectDtype(*w, DataType::kInt8, "weights"));
+    if ((w)->rank() != 2) {
       return absl::InvalidArgumentError(
-          absl::StrCat("weights must be 2-D, got ", (*w)->DebugString()));
+          absl::StrCat("weights must be 2-D, got ", (w)->DebugString()));
     }
-    const int64_t n = trans_b_ ? (*w)->dim(0) : (*w)->dim(1);
+    const int64_t n = trans_b_ ? (w)->dim(0) : (w)->dim(1);
     if (kernel_ == nullptr) {
-      absl::StatusOr<QuantizedOpParams> q =
-          ReadQuantParams(ctx, act_, n, fused_relu_);
-      if (!q.ok()) return q.status();
-      kernel_ =
-          std::make_unique<QuantizedMatMulKernel>(std::move(*q), trans_b_);
+      QUANTD_ASSIGN_OR_RETURN(QuantizedOpParams q,
+                              ReadQuantParams(ctx, act_, n, fused_relu_));
+      kernel_ = std::make_unique<QuantizedMatMulKernel>(std::move(q), trans_b_);
     }
     if (!act_.dynamic()) {
       Tensor xq;
-      QUANTD_RETURN_IF_ERROR(act_.Quantize(**x, &xq));
-      return kernel_->Forward(xq, **w, OptionalInput(ctx, 3), ctx.output(0));
+      QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      return kernel_->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0));
     }
-    if ((*x)->rank() < 1) {
+    if ((x)->rank() < 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "MatMul input must have rank >= 1, got ", (*x)->DebugString()));
+          "MatMul input must have rank >= 1, got ", (x)->DebugString()));
     }
     auto run = [&](const Tensor& src, Tensor* dst) {
-      return kernel_->Forward(src, **w, nullptr, dst);
+      return kernel_->Forward(src, *w, nullptr, dst);
     };
     // One row of K ones: its product is one row of the output.
-    const Shape one = {1, (*x)->dim(-1)};
-    return dynamic_.Forward(**x, one, n, /*channels_first=*/false,
+    const Shape one = {1, (x)->dim(-1)};
+    return dynamic_.Forward(*x, one, n, /*channels_first=*/false,
                             OptionalInput(ctx, 3), fused_relu_, run,
                             ctx.output(0));
   }

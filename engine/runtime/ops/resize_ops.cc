@@ -21,6 +21,7 @@
 #include "engine/runtime/ops/register_ops.h"
 #include "engine/runtime/ops/shape_util.h"
 #include "kernels/resize.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -116,9 +117,8 @@ absl::StatusOr<Shape> ScaledShape(const Shape& in,
 absl::Status RunResize(const ResizeParams& params, const Tensor& x,
                        const std::vector<float>& scales, const Shape& out_shape,
                        const std::vector<float>& roi, OpKernelContext& ctx) {
-  absl::StatusOr<int64_t> n = CheckedNumElements(out_shape);
-  if (!n.ok()) return n.status();
-  if (*n > kMaxOpOutputElements) {
+  QUANTD_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(out_shape));
+  if (n > kMaxOpOutputElements) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "output shape ", ShapeToString(out_shape), " exceeds the limit of ",
         kMaxOpOutputElements, " elements"));
@@ -128,14 +128,13 @@ absl::Status RunResize(const ResizeParams& params, const Tensor& x,
 
 absl::StatusOr<const Tensor*> FloatInput(const OpKernelContext& ctx,
                                          absl::string_view op) {
-  absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-  if (!x.ok()) return x.status();
-  if ((*x)->dtype() != DataType::kFloat32) {
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  if ((x)->dtype() != DataType::kFloat32) {
     return absl::UnimplementedError(
         absl::StrCat(op, " supports float32 input X only, got ",
-                     DataTypeName((*x)->dtype())));
+                     DataTypeName((x)->dtype())));
   }
-  return *x;
+  return x;
 }
 
 class ResizeKernel : public OpKernel {
@@ -155,14 +154,15 @@ class ResizeKernel : public OpKernel {
       p.nearest_mode = NearestMode::kLegacy;
       return kernel;
     }
-    absl::StatusOr<CoordinateTransform> coords = ParseCoordinateTransform(
-        a.GetString("coordinate_transformation_mode", "half_pixel"));
-    if (!coords.ok()) return coords.status();
-    p.coordinate_transformation_mode = *coords;
-    absl::StatusOr<NearestMode> nearest =
-        ParseNearestMode(a.GetString("nearest_mode", "round_prefer_floor"));
-    if (!nearest.ok()) return nearest.status();
-    p.nearest_mode = *nearest;
+    QUANTD_ASSIGN_OR_RETURN(
+        CoordinateTransform coords,
+        ParseCoordinateTransform(
+            a.GetString("coordinate_transformation_mode", "half_pixel")));
+    p.coordinate_transformation_mode = coords;
+    QUANTD_ASSIGN_OR_RETURN(
+        NearestMode nearest,
+        ParseNearestMode(a.GetString("nearest_mode", "round_prefer_floor")));
+    p.nearest_mode = nearest;
     p.cubic_coeff_a = a.GetFloat("cubic_coeff_a", -0.75f);
     p.exclude_outside = a.GetInt("exclude_outside", 0) != 0;
     p.extrapolation_value = a.GetFloat("extrapolation_value", 0.f);
@@ -174,9 +174,8 @@ class ResizeKernel : public OpKernel {
   }
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = FloatInput(ctx, "Resize");
-    if (!x.ok()) return x.status();
-    const int rank = (*x)->rank();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, FloatInput(ctx, "Resize"));
+    const int rank = (x)->rank();
     // Resize-10: (X, scales). Resize-11+: (X, roi, scales, sizes).
     const Tensor* scales_t = PresentInput(ctx, legacy_ ? 1 : 2);
     const Tensor* sizes_t = legacy_ ? nullptr : PresentInput(ctx, 3);
@@ -192,24 +191,22 @@ class ResizeKernel : public OpKernel {
     std::vector<float> scales;
     Shape out_shape;
     if (scales_t != nullptr) {
-      absl::StatusOr<std::vector<float>> s = ReadScales(*scales_t, rank, 0);
-      if (!s.ok()) return s.status();
-      scales = *std::move(s);
-      absl::StatusOr<Shape> shape = ScaledShape((*x)->shape(), scales);
-      if (!shape.ok()) return shape.status();
-      out_shape = *std::move(shape);
+      QUANTD_ASSIGN_OR_RETURN(std::vector<float> s,
+                              ReadScales(*scales_t, rank, 0));
+      scales = std::move(s);
+      QUANTD_ASSIGN_OR_RETURN(Shape shape, ScaledShape((x)->shape(), scales));
+      out_shape = std::move(shape);
     } else {
-      absl::StatusOr<std::vector<int64_t>> sizes =
-          ReadInt64s(*sizes_t, "sizes");
-      if (!sizes.ok()) return sizes.status();
-      if (static_cast<int>(sizes->size()) != rank) {
+      QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
+                              ReadInt64s(*sizes_t, "sizes"));
+      if (static_cast<int>(sizes.size()) != rank) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "sizes has ", sizes->size(), " values but the input has rank ",
-            rank, "; give one output size per input axis"));
+            "sizes has ", sizes.size(), " values but the input has rank ", rank,
+            "; give one output size per input axis"));
       }
       scales.resize(rank);
       for (int d = 0; d < rank; ++d) {
-        const int64_t in = (*x)->dim(d), out = (*sizes)[d];
+        const int64_t in = (x)->dim(d), out = (sizes)[d];
         if (out < 0 || (in == 0 && out != 0)) {
           return absl::InvalidArgumentError(absl::StrCat(
               "sizes[", d, "] = ", out, " is invalid for input dim ", in,
@@ -218,7 +215,7 @@ class ResizeKernel : public OpKernel {
         scales[d] =
             in == 0 ? 1.f : static_cast<float>(static_cast<double>(out) / in);
       }
-      out_shape = *std::move(sizes);
+      out_shape = std::move(sizes);
     }
     std::vector<float> roi;
     if (params_.coordinate_transformation_mode ==
@@ -233,7 +230,7 @@ class ResizeKernel : public OpKernel {
       }
       roi = roi_t->ToVector<float>();
     }
-    return RunResize(params_, **x, scales, out_shape, roi, ctx);
+    return RunResize(params_, *x, scales, out_shape, roi, ctx);
   }
 
  private:
@@ -269,16 +266,14 @@ class UpsampleKernel : public OpKernel {
   }
 
   absl::Status Compute(OpKernelContext& ctx) override {
-    absl::StatusOr<const Tensor*> x = FloatInput(ctx, "Upsample");
-    if (!x.ok()) return x.status();
-    const int rank = (*x)->rank();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, FloatInput(ctx, "Upsample"));
+    const int rank = (x)->rank();
     std::vector<float> scales;
     if (scales_from_attribute_) {
       Tensor t = Tensor::FromVector<float>(
           {static_cast<int64_t>(scales_attribute_.size())}, scales_attribute_);
-      absl::StatusOr<std::vector<float>> s = ReadScales(t, rank, 1);
-      if (!s.ok()) return s.status();
-      scales = *std::move(s);
+      QUANTD_ASSIGN_OR_RETURN(std::vector<float> s, ReadScales(t, rank, 1));
+      scales = std::move(s);
     } else {
       const Tensor* scales_t = PresentInput(ctx, 1);
       if (scales_t == nullptr) {
@@ -286,13 +281,12 @@ class UpsampleKernel : public OpKernel {
             "Upsample-9 needs its scales input (one float >= 1 per input "
             "axis)");
       }
-      absl::StatusOr<std::vector<float>> s = ReadScales(*scales_t, rank, 1);
-      if (!s.ok()) return s.status();
-      scales = *std::move(s);
+      QUANTD_ASSIGN_OR_RETURN(std::vector<float> s,
+                              ReadScales(*scales_t, rank, 1));
+      scales = std::move(s);
     }
-    absl::StatusOr<Shape> out_shape = ScaledShape((*x)->shape(), scales);
-    if (!out_shape.ok()) return out_shape.status();
-    return RunResize(params_, **x, scales, *out_shape, {}, ctx);
+    QUANTD_ASSIGN_OR_RETURN(Shape out_shape, ScaledShape((x)->shape(), scales));
+    return RunResize(params_, *x, scales, out_shape, {}, ctx);
   }
 
  private:

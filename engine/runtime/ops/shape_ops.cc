@@ -22,6 +22,7 @@
 #include "engine/runtime/ops/shape_util.h"
 #include "kernels/binary.h"
 #include "kernels/reorder.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -84,20 +85,19 @@ absl::StatusOr<Shape> ResolveReshape(const Shape& in,
         absl::StrCat("target shape ", ShapeToString(target),
                      " has both 0 and -1, which allowzero=1 does not permit"));
   }
-  absl::StatusOr<int64_t> known = CheckedNumElements(out);
-  if (!known.ok()) return known.status();
+  QUANTD_ASSIGN_OR_RETURN(int64_t known, CheckedNumElements(out));
   const int64_t total = NumElements(in);
   if (infer >= 0) {
-    if (*known == 0 || total % *known != 0) {
+    if (known == 0 || total % known != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "cannot reshape ", ShapeToString(in), " (", total, " elements) to ",
           ShapeToString(target), ": the -1 dim cannot be ", "inferred"));
     }
-    out[infer] = total / *known;
-  } else if (*known != total) {
+    out[infer] = total / known;
+  } else if (known != total) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot reshape ", ShapeToString(in), " (", total, " elements) to ",
-        ShapeToString(out), " (", *known, " elements)"));
+        ShapeToString(out), " (", known, " elements)"));
   }
   return out;
 }
@@ -109,24 +109,20 @@ KernelOr CreateReshape(const OpKernelInfo& info) {
   const bool allow_zero =
       info.opset >= 14 && info.node.attributes.GetInt("allowzero", 0) != 0;
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> data = ctx.required_input(0);
-    if (!data.ok()) return data.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* data, ctx.required_input(0));
     std::vector<int64_t> target = attr_shape;
     if (!from_attr) {
-      absl::StatusOr<const Tensor*> shape = ctx.required_input(1);
-      if (!shape.ok()) return shape.status();
+      QUANTD_RETURN_IF_ERROR((ctx.required_input(1)).status());
       bool present;
-      absl::StatusOr<std::vector<int64_t>> v =
-          IntsFromInput(ctx, 1, "the 'shape' input", &present);
-      if (!v.ok()) return v.status();
-      target = std::move(*v);
+      QUANTD_ASSIGN_OR_RETURN(
+          std::vector<int64_t> v,
+          IntsFromInput(ctx, 1, "the 'shape' input", &present));
+      target = std::move(v);
     }
-    absl::StatusOr<Shape> out =
-        ResolveReshape((*data)->shape(), target, allow_zero);
-    if (!out.ok()) return out.status();
-    absl::StatusOr<Tensor> y = (*data)->Reshaped(std::move(*out));
-    if (!y.ok()) return y.status();
-    ctx.set_output(0, std::move(*y));
+    QUANTD_ASSIGN_OR_RETURN(
+        Shape out, ResolveReshape((data)->shape(), target, allow_zero));
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, (data)->Reshaped(std::move(out)));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -136,9 +132,8 @@ KernelOr CreateReshape(const OpKernelInfo& info) {
 KernelOr CreateFlatten(const OpKernelInfo& info) {
   const int64_t axis = info.node.attributes.GetInt("axis", 1);
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    const int rank = (*x)->rank();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    const int rank = (x)->rank();
     // Unlike most axes, Flatten's may equal the rank: [-r, r].
     if (axis < -rank || axis > rank) {
       return absl::InvalidArgumentError(
@@ -146,12 +141,11 @@ KernelOr CreateFlatten(const OpKernelInfo& info) {
                        " (valid: [", -rank, ", ", rank, "])"));
     }
     const int a = static_cast<int>(axis < 0 ? axis + rank : axis);
-    const Shape& s = (*x)->shape();
+    const Shape& s = (x)->shape();
     Shape out = {NumElements(absl::MakeConstSpan(s).subspan(0, a)),
                  NumElements(absl::MakeConstSpan(s).subspan(a))};
-    absl::StatusOr<Tensor> y = (*x)->Reshaped(std::move(out));
-    if (!y.ok()) return y.status();
-    ctx.set_output(0, std::move(*y));
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, (x)->Reshaped(std::move(out)));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -176,19 +170,16 @@ KernelOr CreateSqueeze(const OpKernelInfo& info) {
   const bool has_attr = info.node.attributes.Has("axes");
   const std::vector<int64_t> attr = info.node.attributes.GetInts("axes");
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     bool present;
-    absl::StatusOr<std::vector<int64_t>> axes =
-        ReadAxes(ctx, from_attr, attr, has_attr, &present);
-    if (!axes.ok()) return axes.status();
-    const Shape& in = (*x)->shape();
+    QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> axes,
+                            ReadAxes(ctx, from_attr, attr, has_attr, &present));
+    const Shape& in = (x)->shape();
     std::vector<bool> drop(in.size(), false);
     if (present) {
-      absl::StatusOr<std::vector<int>> norm =
-          NormalizeAxes(*axes, (*x)->rank(), "'axes'");
-      if (!norm.ok()) return norm.status();
-      for (int a : *norm) {
+      QUANTD_ASSIGN_OR_RETURN(std::vector<int> norm,
+                              NormalizeAxes(axes, (x)->rank(), "'axes'"));
+      for (int a : norm) {
         if (in[a] != 1) {
           return absl::InvalidArgumentError(
               absl::StrCat("cannot squeeze axis ", a, " of size ", in[a],
@@ -204,9 +195,8 @@ KernelOr CreateSqueeze(const OpKernelInfo& info) {
     for (size_t i = 0; i < in.size(); ++i) {
       if (!drop[i]) out.push_back(in[i]);
     }
-    absl::StatusOr<Tensor> y = (*x)->Reshaped(std::move(out));
-    if (!y.ok()) return y.status();
-    ctx.set_output(0, std::move(*y));
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, (x)->Reshaped(std::move(out)));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -220,29 +210,25 @@ KernelOr CreateUnsqueeze(const OpKernelInfo& info) {
         "Unsqueeze before opset 13 requires the 'axes' attribute");
   }
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     bool present;
-    absl::StatusOr<std::vector<int64_t>> axes =
-        ReadAxes(ctx, from_attr, attr, has_attr, &present);
-    if (!axes.ok()) return axes.status();
+    QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> axes,
+                            ReadAxes(ctx, from_attr, attr, has_attr, &present));
     if (!present) {
       return absl::InvalidArgumentError("Unsqueeze requires the 'axes' input");
     }
-    const Shape& in = (*x)->shape();
+    const Shape& in = (x)->shape();
     // Axes index the output, whose rank is the input's plus one per axis.
-    const int out_rank = (*x)->rank() + static_cast<int>(axes->size());
-    absl::StatusOr<std::vector<int>> norm =
-        NormalizeAxes(*axes, out_rank, "'axes'");
-    if (!norm.ok()) return norm.status();
+    const int out_rank = (x)->rank() + static_cast<int>(axes.size());
+    QUANTD_ASSIGN_OR_RETURN(std::vector<int> norm,
+                            NormalizeAxes(axes, out_rank, "'axes'"));
     std::vector<bool> inserted(out_rank, false);
-    for (int a : *norm) inserted[a] = true;
+    for (int a : norm) inserted[a] = true;
     Shape out(out_rank);
     size_t next = 0;
     for (int i = 0; i < out_rank; ++i) out[i] = inserted[i] ? 1 : in[next++];
-    absl::StatusOr<Tensor> y = (*x)->Reshaped(std::move(out));
-    if (!y.ok()) return y.status();
-    ctx.set_output(0, std::move(*y));
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, (x)->Reshaped(std::move(out)));
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }
@@ -256,9 +242,8 @@ KernelOr CreateShape(const OpKernelInfo& info) {
   const bool has_end = info.node.attributes.Has("end");
   const int64_t end_attr = info.node.attributes.GetInt("end", 0);
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
-    const int64_t rank = (*x)->rank();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+    const int64_t rank = (x)->rank();
     int64_t start = 0, end = rank;
     if (sliced) {
       // Negative values count from the back; both clamp to [0, rank].
@@ -267,7 +252,7 @@ KernelOr CreateShape(const OpKernelInfo& info) {
       start = std::clamp<int64_t>(start, 0, rank);
       end = std::clamp<int64_t>(end, 0, rank);
     }
-    const Shape& s = (*x)->shape();
+    const Shape& s = (x)->shape();
     std::vector<int64_t> dims;
     for (int64_t i = start; i < end; ++i) dims.push_back(s[i]);
     ctx.set_output(0, Int64Vector(dims));
@@ -278,9 +263,8 @@ KernelOr CreateShape(const OpKernelInfo& info) {
 // ------------------------------------------------------- Identity/Dropout
 
 absl::Status IdentityCompute(OpKernelContext& ctx) {
-  absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-  if (!x.ok()) return x.status();
-  ctx.set_output(0, **x);
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  ctx.set_output(0, *x);
   return absl::OkStatus();
 }
 
@@ -329,16 +313,14 @@ KernelOr CreateDropout(const OpKernelInfo& info) {
                              info.node.attributes.Has("is_test");
   const float ratio_attr = info.node.attributes.GetFloat("ratio", 0.5f);
   return MakeFunctionKernel([=](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-    if (!x.ok()) return x.status();
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
     bool training = training_attr;
     float ratio = ratio_attr;
     if (opset >= 12) {
       ratio = 0.5f;
       if (const Tensor* r = ctx.input(1); r != nullptr && r->defined()) {
-        absl::StatusOr<float> v = ReadRatio(*r);
-        if (!v.ok()) return v.status();
-        ratio = *v;
+        QUANTD_ASSIGN_OR_RETURN(float v, ReadRatio(*r));
+        ratio = v;
       }
       if (const Tensor* t = ctx.input(2); t != nullptr && t->defined()) {
         if (t->dtype() != DataType::kBool || t->num_elements() != 1) {
@@ -357,13 +339,13 @@ KernelOr CreateDropout(const OpKernelInfo& info) {
           ") is not supported; quantd runs models for inference (export the ",
           "model in eval mode, or set training_mode to false)"));
     }
-    ctx.set_output(0, **x);
+    ctx.set_output(0, *x);
     if (ctx.num_outputs() > 1) {
       // The mask is bool since opset 10, the input's type before.
-      absl::StatusOr<Tensor> mask =
-          Ones(opset >= 10 ? DataType::kBool : (*x)->dtype(), (*x)->shape());
-      if (!mask.ok()) return mask.status();
-      ctx.set_output(1, std::move(*mask));
+      QUANTD_ASSIGN_OR_RETURN(
+          Tensor mask,
+          Ones(opset >= 10 ? DataType::kBool : (x)->dtype(), (x)->shape()));
+      ctx.set_output(1, std::move(mask));
     }
     return absl::OkStatus();
   });
@@ -372,29 +354,23 @@ KernelOr CreateDropout(const OpKernelInfo& info) {
 // ----------------------------------------------------------------- Expand
 
 absl::Status ExpandCompute(OpKernelContext& ctx) {
-  absl::StatusOr<const Tensor*> x = ctx.required_input(0);
-  if (!x.ok()) return x.status();
-  absl::StatusOr<const Tensor*> shape_in = ctx.required_input(1);
-  if (!shape_in.ok()) return shape_in.status();
+  QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  QUANTD_RETURN_IF_ERROR((ctx.required_input(1)).status());
   bool present;
-  absl::StatusOr<std::vector<int64_t>> shape =
-      IntsFromInput(ctx, 1, "the 'shape' input", &present);
-  if (!shape.ok()) return shape.status();
-  for (int64_t d : *shape) {
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int64_t> shape,
+                          IntsFromInput(ctx, 1, "the 'shape' input", &present));
+  for (int64_t d : shape) {
     if (d < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the 'shape' input ", ShapeToString(*shape), " has a negative dim"));
+          "the 'shape' input ", ShapeToString(shape), " has a negative dim"));
     }
   }
   // Bidirectional: a 1 in `shape` keeps the input's dim.
-  absl::StatusOr<Shape> out = BroadcastShapes((*x)->shape(), *shape);
-  if (!out.ok()) return out.status();
-  absl::StatusOr<Tensor> y = AllocateOutput((*x)->dtype(), *out);
-  if (!y.ok()) return y.status();
-  StridedCopy((*x)->raw_data(), y->mutable_raw_data(),
-              DataTypeSize((*x)->dtype()), *out,
-              BroadcastStrides((*x)->shape(), *out));
-  ctx.set_output(0, std::move(*y));
+  QUANTD_ASSIGN_OR_RETURN(Shape out, BroadcastShapes((x)->shape(), shape));
+  QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput((x)->dtype(), out));
+  StridedCopy((x)->raw_data(), y.mutable_raw_data(), DataTypeSize((x)->dtype()),
+              out, BroadcastStrides((x)->shape(), out));
+  ctx.set_output(0, std::move(y));
   return absl::OkStatus();
 }
 
@@ -411,18 +387,16 @@ KernelOr CreateConstantOfShape(const OpKernelInfo& info) {
     value = *t;
   }
   return MakeFunctionKernel([value](OpKernelContext& ctx) -> absl::Status {
-    absl::StatusOr<const Tensor*> in = ctx.required_input(0);
-    if (!in.ok()) return in.status();
+    QUANTD_RETURN_IF_ERROR((ctx.required_input(0)).status());
     bool present;
-    absl::StatusOr<std::vector<int64_t>> shape =
-        IntsFromInput(ctx, 0, "the 'input' shape", &present);
-    if (!shape.ok()) return shape.status();
+    QUANTD_ASSIGN_OR_RETURN(
+        std::vector<int64_t> shape,
+        IntsFromInput(ctx, 0, "the 'input' shape", &present));
     // An empty shape makes a scalar.
-    absl::StatusOr<Tensor> y = AllocateOutput(value.dtype(), *shape);
-    if (!y.ok()) return y.status();
-    FillElements(y->mutable_raw_data(), value.raw_data(),
-                 DataTypeSize(value.dtype()), y->num_elements());
-    ctx.set_output(0, std::move(*y));
+    QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput(value.dtype(), shape));
+    FillElements(y.mutable_raw_data(), value.raw_data(),
+                 DataTypeSize(value.dtype()), y.num_elements());
+    ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
 }

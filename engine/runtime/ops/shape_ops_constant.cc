@@ -14,6 +14,7 @@
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/shape_ops_internal.h"
 #include "engine/runtime/ops/shape_util.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -65,9 +66,8 @@ absl::StatusOr<Tensor> ConstantValue(const AttributeMap& attrs) {
 }
 
 KernelOr CreateConstant(const OpKernelInfo& info) {
-  absl::StatusOr<Tensor> value = ConstantValue(info.node.attributes);
-  if (!value.ok()) return value.status();
-  Tensor v = std::move(*value);
+  QUANTD_ASSIGN_OR_RETURN(Tensor value, ConstantValue(info.node.attributes));
+  Tensor v = std::move(value);
   return MakeFunctionKernel([v](OpKernelContext& ctx) -> absl::Status {
     ctx.set_output(0, v);
     return absl::OkStatus();
@@ -130,9 +130,8 @@ absl::Status RangeCompute(OpKernelContext& ctx) {
   const Tensor* in[3];
   const char* names[3] = {"start", "limit", "delta"};
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<const Tensor*> t = ctx.required_input(i);
-    if (!t.ok()) return t.status();
-    in[i] = *t;
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* t, ctx.required_input(i));
+    in[i] = t;
     if (in[i]->num_elements() != 1 || in[i]->rank() > 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "'", names[i], "' must be a scalar, got ", in[i]->DebugString()));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/shape_util.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 
@@ -28,13 +29,13 @@ absl::StatusOr<SliceGeometry> ResolveSlice(const Shape& in,
     }
     for (size_t i = 0; i < n; ++i) axes.push_back(static_cast<int64_t>(i));
   }
-  absl::StatusOr<std::vector<int>> norm = NormalizeAxes(axes, rank, "'axes'");
-  if (!norm.ok()) return norm.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int> norm,
+                          NormalizeAxes(axes, rank, "'axes'"));
 
   Shape out = in;
   std::vector<int64_t> start(rank, 0), step(rank, 1);
   for (size_t i = 0; i < n; ++i) {
-    const int a = (*norm)[i];
+    const int a = (norm)[i];
     const int64_t d = in[a];
     const int64_t st = args.steps.empty() ? 1 : args.steps[i];
     if (st == 0) {
