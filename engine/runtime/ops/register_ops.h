@@ -1,6 +1,6 @@
 // Registration of the built-in op families. Each family lives in its own file
-// in engine/ops/ and registers its ops explicitly (no static initializers,
-// which a static library's linker would silently drop).
+// in engine/runtime/ops/ and registers its ops explicitly (no static
+// initializers, which a static library's linker would silently drop).
 #ifndef QUANTD_ENGINE_RUNTIME_OPS_REGISTER_OPS_H_
 #define QUANTD_ENGINE_RUNTIME_OPS_REGISTER_OPS_H_
 
