@@ -146,7 +146,8 @@ absl::StatusOr<JobRecord> JobStore::FindLocked(absl::string_view id,
   return std::move(jobs[0]);
 }
 
-absl::StatusOr<std::pair<JobRecord, bool>> JobStore::Create(JobRecord job) {
+absl::StatusOr<std::pair<JobRecord, bool>> JobStore::Create(
+    JobRecord job, const QueueLimits& limits) {
   QUANTD_RETURN_IF_ERROR(CheckKey("tenant", job.tenant));
   QUANTD_RETURN_IF_ERROR(
       CheckSize("request_id", job.request_id.size(), kMaxKeyBytes));
@@ -180,15 +181,18 @@ absl::StatusOr<std::pair<JobRecord, bool>> JobStore::Create(JobRecord job) {
     std::vector<JobRecord> existing;
     QUANTD_RETURN_IF_ERROR(ReadJobs(st, existing));
     if (!existing.empty()) {
-      if (existing[0].spec != job.spec) {
+      if (existing[0].spec != job.spec ||
+          existing[0].priority != job.priority) {
         return absl::AlreadyExistsError(absl::StrCat(
             "request_id \"", job.request_id, "\" was already used for job ",
             existing[0].id,
-            " with a different spec; use a new request_id for a new job"));
+            " with a different spec or priority; use a new request_id for a "
+            "new job"));
       }
       return std::make_pair(std::move(existing[0]), false);
     }
   }
+  QUANTD_RETURN_IF_ERROR(CheckQueueRoomLocked(job.tenant, limits));
 
   // 64 random bits from a CSPRNG, so ids cannot be guessed. A collision
   // (astronomically rare) fails the UNIQUE constraint; nothing is overwritten.
@@ -456,6 +460,23 @@ absl::StatusOr<std::optional<JobRecord>> JobStore::NextQueued(
   return std::nullopt;
 }
 
+absl::Status JobStore::CheckQueueRoomLocked(const std::string& tenant,
+                                            const QueueLimits& limits) {
+  SqliteStatement st = db_->Prepare(
+      "SELECT COUNT(*), COALESCE(SUM(tenant = ?2), 0) FROM jobs "
+      "WHERE state = ?1");
+  st.Bind(JobState::kQueued, tenant);
+  QUANTD_ASSIGN_OR_RETURN(const bool row, st.Step());
+  const int64_t queued = row ? st.ColInt(0) : 0;
+  const int64_t mine = row ? st.ColInt(1) : 0;
+  if (queued < limits.max_queued && mine < limits.max_queued_per_tenant) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the queue is full (", mine, " of your jobs and ", queued,
+                   " in all are queued); retry after some finish"));
+}
+
 absl::StatusOr<int64_t> JobStore::CountInState(JobState state,
                                                const std::string& tenant) {
   absl::MutexLock lock(&mu_);
@@ -490,10 +511,13 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::Recover(int32_t max_attempts) {
     } else if (job.attempts < max_attempts) {
       QUANTD_RETURN_IF_ERROR(MoveLocked(job, JobState::kQueued, ""));
     } else {
-      QUANTD_RETURN_IF_ERROR(
-          MoveLocked(job, JobState::kFailed,
-                     absl::StrCat("the server stopped ", job.attempts,
-                                  " times while running this job")));
+      QUANTD_RETURN_IF_ERROR(MoveLocked(
+          job, JobState::kFailed,
+          absl::StrCat("the server stopped ",
+                       job.attempts == 1 ? std::string("once")
+                                         : absl::StrCat(job.attempts, " times"),
+                       " while running this job (--max-attempts ", max_attempts,
+                       ")")));
     }
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -104,6 +105,12 @@ struct JobRecord {
   std::string report;
 };
 
+// How many QUEUED jobs CreateJob admits, in all and per tenant.
+struct QueueLimits {
+  int64_t max_queued = std::numeric_limits<int64_t>::max();
+  int64_t max_queued_per_tenant = std::numeric_limits<int64_t>::max();
+};
+
 struct JobEvent {
   std::string job_id;
   int64_t sequence = 0;  // 1, 2, 3, ... per job, without gaps
@@ -133,9 +140,12 @@ class JobStore {
   // Inserts `job` as a new QUEUED job; its id, state, times, attempts, error
   // and artifacts are assigned here, whatever the caller set. If the tenant
   // already has a job with the same non-empty request_id, returns that job
-  // unchanged when its spec bytes are equal (a retried request) and
-  // AlreadyExists otherwise. `.second` is true when a job was created.
-  absl::StatusOr<std::pair<JobRecord, bool>> Create(JobRecord job);
+  // unchanged when its spec bytes and priority are equal (a retried request)
+  // and AlreadyExists otherwise. A new job beyond `limits` (counted in the
+  // same transaction as the insert, so concurrent calls cannot overshoot) is
+  // ResourceExhausted. `.second` is true when a job was created.
+  absl::StatusOr<std::pair<JobRecord, bool>> Create(
+      JobRecord job, const QueueLimits& limits = {});
 
   // NotFound also for other tenants' jobs, so ids reveal nothing.
   absl::StatusOr<JobRecord> Get(const std::string& tenant,
@@ -218,6 +228,11 @@ class JobStore {
                                std::vector<JobRecord>& jobs,
                                std::vector<int64_t>* seqs = nullptr);
   // The job by id (any tenant, or only `tenant` if non-empty); NotFound.
+  // ResourceExhausted when a new QUEUED job of `tenant` would exceed
+  // `limits`.
+  absl::Status CheckQueueRoomLocked(const std::string& tenant,
+                                    const QueueLimits& limits)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobRecord> FindLocked(absl::string_view id,
                                        absl::string_view tenant)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

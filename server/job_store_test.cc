@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <set>
 #include <thread>
@@ -392,7 +393,9 @@ TEST_F(JobStoreTest, RecoverRequeuesFailsAndFinishesCancelling) {
   r = store_->Get("a", exhaust.id);
   EXPECT_EQ(r->state, JobState::kFailed);
   EXPECT_EQ(r->attempts, 3);
-  EXPECT_EQ(r->error, "the server stopped 3 times while running this job");
+  EXPECT_EQ(r->error,
+            "the server stopped 3 times while running this job "
+            "(--max-attempts 3)");
   EXPECT_GT(r->end_time_us, 0);
   r = store_->Get("a", cancelling.id);
   EXPECT_EQ(r->state, JobState::kCancelled);
@@ -527,6 +530,62 @@ TEST_F(JobStoreTest, MigratesASchemaOneDatabase) {
   EXPECT_EQ(sqlite3_column_int(st, 0), 2);
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+TEST_F(JobStoreTest, QueueLimitsAreCheckedWithTheInsert) {
+  const QueueLimits limits{3, 2};
+  std::vector<std::thread> threads;
+  std::atomic<int> created{0}, refused{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      JobRecord job;
+      job.tenant = i % 2 == 0 ? "a" : "b";
+      job.spec = "spec";
+      absl::StatusOr<std::pair<JobRecord, bool>> r =
+          store_->Create(job, limits);
+      if (r.ok()) {
+        ++created;
+      } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+        ++refused;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(created.load(), 3);  // the total limit, never more
+  EXPECT_EQ(refused.load(), 5);
+  EXPECT_LE(*store_->CountInState(JobState::kQueued, "a"), 2);
+  EXPECT_LE(*store_->CountInState(JobState::kQueued, "b"), 2);
+  // A retry of an existing request is answered even with a full queue.
+  JobRecord first;
+  first.tenant = "c";
+  first.spec = "spec";
+  first.request_id = "retry";
+  absl::StatusOr<std::pair<JobRecord, bool>> r =
+      store_->Create(first, QueueLimits{100, 100});
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<std::pair<JobRecord, bool>> again =
+      store_->Create(first, QueueLimits{0, 0});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->second);
+  EXPECT_EQ(again->first.id, r->first.id);
+  // The same request_id with another priority is a different request.
+  first.priority = 5;
+  EXPECT_EQ(store_->Create(first).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(JobStoreTest, RecoveryWithOneAttemptSaysOnce) {
+  JobRecord job = MakeJob("a", "spec");
+  ASSERT_TRUE(
+      store_->Transition(job.id, {JobState::kQueued}, JobState::kRunning).ok());
+  Reopen();  // the process died
+  ASSERT_TRUE(store_->Recover(1).ok());
+  absl::StatusOr<JobRecord> r = store_->Get("a", job.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->state, JobState::kFailed);
+  EXPECT_EQ(r->error,
+            "the server stopped once while running this job "
+            "(--max-attempts 1)");
 }
 
 }  // namespace

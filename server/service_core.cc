@@ -120,16 +120,6 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     return absl::InvalidArgumentError(absl::StrCat(
         "priority must be in [-100, 100], got ", request.priority()));
   }
-  QUANTD_ASSIGN_OR_RETURN(int64_t queued,
-                          jobs_->CountInState(JobState::kQueued));
-  QUANTD_ASSIGN_OR_RETURN(int64_t mine,
-                          jobs_->CountInState(JobState::kQueued, tenant));
-  if (queued >= limits_.max_queued_jobs ||
-      mine >= limits_.max_queued_jobs_per_tenant) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the queue is full (", mine, " of your jobs and ", queued,
-                     " in all are queued); retry after some finish"));
-  }
   JobRecord r;
   r.tenant = tenant;
   r.request_id = request.request_id();
@@ -137,7 +127,9 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
   r.spec = request.spec().SerializeAsString();
   r.display_name = request.spec().display_name();
   r.labels = {request.spec().labels().begin(), request.spec().labels().end()};
-  absl::StatusOr<std::pair<JobRecord, bool>> created = jobs_->Create(r);
+  // The queue limits are checked in the insert's own transaction.
+  absl::StatusOr<std::pair<JobRecord, bool>> created = jobs_->Create(
+      r, {limits_.max_queued_jobs, limits_.max_queued_jobs_per_tenant});
   if (!created.ok()) return created.status();
   if (created->second) {
     v1::JobEvent e;
