@@ -89,6 +89,10 @@ class BlobStore {
                                             const std::string& sha256);
 
   std::string root_;
+
+ public:
+  // The folder this store lives in (for redacting it from messages).
+  const std::string& root() const { return root_; }
   absl::Mutex mutex_;  // serializes uploads' metadata and renames
 };
 

@@ -93,7 +93,14 @@ absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
   };
   PipelineOptions options;
   options.checkpoint_path = CheckpointPath(job);
-  return RunPipeline(plan, progress, cancelled, options);
+  absl::StatusOr<PipelineResult> result =
+      RunPipeline(plan, progress, cancelled, options);
+  if (!result.ok()) {
+    // The reason is stored and shown to the tenant: blob names, not paths.
+    return absl::Status(result.status().code(),
+                        resolver.Redact(result.status().message()));
+  }
+  return result;
 }
 
 absl::Status JobRunner::StoreArtifacts(const JobRecord& job,

@@ -109,7 +109,7 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     return absl::Status(s.code() == absl::StatusCode::kInternal
                             ? absl::StatusCode::kInternal
                             : absl::StatusCode::kInvalidArgument,
-                        s.message());
+                        resolver.Redact(s.message()));
   }
   if (!request.request_id().empty() &&
       !IsIdentifier(request.request_id(), kMaxRequestIdBytes)) {

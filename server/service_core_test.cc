@@ -204,8 +204,13 @@ TEST_F(ServiceCoreTest, BadRequestsSayWhatToFix) {
   ASSERT_TRUE(core_->RecordUpload("a", garbage).ok());
   r = Request();
   r.mutable_spec()->mutable_model()->set_blob_sha256(garbage.sha256());
-  EXPECT_EQ(core_->CreateJob("a", r).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<v1::Job> not_onnx = core_->CreateJob("a", r);
+  EXPECT_EQ(not_onnx.status().code(), absl::StatusCode::kInvalidArgument);
+  // The message names the blob, not where the server keeps it.
+  EXPECT_THAT(not_onnx.status().message(),
+              HasSubstr("blob " + garbage.sha256()));
+  EXPECT_THAT(std::string(not_onnx.status().message()),
+              ::testing::Not(HasSubstr(service_->root)));
   r = Request();
   r.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
       Uploaded("a", "tiny_gpt/eval.npz"));

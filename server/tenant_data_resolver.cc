@@ -1,6 +1,7 @@
 #include "server/tenant_data_resolver.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace quantd {
 
@@ -23,7 +24,20 @@ absl::StatusOr<std::string> TenantDataResolver::Resolve(
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".blob_sha256: blob ", digest, " is gone; upload it again"));
   }
-  return blobs_.PathOf(digest);
+  absl::StatusOr<std::string> path = blobs_.PathOf(digest);
+  if (path.ok()) shown_.emplace_back(*path, absl::StrCat("blob ", digest));
+  return path;
+}
+
+std::string TenantDataResolver::Redact(absl::string_view message) const {
+  std::string out(message);
+  for (const auto& [path, name] : shown_) {
+    out = absl::StrReplaceAll(out, {{path, name}});
+  }
+  if (!blobs_.root().empty()) {
+    out = absl::StrReplaceAll(out, {{blobs_.root(), "<data-dir>"}});
+  }
+  return out;
 }
 
 }  // namespace quantd

@@ -11,6 +11,8 @@
 #define QUANTD_SERVER_TENANT_DATA_RESOLVER_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/pipeline/job_plan.h"
 #include "server/blob_index.h"
@@ -30,7 +32,14 @@ class TenantDataResolver : public DataRefResolver {
   absl::StatusOr<std::string> Resolve(const v1::DataRef& ref,
                                       absl::string_view field) const override;
 
+  // `message` with the server's file names replaced: each resolved blob's
+  // path by "blob <digest>", any other path under the data folder by
+  // "<data-dir>/...". Engine errors name the files they read; a tenant
+  // should learn which of its blobs failed, not where the server keeps it.
+  std::string Redact(absl::string_view message) const;
+
  private:
+  mutable std::vector<std::pair<std::string, std::string>> shown_;
   const BlobStore& blobs_;
   BlobIndex& index_;
   const std::string tenant_;
