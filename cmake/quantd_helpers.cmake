@@ -12,11 +12,17 @@ endfunction()
 function(quantd_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
+  if(QUANTD_SANITIZE MATCHES "thread")
+    # Tells TSan what Debian's uninstrumented absl::Mutex synchronizes.
+    target_sources(${name} PRIVATE
+                   ${QUANTD_SOURCE_ROOT}/cmake/tsan/absl_sync_annotations.cc)
+  endif()
   quantd_target_defaults(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock
                                         GTest::gtest_main)
   target_compile_definitions(
     ${name} PRIVATE QUANTD_TESTDATA_DIR="${QUANTD_TESTDATA_DIR}"
+                    QUANTD_SOURCE_DIR="${QUANTD_SOURCE_ROOT}"
                     QUANTD_GENERATED_TESTDATA_DIR="${QUANTD_GENERATED_TESTDATA_DIR}")
   add_test(NAME ${name} COMMAND ${name})
   if(ARG_LABELS)
@@ -88,3 +94,48 @@ function(quantd_write_layers file)
   string(REPLACE ";" "\n" text "${layers}")
   file(WRITE ${file} "${text}\n")
 endfunction()
+
+# Sanitizer and fuzzer builds (tools/sanitize.sh configures build-asan with
+# clang; build-tsan likewise). QUANTD_SANITIZE names clang's sanitizers:
+#   -DQUANTD_SANITIZE=address,undefined   (UB aborts: no recovery)
+#   -DQUANTD_SANITIZE=thread
+# QUANTD_FUZZ=ON builds the libFuzzer targets in fuzz/ and adds coverage
+# instrumentation; without QUANTD_SANITIZE it implies address,undefined, since
+# a fuzzer without ASan misses most memory errors it provokes.
+# Unlike every other flag these apply to all targets (add_compile_options):
+# a sanitizer or the fuzzer's coverage only sees code compiled with it, and a
+# library left out would hide the very bugs the build is for.
+set(QUANTD_SANITIZE "" CACHE STRING
+    "clang sanitizers for every target: address,undefined or thread")
+option(QUANTD_FUZZ "Build the libFuzzer targets in fuzz/ (clang)" OFF)
+if(QUANTD_FUZZ AND NOT QUANTD_SANITIZE)
+  set(QUANTD_SANITIZE address,undefined)
+endif()
+if(QUANTD_FUZZ AND QUANTD_SANITIZE MATCHES "thread")
+  message(FATAL_ERROR "QUANTD_FUZZ runs under ASan+UBSan: configure it in a "
+                      "build folder with QUANTD_SANITIZE=address,undefined")
+endif()
+if(QUANTD_SANITIZE)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "QUANTD_SANITIZE needs clang: configure a fresh build "
+                        "folder with -DCMAKE_CXX_COMPILER=clang++ "
+                        "-DCMAKE_C_COMPILER=clang")
+  endif()
+  set(quantd_sanitize_flags -fsanitize=${QUANTD_SANITIZE}
+                            -fno-omit-frame-pointer)
+  if(QUANTD_SANITIZE MATCHES "undefined")
+    # A UB report fails the test or the fuzz run instead of scrolling by.
+    list(APPEND quantd_sanitize_flags -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${quantd_sanitize_flags}
+                      # Instrumented loops often cannot honour
+                      # `#pragma omp simd`; that costs speed, not
+                      # correctness, and is no news in these builds.
+                      -Wno-pass-failed)
+  add_link_options(${quantd_sanitize_flags})
+endif()
+if(QUANTD_FUZZ)
+  # Coverage feedback for libFuzzer in every library; fuzz/ links the
+  # libFuzzer driver itself (-fsanitize=fuzzer) into its targets only.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -1,5 +1,6 @@
 #include "kernels/pooling.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -123,8 +124,16 @@ TEST(PoolingTest, MatchesReferenceOnRandomConfigurations) {
     for (int64_t i = 0; i < x.num_elements(); ++i) {
       const float v = normal(rng);
       if (type == DataType::kFloat32) x.mutable_data<float>()[i] = v;
-      if (type == DataType::kInt8) x.mutable_data<int8_t>()[i] = v * 30;
-      if (type == DataType::kUInt8) x.mutable_data<uint8_t>()[i] = v * 30;
+      // Clamped: a float outside the integer type's range converts with
+      // undefined behaviour (UBSan: float-cast-overflow).
+      if (type == DataType::kInt8) {
+        x.mutable_data<int8_t>()[i] =
+            static_cast<int8_t>(std::clamp(v * 30.f, -128.f, 127.f));
+      }
+      if (type == DataType::kUInt8) {
+        x.mutable_data<uint8_t>()[i] =
+            static_cast<uint8_t>(std::clamp(v * 30.f + 128.f, 0.f, 255.f));
+      }
     }
     PoolingForward pool(p);
     Tensor got, want;

@@ -14,7 +14,7 @@ import sys
 
 DROPPED = re.compile(r'\(void\)\s*[A-Za-z_][\w:]*(\s*(\.|->)\s*[A-Za-z_]\w*)*'
                      r'\s*(<[^;]*>)?\s*\(')
-FOLDERS = ('util', 'kernels', 'engine', 'server', 'client')
+FOLDERS = ('util', 'kernels', 'engine', 'server', 'client', 'fuzz')
 
 
 def main():

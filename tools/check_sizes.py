@@ -97,7 +97,9 @@ def main():
   args = ap.parse_args()
   files, funcs = [], []
   for dirpath, dirnames, filenames in os.walk(args.root):
-    dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+    # build-asan/, build-tsan/ (tools/sanitize.sh) hold generated code too.
+    dirnames[:] = [d for d in dirnames
+                   if d not in SKIP_DIRS and not d.startswith('build-')]
     for f in filenames:
       if not SOURCE.search(f):
         continue

@@ -20,6 +20,10 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata
   dataset-fashion-mnist python3 python3-numpy prometheus
+  # tools/sanitize.sh (clang): libFuzzer and the sanitizer runtimes (only a
+  # Recommends of clang), clang's OpenMP runtime, and lld (links the ~100
+  # sanitized test binaries several times faster than ld.bfd)
+  libclang-rt-14-dev libomp-dev lld
   # deploy/ checks: YAML lint, promtool (in prometheus), a Pushgateway for
   # batch runs; kubectl below
   yamllint prometheus-pushgateway

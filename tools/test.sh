@@ -16,3 +16,5 @@ fi
 export OMP_NUM_THREADS=1
 cd build
 ctest --output-on-failure --timeout 600 -j2
+# ASan+UBSan unit tests and bounded fuzzing in build-asan (fuzz/README.md).
+cd .. && tools/sanitize.sh

@@ -1,5 +1,6 @@
 #include "engine/data/npy.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -160,8 +161,16 @@ absl::Status ParseShape(absl::string_view dict, NpyHeader& h) {
   if (h.shape.size() > 8) {
     return absl::InvalidArgumentError(".npy array has more than 8 dims");
   }
-  if (!CheckedNumElements(h.shape).ok()) {
-    return absl::InvalidArgumentError(".npy shape overflows");
+  // Bytes, not only elements, must fit: readers compute the data's size as
+  // elements times element size (a 2^61-element float64 array overflows).
+  const absl::StatusOr<int64_t> elements = CheckedNumElements(h.shape);
+  const int64_t element_bytes = std::max<int64_t>(1, h.disk_element_size());
+  if (!elements.ok() || *elements > kMaxNpyDataBytes / element_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(".npy shape ", ShapeToString(h.shape), " holds more than ",
+                     kMaxNpyDataBytes,
+                     " bytes of data; the header is corrupt or the array is "
+                     "too large to read"));
   }
   return absl::OkStatus();
 }

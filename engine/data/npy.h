@@ -31,6 +31,10 @@ struct NpyHeader {
 
 // The longest header quantd reads; numpy writes a few hundred bytes.
 inline constexpr int64_t kMaxNpyHeaderBytes = 64 * 1024;
+// The largest array data quantd reads (256 TiB): far beyond any real file,
+// and small enough that header and data sizes add up in int64 without
+// overflowing.
+inline constexpr int64_t kMaxNpyDataBytes = int64_t{1} << 48;
 
 // `prefix` holds at least the first bytes of the file (10, or the whole
 // header once its length is known). Returns kOutOfRange when it needs more

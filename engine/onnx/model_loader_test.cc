@@ -215,6 +215,55 @@ std::string BiasBytes() {
   return std::string(reinterpret_cast<const char*>(v), sizeof(v));
 }
 
+// Found by fuzz_model_loader: ONNX 1.12's version converter dereferences a
+// null value when a graph output has no producer, and its checker lets such
+// a model through. Opset 11 makes the loader convert (to 17).
+TEST(ModelLoaderTest, RejectsAGraphOutputNothingProducesBeforeConverting) {
+  onnx::ModelProto model = TinyModel(/*opset=*/11);
+  model.mutable_graph()->mutable_node(1)->set_output(0, "not_y");
+  absl::StatusOr<LoadedModel> m =
+      LoadModelFromBytes(Serialize(model), NoOpCheck());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(m.status().message(),
+              HasSubstr("graph output 'y' is not produced by any node"));
+}
+
+// Found by fuzz_model_loader: ONNX 1.12's ConvTranspose shape inference
+// dereferences null when the weight's rank is below the input's.
+TEST(ModelLoaderTest, RejectsAConvTransposeWeightOfTheWrongRank) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("convt");
+  for (const auto& [name, dims] :
+       std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"X", {1, 1, 3}}, {"W", {1, 2}}}) {
+    auto* in = g->add_input();
+    in->set_name(name);
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  g->add_output()->set_name("Y");
+  auto* yt = g->mutable_output(0)->mutable_type()->mutable_tensor_type();
+  yt->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {1, 2, 4}) yt->mutable_shape()->add_dim()->set_dim_value(d);
+  auto* node = g->add_node();
+  node->set_op_type("ConvTranspose");
+  node->set_name("up");
+  node->add_input("X");
+  node->add_input("W");
+  node->add_output("Y");
+  absl::StatusOr<LoadedModel> loaded =
+      LoadModelFromBytes(Serialize(m), NoOpCheck());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("weight 'W' has rank 2 but input 'X' has rank 3"));
+}
+
 TEST(ModelLoaderTest, LoadsExternalDataInsideTheModelFolder) {
   TempDir dir;
   dir.Write("weights.bin", BiasBytes());

@@ -14,8 +14,6 @@
 
 namespace quantd {
 
-namespace v1 = ::quantd::v1;
-
 // Specs larger than this are refused before parsing.
 inline constexpr size_t kMaxJobSpecBytes = 1 << 20;
 
