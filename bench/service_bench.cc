@@ -1,10 +1,11 @@
 // Service benchmarks over loopback against an in-process quantd service
 // (real stores in a temporary folder, real gRPC): upload and download
 // throughput, CreateJob latency under concurrent clients, and event delivery
-// latency to concurrent watchers. Figures go to bench/README.md; never
-// timed in tests (ctest runs `service_bench --quick` to prove it works).
+// latency to concurrent watchers, and GetJob latency while many uploads run
+// at once. Figures go to bench/README.md; never timed in tests (ctest runs
+// `service_bench --quick` to prove it works).
 //
-//   build/bench/service_bench [--quick]
+//   build/bench/service_bench [--quick] [--uploads-only]
 #include <stdlib.h>
 
 #include <algorithm>
@@ -32,6 +33,8 @@ struct Options {
   int jobs_per_client = 20;
   int watchers = 100;
   int events = 50;
+  int uploads = 50;                          // concurrent upload streams
+  int64_t upload_bytes = int64_t{20} << 20;  // each
 };
 
 double Percentile(std::vector<double> v, double p) {
@@ -141,6 +144,93 @@ class Bench {
         static_cast<long long>(mb), up, mb / up, static_cast<long long>(mb),
         down, mb / down,
         got == static_cast<int64_t>(data.size()) ? "complete" : "SHORT");
+  }
+
+  // `uploads` streams, each on its own connection, upload `upload_bytes`
+  // of distinct data in 1 MiB chunks at once, while one more client calls
+  // GetJob back to back: GetJob's latency shows whether uploads hold up
+  // the server's callback threads.
+  void UploadsUnderLoad() {
+    JobRecord r;
+    r.tenant = "default";
+    v1::JobSpec spec;
+    spec.mutable_model()->set_blob_sha256(std::string(64, 'a'));
+    r.spec = spec.SerializeAsString();
+    const std::string name = JobName(jobs_->Create(r)->first.id);
+    std::string base(1 << 20, '\0');
+    std::mt19937_64 rng(2);
+    for (size_t i = 0; i + 8 <= base.size(); i += 8) {
+      const uint64_t v = rng();
+      std::memcpy(&base[i], &v, 8);
+    }
+    // Chunk j of upload u: the base chunk stamped with (u, j).
+    auto chunk = [&](int u, int64_t j, int64_t n) {
+      std::string c = base.substr(0, n);
+      const int64_t stamp[2] = {u, j};
+      std::memcpy(c.data(), stamp, std::min<size_t>(n, sizeof(stamp)));
+      return c;
+    };
+    const int64_t chunks = (options_.upload_bytes + base.size() - 1) >> 20;
+    auto chunk_size = [&](int64_t j) {
+      return std::min<int64_t>(1 << 20, options_.upload_bytes - (j << 20));
+    };
+    std::vector<std::string> digests(options_.uploads);
+    for (int u = 0; u < options_.uploads; ++u) {
+      Sha256 h;
+      for (int64_t j = 0; j < chunks; ++j) h.Update(chunk(u, j, chunk_size(j)));
+      digests[u] = h.HexDigest();
+    }
+    std::atomic<int> done{0}, failures{0};
+    std::vector<double> latencies;
+    const absl::Time t0 = absl::Now();
+    std::thread getter([&] {
+      auto stub = v1::QuantizationService::NewStub(NewChannel(-1));
+      while (done < options_.uploads) {
+        grpc::ClientContext ctx;
+        v1::GetJobRequest req;
+        req.set_name(name);
+        v1::Job job;
+        const absl::Time start = absl::Now();
+        if (!stub->GetJob(&ctx, req, &job).ok()) ++failures;
+        latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    });
+    std::vector<std::thread> threads;
+    for (int u = 0; u < options_.uploads; ++u) {
+      threads.emplace_back([&, u] {
+        auto stub = v1::QuantizationService::NewStub(NewChannel(u));
+        grpc::ClientContext ctx;
+        v1::Blob blob;
+        auto writer = stub->UploadBlob(&ctx, &blob);
+        v1::UploadBlobRequest req;
+        req.mutable_header()->set_kind(v1::BLOB_KIND_DATASET);
+        req.mutable_header()->set_upload_id(absl::StrCat("load-", u));
+        req.mutable_header()->set_size(options_.upload_bytes);
+        req.mutable_header()->set_sha256(digests[u]);
+        writer->Write(req);
+        for (int64_t j = 0; j < chunks; ++j) {
+          v1::UploadBlobRequest c;
+          c.set_chunk(chunk(u, j, chunk_size(j)));
+          if (!writer->Write(c)) break;
+        }
+        writer->WritesDone();
+        if (!writer->Finish().ok()) ++failures;
+        ++done;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+    getter.join();
+    const double mb = options_.uploads * (options_.upload_bytes / 1e6);
+    std::printf(
+        "uploads   %d x %lld MiB at once: %.1f s, %.0f MB/s; GetJob during "
+        "them (%zu calls): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d "
+        "failed\n",
+        options_.uploads, static_cast<long long>(options_.upload_bytes >> 20),
+        seconds, mb / seconds, latencies.size(), Percentile(latencies, 0.5),
+        Percentile(latencies, 0.99), Percentile(latencies, 1.0),
+        failures.load());
   }
 
   // `clients` threads, each with its own stub, create jobs back to back.
@@ -314,6 +404,15 @@ class Bench {
   }
 
  private:
+  // A channel with its own connection (`id` keeps gRPC from sharing one).
+  std::shared_ptr<grpc::Channel> NewChannel(int id) {
+    grpc::ChannelArguments args;
+    args.SetInt("quantd.bench.connection", id);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+
   static int64_t RssKib() {
     FILE* f = std::fopen("/proc/self/status", "r");
     char line[256];
@@ -346,14 +445,27 @@ class Bench {
 
 int main(int argc, char** argv) {
   quantd::Options o;
-  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) {
-    o.transfer_bytes = 4 << 20;
-    o.clients = 4;
-    o.jobs_per_client = 3;
-    o.watchers = 4;
-    o.events = 3;
+  bool uploads_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      o.transfer_bytes = 4 << 20;
+      o.clients = 4;
+      o.jobs_per_client = 3;
+      o.watchers = 4;
+      o.events = 3;
+      o.uploads = 4;
+      o.upload_bytes = (1 << 20) + 7;
+    } else if (std::strcmp(argv[i], "--uploads-only") == 0) {
+      uploads_only = true;
+
+    } else {
+      std::fprintf(stderr, "usage: service_bench [--quick] [--uploads-only]\n");
+      return 2;
+    }
   }
   quantd::Bench bench(o);
+  bench.UploadsUnderLoad();
+  if (uploads_only) return 0;
   // First, while the process holds nothing else that could be freed.
   if (o.clients > 4) bench.BadCalls();
   bench.Transfer();

@@ -53,7 +53,8 @@ void AddGlobalOptions(CLI::App* app, GlobalOptions* global) {
       ->check(CLI::ExistingFile);
   app->add_flag("--json", global->json,
                 "machine-readable output: responses as protobuf JSON, events "
-                "as JSON lines");
+                "as JSON lines (quantize: its events, then the job, one JSON "
+                "line each)");
 }
 
 void OnParsed(CLI::App* command, CommandContext* context,

@@ -114,7 +114,7 @@ int FinishJob(Client* client, const GlobalOptions& g, const QuantizeArgs& a,
   absl::StatusOr<v1::Job> job = client->GetJob(name);
   if (!job.ok()) return Fail(job.status(), "get job");
   if (job->state() != v1::JOB_STATE_SUCCEEDED) {
-    if (g.json) PrintJson(*job);
+    if (g.json) PrintJson(*job, /*one_line=*/true);
     std::fprintf(stderr, "quantctl: %s %s%s%s\n", job->name().c_str(),
                  StateName(job->state()).c_str(),
                  job->error().empty() ? "" : ": ", job->error().c_str());
@@ -128,7 +128,7 @@ int FinishJob(Client* client, const GlobalOptions& g, const QuantizeArgs& a,
       client->Download(job->name(), v1::ARTIFACT_KIND_REPORT, report_path);
   if (!r.ok()) return Fail(r.status(), "download the report");
   if (g.json) {
-    PrintJson(*job);
+    PrintJson(*job, /*one_line=*/true);  // the last JSON line
   } else {
     std::printf("%s SUCCEEDED\n\n%s\n", job->name().c_str(),
                 FormatReportTable(job->report()).c_str());
@@ -165,8 +165,16 @@ int Quantize(const GlobalOptions& g, const QuantizeArgs& a) {
     }
     return kExitOk;
   }
-  if (absl::Status s = FollowWithProgress(client->get(), job->name());
-      !s.ok()) {
+  // --json: every event as one JSON line on stdout (machine-readable, as
+  // `quantctl jobs watch --json`), then the job; otherwise a progress line.
+  absl::Status followed =
+      g.json ? (*client)->Watch(job->name(), 0,
+                                [](const v1::JobEvent& e) {
+                                  PrintJson(e, /*one_line=*/true);
+                                  return true;  // to the end
+                                })
+             : FollowWithProgress(client->get(), job->name());
+  if (absl::Status s = followed; !s.ok()) {
     std::fprintf(stderr,
                  "quantctl: lost the job's progress; it continues on the "
                  "server: quantctl jobs watch %s\n",

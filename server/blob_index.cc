@@ -1,6 +1,7 @@
 #include "server/blob_index.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/blob_store.h"
 #include "util/status_macros.h"
 
@@ -15,6 +16,13 @@ absl::StatusOr<std::unique_ptr<BlobIndex>> BlobIndex::Open(
       " tenant TEXT NOT NULL, sha256 TEXT NOT NULL, kind INTEGER NOT NULL,"
       " name TEXT NOT NULL, size INTEGER NOT NULL, create_time INTEGER NOT "
       "NULL, PRIMARY KEY (tenant, sha256));"));
+  // Added with the upload scan; older databases gain it here.
+  QUANTD_RETURN_IF_ERROR(db->Exec(
+      "CREATE TABLE IF NOT EXISTS dataset_scans ("
+      " sha256 TEXT PRIMARY KEY, ok INTEGER NOT NULL, reason TEXT NOT NULL,"
+      " label_min INTEGER NOT NULL, label_max INTEGER NOT NULL,"
+      " scan_version INTEGER NOT NULL, scan_time INTEGER NOT NULL,"
+      " check_proto BLOB NOT NULL);"));
   return std::unique_ptr<BlobIndex>(new BlobIndex(std::move(db)));
 }
 
@@ -71,6 +79,39 @@ absl::StatusOr<v1::Blob> BlobIndex::Find(const std::string& tenant,
   b.set_size(st.ColInt(2));
   b.mutable_create_time()->set_seconds(st.ColInt(3));
   return b;
+}
+
+absl::Status BlobIndex::RecordScan(const std::string& sha256,
+                                   const v1::DatasetCheck& check) {
+  if (!IsSha256Hex(sha256)) {
+    return absl::InvalidArgumentError("a blob digest is 64 hex characters");
+  }
+  const std::string bytes = check.SerializeAsString();
+  absl::MutexLock lock(&mu_);
+  SqliteStatement st = db_->Prepare(
+      "INSERT OR REPLACE INTO dataset_scans (sha256, ok, reason, label_min, "
+      "label_max, scan_version, scan_time, check_proto) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  st.Bind(sha256, check.ok() ? 1 : 0, check.reason(), check.label_min(),
+          check.label_max(), check.scan_version(),
+          absl::ToUnixSeconds(absl::Now()), SqlBlob{bytes});
+  return st.Run();
+}
+
+absl::StatusOr<std::optional<v1::DatasetCheck>> BlobIndex::FindScan(
+    const std::string& sha256) {
+  absl::MutexLock lock(&mu_);
+  SqliteStatement st =
+      db_->Prepare("SELECT check_proto FROM dataset_scans WHERE sha256 = ?1");
+  st.Bind(sha256);
+  QUANTD_ASSIGN_OR_RETURN(const bool row, st.Step());
+  if (!row) return std::optional<v1::DatasetCheck>();
+  v1::DatasetCheck check;
+  if (!check.ParseFromString(st.ColStr(0))) {
+    return absl::DataLossError(
+        absl::StrCat("the stored scan of blob ", sha256, " is unreadable"));
+  }
+  return std::optional<v1::DatasetCheck>(std::move(check));
 }
 
 }  // namespace quantd

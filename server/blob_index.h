@@ -11,6 +11,7 @@
 #define QUANTD_SERVER_BLOB_INDEX_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -37,6 +38,14 @@ class BlobIndex {
   // NotFound unless this tenant uploaded the blob.
   absl::StatusOr<v1::Blob> Find(const std::string& tenant,
                                 const std::string& sha256);
+
+  // The upload scan's verdict on a dataset's bytes, kept per digest (the
+  // same bytes get the same verdict, whoever uploaded them) in the table
+  // dataset_scans. FindScan: nullopt when the blob was never scanned.
+  absl::Status RecordScan(const std::string& sha256,
+                          const v1::DatasetCheck& check);
+  absl::StatusOr<std::optional<v1::DatasetCheck>> FindScan(
+      const std::string& sha256);
 
  private:
   explicit BlobIndex(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

@@ -1,11 +1,17 @@
 #include "server/blob_store.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "util/sha256.h"
@@ -140,6 +146,97 @@ TEST_F(BlobStoreTest, PutIsIdempotentAndRemoveDeletes) {
   ASSERT_TRUE(store_->Remove(*a).ok());
   EXPECT_FALSE(store_->Contains(*a));
   EXPECT_EQ(UploadFiles(), 0);
+}
+
+TEST_F(BlobStoreTest, ReservationsSurviveARestartAndCheckTheQuota) {
+  UploadQuota quota;
+  quota.limit = 100;
+  const std::string bytes(60, 'r');
+  const UploadKey key{"t", "big"};
+  ASSERT_TRUE(store_->BeginUpload(key, 60, Sha256Hex(bytes), kMax, quota).ok());
+  ASSERT_TRUE(store_->Append(key, 0, bytes.substr(0, 25)).ok());
+  // A restarted server counts the upload in progress again, and resumes
+  // its digest from the .part (hashed once).
+  absl::StatusOr<std::unique_ptr<BlobStore>> again = BlobStore::Open(root_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->ReservedBytes("t"), 60);
+  EXPECT_EQ((*again)->ReservedBytes("other"), 0);
+  EXPECT_EQ((*again)
+                ->BeginUpload({"t", "more"}, 41, Sha256Hex("x"), kMax, quota)
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(
+      (*again)->BeginUpload(key, 60, Sha256Hex(bytes), kMax, quota).ok());
+  ASSERT_TRUE((*again)->Append(key, 25, bytes.substr(25)).ok());
+  ASSERT_TRUE((*again)->Commit(key).ok());
+  EXPECT_EQ((*again)->ReservedBytes("t"), 60);  // until released
+  const int64_t generation = (*again)->ReleaseGeneration();
+  (*again)->ReleaseUpload(key);
+  EXPECT_EQ((*again)->ReservedBytes("t"), 0);
+  // A quota read before that release is stale: count again.
+  quota.release_generation = generation;
+  EXPECT_EQ((*again)
+                ->BeginUpload({"t", "stale"}, 1, Sha256Hex("x"), kMax, quota)
+                .code(),
+            absl::StatusCode::kAborted);
+  quota.release_generation = (*again)->ReleaseGeneration();
+  EXPECT_TRUE((*again)
+                  ->BeginUpload({"t", "fresh"}, 1, Sha256Hex("x"), kMax, quota)
+                  .ok());
+}
+
+// The .part files under uploads/ (names only).
+std::vector<std::string> PartFiles(const std::string& root) {
+  std::vector<std::string> out;
+  DIR* d = opendir((root + "/uploads").c_str());
+  while (dirent* e = d == nullptr ? nullptr : readdir(d)) {
+    if (absl::EndsWith(e->d_name, ".part")) out.push_back(e->d_name);
+  }
+  if (d != nullptr) closedir(d);
+  return out;
+}
+
+// One upload whose disk write cannot finish (its .part is a FIFO with no
+// reader yet, so the append blocks in open()) must not hold up another
+// upload: no store-wide lock is held across disk I/O.
+TEST_F(BlobStoreTest, AnUploadStuckOnDiskDoesNotBlockOtherUploads) {
+  const UploadKey stuck{"t", "stuck"};
+  ASSERT_TRUE(store_->BeginUpload(stuck, 4, Sha256Hex("abcd"), kMax).ok());
+  const std::vector<std::string> parts = PartFiles(root_);
+  ASSERT_EQ(parts.size(), 1u);
+  const std::string fifo = absl::StrCat(root_, "/uploads/", parts[0]);
+  ASSERT_EQ(unlink(fifo.c_str()), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0640), 0);
+  absl::Notification stuck_done;
+  std::thread writer([&] {
+    EXPECT_TRUE(store_->Append(stuck, 0, "abcd").ok());
+    stuck_done.Notify();
+  });
+  // Another tenant's whole upload, while the first append waits on disk.
+  absl::Notification other_done;
+  std::thread other([&] {
+    const UploadKey key{"u", "other"};
+    EXPECT_TRUE(store_->BeginUpload(key, 3, Sha256Hex("xyz"), kMax).ok());
+    EXPECT_TRUE(store_->Append(key, 0, "xyz").ok());
+    EXPECT_TRUE(store_->Commit(key).ok());
+    EXPECT_TRUE(store_->Put("an artifact").ok());
+    other_done.Notify();
+  });
+  // Generous: on the old store-wide lock this never finished.
+  const bool finished =
+      other_done.WaitForNotificationWithTimeout(absl::Seconds(60));
+  EXPECT_TRUE(finished) << "another upload waited for a stuck disk write";
+  EXPECT_FALSE(stuck_done.HasBeenNotified());
+  // Unblock the stuck append: open the FIFO's read end and drain it.
+  const int fd = open(fifo.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char buf[16];
+  while (read(fd, buf, sizeof(buf)) > 0) {
+  }
+  close(fd);
+  writer.join();
+  other.join();
+  EXPECT_TRUE(store_->Contains(Sha256Hex("xyz")));
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ TEST(ServeFlagsTest, DefaultsServeOneTenantOnLoopback) {
   ASSERT_TRUE(Parse(app, {"serve"}).ok());
   EXPECT_EQ(flags.port, 50051);
   EXPECT_EQ(flags.listen_address, "127.0.0.1");
-  EXPECT_EQ(flags.metrics_address, "0.0.0.0:9464");
+  EXPECT_EQ(flags.metrics_address, "127.0.0.1:9464");  // gRPC's host
   EXPECT_EQ(flags.data_dir, "quantd-data");
   EXPECT_EQ(flags.workers, 1);
   EXPECT_GE(flags.threads_per_job, 1);  // cores / workers
@@ -52,6 +52,23 @@ TEST(ServeFlagsTest, TokensOpenAllAddresses) {
   AddServeCommand(app, &flags);
   ASSERT_TRUE(Parse(app, {"serve", "--tokens-file=tokens"}).ok());
   EXPECT_EQ(flags.listen_address, "0.0.0.0");
+  EXPECT_EQ(flags.metrics_address, "0.0.0.0:9464");
+}
+
+TEST(ServeFlagsTest, MetricsFollowTheGrpcHostUnlessGiven) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"serve", "--listen-address=[::1]"}, "[::1]:9464"},
+      {{"serve", "--metrics-address=:9100"}, "127.0.0.1:9100"},
+      {{"serve", "--metrics-address=10.0.0.5:9100", "--tokens-file=t"},
+       "10.0.0.5:9100"},
+      {{"serve", "--metrics-address", ""}, ""}};
+  for (const auto& [args, want] : cases) {
+    CLI::App app;
+    ServeFlags flags;
+    AddServeCommand(app, &flags);
+    ASSERT_TRUE(Parse(app, args).ok()) << args.back();
+    EXPECT_EQ(flags.metrics_address, want) << args.back();
+  }
 }
 
 TEST(ServeFlagsTest, RefusesUnsafeOrIncompleteCombinations) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "quantd/v1/service.grpc.pb.h"
 #include "server/auth.h"
@@ -32,6 +33,9 @@ struct GrpcServiceOptions {
   // After a job was created (not for idempotent repeats), with its spec.
   std::function<void(const v1::JobSpec&)> on_job_created;
   std::function<void(int64_t bytes)> on_downloaded;
+  // An UploadBlob stream with no message for this long is ended (ABORTED,
+  // telling the client to resume), so a stalled client holds nothing.
+  absl::Duration upload_idle_timeout = absl::Minutes(2);
 };
 
 // absl::Status -> grpc::Status (the canonical codes share their numbers).

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/grpc_test_server.h"
 #include "server/server_test_util.h"
 #include "util/sha256.h"
 
@@ -22,130 +23,11 @@ using server_test::ReadTestdata;
 
 using ::testing::HasSubstr;
 
-constexpr char kTokens[] =
-    "tenant-a token-of-tenant-a-0123\ntenant-b token-of-tenant-b-0123\n";
-
-class GrpcServiceTest : public ::testing::Test {
+class GrpcServiceTest : public ::testing::Test,
+                        protected server_test::GrpcTestServer {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/quantd_grpc_XXXXXX";
-    root_ = mkdtemp(tmpl);
-    blobs_ = std::move(*BlobStore::Open(root_));
-    jobs_ = std::move(*JobStore::Open(root_ + "/jobs.db", "0123456789abcdef"));
-    auth_ = *Authenticator::FromText(kTokens);
-    SchedulerOptions so;
-    so.runner.on_event = [this](const v1::JobEvent& e) {
-      hub_.Publish(std::string(JobIdOfOwnName(e.job())));
-    };
-    index_ = std::move(*BlobIndex::Open(root_ + "/blobs.db"));
-    scheduler_ = std::make_unique<Scheduler>(jobs_.get(), blobs_.get(),
-                                             index_.get(), so);
-    ASSERT_TRUE(scheduler_->Start().ok());
-    ServiceLimits limits;
-    limits.max_tenant_storage_bytes = 3 << 20;  // the fixtures fit, once
-    core_ = std::make_unique<ServiceCore>(
-        jobs_.get(), blobs_.get(), index_.get(), scheduler_.get(), limits);
-    GrpcServiceOptions go;
-    go.download_chunk_bytes = 4096;  // several chunks per artifact
-    service_ = std::make_unique<GrpcService>(core_.get(), &auth_, &hub_, go);
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(port, 0);
-    stub_ = v1::QuantizationService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    scheduler_->Shutdown(absl::ZeroDuration());
-    hub_.CloseAll();
-    server_->Shutdown();
-    std::system(absl::StrCat("rm -rf '", root_, "'").c_str());
-  }
-
-  std::unique_ptr<grpc::ClientContext> Context(const std::string& tenant) {
-    auto c = std::make_unique<grpc::ClientContext>();
-    if (!tenant.empty()) {
-      c->AddMetadata("authorization",
-                     absl::StrCat("Bearer token-of-", tenant, "-0123"));
-    }
-    return c;
-  }
-
-  // Streams `bytes` from `offset` in chunks; `declared` overrides the
-  // digest; `stop_at` ends the stream early.
-  grpc::Status Upload(const std::string& tenant, const std::string& id,
-                      const std::string& bytes, int64_t offset, v1::Blob* blob,
-                      const std::string& declared = "",
-                      size_t stop_at = std::string::npos) {
-    auto ctx = Context(tenant);
-    auto writer = stub_->UploadBlob(ctx.get(), blob);
-    v1::UploadBlobRequest req;
-    v1::UploadHeader* h = req.mutable_header();
-    h->set_kind(v1::BLOB_KIND_MODEL);
-    h->set_upload_id(id);
-    h->set_size(static_cast<int64_t>(bytes.size()));
-    h->set_sha256(declared.empty() ? Sha256Hex(bytes) : declared);
-    h->set_offset(offset);
-    writer->Write(req);
-    const size_t end = std::min(stop_at, bytes.size());
-    for (size_t at = offset; at < end; at += 30000) {
-      v1::UploadBlobRequest chunk;
-      chunk.set_chunk(bytes.substr(at, std::min<size_t>(30000, end - at)));
-      if (!writer->Write(chunk)) break;
-    }
-    writer->WritesDone();
-    return writer->Finish();
-  }
-
-  std::string UploadOrDie(const std::string& tenant, const std::string& rel) {
-    v1::Blob blob;
-    const grpc::Status s = Upload(tenant, "up-" + std::to_string(++uploads_),
-                                  ReadTestdata(rel), 0, &blob);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return blob.sha256();
-  }
-
-  v1::CreateJobRequest MlpJob(const std::string& tenant) {
-    v1::CreateJobRequest r;
-    r.mutable_spec()->mutable_model()->set_blob_sha256(
-        UploadOrDie(tenant, "fmnist_mlp/model.onnx"));
-    r.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
-        UploadOrDie(tenant, "fmnist/eval.npz"));
-    r.mutable_spec()->set_mode(v1::QUANT_MODE_DYNAMIC);
-    r.mutable_spec()->mutable_sensitivity()->set_disabled(true);
-    return r;
-  }
-
-  std::vector<v1::JobEvent> Watch(const std::string& tenant,
-                                  const std::string& name, int64_t after,
-                                  grpc::Status* status) {
-    auto ctx = Context(tenant);
-    v1::WatchJobRequest req;
-    req.set_name(name);
-    req.set_after_sequence(after);
-    auto reader = stub_->WatchJob(ctx.get(), req);
-    std::vector<v1::JobEvent> out;
-    v1::JobEvent e;
-    while (reader->Read(&e)) out.push_back(e);
-    *status = reader->Finish();
-    return out;
-  }
-
-  std::string root_;
-  std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<JobStore> jobs_;
-  Authenticator auth_ = Authenticator::SingleTenant();
-  EventHub hub_;
-  std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<BlobIndex> index_;
-  std::unique_ptr<ServiceCore> core_;
-  std::unique_ptr<GrpcService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<v1::QuantizationService::Stub> stub_;
-  int uploads_ = 0;
+  void SetUp() override { StartServer(); }
+  void TearDown() override { StopServer(); }
 };
 
 TEST_F(GrpcServiceTest, FullJobWatchedAndDownloaded) {

@@ -1,11 +1,15 @@
 // The streaming handlers of GrpcService: UploadBlob (client stream),
 // WatchJob and DownloadArtifact (server streams), as callback-API reactors.
 #include <deque>
+#include <functional>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/grpc_service.h"
 #include "server/upload_session.h"
 
@@ -20,47 +24,171 @@ bool IsTerminalEvent(const v1::JobEvent& e) {
                                   e.state_change() == v1::JOB_STATE_CANCELLED);
 }
 
+// Blocking work of upload streams (disk writes, hashing, fsync, the commit
+// and its checks) runs on these threads, never on gRPC's callback threads,
+// which also serve every other call: a busy disk must not delay GetJob.
+// Process-wide and never destroyed; tasks only exist while their reactor
+// does (a reactor is deleted only after the task that finishes it).
+class UploadWorkers {
+ public:
+  static UploadWorkers& Get() {
+    static UploadWorkers* const workers = new UploadWorkers(8);
+    return *workers;
+  }
+
+  void Run(std::function<void()> task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(std::move(task));
+  }
+
+ private:
+  explicit UploadWorkers(int n) {
+    for (int i = 0; i < n; ++i) std::thread([this] { Loop(); }).detach();
+  }
+
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](std::deque<std::function<void()>>* q) { return !q->empty(); },
+            &tasks_));
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+};
+
+class UploadReactor;
+
+// What an upload stream's reactor shares with the idle watchdog.
+struct UploadStreamState {
+  absl::Mutex mu;
+  UploadReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null after OnDone
+  bool finished ABSL_GUARDED_BY(mu) = false;             // Finish was called
+  bool reading ABSL_GUARDED_BY(mu) = false;  // waiting for the client
+  absl::Time read_since ABSL_GUARDED_BY(mu);
+  absl::Duration idle_timeout;  // fixed at creation
+};
+
+// Ends upload streams that wait for their client longer than their idle
+// timeout. One thread for all streams, checking four times a second.
+class UploadWatchdog {
+ public:
+  static UploadWatchdog& Get() {
+    static UploadWatchdog* const dog = new UploadWatchdog();
+    return *dog;
+  }
+
+  void Watch(std::weak_ptr<UploadStreamState> state) {
+    absl::MutexLock lock(&mu_);
+    streams_.push_back(std::move(state));
+  }
+
+ private:
+  UploadWatchdog() {
+    std::thread([this] {
+      for (;;) {
+        absl::SleepFor(absl::Milliseconds(250));
+        Check();
+      }
+    }).detach();
+  }
+
+  void Check();
+
+  absl::Mutex mu_;
+  std::vector<std::weak_ptr<UploadStreamState>> streams_ ABSL_GUARDED_BY(mu_);
+};
+
 // Moves UploadBlob's messages into an UploadSession, which holds the
-// protocol.
+// protocol. Each message is handled on UploadWorkers; reads, the finish and
+// the idle check are decided under state_->mu, so Finish is called once.
 class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
   UploadReactor(GrpcService* service, grpc::CallbackServerContext* context,
                 v1::Blob* response)
-      : service_(service), response_(response) {
+      : service_(service),
+        response_(response),
+        state_(std::make_shared<UploadStreamState>()) {
+    state_->idle_timeout = service->options().upload_idle_timeout;
+    absl::MutexLock lock(&state_->mu);
+    state_->reactor = this;
     absl::StatusOr<std::string> tenant = service->TenantOf(context);
     if (!tenant.ok()) {
-      Done(ToGrpc(tenant.status()));
+      DoneLocked(ToGrpc(tenant.status()));
       return;
     }
     if (service->draining()) {
-      Done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "the server is shutting down; resume the upload "
-                        "after it restarts"));
+      DoneLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "the server is shutting down; resume the upload "
+                              "after it restarts"));
       return;
     }
     session_ = std::make_unique<UploadSession>(service->core(), *tenant);
-    StartRead(&request_);
+    UploadWatchdog::Get().Watch(state_);
+    ReadLocked();
   }
 
   void OnReadDone(bool ok) override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reading = false;
+      if (state_->finished) return;  // the watchdog ended the stream
+    }
+    UploadWorkers::Get().Run([this, ok] { Handle(ok); });
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+  // Called by the watchdog with state_->mu held (it reaches this reactor
+  // through that state), when the client has sent nothing for the idle
+  // timeout.
+  void TimeOutLocked() {
+    state_->mu.AssertHeld();
+    DoneLocked(grpc::Status(
+        grpc::StatusCode::ABORTED,
+        absl::StrCat("no upload message for ",
+                     absl::FormatDuration(state_->idle_timeout),
+                     "; the stream was closed. Resume the upload with a new "
+                     "stream from offset ",
+                     session_->offset(), " (GetUploadStatus tells it)")));
+  }
+
+ private:
+  // On an upload worker: one message, or the end of the stream.
+  void Handle(bool ok) {
+    grpc::Status status;
     if (!ok) {  // the client finished sending
       absl::StatusOr<v1::Blob> blob = session_->Commit();
       if (blob.ok()) *response_ = std::move(*blob);
-      Done(ToGrpc(blob.status()));
-      return;
+      status = ToGrpc(blob.status());
+    } else {
+      status =
+          ToGrpc(request_.has_header() ? session_->Header(request_.header())
+                                       : Chunk(request_.chunk()));
     }
-    absl::Status s = request_.has_header() ? session_->Header(request_.header())
-                                           : Chunk(request_.chunk());
-    if (!s.ok()) {
-      Done(ToGrpc(s));
-      return;
+    absl::MutexLock lock(&state_->mu);
+    if (state_->finished) return;
+    if (!ok || !status.ok()) {
+      DoneLocked(status);
+    } else {
+      ReadLocked();
     }
-    StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   absl::Status Chunk(const std::string& bytes) {
     absl::Status s = session_->Chunk(bytes);
     if (s.ok() && service_->options().on_uploaded) {
@@ -69,7 +197,17 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
     return s;
   }
 
-  void Done(const grpc::Status& status) {
+  // gRPC runs OnReadDone and OnDone on other threads (never inline), so
+  // these may be called with the lock held.
+  void ReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    state_->reading = true;
+    state_->read_since = absl::Now();
+    StartRead(&request_);
+  }
+
+  void DoneLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    state_->finished = true;
     service_->Record("UploadBlob", status);
     Finish(status);
   }
@@ -78,7 +216,30 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
   v1::Blob* response_;
   v1::UploadBlobRequest request_;
   std::unique_ptr<UploadSession> session_;
+  const std::shared_ptr<UploadStreamState> state_;
 };
+
+void UploadWatchdog::Check() {
+  std::vector<std::shared_ptr<UploadStreamState>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::weak_ptr<UploadStreamState>> kept;
+    for (const std::weak_ptr<UploadStreamState>& w : streams_) {
+      if (std::shared_ptr<UploadStreamState> s = w.lock()) {
+        live.push_back(s);
+        kept.push_back(w);
+      }
+    }
+    streams_ = std::move(kept);
+  }
+  const absl::Time now = absl::Now();
+  for (const std::shared_ptr<UploadStreamState>& s : live) {
+    absl::MutexLock lock(&s->mu);
+    if (s->reactor == nullptr || s->finished || !s->reading) continue;
+    if (now - s->read_since < s->idle_timeout) continue;
+    s->reactor->TimeOutLocked();
+  }
+}
 
 // Replays the job's events from the store after `after_sequence`, then
 // follows them live (woken by the EventHub, reading the store again), and

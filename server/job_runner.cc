@@ -1,6 +1,8 @@
 #include "server/job_runner.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -35,9 +37,8 @@ v1::JobEvent ProgressOf(const ProgressEvent& p) {
 
 }  // namespace
 
-absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
-                                             JobState state,
-                                             v1::JobEvent event) {
+v1::JobEvent JobRunner::Stamp(const std::string& job_id, JobState state,
+                              v1::JobEvent event) {
   event.set_job(JobName(job_id));
   event.set_state(ToProto(state));
   const int64_t now_us = absl::ToUnixMicros(absl::Now());
@@ -45,6 +46,13 @@ absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
   event.mutable_time()->set_nanos(static_cast<int32_t>(now_us % 1000000) *
                                   1000);
   event.clear_sequence();
+  return event;
+}
+
+absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
+                                             JobState state,
+                                             v1::JobEvent event) {
+  event = Stamp(job_id, state, std::move(event));
   // A progress event is also the job's last progress, for GetJob.
   const std::string progress =
       event.has_progress() ? event.progress().SerializeAsString() : "";
@@ -57,10 +65,85 @@ absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
   return event;
 }
 
+std::vector<std::string> JobRunner::MoveEvents(const JobRecord& moved,
+                                               const std::string& reason) {
+  std::vector<std::string> events;
+  if (!reason.empty()) {
+    v1::JobEvent why;
+    why.set_message(reason);
+    events.push_back(
+        Stamp(moved.id, moved.state, std::move(why)).SerializeAsString());
+  }
+  events.push_back(Stamp(moved.id, moved.state, StateChange(moved.state))
+                       .SerializeAsString());
+  return events;
+}
+
+void JobRunner::Publish(const std::vector<JobEvent>& appended) {
+  if (!options_.on_event) return;
+  for (const JobEvent& stored : appended) {
+    v1::JobEvent event;
+    if (!event.ParseFromString(stored.payload)) continue;  // we wrote it
+    event.set_sequence(stored.sequence);
+    options_.on_event(event);
+  }
+}
+
+absl::StatusOr<JobRecord> JobRunner::Move(const std::string& job_id,
+                                          std::initializer_list<JobState> from,
+                                          JobState to, const std::string& error,
+                                          const std::string& reason) {
+  std::vector<JobEvent> appended;
+  QUANTD_ASSIGN_OR_RETURN(JobRecord moved, jobs_->Transition(
+                                               job_id, from, to, error,
+                                               [&](const JobRecord& j) {
+                                                 return MoveEvents(j, reason);
+                                               },
+                                               &appended));
+  Publish(appended);
+  return moved;
+}
+
+absl::StatusOr<std::vector<JobRecord>> JobRunner::Recover(int max_attempts) {
+  // The reason of each change is its own event: a FAILED job's error, or
+  // why a job is queued (or cancelled) again.
+  auto events = [](const JobRecord& j) {
+    std::string reason = j.error;
+    if (j.state == JobState::kQueued) {
+      reason =
+          absl::StrCat("the server stopped while this job was running ",
+                       "(attempt ", j.attempts, "); it is queued to run again");
+    }
+    return MoveEvents(j, reason);
+  };
+  std::vector<JobEvent> appended;
+  QUANTD_ASSIGN_OR_RETURN(std::vector<JobRecord> recovered,
+                          jobs_->Recover(max_attempts, events, &appended));
+  Publish(appended);
+  for (const JobRecord& job : recovered) {
+    if (!IsTerminal(job.state)) continue;
+    // Kept for a re-queued job to resume; an ended one needs it no more.
+    RemoveCheckpoint(job);
+    LOG(WARNING) << "job " << job.id << " is " << JobStateName(job.state)
+                 << " after a restart: " << job.error;
+    if (options_.on_finished) options_.on_finished(job, nullptr);
+  }
+  return recovered;
+}
+
 std::string JobRunner::CheckpointPath(const JobRecord& job) const {
   // QAT checkpoints live with the job, so a re-queued job resumes them.
   if (options_.checkpoint_dir.empty()) return "";
   return absl::StrCat(options_.checkpoint_dir, "/", job.id, ".npz");
+}
+
+void JobRunner::RemoveCheckpoint(const JobRecord& job) const {
+  const std::string checkpoint = CheckpointPath(job);
+  if (!checkpoint.empty() && std::remove(checkpoint.c_str()) != 0 &&
+      errno != ENOENT) {
+    LOG(WARNING) << "could not remove checkpoint of job " << job.id << ": "
+                 << std::strerror(errno);
+  }
 }
 
 absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
@@ -119,40 +202,24 @@ absl::Status JobRunner::StoreArtifacts(const JobRecord& job,
 absl::StatusOr<JobRecord> JobRunner::Finish(
     const JobRecord& job, JobState state, const std::string& error,
     const v1::QuantizationReport* report) {
+  // The state, its reason and the state-change event (the last event of
+  // every job) in one transaction.
   QUANTD_ASSIGN_OR_RETURN(
-      JobRecord done,
-      jobs_->Transition(job.id, {JobState::kRunning, JobState::kCancelling},
-                        state, error));
-  // A finished job needs its checkpoint no more.
-  if (const std::string checkpoint = CheckpointPath(job); !checkpoint.empty()) {
-    std::remove(checkpoint.c_str());
-  }
-  if (!error.empty()) {
-    v1::JobEvent why;
-    why.set_message(error);
-    QUANTD_RETURN_IF_ERROR(Emit(job.id, state, why).status());
-  }
-  // The last event of every job.
-  QUANTD_RETURN_IF_ERROR(Emit(job.id, state, StateChange(state)).status());
+      JobRecord done, Move(job.id, {JobState::kRunning, JobState::kCancelling},
+                           state, error, error));
+  RemoveCheckpoint(job);  // a finished job needs it no more
   if (options_.on_finished) options_.on_finished(done, report);
   return done;
 }
 
 absl::StatusOr<JobRecord> JobRunner::Requeue(const JobRecord& job) {
-  QUANTD_ASSIGN_OR_RETURN(
-      JobRecord queued,
-      jobs_->Transition(job.id, {JobState::kRunning}, JobState::kQueued));
-  QUANTD_RETURN_IF_ERROR(
-      Emit(job.id, JobState::kQueued, StateChange(JobState::kQueued)).status());
-  return queued;
+  return Move(job.id, {JobState::kRunning}, JobState::kQueued, "",
+              "the server is shutting down; the job is queued to run again");
 }
 
 absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
                                          const std::atomic<bool>* cancelled,
                                          const std::atomic<bool>* requeue) {
-  QUANTD_RETURN_IF_ERROR(
-      Emit(job.id, JobState::kRunning, StateChange(JobState::kRunning))
-          .status());
   absl::Status event_error;
   absl::StatusOr<PipelineResult> result =
       RunPipelineOf(job, cancelled, &event_error);

@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/pipeline/artifacts.h"
@@ -56,7 +58,21 @@ class JobRunner {
   absl::StatusOr<v1::JobEvent> Emit(const std::string& job_id, JobState state,
                                     v1::JobEvent event);
 
-  // Runs `job`, which must be RUNNING; returns its record afterwards:
+  // Moves the job from one of `from` to `to` (with `error` as its error)
+  // and appends, in the same transaction, a `reason` message event (if
+  // non-empty) and the state-change event; then hands them to on_event.
+  absl::StatusOr<JobRecord> Move(const std::string& job_id,
+                                 std::initializer_list<JobState> from,
+                                 JobState to, const std::string& error,
+                                 const std::string& reason);
+
+  // Start-up recovery (JobStore::Recover) with every change's events: a
+  // re-queued job gets a message and a QUEUED event, a failed one its
+  // reason and a FAILED event; terminal jobs go to on_finished (metrics).
+  absl::StatusOr<std::vector<JobRecord>> Recover(int max_attempts);
+
+  // Runs `job`, which must be RUNNING (claimed with Move, which wrote its
+  // RUNNING event); returns its record afterwards:
   // SUCCEEDED, FAILED or CANCELLED, or QUEUED again when the run was
   // stopped with `requeue` set (a server shutting down). An error return
   // means the stores failed, not the job.
@@ -70,7 +86,16 @@ class JobRunner {
   absl::StatusOr<JobRecord> Fail(const JobRecord& job, const absl::Status& why);
 
  private:
+  // `event` with the job's name, `state` and the time set (no sequence).
+  static v1::JobEvent Stamp(const std::string& job_id, JobState state,
+                            v1::JobEvent event);
+  // The serialized events of a move: `reason` (if any), then the state.
+  static std::vector<std::string> MoveEvents(const JobRecord& moved,
+                                             const std::string& reason);
+  // Hands stored events to on_event.
+  void Publish(const std::vector<JobEvent>& appended);
   std::string CheckpointPath(const JobRecord& job) const;
+  void RemoveCheckpoint(const JobRecord& job) const;
   // Plans the job for its tenant and runs the pipeline, recording progress
   // events; the first event that could not be stored goes to `event_error`.
   absl::StatusOr<PipelineResult> RunPipelineOf(

@@ -46,8 +46,10 @@ class JobRunnerTest : public ::testing::Test {
     r.spec = spec.SerializeAsString();
     auto created = jobs_->Create(r);
     EXPECT_TRUE(created.ok()) << created.status();
-    auto running = jobs_->Transition(created->first.id, {JobState::kQueued},
-                                     JobState::kRunning);
+    // Claimed as the scheduler claims: with its RUNNING event.
+    auto running = JobRunner(jobs_.get(), blobs_.get(), index_.get())
+                       .Move(created->first.id, {JobState::kQueued},
+                             JobState::kRunning, "", "");
     EXPECT_TRUE(running.ok()) << running.status();
     return *running;
   }
@@ -110,8 +112,10 @@ TEST_F(JobRunnerTest, RunsAJobToSucceededWithArtifactsAndEvents) {
     saw_progress |= events[i].has_progress();
   }
   EXPECT_TRUE(saw_progress);
-  // Watchers saw the same events, in order.
-  ASSERT_EQ(live.size(), events.size());
+  // Watchers saw the same events, in order (all after the claim's RUNNING
+  // event, which the claiming runner published).
+  ASSERT_EQ(live.size(), events.size() - 1);
+  EXPECT_EQ(live.front(), 2);
   EXPECT_EQ(live.back(), events.back().sequence());
 }
 
@@ -154,6 +158,64 @@ TEST_F(JobRunnerTest, BadReferencesFailTheJobWithAReason) {
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state, JobState::kFailed);
   EXPECT_FALSE(done->error.empty());
+}
+
+// After kill -9, start-up recovery writes what happened into each job's
+// history and counts failed jobs as finished (the metrics hook).
+TEST_F(JobRunnerTest, RecoveryRecordsEventsAndFinishesFailedJobs) {
+  std::vector<std::string> finished;
+  JobRunnerOptions o;
+  o.on_finished = [&](const JobRecord& j, const v1::QuantizationReport*) {
+    finished.push_back(absl::StrCat(j.id, ":", JobStateName(j.state)));
+  };
+  o.checkpoint_dir = root_;
+  JobRunner runner(jobs_.get(), blobs_.get(), index_.get(), o);
+  const JobRecord failed = RunningJob(DynamicSpec());
+  auto checkpoint = [&](const JobRecord& j) {
+    return absl::StrCat(root_, "/", j.id, ".npz");
+  };
+  std::ofstream(checkpoint(failed)) << "a QAT checkpoint";
+
+  absl::StatusOr<std::vector<JobRecord>> recovered = runner.Recover(1);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->size(), 1);
+  EXPECT_EQ((*recovered)[0].state, JobState::kFailed);
+  EXPECT_EQ(finished, std::vector<std::string>{failed.id + ":FAILED"});
+  EXPECT_FALSE(std::ifstream(checkpoint(failed)).good());  // ended: removed
+  std::vector<v1::JobEvent> events = Events(failed.id);
+  ASSERT_EQ(events.size(), 3);  // RUNNING, the reason, FAILED
+  EXPECT_EQ(events[0].state_change(), v1::JOB_STATE_RUNNING);
+  EXPECT_THAT(events[1].message(), HasSubstr("the server stopped once"));
+  EXPECT_EQ(events[2].state_change(), v1::JOB_STATE_FAILED);
+
+  // With attempts left, the job is queued again and says why.
+  const JobRecord requeued = RunningJob(DynamicSpec());
+  std::ofstream(checkpoint(requeued)) << "a QAT checkpoint";
+  recovered = runner.Recover(3);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->size(), 1);
+  EXPECT_EQ((*recovered)[0].state, JobState::kQueued);
+  EXPECT_EQ(finished.size(), 1);                            // not finished
+  EXPECT_TRUE(std::ifstream(checkpoint(requeued)).good());  // to resume
+  events = Events(requeued.id);
+  ASSERT_EQ(events.size(), 3);
+  EXPECT_THAT(events[1].message(), HasSubstr("queued to run again"));
+  EXPECT_EQ(events[2].state_change(), v1::JOB_STATE_QUEUED);
+}
+
+// A terminal state and its reason are stored together: the FAILED event
+// carries the error, then the state change is the last event.
+TEST_F(JobRunnerTest, FailedJobsEndWithReasonThenStateEvent) {
+  JobRunner runner(jobs_.get(), blobs_.get(), index_.get());
+  v1::JobSpec spec = DynamicSpec();
+  spec.mutable_model()->set_blob_sha256(std::string(64, 'a'));
+  const JobRecord job = RunningJob(spec);
+  ASSERT_TRUE(runner.Run(job, nullptr).ok());
+  const std::vector<v1::JobEvent> events = Events(job.id);
+  ASSERT_GE(events.size(), 2);
+  EXPECT_THAT(events[events.size() - 2].message(),
+              HasSubstr("model.blob_sha256"));
+  EXPECT_EQ(events.back().state_change(), v1::JOB_STATE_FAILED);
 }
 
 }  // namespace

@@ -325,9 +325,38 @@ absl::Status JobStore::MoveLocked(JobRecord& job, JobState to,
   return st.Run();
 }
 
+absl::StatusOr<JobEvent> JobStore::AppendEventLocked(
+    const std::string& job_id, const std::string& payload) {
+  QUANTD_RETURN_IF_ERROR(
+      CheckSize("the event", payload.size(), kMaxEventPayloadBytes));
+  SqliteStatement max = db_->Prepare(
+      "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE job_id = ?1");
+  max.Bind(job_id);
+  JobEvent event{job_id, 0, NowUs(), payload};
+  QUANTD_ASSIGN_OR_RETURN(event.sequence, max.Scalar());
+  SqliteStatement st = db_->Prepare(
+      "INSERT INTO events (job_id, sequence, time_us, payload) VALUES (?1, "
+      "?2, ?3, ?4)");
+  st.Bind(job_id, event.sequence, event.time_us, SqlBlob{payload});
+  QUANTD_RETURN_IF_ERROR(st.Run());
+  return event;
+}
+
+absl::Status JobStore::AppendMoveEventsLocked(const JobRecord& job,
+                                              const EventsOnMove& events,
+                                              std::vector<JobEvent>* appended) {
+  if (!events) return absl::OkStatus();
+  for (const std::string& payload : events(job)) {
+    QUANTD_ASSIGN_OR_RETURN(JobEvent event, AppendEventLocked(job.id, payload));
+    if (appended != nullptr) appended->push_back(std::move(event));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<JobRecord> JobStore::Transition(
     const std::string& id, std::initializer_list<JobState> from, JobState to,
-    const std::string& error) {
+    const std::string& error, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
@@ -344,7 +373,12 @@ absl::StatusOr<JobRecord> JobStore::Transition(
                      allowed.empty() ? "(no state given)" : allowed));
   }
   QUANTD_RETURN_IF_ERROR(MoveLocked(job, to, error));
+  std::vector<JobEvent> added;
+  QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   QUANTD_RETURN_IF_ERROR(txn.Commit());
+  if (appended != nullptr) {
+    for (JobEvent& e : added) appended->push_back(std::move(e));
+  }
   return job;
 }
 
@@ -375,21 +409,12 @@ absl::Status JobStore::SetArtifacts(const std::string& id,
 absl::StatusOr<int64_t> JobStore::AppendEvent(const std::string& job_id,
                                               const std::string& payload,
                                               const std::string* progress) {
-  QUANTD_RETURN_IF_ERROR(
-      CheckSize("the event", payload.size(), kMaxEventPayloadBytes));
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
   QUANTD_RETURN_IF_ERROR(FindLocked(job_id, "").status());
-  SqliteStatement max = db_->Prepare(
-      "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE job_id = ?1");
-  max.Bind(job_id);
-  QUANTD_ASSIGN_OR_RETURN(int64_t sequence, max.Scalar());
-  SqliteStatement st = db_->Prepare(
-      "INSERT INTO events (job_id, sequence, time_us, payload) VALUES (?1, "
-      "?2, ?3, ?4)");
-  st.Bind(job_id, sequence, NowUs(), SqlBlob{payload});
-  QUANTD_RETURN_IF_ERROR(st.Run());
+  QUANTD_ASSIGN_OR_RETURN(const JobEvent event,
+                          AppendEventLocked(job_id, payload));
   if (progress != nullptr) {
     SqliteStatement p =
         db_->Prepare("UPDATE jobs SET progress = ?2 WHERE id = ?1");
@@ -397,7 +422,7 @@ absl::StatusOr<int64_t> JobStore::AppendEvent(const std::string& job_id,
     QUANTD_RETURN_IF_ERROR(p.Run());
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());  // fsynced: synchronous=FULL
-  return sequence;
+  return event.sequence;
 }
 
 absl::StatusOr<std::vector<JobEvent>> JobStore::EventsAfter(
@@ -487,7 +512,9 @@ absl::StatusOr<int64_t> JobStore::CountInState(JobState state,
   return st.Scalar();
 }
 
-absl::StatusOr<std::vector<JobRecord>> JobStore::Recover(int32_t max_attempts) {
+absl::StatusOr<std::vector<JobRecord>> JobStore::Recover(
+    int32_t max_attempts, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
   if (max_attempts < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_attempts is ", max_attempts, "; it must be at least 1"));
@@ -503,6 +530,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::Recover(int32_t max_attempts) {
     st.Bind(JobState::kRunning, JobState::kCancelling);
     QUANTD_RETURN_IF_ERROR(ReadJobs(st, jobs));
   }
+  std::vector<JobEvent> added;
   for (JobRecord& job : jobs) {
     if (job.state == JobState::kCancelling) {
       QUANTD_RETURN_IF_ERROR(MoveLocked(
@@ -519,8 +547,12 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::Recover(int32_t max_attempts) {
                        " while running this job (--max-attempts ", max_attempts,
                        ")")));
     }
+    QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());
+  if (appended != nullptr) {
+    for (JobEvent& e : added) appended->push_back(std::move(e));
+  }
   return jobs;
 }
 
@@ -533,6 +565,27 @@ absl::StatusOr<bool> JobStore::ReferencesBlob(const std::string& sha256) {
   st.Bind(sha256);
   QUANTD_ASSIGN_OR_RETURN(int64_t found, st.Scalar());
   return found != 0;
+}
+
+absl::StatusOr<int64_t> JobStore::ArtifactBytes(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  SqliteStatement st = db_->Prepare(
+      "SELECT COALESCE(SUM(size), 0) FROM ("
+      " SELECT model_sha256 AS d, model_size AS size FROM jobs"
+      "  WHERE model_sha256 != '' AND (?1 = '' OR tenant = ?1)"
+      " UNION SELECT report_sha256, report_size FROM jobs"
+      "  WHERE report_sha256 != '' AND (?1 = '' OR tenant = ?1))");
+  st.Bind(tenant);
+  return st.Scalar();
+}
+
+absl::StatusOr<JobState> JobStore::StateOf(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  SqliteStatement st = db_->Prepare("SELECT state FROM jobs WHERE id = ?1");
+  st.Bind(id);
+  QUANTD_ASSIGN_OR_RETURN(const bool row, st.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no job ", id));
+  return static_cast<JobState>(st.ColInt(0));
 }
 
 }  // namespace quantd

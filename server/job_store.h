@@ -34,6 +34,7 @@
 #define QUANTD_SERVER_JOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -118,6 +119,13 @@ struct JobEvent {
   std::string payload;  // serialized event (opaque here)
 };
 
+// The events to append when a job changes state, built from the job as it
+// is after the change (state, error): serialized payloads, appended in the
+// same transaction as the change, so that a crash never leaves a job in a
+// state without the event that explains it.
+using EventsOnMove =
+    std::function<std::vector<std::string>(const JobRecord& moved)>;
+
 struct JobPage {
   std::vector<JobRecord> jobs;
   std::string next_page_token;  // empty on the last page
@@ -161,11 +169,13 @@ class JobStore {
   // Compare-and-set: moves the job to `to` if its current state is one of
   // `from`, else FailedPrecondition naming the current state. Entering
   // RUNNING sets start_time and counts an attempt; entering a terminal state
-  // sets end_time; a non-empty `error` replaces the job's error.
-  absl::StatusOr<JobRecord> Transition(const std::string& id,
-                                       std::initializer_list<JobState> from,
-                                       JobState to,
-                                       const std::string& error = "");
+  // sets end_time; a non-empty `error` replaces the job's error. `events`
+  // (if set) are appended with the change; `appended` receives them with
+  // their sequence numbers, for live watchers.
+  absl::StatusOr<JobRecord> Transition(
+      const std::string& id, std::initializer_list<JobState> from, JobState to,
+      const std::string& error = "", const EventsOnMove& events = nullptr,
+      std::vector<JobEvent>* appended = nullptr);
 
   // Records the digests (64 lowercase hex chars) and sizes of the job's
   // outputs. Callers set them before the transition to SUCCEEDED so that a
@@ -212,11 +222,19 @@ class JobStore {
   // CANCELLING were interrupted by the process dying. CANCELLING becomes
   // CANCELLED; RUNNING becomes QUEUED again while attempts < max_attempts,
   // else FAILED (so a job that crashes the server cannot do so forever).
-  // Returns the jobs it changed, as they are now.
-  absl::StatusOr<std::vector<JobRecord>> Recover(int32_t max_attempts);
+  // Returns the jobs it changed, as they are now; `events` and `appended`
+  // as for Transition, per job.
+  absl::StatusOr<std::vector<JobRecord>> Recover(
+      int32_t max_attempts, const EventsOnMove& events = nullptr,
+      std::vector<JobEvent>* appended = nullptr);
 
   // Whether any job of any tenant names `sha256` as one of its artifacts.
   absl::StatusOr<bool> ReferencesBlob(const std::string& sha256);
+  // Bytes of the tenant's job artifacts, each digest once (all tenants' if
+  // `tenant` is empty): what they count toward the storage quota.
+  absl::StatusOr<int64_t> ArtifactBytes(const std::string& tenant);
+  // The job's state, whichever tenant owns it; NotFound once deleted.
+  absl::StatusOr<JobState> StateOf(const std::string& id);
 
  private:
   JobStore(std::unique_ptr<SqliteDb> db, std::string page_token_key);
@@ -239,6 +257,16 @@ class JobStore {
   // Moves `job` to `to` in memory and in the database (the bookkeeping
   // shared by Transition and Recover).
   absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends one event inside the caller's transaction (job checked to
+  // exist by the caller).
+  absl::StatusOr<JobEvent> AppendEventLocked(const std::string& job_id,
+                                             const std::string& payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `events(job)` inside the caller's transaction.
+  absl::Status AppendMoveEventsLocked(const JobRecord& job,
+                                      const EventsOnMove& events,
+                                      std::vector<JobEvent>* appended)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string PageTokenMac(absl::string_view tenant,
                            std::optional<JobState> state,

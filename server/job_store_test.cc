@@ -405,6 +405,43 @@ TEST_F(JobStoreTest, RecoverRequeuesFailsAndFinishesCancelling) {
   EXPECT_TRUE(store_->Recover(3)->empty());  // nothing left to recover
 }
 
+TEST_F(JobStoreTest, MovesAppendTheirEventsInTheSameTransaction) {
+  JobRecord job = MakeJob("a", "s");
+  EventsOnMove events = [](const JobRecord& moved) {
+    return std::vector<std::string>{
+        absl::StrCat("reason:", moved.error),
+        absl::StrCat("state:", JobStateName(moved.state))};
+  };
+  std::vector<JobEvent> appended;
+  ASSERT_TRUE(store_
+                  ->Transition(job.id, {JobState::kQueued}, JobState::kRunning,
+                               "", events, &appended)
+                  .ok());
+  ASSERT_EQ(appended.size(), 2);
+  EXPECT_EQ(appended[1].sequence, 2);
+  EXPECT_EQ(appended[1].payload, "state:RUNNING");
+  // A refused move appends nothing.
+  appended.clear();
+  EXPECT_FALSE(store_
+                   ->Transition(job.id, {JobState::kQueued},
+                                JobState::kCancelled, "", events, &appended)
+                   .ok());
+  EXPECT_TRUE(appended.empty());
+
+  Reopen();  // the process died while the job ran
+  ASSERT_TRUE(store_->Recover(1, events, &appended).ok());
+  absl::StatusOr<std::vector<JobEvent>> stored =
+      store_->EventsAfter(job.id, 0, 100);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 4);
+  EXPECT_EQ((*stored)[2].payload,
+            "reason:the server stopped once while running this job "
+            "(--max-attempts 1)");
+  EXPECT_EQ((*stored)[3].payload, "state:FAILED");
+  ASSERT_EQ(appended.size(), 2);
+  EXPECT_EQ(appended[1].sequence, 4);
+}
+
 TEST_F(JobStoreTest, NextQueuedHonoursPriorityThenAge) {
   EXPECT_FALSE(store_->NextQueued()->has_value());
   JobRecord low_old = MakeJob("a", "s", "", 0);

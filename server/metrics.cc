@@ -118,6 +118,7 @@ absl::StatusOr<std::unique_ptr<ServiceMetrics>> ServiceMetrics::Create(
       new ServiceMetrics(options.max_model_labels));
   try {
     m->DeclareServiceFamilies();
+    m->DeclareStorageFamilies();
     m->DeclareQualityFamilies(options.version.empty()
                                   ? std::string(QUANTD_VERSION)
                                   : options.version);
@@ -172,6 +173,40 @@ void ServiceMetrics::DeclareServiceFamilies() {
       jobs_finished_->Add({{"method", method}, {"outcome", outcome}});
     }
   }
+}
+
+void ServiceMetrics::DeclareStorageFamilies() {
+  storage_bytes_ = &Declare(
+      prometheus::BuildGauge(), "quantd_storage_bytes",
+      "Bytes under the data folder by state: committed blobs (uploads and "
+      "artifacts), artifacts, uploading (received by uploads in progress), "
+      "reserved (declared by uploads in progress), checkpoints.");
+  janitor_removed_ = &Declare(
+      prometheus::BuildCounter(), "quantd_janitor_removed_total",
+      "Files the janitor removed, by kind (upload, temp_file, checkpoint).");
+  janitor_removed_bytes_ = &Declare(
+      prometheus::BuildCounter(), "quantd_janitor_removed_bytes_total",
+      "Bytes the janitor freed, by kind (upload, temp_file, checkpoint).");
+  for (const char* state :
+       {"committed", "artifacts", "uploading", "reserved", "checkpoints"}) {
+    storage_bytes_->Add({{"state", state}});
+  }
+  for (const char* kind : {"upload", "temp_file", "checkpoint"}) {
+    janitor_removed_->Add({{"kind", kind}});
+    janitor_removed_bytes_->Add({{"kind", kind}});
+  }
+}
+
+void ServiceMetrics::SetStorageBytes(absl::string_view state, int64_t bytes) {
+  storage_bytes_->Add({{"state", std::string(state)}})
+      .Set(static_cast<double>(bytes));
+}
+
+void ServiceMetrics::JanitorRemoved(absl::string_view kind, int64_t files,
+                                    int64_t bytes) {
+  const prometheus::Labels labels = {{"kind", std::string(kind)}};
+  if (files > 0) janitor_removed_->Add(labels).Increment(files);
+  if (bytes > 0) janitor_removed_bytes_->Add(labels).Increment(bytes);
 }
 
 void ServiceMetrics::DeclareQualityFamilies(const std::string& version) {
@@ -256,25 +291,28 @@ void ServiceMetrics::GrpcCall(absl::string_view method,
       .Increment();
 }
 
-std::string ServiceMetrics::ModelLabel(absl::string_view model) {
+std::string ServiceMetrics::ModelLabel(absl::string_view tenant,
+                                       absl::string_view model) {
   std::string value = SanitizeLabelValue(model, kMaxModelLabelLength);
   if (value.empty()) return std::string(kUnknownModel);
   // The two reserved values never take one of the bounded slots.
   if (value == kOtherModel || value == kUnknownModel) return value;
   absl::MutexLock lock(&mu_);
-  if (models_.contains(value)) return value;
-  if (static_cast<int64_t>(models_.size()) >= max_model_labels_) {
+  absl::flat_hash_set<std::string>& mine = models_[tenant];
+  if (mine.contains(value)) return value;
+  if (static_cast<int64_t>(mine.size()) >= max_model_labels_) {
     return std::string(kOtherModel);
   }
-  models_.insert(value);
+  mine.insert(value);
   return value;
 }
 
 void ServiceMetrics::JobQuality(absl::string_view method,
+                                absl::string_view tenant,
                                 absl::string_view model,
                                 const v1::QuantizationReport& report) {
   const prometheus::Labels labels = {{"method", std::string(method)},
-                                     {"model", ModelLabel(model)}};
+                                     {"model", ModelLabel(tenant, model)}};
   const v1::EvaluationMetrics& eval = report.fake_quant();
   if (eval.has_labels()) {
     accuracy_delta_->Add(labels).Set(eval.accuracy_delta_points());

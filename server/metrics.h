@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -59,7 +60,9 @@ struct MetricsOptions {
   // host:port of the /metrics HTTP endpoint; port 0 picks a free port (see
   // ServiceMetrics::port()). Empty: no endpoint, only the registry (tests).
   std::string listen_address = "127.0.0.1:9464";
-  // Distinct values of the `model` label before new ones become "other".
+  // Distinct values of the `model` label per tenant before that tenant's
+  // new ones become "other": each tenant has its own budget, so one tenant
+  // cannot take every slot and leave the others with "other".
   int max_model_labels = 50;
   // The `version` label of quantd_build_info; empty means QUANTD_VERSION.
   std::string version;
@@ -67,7 +70,8 @@ struct MetricsOptions {
 
 class ServiceMetrics {
  public:
-  // The model label value used once max_model_labels distinct values exist,
+  // The model label value used once a tenant has max_model_labels distinct
+  // values,
   // and the one used when a job has no labels["model"].
   static constexpr absl::string_view kOtherModel = "other";
   static constexpr absl::string_view kUnknownModel = "unknown";
@@ -109,6 +113,14 @@ class ServiceMetrics {
   // quantd_grpc_calls_total{method,code}; code as grpc names it ("OK",
   // "INVALID_ARGUMENT", ...).
   void GrpcCall(absl::string_view method, absl::string_view code);
+  // quantd_storage_bytes{state}: bytes under the data folder by state
+  // ("committed", "artifacts", "uploading", "reserved", "checkpoints"; see
+  // server/janitor.h). Not per tenant: the label stays bounded.
+  void SetStorageBytes(absl::string_view state, int64_t bytes);
+  // quantd_janitor_removed_total{kind} and
+  // quantd_janitor_removed_bytes_total{kind}; kind is "upload" (stale
+  // upload in progress), "temp_file" or "checkpoint".
+  void JanitorRemoved(absl::string_view kind, int64_t files, int64_t bytes);
 
   // For a finished job, gauges labelled {method, model}:
   //   quantd_job_accuracy_delta_points   (only when fake_quant has labels)
@@ -117,8 +129,10 @@ class ServiceMetrics {
   //   quantd_job_size_ratio              (float bytes / quantized bytes,
   //                                       only when known)
   //   quantd_job_speedup                 (only when measured, > 0)
-  // A gauge holds the latest finished job of that {method, model}.
-  void JobQuality(absl::string_view method, absl::string_view model,
+  // A gauge holds the latest finished job of that {method, model}. `model`
+  // counts against `tenant`'s label budget.
+  void JobQuality(absl::string_view method, absl::string_view tenant,
+                  absl::string_view model,
                   const v1::QuantizationReport& report);
 
   // The registry holding every family's series. Note that prometheus-cpp's
@@ -133,9 +147,10 @@ class ServiceMetrics {
   // values are only known at run time).
   std::vector<prometheus::MetricFamily> Collect() const;
 
-  // The model label value JobQuality would use for `model` (records it as
-  // one of the bounded values if there is room). Exposed for tests.
-  std::string ModelLabel(absl::string_view model);
+  // The model label value JobQuality would use for `tenant`'s `model`
+  // (records it as one of the tenant's bounded values if there is room).
+  // Exposed for tests.
+  std::string ModelLabel(absl::string_view tenant, absl::string_view model);
 
  private:
   class Exposition;
@@ -145,6 +160,7 @@ class ServiceMetrics {
   // only a programming error causes); then the /metrics endpoint.
   void DeclareServiceFamilies();
   void DeclareQualityFamilies(const std::string& version);
+  void DeclareStorageFamilies();
   absl::Status StartExposer(const std::string& listen_address);
 
   // Registers a family and remembers its metadata for Exposition.
@@ -169,13 +185,18 @@ class ServiceMetrics {
   prometheus::Counter* uploaded_bytes_ = nullptr;
   prometheus::Counter* downloaded_bytes_ = nullptr;
   prometheus::Family<prometheus::Counter>* grpc_calls_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* storage_bytes_ = nullptr;
+  prometheus::Family<prometheus::Counter>* janitor_removed_ = nullptr;
+  prometheus::Family<prometheus::Counter>* janitor_removed_bytes_ = nullptr;
   prometheus::Family<prometheus::Gauge>* accuracy_delta_ = nullptr;
   prometheus::Family<prometheus::Gauge>* perplexity_delta_ = nullptr;
   prometheus::Family<prometheus::Gauge>* size_ratio_ = nullptr;
   prometheus::Family<prometheus::Gauge>* speedup_ = nullptr;
 
   absl::Mutex mu_;
-  absl::flat_hash_set<std::string> models_ ABSL_GUARDED_BY(mu_);
+  // Model label values recorded, per tenant.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> models_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace quantd

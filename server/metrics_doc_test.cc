@@ -73,7 +73,7 @@ TEST(MetricsDocTest, TableMatchesTheCode) {
   report.mutable_fake_quant()->set_is_language_model(true);
   report.mutable_size()->set_compression_ratio(2);
   report.mutable_performance()->set_speedup(1.5);
-  (*m)->JobQuality("ptq", "m", report);
+  (*m)->JobQuality("ptq", "t", "m", report);
   (*m)->StageFinished("calibrate", 1);
   (*m)->GrpcCall("GetJob", "OK");
 

@@ -235,7 +235,7 @@ v1::QuantizationReport ClassifierReport(double accuracy_delta_points) {
 TEST(ServiceMetricsTest, QualityGaugesOnlyForFiguresTheReportHas) {
   std::unique_ptr<ServiceMetrics> m = RegistryOnly();
   ASSERT_NE(m, nullptr);
-  m->JobQuality("ptq", "fmnist-cnn", ClassifierReport(-0.2));
+  m->JobQuality("ptq", "t", "fmnist-cnn", ClassifierReport(-0.2));
   const prometheus::Labels cnn = {{"method", "ptq"}, {"model", "fmnist-cnn"}};
   EXPECT_EQ(Value(*m, "quantd_job_accuracy_delta_points", cnn), -0.2);
   EXPECT_EQ(Value(*m, "quantd_job_size_ratio", cnn), 3.9);
@@ -247,7 +247,7 @@ TEST(ServiceMetricsTest, QualityGaugesOnlyForFiguresTheReportHas) {
   lm.mutable_fake_quant()->set_is_language_model(true);
   lm.mutable_fake_quant()->set_perplexity_delta_percent(2.5);
   lm.mutable_performance()->set_speedup(1.8);
-  m->JobQuality("qat", "tiny-gpt", lm);
+  m->JobQuality("qat", "t", "tiny-gpt", lm);
   const prometheus::Labels gpt = {{"method", "qat"}, {"model", "tiny-gpt"}};
   // Percent becomes a ratio (base unit).
   EXPECT_DOUBLE_EQ(*Value(*m, "quantd_job_perplexity_delta_ratio", gpt), 0.025);
@@ -264,19 +264,21 @@ TEST(ServiceMetricsTest, QualityGaugesOnlyForFiguresTheReportHas) {
                               "\"tiny-gpt\"} 1.8"));
 
   // A later job of the same method and model replaces the value.
-  m->JobQuality("ptq", "fmnist-cnn", ClassifierReport(-1.5));
+  m->JobQuality("ptq", "t", "fmnist-cnn", ClassifierReport(-1.5));
   EXPECT_EQ(Value(*m, "quantd_job_accuracy_delta_points", cnn), -1.5);
 }
 
 TEST(ServiceMetricsTest, ModelLabelIsCappedAndSanitised) {
   std::unique_ptr<ServiceMetrics> m = RegistryOnly(/*max_model_labels=*/3);
   ASSERT_NE(m, nullptr);
-  m->JobQuality("ptq", "a", ClassifierReport(-0.1));
-  m->JobQuality("ptq", "b", ClassifierReport(-0.2));
-  m->JobQuality("ptq", "c", ClassifierReport(-0.3));
-  m->JobQuality("ptq", "d", ClassifierReport(-0.4));  // 4th distinct: other
-  m->JobQuality("ptq", "", ClassifierReport(-0.5));   // no model: unknown
-  m->JobQuality("ptq", "a", ClassifierReport(-0.6));  // known: keeps its slot
+  m->JobQuality("ptq", "t", "a", ClassifierReport(-0.1));
+  m->JobQuality("ptq", "t", "b", ClassifierReport(-0.2));
+  m->JobQuality("ptq", "t", "c", ClassifierReport(-0.3));
+  m->JobQuality("ptq", "t", "d",
+                ClassifierReport(-0.4));                  // 4th distinct: other
+  m->JobQuality("ptq", "t", "", ClassifierReport(-0.5));  // no model: unknown
+  m->JobQuality("ptq", "t", "a",
+                ClassifierReport(-0.6));  // known: keeps its slot
   auto acc = [&](const char* model) {
     return Value(*m, "quantd_job_accuracy_delta_points",
                  {{"method", "ptq"}, {"model", model}});
@@ -287,14 +289,27 @@ TEST(ServiceMetricsTest, ModelLabelIsCappedAndSanitised) {
   EXPECT_EQ(acc("d"), std::nullopt);
   EXPECT_EQ(acc("other"), -0.4);
   EXPECT_EQ(acc("unknown"), -0.5);
-  EXPECT_EQ(m->ModelLabel("e"), "other");
-  EXPECT_EQ(m->ModelLabel("unknown"), "unknown");
+  EXPECT_EQ(m->ModelLabel("t", "e"), "other");
+  EXPECT_EQ(m->ModelLabel("t", "unknown"), "unknown");
 
   std::unique_ptr<ServiceMetrics> s = RegistryOnly();
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->ModelLabel(std::string(200, 'x')), std::string(63, 'x'));
-  EXPECT_EQ(s->ModelLabel("bad \"name\"\n{}\xc3\xa9"), "bad__name______");
-  EXPECT_EQ(s->ModelLabel("org/resnet-50:v1.2+q"), "org/resnet-50:v1.2+q");
+  EXPECT_EQ(s->ModelLabel("t", std::string(200, 'x')), std::string(63, 'x'));
+  EXPECT_EQ(s->ModelLabel("t", "bad \"name\"\n{}\xc3\xa9"), "bad__name______");
+  EXPECT_EQ(s->ModelLabel("t", "org/resnet-50:v1.2+q"), "org/resnet-50:v1.2+q");
+}
+
+// The budget is per tenant: a tenant that fills its slots (with values of
+// its choosing) does not turn another tenant's models into "other".
+TEST(ServiceMetricsTest, ModelLabelBudgetIsPerTenant) {
+  std::unique_ptr<ServiceMetrics> m = RegistryOnly(/*max_model_labels=*/2);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->ModelLabel("greedy", "x1"), "x1");
+  EXPECT_EQ(m->ModelLabel("greedy", "x2"), "x2");
+  EXPECT_EQ(m->ModelLabel("greedy", "x3"), "other");
+  EXPECT_EQ(m->ModelLabel("careful", "resnet"), "resnet");
+  EXPECT_EQ(m->ModelLabel("careful", "bert"), "bert");
+  EXPECT_EQ(m->ModelLabel("careful", "gpt"), "other");
 }
 
 TEST(ServiceMetricsTest, ModelLabelCapHoldsUnderConcurrency) {
@@ -304,7 +319,7 @@ TEST(ServiceMetricsTest, ModelLabelCapHoldsUnderConcurrency) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) {
-        m->JobQuality("ptq", absl::StrCat("model-", t, "-", i),
+        m->JobQuality("ptq", "t", absl::StrCat("model-", t, "-", i),
                       ClassifierReport(-0.1));
       }
     });
@@ -625,7 +640,7 @@ TEST(ServiceMetricsTest, RealPrometheusScrapesAccuracyDeltaGauge) {
   const std::string log = dir.path() + "/prometheus.log";
 
   // A finished job's report.
-  (*m)->JobQuality("ptq", "fmnist-cnn", ClassifierReport(-0.2));
+  (*m)->JobQuality("ptq", "t", "fmnist-cnn", ClassifierReport(-0.2));
 
   ChildProcess prometheus;
   int prometheus_port = 0;

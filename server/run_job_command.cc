@@ -49,7 +49,9 @@ std::string PushMetrics(const std::string& gateway, const std::string& job,
           st.stage(), st.duration().seconds() + st.duration().nanos() / 1e9);
     }
     auto model = spec.labels().find("model");
-    (*m)->JobQuality(method, model == spec.labels().end() ? "" : model->second,
+    // One job, one operator: no tenant.
+    (*m)->JobQuality(method, /*tenant=*/"",
+                     model == spec.labels().end() ? "" : model->second,
                      *report);
   }
   char host[256] = {0};

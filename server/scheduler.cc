@@ -24,8 +24,7 @@ absl::Status Scheduler::Start() {
     return absl::InvalidArgumentError(
         "workers and threads per job must be at least 1");
   }
-  QUANTD_ASSIGN_OR_RETURN(std::vector<JobRecord> recovered,
-                          jobs_->Recover(options_.max_attempts));
+  QUANTD_RETURN_IF_ERROR(runner_.Recover(options_.max_attempts).status());
   for (int i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -40,34 +39,20 @@ void Scheduler::Notify() {
 absl::StatusOr<JobRecord> Scheduler::Cancel(const std::string& tenant,
                                             const std::string& id) {
   QUANTD_RETURN_IF_ERROR((jobs_->Get(tenant, id)).status());
-  absl::StatusOr<JobRecord> queued = jobs_->Transition(
-      id, {JobState::kQueued}, JobState::kCancelled, "cancelled by CancelJob");
-  if (queued.ok()) {
-    v1::JobEvent e;
-    e.set_state_change(v1::JOB_STATE_CANCELLED);
-    if (absl::StatusOr<v1::JobEvent> r =
-            runner_.Emit(id, JobState::kCancelled, e);
-        !r.ok()) {
-      return r.status();
-    }
+  absl::StatusOr<JobRecord> queued =
+      runner_.Move(id, {JobState::kQueued}, JobState::kCancelled,
+                   "cancelled by CancelJob", "");
+  if (queued.ok() ||
+      queued.status().code() != absl::StatusCode::kFailedPrecondition) {
     return queued;
   }
   // Running: flag it; the worker records CANCELLED when the pipeline stops.
-  absl::StatusOr<JobRecord> cancelling =
-      jobs_->Transition(id, {JobState::kRunning}, JobState::kCancelling);
-  if (!cancelling.ok()) return cancelling.status();
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = running_.find(id);
-    if (it != running_.end()) it->second->store(true);
-  }
-  v1::JobEvent e;
-  e.set_state_change(v1::JOB_STATE_CANCELLING);
-  if (absl::StatusOr<v1::JobEvent> r =
-          runner_.Emit(id, JobState::kCancelling, e);
-      !r.ok()) {
-    return r.status();
-  }
+  QUANTD_ASSIGN_OR_RETURN(
+      JobRecord cancelling,
+      runner_.Move(id, {JobState::kRunning}, JobState::kCancelling, "", ""));
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(id);
+  if (it != running_.end()) it->second->store(true);
   return cancelling;
 }
 
@@ -101,8 +86,9 @@ void Scheduler::WorkerLoop() {
         }
         absl::StatusOr<std::optional<JobRecord>> next = jobs_->NextQueued(busy);
         if (!next.ok() || !next->has_value()) break;
-        absl::StatusOr<JobRecord> claimed = jobs_->Transition(
-            (*next)->id, {JobState::kQueued}, JobState::kRunning);
+        // The claim and its RUNNING event in one transaction.
+        absl::StatusOr<JobRecord> claimed = runner_.Move(
+            (*next)->id, {JobState::kQueued}, JobState::kRunning, "", "");
         if (!claimed.ok()) continue;
         job = std::move(*claimed);
         if (interrupting_) flag->store(true);

@@ -19,8 +19,10 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/exit_codes.h"
 #include "server/grpc_service.h"
+#include "server/janitor.h"
 #include "server/metrics.h"
 #include "server/resource_names.h"
+#include "util/logging.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -143,8 +145,8 @@ void RecordFinishedJob(ServiceMetrics* m, const JobRecord& job,
                      st.duration().seconds() + st.duration().nanos() / 1e9);
   }
   auto model = spec.labels().find("model");
-  m->JobQuality(method, model == spec.labels().end() ? "" : model->second,
-                *report);
+  m->JobQuality(method, job.tenant,
+                model == spec.labels().end() ? "" : model->second, *report);
 }
 
 SchedulerOptions MakeSchedulerOptions(const ServeFlags& flags, EventHub* hub,
@@ -228,13 +230,33 @@ void AnnounceReady(const ServeFlags& flags, int bound_port,
   std::fflush(stdout);
 }
 
+// One janitor pass (server/janitor.h), then the storage gauges.
+void RunJanitor(Janitor* janitor, ServiceMetrics* m) {
+  const JanitorPass pass = janitor->RunOnce();
+  m->JanitorRemoved("upload", pass.uploads.files, pass.uploads.bytes);
+  m->JanitorRemoved("temp_file", pass.temp_files.files, pass.temp_files.bytes);
+  m->JanitorRemoved("checkpoint", pass.checkpoints.files,
+                    pass.checkpoints.bytes);
+  absl::StatusOr<StorageUsage> u = janitor->Usage();
+  if (LogIfError(u.status(), "measuring the data folder")) {
+    m->SetStorageBytes("committed", u->committed);
+    m->SetStorageBytes("artifacts", u->artifacts);
+    m->SetStorageBytes("uploading", u->uploading);
+    m->SetStorageBytes("reserved", u->reserved);
+    m->SetStorageBytes("checkpoints", u->checkpoints);
+  }
+}
+
 // Returns at SIGTERM or SIGINT; meanwhile refreshes the queue depth and
-// busy workers gauges once a second.
+// busy workers gauges once a second and runs the janitor every
+// --janitor-interval-seconds (first at start-up).
 void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
-                    ServiceMetrics* m) {
+                    ServiceMetrics* m, Janitor* janitor,
+                    int64_t janitor_interval_seconds) {
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
-  for (int tick = 0; g_signal == 0; ++tick) {
+  for (int64_t tick = 0; g_signal == 0; ++tick) {
+    if (tick % (janitor_interval_seconds * 10) == 0) RunJanitor(janitor, m);
     absl::SleepFor(absl::Milliseconds(100));
     if (tick % 10 != 0) continue;
     if (absl::StatusOr<int64_t> q = jobs->CountInState(JobState::kQueued);
@@ -276,16 +298,28 @@ absl::Status Serve(const ServeFlags& flags) {
                       MakeSchedulerOptions(flags, &hub, m));
   ServiceCore core(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
                    &scheduler, MakeServiceLimits(flags));
-  GrpcService service(&core, &auth, &hub, MakeGrpcOptions(m));
+  GrpcServiceOptions grpc_options = MakeGrpcOptions(m);
+  grpc_options.upload_idle_timeout = absl::Seconds(flags.upload_idle_seconds);
+  GrpcService service(&core, &auth, &hub, grpc_options);
+  JanitorOptions janitor_options;
+  janitor_options.upload_retention =
+      absl::Seconds(flags.upload_retention_seconds);
+  janitor_options.checkpoint_dir = flags.data_dir + "/checkpoints";
+  Janitor janitor(stores.blobs.get(), stores.jobs.get(), janitor_options);
   int bound_port = 0;
   QUANTD_ASSIGN_OR_RETURN(
       std::unique_ptr<grpc::Server> server,
       StartGrpcServer(flags, credentials, &service, &bound_port));
   if (absl::Status s = scheduler.Start(); !s.ok()) return s;
-  (server)->GetHealthCheckService()->SetServingStatus(true);
+  // The whole server ("") and the service by name, as probes ask either;
+  // SetServingStatus(false) when draining covers both.
+  server->GetHealthCheckService()->SetServingStatus(true);
+  server->GetHealthCheckService()->SetServingStatus(
+      v1::QuantizationService::service_full_name(), true);
   AnnounceReady(flags, bound_port, auth, *m);
 
-  RunUntilSignal(stores.jobs.get(), scheduler, m);
+  RunUntilSignal(stores.jobs.get(), scheduler, m, &janitor,
+                 flags.janitor_interval_seconds);
   Drain(flags, server.get(), &service, &scheduler, &hub);
   return absl::OkStatus();
 }

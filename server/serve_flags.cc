@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "server/command_flags.h"
 
 namespace quantd {
@@ -18,7 +20,10 @@ reflection) on --port, jobs on a worker pool, blobs and the SQLite job store
 under --data-dir. Without --tokens-file it serves one tenant ("default") on
 127.0.0.1 only. SIGTERM or SIGINT: readiness goes NOT_SERVING, new uploads
 and jobs get UNAVAILABLE, running jobs get --grace-seconds to finish and are
-then re-queued for the next start.
+then re-queued for the next start. An upload stream silent for
+--upload-idle-seconds is ended (the client resumes it); a janitor removes
+unfinished uploads idle for --upload-retention-seconds, orphan temporary
+files and the checkpoints of finished or deleted jobs.
 )";
 
 constexpr char kFooter[] =
@@ -36,7 +41,8 @@ void AddAddressFlags(CLI::App& cmd, ServeFlags* f) {
   AddIntFlag(cmd, "--port", &f->port, IntAtLeast("--port", 0, 65535),
              "gRPC port (0 picks a free one)");
   AddText(cmd, "--metrics-address", &f->metrics_address, "A:P",
-          "Prometheus /metrics endpoint (\"\" disables it)");
+          "Prometheus /metrics endpoint; \":P\" listens on "
+          "--listen-address's host, \"\" disables it");
   AddText(cmd, "--listen-address", &f->listen_address, "ADDR",
           "default 0.0.0.0 with --tokens-file, else 127.0.0.1");
   AddText(cmd, "--data-dir", &f->data_dir, "DIR", "blobs, job store, keys");
@@ -63,7 +69,7 @@ void AddCapacityFlags(CLI::App& cmd, ServeFlags* f) {
              IntAtLeast("--max-upload-bytes", 1), "largest blob");
   AddIntFlag(cmd, "--max-tenant-storage-bytes", &f->max_tenant_storage_bytes,
              IntAtLeast("--max-tenant-storage-bytes", 1),
-             "uploaded bytes per tenant");
+             "bytes per tenant: uploads, uploads in progress, artifacts");
   AddIntFlag(cmd, "--max-queued-jobs", &f->max_queued_jobs,
              IntAtLeast("--max-queued-jobs", 1), "queued jobs, all tenants");
   AddIntFlag(cmd, "--max-queued-per-tenant", &f->max_queued_per_tenant,
@@ -77,6 +83,17 @@ void AddCapacityFlags(CLI::App& cmd, ServeFlags* f) {
   AddIntFlag(cmd, "--grace-seconds", &f->grace_seconds,
              IntAtLeast("--grace-seconds", 0),
              "shutdown grace for running jobs");
+  AddIntFlag(cmd, "--upload-idle-seconds", &f->upload_idle_seconds,
+             IntAtLeast("--upload-idle-seconds", 1),
+             "end an upload stream silent this long (it can resume)");
+  AddIntFlag(cmd, "--upload-retention-seconds", &f->upload_retention_seconds,
+             IntAtLeast("--upload-retention-seconds", 1),
+             "remove an unfinished upload idle this long, ending its quota "
+             "reservation");
+  AddIntFlag(cmd, "--janitor-interval-seconds", &f->janitor_interval_seconds,
+             IntAtLeast("--janitor-interval-seconds", 1),
+             "how often stale uploads, orphan files and finished jobs' "
+             "checkpoints are collected");
 }
 
 bool IsLoopback(const std::string& address) {
@@ -104,6 +121,15 @@ absl::Status ResolveServeFlags(ServeFlags* flags) {
   if (flags->listen_address.empty()) {
     flags->listen_address =
         flags->tokens_file.empty() ? "127.0.0.1" : "0.0.0.0";
+  }
+  // /metrics is unauthenticated: by default it listens where gRPC does, so
+  // a loopback-only server does not expose it to the network.
+  if (absl::StartsWith(flags->metrics_address, ":")) {
+    const std::string& host = flags->listen_address;
+    const bool bare_ipv6 = absl::StrContains(host, ':') && host[0] != '[';
+    flags->metrics_address =
+        absl::StrCat(bare_ipv6 ? "[" : "", host, bare_ipv6 ? "]" : "",
+                     flags->metrics_address);
   }
   if (flags->tokens_file.empty() && !IsLoopback(flags->listen_address)) {
     return absl::InvalidArgumentError(

@@ -14,7 +14,9 @@ namespace quantd {
 // Defaults are the flags' defaults; AddServeCommand's help shows them.
 struct ServeFlags {
   int64_t port = 50051;
-  std::string metrics_address = "0.0.0.0:9464";  // "": no /metrics
+  // "": no /metrics; ":P" (the default) is port P on --listen-address's
+  // host, so /metrics is no more exposed than gRPC (ResolveServeFlags).
+  std::string metrics_address = ":9464";
   // "" until ResolveServeFlags: 0.0.0.0 with a tokens file, else 127.0.0.1.
   std::string listen_address;
   std::string data_dir = "quantd-data";
@@ -32,6 +34,9 @@ struct ServeFlags {
   int64_t max_message_bytes = int64_t{8} << 20;
   int64_t max_attempts = 3;
   int64_t grace_seconds = 30;
+  int64_t upload_idle_seconds = 120;         // a silent upload stream ends
+  int64_t upload_retention_seconds = 86400;  // an idle upload is removed
+  int64_t janitor_interval_seconds = 300;
 };
 
 // Declares the `serve` command and its flags on `app`; parsing fills

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/job_spec.h"
 #include "engine/pipeline/pipeline.h"
+#include "server/dataset_verdicts.h"
 #include "server/tenant_data_resolver.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
@@ -26,18 +27,34 @@ absl::Status ServiceCore::RecordUpload(const std::string& tenant,
   return index_->Record(tenant, blob);
 }
 
-absl::Status ServiceCore::CheckStorage(const std::string& tenant,
-                                       const std::string& sha256,
-                                       int64_t size) {
-  if (index_->Find(tenant, sha256).ok()) return absl::OkStatus();
-  QUANTD_ASSIGN_OR_RETURN(int64_t used, index_->TenantBytes(tenant));
-  if (used + size > limits_.max_tenant_storage_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this upload of ", size, " bytes would take your stored blobs to ",
-        used + size, " bytes; the limit is ",
-        limits_.max_tenant_storage_bytes));
+void ServiceCore::ScanUploadedDataset(v1::Blob* blob) {
+  DatasetVerdicts(blobs_, index_).Attach(blob);
+}
+
+absl::StatusOr<int64_t> ServiceCore::StoredBytes(const std::string& tenant) {
+  QUANTD_ASSIGN_OR_RETURN(const int64_t uploads, index_->TenantBytes(tenant));
+  QUANTD_ASSIGN_OR_RETURN(const int64_t artifacts,
+                          jobs_->ArtifactBytes(tenant));
+  return uploads + artifacts;
+}
+
+absl::Status ServiceCore::BeginUpload(const UploadKey& key, int64_t size,
+                                      const std::string& sha256) {
+  // Optimistic: the store refuses the reservation (Aborted) if an upload's
+  // reservation ended after StoredBytes was read, since its blob may or may
+  // not be counted there yet; then count again.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    UploadQuota quota;
+    quota.limit = limits_.max_tenant_storage_bytes;
+    quota.release_generation = blobs_->ReleaseGeneration();
+    QUANTD_ASSIGN_OR_RETURN(quota.used, StoredBytes(key.owner));
+    absl::Status s =
+        blobs_->BeginUpload(key, size, sha256, limits_.max_upload_bytes, quota);
+    if (!absl::IsAborted(s)) return s;
   }
-  return absl::OkStatus();
+  return absl::UnavailableError(
+      "uploads are finishing faster than this one could be counted against "
+      "your storage quota; retry it");
 }
 
 absl::StatusOr<v1::Blob> ServiceCore::GetBlob(const std::string& tenant,
@@ -52,6 +69,9 @@ absl::StatusOr<v1::Blob> ServiceCore::GetBlob(const std::string& tenant,
     return absl::NotFoundError(
         absl::StrCat("blob ", sha256, " is gone; upload it again"));
   }
+  QUANTD_ASSIGN_OR_RETURN(std::optional<v1::DatasetCheck> check,
+                          index_->FindScan(sha256));
+  if (check.has_value()) *b.mutable_dataset_check() = *std::move(check);
   return b;
 }
 
@@ -103,14 +123,21 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
   const TenantDataResolver resolver(*blobs_, *index_, tenant);
   QUANTD_ASSIGN_OR_RETURN(
       JobPlan plan, PlanJob(request.spec(), SpecOrigin::kService, resolver));
+  // Every dataset's values, labels and zip CRCs, from the verdict kept at
+  // upload (a dataset uploaded before the server scanned is scanned now).
+  DatasetVerdicts verdicts(blobs_, index_);
+  QUANTD_RETURN_IF_ERROR(verdicts.CheckJobData(plan.spec));
   // The model loads, the data fits it, the scheme fits every layer: a job
   // that cannot run is refused now, not failed later.
-  if (absl::Status s = CheckJobInputs(plan); !s.ok()) {
+  JobInputFacts facts;
+  if (absl::Status s = CheckJobInputs(plan, &facts); !s.ok()) {
     return absl::Status(s.code() == absl::StatusCode::kInternal
                             ? absl::StatusCode::kInternal
                             : absl::StatusCode::kInvalidArgument,
                         resolver.Redact(s.message()));
   }
+  // Labels the job will read, against the model's classes.
+  QUANTD_RETURN_IF_ERROR(verdicts.CheckLabels(plan.spec, facts.output_classes));
   if (!request.request_id().empty() &&
       !IsIdentifier(request.request_id(), kMaxRequestIdBytes)) {
     return absl::InvalidArgumentError(
@@ -228,13 +255,19 @@ absl::StatusOr<std::vector<v1::JobEvent>> ServiceCore::EventsAfter(
 absl::StatusOr<v1::Artifact> ServiceCore::FindArtifact(
     const std::string& tenant, const std::string& job_name,
     v1::ArtifactKind kind) {
+  if (kind != v1::ARTIFACT_KIND_MODEL && kind != v1::ARTIFACT_KIND_REPORT) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kind is ", static_cast<int>(kind),
+                     "; ask for ARTIFACT_KIND_MODEL (1) or "
+                     "ARTIFACT_KIND_REPORT (2)"));
+  }
   QUANTD_ASSIGN_OR_RETURN(v1::Job job, GetJob(tenant, job_name));
   for (const v1::Artifact& a : job.artifacts()) {
     if (a.kind() == kind) return a;
   }
   return absl::FailedPreconditionError(absl::StrCat(
       job_name, " has no such artifact (state ", v1::JobState_Name(job.state()),
-      "): artifacts exist once a job SUCCEEDED; kind is MODEL or REPORT"));
+      "): artifacts exist once a job SUCCEEDED"));
 }
 
 }  // namespace quantd

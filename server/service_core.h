@@ -26,8 +26,8 @@ struct ServiceLimits {
   int64_t max_queued_jobs = 1000;  // all tenants
   int64_t max_queued_jobs_per_tenant = 100;
   int64_t max_upload_bytes = int64_t{4} << 30;
-  // Uploaded bytes per tenant (each digest counted once; job artifacts are
-  // not counted).
+  // Bytes per tenant: committed uploads (each digest once), uploads in
+  // progress (their declared size) and job artifacts.
   int64_t max_tenant_storage_bytes = int64_t{50} << 30;
 };
 
@@ -43,12 +43,21 @@ class ServiceCore {
 
   // After an upload committed: the tenant may now use and look up the blob.
   absl::Status RecordUpload(const std::string& tenant, const v1::Blob& blob);
+  // After a DATASET upload committed: scans the file once (finite values,
+  // labels, zip CRCs; engine/data/dataset_scan.h), keeps the verdict with
+  // the blob and sets blob->dataset_check. The upload stands either way;
+  // CreateJob refuses jobs whose datasets' verdicts are bad.
+  void ScanUploadedDataset(v1::Blob* blob);
   absl::StatusOr<v1::Blob> GetBlob(const std::string& tenant,
                                    const std::string& sha256);
-  // ResourceExhausted if an upload of `size` bytes would take the tenant
-  // past max_tenant_storage_bytes (nothing for a blob it already has).
-  absl::Status CheckStorage(const std::string& tenant,
-                            const std::string& sha256, int64_t size);
+  // Starts (or resumes) the upload, reserving its declared size:
+  // ResourceExhausted if it would take the tenant past
+  // max_tenant_storage_bytes, counting committed uploads, uploads in
+  // progress and job artifacts (StoredBytes + the store's reservations).
+  absl::Status BeginUpload(const UploadKey& key, int64_t size,
+                           const std::string& sha256);
+  // The tenant's committed uploads (each digest once) + its job artifacts.
+  absl::StatusOr<int64_t> StoredBytes(const std::string& tenant);
 
   absl::StatusOr<v1::Job> CreateJob(const std::string& tenant,
                                     const v1::CreateJobRequest& request);

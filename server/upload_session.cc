@@ -24,11 +24,9 @@ absl::Status UploadSession::Header(const v1::UploadHeader& h) {
     return absl::InvalidArgumentError("name: at most 255 bytes");
   }
   key_.upload_id = h.upload_id();
-  QUANTD_RETURN_IF_ERROR(core_->CheckStorage(key_.owner, h.sha256(), h.size()));
-  BlobStore* blobs = core_->blobs();
-  QUANTD_RETURN_IF_ERROR(blobs->BeginUpload(key_, h.size(), h.sha256(),
-                                            core_->limits().max_upload_bytes));
-  QUANTD_ASSIGN_OR_RETURN(const int64_t committed, blobs->CommittedSize(key_));
+  QUANTD_RETURN_IF_ERROR(core_->BeginUpload(key_, h.size(), h.sha256()));
+  QUANTD_ASSIGN_OR_RETURN(const int64_t committed,
+                          core_->blobs()->CommittedSize(key_));
   if (h.offset() != committed) {
     return absl::FailedPreconditionError(
         absl::StrCat("upload '", h.upload_id(), "' has ", committed,
@@ -63,7 +61,11 @@ absl::StatusOr<v1::Blob> UploadSession::Commit() {
   blob.set_kind(header_.kind());
   blob.set_name(header_.name());
   blob.mutable_create_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-  QUANTD_RETURN_IF_ERROR(core_->RecordUpload(key_.owner, blob));
+  if (blob.kind() == v1::BLOB_KIND_DATASET) core_->ScanUploadedDataset(&blob);
+  const absl::Status recorded = core_->RecordUpload(key_.owner, blob);
+  // The blob now counts as the tenant's: its reservation ends.
+  core_->blobs()->ReleaseUpload(key_);
+  QUANTD_RETURN_IF_ERROR(recorded);
   return blob;
 }
 

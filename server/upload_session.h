@@ -37,6 +37,8 @@ class UploadSession {
   absl::Status Chunk(const std::string& bytes);
   // The stream ended: verify, store and record the blob.
   absl::StatusOr<v1::Blob> Commit();
+  // Where the upload stands: the offset the next chunk goes to.
+  int64_t offset() const { return offset_; }
 
  private:
   ServiceCore* core_;

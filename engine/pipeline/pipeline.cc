@@ -5,10 +5,16 @@
 
 namespace quantd {
 
-absl::Status CheckJobInputs(const JobPlan& plan) {
+absl::Status CheckJobInputs(const JobPlan& plan, JobInputFacts* facts) {
   JobContext ctx(plan, nullptr, nullptr, {});
   for (const Stage& stage : kCheckStages) {
     QUANTD_RETURN_IF_ERROR(stage.run(ctx));
+  }
+  if (facts != nullptr && !ctx.float_graph.outputs.empty()) {
+    const ValueInfo& out = ctx.float_graph.outputs[0];
+    if (out.has_shape && out.shape.size() == 2 && out.shape[1] > 0) {
+      facts->output_classes = out.shape[1];
+    }
   }
   return absl::OkStatus();
 }

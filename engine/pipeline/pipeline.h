@@ -33,7 +33,18 @@ namespace quantd {
 // fits every layer. The service calls it in CreateJob so that a bad job is
 // refused at once (InvalidArgument with the reason) instead of failing
 // later.
-absl::Status CheckJobInputs(const JobPlan& plan);
+//
+// `facts`, when given, receives what the check learned about the model that
+// a caller can hold its own knowledge of the data against (the service's
+// upload scans record label ranges).
+struct JobInputFacts {
+  // Classes of the model's first output when it is [N, classes] with a
+  // static class dim, as evaluation and QAT check labels against
+  // ([0, classes)); 0 when not known before running.
+  int64_t output_classes = 0;
+};
+absl::Status CheckJobInputs(const JobPlan& plan,
+                            JobInputFacts* facts = nullptr);
 
 absl::StatusOr<PipelineResult> RunPipeline(
     const JobPlan& plan, const ProgressCallback& progress = nullptr,

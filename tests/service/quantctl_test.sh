@@ -124,14 +124,28 @@ if [[ $rc -eq 0 && -s $tmp/m.onnx && -s $tmp/m.onnx.report.json ]] &&
 else
   fail "(a) quantize fmnist_cnn (exit $rc)" "$out"
 fi
-out=$("${q[@]}" quantize "${cnn[@]}" --out "$tmp/m2.onnx" 2>&1)
+out=$("${q[@]}" --json quantize "${cnn[@]}" --out "$tmp/m2.onnx" \
+  2>"$tmp/m2.err" >"$tmp/m2.jsonl")
 rc=$?
+out=$(cat "$tmp/m2.err")
 if [[ $rc -eq 0 && -s $tmp/m2.onnx ]] &&
   [[ $(grep -c 'already on the server, upload skipped' <<<"$out") -eq 3 ]] &&
   ! grep -q ': uploaded' <<<"$out"; then
   ok "(a) the identical rerun skips all three uploads"
 else
   fail "(a) the identical rerun skips all three uploads (exit $rc)" "$out"
+fi
+# --json: stdout is JSON lines (every line one document): events with
+# progress, then the job, SUCCEEDED.
+if [[ $(wc -l <"$tmp/m2.jsonl") -ge 3 ]] &&
+  jq -e -s 'length >= 3' "$tmp/m2.jsonl" >/dev/null &&
+  (while read -r line; do jq -e . <<<"$line" >/dev/null || exit 1; done \
+    <"$tmp/m2.jsonl") &&
+  jq -e -s 'map(select(.progress)) | length > 0' "$tmp/m2.jsonl" >/dev/null &&
+  [[ $(tail -1 "$tmp/m2.jsonl" | jq -r .state) == JOB_STATE_SUCCEEDED ]]; then
+  ok "(a) quantize --json prints events and the job as JSON lines"
+else
+  fail "(a) quantize --json prints JSON lines" "$(head -c 2000 "$tmp/m2.jsonl")"
 fi
 check "(a) upload prints the digest" \
   test "$("${q[@]}" upload "$data/fmnist_cnn/model.onnx" --kind model 2>/dev/null)" \

@@ -23,17 +23,20 @@ start() {
   quantd_start "$quantd" "$work" --data-dir "$work/data" --threads-per-job 1 --grace-seconds 2 ||
     fail "quantd did not start"
 }
-# gRPC health (grpc.health.v1.Health/Check, service ""): SERVING is field 1
-# = 1, NOT_SERVING = 2; raw bytes, so no health module is needed.
+# gRPC health (grpc.health.v1.Health/Check) of service $1 (default "", the
+# whole server): SERVING is field 1 = 1, NOT_SERVING = 2; raw bytes, so no
+# health module is needed. The request is field 1 (service name) as bytes.
 health() {
-  /usr/bin/python3 - "$address" <<'PY'
+  /usr/bin/python3 - "$address" "${1:-}" <<'PY'
 import sys, grpc
 ch = grpc.insecure_channel(sys.argv[1])
+name = sys.argv[2].encode()
+request = b"\x0a" + bytes([len(name)]) + name if name else b""
 check = ch.unary_unary("/grpc.health.v1.Health/Check",
                        request_serializer=lambda b: b,
                        response_deserializer=lambda b: b)
 try:
-    r = check(b"", timeout=5)
+    r = check(request, timeout=5)
     print({b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(r, r.hex()))
 except grpc.RpcError as e:
     print(e.code().name)
@@ -47,6 +50,9 @@ state_of() {
 cd "$root"
 start
 [[ "$(health)" == "SERVING" ]] || fail "health is not SERVING after start"
+# Kubernetes probes often name the service.
+[[ "$(health quantd.v1.QuantizationService)" == "SERVING" ]] ||
+  fail "health of quantd.v1.QuantizationService is not SERVING after start"
 job=$("$quantctl" --server "$address" quantize testdata/tiny_gpt/model.onnx \
   --calib testdata/tiny_gpt/calib.npz --eval testdata/tiny_gpt/eval.npz \
   --smoothquant 0.5 --detach)
@@ -58,6 +64,8 @@ done
 kill -TERM "$server"
 sleep 0.5
 [[ "$(health)" == "NOT_SERVING" ]] || fail "health is not NOT_SERVING while draining"
+[[ "$(health quantd.v1.QuantizationService)" == "NOT_SERVING" ]] ||
+  fail "health of quantd.v1.QuantizationService is not NOT_SERVING while draining"
 rc=0
 "$quantctl" --server "$address" quantize testdata/fmnist_mlp/model.onnx \
   --eval testdata/fmnist/eval.npz --mode dynamic --detach >/dev/null 2>&1 || rc=$?
