@@ -65,8 +65,8 @@ class JanitorTest : public ::testing::Test {
 
 TEST_F(JanitorTest, StaleUploadsGoAndTheirReservationEnds) {
   const UploadKey stale{"t", "stale"};
-  ASSERT_TRUE(blobs_->BeginUpload(stale, 10, Sha256Hex("0123456789"), kMax)
-                  .ok());
+  ASSERT_TRUE(
+      blobs_->BeginUpload(stale, 10, Sha256Hex("0123456789"), kMax).ok());
   ASSERT_TRUE(blobs_->Append(stale, 0, "01234").ok());
   EXPECT_EQ(blobs_->ReservedBytes("t"), 10);
   Janitor janitor = MakeJanitor();
@@ -133,8 +133,7 @@ TEST_F(JanitorTest, CheckpointsOfTerminalAndDeletedJobsGo) {
   EXPECT_EQ(pass.checkpoints.files, 3);
   EXPECT_EQ(pass.checkpoints.bytes, 21);
   for (const std::string& id : {running, queued}) {
-    EXPECT_GE(FileSizeOrMinus1(absl::StrCat(checkpoints_, "/", id, ".npz")),
-              0);
+    EXPECT_GE(FileSizeOrMinus1(absl::StrCat(checkpoints_, "/", id, ".npz")), 0);
   }
   EXPECT_GE(FileSizeOrMinus1(checkpoints_ + "/README"), 0);
 }
@@ -145,10 +144,9 @@ TEST_F(JanitorTest, UsageCountsBytesPerState) {
   ASSERT_TRUE(blobs_->BeginUpload(key, 8, Sha256Hex("abcdefgh"), kMax).ok());
   ASSERT_TRUE(blobs_->Append(key, 0, "abc").ok());
   const std::string id = JobIn(JobState::kRunning);
-  ASSERT_TRUE(jobs_
-                  ->SetArtifacts(id, Sha256Hex("m"), 100, Sha256Hex("r"), 20,
-                                 "")
-                  .ok());
+  ASSERT_TRUE(
+      jobs_->SetArtifacts(id, Sha256Hex("m"), 100, Sha256Hex("r"), 20, "")
+          .ok());
   absl::StatusOr<StorageUsage> u = MakeJanitor().Usage();
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ(u->committed, 10);
