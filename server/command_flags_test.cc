@@ -93,6 +93,8 @@ TEST(ServeFlagsTest, IntegersAreDecimalAndCheckedWithTheirOwnMessages) {
       {{"--workers", "0"}, "--workers must be an integer >= 1, got '0'"},
       {{"--max-message-bytes", "100"},
        "--max-message-bytes must be an integer >= 4096, got '100'"},
+      {{"--receive-window-bytes", "1024"},
+       "--receive-window-bytes must be an integer >= 65535, got '1024'"},
       {{"--grace-seconds", "1.5"},
        "--grace-seconds must be an integer >= 0, got '1.5'"}};
   for (const auto& [args, message] : cases) {

@@ -20,6 +20,13 @@ absl::StatusOr<std::string> GrpcService::TenantOf(
   return auth_->Authenticate(header);
 }
 
+void ConfigureServerTransport(grpc::ServerBuilder* builder,
+                              int64_t receive_window_bytes) {
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                              static_cast<int>(receive_window_bytes));
+}
+
 void GrpcService::Record(const char* method, const grpc::Status& status) {
   if (options_.on_call) options_.on_call(method, status.error_code());
 }

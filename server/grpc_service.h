@@ -102,6 +102,17 @@ class GrpcService final : public v1::QuantizationService::CallbackService {
   std::atomic<bool> draining_{false};
 };
 
+// Applies quantd's transport settings to `builder` (quantd serve and the
+// service benchmark use the same ones): a fixed HTTP/2 receive window of
+// `receive_window_bytes` per stream. gRPC's default grows the window by
+// bandwidth probing to many MiB per stream; 50 uploads then put hundreds of
+// MiB on gRPC's few network threads per polling round, and a GetJob behind
+// them waited 0.1-0.8 s (bench/README.md, "Uploads under load"). A fixed
+// window bounds that round; its cost is one stream's upload rate, at most
+// window / round-trip time.
+void ConfigureServerTransport(grpc::ServerBuilder* builder,
+                              int64_t receive_window_bytes);
+
 }  // namespace quantd
 
 #endif  // QUANTD_SERVER_GRPC_SERVICE_H_

@@ -68,6 +68,9 @@ class GrpcTestServer {
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
+    // The smallest window `quantd serve` accepts, so every test stream
+    // larger than 64 KiB waits on HTTP/2 flow control at least once.
+    ConfigureServerTransport(&builder, 65535);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(port, 0);

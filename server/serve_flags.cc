@@ -77,6 +77,11 @@ void AddCapacityFlags(CLI::App& cmd, ServeFlags* f) {
              "queued jobs per tenant");
   AddIntFlag(cmd, "--max-message-bytes", &f->max_message_bytes,
              IntAtLeast("--max-message-bytes", 4096), "largest gRPC message");
+  AddIntFlag(cmd, "--receive-window-bytes", &f->receive_window_bytes,
+             IntAtLeast("--receive-window-bytes", 65535, 1 << 30),
+             "HTTP/2 receive window per stream: bounds what concurrent "
+             "uploads put on the network threads (other calls wait less); "
+             "one upload's rate is at most window / round-trip time");
   AddIntFlag(cmd, "--max-attempts", &f->max_attempts,
              IntAtLeast("--max-attempts", 1),
              "restarts a running job survives");

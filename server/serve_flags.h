@@ -32,6 +32,7 @@ struct ServeFlags {
   int64_t max_queued_jobs = 1000;
   int64_t max_queued_per_tenant = 100;
   int64_t max_message_bytes = int64_t{8} << 20;
+  int64_t receive_window_bytes = 256 << 10;  // ConfigureServerTransport
   int64_t max_attempts = 3;
   int64_t grace_seconds = 30;
   int64_t upload_idle_seconds = 120;         // a silent upload stream ends
