@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "kernels/buffer_pool.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/primitive_cache.h"
 #include "util/status_macros.h"
@@ -246,9 +247,12 @@ class ConvCore {
     return CatchDnnl("convolution", [&] {
       using post_ops_internal::RunPrimitive;
       memory src_mem = WrapTensor(src, p.user_src_md);
+      // Blocked-layout copies come from the buffer pool (see RunPrimitive).
+      std::shared_ptr<void> src_buffer, dst_buffer;
       if (p.reorder_src) {
         memory user = src_mem;
-        src_mem = memory(p.src_md, CpuEngine());
+        src_buffer = BufferPool::Default().Allocate(p.src_md.get_size());
+        src_mem = memory(p.src_md, CpuEngine(), src_buffer.get());
         std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, user},
                                                 {DNNL_ARG_TO, src_mem}};
         RunPrimitive(p.src_in, p.src_in_scratchpad, args);
@@ -256,7 +260,8 @@ class ConvCore {
       memory user_dst = WrapTensor(*dst, p.user_dst_md);
       memory dst_mem = user_dst;
       if (p.reorder_dst) {
-        dst_mem = memory(p.dst_md, CpuEngine());
+        dst_buffer = BufferPool::Default().Allocate(p.dst_md.get_size());
+        dst_mem = memory(p.dst_md, CpuEngine(), dst_buffer.get());
         if (sum) {
           std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, user_dst},
                                                   {DNNL_ARG_TO, dst_mem}};

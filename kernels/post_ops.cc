@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/buffer_pool.h"
 #include "kernels/dnnl_context.h"
 
 namespace quantd {
@@ -162,8 +163,13 @@ std::vector<float> Int8DnnlBias(const QuantizedOpParams& q, const float* bias,
 void RunPrimitive(const dnnl::primitive& prim,
                   const dnnl::memory::desc& scratchpad_desc,
                   std::unordered_map<int, dnnl::memory>& args) {
+  // From the buffer pool, not oneDNN's allocator: a fresh large block is a
+  // fresh mmap whose pages the kernel faults in and zeroes on every run.
+  std::shared_ptr<void> scratch;
   if (scratchpad_desc.get_size() > 0) {
-    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(scratchpad_desc, CpuEngine());
+    scratch = BufferPool::Default().Allocate(scratchpad_desc.get_size());
+    args[DNNL_ARG_SCRATCHPAD] =
+        dnnl::memory(scratchpad_desc, CpuEngine(), scratch.get());
   }
   prim.execute(ThreadStream(), args);
   ThreadStream().wait();

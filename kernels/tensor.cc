@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/buffer_pool.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -79,24 +80,11 @@ absl::StatusOr<int64_t> CheckedNumElements(absl::Span<const int64_t> shape) {
   return n;
 }
 
-namespace {
-std::shared_ptr<void> AllocateAligned(size_t bytes) {
-  // Round up: aligned_alloc requires a multiple of the alignment, and a
-  // zero-byte tensor still gets a valid pointer.
-  size_t rounded = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment *
-                   Tensor::kAlignment;
-  if (rounded == 0) rounded = Tensor::kAlignment;
-  void* p = std::aligned_alloc(Tensor::kAlignment, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-}
-}  // namespace
-
 Tensor::Tensor(DataType type, Shape shape)
     : type_(type),
       shape_(std::move(shape)),
       num_elements_(NumElements(shape_)) {
-  storage_ = AllocateAligned(byte_size());
+  storage_ = BufferPool::Default().Allocate(byte_size());
   data_ = storage_.get();
 }
 

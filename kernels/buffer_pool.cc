@@ -1,0 +1,110 @@
+#include "kernels/buffer_pool.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+namespace quantd {
+namespace {
+
+void* AlignedOrThrow(size_t bytes) {
+  void* p = std::aligned_alloc(BufferPool::kAlignment, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+int64_t DefaultCap() {
+  const int64_t pages = sysconf(_SC_PHYS_PAGES);
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t physical = pages > 0 && page > 0 ? pages * page : 0;
+  return std::min<int64_t>(int64_t{4} << 30, physical / 8);
+}
+
+}  // namespace
+
+BufferPool::BufferPool(int64_t max_cached_bytes)
+    : max_cached_bytes_(max_cached_bytes) {}
+
+BufferPool::~BufferPool() { Release(); }
+
+BufferPool& BufferPool::Default() {
+  static BufferPool* const pool = new BufferPool(DefaultCap());
+  return *pool;
+}
+
+size_t BufferPool::SizeClass(size_t bytes) {
+  const size_t aligned = std::max<size_t>(
+      kAlignment, (bytes + kAlignment - 1) & ~(kAlignment - 1));
+  if (aligned < kMinPooledBytes) return aligned;
+  // The largest power of two <= aligned, then the next quarter step.
+  size_t power = size_t{1} << (63 - __builtin_clzll(aligned));
+  const size_t step = power / 4;
+  return (aligned + step - 1) / step * step;
+}
+
+std::shared_ptr<void> BufferPool::Allocate(size_t bytes) {
+  const size_t size_class = SizeClass(bytes);
+  if (size_class < kMinPooledBytes) {
+    return std::shared_ptr<void>(AlignedOrThrow(size_class),
+                                 [](void* p) { std::free(p); });
+  }
+  void* p = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = free_.find(size_class);
+    if (it != free_.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      cached_bytes_ -= static_cast<int64_t>(size_class);
+      ++hits_;
+    } else {
+      ++misses_;
+    }
+  }
+  if (p == nullptr) p = AlignedOrThrow(size_class);
+  return std::shared_ptr<void>(
+      p, [this, size_class](void* q) { Return(q, size_class); });
+}
+
+void BufferPool::Return(void* p, size_t size_class) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (cached_bytes_ + static_cast<int64_t>(size_class) <= max_cached_bytes_) {
+      free_[size_class].push_back(p);
+      cached_bytes_ += static_cast<int64_t>(size_class);
+      return;
+    }
+  }
+  std::free(p);
+}
+
+void BufferPool::Release() {
+  absl::flat_hash_map<size_t, std::vector<void*>> taken;
+  {
+    absl::MutexLock lock(&mu_);
+    taken.swap(free_);
+    cached_bytes_ = 0;
+  }
+  for (auto& [size_class, blocks] : taken) {
+    for (void* p : blocks) std::free(p);
+  }
+}
+
+int64_t BufferPool::cached_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return cached_bytes_;
+}
+
+int64_t BufferPool::hits() const {
+  absl::MutexLock lock(&mu_);
+  return hits_;
+}
+
+int64_t BufferPool::misses() const {
+  absl::MutexLock lock(&mu_);
+  return misses_;
+}
+
+}  // namespace quantd
