@@ -5,9 +5,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -59,9 +63,18 @@ class UploadWorkers {
   void Loop() {
     pthread_setname_np(pthread_self(), "quantd-upload");
     // Per thread on Linux: PRIO_PROCESS with a thread id. Failure (a
-    // sandbox forbidding it) only costs latency, so it is ignored.
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                      kUploadNice);
+    // sandbox forbidding it) only costs other calls' latency: said once.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                    kUploadNice) != 0) {
+      static std::once_flag once;
+      const int error = errno;
+      std::call_once(once, [error] {
+        std::fprintf(stderr,
+                     "quantd: upload threads keep normal priority "
+                     "(setpriority: %s)\n",
+                     std::strerror(error));
+      });
+    }
     for (;;) {
       std::function<void()> task;
       {
