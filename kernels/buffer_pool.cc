@@ -6,6 +6,19 @@
 #include <cstdlib>
 #include <new>
 
+// Under AddressSanitizer nothing is cached: a reused block would hide a
+// use after free from it.
+#if defined(__SANITIZE_ADDRESS__)
+#define QUANTD_BUFFER_POOL_CACHES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QUANTD_BUFFER_POOL_CACHES 0
+#endif
+#endif
+#ifndef QUANTD_BUFFER_POOL_CACHES
+#define QUANTD_BUFFER_POOL_CACHES 1
+#endif
+
 namespace quantd {
 namespace {
 
@@ -25,7 +38,7 @@ int64_t DefaultCap() {
 }  // namespace
 
 BufferPool::BufferPool(int64_t max_cached_bytes)
-    : max_cached_bytes_(max_cached_bytes) {}
+    : max_cached_bytes_(QUANTD_BUFFER_POOL_CACHES ? max_cached_bytes : 0) {}
 
 BufferPool::~BufferPool() { Release(); }
 

@@ -54,6 +54,8 @@ class BufferPool {
   // sizes differ a little share buffers.
   static size_t SizeClass(size_t bytes);
 
+  // 0 under AddressSanitizer, which must see every free.
+  int64_t max_cached_bytes() const { return max_cached_bytes_; }
   int64_t cached_bytes() const;
   int64_t hits() const;    // allocations served from the cache
   int64_t misses() const;  // pooled-size allocations that went to malloc

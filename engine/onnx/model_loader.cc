@@ -223,6 +223,38 @@ absl::Status CheckConvRanks(const onnx::GraphProto& g) {
   return absl::OkStatus();
 }
 
+// ONNX 1.12's shape inference for Conv and pooling divides by `strides`
+// (and multiplies by `dilations`) without checking them: a stride of 0 is
+// an integer division by zero that kills the process (found by
+// fuzz_model_loader). Every such window attribute must be >= 1, in the main
+// graph and in every subgraph (shape inference recurses into them).
+absl::Status CheckWindowAttributes(const onnx::GraphProto& g) {
+  static const absl::flat_hash_set<std::string> kWindowOps = {
+      "Conv",    "ConvTranspose", "ConvInteger", "QLinearConv",
+      "MaxPool", "AveragePool",   "LpPool",      "MaxUnpool"};
+  for (const onnx::NodeProto& n : g.node()) {
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      if (a.has_g()) QUANTD_RETURN_IF_ERROR(CheckWindowAttributes(a.g()));
+      for (const onnx::GraphProto& sub : a.graphs()) {
+        QUANTD_RETURN_IF_ERROR(CheckWindowAttributes(sub));
+      }
+      if (!kWindowOps.contains(n.op_type()) ||
+          (a.name() != "strides" && a.name() != "dilations" &&
+           a.name() != "kernel_shape")) {
+        continue;
+      }
+      for (int64_t v : a.ints()) {
+        if (v < 1) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(n.op_type(), " node '", n.name(), "': ", a.name(),
+                           " has ", v, "; every value must be >= 1"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ONNX's checker, plus what ONNX's own IR import (the version converter's
 // first step) assumes without checking: every graph output is a graph input,
 // an initializer or a node's output. ONNX 1.12 dereferences a null value
@@ -249,6 +281,7 @@ absl::Status CheckModel(const onnx::ModelProto& model) {
           "an initializer; the model is corrupt or was edited by hand"));
     }
   }
+  QUANTD_RETURN_IF_ERROR(CheckWindowAttributes(g));
   return CheckConvRanks(g);
 }
 

@@ -264,6 +264,55 @@ TEST(ModelLoaderTest, RejectsAConvTransposeWeightOfTheWrongRank) {
               HasSubstr("weight 'W' has rank 2 but input 'X' has rank 3"));
 }
 
+// fuzz_model_loader: MaxPool strides [2, 0] divided by zero inside ONNX's
+// shape inference (SIGFPE, the whole process).
+TEST(ModelLoaderTest, RejectsAZeroStrideBeforeShapeInference) {
+  for (const std::string attribute : {"strides", "kernel_shape"}) {
+    SCOPED_TRACE(attribute);
+    onnx::ModelProto m;
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("pool");
+    auto* in = g->add_input();
+    in->set_name("X");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {1, 1, 4, 4}) {
+      tt->mutable_shape()->add_dim()->set_dim_value(d);
+    }
+    auto* out = g->add_output();
+    out->set_name("Y");
+    auto* ot = out->mutable_type()->mutable_tensor_type();
+    ot->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {1, 1, 2, 2}) {
+      ot->mutable_shape()->add_dim()->set_dim_value(d);
+    }
+    auto* node = g->add_node();
+    node->set_op_type("MaxPool");
+    node->set_name("pool");
+    node->add_input("X");
+    node->add_output("Y");
+    auto* kernel = node->add_attribute();
+    kernel->set_name("kernel_shape");
+    kernel->set_type(onnx::AttributeProto::INTS);
+    kernel->add_ints(2);
+    kernel->add_ints(attribute == "kernel_shape" ? 0 : 2);
+    auto* strides = node->add_attribute();
+    strides->set_name("strides");
+    strides->set_type(onnx::AttributeProto::INTS);
+    strides->add_ints(2);
+    strides->add_ints(attribute == "strides" ? 0 : 2);
+    absl::StatusOr<LoadedModel> loaded =
+        LoadModelFromBytes(Serialize(m), NoOpCheck());
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(loaded.status().message()),
+                HasSubstr("MaxPool node 'pool': " + attribute +
+                          " has 0; every value must be >= 1"));
+  }
+}
+
 TEST(ModelLoaderTest, LoadsExternalDataInsideTheModelFolder) {
   TempDir dir;
   dir.Write("weights.bin", BiasBytes());
