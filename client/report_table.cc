@@ -42,9 +42,10 @@ std::string FormatReportTable(const v1::QuantizationReport& report) {
   const v1::PerformanceReport& perf = report.performance();
   absl::StrAppend(
       &out, absl::StrFormat("speedup     %.2fx (float %.3f ms, int8 %.3f ms, "
-                            "batch %d)\n",
+                            "batch %d, %d threads, %s)\n",
                             perf.speedup(), perf.float_latency_ms(),
-                            perf.quantized_latency_ms(), perf.batch_size()));
+                            perf.quantized_latency_ms(), perf.batch_size(),
+                            perf.threads(), perf.cpu_isa()));
   if (!report.accuracy_target_message().empty()) {
     absl::StrAppend(&out, "target      ",
                     report.accuracy_target_met() ? "met: " : "NOT met: ",

@@ -22,6 +22,9 @@ TEST(ReportTable, ClassifierRowsShowAccuracyAndDelta) {
   r.mutable_size()->set_quantized_bytes(1000000);
   r.mutable_size()->set_compression_ratio(4);
   r.mutable_performance()->set_speedup(1.8);
+  r.mutable_performance()->set_batch_size(32);
+  r.mutable_performance()->set_threads(2);
+  r.mutable_performance()->set_cpu_isa("avx2");
   const std::string t = FormatReportTable(r);
   EXPECT_THAT(t, HasSubstr("accuracy"));
   EXPECT_THAT(t, HasSubstr("fake-quant     99.00%  90.00% -> 89.50%"));
@@ -29,6 +32,7 @@ TEST(ReportTable, ClassifierRowsShowAccuracyAndDelta) {
   EXPECT_THAT(t, HasSubstr("31.25 dB"));
   EXPECT_THAT(t, HasSubstr("4.00 MB -> 1.00 MB (4.00x smaller)"));
   EXPECT_THAT(t, HasSubstr("speedup     1.80x"));
+  EXPECT_THAT(t, HasSubstr("batch 32, 2 threads, avx2)"));
 }
 
 TEST(ReportTable, LanguageModelRowsShowPerplexity) {

@@ -1,6 +1,7 @@
 #include "kernels/dnnl_context.h"
 
 #include <cpuid.h>
+#include <omp.h>
 
 #include <string>
 
@@ -99,5 +100,7 @@ bool CpuHasVnni() {
   }
   return false;
 }
+
+int KernelThreads() { return omp_get_max_threads(); }
 
 }  // namespace quantd

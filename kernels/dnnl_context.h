@@ -56,6 +56,8 @@ std::string CpuIsaName();
 // True when the CPU has VNNI (u8*s8 dot products without a saturating 16-bit
 // intermediate). Without it, u8 x s8 products can saturate.
 bool CpuHasVnni();
+// The threads a kernel runs on (OpenMP's current maximum for this thread).
+int KernelThreads();
 
 }  // namespace quantd
 

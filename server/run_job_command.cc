@@ -156,11 +156,13 @@ void PrintSummary(const v1::QuantizationReport& r, const std::string& dir) {
               static_cast<long long>(r.size().quantized_bytes()),
               r.size().compression_ratio());
   if (r.performance().batch_size() > 0) {
-    std::printf("latency     batch %lld: fp32 %.3f ms, int8 %.3f ms (%.2fx)\n",
-                static_cast<long long>(r.performance().batch_size()),
-                r.performance().float_latency_ms(),
-                r.performance().quantized_latency_ms(),
-                r.performance().speedup());
+    std::printf(
+        "latency     batch %lld, %d threads, %s: fp32 %.3f ms, int8 %.3f ms "
+        "(%.2fx)\n",
+        static_cast<long long>(r.performance().batch_size()),
+        r.performance().threads(), r.performance().cpu_isa().c_str(),
+        r.performance().float_latency_ms(),
+        r.performance().quantized_latency_ms(), r.performance().speedup());
   }
   PrintLayers(r);
   for (const std::string& w : r.warnings()) {

@@ -107,6 +107,8 @@ absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
   perf->set_float_throughput(1000.0 * batch_size / f32.median_ms);
   perf->set_quantized_throughput(1000.0 * batch_size / i8.median_ms);
   perf->set_speedup(f32.median_ms / i8.median_ms);
+  perf->set_threads(KernelThreads());
+  perf->set_cpu_isa(CpuIsaName());
   return absl::OkStatus();
 }
 

@@ -48,6 +48,9 @@ TEST_P(PtqPipelineTest, StaticW8A8KeepsAccuracyWithinAThirdOfAPoint) {
   EXPECT_GT(rep.size().compression_ratio(), 1.5);
   EXPECT_EQ(rep.reproducibility().model_sha256().size(), 64u);
   EXPECT_EQ(rep.reproducibility().calibration_samples(), 512);
+  EXPECT_GE(rep.performance().threads(), 1);
+  EXPECT_EQ(rep.performance().cpu_isa(), rep.reproducibility().cpu_isa());
+  EXPECT_FALSE(rep.performance().cpu_isa().empty());
   EXPECT_FALSE(rep.layers().empty());
   EXPECT_THAT(stages, ::testing::Contains("calibrate"));
   EXPECT_EQ(stages.back(), "done");
