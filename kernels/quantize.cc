@@ -157,7 +157,7 @@ inline int32_t QuantizeOne(float x, float s, int32_t z, int32_t qmin,
 // arithmetic as QuantizeOne, element for element (QuantizeTest compares it
 // with the reference).
 template <typename Q>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeSpan(
+inline __attribute__((always_inline)) void QuantizeSpanBody(
     const float* x, int64_t n, float s, int32_t z, int32_t qmin, int32_t qmax,
     Q* y) {
   const float lo = static_cast<float>(qmin - z);
@@ -171,6 +171,19 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeSpan(
     t = (t + kMagic) - kMagic;
     y[i] = static_cast<Q>(static_cast<int32_t>(t) + z);
   }
+}
+
+// One function per type: clang does not multiversion templates.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeSpan(
+    const float* x, int64_t n, float s, int32_t z, int32_t qmin, int32_t qmax,
+    uint8_t* y) {
+  QuantizeSpanBody(x, n, s, z, qmin, qmax, y);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeSpan(
+    const float* x, int64_t n, float s, int32_t z, int32_t qmin, int32_t qmax,
+    int8_t* y) {
+  QuantizeSpanBody(x, n, s, z, qmin, qmax, y);
 }
 
 template <typename Q>
