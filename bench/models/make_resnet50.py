@@ -1,5 +1,6 @@
 """Writes torchvision's ResNet-50 (random weights, BatchNorm statistics made
-non-trivial) as ONNX plus an .npz of images, for the peer benchmark.
+non-trivial) as ONNX plus .npz files of random images for the peer
+benchmark: images.npz (--batch), calib.npz (64) and eval.npz (32).
 
 Generated at bench time, never committed (102 MB). Needs Debian's
 /usr/bin/python3 with python3-torch, python3-torchvision, python3-numpy.
@@ -37,7 +38,11 @@ def main():
                       input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
     np.savez(os.path.join(args.out, "images.npz"), input=x.numpy())
-    print(f"wrote {path} and images.npz ({args.batch} images)")
+    rng = np.random.default_rng(1)
+    for name, n in (("calib", 64), ("eval", 32)):
+        np.savez(os.path.join(args.out, f"{name}.npz"),
+                 input=rng.standard_normal((n, 3, 224, 224), dtype=np.float32))
+    print(f"wrote {path}, images.npz ({args.batch}), calib.npz, eval.npz")
 
 
 if __name__ == "__main__":
