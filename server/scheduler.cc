@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/buffer_pool.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
 
@@ -103,7 +104,10 @@ void Scheduler::WorkerLoop() {
         LogIfError(runner_.Fail(job, r.status()).status(),
                    absl::StrCat("ending job ", job.id, " FAILED"));
       }
-      --busy_;
+      // When the last running job ends, the buffer cache goes back to the
+      // system: an idle server should not hold a model's activations
+      // (a pod's memory limit counts them).
+      if (--busy_ == 0) BufferPool::Default().Release();
       absl::MutexLock lock(&mu_);
       running_.erase(job.id);
       if (--running_per_tenant_[job.tenant] == 0) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "kernels/buffer_pool.h"
 #include "server/server_test_util.h"
 
 namespace quantd {
@@ -80,6 +81,22 @@ TEST_F(SchedulerTest, RunsQueuedJobs) {
   s.Notify();
   EXPECT_TRUE(WaitFor(a, JobState::kSucceeded, absl::Seconds(600)));
   EXPECT_TRUE(WaitFor(b, JobState::kSucceeded, absl::Seconds(600)));
+}
+
+// Jobs fill the process-wide buffer cache (kernels/buffer_pool.h); an idle
+// server gives it back, so a pod's memory falls when its work is done.
+TEST_F(SchedulerTest, AnIdleSchedulerHoldsNoCachedBuffers) {
+  const std::string a = Queue(false);
+  Scheduler s(jobs_.get(), blobs_.get(), index_.get(), {});
+  ASSERT_TRUE(s.Start().ok());
+  s.Notify();
+  ASSERT_TRUE(WaitFor(a, JobState::kSucceeded, absl::Seconds(600)));
+  const absl::Time end = absl::Now() + absl::Seconds(600);
+  while (s.busy_workers() > 0 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(s.busy_workers(), 0);
+  EXPECT_EQ(BufferPool::Default().cached_bytes(), 0);
 }
 
 TEST_F(SchedulerTest, CancelsQueuedAndRunningJobs) {
