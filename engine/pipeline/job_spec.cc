@@ -1,6 +1,7 @@
 #include "engine/pipeline/job_spec.h"
 
 #include <cmath>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -248,6 +249,48 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
   return CheckQat(spec, origin);
 }
 
+namespace {
+
+// Turns every -0.0 in `m` (and its sub-messages) into 0.0. Protobuf's JSON
+// printer does not write -0 back in a form that reparses to the same spec
+// (found by fuzz_job_spec), and a negative zero means nothing in a spec.
+void ClearNegativeZeros(google::protobuf::Message* m) {
+  const google::protobuf::Reflection* r = m->GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(*m, &fields);
+  using FD = google::protobuf::FieldDescriptor;
+  for (const FD* f : fields) {
+    const int n = f->is_repeated() ? r->FieldSize(*m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      switch (f->cpp_type()) {
+        case FD::CPPTYPE_DOUBLE:
+          if (f->is_repeated() ? r->GetRepeatedDouble(*m, f, i) == 0
+                               : r->GetDouble(*m, f) == 0) {
+            f->is_repeated() ? r->SetRepeatedDouble(m, f, i, 0.0)
+                             : r->SetDouble(m, f, 0.0);
+          }
+          break;
+        case FD::CPPTYPE_FLOAT:
+          if (f->is_repeated() ? r->GetRepeatedFloat(*m, f, i) == 0
+                               : r->GetFloat(*m, f) == 0) {
+            f->is_repeated() ? r->SetRepeatedFloat(m, f, i, 0.f)
+                             : r->SetFloat(m, f, 0.f);
+          }
+          break;
+        case FD::CPPTYPE_MESSAGE:
+          ClearNegativeZeros(f->is_repeated()
+                                 ? r->MutableRepeatedMessage(m, f, i)
+                                 : r->MutableMessage(m, f));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
   if (json.size() > kMaxJobSpecBytes) {
     return absl::InvalidArgumentError(
@@ -264,6 +307,7 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
         absl::StrCat("the job spec is not valid JobSpec JSON: ",
                      status.message().ToString()));
   }
+  ClearNegativeZeros(&spec);
   return spec;
 }
 
