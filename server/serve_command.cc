@@ -231,13 +231,17 @@ void AnnounceReady(const ServeFlags& flags, int bound_port,
   std::fflush(stdout);
 }
 
-// One janitor pass (server/janitor.h), then the storage gauges.
+// One janitor pass (server/janitor.h).
 void RunJanitor(Janitor* janitor, ServiceMetrics* m) {
   const JanitorPass pass = janitor->RunOnce();
   m->JanitorRemoved("upload", pass.uploads.files, pass.uploads.bytes);
   m->JanitorRemoved("temp_file", pass.temp_files.files, pass.temp_files.bytes);
   m->JanitorRemoved("checkpoint", pass.checkpoints.files,
                     pass.checkpoints.bytes);
+}
+
+// The storage gauges: a few SQLite sums and a walk of the checkpoint folder.
+void RefreshStorageGauges(Janitor* janitor, ServiceMetrics* m) {
   absl::StatusOr<StorageUsage> u = janitor->Usage();
   if (LogIfError(u.status(), "measuring the data folder")) {
     m->SetStorageBytes("committed", u->committed);
@@ -249,8 +253,9 @@ void RunJanitor(Janitor* janitor, ServiceMetrics* m) {
 }
 
 // Returns at SIGTERM or SIGINT; meanwhile refreshes the queue depth and
-// busy workers gauges once a second and runs the janitor every
-// --janitor-interval-seconds (first at start-up).
+// busy workers gauges once a second, the storage gauges every 15 seconds
+// (they read 0 for the janitor's first 5 minutes before), and runs the
+// janitor every --janitor-interval-seconds (first at start-up).
 void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
                     ServiceMetrics* m, Janitor* janitor,
                     int64_t janitor_interval_seconds) {
@@ -258,6 +263,7 @@ void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
   signal(SIGINT, OnSignal);
   for (int64_t tick = 0; g_signal == 0; ++tick) {
     if (tick % (janitor_interval_seconds * 10) == 0) RunJanitor(janitor, m);
+    if (tick % 150 == 0) RefreshStorageGauges(janitor, m);
     absl::SleepFor(absl::Milliseconds(100));
     if (tick % 10 != 0) continue;
     if (absl::StatusOr<int64_t> q = jobs->CountInState(JobState::kQueued);

@@ -2,7 +2,7 @@
 # Debian's real Prometheus scrapes a real `quantd serve`: after a PTQ job
 # (run through the Python client's example) the accuracy-delta gauge of the
 # finished job is in Prometheus, with method and model labels, read back
-# through Prometheus's HTTP API.
+# through Prometheus's HTTP API; so is the committed storage gauge.
 #
 #   tests/service/prometheus_scrape_test.sh QUANTD_BIN PY_OUT SOURCE_ROOT
 set -euo pipefail
@@ -61,10 +61,35 @@ PY
   then
     echo "PASS: Prometheus saw the job's accuracy delta after ${i}x0.5 s"
     grep -q "quantized model:" "$work/example.out"
+    break
+  fi
+  if [[ $i == 60 ]]; then
+    echo "FAIL: no quantd_job_accuracy_delta_points{method=ptq,model=fmnist-cnn} in Prometheus"
+    tail -5 "$work/prom.log"
+    exit 1
+  fi
+  sleep 0.5
+done
+
+# The storage gauge counts the uploads and artifacts well before the
+# janitor's first interval (300 s by default) ends.
+query='quantd_storage_bytes{state="committed"}'
+for i in $(seq 120); do
+  result=$(curl -fsS -G "http://127.0.0.1:$prom_port/api/v1/query" \
+    --data-urlencode "query=$query" 2>/dev/null || true)
+  if /usr/bin/python3 - "$result" <<'PY'
+import json, sys
+try:
+    data = json.loads(sys.argv[1])["data"]["result"]
+except Exception:
+    sys.exit(1)
+sys.exit(0 if data and float(data[0]["value"][1]) > 0 else 1)
+PY
+  then
+    echo "PASS: Prometheus saw committed storage bytes after ${i}x0.5 s"
     exit 0
   fi
   sleep 0.5
 done
-echo "FAIL: no quantd_job_accuracy_delta_points{method=ptq,model=fmnist-cnn} in Prometheus"
-tail -5 "$work/prom.log"
+echo "FAIL: quantd_storage_bytes{state=committed} stayed 0 for 60 s after uploads"
 exit 1
