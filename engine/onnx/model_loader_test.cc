@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -311,6 +312,24 @@ TEST(ModelLoaderTest, RejectsAZeroStrideBeforeShapeInference) {
                 HasSubstr("MaxPool node 'pool': " + attribute +
                           " has 0; every value must be >= 1"));
   }
+}
+
+// fuzz_model_loader: ONNX 1.12's STFT shape inference read through a wild
+// pointer on this mutated node test. quantd does not run STFT, so the model
+// is refused before shape inference, with the usual message.
+TEST(ModelLoaderTest, RefusesUnsupportedOpsBeforeShapeInference) {
+  std::string bytes;
+  ASSERT_TRUE(absl::Base64Unescape(
+      "CAgSDGJhY2tlbmQtdGVzdDquAQoyCgZzaWduYWwKCmZyYW1lX3N0ZXAKAAoMZnJhbWVfbG"
+      "VuZ3RoEgZvdXRwdXQiBFNURlQSCXRlc3Rfc3RmdFodCgZzaWduYWwSEwoRCAESDQoCCExT"
+      "VE2AAQoCCAFaFAoKZnJhbWVfc3RlcBIGCgQIBxIAWhYKDGZyYW1lX2xlbmd0aBIGCgQIBx"
+      "IAYiAKBm91dHB1dBIWChQIARIQCgIIAQoCCA8KAggJCgIIAkIECgAQEQ==",
+      &bytes));
+  absl::StatusOr<LoadedModel> loaded = LoadModelFromBytes(bytes);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("quantd does not support: STFT (x1)"));
 }
 
 TEST(ModelLoaderTest, LoadsExternalDataInsideTheModelFolder) {

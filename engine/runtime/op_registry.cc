@@ -55,9 +55,16 @@ OpKernelFactory FunctionFactory(OpFunction fn) {
 }
 
 absl::Status CheckOpsSupported(const Graph& graph, const OpRegistry& registry) {
+  std::vector<std::string> keys;
+  keys.reserve(graph.nodes.size());
+  for (const Node& node : graph.nodes) keys.push_back(OpKey(node));
+  return CheckOpKeysSupported(keys, registry);
+}
+
+absl::Status CheckOpKeysSupported(const std::vector<std::string>& keys,
+                                  const OpRegistry& registry) {
   std::map<std::string, int> missing;
-  for (const Node& node : graph.nodes) {
-    std::string key = OpKey(node);
+  for (const std::string& key : keys) {
     if (!registry.Contains(key)) ++missing[key];
   }
   if (missing.empty()) return absl::OkStatus();

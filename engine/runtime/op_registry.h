@@ -105,6 +105,10 @@ OpKernelFactory FunctionFactory(OpFunction fn);
 // Fails if the model uses ops this registry lacks, listing each missing op
 // type once with its count: "unsupported ops: Loop (x2), NonZero (x1)".
 absl::Status CheckOpsSupported(const Graph& graph, const OpRegistry& registry);
+// The same for registry keys (OpKey's form) gathered elsewhere, e.g. from an
+// ONNX proto before it becomes a Graph.
+absl::Status CheckOpKeysSupported(const std::vector<std::string>& keys,
+                                  const OpRegistry& registry);
 
 }  // namespace quantd
 
