@@ -207,6 +207,20 @@ absl::Status CheckConvRanks(const onnx::GraphProto& g) {
     rank[t.name()] = t.dims_size();
   }
   for (const onnx::NodeProto& n : g.node()) {
+    // ONNX 1.12's LayerNormalization inference indexes the input's dims by
+    // `axis` unchecked (null read on a rank-0 input; found by the fuzzer).
+    if (n.op_type() == "LayerNormalization" && n.input_size() >= 1) {
+      auto x = rank.find(n.input(0));
+      int64_t axis = -1;
+      for (const onnx::AttributeProto& a : n.attribute()) {
+        if (a.name() == "axis") axis = a.i();
+      }
+      if (x != rank.end() && (axis < -x->second || axis >= x->second)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "LayerNormalization node '", n.name(), "': axis ", axis,
+            " is outside input '", n.input(0), "' of rank ", x->second));
+      }
+    }
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") ||
         n.input_size() < 2) {
       continue;

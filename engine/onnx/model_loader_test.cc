@@ -332,6 +332,41 @@ TEST(ModelLoaderTest, RefusesUnsupportedOpsBeforeShapeInference) {
               HasSubstr("quantd does not support: STFT (x1)"));
 }
 
+// fuzz_model_loader: LayerNormalization on an input declared as a scalar
+// read through a null pointer in ONNX 1.12's shape inference.
+TEST(ModelLoaderTest, RejectsALayerNormAxisOutsideItsInput) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("ln");
+  for (const auto& [name, dims] :
+       std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"X", {}}, {"W", {5}}, {"B", {5}}}) {
+    auto* in = g->add_input();
+    in->set_name(name);
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape();
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  auto* out = g->add_output();
+  out->set_name("Y");
+  out->mutable_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::FLOAT);
+  out->mutable_type()->mutable_tensor_type()->mutable_shape();
+  auto* node = g->add_node();
+  node->set_op_type("LayerNormalization");
+  node->set_name("ln");
+  for (const char* i : {"X", "W", "B"}) node->add_input(i);
+  node->add_output("Y");
+  absl::StatusOr<LoadedModel> loaded = LoadModelFromBytes(Serialize(m));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("axis -1 is outside input 'X' of rank 0"));
+}
+
 TEST(ModelLoaderTest, LoadsExternalDataInsideTheModelFolder) {
   TempDir dir;
   dir.Write("weights.bin", BiasBytes());
