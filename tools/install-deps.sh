@@ -2,7 +2,7 @@
 # Installs every Debian package that quantd's build, tests and benchmarks need.
 # Idempotent: packages already present are left alone. Run as root on Debian 12.
 #   tools/install-deps.sh            # build + test dependencies
-#   tools/install-deps.sh --fixtures # also python3-torch, to regenerate testdata/
+#   tools/install-deps.sh --fixtures # also python3-torch(vision): testdata/, bench/models/
 set -euo pipefail
 
 packages=(
@@ -29,7 +29,7 @@ packages=(
   yamllint prometheus-pushgateway
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
-  packages+=(python3-torch python3-onnx)
+  packages+=(python3-torch python3-torchvision python3-onnx)
 fi
 
 missing=()
