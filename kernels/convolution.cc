@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "kernels/buffer_pool.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/layout.h"
 #include "kernels/primitive_cache.h"
 #include "util/status_macros.h"
 
@@ -155,15 +156,20 @@ void MakeReorder(const memory::desc& from, const memory::desc& to,
   *scratchpad = pd.scratchpad_desc();
 }
 
+// `src_layout` and `dst_layout` are the caller's tensors' layouts; the
+// primitive's own choice (format `any`) decides whether they need reorders.
 absl::StatusOr<ConvPrimitive> BuildConvPrimitive(
     const ConvGeometry& g, const ConvTypes& types,
-    const std::function<dnnl::primitive_attr()>& make_attr, bool sum) {
+    const std::function<dnnl::primitive_attr()>& make_attr, bool sum,
+    Layout src_layout, Layout dst_layout) {
   ConvPrimitive p;
   absl::Status s = CatchDnnl("convolution primitive creation", [&] {
     const memory::dims src_dims = Dims({g.batch, g.in_channels}, g.in);
     const memory::dims dst_dims = Dims({g.batch, g.out_channels}, g.out);
-    p.user_src_md = memory::desc(src_dims, types.src, DenseStrides(src_dims));
-    p.user_dst_md = memory::desc(dst_dims, types.dst, DenseStrides(dst_dims));
+    p.user_src_md =
+        memory::desc(src_dims, types.src, LayoutStrides(src_dims, src_layout));
+    p.user_dst_md =
+        memory::desc(dst_dims, types.dst, LayoutStrides(dst_dims, dst_layout));
     p.user_weights_md = UserWeightsDesc(g, types.weights);
     if (types.has_bias) {
       p.bias_md =
@@ -224,26 +230,31 @@ absl::StatusOr<ConvPrimitive> BuildConvPrimitive(
 // weights, and running a primitive on plain tensors.
 class ConvCore {
  public:
-  // `src` has types.src; `zero_points` is set for the int8 kernel.
+  // `src` has types.src; `dst` is written in `dst_layout` (with `sum`, it
+  // holds the addend in that layout on entry).
   absl::Status Run(
       const ConvGeometry& g, const ConvTypes& types,
       absl::string_view key_extra,
       const std::function<dnnl::primitive_attr()>& make_attr, bool sum,
-      const Tensor& src, const Tensor& weights, const float* bias, Tensor* dst,
+      const Tensor& src, const Tensor& weights, const float* bias,
+      Layout dst_layout, Tensor* dst,
       const std::function<void(std::unordered_map<int, memory>&)>& extra_args) {
     const std::string key = absl::StrCat(
         ShapeToString(src.shape()), ShapeToString(weights.shape()), "|",
         static_cast<int>(types.src), ",", static_cast<int>(types.dst), ",",
-        types.has_bias, "|", key_extra);
+        types.has_bias, "|", static_cast<int>(src.layout()), ",",
+        static_cast<int>(dst_layout), "|", key_extra);
     absl::StatusOr<std::shared_ptr<ConvPrimitive>> made =
         primitives.GetOrCreate(key, [&]() -> absl::StatusOr<ConvPrimitive> {
-          return BuildConvPrimitive(g, types, make_attr, sum);
+          return BuildConvPrimitive(g, types, make_attr, sum, src.layout(),
+                                    dst_layout);
         });
     if (!made.ok()) return made.status();
     std::shared_ptr<ConvPrimitive> held = *made;
     const ConvPrimitive& p = *held;
     QUANTD_ASSIGN_OR_RETURN(
         memory w, weights_cache.Get(weights, p.user_weights_md, p.weights_md));
+    QUANTD_RETURN_IF_ERROR(dst->set_layout(dst_layout));
     return CatchDnnl("convolution", [&] {
       using post_ops_internal::RunPrimitive;
       memory src_mem = WrapTensor(src, p.user_src_md);
@@ -314,11 +325,25 @@ bool HasNoWork(const Tensor& src, const Tensor& weights) {
   return src.num_elements() == 0 || weights.num_elements() == 0;
 }
 
+// The layout dst is written in: a sum post-op keeps the addend's.
+Layout OutputLayout(const PostOps& post, Layout requested, const Tensor& dst) {
+  return post.sum ? dst.layout() : requested;
+}
+
+// The no-work cases run the plain reference, on plain tensors.
+template <typename Reference>
+absl::Status RunPlainReference(const Tensor& src, Tensor* dst,
+                               Reference&& reference) {
+  QUANTD_ASSIGN_OR_RETURN(Tensor plain_src, ToLayout(src, Layout::kPlain));
+  QUANTD_ASSIGN_OR_RETURN(*dst, ToLayout(*dst, Layout::kPlain));
+  return reference(plain_src, dst);
+}
+
 // The f32 kernels' Forward; `transposed` selects ConvTranspose.
 absl::Status FloatForward(bool transposed, const ConvParams& params,
                           const PostOps& post, ConvCore& core,
                           const Tensor& src, const Tensor& weights,
-                          const Tensor* bias, Tensor* dst) {
+                          const Tensor* bias, Layout dst_layout, Tensor* dst) {
   const char* op = transposed ? "ConvTranspose" : "conv";
   QUANTD_RETURN_IF_ERROR(CheckF32(op, src, weights));
   QUANTD_ASSIGN_OR_RETURN(
@@ -328,14 +353,17 @@ absl::Status FloatForward(bool transposed, const ConvParams& params,
   if (!s.ok() || dst->num_elements() == 0) return s;
   if (HasNoWork(src, weights)) {
     // Zero input channels: nothing for oneDNN to do, the result is the bias.
-    return transposed
-               ? DeconvolutionReference(params, post, src, weights, bias, dst)
-               : ConvolutionReference(params, post, src, weights, bias, dst);
+    return RunPlainReference(src, dst, [&](const Tensor& x, Tensor* y) {
+      return transposed
+                 ? DeconvolutionReference(params, post, x, weights, bias, y)
+                 : ConvolutionReference(params, post, x, weights, bias, y);
+    });
   }
   const ConvTypes types{dt::f32, dt::f32, dt::f32, bias != nullptr};
   return core.Run(g, types, "",
                   [&] { return post_ops_internal::MakeAttr(post); }, post.sum,
-                  src, weights, bias ? bias->data<float>() : nullptr, dst, {});
+                  src, weights, bias ? bias->data<float>() : nullptr,
+                  OutputLayout(post, dst_layout, *dst), dst, {});
 }
 
 }  // namespace
@@ -348,9 +376,10 @@ ConvolutionKernel::~ConvolutionKernel() = default;
 
 absl::Status ConvolutionKernel::Forward(const Tensor& src,
                                         const Tensor& weights,
-                                        const Tensor* bias, Tensor* dst) {
+                                        const Tensor* bias, Tensor* dst,
+                                        Layout dst_layout) {
   return FloatForward(false, params_, post_ops_, *core_, src, weights, bias,
-                      dst);
+                      dst_layout, dst);
 }
 size_t ConvolutionKernel::cached_primitives() const {
   return core_->primitives.size();
@@ -367,9 +396,10 @@ DeconvolutionKernel::~DeconvolutionKernel() = default;
 
 absl::Status DeconvolutionKernel::Forward(const Tensor& src,
                                           const Tensor& weights,
-                                          const Tensor* bias, Tensor* dst) {
+                                          const Tensor* bias, Tensor* dst,
+                                          Layout dst_layout) {
   return FloatForward(true, params_, post_ops_, *core_, src, weights, bias,
-                      dst);
+                      dst_layout, dst);
 }
 size_t DeconvolutionKernel::cached_primitives() const {
   return core_->primitives.size();
@@ -388,7 +418,8 @@ QuantizedConvolutionKernel::~QuantizedConvolutionKernel() = default;
 absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
                                                  const Tensor& weights,
                                                  const Tensor* bias,
-                                                 Tensor* dst) {
+                                                 Tensor* dst,
+                                                 Layout dst_layout) {
   if (weights.dtype() != DataType::kInt8) {
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 conv weights are ", weights.DebugString(), ", expected s8"));
@@ -403,8 +434,10 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
   }
   if (!s.ok() || dst->num_elements() == 0) return s;
   if (HasNoWork(src, weights)) {
-    return QuantizedConvolutionReference(params_, quant_, src, weights, bias,
-                                         dst);
+    return RunPlainReference(src, dst, [&](const Tensor& x, Tensor* y) {
+      return QuantizedConvolutionReference(params_, quant_, x, weights, bias,
+                                           y);
+    });
   }
 
   // See convolution.h for why the path depends on the weights.
@@ -432,7 +465,7 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
       g, types, src_zp != 0 ? "zp" : "",
       [&] { return post_ops_internal::MakeInt8Attr(quant_, 1, src_zp); },
       quant_.post_ops.sum, src_used, weights, bias ? dnnl_bias.data() : nullptr,
-      dst,
+      OutputLayout(quant_.post_ops, dst_layout, *dst), dst,
       [&](std::unordered_map<int, memory>& args) {
         post_ops_internal::AddZeroPointArgs(quant_, src_zp, zp_storage, args);
       });

@@ -20,12 +20,16 @@
 //   QuantizedConvolutionKernel qconv(p, q);
 //   s = qconv.Forward(x_u8, w_s8, &b_f32_real_units, &y_u8);
 //
-// Layouts are plain row-major: src [N, C, spatial...], weights
-// [OC, C/groups, k...] (ConvTranspose: [C, OC/groups, k...]), bias [OC],
-// dst [N, OC, spatial...]. 1-D, 2-D and 3-D; groups (depthwise when groups ==
-// C == OC), dilations, asymmetric pads, strides, any batch size. dst is
-// written in place when it already has the output's dtype and shape, else
-// allocated; with PostOps::sum it must hold the addend on entry.
+// Shapes: src [N, C, spatial...], weights [OC, C/groups, k...]
+// (ConvTranspose: [C, OC/groups, k...]), bias [OC], dst [N, OC, spatial...].
+// Weights and bias are plain row-major; src may be plain or channels-last
+// (Tensor::layout()), and dst is written in `dst_layout` (default plain), so
+// chains of convolutions can stay channels-last, the layout oneDNN's
+// convolutions use, without a reorder per conv (see engine/runtime/executor.h).
+// 1-D, 2-D and 3-D; groups (depthwise when groups == C == OC), dilations,
+// asymmetric pads, strides, any batch size. dst is written in place when it
+// already has the output's dtype and shape, else allocated; with PostOps::sum
+// it must hold the addend on entry.
 //
 // Speed: each kernel object caches a oneDNN primitive per input shape, lets
 // oneDNN choose blocked layouts, reorders activations in and out of them,
@@ -119,7 +123,8 @@ class ConvolutionKernel {
   explicit ConvolutionKernel(ConvParams params, PostOps post_ops = {});
   ~ConvolutionKernel();
   absl::Status Forward(const Tensor& src, const Tensor& weights,
-                       const Tensor* bias, Tensor* dst);
+                       const Tensor* bias, Tensor* dst,
+                       Layout dst_layout = Layout::kPlain);
   // For tests: primitives created so far (one per distinct input shape), and
   // reordered weight copies held.
   size_t cached_primitives() const;
@@ -139,7 +144,8 @@ class DeconvolutionKernel {
   explicit DeconvolutionKernel(ConvParams params, PostOps post_ops = {});
   ~DeconvolutionKernel();
   absl::Status Forward(const Tensor& src, const Tensor& weights,
-                       const Tensor* bias, Tensor* dst);
+                       const Tensor* bias, Tensor* dst,
+                       Layout dst_layout = Layout::kPlain);
   size_t cached_primitives() const;
   size_t cached_weights() const;
 
@@ -158,7 +164,8 @@ class QuantizedConvolutionKernel {
   QuantizedConvolutionKernel(ConvParams params, QuantizedOpParams quant);
   ~QuantizedConvolutionKernel();
   absl::Status Forward(const Tensor& src, const Tensor& weights,
-                       const Tensor* bias, Tensor* dst);
+                       const Tensor* bias, Tensor* dst,
+                       Layout dst_layout = Layout::kPlain);
   size_t cached_primitives() const;
   size_t cached_weights() const;
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/layout.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -282,8 +283,8 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
         dnnl::memory::dims dil, pad_r;
         DnnlPoolPads(params_, geo, x, &dil, &pad_r, &e.rescale);
         absl::Status s = CatchDnnl("pooling creation", [&] {
-          e.src_md = PlainDesc(t, x.shape());
-          e.dst_md = PlainDesc(t, geo.output_shape);
+          e.src_md = LayoutDesc(t, x.shape(), x.layout());
+          e.dst_md = LayoutDesc(t, geo.output_shape, x.layout());
           e.prim =
               dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(
                   dnnl::pooling_v2_forward::desc(
@@ -297,6 +298,11 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
       });
   if (!entry.ok()) return entry.status();
   std::shared_ptr<Entry> e = *entry;
+  if (x.channels_last() && (e->use_loop || !e->rescale.empty())) {
+    // The loop and the rescale pass index plain tensors.
+    QUANTD_ASSIGN_OR_RETURN(Tensor plain, ToLayout(x, Layout::kPlain));
+    return Forward(plain, y);
+  }
   if (e->use_loop) return PoolReference(params_, x, y);
   const Shape& out_shape = e->geometry.output_shape;
   if (!y->defined() || y->dtype() != t || y->shape() != out_shape ||
@@ -307,6 +313,7 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
       return absl::ResourceExhaustedError("cannot allocate the pool output");
     }
   }
+  QUANTD_RETURN_IF_ERROR(y->set_layout(x.layout()));
   absl::Status s = CatchDnnl("pooling", [&] {
     dnnl::memory src = WrapTensor(x, e->src_md);
     dnnl::memory dst = WrapTensor(*y, e->dst_md);

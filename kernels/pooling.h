@@ -30,6 +30,8 @@
 //
 // Types: f32; s8 and u8 for max pooling. Runs as a oneDNN pooling_v2
 // primitive (dilation supported); more than 3 spatial dims run a loop.
+// Layout: y has x's layout (plain or channels-last, tensor.h); the loop and
+// the rare rescaled average (see ApplyRescale) convert x to plain first.
 #ifndef QUANTD_KERNELS_POOLING_H_
 #define QUANTD_KERNELS_POOLING_H_
 

@@ -1,5 +1,6 @@
 #include "kernels/post_ops.h"
 
+#include <cassert>
 #include <cmath>
 
 #include "kernels/buffer_pool.h"
@@ -183,6 +184,9 @@ Tensor FlipSignBit(const Tensor& t) {
   const int64_t n = t.num_elements();
 #pragma omp parallel for if (n > (1 << 16)) schedule(static)
   for (int64_t i = 0; i < n; ++i) o[i] = in[i] ^ 0x80;
+  // Elementwise, so the layout carries over (rank >= 3 when channels-last).
+  absl::Status relabeled = out.set_layout(t.layout());
+  assert(relabeled.ok());
   return out;
 }
 

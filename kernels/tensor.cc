@@ -108,7 +108,21 @@ Tensor Tensor::Zeros(DataType type, Shape shape) {
   return t;
 }
 
+absl::Status Tensor::set_layout(Layout layout) {
+  if (layout == Layout::kChannelsLast && rank() < 3) {
+    return absl::InternalError(absl::StrCat(
+        "a channels-last tensor needs rank >= 3, got ", DebugString()));
+  }
+  layout_ = layout;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Tensor> Tensor::Reshaped(Shape new_shape) const {
+  if (channels_last()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot reshape the channels-last tensor ", DebugString(),
+                     "; convert it to plain first (kernels/layout.h)"));
+  }
   QUANTD_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(new_shape));
   if (n != num_elements_) {
     return absl::InvalidArgumentError(
@@ -124,11 +138,13 @@ Tensor Tensor::Clone() const {
   if (!defined()) return Tensor();
   Tensor t(type_, shape_);
   std::memcpy(t.data_, data_, byte_size());
+  t.layout_ = layout_;
   return t;
 }
 
 std::string Tensor::DebugString() const {
-  return absl::StrCat(DataTypeName(type_), ShapeToString(shape_));
+  return absl::StrCat(DataTypeName(type_), ShapeToString(shape_),
+                      channels_last() ? " channels-last" : "");
 }
 
 }  // namespace quantd

@@ -1,11 +1,19 @@
-// Tensor: a dense, row-major n-d array with an element type and 64-byte
-// aligned storage. Copies are shallow (they share storage); values produced by
-// the executor are treated as immutable, so sharing is safe. Use Clone() for a
-// private copy.
+// Tensor: a dense n-d array with an element type and 64-byte aligned storage,
+// row-major unless its layout says channels-last. Copies are shallow (they
+// share storage); values produced by the executor are treated as immutable,
+// so sharing is safe. Use Clone() for a private copy.
 //
 //   Tensor t(DataType::kFloat32, {2, 3});
 //   float* p = t.mutable_data<float>();
 //   Tensor v = t.Reshaped({3, 2});  // same storage, new shape
+//
+// Layout: the shape is always logical ([N, C, spatial...] for activations).
+// A kChannelsLast tensor of rank >= 3 stores it as [N, spatial..., C]
+// (oneDNN's nwc/nhwc/ndhwc), the order oneDNN's convolutions prefer, so a
+// chain of convolutions, eltwise ops and pooling needs no reorders between
+// them. Only layout-aware kernels create or read such tensors; the executor
+// (engine/runtime/executor.h) converts them to plain before any other kernel,
+// hook or caller sees them (kernels/layout.h converts).
 #ifndef QUANTD_KERNELS_TENSOR_H_
 #define QUANTD_KERNELS_TENSOR_H_
 
@@ -69,6 +77,8 @@ struct DataTypeOf<bool> {
   static constexpr DataType value = DataType::kBool;
 };
 
+enum class Layout : uint8_t { kPlain, kChannelsLast };
+
 class Tensor {
  public:
   static constexpr size_t kAlignment = 64;
@@ -98,6 +108,11 @@ class Tensor {
   int64_t dim(int i) const { return shape_[i < 0 ? i + rank() : i]; }
   int64_t num_elements() const { return num_elements_; }
   size_t byte_size() const { return num_elements_ * DataTypeSize(type_); }
+  Layout layout() const { return layout_; }
+  bool channels_last() const { return layout_ == Layout::kChannelsLast; }
+  // Relabels the storage (no data moves): for kernels that wrote their
+  // output in `layout`. kChannelsLast needs rank >= 3 (checked).
+  absl::Status set_layout(Layout layout);
 
   const void* raw_data() const { return data_; }
   void* mutable_raw_data() { return data_; }
@@ -123,8 +138,10 @@ class Tensor {
   }
 
   // Same storage, different shape; element counts must match (checked).
+  // Plain tensors only: a channels-last tensor's elements are not in the
+  // order a reshape assumes (FailedPrecondition).
   absl::StatusOr<Tensor> Reshaped(Shape new_shape) const;
-  // Deep copy.
+  // Deep copy, same layout.
   Tensor Clone() const;
   std::string DebugString() const;  // dtype and shape, e.g. "f32[2,3]"
 
@@ -132,6 +149,7 @@ class Tensor {
   DataType type_ = DataType::kUndefined;
   Shape shape_;
   int64_t num_elements_ = 0;
+  Layout layout_ = Layout::kPlain;
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
 };

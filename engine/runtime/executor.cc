@@ -4,6 +4,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/layout.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -129,6 +130,29 @@ std::vector<const Tensor*> NodeInputs(const Graph& graph, const Node& node,
   return inputs;
 }
 
+// Converts the channels-last inputs `kernel` cannot read to plain, in
+// `values` too, so later readers reuse the conversion.
+absl::Status ConvertInputsForKernel(const Node& node, const OpKernel& kernel,
+                                    std::vector<const Tensor*>& inputs,
+                                    TensorMap& values) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor* t = inputs[i];
+    if (t == nullptr || !t->channels_last() ||
+        kernel.AcceptsChannelsLast(static_cast<int>(i), inputs)) {
+      continue;
+    }
+    QUANTD_ASSIGN_OR_RETURN(Tensor plain, ToLayout(*t, Layout::kPlain));
+    // Channels-last tensors are only ever computed values, never
+    // initializers, so `values` holds this one.
+    Tensor& slot = values.at(node.inputs[i]);
+    slot = std::move(plain);
+    for (const Tensor*& same : inputs) {
+      if (same == t) same = &slot;
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Moves what `node` computed into `values`, showing each to the hook.
 absl::Status StoreOutputs(const Node& node, std::vector<Tensor>& outputs,
                           const RunOptions& options, TensorMap& values) {
@@ -157,7 +181,9 @@ absl::StatusOr<RunResult> CollectResult(const Graph& graph,
   for (const ValueInfo& out : graph.outputs) {
     auto it = values.find(out.name);
     if (it != values.end()) {
-      result.outputs.push_back(it->second);
+      QUANTD_ASSIGN_OR_RETURN(Tensor plain,
+                              ToLayout(it->second, Layout::kPlain));
+      result.outputs.push_back(std::move(plain));
     } else if (const Tensor* t = graph.FindInitializer(out.name)) {
       result.outputs.push_back(*t);
     } else {
@@ -174,7 +200,8 @@ absl::StatusOr<RunResult> CollectResult(const Graph& graph,
         return absl::InvalidArgumentError(
             absl::StrCat("requested value '", name, "' is not in the graph"));
       }
-      result.values[name] = it->second;
+      QUANTD_ASSIGN_OR_RETURN(result.values[name],
+                              ToLayout(it->second, Layout::kPlain));
     }
   }
   return result;
@@ -195,6 +222,8 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
   }
   absl::flat_hash_set<std::string> extra(options.extra_outputs.begin(),
                                          options.extra_outputs.end());
+  const bool plan_layouts =
+      options.plan_layouts && !options.tensor_hook && !options.keep_all_values;
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     if (options.cancelled != nullptr &&
         options.cancelled->load(std::memory_order_relaxed)) {
@@ -202,7 +231,12 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
     }
     const Node& node = graph_.nodes[i];
     std::vector<Tensor> outputs(node.outputs.size());
-    OpKernelContext ctx(node, NodeInputs(graph_, node, values), &outputs);
+    std::vector<const Tensor*> inputs = NodeInputs(graph_, node, values);
+    if (plan_layouts) {
+      QUANTD_RETURN_IF_ERROR(
+          ConvertInputsForKernel(node, *kernels_[i], inputs, values));
+    }
+    OpKernelContext ctx(node, std::move(inputs), &outputs, plan_layouts);
     absl::Status status = kernels_[i]->Compute(ctx);
     if (!status.ok()) {
       return absl::Status(status.code(),

@@ -14,6 +14,17 @@
 //
 // Values are freed as soon as their last reader has run, unless
 // keep_all_values is set (a backward pass needs them).
+//
+// Layout planning: oneDNN's convolutions work channels-last (nhwc), while
+// ONNX tensors are NCHW; converting in and out around every conv cost ~30%
+// of a ResNet-50 run. So in a plain inference run (no hook, no kept values)
+// kernels may hand channels-last tensors (kernels/tensor.h) to each other:
+// a conv writes channels-last, and Relu, Clip, same-shape Add, pooling and
+// the next conv read it so (OpKernel::AcceptsChannelsLast). Before any other
+// kernel reads such a value the executor converts it to plain once (the
+// plain copy replaces it), and graph outputs and extra_outputs are returned
+// plain, so callers never see a channels-last tensor. Runs with a hook or
+// keep_all_values, or with plan_layouts off, are plain throughout.
 #ifndef QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
 #define QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
 
@@ -44,6 +55,10 @@ struct RunOptions {
   std::vector<std::string> extra_outputs;
   // Checked between nodes; a set flag ends the run with CANCELLED.
   const std::atomic<bool>* cancelled = nullptr;
+  // Let layout-aware kernels pass channels-last values (see the top). Only
+  // takes effect without tensor_hook and keep_all_values, which expose every
+  // value; off makes every value plain (tests compare the two).
+  bool plan_layouts = true;
 };
 
 struct RunResult {

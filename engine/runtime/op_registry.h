@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "engine/ir/graph.h"
 #include "kernels/tensor.h"
 
@@ -26,9 +27,15 @@ namespace quantd {
 // optional inputs) and slots for its outputs.
 class OpKernelContext {
  public:
+  // `channels_last_outputs`: the executor plans layouts in this run, so
+  // layout-aware kernels may write channels-last outputs (executor.h).
   OpKernelContext(const Node& node, std::vector<const Tensor*> inputs,
-                  std::vector<Tensor>* outputs)
-      : node_(node), inputs_(std::move(inputs)), outputs_(outputs) {}
+                  std::vector<Tensor>* outputs,
+                  bool channels_last_outputs = false)
+      : node_(node),
+        inputs_(std::move(inputs)),
+        outputs_(outputs),
+        channels_last_outputs_(channels_last_outputs) {}
 
   const Node& node() const { return node_; }
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
@@ -41,17 +48,32 @@ class OpKernelContext {
   absl::StatusOr<const Tensor*> required_input(int i) const;
   Tensor* output(int i) { return &(*outputs_)[i]; }
   void set_output(int i, Tensor t) { (*outputs_)[i] = std::move(t); }
+  bool channels_last_outputs() const { return channels_last_outputs_; }
+  // The layout a layout-aware kernel writes its activations in.
+  Layout preferred_layout() const {
+    return channels_last_outputs_ ? Layout::kChannelsLast : Layout::kPlain;
+  }
 
  private:
   const Node& node_;
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor>* outputs_;
+  bool channels_last_outputs_;
 };
 
 class OpKernel {
  public:
   virtual ~OpKernel() = default;
   virtual absl::Status Compute(OpKernelContext& ctx) = 0;
+  // Layout planning (executor.h): whether Compute reads input `input`
+  // correctly when it is channels-last (tensor.h), given all the node's
+  // inputs. The executor converts every other channels-last input to plain
+  // before Compute, so kernels that never override this only see plain
+  // tensors.
+  virtual bool AcceptsChannelsLast(
+      int input, absl::Span<const Tensor* const> inputs) const {
+    return false;
+  }
 };
 
 // What a factory gets to build a kernel: the node (attributes, names) and

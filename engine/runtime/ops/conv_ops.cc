@@ -43,7 +43,13 @@ class ConvLikeKernel : public OpKernel {
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_.emplace(key, std::make_unique<Kernel>(p)).first;
     }
-    return it->second->Forward(*x, *w, bias, ctx.output(0));
+    return it->second->Forward(*x, *w, bias, ctx.output(0),
+                               ctx.preferred_layout());
+  }
+
+  bool AcceptsChannelsLast(int input,
+                           absl::Span<const Tensor* const>) const override {
+    return input == 0;
   }
 
  private:

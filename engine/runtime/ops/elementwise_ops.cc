@@ -14,6 +14,20 @@
 namespace quantd {
 namespace {
 
+// Elementwise in, elementwise out: y is x's layout (tensor.h).
+absl::Status ForwardKeepingLayout(EltwiseForward& eltwise, const Tensor& x,
+                                  Tensor* y) {
+  QUANTD_RETURN_IF_ERROR(eltwise.Forward(x, y));
+  return y->set_layout(x.layout());
+}
+
+// Unary ops read a channels-last f32 input 0 like a plain one; their
+// integer paths allocate plain outputs, so those stay plain.
+bool AcceptsFloatInputZero(int input, absl::Span<const Tensor* const> inputs) {
+  return input == 0 && inputs[0] != nullptr &&
+         inputs[0]->dtype() == DataType::kFloat32;
+}
+
 // Unary f32 ops. Neg and Abs also run on integers, which shape arithmetic
 // in exported graphs uses.
 class UnaryKernel : public OpKernel {
@@ -35,7 +49,12 @@ class UnaryKernel : public OpKernel {
       return absl::OkStatus();
     }
     QUANTD_RETURN_IF_ERROR(ExpectDtype(*x, DataType::kFloat32, "input"));
-    return eltwise_.Forward(*x, ctx.output(0));
+    return ForwardKeepingLayout(eltwise_, *x, ctx.output(0));
+  }
+
+  bool AcceptsChannelsLast(
+      int input, absl::Span<const Tensor* const> inputs) const override {
+    return AcceptsFloatInputZero(input, inputs);
   }
 
  private:
@@ -107,7 +126,12 @@ class ClipKernel : public OpKernel {
       hi_ = hi;
       kernel_ = std::make_unique<EltwiseForward>(EltwiseOp::kClip, lo, hi);
     }
-    return kernel_->Forward(*x, ctx.output(0));
+    return ForwardKeepingLayout(*kernel_, *x, ctx.output(0));
+  }
+
+  bool AcceptsChannelsLast(
+      int input, absl::Span<const Tensor* const> inputs) const override {
+    return AcceptsFloatInputZero(input, inputs);
   }
 
  private:
@@ -125,7 +149,12 @@ class GeluKernel : public OpKernel {
                      : EltwiseOp::kGeluErf) {}
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-    return eltwise_.Forward(*x, ctx.output(0));
+    return ForwardKeepingLayout(eltwise_, *x, ctx.output(0));
+  }
+
+  bool AcceptsChannelsLast(
+      int input, absl::Span<const Tensor* const> inputs) const override {
+    return AcceptsFloatInputZero(input, inputs);
   }
 
  private:
@@ -138,7 +167,20 @@ class BinaryKernel : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
     QUANTD_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
-    return binary_.Forward(*a, *b, ctx.output(0));
+    QUANTD_RETURN_IF_ERROR(binary_.Forward(*a, *b, ctx.output(0)));
+    // Only same-shape channels-last pairs arrive channels-last (below).
+    return ctx.output(0)->set_layout(a->layout());
+  }
+
+  // Two operands of one shape in one layout are elementwise: a residual
+  // Add of two conv outputs stays channels-last. Broadcasting reads plain.
+  bool AcceptsChannelsLast(
+      int input, absl::Span<const Tensor* const> inputs) const override {
+    if (inputs.size() != 2 || inputs[0] == nullptr || inputs[1] == nullptr) {
+      return false;
+    }
+    return inputs[0]->shape() == inputs[1]->shape() &&
+           inputs[0]->channels_last() && inputs[1]->channels_last();
   }
 
  private:

@@ -29,6 +29,12 @@ class PoolKernel : public OpKernel {
     return pool_.Forward(*x, ctx.output(0));
   }
 
+  // The output keeps the input's layout (kernels/pooling.h).
+  bool AcceptsChannelsLast(int input,
+                           absl::Span<const Tensor* const>) const override {
+    return input == 0;
+  }
+
  private:
   PoolingForward pool_;
 };

@@ -78,7 +78,9 @@ class ActivationQuantizer {
     Tensor zp = Tensor::Scalar<uint8_t>(static_cast<uint8_t>(zero_point_));
     QuantizeOptions options;
     options.output_type = DataType::kUInt8;
-    return QuantizeLinear(x, scale, &zp, options, q);
+    QUANTD_RETURN_IF_ERROR(QuantizeLinear(x, scale, &zp, options, q));
+    // Per-tensor parameters: elementwise, so x's layout carries over.
+    return q->set_layout(x.layout());
   }
 
   bool dynamic() const { return dynamic_; }
@@ -204,7 +206,8 @@ class QuantizedConvOp : public OpKernel {
                               Kernel(ctx, (x)->shape(), *w));
       Tensor xq;
       QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
-      return (k)->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0));
+      return (k)->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0),
+                          ctx.preferred_layout());
     }
     const Shape& xs = (x)->shape();
     if (xs.size() < 3) {
@@ -221,6 +224,12 @@ class QuantizedConvOp : public OpKernel {
     return dynamic_.Forward(*x, one, (w)->dim(0), /*channels_first=*/true,
                             OptionalInput(ctx, 3), fused_relu_, run,
                             ctx.output(0));
+  }
+
+  // The dynamic path's epilogue indexes plain [N, C, spatial...] outputs.
+  bool AcceptsChannelsLast(int input,
+                           absl::Span<const Tensor* const>) const override {
+    return input == 0 && !act_.dynamic();
   }
 
  private:
