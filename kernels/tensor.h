@@ -114,6 +114,9 @@ class Tensor {
   // output in `layout`. kChannelsLast needs rank >= 3 (checked).
   absl::Status set_layout(Layout layout);
 
+  // True when no other Tensor shares this storage, so writing it in place
+  // cannot be observed elsewhere.
+  bool storage_unique() const { return storage_.use_count() == 1; }
   const void* raw_data() const { return data_; }
   void* mutable_raw_data() { return data_; }
   template <typename T>

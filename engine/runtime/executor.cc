@@ -1,5 +1,7 @@
 #include "engine/runtime/executor.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -42,6 +44,7 @@ Executor::Executor(Graph graph, std::vector<std::unique_ptr<OpKernel>> kernels)
       if (!in.empty()) last_reader[in] = i;
     }
   }
+  fusions_ = PlanFusions(graph_, {"Conv", "quantd.QuantizedConv"});
   last_use_.resize(graph_.nodes.size());
   for (const auto& [name, index] : last_reader) {
     if (keep.contains(name) || graph_.initializers.contains(name)) continue;
@@ -130,6 +133,22 @@ std::vector<const Tensor*> NodeInputs(const Graph& graph, const Node& node,
   return inputs;
 }
 
+void FreeDeadValues(const std::vector<std::string>& dead,
+                    const absl::flat_hash_set<std::string>& keep,
+                    TensorMap& values) {
+  for (const std::string& name : dead) {
+    if (!keep.contains(name)) values.erase(name);
+  }
+}
+
+// True when a fusion would leave out a value the caller asked for.
+bool HidesAny(const Fusion& f, const absl::flat_hash_set<std::string>& wanted) {
+  for (const std::string& v : f.hidden) {
+    if (wanted.contains(v)) return true;
+  }
+  return false;
+}
+
 // Converts the channels-last inputs `kernel` cannot read to plain, in
 // `values` too, so later readers reuse the conversion.
 absl::Status ConvertInputsForKernel(const Node& node, const OpKernel& kernel,
@@ -209,6 +228,55 @@ absl::StatusOr<RunResult> CollectResult(const Graph& graph,
 
 }  // namespace
 
+absl::StatusOr<bool> Executor::RunFused(size_t i,
+                                        std::vector<const Tensor*>& inputs,
+                                        TensorMap& values,
+                                        std::vector<char>& done) {
+  const Fusion& f = *fusions_[i];
+  const Node& node = graph_.nodes[i];
+  FusedTail tail;
+  tail.relu = f.relu;
+  auto addend_it = values.end();
+  if (!f.addend.empty()) {
+    addend_it = values.find(f.addend);
+    tail.addend = addend_it != values.end() ? &addend_it->second
+                                            : graph_.FindInitializer(f.addend);
+    if (tail.addend == nullptr) return false;
+  }
+  if (!kernels_[i]->SupportsTail(inputs, tail)) return false;
+  std::vector<Tensor> outputs(1);
+  if (tail.addend != nullptr) {
+    // The kernel adds into its output: a private buffer holding the addend.
+    const bool steal =
+        f.steal_addend && addend_it != values.end() &&
+        addend_it->second.storage_unique() &&
+        std::find(inputs.begin(), inputs.end(), tail.addend) == inputs.end();
+    if (steal) {
+      outputs[0] = std::move(addend_it->second);
+      values.erase(addend_it);
+      tail.addend = &outputs[0];
+    } else {
+      outputs[0] = tail.addend->Clone();
+    }
+  }
+  OpKernelContext ctx(node, inputs, &outputs, /*channels_last_outputs=*/true);
+  ctx.set_tail(&tail);
+  absl::Status status = kernels_[i]->Compute(ctx);
+  if (!status.ok()) {
+    return absl::Status(
+        status.code(),
+        absl::StrCat(node.op_type, " node '", node.name,
+                     "' (fused with what follows): ", status.message()));
+  }
+  if (!outputs[0].defined()) {
+    return absl::InternalError(absl::StrCat(node.op_type, " node '", node.name,
+                                            "' did not produce its output"));
+  }
+  values[f.output] = std::move(outputs[0]);
+  for (size_t folded : f.folded) done[folded] = 1;
+  return true;
+}
+
 absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
                                         const RunOptions& options) {
   QUANTD_RETURN_IF_ERROR(CheckFeeds(feeds));
@@ -224,17 +292,30 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
                                          options.extra_outputs.end());
   const bool plan_layouts =
       options.plan_layouts && !options.tensor_hook && !options.keep_all_values;
+  const bool fuse = plan_layouts && options.fuse;
+  std::vector<char> done(graph_.nodes.size(), 0);  // folded into a fusion
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     if (options.cancelled != nullptr &&
         options.cancelled->load(std::memory_order_relaxed)) {
       return absl::CancelledError("the run was cancelled");
     }
     const Node& node = graph_.nodes[i];
+    if (done[i]) {
+      FreeDeadValues(last_use_[i], extra, values);
+      continue;
+    }
     std::vector<Tensor> outputs(node.outputs.size());
     std::vector<const Tensor*> inputs = NodeInputs(graph_, node, values);
     if (plan_layouts) {
       QUANTD_RETURN_IF_ERROR(
           ConvertInputsForKernel(node, *kernels_[i], inputs, values));
+    }
+    if (fuse && fusions_[i] && !HidesAny(*fusions_[i], extra)) {
+      QUANTD_ASSIGN_OR_RETURN(bool fused, RunFused(i, inputs, values, done));
+      if (fused) {
+        FreeDeadValues(last_use_[i], extra, values);
+        continue;
+      }
     }
     OpKernelContext ctx(node, std::move(inputs), &outputs, plan_layouts);
     absl::Status status = kernels_[i]->Compute(ctx);
@@ -244,11 +325,7 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
                                        "': ", status.message()));
     }
     QUANTD_RETURN_IF_ERROR(StoreOutputs(node, outputs, options, values));
-    if (!options.keep_all_values) {
-      for (const std::string& dead : last_use_[i]) {
-        if (!extra.contains(dead)) values.erase(dead);
-      }
-    }
+    if (!options.keep_all_values) FreeDeadValues(last_use_[i], extra, values);
   }
   return CollectResult(graph_, options, values);
 }

@@ -25,18 +25,30 @@
 // plain copy replaces it), and graph outputs and extra_outputs are returned
 // plain, so callers never see a channels-last tensor. Runs with a hook or
 // keep_all_values, or with plan_layouts off, are plain throughout.
+//
+// Fusion: in the same planned runs, a Conv or static quantd.QuantizedConv
+// whose output only a Relu, an Add, or an Add then a Relu reads computes
+// those too, as oneDNN post-ops (sum, eltwise), and the folded nodes are
+// skipped (fusion_plan.h). The Add's other operand becomes the conv's
+// destination: its buffer is reused when nothing else reads it afterwards,
+// else copied. Kernels refuse shapes they cannot fuse (SupportsTail), and
+// those runs compute the nodes one by one. Values a fusion never writes
+// are not visible, so a run that asks for one in extra_outputs does not
+// fuse that node.
 #ifndef QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
 #define QUANTD_ENGINE_RUNTIME_EXECUTOR_H_
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/ir/graph.h"
+#include "engine/runtime/fusion_plan.h"
 #include "engine/runtime/op_registry.h"
 
 namespace quantd {
@@ -59,6 +71,8 @@ struct RunOptions {
   // takes effect without tensor_hook and keep_all_values, which expose every
   // value; off makes every value plain (tests compare the two).
   bool plan_layouts = true;
+  // Fold consumers into convolutions (see the top); planned runs only.
+  bool fuse = true;
 };
 
 struct RunResult {
@@ -86,11 +100,16 @@ class Executor {
  private:
   Executor(Graph graph, std::vector<std::unique_ptr<OpKernel>> kernels);
   absl::Status CheckFeeds(const TensorMap& feeds) const;
+  // Runs node `i` with its planned fusion when the kernel supports it for
+  // these inputs; false (nothing run) otherwise. Marks folded nodes done.
+  absl::StatusOr<bool> RunFused(size_t i, std::vector<const Tensor*>& inputs,
+                                TensorMap& values, std::vector<char>& done);
 
   Graph graph_;
   std::vector<std::unique_ptr<OpKernel>> kernels_;  // parallel to nodes
   // For each node, the values whose last reader it is (freed after it runs).
   std::vector<std::vector<std::string>> last_use_;
+  std::vector<std::optional<Fusion>> fusions_;  // parallel to nodes
 };
 
 }  // namespace quantd

@@ -1,6 +1,7 @@
-// Layout planning (executor.h): runs with channels-last values between
-// layout-aware kernels must compute what all-plain runs compute, and callers
-// must only ever see plain tensors.
+// Layout planning and fusion (executor.h): runs with channels-last values
+// between layout-aware kernels and consumers folded into convs must compute
+// what all-plain, unfused runs compute, and callers must only ever see plain
+// tensors.
 #include <random>
 
 #include "engine/runtime/executor.h"
@@ -116,19 +117,83 @@ TEST_P(ExecutorLayoutTest, PlannedRunsMatchPlainRuns) {
   RunOptions plain;
   plain.plan_layouts = false;
   plain.extra_outputs = {"r1", "s"};
-  RunOptions planned = plain;
-  planned.plan_layouts = true;
+  RunOptions unfused = plain;
+  unfused.plan_layouts = true;
+  unfused.fuse = false;
+  RunOptions fused = unfused;
+  fused.fuse = true;
   for (int round = 0; round < 2; ++round) {  // cached primitives too
     absl::StatusOr<RunResult> want = (*ex)->Run(feeds, plain);
-    absl::StatusOr<RunResult> got = (*ex)->Run(feeds, planned);
     ASSERT_TRUE(want.ok()) << want.status();
-    ASSERT_TRUE(got.ok()) << got.status();
-    ASSERT_EQ(got->outputs.size(), 2u);
-    ExpectSame(got->outputs[0], want->outputs[0]);
-    ExpectSame(got->outputs[1], want->outputs[1]);
-    ExpectSame(got->values.at("r1"), want->values.at("r1"));
-    ExpectSame(got->values.at("s"), want->values.at("s"));
+    for (const RunOptions& options : {unfused, fused}) {
+      absl::StatusOr<RunResult> got = (*ex)->Run(feeds, options);
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_EQ(got->outputs.size(), 2u);
+      ExpectSame(got->outputs[0], want->outputs[0]);
+      ExpectSame(got->outputs[1], want->outputs[1]);
+      ExpectSame(got->values.at("r1"), want->values.at("r1"));
+      ExpectSame(got->values.at("s"), want->values.at("s"));
+    }
   }
+}
+
+// y = Relu(Conv(Relu(x)) + x): the addend is the caller's feed, which no
+// node reads after the conv but the Add, and which the fused conv must still
+// copy, not add into: the caller holds it.
+Graph ConvPlusInput() {
+  std::mt19937 rng(13);
+  Graph g;
+  g.opset = 17;
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DataType::kFloat32;
+  g.inputs = {x};
+  ValueInfo y;
+  y.name = "y";
+  g.outputs = {y};
+  g.initializers["w"] = Random({4, 4, 3, 3}, rng);
+  g.nodes = {MakeNode("relu0", "Relu", {"x"}, "rx"),
+             Conv("c", {"rx", "w"}, "cv", 1),
+             MakeNode("add", "Add", {"cv", "x"}, "sum"),
+             MakeNode("relu", "Relu", {"sum"}, "y")};
+  return g;
+}
+
+TEST(ExecutorFusionTest, CopiesAnAddendItDoesNotOwn) {
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ConvPlusInput());
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  std::mt19937 rng(17);
+  const Tensor x = Random({2, 4, 6, 6}, rng);
+  const Tensor before = x.Clone();
+  RunOptions plain;
+  plain.plan_layouts = false;
+  absl::StatusOr<RunResult> want = (*ex)->Run({{"x", x}}, plain);
+  absl::StatusOr<RunResult> got = (*ex)->Run({{"x", x}});
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSame(got->outputs[0], want->outputs[0]);
+  ExpectSame(x, before);
+}
+
+TEST(ExecutorFusionTest, AskingForAFoldedValueRunsThatNodeUnfused) {
+  absl::StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::Create(ConvPlusInput());
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  std::mt19937 rng(19);
+  TensorMap feeds = {{"x", Random({1, 4, 6, 6}, rng)}};
+  RunOptions plain;
+  plain.plan_layouts = false;
+  plain.extra_outputs = {"cv", "sum"};
+  RunOptions planned = plain;
+  planned.plan_layouts = true;
+  absl::StatusOr<RunResult> want = (*ex)->Run(feeds, plain);
+  absl::StatusOr<RunResult> got = (*ex)->Run(feeds, planned);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSame(got->values.at("cv"), want->values.at("cv"));
+  ExpectSame(got->values.at("sum"), want->values.at("sum"));
+  ExpectSame(got->outputs[0], want->outputs[0]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Batches, ExecutorLayoutTest, ::testing::Values(1, 3));

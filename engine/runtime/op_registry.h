@@ -23,6 +23,14 @@
 
 namespace quantd {
 
+// Consumers the executor folds into a node (executor.h, "Fusion"): output
+// = relu?(op(inputs) + addend?). With an addend, output(0) holds a private
+// copy of it on entry (in the addend's layout) and the kernel adds into it.
+struct FusedTail {
+  const Tensor* addend = nullptr;
+  bool relu = false;
+};
+
 // What a node's kernel sees when it runs: its inputs (nullptr for omitted
 // optional inputs) and slots for its outputs.
 class OpKernelContext {
@@ -49,6 +57,9 @@ class OpKernelContext {
   Tensor* output(int i) { return &(*outputs_)[i]; }
   void set_output(int i, Tensor t) { (*outputs_)[i] = std::move(t); }
   bool channels_last_outputs() const { return channels_last_outputs_; }
+  // Set when the executor fused consumers into this node (see FusedTail).
+  const FusedTail* tail() const { return tail_; }
+  void set_tail(const FusedTail* tail) { tail_ = tail; }
   // The layout a layout-aware kernel writes its activations in.
   Layout preferred_layout() const {
     return channels_last_outputs_ ? Layout::kChannelsLast : Layout::kPlain;
@@ -59,6 +70,7 @@ class OpKernelContext {
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor>* outputs_;
   bool channels_last_outputs_;
+  const FusedTail* tail_ = nullptr;
 };
 
 class OpKernel {
@@ -72,6 +84,13 @@ class OpKernel {
   // tensors.
   virtual bool AcceptsChannelsLast(
       int input, absl::Span<const Tensor* const> inputs) const {
+    return false;
+  }
+  // Fusion (executor.h): whether Compute, given these inputs, can also apply
+  // `tail` to its single output. Kernels that never override this are never
+  // given a tail.
+  virtual bool SupportsTail(absl::Span<const Tensor* const> inputs,
+                            const FusedTail& tail) const {
     return false;
   }
 };

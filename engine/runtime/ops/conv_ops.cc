@@ -32,19 +32,39 @@ class ConvLikeKernel : public OpKernel {
       if (t == nullptr) continue;
       QUANTD_RETURN_IF_ERROR(ExpectDtype(*t, DataType::kFloat32, "operand"));
     }
+    // A fused tail (executor.h) becomes post-ops: sum adds into output(0),
+    // which holds the addend on entry.
+    PostOps post;
+    if (const FusedTail* tail = ctx.tail()) {
+      post.sum = tail->addend != nullptr;
+      post.relu = tail->relu;
+    }
     // Pads depend on the input shape only with auto_pad or output_shape;
     // kernels are kept per shape so each keeps its own primitive cache.
-    std::string key = ShapeKey((x)->shape(), (w)->shape());
+    std::string key =
+        absl::StrCat(ShapeKey((x)->shape(), (w)->shape()), post.sum, post.relu);
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
       QUANTD_ASSIGN_OR_RETURN(
           ConvParams p,
           ResolveConvParams(attrs_, (x)->shape(), (w)->shape(), transposed_));
       if (kernels_.size() >= 16) kernels_.clear();
-      it = kernels_.emplace(key, std::make_unique<Kernel>(p)).first;
+      it = kernels_.emplace(key, std::make_unique<Kernel>(p, post)).first;
     }
     return it->second->Forward(*x, *w, bias, ctx.output(0),
                                ctx.preferred_layout());
+  }
+
+  // Relu always; an Add when the addend is f32 of the output's shape.
+  bool SupportsTail(absl::Span<const Tensor* const> inputs,
+                    const FusedTail& tail) const override {
+    if (inputs.size() < 2 || inputs[0] == nullptr || inputs[1] == nullptr ||
+        inputs[0]->dtype() != DataType::kFloat32) {
+      return false;
+    }
+    if (tail.addend == nullptr) return true;
+    return tail.addend->dtype() == DataType::kFloat32 &&
+           ConvOutputShapeFor(*inputs[0], *inputs[1]) == tail.addend->shape();
   }
 
   bool AcceptsChannelsLast(int input,
@@ -53,6 +73,17 @@ class ConvLikeKernel : public OpKernel {
   }
 
  private:
+  // Empty when the shapes do not make a valid conv.
+  Shape ConvOutputShapeFor(const Tensor& x, const Tensor& w) const {
+    absl::StatusOr<ConvParams> p =
+        ResolveConvParams(attrs_, x.shape(), w.shape(), transposed_);
+    if (!p.ok()) return {};
+    absl::StatusOr<Shape> out =
+        transposed_ ? DeconvOutputShape(*p, x.shape(), w.shape())
+                    : ConvOutputShape(*p, x.shape(), w.shape());
+    return out.ok() ? *out : Shape{};
+  }
+
   ConvAttributes attrs_;
   bool transposed_;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;

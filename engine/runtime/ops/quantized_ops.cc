@@ -232,6 +232,25 @@ class QuantizedConvOp : public OpKernel {
     return input == 0 && !act_.dynamic();
   }
 
+  // Static path only. An Add cannot follow a fused Relu in oneDNN's post-op
+  // order (sum, then relu), so a node with fused_relu takes only a Relu.
+  bool SupportsTail(absl::Span<const Tensor* const> inputs,
+                    const FusedTail& tail) const override {
+    if (act_.dynamic() || inputs.size() < 3 || inputs[0] == nullptr ||
+        inputs[1] == nullptr || inputs[0]->dtype() != DataType::kFloat32 ||
+        inputs[1]->dtype() != DataType::kInt8) {
+      return false;
+    }
+    if (tail.addend == nullptr) return true;
+    if (fused_relu_ || tail.addend->dtype() != DataType::kFloat32) return false;
+    absl::StatusOr<ConvParams> p = ResolveConvParams(attrs_, inputs[0]->shape(),
+                                                     inputs[1]->shape(), false);
+    if (!p.ok()) return false;
+    absl::StatusOr<Shape> out =
+        ConvOutputShape(*p, inputs[0]->shape(), inputs[1]->shape());
+    return out.ok() && *out == tail.addend->shape();
+  }
+
  private:
   // One kernel per input shape except the batch dim, which ConvParams do
   // not depend on (the kernel caches a primitive per full shape itself).
@@ -241,15 +260,20 @@ class QuantizedConvOp : public OpKernel {
                                                      const Shape& x,
                                                      const Tensor& w) {
     const Shape per_sample(x.begin() + std::min<size_t>(1, x.size()), x.end());
-    std::string key =
-        absl::StrCat(ShapeToString(per_sample), ShapeToString(w.shape()));
+    // A fused tail (executor.h; static path only) adds post-ops.
+    const FusedTail* tail = ctx.tail();
+    const bool sum = tail != nullptr && tail->addend != nullptr;
+    const bool tail_relu = tail != nullptr && tail->relu;
+    std::string key = absl::StrCat(ShapeToString(per_sample),
+                                   ShapeToString(w.shape()), sum, tail_relu);
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
       QUANTD_ASSIGN_OR_RETURN(ConvParams p,
                               ResolveConvParams(attrs_, x, w.shape(), false));
       QUANTD_ASSIGN_OR_RETURN(
           QuantizedOpParams q,
-          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_));
+          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_ || tail_relu));
+      q.post_ops.sum = sum;
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_
                .emplace(key, std::make_unique<QuantizedConvolutionKernel>(
