@@ -325,6 +325,12 @@ bool HasNoWork(const Tensor& src, const Tensor& weights) {
   return src.num_elements() == 0 || weights.num_elements() == 0;
 }
 
+// Post-ops are part of a primitive: its cache key names them.
+std::string PostOpsKey(const PostOps& post) {
+  return absl::StrCat(post.sum, ",", post.sum_scale, ",", post.relu, ",",
+                      post.relu_alpha);
+}
+
 // The layout dst is written in: a sum post-op keeps the addend's.
 Layout OutputLayout(const PostOps& post, Layout requested, const Tensor& dst) {
   return post.sum ? dst.layout() : requested;
@@ -360,7 +366,7 @@ absl::Status FloatForward(bool transposed, const ConvParams& params,
     });
   }
   const ConvTypes types{dt::f32, dt::f32, dt::f32, bias != nullptr};
-  return core.Run(g, types, "",
+  return core.Run(g, types, PostOpsKey(post),
                   [&] { return post_ops_internal::MakeAttr(post); }, post.sum,
                   src, weights, bias ? bias->data<float>() : nullptr,
                   OutputLayout(post, dst_layout, *dst), dst, {});
@@ -378,7 +384,12 @@ absl::Status ConvolutionKernel::Forward(const Tensor& src,
                                         const Tensor& weights,
                                         const Tensor* bias, Tensor* dst,
                                         Layout dst_layout) {
-  return FloatForward(false, params_, post_ops_, *core_, src, weights, bias,
+  return ForwardWithPostOps(post_ops_, src, weights, bias, dst, dst_layout);
+}
+absl::Status ConvolutionKernel::ForwardWithPostOps(
+    const PostOps& post, const Tensor& src, const Tensor& weights,
+    const Tensor* bias, Tensor* dst, Layout dst_layout) {
+  return FloatForward(false, params_, post, *core_, src, weights, bias,
                       dst_layout, dst);
 }
 size_t ConvolutionKernel::cached_primitives() const {
@@ -398,7 +409,12 @@ absl::Status DeconvolutionKernel::Forward(const Tensor& src,
                                           const Tensor& weights,
                                           const Tensor* bias, Tensor* dst,
                                           Layout dst_layout) {
-  return FloatForward(true, params_, post_ops_, *core_, src, weights, bias,
+  return ForwardWithPostOps(post_ops_, src, weights, bias, dst, dst_layout);
+}
+absl::Status DeconvolutionKernel::ForwardWithPostOps(
+    const PostOps& post, const Tensor& src, const Tensor& weights,
+    const Tensor* bias, Tensor* dst, Layout dst_layout) {
+  return FloatForward(true, params_, post, *core_, src, weights, bias,
                       dst_layout, dst);
 }
 size_t DeconvolutionKernel::cached_primitives() const {
@@ -420,6 +436,22 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
                                                  const Tensor* bias,
                                                  Tensor* dst,
                                                  Layout dst_layout) {
+  return Run(quant_, src, weights, bias, dst, dst_layout);
+}
+
+absl::Status QuantizedConvolutionKernel::ForwardWithPostOps(
+    const PostOps& post, const Tensor& src, const Tensor& weights,
+    const Tensor* bias, Tensor* dst, Layout dst_layout) {
+  QuantizedOpParams quant = quant_;
+  quant.post_ops = post;
+  return Run(quant, src, weights, bias, dst, dst_layout);
+}
+
+absl::Status QuantizedConvolutionKernel::Run(const QuantizedOpParams& quant,
+                                             const Tensor& src,
+                                             const Tensor& weights,
+                                             const Tensor* bias, Tensor* dst,
+                                             Layout dst_layout) {
   if (weights.dtype() != DataType::kInt8) {
     return absl::InvalidArgumentError(absl::StrCat(
         "int8 conv weights are ", weights.DebugString(), ", expected s8"));
@@ -428,15 +460,14 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
       ConvGeometry g,
       ResolveConvGeometry(params_, src.shape(), weights.shape(), false));
   absl::Status s =
-      ValidateQuantizedOpParams(quant_, src.dtype(), g.out_channels);
+      ValidateQuantizedOpParams(quant, src.dtype(), g.out_channels);
   if (s.ok()) {
-    s = PrepareConvOutput(g, quant_.post_ops, quant_.dst_type, bias, dst);
+    s = PrepareConvOutput(g, quant.post_ops, quant.dst_type, bias, dst);
   }
   if (!s.ok() || dst->num_elements() == 0) return s;
   if (HasNoWork(src, weights)) {
     return RunPlainReference(src, dst, [&](const Tensor& x, Tensor* y) {
-      return QuantizedConvolutionReference(params_, quant_, x, weights, bias,
-                                           y);
+      return QuantizedConvolutionReference(params_, quant, x, weights, bias, y);
     });
   }
 
@@ -446,7 +477,7 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
                             ? DataType::kUInt8
                             : DataType::kInt8;
   Tensor shifted;
-  int32_t src_zp = quant_.src_zero_point;
+  int32_t src_zp = quant.src_zero_point;
   if (src.dtype() != path) {
     shifted = post_ops_internal::FlipSignBit(src);
     src_zp += path == DataType::kUInt8 ? 128 : -128;
@@ -455,19 +486,20 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
 
   std::vector<float> dnnl_bias;
   if (bias != nullptr) {
-    dnnl_bias = post_ops_internal::Int8DnnlBias(quant_, bias->data<float>(),
+    dnnl_bias = post_ops_internal::Int8DnnlBias(quant, bias->data<float>(),
                                                 g.out_channels);
   }
-  const ConvTypes types{ToDnnlType(path), dt::s8, ToDnnlType(quant_.dst_type),
+  const ConvTypes types{ToDnnlType(path), dt::s8, ToDnnlType(quant.dst_type),
                         bias != nullptr};
   int32_t zp_storage[2];
   return core_->Run(
-      g, types, src_zp != 0 ? "zp" : "",
-      [&] { return post_ops_internal::MakeInt8Attr(quant_, 1, src_zp); },
-      quant_.post_ops.sum, src_used, weights, bias ? dnnl_bias.data() : nullptr,
-      OutputLayout(quant_.post_ops, dst_layout, *dst), dst,
+      g, types,
+      absl::StrCat(src_zp != 0 ? "zp" : "", PostOpsKey(quant.post_ops)),
+      [&] { return post_ops_internal::MakeInt8Attr(quant, 1, src_zp); },
+      quant.post_ops.sum, src_used, weights, bias ? dnnl_bias.data() : nullptr,
+      OutputLayout(quant.post_ops, dst_layout, *dst), dst,
       [&](std::unordered_map<int, memory>& args) {
-        post_ops_internal::AddZeroPointArgs(quant_, src_zp, zp_storage, args);
+        post_ops_internal::AddZeroPointArgs(quant, src_zp, zp_storage, args);
       });
 }
 size_t QuantizedConvolutionKernel::cached_primitives() const {

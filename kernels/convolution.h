@@ -125,6 +125,13 @@ class ConvolutionKernel {
   absl::Status Forward(const Tensor& src, const Tensor& weights,
                        const Tensor* bias, Tensor* dst,
                        Layout dst_layout = Layout::kPlain);
+  // The same with other post-ops than the constructor's. Variants share
+  // this kernel's reordered weights (one primitive per variant): the
+  // executor's fusions (engine/runtime/executor.h) use them.
+  absl::Status ForwardWithPostOps(const PostOps& post, const Tensor& src,
+                                  const Tensor& weights, const Tensor* bias,
+                                  Tensor* dst,
+                                  Layout dst_layout = Layout::kPlain);
   // For tests: primitives created so far (one per distinct input shape), and
   // reordered weight copies held.
   size_t cached_primitives() const;
@@ -146,6 +153,13 @@ class DeconvolutionKernel {
   absl::Status Forward(const Tensor& src, const Tensor& weights,
                        const Tensor* bias, Tensor* dst,
                        Layout dst_layout = Layout::kPlain);
+  // The same with other post-ops than the constructor's. Variants share
+  // this kernel's reordered weights (one primitive per variant): the
+  // executor's fusions (engine/runtime/executor.h) use them.
+  absl::Status ForwardWithPostOps(const PostOps& post, const Tensor& src,
+                                  const Tensor& weights, const Tensor* bias,
+                                  Tensor* dst,
+                                  Layout dst_layout = Layout::kPlain);
   size_t cached_primitives() const;
   size_t cached_weights() const;
 
@@ -166,10 +180,21 @@ class QuantizedConvolutionKernel {
   absl::Status Forward(const Tensor& src, const Tensor& weights,
                        const Tensor* bias, Tensor* dst,
                        Layout dst_layout = Layout::kPlain);
+  // The same with other post-ops than the constructor's. Variants share
+  // this kernel's reordered weights (one primitive per variant): the
+  // executor's fusions (engine/runtime/executor.h) use them.
+  absl::Status ForwardWithPostOps(const PostOps& post, const Tensor& src,
+                                  const Tensor& weights, const Tensor* bias,
+                                  Tensor* dst,
+                                  Layout dst_layout = Layout::kPlain);
   size_t cached_primitives() const;
   size_t cached_weights() const;
 
  private:
+  absl::Status Run(const QuantizedOpParams& quant, const Tensor& src,
+                   const Tensor& weights, const Tensor* bias, Tensor* dst,
+                   Layout dst_layout);
+
   ConvParams params_;
   QuantizedOpParams quant_;
   std::unique_ptr<conv_internal::ConvCore> core_;

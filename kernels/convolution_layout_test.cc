@@ -111,6 +111,49 @@ TEST_P(ConvLayoutTest, SumPostOpKeepsTheAddendsLayout) {
   ExpectClose(InLayout(y, Layout::kPlain), want, 1e-4);
 }
 
+TEST(ConvPostOpVariantsTest, ShareOneCopyOfTheWeights) {
+  std::mt19937 rng(5);
+  Tensor x = RandomFloat({1, 8, 6, 6}, rng);
+  Tensor w = RandomFloat({8, 8, 3, 3}, rng);
+  ConvParams p;
+  PostOps relu;
+  relu.relu = true;
+  Tensor want_plain, want_relu;
+  ASSERT_TRUE(ConvolutionReference(p, {}, x, w, nullptr, &want_plain).ok());
+  ASSERT_TRUE(ConvolutionReference(p, relu, x, w, nullptr, &want_relu).ok());
+  ConvolutionKernel conv(p);
+  Tensor y, z;
+  ASSERT_TRUE(conv.Forward(x, w, nullptr, &y).ok());
+  ASSERT_TRUE(conv.ForwardWithPostOps(relu, x, w, nullptr, &z).ok());
+  ExpectClose(y, want_plain, 1e-4);
+  ExpectClose(z, want_relu, 1e-4);
+  EXPECT_EQ(conv.cached_primitives(), 2u);
+  EXPECT_EQ(conv.cached_weights(), 1u);
+
+  Tensor xq = RandomQuantized(DataType::kUInt8, {1, 8, 6, 6}, rng);
+  Tensor wq = RandomInt<int8_t>({8, 8, 3, 3}, rng, -60, 60);
+  QuantizedOpParams q;
+  q.src_scale = 0.05f;
+  q.src_zero_point = 120;
+  q.weight_scales.assign(8, 0.01f);
+  QuantizedOpParams q_relu = q;
+  q_relu.post_ops = relu;
+  Tensor want_q, want_q_relu;
+  ASSERT_TRUE(
+      QuantizedConvolutionReference(p, q, xq, wq, nullptr, &want_q).ok());
+  ASSERT_TRUE(
+      QuantizedConvolutionReference(p, q_relu, xq, wq, nullptr, &want_q_relu)
+          .ok());
+  QuantizedConvolutionKernel qconv(p, q);
+  Tensor yq, zq;
+  ASSERT_TRUE(qconv.Forward(xq, wq, nullptr, &yq).ok());
+  ASSERT_TRUE(qconv.ForwardWithPostOps(relu, xq, wq, nullptr, &zq).ok());
+  ExpectClose(yq, want_q, 1e-4);
+  ExpectClose(zq, want_q_relu, 1e-4);
+  EXPECT_EQ(qconv.cached_primitives(), 2u);
+  EXPECT_EQ(qconv.cached_weights(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Layouts, ConvLayoutTest,
     ::testing::Values(Case{Layout::kPlain, Layout::kChannelsLast},

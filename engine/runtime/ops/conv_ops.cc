@@ -41,18 +41,18 @@ class ConvLikeKernel : public OpKernel {
     }
     // Pads depend on the input shape only with auto_pad or output_shape;
     // kernels are kept per shape so each keeps its own primitive cache.
-    std::string key =
-        absl::StrCat(ShapeKey((x)->shape(), (w)->shape()), post.sum, post.relu);
+    // Fused and unfused runs share one kernel, and so its packed weights.
+    std::string key = ShapeKey((x)->shape(), (w)->shape());
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
       QUANTD_ASSIGN_OR_RETURN(
           ConvParams p,
           ResolveConvParams(attrs_, (x)->shape(), (w)->shape(), transposed_));
       if (kernels_.size() >= 16) kernels_.clear();
-      it = kernels_.emplace(key, std::make_unique<Kernel>(p, post)).first;
+      it = kernels_.emplace(key, std::make_unique<Kernel>(p)).first;
     }
-    return it->second->Forward(*x, *w, bias, ctx.output(0),
-                               ctx.preferred_layout());
+    return it->second->ForwardWithPostOps(post, *x, *w, bias, ctx.output(0),
+                                          ctx.preferred_layout());
   }
 
   // Relu always; an Add when the addend is f32 of the output's shape.

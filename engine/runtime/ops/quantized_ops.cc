@@ -206,8 +206,16 @@ class QuantizedConvOp : public OpKernel {
                               Kernel(ctx, (x)->shape(), *w));
       Tensor xq;
       QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
-      return (k)->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0),
-                          ctx.preferred_layout());
+      // A fused tail (executor.h) adds post-ops; fused and unfused runs
+      // share the kernel and its packed weights.
+      PostOps post;
+      post.relu = fused_relu_;
+      if (const FusedTail* tail = ctx.tail()) {
+        post.sum = tail->addend != nullptr;
+        post.relu = post.relu || tail->relu;
+      }
+      return (k)->ForwardWithPostOps(post, xq, *w, OptionalInput(ctx, 3),
+                                     ctx.output(0), ctx.preferred_layout());
     }
     const Shape& xs = (x)->shape();
     if (xs.size() < 3) {
@@ -260,20 +268,15 @@ class QuantizedConvOp : public OpKernel {
                                                      const Shape& x,
                                                      const Tensor& w) {
     const Shape per_sample(x.begin() + std::min<size_t>(1, x.size()), x.end());
-    // A fused tail (executor.h; static path only) adds post-ops.
-    const FusedTail* tail = ctx.tail();
-    const bool sum = tail != nullptr && tail->addend != nullptr;
-    const bool tail_relu = tail != nullptr && tail->relu;
-    std::string key = absl::StrCat(ShapeToString(per_sample),
-                                   ShapeToString(w.shape()), sum, tail_relu);
+    std::string key =
+        absl::StrCat(ShapeToString(per_sample), ShapeToString(w.shape()));
     auto it = kernels_.find(key);
     if (it == kernels_.end()) {
       QUANTD_ASSIGN_OR_RETURN(ConvParams p,
                               ResolveConvParams(attrs_, x, w.shape(), false));
       QUANTD_ASSIGN_OR_RETURN(
           QuantizedOpParams q,
-          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_ || tail_relu));
-      q.post_ops.sum = sum;
+          ReadQuantParams(ctx, act_, w.dim(0), fused_relu_));
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_
                .emplace(key, std::make_unique<QuantizedConvolutionKernel>(
