@@ -35,10 +35,11 @@ void PrintModel(const std::string& path, const ModelRunReport& r) {
       r.prepare.folding.reshapes_made_static, r.prepare.batchnorms_folded,
       r.prepare.identities_removed);
   std::printf(
-      "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused; weights "
-      "in [-%d, %d] (cpu %s)\n",
+      "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused, %d u8 "
+      "outputs chained; weights in [-%d, %d] (cpu %s)\n",
       r.lowering.convs, r.lowering.matmuls, r.lowering.relus_fused,
-      r.weight_qmax, r.weight_qmax, r.cpu_isa.c_str());
+      r.lowering.outputs_chained, r.weight_qmax, r.weight_qmax,
+      r.cpu_isa.c_str());
   std::printf("samples    %lld\n", static_cast<long long>(r.samples));
 }
 

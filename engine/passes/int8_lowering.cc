@@ -1,9 +1,11 @@
 #include "engine/passes/int8_lowering.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "engine/passes/graph_cleanup.h"
+#include "engine/runtime/op_registry.h"
 #include "kernels/post_ops.h"
 
 namespace quantd {
@@ -200,6 +202,55 @@ class ReluFusion {
   absl::flat_hash_set<size_t> fused_;  // Relu nodes to drop, by index
 };
 
+bool IsStaticQuantizedConv(const Node& n) {
+  return n.domain == kQuantdDomain && n.op_type == "QuantizedConv" &&
+         n.attributes.GetInt("dynamic_x", 0) == 0 && !n.outputs.empty();
+}
+
+// Gives each static QuantizedConv whose readers are all static
+// QuantizedConvs, reading it as input 0 only, the readers' activation
+// parameters as y_scale / y_zero_point (see int8_lowering.h).
+int ChainQuantizedOutputs(Graph& graph) {
+  absl::flat_hash_set<std::string> graph_outputs;
+  for (const ValueInfo& o : graph.outputs) graph_outputs.insert(o.name);
+  absl::flat_hash_map<std::string, std::vector<const Node*>> readers;
+  for (const Node& n : graph.nodes) {
+    absl::flat_hash_set<std::string> seen;
+    for (const std::string& in : n.inputs) {
+      if (!in.empty() && seen.insert(in).second) readers[in].push_back(&n);
+    }
+  }
+  int chained = 0;
+  for (Node& p : graph.nodes) {
+    if (!IsStaticQuantizedConv(p) || graph_outputs.contains(p.outputs[0])) {
+      continue;
+    }
+    auto it = readers.find(p.outputs[0]);
+    if (it == readers.end()) continue;
+    const Node* first = it->second[0];
+    const float scale = first->attributes.GetFloat("x_scale", 0.f);
+    const int64_t zp = first->attributes.GetInt("x_zero_point", -1);
+    const bool all =
+        std::all_of(it->second.begin(), it->second.end(), [&](const Node* r) {
+          return IsStaticQuantizedConv(*r) && r->input(0) == p.outputs[0] &&
+                 std::count(r->inputs.begin(), r->inputs.end(), p.outputs[0]) ==
+                     1 &&
+                 r->attributes.GetFloat("x_scale", 0.f) == scale &&
+                 r->attributes.GetInt("x_zero_point", -1) == zp;
+        });
+    if (!all) continue;
+    Attribute scale_attr;
+    scale_attr.type = Attribute::Type::kFloat;
+    scale_attr.f = scale;
+    p.attributes.Set("y_scale", scale_attr);
+    Attribute zp_attr;
+    zp_attr.i = zp;
+    p.attributes.Set("y_zero_point", zp_attr);
+    ++chained;
+  }
+  return chained;
+}
+
 }  // namespace
 
 absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
@@ -242,6 +293,9 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
     node = std::move(q);
   }
   relus.RemoveFused(graph);
+  if (options.chain_quantized_outputs) {
+    local.outputs_chained = ChainQuantizedOutputs(graph);
+  }
   RemoveDeadNodes(graph);  // drops the float weights nothing reads any more
   if (stats != nullptr) *stats = local;
   return absl::OkStatus();

@@ -9,6 +9,14 @@
 //   Int8LoweringStats stats;
 //   absl::Status s = LowerToInt8(graph, recorder.ranges(), {}, &stats);
 //
+// Chaining (static activations): a QuantizedConv whose output only static
+// QuantizedConvs read (as their input 0) writes that output as u8, quantized
+// with their x_scale and x_zero_point (attributes y_scale, y_zero_point),
+// and the readers take it as it is: no f32 write and no quantize pass
+// between consecutive int8 convs, as ONNX Runtime's QDQ graph has one
+// QuantizeLinear there. Such values are u8 in the lowered graph; they are
+// never graph outputs.
+//
 // Dynamic activations need no calibration: every eligible node quantizes its
 // input per run from the input's own range (DynamicQuantizeLinear's u8
 // parameters; see engine/runtime/ops/quantized_ops.cc).
@@ -63,6 +71,8 @@ struct Int8LoweringOptions {
   // quantized per run, as ONNX's DynamicQuantizeLinear does, and `ranges`
   // is not consulted.
   bool dynamic_activations = false;
+  // Chain u8 outputs between static QuantizedConvs (see the top).
+  bool chain_quantized_outputs = true;
 };
 
 struct Int8LoweringStats {
@@ -70,6 +80,7 @@ struct Int8LoweringStats {
   int matmuls = 0;
   int relus_fused = 0;
   int skipped_without_range = 0;  // never with dynamic_activations
+  int outputs_chained = 0;        // QuantizedConvs writing u8
 };
 
 // True for nodes LowerToInt8 would quantize (Conv; Gemm with alpha = beta =

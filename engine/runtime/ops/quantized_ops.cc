@@ -8,6 +8,10 @@
 //                        w_scale f32 [N] or [1], bias f32 [N]?) -> f32
 // Attributes: x_scale, x_zero_point (x is quantized to u8 with them),
 // fused_relu, plus Conv's attributes / trans_b.
+// QuantizedConv also takes y_scale, y_zero_point: then its output is u8,
+// requantized with them (LowerToInt8's chaining, int8_lowering.h), and an
+// x that arrives as u8 is taken as already quantized with x_scale and
+// x_zero_point (the lowering guarantees the producer used them).
 // dynamic_x (default 0): when 1, x_scale and x_zero_point are ignored and x
 // is quantized per run with parameters from its own range, exactly as ONNX's
 // DynamicQuantizeLinear (kernels/quantize.h) computes them, so that these ops
@@ -194,7 +198,10 @@ class QuantizedConvOp : public OpKernel {
   explicit QuantizedConvOp(const OpKernelInfo& info)
       : act_(info.node),
         attrs_(ReadConvAttributes(info.node)),
-        fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0) {}
+        fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0),
+        chained_(info.node.attributes.Has("y_scale")),
+        y_scale_(info.node.attributes.GetFloat("y_scale", 0.f)),
+        y_zero_point_(info.node.attributes.GetInt("y_zero_point", 0)) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_RETURN_IF_ERROR(act_.Validate());
@@ -204,8 +211,11 @@ class QuantizedConvOp : public OpKernel {
     if (!act_.dynamic()) {
       QUANTD_ASSIGN_OR_RETURN(QuantizedConvolutionKernel * k,
                               Kernel(ctx, (x)->shape(), *w));
-      Tensor xq;
-      QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      // A u8 x comes quantized from a chained producer (see the top).
+      Tensor xq = *x;
+      if (x->dtype() != DataType::kUInt8) {
+        QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      }
       // A fused tail (executor.h) adds post-ops; fused and unfused runs
       // share the kernel and its packed weights.
       PostOps post;
@@ -244,8 +254,11 @@ class QuantizedConvOp : public OpKernel {
   // order (sum, then relu), so a node with fused_relu takes only a Relu.
   bool SupportsTail(absl::Span<const Tensor* const> inputs,
                     const FusedTail& tail) const override {
-    if (act_.dynamic() || inputs.size() < 3 || inputs[0] == nullptr ||
-        inputs[1] == nullptr || inputs[0]->dtype() != DataType::kFloat32 ||
+    // A chained (u8) output cannot take f32 post-ops; a u8 input can.
+    if (act_.dynamic() || chained_ || inputs.size() < 3 ||
+        inputs[0] == nullptr || inputs[1] == nullptr ||
+        (inputs[0]->dtype() != DataType::kFloat32 &&
+         inputs[0]->dtype() != DataType::kUInt8) ||
         inputs[1]->dtype() != DataType::kInt8) {
       return false;
     }
@@ -277,6 +290,7 @@ class QuantizedConvOp : public OpKernel {
       QUANTD_ASSIGN_OR_RETURN(
           QuantizedOpParams q,
           ReadQuantParams(ctx, act_, w.dim(0), fused_relu_));
+      QUANTD_RETURN_IF_ERROR(ApplyOutputQuantization(q));
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_
                .emplace(key, std::make_unique<QuantizedConvolutionKernel>(
@@ -286,9 +300,28 @@ class QuantizedConvOp : public OpKernel {
     return it->second.get();
   }
 
+  // y_scale / y_zero_point, when the output is chained as u8.
+  absl::Status ApplyOutputQuantization(QuantizedOpParams& q) const {
+    if (!chained_) return absl::OkStatus();
+    if (act_.dynamic() || !(y_scale_ > 0.f) || !std::isfinite(y_scale_) ||
+        y_zero_point_ < 0 || y_zero_point_ > 255) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "y_scale must be positive and finite and y_zero_point in [0, 255] "
+          "on a static QuantizedConv, got ",
+          y_scale_, " and ", y_zero_point_));
+    }
+    q.dst_type = DataType::kUInt8;
+    q.dst_scale = y_scale_;
+    q.dst_zero_point = static_cast<int32_t>(y_zero_point_);
+    return absl::OkStatus();
+  }
+
   ActivationQuantizer act_;
   ConvAttributes attrs_;
   bool fused_relu_;
+  bool chained_;
+  float y_scale_;
+  int64_t y_zero_point_;
   std::map<std::string, std::unique_ptr<QuantizedConvolutionKernel>> kernels_;
   DynamicActivation dynamic_;
 };
