@@ -228,10 +228,10 @@ absl::StatusOr<RunResult> CollectResult(const Graph& graph,
 
 }  // namespace
 
-absl::StatusOr<bool> Executor::RunFused(size_t i,
-                                        std::vector<const Tensor*>& inputs,
-                                        TensorMap& values,
-                                        std::vector<char>& done) {
+absl::StatusOr<bool> Executor::RunFused(
+    size_t i, std::vector<const Tensor*>& inputs,
+    const absl::flat_hash_set<std::string>& extra, TensorMap& values,
+    std::vector<char>& done) {
   const Fusion& f = *fusions_[i];
   const Node& node = graph_.nodes[i];
   FusedTail tail;
@@ -249,7 +249,7 @@ absl::StatusOr<bool> Executor::RunFused(size_t i,
     // The kernel adds into its output: a private buffer holding the addend.
     const bool steal =
         f.steal_addend && addend_it != values.end() &&
-        addend_it->second.storage_unique() &&
+        !extra.contains(f.addend) && addend_it->second.storage_unique() &&
         std::find(inputs.begin(), inputs.end(), tail.addend) == inputs.end();
     if (steal) {
       outputs[0] = std::move(addend_it->second);
@@ -311,7 +311,8 @@ absl::StatusOr<RunResult> Executor::Run(const TensorMap& feeds,
           ConvertInputsForKernel(node, *kernels_[i], inputs, values));
     }
     if (fuse && fusions_[i] && !HidesAny(*fusions_[i], extra)) {
-      QUANTD_ASSIGN_OR_RETURN(bool fused, RunFused(i, inputs, values, done));
+      QUANTD_ASSIGN_OR_RETURN(bool fused,
+                              RunFused(i, inputs, extra, values, done));
       if (fused) {
         FreeDeadValues(last_use_[i], extra, values);
         continue;

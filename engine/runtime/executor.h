@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "engine/ir/graph.h"
 #include "engine/runtime/fusion_plan.h"
@@ -102,7 +103,9 @@ class Executor {
   absl::Status CheckFeeds(const TensorMap& feeds) const;
   // Runs node `i` with its planned fusion when the kernel supports it for
   // these inputs; false (nothing run) otherwise. Marks folded nodes done.
+  // The addend is never taken over when the caller asked for it (`extra`).
   absl::StatusOr<bool> RunFused(size_t i, std::vector<const Tensor*>& inputs,
+                                const absl::flat_hash_set<std::string>& extra,
                                 TensorMap& values, std::vector<char>& done);
 
   Graph graph_;

@@ -74,6 +74,8 @@ std::optional<Fusion> PlanNode(const Graph& graph, const Readers& readers,
   }
   const std::string& other =
       next.inputs[0] == out ? next.inputs[1] : next.inputs[0];
+  // A malformed Add (an omitted operand) is left to its kernel's error.
+  if (other.empty()) return std::nullopt;
   // The addend must exist when this node runs.
   auto producer = readers.producer.find(other);
   if (producer != readers.producer.end() && producer->second >= i) {
@@ -86,11 +88,13 @@ std::optional<Fusion> PlanNode(const Graph& graph, const Readers& readers,
   // Stealing the addend's buffer is safe when no node after this one but
   // the Add reads it, and it is not a graph output (or an initializer,
   // which the executor never hands out as a private buffer).
-  const std::vector<size_t>& other_readers = readers.of.at(other);
-  f.steal_addend = !readers.graph_outputs.contains(other) &&
-                   !graph.initializers.contains(other) &&
-                   std::all_of(other_readers.begin(), other_readers.end(),
-                               [&](size_t r) { return r == *reader || r < i; });
+  auto other_readers = readers.of.find(other);  // the Add at least
+  f.steal_addend =
+      other_readers != readers.of.end() &&
+      !readers.graph_outputs.contains(other) &&
+      !graph.initializers.contains(other) &&
+      std::all_of(other_readers->second.begin(), other_readers->second.end(),
+                  [&](size_t r) { return r == *reader || r < i; });
   FoldRelu(graph, readers, f.output, f);
   return f;
 }

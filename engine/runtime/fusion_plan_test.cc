@@ -101,6 +101,13 @@ TEST(FusionPlanTest, DoesNotStealAnAddendReadLater) {
   EXPECT_FALSE(plan[0]->steal_addend);
 }
 
+TEST(FusionPlanTest, AnAddWithAnOmittedOperandIsNotFolded) {
+  Graph g = WithNodes({MakeNode("c", "Conv", {"x", "w"}, "a"),
+                       MakeNode("add", "Add", {"a", ""}, "y")},
+                      {"y"});
+  EXPECT_FALSE(PlanFusions(g, kConvs)[0]);
+}
+
 TEST(FusionPlanTest, OnlyListedOps) {
   Graph g = WithNodes({MakeNode("m", "MatMul", {"x", "w"}, "a"),
                        MakeNode("relu", "Relu", {"a"}, "y")},
