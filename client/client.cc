@@ -169,8 +169,13 @@ absl::StatusOr<UploadResult> Client::Upload(const std::string& path,
         UploadFrom(path, kind, *sha256, size, offset);
     if (r.ok()) return r;
     last = r.status();
+    // NOT_FOUND on a resumption: the server lost the partial upload between
+    // the status call and the stream (it restarted, or the janitor removed
+    // it); the next attempt starts from byte 0.
+    const bool lost_partial =
+        last.code() == absl::StatusCode::kNotFound && offset > 0;
     if (last.code() != absl::StatusCode::kUnavailable &&
-        last.code() != absl::StatusCode::kFailedPrecondition) {
+        last.code() != absl::StatusCode::kFailedPrecondition && !lost_partial) {
       return last;
     }
   }
