@@ -110,6 +110,19 @@ void QuantizeWeights(const Tensor& w, int axis, int32_t qmax, Tensor* q,
   }
 }
 
+// `prefix`_scale and `prefix`_zero_point, the attributes quantd's int8 ops
+// read an activation's u8 parameters from (x: input, y: chained output).
+void SetQuantParams(Node& node, const std::string& prefix, float scale,
+                    int64_t zero_point) {
+  Attribute scale_attr;
+  scale_attr.type = Attribute::Type::kFloat;
+  scale_attr.f = scale;
+  node.attributes.Set(prefix + "_scale", scale_attr);
+  Attribute zp_attr;
+  zp_attr.i = zero_point;
+  node.attributes.Set(prefix + "_zero_point", zp_attr);
+}
+
 // Replaces the float weight of `node` with per-channel int8 values and
 // scales; returns the quantized node that reads them, with the input's u8
 // parameters (or dynamic_x) as attributes.
@@ -147,13 +160,7 @@ Node QuantizedNode(Graph& graph, const Node& node, int32_t qmax,
     dynamic.i = 1;
     q.attributes.Set("dynamic_x", dynamic);
   } else {
-    Attribute scale_attr;
-    scale_attr.type = Attribute::Type::kFloat;
-    scale_attr.f = x_scale;
-    q.attributes.Set("x_scale", scale_attr);
-    Attribute zp_attr;
-    zp_attr.i = x_zp;
-    q.attributes.Set("x_zero_point", zp_attr);
+    SetQuantParams(q, "x", x_scale, x_zp);
   }
   return q;
 }
@@ -239,13 +246,7 @@ int ChainQuantizedOutputs(Graph& graph) {
                  r->attributes.GetInt("x_zero_point", -1) == zp;
         });
     if (!all) continue;
-    Attribute scale_attr;
-    scale_attr.type = Attribute::Type::kFloat;
-    scale_attr.f = scale;
-    p.attributes.Set("y_scale", scale_attr);
-    Attribute zp_attr;
-    zp_attr.i = zp;
-    p.attributes.Set("y_zero_point", zp_attr);
+    SetQuantParams(p, "y", scale, zp);
     ++chained;
   }
   return chained;

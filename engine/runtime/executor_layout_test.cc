@@ -66,12 +66,7 @@ Graph ResidualBlock() {
   Node q = Conv("q", {"r1", "wq", "wq_scale", "bq"}, "qv", 1);
   q.op_type = "QuantizedConv";
   q.domain = "quantd";
-  q.attributes.Set("x_scale", [] {
-    Attribute a;
-    a.type = Attribute::Type::kFloat;
-    a.f = 0.02f;
-    return a;
-  }());
+  q.attributes.Set("x_scale", Float(0.02f));
   q.attributes.Set("x_zero_point", Int(0));
   Node pool = MakeNode("pool", "MaxPool", {"s"}, "p");
   pool.attributes.Set("kernel_shape", Ints({2, 2}));

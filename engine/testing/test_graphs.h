@@ -32,6 +32,13 @@ inline Attribute Ints(std::vector<int64_t> v) {
   return a;
 }
 
+inline Attribute Float(float v) {
+  Attribute a;
+  a.type = Attribute::Type::kFloat;
+  a.f = v;
+  return a;
+}
+
 inline Attribute Int(int64_t v) {
   Attribute a;
   a.i = v;
