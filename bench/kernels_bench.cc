@@ -9,6 +9,7 @@
 #include "kernels/convolution.h"
 #include "kernels/matmul.h"
 #include "kernels/post_ops.h"
+#include "kernels/weight_only_matmul.h"
 
 namespace quantd {
 namespace {
@@ -78,6 +79,58 @@ void MatMulShapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_MatMulF32)->Apply(MatMulShapes);
 BENCHMARK(BM_MatMulInt8)->Apply(MatMulShapes);
+
+// Weight-only MatMul (f32 activations, packed int4/int8 weights) against the
+// f32 GEMM on the same shapes. Args: M, K, N, bits, group size. Batch-1
+// token generation is M = 1: bandwidth-bound, so the counter that matters is
+// the weights' bytes per second as well as GFLOP/s.
+void BM_MatMulWeightOnly(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const int bits = static_cast<int>(state.range(3));
+  const int64_t group = state.range(4);
+  const int64_t g = (k + group - 1) / group;
+  Tensor codes =
+      RandomTensor<uint8_t>(DataType::kUInt8, {k, n}, 0, (1 << bits) - 1);
+  Tensor scales(DataType::kFloat32, {g, n});
+  for (float& v : scales.mutable_span<float>()) v = 0.01f;
+  Tensor zero_points = RandomTensor<int32_t>(DataType::kInt32, {g, n},
+                                             (1 << bits) / 2, (1 << bits) / 2);
+  absl::StatusOr<WeightOnlyPacked> w =
+      PackWeightOnly(codes, scales, zero_points, bits, group);
+  if (!w.ok()) {
+    state.SkipWithError("pack failed");
+    return;
+  }
+  Tensor a = RandomFloat({m, k}), c;
+  for (auto _ : state) {
+    if (!WeightOnlyMatMul(a, *w, nullptr, &c).ok()) {
+      state.SkipWithError("failed");
+    }
+  }
+  SetFlops(state, 2.0 * m * k * n);
+  state.SetLabel(WeightOnlyIsa());
+}
+
+// GPT-2-small's projections (d 768): attention qkv, MLP up and down, at
+// decode batches 1 and 8, tile boundaries and prefill lengths.
+void DecoderShapes(benchmark::internal::Benchmark* b, bool quantized) {
+  for (int64_t m : {1, 8, 9, 32, 128, 512}) {
+    for (auto [k, n] :
+         {std::pair<int64_t, int64_t>{768, 2304}, {768, 3072}, {3072, 768}}) {
+      if (!quantized) {
+        b->Args({m, k, n});
+        continue;
+      }
+      b->Args({m, k, n, 4, 128});
+      b->Args({m, k, n, 8, 128});
+    }
+  }
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_MatMulF32)->Name("BM_MatMulF32/decoder")->Apply([](auto* b) {
+  DecoderShapes(b, false);
+});
+BENCHMARK(BM_MatMulWeightOnly)->Apply([](auto* b) { DecoderShapes(b, true); });
 
 // Args: N, C, H(=W), OC, kernel, groups.
 ConvParams Params(int64_t k, int64_t groups) {
