@@ -303,10 +303,18 @@ void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,
   // Each row's sum of x over each group, shared by every column block.
   std::vector<float> x_sums;
   if (isa == Isa::kAvx512) {
-    x_sums.assign(m * groups, 0.f);
+    x_sums.resize(m * groups);
+    const int64_t gs = w.group_size;
+#pragma omp parallel for if (m * k > (1 << 16)) schedule(static)
     for (int64_t r = 0; r < m; ++r) {
-      for (int64_t i = 0; i < k; ++i) {
-        x_sums[r * groups + i / w.group_size] += x[r * k + i];
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* row = x + r * k;
+        float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = g * gs; i < std::min(k, (g + 1) * gs); ++i) {
+          sum += row[i];
+        }
+        x_sums[r * groups + g] = sum;
       }
     }
   }

@@ -150,19 +150,26 @@ void PrintLayers(const v1::QuantizationReport& r) {
 
 void PrintSummary(const v1::QuantizationReport& r, const std::string& dir) {
   PrintEvaluation("fake-quant", r.fake_quant());
-  PrintEvaluation("int8", r.int8());
+  const char* quantized =
+      r.spec().mode() == v1::QUANT_MODE_WEIGHT_ONLY ? "weight-only" : "int8";
+  PrintEvaluation(quantized, r.int8());
   std::printf("size        %lld -> %lld bytes (%.2fx smaller)\n",
               static_cast<long long>(r.size().float_bytes()),
               static_cast<long long>(r.size().quantized_bytes()),
               r.size().compression_ratio());
   if (r.performance().batch_size() > 0) {
     std::printf(
-        "latency     batch %lld, %d threads, %s: fp32 %.3f ms, int8 %.3f ms "
+        "latency     batch %lld, %d threads, %s: fp32 %.3f ms, %s %.3f ms "
         "(%.2fx)\n",
         static_cast<long long>(r.performance().batch_size()),
         r.performance().threads(), r.performance().cpu_isa().c_str(),
-        r.performance().float_latency_ms(),
+        r.performance().float_latency_ms(), quantized,
         r.performance().quantized_latency_ms(), r.performance().speedup());
+    std::printf("kernels     %s\n",
+                r.performance().quantized_kernels().c_str());
+    std::printf("weights     %.1f -> %.1f MB in memory\n",
+                r.performance().float_weight_bytes() / 1e6,
+                r.performance().quantized_weight_bytes() / 1e6);
   }
   PrintLayers(r);
   for (const std::string& w : r.warnings()) {

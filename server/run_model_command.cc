@@ -34,12 +34,22 @@ void PrintModel(const std::string& path, const ModelRunReport& r) {
       r.nodes_loaded, r.nodes_prepared, r.prepare.folding.nodes_folded,
       r.prepare.folding.reshapes_made_static, r.prepare.batchnorms_folded,
       r.prepare.identities_removed);
-  std::printf(
-      "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused, %d u8 "
-      "outputs chained; weights in [-%d, %d] (cpu %s)\n",
-      r.lowering.convs, r.lowering.matmuls, r.lowering.relus_fused,
-      r.lowering.outputs_chained, r.weight_qmax, r.weight_qmax,
-      r.cpu_isa.c_str());
+  if (r.weight_only.has_value()) {
+    const WeightOnlyLoweringStats& w = r.weight_only->lowering;
+    std::printf(
+        "%-10s %d Gemm/MatMul on the weight-only kernel (%s), %d kept f32 "
+        "with quantized values; weights %.1f -> %.1f MB\n",
+        r.quantized_label.c_str(), w.matmuls, r.weight_only->kernel_isa.c_str(),
+        w.fake_quantized, w.float_weight_bytes / 1e6,
+        w.lowered_weight_bytes / 1e6);
+  } else {
+    std::printf(
+        "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused, %d u8 "
+        "outputs chained; weights in [-%d, %d] (cpu %s)\n",
+        r.lowering.convs, r.lowering.matmuls, r.lowering.relus_fused,
+        r.lowering.outputs_chained, r.weight_qmax, r.weight_qmax,
+        r.cpu_isa.c_str());
+  }
   std::printf("samples    %lld\n", static_cast<long long>(r.samples));
 }
 
@@ -53,8 +63,9 @@ void PrintOutputs(const ModelRunReport& r) {
       std::printf("  fp32 vs reference: max |diff| %.3g, top-1 agreement %s\n",
                   c.fp32_max_abs_diff, Top1(c.top1_fp32_vs_reference).c_str());
     }
-    std::printf("  int8 vs fp32:      max |diff| %.3g, top-1 agreement %s\n",
-                c.int8_max_abs_diff, Top1(c.top1_int8_vs_fp32).c_str());
+    std::printf("  %-6s vs fp32:    max |diff| %.3g, top-1 agreement %s\n",
+                r.quantized_label.c_str(), c.int8_max_abs_diff,
+                Top1(c.top1_int8_vs_fp32).c_str());
   }
   if (r.fp32_outputs.empty() || r.fp32_outputs[0].rank() != 2 ||
       r.fp32_outputs[0].dtype() != DataType::kFloat32) {
@@ -74,10 +85,12 @@ void PrintOutputs(const ModelRunReport& r) {
 
 void PrintLatency(const ModelRunReport& r, int repeats) {
   std::printf(
-      "latency    batch %lld: fp32 %.3f ms, int8 %.3f ms (medians of %d; "
-      "fp32 range %.3f-%.3f, int8 %.3f-%.3f) -> int8 speedup %.2fx\n",
-      static_cast<long long>(r.samples), r.fp32.median_ms, r.int8.median_ms,
-      repeats, r.fp32.min_ms, r.fp32.max_ms, r.int8.min_ms, r.int8.max_ms,
+      "latency    batch %lld: fp32 %.3f ms, %s %.3f ms (medians of %d; "
+      "fp32 range %.3f-%.3f, %s %.3f-%.3f) -> %s speedup %.2fx\n",
+      static_cast<long long>(r.samples), r.fp32.median_ms,
+      r.quantized_label.c_str(), r.int8.median_ms, repeats, r.fp32.min_ms,
+      r.fp32.max_ms, r.quantized_label.c_str(), r.int8.min_ms, r.int8.max_ms,
+      r.quantized_label.c_str(),
       r.int8.median_ms > 0 ? r.fp32.median_ms / r.int8.median_ms : 0.0);
 }
 
@@ -89,6 +102,8 @@ int RunModelCommand(const RunModelFlags& flags) {
   options.data_path = flags.data_path;
   options.max_samples = flags.samples;
   options.repeats = static_cast<int>(flags.repeats);
+  options.weight_only_bits = static_cast<int>(flags.weight_only_bits);
+  options.weight_only_group_size = flags.group_size;
   absl::StatusOr<ModelRunReport> r = RunModel(options);
   if (!r.ok()) {
     std::fprintf(stderr, "quantd run-model: %s\n",

@@ -16,7 +16,10 @@ constexpr char kDescription[] =
     R"(Loads an ONNX model, prepares it (constant folding, BatchNorm folding),
 runs it in fp32 on the inputs in an .npz file, derives int8 activation
 ranges from that run, lowers Conv/Gemm/MatMul to oneDNN int8 kernels, runs
-again, and prints both results and their timings.
+again, and prints both results and their timings. With --weight-only 4 or 8
+it instead quantizes Gemm/MatMul weights (round-to-nearest, symmetric, in
+groups of --group-size along K, default 128) and runs them on quantd's
+weight-only kernel with f32 activations: the batch-1 decoder case.
 )";
 
 constexpr char kFooter[] =
@@ -52,6 +55,26 @@ CLI::App* AddRunModelCommand(CLI::App& app, RunModelFlags* flags) {
              "use at most N samples (leading axis)");
   AddIntFlag(*cmd, "--repeats", &flags->repeats, Count("--repeats"),
              "timed runs per precision, median reported");
+  AddIntFlag(
+      *cmd, "--weight-only", &flags->weight_only_bits,
+      [](absl::string_view text, int64_t* value) {
+        if (!absl::SimpleAtoi(text, value) || (*value != 4 && *value != 8)) {
+          return absl::InvalidArgumentError("--weight-only takes 4 or 8");
+        }
+        return absl::OkStatus();
+      },
+      "instead of int8: Gemm/MatMul weights round-to-nearest to 4 or 8 "
+      "bits, symmetric, activations f32, on the weight-only kernel");
+  AddIntFlag(
+      *cmd, "--group-size", &flags->group_size,
+      [](absl::string_view text, int64_t* value) {
+        if (!absl::SimpleAtoi(text, value) || *value < 0 || *value > 65536) {
+          return absl::InvalidArgumentError(
+              "--group-size takes 0 (per column) to 65536");
+        }
+        return absl::OkStatus();
+      },
+      "with --weight-only: rows of K per scale (0: one per column)");
   cmd->callback([flags] { ThrowIfError(CheckRunModelFlags(*flags)); });
   return cmd;
 }

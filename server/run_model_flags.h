@@ -17,6 +17,8 @@ struct RunModelFlags {
   std::string data_path;   // required
   int64_t samples = ModelRunOptions().max_samples;
   int64_t repeats = ModelRunOptions().repeats;
+  int64_t weight_only_bits = 0;  // --weight-only 4|8
+  int64_t group_size = ModelRunOptions().weight_only_group_size;
 };
 
 // Declares the `run-model` command and its flags on `app`; parsing fills

@@ -6,7 +6,8 @@
 //   node bench/peer/ort_time.js MODEL.onnx INPUT_DIR [--threads=N]
 //       [--repeats=N]
 //
-// INPUT_DIR holds <input_name>.npy for every model input (float32 only).
+// INPUT_DIR holds <input_name>.npy for every model input (float32 or
+// int64).
 'use strict';
 
 const fs = require('fs');
@@ -14,7 +15,8 @@ const path = require('path');
 const ort = require(path.join(__dirname, '..', '..', 'tests', 'ort',
                               'node_modules', 'onnxruntime-node'));
 
-function readNpyFloat32(file) {
+// A little-endian float32 or int64 .npy (what the fixture scripts write).
+function readNpy(file) {
   const buf = fs.readFileSync(file);
   if (buf.toString('latin1', 0, 6) !== '\x93NUMPY') {
     throw new Error(`${file}: not a .npy file`);
@@ -23,13 +25,16 @@ function readNpyFloat32(file) {
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
   const start = major === 1 ? 10 : 12;
   const header = buf.toString('latin1', start, start + headerLen);
-  if (!/'descr':\s*'<f4'/.test(header)) throw new Error(`${file}: not <f4`);
+  const descr = /'descr':\s*'([^']*)'/.exec(header)[1];
+  const types = {'<f4': ['float32', Float32Array], '<i8': ['int64', BigInt64Array]};
+  if (!(descr in types)) throw new Error(`${file}: ${descr} is not <f4 or <i8`);
+  const [type, Array] = types[descr];
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1]
                     .split(',').filter((s) => s.trim() !== '').map(Number);
   const data = buf.subarray(start + headerLen);
-  const copy = new Float32Array(data.length / 4);
+  const copy = new Array(data.length / Array.BYTES_PER_ELEMENT);
   new Uint8Array(copy.buffer).set(data);
-  return new ort.Tensor('float32', copy, shape);
+  return new ort.Tensor(type, copy, shape);
 }
 
 async function main() {
@@ -53,7 +58,7 @@ async function main() {
   });
   const feeds = {};
   for (const name of session.inputNames) {
-    feeds[name] = readNpyFloat32(path.join(inputDir, `${name}.npy`));
+    feeds[name] = readNpy(path.join(inputDir, `${name}.npy`));
   }
   await session.run(feeds);  // warm-up
   const ms = [];

@@ -6,9 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/data/array_file.h"
+#include "engine/quantization/weight_quantization.h"
 #include "engine/runtime/executor.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/post_ops.h"
+#include "kernels/weight_only_matmul.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -76,6 +78,69 @@ absl::StatusOr<LatencyStats> MeasureLatency(Executor& ex,
   return SummarizeLatencies(std::move(ms));
 }
 
+namespace {
+
+// Round-to-nearest symmetric weights for every Gemm/MatMul, lowered onto
+// the weight-only kernel (Conv weights stay f32: the kernel has no Conv).
+absl::StatusOr<WeightOnlyRun> LowerWeightOnlyRtn(Graph& graph, int bits,
+                                                 int64_t group_size) {
+  if (bits != 4 && bits != 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight-only bits must be 4 or 8, got ", bits));
+  }
+  WeightSelection selection;
+  selection.excluded_op_types = {"Conv"};
+  QUANTD_ASSIGN_OR_RETURN(std::vector<WeightSlot> slots,
+                          FindQuantizableWeights(graph, selection));
+  WeightScheme scheme;
+  scheme.type = bits == 4 ? QuantType::kInt4 : QuantType::kInt8;
+  scheme.granularity = group_size > 0 ? WeightGranularity::kPerGroup
+                                      : WeightGranularity::kPerChannel;
+  scheme.group_size = group_size;
+  scheme.allow_partial_groups = true;
+  scheme.int8_max_magnitude = 127;  // f32 arithmetic: no VNNI limit
+  std::map<std::string, QuantParams> weights;
+  for (const WeightSlot& slot : slots) {
+    QUANTD_ASSIGN_OR_RETURN(
+        QuantParams p,
+        ComputeWeightParams(*graph.FindInitializer(slot.initializer), slot,
+                            scheme));
+    weights[slot.initializer] = std::move(p);
+  }
+  WeightOnlyRun run;
+  run.kernel_isa = WeightOnlyIsa();
+  QUANTD_RETURN_IF_ERROR(LowerWeightOnly(graph, weights, &run.lowering));
+  return run;
+}
+
+// Each output against the reference stored beside the inputs (if any) and
+// the quantized model's against fp32.
+absl::StatusOr<std::vector<OutputComparison>> CompareOutputs(
+    const Graph& graph, ArrayFile& data, int64_t max_samples,
+    const std::vector<Tensor>& fp32, const std::vector<Tensor>& quantized) {
+  std::vector<OutputComparison> out;
+  for (size_t i = 0; i < graph.outputs.size(); ++i) {
+    OutputComparison c;
+    c.name = graph.outputs[i].name;
+    const Tensor& f = fp32[i];
+    c.shape = f.shape();
+    if (data.Contains(c.name)) {
+      QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
+                              data.OpenStream(c.name));
+      QUANTD_ASSIGN_OR_RETURN(Tensor ref, s->ReadRows(max_samples));
+      c.has_reference = true;
+      c.fp32_max_abs_diff = MaxAbsDiff(f, ref);
+      c.top1_fp32_vs_reference = Top1Agreement(f, ref);
+    }
+    c.int8_max_abs_diff = MaxAbsDiff(quantized[i], f);
+    c.top1_int8_vs_fp32 = Top1Agreement(quantized[i], f);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   ModelRunReport report;
   QUANTD_ASSIGN_OR_RETURN(LoadedModel model,
@@ -110,38 +175,39 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   // The fp32 run doubles as calibration of the int8 activation ranges.
   ActivationRangeRecorder recorder(graph);
   RunOptions run_options;
-  run_options.tensor_hook = recorder.Hook();
+  if (options.weight_only_bits == 0) run_options.tensor_hook = recorder.Hook();
   QUANTD_ASSIGN_OR_RETURN(RunResult fp32_result,
                           (*fp32)->Run(feeds, run_options));
   report.fp32_outputs = fp32_result.outputs;
 
-  Graph int8_graph = graph;
+  Graph quantized_graph = graph;
   report.weight_qmax = MaxExactInt8WeightMagnitude();
   report.cpu_isa = CpuIsaName();
-  QUANTD_RETURN_IF_ERROR(
-      LowerToInt8(int8_graph, recorder.ranges(), {}, &report.lowering));
-  absl::StatusOr<std::unique_ptr<Executor>> int8 = Executor::Create(int8_graph);
+  if (options.weight_only_bits == 0) {
+    report.quantized_label = "int8";
+    QUANTD_RETURN_IF_ERROR(
+        LowerToInt8(quantized_graph, recorder.ranges(), {}, &report.lowering));
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(
+        WeightOnlyRun run,
+        LowerWeightOnlyRtn(quantized_graph, options.weight_only_bits,
+                           options.weight_only_group_size));
+    report.weight_only = run;
+    report.quantized_label =
+        absl::StrCat("w", options.weight_only_bits,
+                     options.weight_only_group_size > 0
+                         ? absl::StrCat("g", options.weight_only_group_size)
+                         : std::string("pc"));
+  }
+  absl::StatusOr<std::unique_ptr<Executor>> int8 =
+      Executor::Create(quantized_graph);
   if (!int8.ok()) return int8.status();
   QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> int8_outputs,
                           (*int8)->RunOutputs(feeds));
 
-  for (size_t i = 0; i < graph.outputs.size(); ++i) {
-    OutputComparison c;
-    c.name = graph.outputs[i].name;
-    const Tensor& f = report.fp32_outputs[i];
-    c.shape = f.shape();
-    if ((data)->Contains(c.name)) {
-      QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
-                              (data)->OpenStream(c.name));
-      QUANTD_ASSIGN_OR_RETURN(Tensor ref, (s)->ReadRows(options.max_samples));
-      c.has_reference = true;
-      c.fp32_max_abs_diff = MaxAbsDiff(f, ref);
-      c.top1_fp32_vs_reference = Top1Agreement(f, ref);
-    }
-    c.int8_max_abs_diff = MaxAbsDiff((int8_outputs)[i], f);
-    c.top1_int8_vs_fp32 = Top1Agreement((int8_outputs)[i], f);
-    report.outputs.push_back(std::move(c));
-  }
+  QUANTD_ASSIGN_OR_RETURN(report.outputs,
+                          CompareOutputs(graph, *data, options.max_samples,
+                                         report.fp32_outputs, int8_outputs));
   QUANTD_ASSIGN_OR_RETURN(LatencyStats t32,
                           MeasureLatency(**fp32, feeds, options.repeats));
   report.fp32 = t32;

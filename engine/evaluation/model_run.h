@@ -1,13 +1,15 @@
-// Runs a model on a data file in fp32 and in int8 and reports both: the
-// outputs, how they compare with reference outputs stored beside the inputs,
-// and the latency of each. This is `quantd run-model`, a diagnostic that
-// answers "does quantd run my model, and how fast is int8 here?".
+// Runs a model on a data file in fp32 and quantized (int8, or weight-only
+// int4/int8) and reports both: the outputs, how they compare with reference
+// outputs stored beside the inputs, and the latency of each. This is
+// `quantd run-model`, a diagnostic that answers "does quantd run my model,
+// and how fast is it quantized here?".
 //
 //   ModelRunOptions opts{.model_path = "model.onnx", .data_path = "io.npz"};
 //   absl::StatusOr<ModelRunReport> r = RunModel(opts);
 #ifndef QUANTD_ENGINE_EVALUATION_MODEL_RUN_H_
 #define QUANTD_ENGINE_EVALUATION_MODEL_RUN_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "engine/onnx/model_loader.h"
 #include "engine/passes/graph_cleanup.h"
 #include "engine/passes/int8_lowering.h"
+#include "engine/quantization/weight_only_lowering.h"
 #include "engine/runtime/executor.h"
 
 namespace quantd {
@@ -26,6 +29,12 @@ struct ModelRunOptions {
   std::string data_path;
   int64_t max_samples = 1024;
   int repeats = 10;  // timed runs per precision; the median is reported
+  // 4 or 8: instead of int8 lowering, quantize every Gemm/MatMul weight
+  // round-to-nearest, symmetric, to this many bits in groups of
+  // weight_only_group_size along K (0: per column), and run it on the
+  // weight-only kernel (activations stay f32). 0: int8 lowering.
+  int weight_only_bits = 0;
+  int64_t weight_only_group_size = 128;
 };
 
 struct OutputComparison {
@@ -45,6 +54,12 @@ struct LatencyStats {
   double max_ms = 0;
 };
 
+// What run-model ran as "quantized".
+struct WeightOnlyRun {
+  WeightOnlyLoweringStats lowering;
+  std::string kernel_isa;  // WeightOnlyIsa()
+};
+
 struct ModelRunReport {
   int64_t source_opset = 0;
   int64_t opset = 0;
@@ -53,7 +68,9 @@ struct ModelRunReport {
   int nodes_loaded = 0;
   int nodes_prepared = 0;
   PrepareStats prepare;
-  Int8LoweringStats lowering;
+  Int8LoweringStats lowering;                // int8 runs
+  std::optional<WeightOnlyRun> weight_only;  // weight-only runs
+  std::string quantized_label;               // "int8", or "w4g128" and the like
   int32_t weight_qmax = 0;
   std::string cpu_isa;
   int64_t samples = 0;

@@ -74,6 +74,7 @@ struct JobContext {
   std::map<std::string, std::string> layer_values;  // layer output -> node
   std::optional<Evaluated> fake_quant;              // evaluate_fake_quant
   std::unique_ptr<Executor> int8_executor;          // evaluate_int8, if any
+  std::string int8_kernels;  // what int8_executor runs on, for the report
 };
 
 // The layers of `graph` to quantize (Conv, Gemm, MatMul with constant

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/evaluation/model_run.h"
+#include "engine/quantization/weight_only_lowering.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/post_ops.h"
 #include "util/sha256.h"
@@ -94,6 +95,7 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
 }
 
 absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
+                                const std::string& int8_kernels,
                                 const TensorMap& feeds, int64_t batch_size,
                                 int repeats, v1::PerformanceReport* perf) {
   QUANTD_ASSIGN_OR_RETURN(LatencyStats f32,
@@ -109,6 +111,9 @@ absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
   perf->set_speedup(f32.median_ms / i8.median_ms);
   perf->set_threads(KernelThreads());
   perf->set_cpu_isa(CpuIsaName());
+  perf->set_quantized_kernels(int8_kernels);
+  perf->set_float_weight_bytes(InitializerBytes(float_ex.graph()));
+  perf->set_quantized_weight_bytes(InitializerBytes(int8_ex.graph()));
   return absl::OkStatus();
 }
 

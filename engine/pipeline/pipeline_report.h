@@ -51,8 +51,11 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
                      const std::vector<std::string>& excluded_nodes,
                      v1::QuantizationReport* report);
 
-// fp32 vs int8 latency and throughput on one batch, median of `repeats`.
+// fp32 vs quantized latency and throughput on one batch, median of
+// `repeats`, and the weight bytes each executor holds; `int8_kernels` says
+// what int8_ex runs on (PerformanceReport.quantized_kernels).
 absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
+                                const std::string& int8_kernels,
                                 const TensorMap& feeds, int64_t batch_size,
                                 int repeats, v1::PerformanceReport* perf);
 

@@ -82,6 +82,29 @@ TEST(PtqAlgorithmsTest, GptqClosesAtLeastHalfOfTheInt4PerChannelGap) {
   EXPECT_TRUE(AnyLayerNote(gptq, "gptq: proxy loss"));
 }
 
+// WEIGHT_ONLY jobs run the quantized model on the weight-only kernel: its
+// evaluation is the QDQ artifact's (fake quant) up to f32 rounding, and the
+// report says what ran and the weight bytes each model held.
+TEST(PtqAlgorithmsTest, WeightOnlyJobsRunOnTheWeightOnlyKernel) {
+  const v1::QuantizationReport r =
+      RunJob(Int4WeightOnly(v1::GRANULARITY_PER_GROUP));
+  ASSERT_GT(r.int8().samples(), 0);
+  EXPECT_NEAR(r.int8().quantized_perplexity(),
+              r.fake_quant().quantized_perplexity(), 1e-3);
+  EXPECT_GE(r.int8().top1_agreement(), r.fake_quant().top1_agreement() - 0.01);
+  EXPECT_THAT(r.performance().quantized_kernels(),
+              HasSubstr("weight-only int4 MatMul"));
+  EXPECT_GT(r.performance().speedup(), 0);
+  // The tiny GPT's weights are all MatMuls (no Conv): int4 codes and
+  // per-group scales are under a third of the f32 bytes.
+  EXPECT_GT(r.performance().float_weight_bytes(), 0);
+  EXPECT_LT(3 * r.performance().quantized_weight_bytes(),
+            r.performance().float_weight_bytes());
+  for (const std::string& w : r.warnings()) {
+    EXPECT_THAT(w, ::testing::Not(HasSubstr("fake quantization only")));
+  }
+}
+
 TEST(PtqAlgorithmsTest, AwqBeatsRoundToNearestAtInt4Group32) {
   const v1::QuantizationReport rtn =
       RunJob(Int4WeightOnly(v1::GRANULARITY_PER_GROUP));

@@ -36,7 +36,7 @@ absl::Status MeasureSpeed(JobContext& ctx) {
     return absl::InternalError("the evaluation data yielded no batch");
   }
   return MeasurePerformance(*ctx.float_executor, *ctx.int8_executor,
-                            batch->feeds, batch->size, 10,
+                            ctx.int8_kernels, batch->feeds, batch->size, 10,
                             ctx.report().mutable_performance());
 }
 

@@ -16,9 +16,11 @@
 //   sensitivity end-metric change with one layer quantized at a time
 //   evaluate_fake_quant   the QDQ model ONNX Runtime will run, vs float
 //   fallback    layers to higher precision while an accuracy target is missed
-//   evaluate_int8         true int8 on oneDNN where the plan maps onto it
+//   evaluate_int8         true int8 on oneDNN where the plan maps onto it;
+//                         WEIGHT_ONLY plans on the weight-only MatMul kernel
 //   export      the QDQ ONNX model and the per-layer report
-//   benchmark   size, fp32 vs int8 latency, reproducibility facts
+//   benchmark   size, fp32 vs quantized latency and weight bytes,
+//               reproducibility facts
 #ifndef QUANTD_ENGINE_PIPELINE_STAGES_H_
 #define QUANTD_ENGINE_PIPELINE_STAGES_H_
 

@@ -164,25 +164,35 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
   return p;
 }
 
-absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& w,
-                                           const QuantParams& p) {
+absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
+    const Tensor& w, const QuantParams& p) {
   if (w.dtype() != DataType::kFloat32) {
     return absl::InvalidArgumentError("only float weights are quantized");
   }
-  Tensor out(DataType::kFloat32, w.shape());
+  std::vector<int32_t> q(w.num_elements());
   const float* src = w.data<float>();
-  float* dst = out.mutable_data<float>();
   for (int64_t i = 0; i < w.num_elements(); ++i) {
     const int64_t k = ParamIndex(p, w.shape(), i);
     if (k >= static_cast<int64_t>(p.scales.size())) {
       return absl::InvalidArgumentError(
           "quantization parameters do not match the weight's shape");
     }
-    const float s = p.scales[k];
     const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
-    const float q =
-        std::clamp<float>(std::nearbyint(src[i] / s) + zp, p.qmin, p.qmax);
-    dst[i] = (q - zp) * s;
+    q[i] = static_cast<int32_t>(std::clamp<float>(
+        std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax));
+  }
+  return q;
+}
+
+absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& w,
+                                           const QuantParams& p) {
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int32_t> q, QuantizeWeightValues(w, p));
+  Tensor out(DataType::kFloat32, w.shape());
+  float* dst = out.mutable_data<float>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t k = ParamIndex(p, w.shape(), i);
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
+    dst[i] = static_cast<float>(q[i] - zp) * p.scales[k];
   }
   return out;
 }

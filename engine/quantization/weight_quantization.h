@@ -65,6 +65,12 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& weights,
                                                 const WeightSlot& slot,
                                                 const WeightScheme& scheme);
 
+// The integers q = clamp(round(w / scale) + zero_point, qmin, qmax), one
+// per element of `weights` (what the QDQ export and the weight-only kernels
+// store).
+absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
+    const Tensor& weights, const QuantParams& params);
+
 // Quantizes then dequantizes `weights` with `params` (what a runtime will
 // compute with); the basis of weight error and of fake-quant simulation.
 absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& weights,

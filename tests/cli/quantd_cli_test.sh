@@ -30,6 +30,10 @@ expect "runs the MLP fixture" 0 "fp32 vs reference: max \|diff\| [0-9.e-]+, top-
   "$quantd" run-model --model "$data/fmnist_mlp/model.onnx" --data "$data/fmnist_mlp/io.npz" --repeats 1
 expect "runs the CNN fixture and folds BatchNorm" 0 "4 BatchNorms into Conv" -- \
   "$quantd" run-model --model "$data/fmnist_cnn/model.onnx" --data "$data/fmnist_cnn/io.npz" --repeats 1
+expect "runs a decoder on the weight-only kernel" 0 "13 Gemm/MatMul on the weight-only kernel" -- \
+  "$quantd" run-model --model "$data/tiny_gpt/model.onnx" --data "$data/tiny_gpt/io.npz" --weight-only 4 --group-size 32 --repeats 1
+expect "bad --weight-only" 2 "--weight-only takes 4 or 8" -- \
+  "$quantd" run-model --model x --data y --weight-only 3
 expect "help" 0 "run-model" -- "$quantd" --help
 expect "run-model help" 0 "--samples N" -- "$quantd" run-model --help
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$quantd" frobnicate

@@ -13,6 +13,7 @@ void RegisterAllOps(OpRegistry& registry) {
   RegisterMatMulOps(registry);
   RegisterQuantizeOps(registry);
   RegisterQuantizedOps(registry);
+  RegisterWeightOnlyOps(registry);
   RegisterFakeQuantOps(registry);
 }
 

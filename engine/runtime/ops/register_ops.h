@@ -27,6 +27,8 @@ void RegisterMatMulOps(OpRegistry& registry);
 void RegisterQuantizeOps(OpRegistry& registry);
 // quantd.QuantizedConv, quantd.QuantizedMatMul (made by LowerToInt8).
 void RegisterQuantizedOps(OpRegistry& registry);
+// quantd.WeightOnlyMatMul (made by LowerWeightOnly).
+void RegisterWeightOnlyOps(OpRegistry& registry);
 // MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool.
 void RegisterPoolingOps(OpRegistry& registry);
 // quantd.FakeQuant (fake_quant_op.cc), for quantization-aware training.

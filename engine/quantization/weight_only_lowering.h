@@ -1,0 +1,46 @@
+// Lowering a weight-only quantization plan to quantd's weight-only kernel:
+// every MatMul, and every Gemm without transA/alpha/beta and with a 1-D or
+// absent C, whose weight the plan quantizes per tensor, per output column or
+// per group along K becomes quantd.WeightOnlyMatMul over packed 4- or 8-bit
+// codes (kernels/weight_only_matmul.h). The f32 weight leaves the graph, so
+// the lowered model holds 1/8 (int4) or 1/4 (int8) of the weight bytes.
+//
+//   WeightOnlyLoweringStats stats;
+//   absl::Status s = LowerWeightOnly(graph, plan.weights, &stats);
+//
+// Other quantized weights (Conv, a Gemm the kernel cannot express, groups
+// along the wrong axis) are replaced by their fake-quantized f32 values:
+// the same numbers the QDQ artifact computes with, without a speedup.
+// Weights the plan leaves float stay as they are. The integers are
+// QuantizeWeightValues' (weight_quantization.h), so the lowered model and
+// the exported QDQ model compute with the same weights.
+#ifndef QUANTD_ENGINE_QUANTIZATION_WEIGHT_ONLY_LOWERING_H_
+#define QUANTD_ENGINE_QUANTIZATION_WEIGHT_ONLY_LOWERING_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "engine/ir/graph.h"
+#include "engine/ir/quantization_plan.h"
+
+namespace quantd {
+
+struct WeightOnlyLoweringStats {
+  int matmuls = 0;                   // now quantd.WeightOnlyMatMul
+  int fake_quantized = 0;            // quantized weights kept as f32 values
+  int64_t float_weight_bytes = 0;    // all initializers before
+  int64_t lowered_weight_bytes = 0;  // all initializers after
+};
+
+// `weights`: QuantizationPlan::weights (by initializer name).
+absl::Status LowerWeightOnly(Graph& graph,
+                             const std::map<std::string, QuantParams>& weights,
+                             WeightOnlyLoweringStats* stats = nullptr);
+
+// Bytes of every initializer of `graph` (what an executor holds).
+int64_t InitializerBytes(const Graph& graph);
+
+}  // namespace quantd
+
+#endif  // QUANTD_ENGINE_QUANTIZATION_WEIGHT_ONLY_LOWERING_H_
