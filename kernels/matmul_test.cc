@@ -45,6 +45,9 @@ std::vector<MatMulCase> Cases() {
       {{2, 3, 17}, {9, 17}, true, {2, 3, 9}},
       {{17}, {9, 17}, true, {9}},
       {{3, 17}, {17}, true, {3}},
+      // b shared by every batch: run as one GEMM over all rows of a.
+      {{4, 1, 5}, {1, 5, 3}, false, {4, 1, 3}},
+      {{2, 2, 1, 4}, {4, 3}, false, {2, 2, 1, 3}},
   };
 }
 
@@ -64,6 +67,25 @@ TEST(MatMulOutputShapeTest, NumpySemantics) {
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_EQ(*out, c.out) << ShapeToString(c.a) << " x " << ShapeToString(c.b);
   }
+}
+
+// A decoder step's [batch, 1, d] x [d, n] is one [batch, d] x [d, n] GEMM
+// (one pass over the weights), not `batch` GEMMs of one row.
+TEST(MatMulGeometryTest, FoldsBatchIntoRowsWhenBIsShared) {
+  using matmul_internal::MatMulGeometry;
+  using matmul_internal::ResolveMatMulGeometry;
+  absl::StatusOr<MatMulGeometry> g =
+      ResolveMatMulGeometry({8, 1, 768}, {768, 2304}, false);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->m, 8);
+  EXPECT_EQ(g->a_dims, (Shape{1, 8, 768}));
+  EXPECT_EQ(g->dst_dims, (Shape{1, 8, 2304}));
+  EXPECT_EQ(g->dst_shape, (Shape{8, 1, 2304}));
+  // A batched b keeps the batch.
+  g = ResolveMatMulGeometry({8, 1, 768}, {8, 768, 16}, false);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->m, 1);
+  EXPECT_EQ(g->a_dims, (Shape{8, 1, 768}));
 }
 
 TEST(MatMulKernelTest, MatchesReferenceOverShapes) {

@@ -94,6 +94,18 @@ void PrintLatency(const ModelRunReport& r, int repeats) {
       r.int8.median_ms > 0 ? r.fp32.median_ms / r.int8.median_ms : 0.0);
 }
 
+// The most expensive op types of one run, as run-model --profile prints.
+void PrintProfile(const char* label, const std::vector<OpTime>& profile) {
+  double total = 0;
+  for (const OpTime& t : profile) total += t.ms;
+  std::printf("profile    %s: %.3f ms in ops\n", label, total);
+  for (size_t i = 0; i < profile.size() && i < 8; ++i) {
+    const OpTime& t = profile[i];
+    std::printf("  %-28s %9.3f ms %5.1f%%  %d nodes\n", t.op_type.c_str(), t.ms,
+                total > 0 ? 100 * t.ms / total : 0.0, t.nodes);
+  }
+}
+
 }  // namespace
 
 int RunModelCommand(const RunModelFlags& flags) {
@@ -104,6 +116,7 @@ int RunModelCommand(const RunModelFlags& flags) {
   options.repeats = static_cast<int>(flags.repeats);
   options.weight_only_bits = static_cast<int>(flags.weight_only_bits);
   options.weight_only_group_size = flags.group_size;
+  options.profile = flags.profile;
   absl::StatusOr<ModelRunReport> r = RunModel(options);
   if (!r.ok()) {
     std::fprintf(stderr, "quantd run-model: %s\n",
@@ -113,6 +126,10 @@ int RunModelCommand(const RunModelFlags& flags) {
   PrintModel(options.model_path, *r);
   PrintOutputs(*r);
   PrintLatency(*r, options.repeats);
+  if (options.profile) {
+    PrintProfile("fp32", r->fp32_profile);
+    PrintProfile(r->quantized_label.c_str(), r->int8_profile);
+  }
   return kExitOk;
 }
 

@@ -75,6 +75,9 @@ CLI::App* AddRunModelCommand(CLI::App& app, RunModelFlags* flags) {
         return absl::OkStatus();
       },
       "with --weight-only: rows of K per scale (0: one per column)");
+  cmd->add_flag("--profile", flags->profile,
+                "also print the time per op type, fp32 and quantized "
+                "(hooked runs: no layout planning or fusion)");
   cmd->callback([flags] { ThrowIfError(CheckRunModelFlags(*flags)); });
   return cmd;
 }

@@ -19,6 +19,7 @@ struct RunModelFlags {
   int64_t repeats = ModelRunOptions().repeats;
   int64_t weight_only_bits = 0;  // --weight-only 4|8
   int64_t group_size = ModelRunOptions().weight_only_group_size;
+  bool profile = false;  // --profile
 };
 
 // Declares the `run-model` command and its flags on `app`; parsing fills

@@ -139,6 +139,28 @@ absl::StatusOr<std::vector<OutputComparison>> CompareOutputs(
   return out;
 }
 
+// The quantized model run-model compares: int8 lowering with the recorded
+// ranges, or weight-only RTN (options.weight_only_bits).
+absl::Status LowerForRun(const ModelRunOptions& options, const RangeMap& ranges,
+                         Graph& graph, ModelRunReport& report) {
+  report.weight_qmax = MaxExactInt8WeightMagnitude();
+  report.cpu_isa = CpuIsaName();
+  if (options.weight_only_bits == 0) {
+    report.quantized_label = "int8";
+    return LowerToInt8(graph, ranges, {}, &report.lowering);
+  }
+  QUANTD_ASSIGN_OR_RETURN(WeightOnlyRun run,
+                          LowerWeightOnlyRtn(graph, options.weight_only_bits,
+                                             options.weight_only_group_size));
+  report.weight_only = run;
+  report.quantized_label =
+      absl::StrCat("w", options.weight_only_bits,
+                   options.weight_only_group_size > 0
+                       ? absl::StrCat("g", options.weight_only_group_size)
+                       : std::string("pc"));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
@@ -181,24 +203,8 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   report.fp32_outputs = fp32_result.outputs;
 
   Graph quantized_graph = graph;
-  report.weight_qmax = MaxExactInt8WeightMagnitude();
-  report.cpu_isa = CpuIsaName();
-  if (options.weight_only_bits == 0) {
-    report.quantized_label = "int8";
-    QUANTD_RETURN_IF_ERROR(
-        LowerToInt8(quantized_graph, recorder.ranges(), {}, &report.lowering));
-  } else {
-    QUANTD_ASSIGN_OR_RETURN(
-        WeightOnlyRun run,
-        LowerWeightOnlyRtn(quantized_graph, options.weight_only_bits,
-                           options.weight_only_group_size));
-    report.weight_only = run;
-    report.quantized_label =
-        absl::StrCat("w", options.weight_only_bits,
-                     options.weight_only_group_size > 0
-                         ? absl::StrCat("g", options.weight_only_group_size)
-                         : std::string("pc"));
-  }
+  QUANTD_RETURN_IF_ERROR(
+      LowerForRun(options, recorder.ranges(), quantized_graph, report));
   absl::StatusOr<std::unique_ptr<Executor>> int8 =
       Executor::Create(quantized_graph);
   if (!int8.ok()) return int8.status();
@@ -214,6 +220,12 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options) {
   QUANTD_ASSIGN_OR_RETURN(LatencyStats t8,
                           MeasureLatency(**int8, feeds, options.repeats));
   report.int8 = t8;
+  if (options.profile) {
+    QUANTD_ASSIGN_OR_RETURN(report.fp32_profile,
+                            ProfileOps(**fp32, feeds, options.repeats));
+    QUANTD_ASSIGN_OR_RETURN(report.int8_profile,
+                            ProfileOps(**int8, feeds, options.repeats));
+  }
   return report;
 }
 

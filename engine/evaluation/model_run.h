@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/evaluation/op_profile.h"
 #include "engine/onnx/model_loader.h"
 #include "engine/passes/graph_cleanup.h"
 #include "engine/passes/int8_lowering.h"
@@ -35,6 +36,8 @@ struct ModelRunOptions {
   // weight-only kernel (activations stay f32). 0: int8 lowering.
   int weight_only_bits = 0;
   int64_t weight_only_group_size = 128;
+  // Also time every op type (op_profile.h) over `repeats` hooked runs.
+  bool profile = false;
 };
 
 struct OutputComparison {
@@ -78,6 +81,8 @@ struct ModelRunReport {
   std::vector<Tensor> fp32_outputs;
   LatencyStats fp32;
   LatencyStats int8;
+  std::vector<OpTime> fp32_profile;  // with options.profile
+  std::vector<OpTime> int8_profile;
 };
 
 absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options);

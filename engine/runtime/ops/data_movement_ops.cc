@@ -17,6 +17,7 @@
 #include "engine/runtime/ops/register_ops.h"
 #include "engine/runtime/ops/shape_util.h"
 #include "engine/runtime/ops/slice_geometry.h"
+#include "kernels/parallel_copy.h"
 #include "kernels/reorder.h"
 #include "util/status_macros.h"
 
@@ -68,14 +69,17 @@ KernelOr CreateConcat(const OpKernelInfo& info) {
     const int64_t inner =
         NumElements(absl::MakeConstSpan(out).subspan(axis + 1));
     char* dst = static_cast<char*>(y.mutable_raw_data());
+    std::vector<CopyPiece> pieces;
+    pieces.reserve(outer * in.size());
     for (int64_t o = 0; o < outer; ++o) {
       for (const Tensor* t : in) {
         const size_t chunk = t->dim(axis) * inner * elem;
-        std::memcpy(dst, static_cast<const char*>(t->raw_data()) + o * chunk,
-                    chunk);
+        pieces.push_back(
+            {dst, static_cast<const char*>(t->raw_data()) + o * chunk, chunk});
         dst += chunk;
       }
     }
+    ParallelCopy(pieces);
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
@@ -257,12 +261,15 @@ KernelOr CreateGather(const OpKernelInfo& info) {
         NumElements(absl::MakeConstSpan(in).subspan(axis + 1)) * elem;
     const char* src = static_cast<const char*>((x)->raw_data());
     char* dst = static_cast<char*>(y.mutable_raw_data());
+    std::vector<CopyPiece> pieces;
+    pieces.reserve(outer * idx.size());
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t i : idx) {
-        std::memcpy(dst, src + (o * dim + i) * chunk, chunk);
+        pieces.push_back({dst, src + (o * dim + i) * chunk, chunk});
         dst += chunk;
       }
     }
+    ParallelCopy(pieces);
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
