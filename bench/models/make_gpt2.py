@@ -4,11 +4,14 @@ weight-only row: one new token per sequence attending to a fixed-length
 key/value cache of --past earlier positions, which is what batch-B token
 generation runs once per token.
 
-  inputs   input_ids int64 [B, 1]; past float32 [B, 12, 2, 12, P, 64]
+  inputs   token int64 [B, 1]; past float32 [B, 12, 2, 12, P, 64]
            (per layer: keys and values, per head)
   output   logits float32 [B, 50257]
 
-The step does not return the updated cache: its cost is one more concat per
+The token input is not called input_ids: quantd reads a model whose input
+has that name as a sequence LM (rows of T + 1 tokens, next-token
+perplexity), which a one-token step is not. The step does not return the
+updated cache: its cost is one more concat per
 layer, and the benchmark times a step, not a generation loop. lm_head is a
 Linear of its own rather than tied to the token embedding (GPT-2 ties them;
 a tied weight is read by a Gather and a MatMul, and weight-only lowering
@@ -78,7 +81,7 @@ def inputs(rng, batch, past):
     ids = rng.integers(0, VOCAB, size=(batch, 1), dtype=np.int64)
     kv = rng.standard_normal((batch, LAYERS, 2, HEADS, past, HEAD),
                              dtype=np.float32)
-    return {"input_ids": ids, "past": kv}
+    return {"token": ids, "past": kv}
 
 
 def main():
@@ -98,11 +101,11 @@ def main():
     example = inputs(rng, 1, args.past)
     path = os.path.join(args.out, "model.onnx")
     torch.onnx.export(
-        model, (torch.from_numpy(example["input_ids"]),
+        model, (torch.from_numpy(example["token"]),
                 torch.from_numpy(example["past"])),
-        path, opset_version=17, input_names=["input_ids", "past"],
+        path, opset_version=17, input_names=["token", "past"],
         output_names=["logits"],
-        dynamic_axes={"input_ids": {0: "B"}, "past": {0: "B"},
+        dynamic_axes={"token": {0: "B"}, "past": {0: "B"},
                       "logits": {0: "B"}})
     for b in (int(v) for v in args.batches.split(",")):
         feeds = inputs(rng, b, args.past)
