@@ -7,14 +7,14 @@
 #
 #   bench/peer/run.sh [--batch N] [--threads N] [--rounds N] [WORK_DIR]
 #
-# Models: torchvision's ResNet-50 (random weights, written by
-# bench/models/make_resnet50.py into WORK_DIR, 102 MB, reused when present)
-# and the fixture CNN (testdata/fmnist_cnn), static W8A8 at --batch; and a
-# GPT-2-small-shaped decoder step with a 128-token KV cache
-# (bench/models/make_gpt2.py, 653 MB), weight-only int4 group 128, at batch
-# 1 and 8 whatever --batch is (rows gpt2_b1, gpt2_b8; its "int8" columns
-# are int4 weight-only: quantd's kernel, and ONNX Runtime on quantd's
-# blocked-DequantizeLinear artifact). Needs a built quantd
+# Models (generated into WORK_DIR by bench/models/*.py, random weights,
+# reused when present): static W8A8 at --batch on the fixture CNN
+# (testdata/fmnist_cnn), torchvision's ResNet-50 (102 MB) and a
+# BERT-base-shaped encoder (sequence 128, 438 MB); weight-only int4 group
+# 128 on a GPT-2-small-shaped decoder step with a 128-token KV cache (653
+# MB) at batch 1 and 8 whatever --batch is (rows gpt2_b1, gpt2_b8: there the
+# "int8" columns are quantd's int4 weight-only kernel and ONNX Runtime on
+# quantd's blocked-DequantizeLinear artifact). Needs a built quantd
 # (build/server/quantd), Debian's python3-torch/torchvision/numpy for the
 # fixtures, and tests/ort/install.sh's onnxruntime-node.
 set -euo pipefail
@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --batch) batch=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) work=$1; shift ;;
   esac
 done
@@ -37,16 +37,18 @@ quantd=build/server/quantd
 py=/usr/bin/python3
 mkdir -p "$work"
 
-# Writes input.npy (the first $batch samples of an .npz's 'input') to $2.
+# Writes <name>.npy for every array of an .npz (its first $batch samples,
+# repeated if it has fewer) and the same as batch.npz, into $2.
 take_batch() {
   "$py" - "$1" "$2" "$batch" <<'PY'
 import sys, numpy as np
 src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-x = np.load(src)["input"]
-reps = -(-n // x.shape[0])
-x = np.concatenate([x] * reps)[:n]
-np.save(f"{out}/input.npy", x)
-np.savez(f"{out}/batch.npz", input=x)
+arrays = {}
+for name, x in np.load(src).items():
+    reps = -(-n // x.shape[0])
+    arrays[name] = np.concatenate([x] * reps)[:n]
+    np.save(f"{out}/{name}.npy", arrays[name])
+np.savez(f"{out}/batch.npz", **arrays)
 PY
 }
 
@@ -114,7 +116,9 @@ print(f"{name:<12} {cell(qf):>12} {cell(of):>12} {cell(qi):>12} {cell(oq):>12}"
 PY
 }
 
-for dir in "$cnn" "$r50"; do
+bert=$work/bert
+[[ -f $bert/model.onnx ]] || "$py" bench/models/make_bert.py "$bert"
+for dir in "$cnn" "$r50" "$bert"; do
   take_batch "$dir/eval.npz" "$dir"
   [[ -f $dir/out/model.quant.onnx ]] || quantize "$dir"
   row "$(basename "$dir")" "$dir" "$dir/batch.npz" "$dir" \
