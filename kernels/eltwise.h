@@ -9,7 +9,8 @@
 //   s = leaky.Forward(x, &x);                // in place is fine
 //
 // Most functions run as oneDNN eltwise primitives (JIT, vectorized). Erf and
-// HardSigmoid have no oneDNN 2.6 algorithm and run as OpenMP loops; Selu is
+// HardSigmoid have no oneDNN 2.6 algorithm and run as vectorized OpenMP
+// loops (Erf as a fitted rational function: abs error <= 4.3e-7); Selu is
 // oneDNN elu followed by an in-place linear. oneDNN's exp/log/erf use
 // polynomial approximations: relative error ~1e-7 for most inputs, absolute
 // error up to ~2e-6 where a result crosses zero (log near 1, Softplus for
