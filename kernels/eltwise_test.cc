@@ -137,7 +137,7 @@ TEST(EltwiseTest, ErfIsWithinItsDocumentedError) {
     const double want = std::erf(double{x.data<float>()[i]});
     worst = std::max(worst, std::fabs(y.data<float>()[i] - want));
   }
-  EXPECT_LE(worst, 5e-7);
+  EXPECT_LE(worst, 2e-7);
   Tensor small = Tensor::FromVector<float>({4}, {1e-30f, -1e-6f, 1e-3f, 0.f});
   ASSERT_TRUE(erf.Forward(small, &y).ok());
   for (int i = 0; i < 4; ++i) {
