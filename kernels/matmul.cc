@@ -25,7 +25,8 @@ namespace {
 // b is one [B * M, K] x [K, N] GEMM: same bytes, same result layout. oneDNN
 // runs the batched form as B GEMMs that each re-read all of b, which at
 // M = 1 (a decoder step: [batch, 1, d] x [d, n]) is B passes over the
-// weights instead of one: 3.9x slower on GPT-2 shapes at batch 8.
+// weights instead of one: 3.5x slower on GPT-2 shapes at batch 8 (f32
+// MatMul time of a decoder step 63 -> 18 ms).
 void FoldBatchIntoRows(MatMulGeometry& g) {
   const size_t rank = g.a_dims.size();
   int64_t batch = 1;

@@ -16,8 +16,9 @@ void ParallelCopy(absl::Span<const CopyPiece> pieces) {
     for (const CopyPiece& p : pieces) std::memcpy(p.dst, p.src, p.bytes);
     return;
   }
-  // Pieces of about total / (4 * threads) bytes (at least 64 KiB), so that
-  // one large piece is shared and many small ones are grouped.
+  // Large pieces are cut into parts of about total / (4 * threads) bytes
+  // (at least 64 KiB), so that one large piece is shared by the threads;
+  // small pieces are copied whole, several to a thread.
   const size_t target = std::max<size_t>(64 << 10, total / (4 * threads));
   std::vector<CopyPiece> split;
   for (const CopyPiece& p : pieces) {

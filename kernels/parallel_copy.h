@@ -1,5 +1,5 @@
-// Copies of many bytes spread over the kernel threads. Gather, Concat and
-// Slice on large tensors (a decoder's key/value cache: ~150 MB a step at
+// Copies of many bytes spread over the kernel threads. Gather and Concat on
+// large tensors (a decoder's key/value cache: ~150 MB a step at
 // GPT-2 size, batch 8) are memcpy-bound, and one thread reaches only part of
 // the memory bandwidth; ONNX Runtime splits such copies too.
 //

@@ -55,7 +55,8 @@ absl::Status ValidateWeightOnlyPacked(const WeightOnlyPacked& w) {
         "-bit codes"));
   }
   const int64_t blocks = w.codes.dim(0);
-  if (w.n < 1 || (w.n + kWeightOnlyBlock - 1) / kWeightOnlyBlock != blocks) {
+  if (w.n < 1 || w.n > (int64_t{1} << 40) ||
+      (w.n + kWeightOnlyBlock - 1) / kWeightOnlyBlock != blocks) {
     return absl::InvalidArgumentError(
         absl::StrCat("weight-only n = ", w.n, " does not match ", blocks,
                      " packed blocks of ", kWeightOnlyBlock, " columns"));
@@ -69,6 +70,24 @@ absl::Status ValidateWeightOnlyPacked(const WeightOnlyPacked& w) {
   QUANTD_RETURN_IF_ERROR(
       ExpectTensor(w.scales, DataType::kFloat32, params, "scales"));
   return ExpectTensor(w.zero_points, DataType::kInt32, params, "zero points");
+}
+
+absl::Status ValidateWeightOnlyValues(const WeightOnlyPacked& w) {
+  QUANTD_RETURN_IF_ERROR(ValidateWeightOnlyPacked(w));
+  const int32_t code_max = (1 << w.bits) - 1;
+  const float* s = w.scales.data<float>();
+  const int32_t* z = w.zero_points.data<int32_t>();
+  for (int64_t i = 0; i < w.scales.num_elements(); ++i) {
+    if (!std::isfinite(s[i]) || s[i] < 0 || z[i] < 0 || z[i] > code_max) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight-only packed parameter ", i, " (scale ", s[i],
+                       ", zero point ", z[i],
+                       ") is out of range: scales finite and >= 0, "
+                       "zero points in [0, ",
+                       code_max, "]"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<WeightOnlyPacked> PackWeightOnly(const Tensor& codes,
@@ -118,7 +137,9 @@ absl::StatusOr<WeightOnlyPacked> PackWeightOnly(const Tensor& codes,
   WeightOnlyPacked w;
   w.n = n;
   w.bits = bits;
-  w.group_size = group_size > 0 ? group_size : k;
+  // A group longer than K is one group (ONNX blocked quantization allows it,
+  // and allow_partial_groups plans make it for small layers).
+  w.group_size = group_size > 0 ? std::min(group_size, k) : k;
   w.codes = Tensor::Zeros(DataType::kUInt8, {blocks, k, row_bytes});
   w.scales = Tensor::Zeros(DataType::kFloat32, {blocks, g, kWeightOnlyBlock});
   w.zero_points =
@@ -187,7 +208,10 @@ absl::Status WeightOnlyMatMul(const Tensor& x, const WeightOnlyPacked& w,
   }
   Shape out_shape = x.shape();
   out_shape.back() = w.n;
-  *y = Tensor(DataType::kFloat32, out_shape);
+  // Checked allocation: n and x's rows come from the graph and its feeds
+  // (the bound is the executor's for any op output, 2^31 elements).
+  QUANTD_ASSIGN_OR_RETURN(
+      *y, Tensor::Create(DataType::kFloat32, out_shape, int64_t{1} << 31));
   const int64_t m = x.num_elements() / w.k();
   if (m == 0) return absl::OkStatus();
   weight_only_internal::DirectKernel(

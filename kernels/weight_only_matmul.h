@@ -22,12 +22,13 @@
 // Packed format (what a lowered graph stores as initializers): columns in
 // blocks of 16 (N padded; padded columns have scale 0), and per block the K
 // rows one after the other, so a block's weights are one contiguous run.
-//   codes        u8  [N/16, K, 16 * bits / 8]. 8-bit: one byte per column.
+//   codes        u8  [ceil(N/16), K, 16 * bits / 8]. 8-bit: one byte per
+//                column.
 //                4-bit: byte j holds column j in its low nibble and column
 //                j + 8 in its high nibble (two masks and a shift give the
 //                16 codes in column order).
-//   scales       f32 [N/16, G, 16]
-//   zero_points  s32 [N/16, G, 16]
+//   scales       f32 [ceil(N/16), G, 16]
+//   zero_points  s32 [ceil(N/16), G, 16]
 // int4 codes are 8x fewer bytes than f32 weights, int8 4x: batch-1 token
 // generation reads every weight once per token, so its time is the weights'
 // bytes over memory bandwidth, which is what this kernel reduces.
@@ -71,9 +72,14 @@ struct WeightOnlyPacked {
 // bits (a lowered graph's initializers arrive through the executor).
 absl::Status ValidateWeightOnlyPacked(const WeightOnlyPacked& w);
 
+// Also checks every scale (finite, >= 0) and zero point (in [0, 2^bits)):
+// O(G * N), for a graph's initializers once, not per call.
+absl::Status ValidateWeightOnlyValues(const WeightOnlyPacked& w);
+
 // codes u8 [K, N] (every value < 2^bits), scales f32 [G, N] (finite, >= 0),
 // zero_points s32 [G, N] (in [0, 2^bits)), bits 4 or 8, group_size 0 (one
-// group: per column) or > 0 with G = ceil(K / group_size).
+// group: per column) or > 0 with G = ceil(K / group_size); a group_size
+// above K is one group.
 absl::StatusOr<WeightOnlyPacked> PackWeightOnly(const Tensor& codes,
                                                 const Tensor& scales,
                                                 const Tensor& zero_points,

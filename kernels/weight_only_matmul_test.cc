@@ -1,5 +1,6 @@
 #include "kernels/weight_only_matmul.h"
 
+#include <climits>
 #include <cmath>
 #include <random>
 #include <tuple>
@@ -166,6 +167,40 @@ TEST(WeightOnlyMatMulErrors, PackRefusesValuesOutsideTheirRange) {
   EXPECT_FALSE(PackWeightOnly(u.codes, u.scales, u.zero_points, 4, 3).ok());
   EXPECT_FALSE(PackWeightOnly(u.codes, u.scales, u.zero_points, 5, 4).ok());
   EXPECT_TRUE(PackWeightOnly(u.codes, u.scales, u.zero_points, 4, 4).ok());
+}
+
+// A group longer than K (a plan with allow_partial_groups on a small layer)
+// is one group, and runs.
+TEST(WeightOnlyMatMulErrors, AGroupLongerThanKIsOneGroup) {
+  std::mt19937 rng(3);
+  const Unpacked u = RandomWeights(64, 10, 4, 0, rng);  // one group of 64
+  absl::StatusOr<WeightOnlyPacked> w =
+      PackWeightOnly(u.codes, u.scales, u.zero_points, 4, 128);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->group_size, 64);
+  const Tensor x = RandomFloat({2, 64}, rng);
+  Tensor y;
+  ASSERT_TRUE(WeightOnlyMatMul(x, *w, nullptr, &y).ok());
+  ExpectMatchesReference(x, u, nullptr, y);
+}
+
+// Hand-made packed values (a hostile graph's initializers) are refused
+// before they reach integer arithmetic.
+TEST(WeightOnlyMatMulErrors, ValuesOutOfRangeAreRefused) {
+  std::mt19937 rng(4);
+  const Unpacked u = RandomWeights(8, 4, 4, 0, rng);
+  absl::StatusOr<WeightOnlyPacked> w =
+      PackWeightOnly(u.codes, u.scales, u.zero_points, 4, 0);
+  ASSERT_TRUE(w.ok());
+  EXPECT_TRUE(ValidateWeightOnlyValues(*w).ok());
+  WeightOnlyPacked bad = *w;
+  bad.zero_points = w->zero_points.Clone();
+  bad.zero_points.mutable_data<int32_t>()[2] = INT32_MIN;
+  EXPECT_FALSE(ValidateWeightOnlyValues(bad).ok());
+  bad = *w;
+  bad.scales = w->scales.Clone();
+  bad.scales.mutable_data<float>()[0] = -1.f;
+  EXPECT_FALSE(ValidateWeightOnlyValues(bad).ok());
 }
 
 TEST(WeightOnlyMatMulErrors, ForwardRefusesMismatchedInputs) {

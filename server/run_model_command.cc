@@ -37,8 +37,8 @@ void PrintModel(const std::string& path, const ModelRunReport& r) {
   if (r.weight_only.has_value()) {
     const WeightOnlyLoweringStats& w = r.weight_only->lowering;
     std::printf(
-        "%-10s %d Gemm/MatMul on the weight-only kernel (%s), %d kept f32 "
-        "with quantized values; weights %.1f -> %.1f MB\n",
+        "%-10s %d Gemm/MatMul on the weight-only kernel (%s), %d on "
+        "fake-quantized f32 weights; weights %.1f -> %.1f MB\n",
         r.quantized_label.c_str(), w.matmuls, r.weight_only->kernel_isa.c_str(),
         w.fake_quantized, w.float_weight_bytes / 1e6,
         w.lowered_weight_bytes / 1e6);

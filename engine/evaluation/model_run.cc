@@ -109,7 +109,7 @@ absl::StatusOr<WeightOnlyRun> LowerWeightOnlyRtn(Graph& graph, int bits,
   }
   WeightOnlyRun run;
   run.kernel_isa = WeightOnlyIsa();
-  QUANTD_RETURN_IF_ERROR(LowerWeightOnly(graph, weights, &run.lowering));
+  QUANTD_RETURN_IF_ERROR(LowerWeightOnly(graph, weights, {}, &run.lowering));
   return run;
 }
 

@@ -88,7 +88,8 @@ absl::Status EvaluateWeightOnly(JobContext& ctx) {
   }
   const std::map<std::string, QuantParams> weights = QuantizedWeights(ctx);
   WeightOnlyLoweringStats stats;
-  QUANTD_RETURN_IF_ERROR(LowerWeightOnly(graph, weights, &stats));
+  QUANTD_RETURN_IF_ERROR(
+      LowerWeightOnly(graph, weights, ctx.quantization->float_nodes, &stats));
   if (stats.matmuls == 0) {
     ctx.report().add_warnings(
         "no quantized layer is a MatMul or Gemm the weight-only kernel runs "

@@ -27,12 +27,6 @@ const Tensor* KernelWeight(const Graph& g, const Node& node, bool* trans_b) {
         (node.has_input(2) && a.GetFloat("beta", 1.f) != 1.f)) {
       return nullptr;
     }
-    if (node.has_input(2)) {
-      const Tensor* c = g.FindInitializer(node.input(2));
-      if (c == nullptr || c->dtype() != DataType::kFloat32 || c->rank() != 1) {
-        return nullptr;
-      }
-    }
     *trans_b = a.GetInt("transB", 0) != 0;
   } else if (node.op_type != "MatMul") {
     return nullptr;
@@ -40,6 +34,16 @@ const Tensor* KernelWeight(const Graph& g, const Node& node, bool* trans_b) {
   const Tensor* w = g.FindInitializer(node.input(1));
   if (w == nullptr || w->dtype() != DataType::kFloat32 || w->rank() != 2) {
     return nullptr;
+  }
+  if (node.op_type == "Gemm" && node.has_input(2)) {
+    // The kernel adds a bias of one value per column; ONNX also allows C
+    // of shape [1] or [M, N], which stay on the float path.
+    const Tensor* c = g.FindInitializer(node.input(2));
+    const int64_t n = *trans_b ? w->dim(0) : w->dim(1);
+    if (c == nullptr || c->dtype() != DataType::kFloat32 ||
+        c->shape() != Shape{n}) {
+      return nullptr;
+    }
   }
   return w;
 }
@@ -116,39 +120,45 @@ int64_t InitializerBytes(const Graph& graph) {
 
 absl::Status LowerWeightOnly(Graph& graph,
                              const std::map<std::string, QuantParams>& weights,
+                             const std::set<std::string>& float_nodes,
                              WeightOnlyLoweringStats* stats) {
   WeightOnlyLoweringStats local;
   local.float_weight_bytes = InitializerBytes(graph);
-  std::set<std::string> lowered;  // weights now packed
+  // Fake-quantized copies of weights that a quantized node reads but the
+  // kernel cannot run, shared by such readers; float nodes keep reading the
+  // original (as in the QDQ export, where only quantized slots get a
+  // DequantizeLinear).
+  std::map<std::string, std::string> fake_quantized;
   for (Node& node : graph.nodes) {
-    if (node.inputs.size() < 2) continue;
+    if (node.inputs.size() < 2 || float_nodes.contains(node.name)) continue;
     auto p = weights.find(node.input(1));
     if (p == weights.end()) continue;
     bool trans_b = false;
     const Tensor* w = KernelWeight(graph, node, &trans_b);
-    if (w == nullptr || !KernelLayout(p->second, trans_b)) continue;
-    absl::StatusOr<WeightOnlyPacked> packed = Pack(*w, p->second, trans_b);
-    if (!packed.ok()) {
-      return absl::Status(
-          packed.status().code(),
-          absl::StrCat("weight-only lowering of node '", node.name,
-                       "': ", packed.status().message()));
+    if (w != nullptr && KernelLayout(p->second, trans_b)) {
+      absl::StatusOr<WeightOnlyPacked> packed = Pack(*w, p->second, trans_b);
+      if (!packed.ok()) {
+        return absl::Status(
+            packed.status().code(),
+            absl::StrCat("weight-only lowering of node '", node.name,
+                         "': ", packed.status().message()));
+      }
+      node = WeightOnlyNode(graph, node, *std::move(packed));
+      ++local.matmuls;
+      continue;
     }
-    node = WeightOnlyNode(graph, node, *std::move(packed));
-    lowered.insert(p->first);
-    ++local.matmuls;
-  }
-  // What the kernel cannot run keeps f32 weights, fake-quantized; so does a
-  // lowered weight that another node also reads (a shared initializer).
-  std::set<std::string> read;
-  for (const Node& node : graph.nodes) {
-    read.insert(node.inputs.begin(), node.inputs.end());
-  }
-  for (const auto& [name, params] : weights) {
-    auto w = graph.initializers.find(name);
-    if (w == graph.initializers.end() || !read.contains(name)) continue;
-    QUANTD_ASSIGN_OR_RETURN(w->second, FakeQuantizeWeights(w->second, params));
-    if (!lowered.contains(name)) ++local.fake_quantized;
+    auto copy = fake_quantized.find(p->first);
+    if (copy == fake_quantized.end()) {
+      QUANTD_ASSIGN_OR_RETURN(
+          Tensor fq,
+          FakeQuantizeWeights(*graph.FindInitializer(p->first), p->second));
+      const std::string name =
+          graph.UniqueName(absl::StrCat(p->first, "_fake_quantized"));
+      graph.initializers[name] = std::move(fq);
+      copy = fake_quantized.emplace(p->first, name).first;
+    }
+    node.inputs[1] = copy->second;
+    ++local.fake_quantized;
   }
   RemoveDeadNodes(graph);  // drops the f32 weights nothing reads any more
   local.lowered_weight_bytes = InitializerBytes(graph);

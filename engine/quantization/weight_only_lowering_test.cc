@@ -118,7 +118,7 @@ TEST(WeightOnlyLoweringTest, ComputesWhatTheFakeQuantGraphComputes) {
   const auto plan = Plan(g);
   Graph lowered = g;
   WeightOnlyLoweringStats stats;
-  ASSERT_TRUE(LowerWeightOnly(lowered, plan, &stats).ok());
+  ASSERT_TRUE(LowerWeightOnly(lowered, plan, {}, &stats).ok());
   EXPECT_EQ(stats.matmuls, 3);
   EXPECT_EQ(stats.fake_quantized, 1);  // the Conv
   int kernels = 0;
@@ -158,13 +158,61 @@ TEST(WeightOnlyLoweringTest, GroupsAlongTheOutputAxisStayFakeQuantized) {
   std::map<std::string, QuantParams> plan = {{"mw2", p}};
   Graph lowered = g;
   WeightOnlyLoweringStats stats;
-  ASSERT_TRUE(LowerWeightOnly(lowered, plan, &stats).ok());
+  ASSERT_TRUE(LowerWeightOnly(lowered, plan, {}, &stats).ok());
   EXPECT_EQ(stats.matmuls, 0);
   EXPECT_EQ(stats.fake_quantized, 1);
   absl::StatusOr<Tensor> fq = FakeQuantizeWeights(g.initializers["mw2"], p);
   ASSERT_TRUE(fq.ok());
+  for (const Node& n : lowered.nodes) {
+    if (n.name != "matmul2") continue;
+    EXPECT_EQ(lowered.FindInitializer(n.input(1))->ToVector<float>(),
+              fq->ToVector<float>());
+  }
+  EXPECT_EQ(lowered.FindInitializer("mw2"), nullptr);  // nothing reads it
+}
+
+// A weight shared by a quantized node and a node the plan keeps float (an
+// accuracy-fallback step): only the quantized one is lowered; the float one
+// keeps reading the original values, as in the QDQ export.
+TEST(WeightOnlyLoweringTest, AFloatNodeSharingTheWeightKeepsItsFloatValues) {
+  Graph g = TestGraph();
+  g.nodes.push_back(MakeNode("matmul3", "MatMul", {"x2", "mw2"}, "y5"));
+  g.outputs.push_back(Info("y5", {-1, 20}));
+  const auto plan = Plan(g);
+  Graph lowered = g;
+  WeightOnlyLoweringStats stats;
+  ASSERT_TRUE(LowerWeightOnly(lowered, plan, {"matmul3"}, &stats).ok());
+  EXPECT_EQ(stats.matmuls, 3);
+  for (const Node& n : lowered.nodes) {
+    if (n.name == "matmul3") {
+      EXPECT_EQ(n.op_type, "MatMul");
+      EXPECT_EQ(n.input(1), "mw2");
+    }
+  }
+  ASSERT_NE(lowered.FindInitializer("mw2"), nullptr);
   EXPECT_EQ(lowered.FindInitializer("mw2")->ToVector<float>(),
-            fq->ToVector<float>());
+            g.initializers["mw2"].ToVector<float>());
+}
+
+// ONNX Gemm also takes C of shape [1]; the kernel's bias is one per column,
+// so such a Gemm stays on the float path instead of failing at run time.
+TEST(WeightOnlyLoweringTest, AGemmWithAScalarBiasIsNotLowered) {
+  Graph g = TestGraph();
+  g.initializers["gb"] = Random({1}, 3);
+  std::map<std::string, QuantParams> plan = {
+      {"gw", Params(g, "gemm",
+                    {.type = QuantType::kInt8, .int8_max_magnitude = 127})}};
+  WeightOnlyLoweringStats stats;
+  ASSERT_TRUE(LowerWeightOnly(g, plan, {}, &stats).ok());
+  EXPECT_EQ(stats.matmuls, 0);
+  EXPECT_EQ(stats.fake_quantized, 1);
+  absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(g);
+  ASSERT_TRUE(ex.ok());
+  EXPECT_TRUE((*ex)
+                  ->RunOutputs({{"x3", Random({1, 5, 40}, 1)},
+                                {"x2", Random({1, 40}, 2)},
+                                {"x", Random({1, 3, 6, 6}, 3)}})
+                  .ok());
 }
 
 TEST(WeightOnlyLoweringTest, ABiasFromAnotherNodeKeepsTheGemmFloat) {
@@ -177,7 +225,7 @@ TEST(WeightOnlyLoweringTest, ABiasFromAnotherNodeKeepsTheGemmFloat) {
       {"gw", Params(g, "gemm",
                     {.type = QuantType::kInt8, .int8_max_magnitude = 127})}};
   WeightOnlyLoweringStats stats;
-  ASSERT_TRUE(LowerWeightOnly(g, plan, &stats).ok());
+  ASSERT_TRUE(LowerWeightOnly(g, plan, {}, &stats).ok());
   EXPECT_EQ(stats.matmuls, 0);
   EXPECT_EQ(stats.fake_quantized, 1);
 }

@@ -24,6 +24,31 @@
 namespace quantd {
 namespace {
 
+// The copies of Gather and Concat: pieces of at least 4 KiB (a KV cache's
+// rows) are collected and spread over the threads by ParallelCopy; smaller
+// ones are copied at once, so the list never holds more than one entry per
+// 4 KiB of output however many tiny pieces a hostile shape makes.
+class PieceCopier {
+ public:
+  PieceCopier(size_t output_bytes, int64_t pieces)
+      : parallel_(pieces > 0 && output_bytes / pieces >= 4096) {
+    if (parallel_) pieces_.reserve(pieces);
+  }
+  void Add(char* dst, const char* src, size_t bytes) {
+    if (bytes == 0) return;
+    if (parallel_) {
+      pieces_.push_back({dst, src, bytes});
+    } else {
+      std::memcpy(dst, src, bytes);
+    }
+  }
+  void Finish() { ParallelCopy(pieces_); }
+
+ private:
+  bool parallel_;
+  std::vector<CopyPiece> pieces_;
+};
+
 using KernelOr = absl::StatusOr<std::unique_ptr<OpKernel>>;
 
 // ----------------------------------------------------------------- Concat
@@ -63,23 +88,26 @@ KernelOr CreateConcat(const OpKernelInfo& info) {
       out[axis] += t.dim(axis);
     }
     QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput(first.dtype(), out));
+    if (y.num_elements() == 0) {  // nothing to copy, however large `outer`
+      ctx.set_output(0, std::move(y));
+      return absl::OkStatus();
+    }
     const size_t elem = DataTypeSize(first.dtype());
     const int64_t outer =
         NumElements(absl::MakeConstSpan(out).subspan(0, axis));
     const int64_t inner =
         NumElements(absl::MakeConstSpan(out).subspan(axis + 1));
     char* dst = static_cast<char*>(y.mutable_raw_data());
-    std::vector<CopyPiece> pieces;
-    pieces.reserve(outer * in.size());
+    PieceCopier copier(y.byte_size(), outer * in.size());
     for (int64_t o = 0; o < outer; ++o) {
       for (const Tensor* t : in) {
         const size_t chunk = t->dim(axis) * inner * elem;
-        pieces.push_back(
-            {dst, static_cast<const char*>(t->raw_data()) + o * chunk, chunk});
+        copier.Add(dst, static_cast<const char*>(t->raw_data()) + o * chunk,
+                   chunk);
         dst += chunk;
       }
     }
-    ParallelCopy(pieces);
+    copier.Finish();
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
@@ -255,21 +283,24 @@ KernelOr CreateGather(const OpKernelInfo& info) {
     out.insert(out.end(), (ind)->shape().begin(), (ind)->shape().end());
     out.insert(out.end(), in.begin() + axis + 1, in.end());
     QUANTD_ASSIGN_OR_RETURN(Tensor y, AllocateOutput((x)->dtype(), out));
+    if (y.num_elements() == 0) {  // nothing to copy, however large `outer`
+      ctx.set_output(0, std::move(y));
+      return absl::OkStatus();
+    }
     const size_t elem = DataTypeSize((x)->dtype());
     const int64_t outer = NumElements(absl::MakeConstSpan(in).subspan(0, axis));
     const size_t chunk =
         NumElements(absl::MakeConstSpan(in).subspan(axis + 1)) * elem;
     const char* src = static_cast<const char*>((x)->raw_data());
     char* dst = static_cast<char*>(y.mutable_raw_data());
-    std::vector<CopyPiece> pieces;
-    pieces.reserve(outer * idx.size());
+    PieceCopier copier(y.byte_size(), outer * idx.size());
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t i : idx) {
-        pieces.push_back({dst, src + (o * dim + i) * chunk, chunk});
+        copier.Add(dst, src + (o * dim + i) * chunk, chunk);
         dst += chunk;
       }
     }
-    ParallelCopy(pieces);
+    copier.Finish();
     ctx.set_output(0, std::move(y));
     return absl::OkStatus();
   });
