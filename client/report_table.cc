@@ -46,6 +46,17 @@ std::string FormatReportTable(const v1::QuantizationReport& report) {
                             perf.speedup(), perf.float_latency_ms(),
                             perf.quantized_latency_ms(), perf.batch_size(),
                             perf.threads(), perf.cpu_isa()));
+  // What "int8" ran on (oneDNN int8, or the weight-only kernel for
+  // WEIGHT_ONLY jobs) and the weight bytes each model held; servers before
+  // these fields leave them empty.
+  if (!perf.quantized_kernels().empty()) {
+    absl::StrAppend(
+        &out, absl::StrFormat("kernels     %s; weights %.2f MB -> %.2f MB in "
+                              "memory\n",
+                              perf.quantized_kernels(),
+                              perf.float_weight_bytes() / 1e6,
+                              perf.quantized_weight_bytes() / 1e6));
+  }
   if (!report.accuracy_target_message().empty()) {
     absl::StrAppend(&out, "target      ",
                     report.accuracy_target_met() ? "met: " : "NOT met: ",

@@ -35,6 +35,18 @@ TEST(ReportTable, ClassifierRowsShowAccuracyAndDelta) {
   EXPECT_THAT(t, HasSubstr("batch 32, 2 threads, avx2)"));
 }
 
+TEST(ReportTable, KernelsRowOnlyWhenTheServerSaysWhatRan) {
+  v1::QuantizationReport r;
+  EXPECT_THAT(FormatReportTable(r), ::testing::Not(HasSubstr("kernels")));
+  r.mutable_performance()->set_quantized_kernels(
+      "weight-only int4 MatMul (avx512): 49 layers");
+  r.mutable_performance()->set_float_weight_bytes(648900000);
+  r.mutable_performance()->set_quantized_weight_bytes(224200000);
+  EXPECT_THAT(FormatReportTable(r),
+              HasSubstr("kernels     weight-only int4 MatMul (avx512): 49 "
+                        "layers; weights 648.90 MB -> 224.20 MB in memory"));
+}
+
 TEST(ReportTable, LanguageModelRowsShowPerplexity) {
   v1::QuantizationReport r;
   r.mutable_int8()->set_is_language_model(true);
