@@ -11,15 +11,7 @@ namespace {
 
 using weight_only_internal::Isa;
 
-Isa BestIsa() {
-  static const Isa isa = [] {
-    for (Isa i : {Isa::kAvx512, Isa::kAvx2}) {
-      if (weight_only_internal::CpuSupports(i)) return i;
-    }
-    return Isa::kPortable;
-  }();
-  return isa;
-}
+Isa BestIsa() { return BestCpuIsa(); }
 
 absl::Status ExpectTensor(const Tensor& t, DataType type, const Shape& shape,
                           const char* what) {
@@ -180,17 +172,7 @@ absl::Status DequantizeWeightOnly(const WeightOnlyPacked& w, Tensor* out) {
   return absl::OkStatus();
 }
 
-const char* WeightOnlyIsa() {
-  switch (BestIsa()) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kPortable:
-      break;
-  }
-  return "portable";
-}
+const char* WeightOnlyIsa() { return CpuIsaName(BestIsa()); }
 
 absl::Status WeightOnlyMatMul(const Tensor& x, const WeightOnlyPacked& w,
                               const Tensor* bias, Tensor* y) {

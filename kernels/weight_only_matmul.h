@@ -48,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/tensor.h"
 
 namespace quantd {
@@ -106,8 +107,8 @@ absl::Status WeightOnlyMatMulReference(const Tensor& x, const Tensor& codes,
                                        Tensor* y);
 
 namespace weight_only_internal {
-enum class Isa { kPortable, kAvx2, kAvx512 };
-bool CpuSupports(Isa isa);
+using Isa = CpuIsa;  // kernels/cpu_isa.h
+using ::quantd::CpuSupports;
 // The direct kernel on rows [0, m) of x (f32 [m, K]) into y (f32 [m, N]),
 // with a chosen ISA (tests run every one the CPU has).
 void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,

@@ -89,9 +89,6 @@ void TilePortable(const Tile& t) {
 
 // ---- AVX-512 --------------------------------------------------------------
 
-#define QUANTD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-#define QUANTD_AVX2 __attribute__((target("avx2,fma")))
-
 // The 16 codes of row k as bytes in column order.
 template <int kBits>
 QUANTD_AVX2 inline __m128i LoadCodes(const uint8_t* p) {
@@ -295,21 +292,6 @@ TileFn PickTile(Isa isa, int rows) {
 int MaxRows(Isa isa) { return isa == Isa::kAvx2 ? 4 : 8; }
 
 }  // namespace
-
-bool CpuSupports(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512:
-      return __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("fma");
-    case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Isa::kPortable:
-      return true;
-  }
-  return false;
-}
 
 void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,
                   const float* bias, float* y) {

@@ -43,11 +43,13 @@ void PrintModel(const std::string& path, const ModelRunReport& r) {
         w.fake_quantized, w.float_weight_bytes / 1e6,
         w.lowered_weight_bytes / 1e6);
   } else {
+    const Int8LoweringStats& l = r.lowering;
     std::printf(
-        "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused, %d u8 "
-        "outputs chained; weights in [-%d, %d] (cpu %s)\n",
-        r.lowering.convs, r.lowering.matmuls, r.lowering.relus_fused,
-        r.lowering.outputs_chained, r.weight_qmax, r.weight_qmax,
+        "int8       %d Conv + %d Gemm/MatMul lowered, %d ReLU fused; u8 "
+        "between ops: %d Conv/MatMul outputs, %d Adds, %d MaxPools, %d values "
+        "dequantized for float readers; weights in [-%d, %d] (cpu %s)\n",
+        l.convs, l.matmuls, l.relus_fused, l.outputs_chained, l.adds_quantized,
+        l.pools_u8, l.dequantized, r.weight_qmax, r.weight_qmax,
         r.cpu_isa.c_str());
   }
   std::printf("samples    %lld\n", static_cast<long long>(r.samples));

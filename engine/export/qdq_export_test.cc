@@ -671,8 +671,10 @@ TEST(QdqExportTest, FmnistCnnFixture) {
   absl::StatusOr<QuantizationPlan> plan =
       qdq_test::Int8FixturePlan(f->graph, f->calib, "input");
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_EQ(plan->weights.size(), 5u);      // 4 convs and the fc
-  EXPECT_EQ(plan->activations.size(), 5u);  // their inputs
+  EXPECT_EQ(plan->weights.size(), 5u);  // 4 convs and the fc
+  // Their inputs, and the two conv outputs the MaxPools read (int8
+  // regions, engine/passes/int8_regions.h).
+  EXPECT_EQ(plan->activations.size(), 7u);
 
   absl::StatusOr<std::unique_ptr<ArrayFile>> io =
       ArrayFile::Open(qdq_test::TestdataPath("fmnist_cnn/io.npz"));

@@ -117,17 +117,36 @@ TEST(Int8ChainingTest, ConsecutiveConvsPassU8AndMatchTheUnchainedGraph) {
   EXPECT_LE(max_diff, 0.01 * max_ref) << "max |y| " << max_ref;
 }
 
-TEST(Int8ChainingTest, AValueOtherOpsReadStaysFloat) {
+// A float op reading a u8 value reads it through one DequantizeLinear, as
+// the QDQ graph's readers read the DequantizeLinear output: z is exactly
+// sigmoid of the dequantized u8 values.
+TEST(Int8ChainingTest, AFloatReaderGetsTheDequantizedValue) {
   const Graph g = Chain(true);
   TensorMap feeds = {{"x", Random({2, 4, 8, 8}, 10, -1.f, 1.f)}};
   Lowered l = Lower(g, feeds, true);
-  EXPECT_EQ(l.stats.outputs_chained, 1);  // c2 only: Sigmoid reads a
-  EXPECT_FALSE(Find(l.graph, "c1")->attributes.Has("y_scale"));
+  EXPECT_EQ(l.stats.outputs_chained, 2);
+  EXPECT_EQ(l.stats.dequantized, 1);
+  EXPECT_TRUE(Find(l.graph, "c1")->attributes.Has("y_scale"));
+  const Node* sig = Find(l.graph, "sig");
+  ASSERT_NE(sig, nullptr);
+  EXPECT_NE(sig->input(0), "a");
   absl::StatusOr<std::unique_ptr<Executor>> ex = Executor::Create(l.graph);
   ASSERT_TRUE(ex.ok()) << ex.status();
-  absl::StatusOr<std::vector<Tensor>> out = (*ex)->RunOutputs(feeds);
+  RunOptions keep;
+  keep.extra_outputs = {"a"};
+  absl::StatusOr<RunResult> out = (*ex)->Run(feeds, keep);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ((*out)[1].dtype(), DataType::kFloat32);
+  const Tensor& a = out->values.at("a");
+  ASSERT_EQ(a.dtype(), DataType::kUInt8);
+  const Tensor& z = out->outputs[1];
+  ASSERT_EQ(z.dtype(), DataType::kFloat32);
+  const Node* c1 = Find(l.graph, "c1");
+  const float scale = c1->attributes.GetFloat("y_scale", 0.f);
+  const int64_t zp = c1->attributes.GetInt("y_zero_point", -1);
+  for (int64_t i = 0; i < z.num_elements(); i += 7) {
+    const float dq = static_cast<float>(a.data<uint8_t>()[i] - zp) * scale;
+    EXPECT_FLOAT_EQ(z.data<float>()[i], 1.f / (1.f + std::exp(-dq))) << i;
+  }
 }
 
 }  // namespace

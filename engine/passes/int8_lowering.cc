@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/passes/graph_cleanup.h"
+#include "engine/passes/int8_chaining.h"
+#include "engine/passes/int8_regions.h"
 #include "engine/runtime/op_registry.h"
 #include "kernels/post_ops.h"
 
@@ -58,10 +60,41 @@ bool IsInt8Quantizable(const Graph& g, const Node& node) {
   return false;
 }
 
-ActivationRangeRecorder::ActivationRangeRecorder(const Graph& graph) {
+ActivationRangeRecorder::ActivationRangeRecorder(const Graph& graph)
+    : graph_(graph) {
   for (const Node& node : graph.nodes) {
-    if (IsInt8Quantizable(graph, node)) watched_.insert(node.input(0));
+    if (IsInt8Quantizable(graph, node)) {
+      layers_.insert(node.name);
+      watched_.insert(node.input(0));
+    }
   }
+  for (const std::string& v : Int8RegionCandidates(graph, IsLayer())) {
+    watched_.insert(v);
+  }
+}
+
+NodePredicate ActivationRangeRecorder::IsLayer() const {
+  return [this](const Node& n) { return layers_.contains(n.name); };
+}
+
+RangeMap ActivationRangeRecorder::ranges() const {
+  RangeMap out;
+  std::set<std::string> inputs;
+  for (const Node& node : graph_.nodes) {
+    if (!layers_.contains(node.name)) continue;
+    auto r = ranges_.find(node.input(0));
+    if (r == ranges_.end()) continue;
+    out[r->first] = r->second;
+    inputs.insert(r->first);
+  }
+  auto calibrated = [this](const std::string& v) {
+    return ranges_.contains(v);
+  };
+  for (const Int8RegionValue& v :
+       ExtendInt8Regions(graph_, IsLayer(), calibrated, inputs)) {
+    out[v.name] = v.same_as.empty() ? ranges_.at(v.name) : out.at(v.same_as);
+  }
+  return out;
 }
 
 TensorHook ActivationRangeRecorder::Hook() {
@@ -78,6 +111,16 @@ void ChooseU8Params(const TensorRange& range, float* scale,
   *scale = hi > lo ? (hi - lo) / 255.f : 1.f;
   *zero_point = static_cast<int32_t>(
       std::clamp(std::nearbyint(-lo / *scale), 0.f, 255.f));
+}
+
+RangeMap PlanRanges(const std::map<std::string, QuantParams>& activations) {
+  RangeMap ranges;
+  for (const auto& [name, p] : activations) {
+    const float s = p.scales.empty() ? 1.f : p.scales[0];
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[0];
+    ranges[name] = TensorRange{(p.qmin - zp) * s, (p.qmax - zp) * s};
+  }
+  return ranges;
 }
 
 namespace {
@@ -209,49 +252,6 @@ class ReluFusion {
   absl::flat_hash_set<size_t> fused_;  // Relu nodes to drop, by index
 };
 
-bool IsStaticQuantizedConv(const Node& n) {
-  return n.domain == kQuantdDomain && n.op_type == "QuantizedConv" &&
-         n.attributes.GetInt("dynamic_x", 0) == 0 && !n.outputs.empty();
-}
-
-// Gives each static QuantizedConv whose readers are all static
-// QuantizedConvs, reading it as input 0 only, the readers' activation
-// parameters as y_scale / y_zero_point (see int8_lowering.h).
-int ChainQuantizedOutputs(Graph& graph) {
-  absl::flat_hash_set<std::string> graph_outputs;
-  for (const ValueInfo& o : graph.outputs) graph_outputs.insert(o.name);
-  absl::flat_hash_map<std::string, std::vector<const Node*>> readers;
-  for (const Node& n : graph.nodes) {
-    absl::flat_hash_set<std::string> seen;
-    for (const std::string& in : n.inputs) {
-      if (!in.empty() && seen.insert(in).second) readers[in].push_back(&n);
-    }
-  }
-  int chained = 0;
-  for (Node& p : graph.nodes) {
-    if (!IsStaticQuantizedConv(p) || graph_outputs.contains(p.outputs[0])) {
-      continue;
-    }
-    auto it = readers.find(p.outputs[0]);
-    if (it == readers.end()) continue;
-    const Node* first = it->second[0];
-    const float scale = first->attributes.GetFloat("x_scale", 0.f);
-    const int64_t zp = first->attributes.GetInt("x_zero_point", -1);
-    const bool all =
-        std::all_of(it->second.begin(), it->second.end(), [&](const Node* r) {
-          return IsStaticQuantizedConv(*r) && r->input(0) == p.outputs[0] &&
-                 std::count(r->inputs.begin(), r->inputs.end(), p.outputs[0]) ==
-                     1 &&
-                 r->attributes.GetFloat("x_scale", 0.f) == scale &&
-                 r->attributes.GetInt("x_zero_point", -1) == zp;
-        });
-    if (!all) continue;
-    SetQuantParams(p, "y", scale, zp);
-    ++chained;
-  }
-  return chained;
-}
-
 }  // namespace
 
 absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
@@ -295,7 +295,7 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
   }
   relus.RemoveFused(graph);
   if (options.chain_quantized_outputs) {
-    local.outputs_chained = ChainQuantizedOutputs(graph);
+    LowerInt8Regions(graph, ranges, local);
   }
   RemoveDeadNodes(graph);  // drops the float weights nothing reads any more
   if (stats != nullptr) *stats = local;

@@ -9,13 +9,16 @@
 //   Int8LoweringStats stats;
 //   absl::Status s = LowerToInt8(graph, recorder.ranges(), {}, &stats);
 //
-// Chaining (static activations): a QuantizedConv whose output only static
-// QuantizedConvs read (as their input 0) writes that output as u8, quantized
-// with their x_scale and x_zero_point (attributes y_scale, y_zero_point),
-// and the readers take it as it is: no f32 write and no quantize pass
-// between consecutive int8 convs, as ONNX Runtime's QDQ graph has one
-// QuantizeLinear there. Such values are u8 in the lowered graph; they are
-// never graph outputs.
+// Chaining (static activations): a value with a range that an int8 op
+// produces stays u8 (engine/passes/int8_chaining.h): a QuantizedConv or
+// QuantizedMatMul writes
+// it requantized (attributes y_scale, y_zero_point), an Add of two u8
+// values becomes quantd.QuantizedAdd, a MaxPool runs on u8, and int8
+// readers take it as it is; other readers get it through one
+// DequantizeLinear, as the QDQ graph's readers do. So the ranges decide
+// where int8 regions begin and end: a static plan's activations, which
+// engine/passes/int8_regions.h extends past the layers' inputs. Such values
+// are never graph outputs.
 //
 // Dynamic activations need no calibration: every eligible node quantizes its
 // input per run from the input's own range (DynamicQuantizeLinear's u8
@@ -27,7 +30,9 @@
 #ifndef QUANTD_ENGINE_PASSES_INT8_LOWERING_H_
 #define QUANTD_ENGINE_PASSES_INT8_LOWERING_H_
 
+#include <functional>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 
@@ -35,6 +40,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "engine/ir/graph.h"
+#include "engine/ir/quantization_plan.h"
 #include "engine/runtime/executor.h"
 
 namespace quantd {
@@ -48,14 +54,21 @@ struct TensorRange {
 using RangeMap = absl::flat_hash_map<std::string, TensorRange>;
 
 // Records the running min/max of the activation inputs of every node that
-// LowerToInt8 can quantize.
+// LowerToInt8 can quantize, and of the values that may extend int8 regions
+// past them (engine/passes/int8_regions.h).
 class ActivationRangeRecorder {
  public:
   explicit ActivationRangeRecorder(const Graph& graph);
   TensorHook Hook();
-  const RangeMap& ranges() const { return ranges_; }
+  // The layers' input ranges plus the int8 regions' values, as a static plan
+  // over every quantizable layer would quantize them.
+  RangeMap ranges() const;
 
  private:
+  std::function<bool(const Node&)> IsLayer() const;
+
+  Graph graph_;
+  absl::flat_hash_set<std::string> layers_;  // quantizable nodes, by name
   absl::flat_hash_set<std::string> watched_;
   RangeMap ranges_;
 };
@@ -71,7 +84,8 @@ struct Int8LoweringOptions {
   // quantized per run, as ONNX's DynamicQuantizeLinear does, and `ranges`
   // is not consulted.
   bool dynamic_activations = false;
-  // Chain u8 outputs between static QuantizedConvs (see the top).
+  // Keep values u8 between int8 ops (see the top); off, every int8 op
+  // reads and writes f32.
   bool chain_quantized_outputs = true;
 };
 
@@ -80,7 +94,10 @@ struct Int8LoweringStats {
   int matmuls = 0;
   int relus_fused = 0;
   int skipped_without_range = 0;  // never with dynamic_activations
-  int outputs_chained = 0;        // QuantizedConvs writing u8
+  int outputs_chained = 0;        // QuantizedConvs/MatMuls writing u8
+  int adds_quantized = 0;         // Adds of two u8 values (QuantizedAdd)
+  int pools_u8 = 0;               // MaxPools running on u8
+  int dequantized = 0;            // u8 values some reader needs in f32
 };
 
 // True for nodes LowerToInt8 would quantize (Conv; Gemm with alpha = beta =
@@ -95,6 +112,11 @@ absl::Status LowerToInt8(Graph& graph, const RangeMap& ranges,
 // Per-tensor asymmetric u8 parameters covering [min(lo, 0), max(hi, 0)].
 void ChooseU8Params(const TensorRange& range, float* scale,
                     int32_t* zero_point);
+
+// The ranges a plan's static activations represent ([qmin - zp, qmax - zp]
+// times the scale), for lowering the plan: ChooseU8Params gives back the
+// plan's u8 parameters.
+RangeMap PlanRanges(const std::map<std::string, QuantParams>& activations);
 
 }  // namespace quantd
 

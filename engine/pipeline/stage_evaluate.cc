@@ -14,13 +14,6 @@
 namespace quantd {
 namespace {
 
-// The range an activation's parameters represent, for LowerToInt8.
-TensorRange RangeOf(const QuantParams& p) {
-  const float s = p.scales.empty() ? 1.f : p.scales[0];
-  const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[0];
-  return TensorRange{(p.qmin - zp) * s, (p.qmax - zp) * s};
-}
-
 // oneDNN 2.6 runs int8 per-channel symmetric weights with uint8 (static or
 // dynamic) activations; int4, grouped or asymmetric weights it cannot.
 bool Int8Runnable(const JobContext& ctx) {
@@ -38,8 +31,7 @@ bool Int8Runnable(const JobContext& ctx) {
 
 absl::StatusOr<Graph> LowerPlanToInt8(const JobContext& ctx) {
   const QuantizationPlan& plan = *ctx.quantization;
-  RangeMap ranges;
-  for (const auto& [name, p] : plan.activations) ranges[name] = RangeOf(p);
+  const RangeMap ranges = PlanRanges(plan.activations);
   Graph int8_graph = ctx.graph;
   for (const auto& [name, t] : plan.updated_initializers) {
     int8_graph.initializers[name] = t;

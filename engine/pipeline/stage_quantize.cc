@@ -3,6 +3,7 @@
 #include <set>
 
 #include "engine/calibration/calibration_session.h"
+#include "engine/passes/int8_regions.h"
 #include "engine/pipeline/stages.h"
 #include "util/status_macros.h"
 
@@ -35,6 +36,14 @@ absl::Status CalibrateStage(JobContext& ctx) {
   if (ctx.spec().mode() == v1::QUANT_MODE_STATIC) {
     std::set<std::string> watched;
     for (const auto& [value, layout] : inputs) watched.insert(value);
+    // What may join the int8 regions (engine/passes/int8_regions.h).
+    std::set<std::string> layers;
+    for (const WeightSlot& s : ctx.slots) layers.insert(s.node);
+    for (const std::string& v : Int8RegionCandidates(
+             ctx.graph,
+             [&](const Node& n) { return layers.contains(n.name); })) {
+      watched.insert(v);
+    }
     QUANTD_ASSIGN_OR_RETURN(
         session, CalibrationSession::Create(watched, ctx.plan.calibration));
     hooks.push_back(session->Hook());

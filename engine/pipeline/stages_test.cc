@@ -2,6 +2,7 @@
 #include "engine/pipeline/stages.h"
 
 #include "absl/strings/str_cat.h"
+#include "engine/passes/int8_regions.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -59,10 +60,21 @@ TEST(StagesTest, CalibrateThenQuantizeGiveEveryLayerParameters) {
     ASSERT_TRUE(stage(ctx).ok());
   }
   EXPECT_GT(ctx.calibration_samples, 0);
-  EXPECT_EQ(ctx.activation_params.size(), ctx.slots.size());
+  // Every layer's input, and what may extend the int8 regions.
+  std::set<std::string> layers;
+  for (const WeightSlot& s : ctx.slots) layers.insert(s.node);
+  const size_t candidates = Int8RegionCandidates(ctx.graph, [&](const Node& n) {
+                              return layers.contains(n.name);
+                            }).size();
+  EXPECT_GT(candidates, 0u);
+  EXPECT_EQ(ctx.activation_params.size(), ctx.slots.size() + candidates);
   ASSERT_TRUE(QuantizeStage(ctx).ok());
   ASSERT_TRUE(ctx.quantization.has_value());
   EXPECT_EQ(ctx.quantization->weights.size(), ctx.slots.size());
+  for (const WeightSlot& s : ctx.slots) {
+    EXPECT_TRUE(ctx.quantization->activations.contains(ctx.rounder->InputOf(s)))
+        << s.node;
+  }
   EXPECT_THAT(stages, ::testing::Contains("calibrate"));
   EXPECT_EQ(stages.back(), "quantize");
 }

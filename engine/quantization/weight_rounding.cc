@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "engine/passes/int8_regions.h"
 #include "engine/quantization/bias_correction.h"
 #include "util/status_macros.h"
 
@@ -155,7 +156,33 @@ absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(
         break;
     }
   }
+  if (config_.activations == RoundingConfig::Activations::kStatic) {
+    ExtendRegions(activation_params, plan);
+  }
   return plan;
+}
+
+// Static plans also quantize what keeps int8 flowing between layers
+// (engine/passes/int8_regions.h): layer outputs read only by int8 readers,
+// residual Adds, MaxPools.
+void LayerRounder::ExtendRegions(
+    const std::map<std::string, QuantParams>& activation_params,
+    QuantizationPlan& plan) const {
+  std::set<std::string> layers;
+  for (const WeightSlot& slot : slots_) {
+    if (!plan.float_nodes.contains(slot.node)) layers.insert(slot.node);
+  }
+  std::set<std::string> quantized;
+  for (const auto& [name, p] : plan.activations) quantized.insert(name);
+  const std::vector<Int8RegionValue> more = ExtendInt8Regions(
+      graph_, [&](const Node& n) { return layers.contains(n.name); },
+      [&](const std::string& v) { return activation_params.contains(v); },
+      quantized);
+  for (const Int8RegionValue& v : more) {
+    plan.activations[v.name] = v.same_as.empty()
+                                   ? activation_params.at(v.name)
+                                   : plan.activations.at(v.same_as);
+  }
 }
 
 }  // namespace quantd

@@ -78,12 +78,18 @@ class LayerRounder {
 
   // Every slot at precisions[node] (missing: the requested precision);
   // kFloat layers go to plan.float_nodes. `activation_params` holds
-  // calibrated parameters by value name (static mode).
+  // calibrated parameters by value name (static mode); static plans also
+  // quantize the int8 regions' values (engine/passes/int8_regions.h) that
+  // have parameters there.
   absl::StatusOr<QuantizationPlan> BuildPlan(
       const std::map<std::string, LayerPrecision>& precisions,
       const std::map<std::string, QuantParams>& activation_params);
 
  private:
+  void ExtendRegions(
+      const std::map<std::string, QuantParams>& activation_params,
+      QuantizationPlan& plan) const;
+
   const Graph& graph_;
   std::vector<WeightSlot> slots_;
   RoundingConfig config_;

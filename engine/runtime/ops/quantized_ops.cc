@@ -8,10 +8,10 @@
 //                        w_scale f32 [N] or [1], bias f32 [N]?) -> f32
 // Attributes: x_scale, x_zero_point (x is quantized to u8 with them),
 // fused_relu, plus Conv's attributes / trans_b.
-// QuantizedConv also takes y_scale, y_zero_point: then its output is u8,
-// requantized with them (LowerToInt8's chaining, int8_lowering.h), and an
-// x that arrives as u8 is taken as already quantized with x_scale and
-// x_zero_point (the lowering guarantees the producer used them).
+// Both also take y_scale, y_zero_point: then their output is u8,
+// requantized with them (LowerToInt8's chaining, int8_lowering.h). In both
+// ops a static x that arrives as u8 is taken as already quantized with
+// x_scale and x_zero_point (the lowering guarantees the producer used them).
 // dynamic_x (default 0): when 1, x_scale and x_zero_point are ignored and x
 // is quantized per run with parameters from its own range, exactly as ONNX's
 // DynamicQuantizeLinear (kernels/quantize.h) computes them, so that these ops
@@ -116,6 +116,37 @@ absl::StatusOr<QuantizedOpParams> ReadQuantParams(
   return q;
 }
 
+// y_scale / y_zero_point, when the lowering keeps the output u8.
+class OutputQuantization {
+ public:
+  explicit OutputQuantization(const Node& node)
+      : chained_(node.attributes.Has("y_scale")),
+        scale_(node.attributes.GetFloat("y_scale", 0.f)),
+        zero_point_(node.attributes.GetInt("y_zero_point", 0)) {}
+
+  bool chained() const { return chained_; }
+
+  absl::Status Apply(bool dynamic, QuantizedOpParams& q) const {
+    if (!chained_) return absl::OkStatus();
+    if (dynamic || !(scale_ > 0.f) || !std::isfinite(scale_) ||
+        zero_point_ < 0 || zero_point_ > 255) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "y_scale must be positive and finite and y_zero_point in [0, 255] "
+          "on a static quantized op, got ",
+          scale_, " and ", zero_point_));
+    }
+    q.dst_type = DataType::kUInt8;
+    q.dst_scale = scale_;
+    q.dst_zero_point = static_cast<int32_t>(zero_point_);
+    return absl::OkStatus();
+  }
+
+ private:
+  bool chained_;
+  float scale_;
+  int64_t zero_point_;
+};
+
 const Tensor* OptionalInput(const OpKernelContext& ctx, int i) {
   const Tensor* t = ctx.input(i);
   return t != nullptr && t->defined() ? t : nullptr;
@@ -199,9 +230,7 @@ class QuantizedConvOp : public OpKernel {
       : act_(info.node),
         attrs_(ReadConvAttributes(info.node)),
         fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0),
-        chained_(info.node.attributes.Has("y_scale")),
-        y_scale_(info.node.attributes.GetFloat("y_scale", 0.f)),
-        y_zero_point_(info.node.attributes.GetInt("y_zero_point", 0)) {}
+        output_(info.node) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_RETURN_IF_ERROR(act_.Validate());
@@ -255,7 +284,7 @@ class QuantizedConvOp : public OpKernel {
   bool SupportsTail(absl::Span<const Tensor* const> inputs,
                     const FusedTail& tail) const override {
     // A chained (u8) output cannot take f32 post-ops; a u8 input can.
-    if (act_.dynamic() || chained_ || inputs.size() < 3 ||
+    if (act_.dynamic() || output_.chained() || inputs.size() < 3 ||
         inputs[0] == nullptr || inputs[1] == nullptr ||
         (inputs[0]->dtype() != DataType::kFloat32 &&
          inputs[0]->dtype() != DataType::kUInt8) ||
@@ -290,7 +319,7 @@ class QuantizedConvOp : public OpKernel {
       QUANTD_ASSIGN_OR_RETURN(
           QuantizedOpParams q,
           ReadQuantParams(ctx, act_, w.dim(0), fused_relu_));
-      QUANTD_RETURN_IF_ERROR(ApplyOutputQuantization(q));
+      QUANTD_RETURN_IF_ERROR(output_.Apply(act_.dynamic(), q));
       if (kernels_.size() >= 16) kernels_.clear();
       it = kernels_
                .emplace(key, std::make_unique<QuantizedConvolutionKernel>(
@@ -300,28 +329,10 @@ class QuantizedConvOp : public OpKernel {
     return it->second.get();
   }
 
-  // y_scale / y_zero_point, when the output is chained as u8.
-  absl::Status ApplyOutputQuantization(QuantizedOpParams& q) const {
-    if (!chained_) return absl::OkStatus();
-    if (act_.dynamic() || !(y_scale_ > 0.f) || !std::isfinite(y_scale_) ||
-        y_zero_point_ < 0 || y_zero_point_ > 255) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "y_scale must be positive and finite and y_zero_point in [0, 255] "
-          "on a static QuantizedConv, got ",
-          y_scale_, " and ", y_zero_point_));
-    }
-    q.dst_type = DataType::kUInt8;
-    q.dst_scale = y_scale_;
-    q.dst_zero_point = static_cast<int32_t>(y_zero_point_);
-    return absl::OkStatus();
-  }
-
   ActivationQuantizer act_;
   ConvAttributes attrs_;
   bool fused_relu_;
-  bool chained_;
-  float y_scale_;
-  int64_t y_zero_point_;
+  OutputQuantization output_;
   std::map<std::string, std::unique_ptr<QuantizedConvolutionKernel>> kernels_;
   DynamicActivation dynamic_;
 };
@@ -331,7 +342,8 @@ class QuantizedMatMulOp : public OpKernel {
   explicit QuantizedMatMulOp(const OpKernelInfo& info)
       : act_(info.node),
         trans_b_(info.node.attributes.GetInt("trans_b", 0) != 0),
-        fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0) {}
+        fused_relu_(info.node.attributes.GetInt("fused_relu", 0) != 0),
+        output_(info.node) {}
 
   absl::Status Compute(OpKernelContext& ctx) override {
     QUANTD_RETURN_IF_ERROR(act_.Validate());
@@ -346,11 +358,15 @@ class QuantizedMatMulOp : public OpKernel {
     if (kernel_ == nullptr) {
       QUANTD_ASSIGN_OR_RETURN(QuantizedOpParams q,
                               ReadQuantParams(ctx, act_, n, fused_relu_));
+      QUANTD_RETURN_IF_ERROR(output_.Apply(act_.dynamic(), q));
       kernel_ = std::make_unique<QuantizedMatMulKernel>(std::move(q), trans_b_);
     }
     if (!act_.dynamic()) {
-      Tensor xq;
-      QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      // A u8 x comes quantized from an int8 producer (see the top).
+      Tensor xq = *x;
+      if (x->dtype() != DataType::kUInt8) {
+        QUANTD_RETURN_IF_ERROR(act_.Quantize(*x, &xq));
+      }
       return kernel_->Forward(xq, *w, OptionalInput(ctx, 3), ctx.output(0));
     }
     if ((x)->rank() < 1) {
@@ -371,6 +387,7 @@ class QuantizedMatMulOp : public OpKernel {
   ActivationQuantizer act_;
   bool trans_b_;
   bool fused_relu_;
+  OutputQuantization output_;
   std::unique_ptr<QuantizedMatMulKernel> kernel_;
   DynamicActivation dynamic_;
 };

@@ -13,6 +13,7 @@ void RegisterAllOps(OpRegistry& registry) {
   RegisterMatMulOps(registry);
   RegisterQuantizeOps(registry);
   RegisterQuantizedOps(registry);
+  RegisterQuantizedAddOp(registry);
   RegisterWeightOnlyOps(registry);
   RegisterFakeQuantOps(registry);
 }

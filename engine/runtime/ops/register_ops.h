@@ -27,6 +27,8 @@ void RegisterMatMulOps(OpRegistry& registry);
 void RegisterQuantizeOps(OpRegistry& registry);
 // quantd.QuantizedConv, quantd.QuantizedMatMul (made by LowerToInt8).
 void RegisterQuantizedOps(OpRegistry& registry);
+// quantd.QuantizedAdd (made by LowerToInt8).
+void RegisterQuantizedAddOp(OpRegistry& registry);
 // quantd.WeightOnlyMatMul (made by LowerWeightOnly).
 void RegisterWeightOnlyOps(OpRegistry& registry);
 // MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool.
