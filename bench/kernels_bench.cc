@@ -7,6 +7,7 @@
 
 #include "benchmark/benchmark.h"
 #include "kernels/convolution.h"
+#include "kernels/layout.h"
 #include "kernels/matmul.h"
 #include "kernels/post_ops.h"
 #include "kernels/weight_only_matmul.h"
@@ -178,6 +179,53 @@ void BM_ConvInt8(benchmark::State& state) {
   SetFlops(state, ConvFlops(state));
 }
 
+// As a planned graph runs them (executor.h, int8_regions.h): channels-last
+// in and out, and the int8 conv reads u8 and requantizes to u8 for the
+// next int8 op, so neither side reorders or converts inside the call.
+void BM_ConvF32Planned(benchmark::State& state) {
+  const int64_t n = state.range(0), c = state.range(1), hw = state.range(2),
+                oc = state.range(3), k = state.range(4), g = state.range(5);
+  absl::StatusOr<Tensor> x =
+      ToLayout(RandomFloat({n, c, hw, hw}), Layout::kChannelsLast);
+  Tensor w = RandomFloat({oc, c / g, k, k}), y;
+  ConvolutionKernel conv(Params(k, g));
+  for (auto _ : state) {
+    if (!x.ok() ||
+        !conv.Forward(*x, w, nullptr, &y, Layout::kChannelsLast).ok()) {
+      state.SkipWithError("failed");
+    }
+  }
+  SetFlops(state, ConvFlops(state));
+}
+
+void BM_ConvInt8Planned(benchmark::State& state) {
+  const int64_t n = state.range(0), c = state.range(1), hw = state.range(2),
+                oc = state.range(3), k = state.range(4), g = state.range(5);
+  const int wmax = MaxExactInt8WeightMagnitude();
+  absl::StatusOr<Tensor> x =
+      ToLayout(RandomTensor<uint8_t>(DataType::kUInt8, {n, c, hw, hw}, 0, 255),
+               Layout::kChannelsLast);
+  Tensor w =
+      RandomTensor<int8_t>(DataType::kInt8, {oc, c / g, k, k}, -wmax, wmax);
+  Tensor y;
+  QuantizedOpParams q;
+  q.src_scale = 0.02f;
+  q.src_zero_point = 128;
+  q.weight_scales = std::vector<float>(oc, 0.01f);
+  q.dst_type = DataType::kUInt8;
+  q.dst_scale = 0.05f;
+  q.dst_zero_point = 0;
+  q.post_ops.relu = true;
+  QuantizedConvolutionKernel conv(Params(k, g), q);
+  for (auto _ : state) {
+    if (!x.ok() ||
+        !conv.Forward(*x, w, nullptr, &y, Layout::kChannelsLast).ok()) {
+      state.SkipWithError("failed");
+    }
+  }
+  SetFlops(state, ConvFlops(state));
+}
+
 void ConvShapes(benchmark::internal::Benchmark* b) {
   b->Args({64, 1, 28, 16, 3, 1});    // fixture CNN conv1, batch 64
   b->Args({64, 16, 14, 32, 3, 1});   // conv2
@@ -189,6 +237,8 @@ void ConvShapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_ConvF32)->Apply(ConvShapes);
 BENCHMARK(BM_ConvInt8)->Apply(ConvShapes);
+BENCHMARK(BM_ConvF32Planned)->Apply(ConvShapes);
+BENCHMARK(BM_ConvInt8Planned)->Apply(ConvShapes);
 
 }  // namespace
 }  // namespace quantd
