@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/parallel_for.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -104,8 +105,7 @@ void StridedLoop(const Collapsed& c, const T* a, const T* b, O* out, F f) {
   const bool sa = as[r - 1] != 0, sb = bs[r - 1] != 0;
   const int64_t total = NumElements(c.dims);
   const int64_t rows = total / inner;
-#pragma omp parallel for if (total >= kParallelThreshold)
-  for (int64_t row = 0; row < rows; ++row) {
+  ParallelFor(rows, total >= kParallelThreshold, [&](int64_t row) {
     int64_t rem = row, oa = 0, ob = 0;
     for (int i = r - 2; i >= 0; --i) {
       const int64_t idx = rem % c.dims[i];
@@ -130,7 +130,7 @@ void StridedLoop(const Collapsed& c, const T* a, const T* b, O* out, F f) {
     } else {
       for (int64_t j = 0; j < inner; ++j) po[j] = f(pa[0], pb[0]);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -366,6 +366,7 @@ absl::Status BinaryForward::Forward(const Tensor& a, const Tensor& b,
         });
     if (!entry.ok()) return entry.status();
     std::shared_ptr<Entry> e = *entry;
+    SerialIfSmall serial(out->num_elements());
     return CatchDnnl(BinaryOpName(op_), [&] {
       dnnl::memory m0 = WrapTensor(e->swapped ? b : a, e->src0_md);
       dnnl::memory m1 = WrapTensor(e->swapped ? a : b, e->src1_md);

@@ -103,4 +103,16 @@ bool CpuHasVnni() {
 
 int KernelThreads() { return omp_get_max_threads(); }
 
+SerialIfSmall::SerialIfSmall(int64_t elements) {
+  if (elements >= kSerialDnnlElements) return;
+  const int threads = omp_get_max_threads();
+  if (threads <= 1) return;
+  restore_ = threads;
+  omp_set_num_threads(1);
+}
+
+SerialIfSmall::~SerialIfSmall() {
+  if (restore_ > 0) omp_set_num_threads(restore_);
+}
+
 }  // namespace quantd

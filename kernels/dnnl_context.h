@@ -59,6 +59,30 @@ bool CpuHasVnni();
 // The threads a kernel runs on (OpenMP's current maximum for this thread).
 int KernelThreads();
 
+// Executes the oneDNN primitives in its scope on the calling thread alone
+// when they touch fewer than kSerialDnnlElements elements. oneDNN's simple
+// primitives (eltwise, softmax, layer norm, reorder, reduction) open an
+// OpenMP region for any size, and waking the other threads costs ~2 us,
+// more than the work of a small op (a chain of 400 Add/Relu nodes on
+// [1, 768]: 4.4 us per node on 2 threads, 2.0 on 1). They read the thread
+// count when they execute, from the calling thread's OpenMP nthreads
+// setting, which this lowers to 1 and restores. Create primitives outside
+// the scope: a primitive planned for one thread must not run on more.
+//
+//   SerialIfSmall serial(x.num_elements());
+//   return CatchDnnl("softmax", [&] { prim.execute(...); ... });
+inline constexpr int64_t kSerialDnnlElements = 1 << 14;
+class SerialIfSmall {
+ public:
+  explicit SerialIfSmall(int64_t elements);
+  ~SerialIfSmall();
+  SerialIfSmall(const SerialIfSmall&) = delete;
+  SerialIfSmall& operator=(const SerialIfSmall&) = delete;
+
+ private:
+  int restore_ = 0;  // 0: nothing to restore
+};
+
 }  // namespace quantd
 
 #endif  // QUANTD_KERNELS_DNNL_CONTEXT_H_

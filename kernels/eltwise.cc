@@ -1,13 +1,12 @@
 #include "kernels/eltwise.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/parallel_for.h"
 
 namespace quantd {
 namespace {
@@ -126,16 +125,14 @@ void LoopForward(EltwiseOp op, float alpha, float beta, const float* x,
   if (op == EltwiseOp::kErf) {
     // Chunks of 4096 elements over the threads, each chunk vectorized.
     const int64_t chunks = (n + 4095) / 4096;
-#pragma omp parallel for if (n >= kParallelThreshold) schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
+    ParallelFor(chunks, n >= kParallelThreshold, [&](int64_t c) {
       ErfSpan(x + c * 4096, y + c * 4096,
               std::min<int64_t>(4096, n - c * 4096));
-    }
+    });
   } else {  // kHardSigmoid: min/max vectorize well
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
+    ParallelForSimd(n, n >= kParallelThreshold, [&](int64_t i) {
       y[i] = std::min(1.f, std::max(0.f, alpha * x[i] + beta));
-    }
+    });
   }
 }
 
@@ -235,14 +232,7 @@ absl::Status EltwiseForward::Forward(const Tensor& x, Tensor* y) {
       });
   if (!entry.ok()) return entry.status();
   std::shared_ptr<Entry> e = *entry;
-  // Below kParallelThreshold elements the primitive runs on this thread
-  // alone: oneDNN opens an OpenMP region for any size, and waking the other
-  // threads cost ~2 us per op, more than a small op's work (a chain of 400
-  // Add/Relu nodes on [1, 768]: 4.4 us per node on 2 threads, 2.0 on 1).
-  // oneDNN's eltwise reads the thread count when it executes.
-  const int threads = omp_get_max_threads();
-  const bool serial = n < kParallelThreshold && threads > 1;
-  if (serial) omp_set_num_threads(1);
+  SerialIfSmall serial(n);
   absl::Status status = CatchDnnl(EltwiseOpName(op_), [&] {
     dnnl::memory src = WrapTensor(x, e->md);
     dnnl::memory dst = WrapTensor(*y, e->md);
@@ -252,7 +242,6 @@ absl::Status EltwiseForward::Forward(const Tensor& x, Tensor* y) {
     }
     ThreadStream().wait();
   });
-  if (serial) omp_set_num_threads(threads);
   return status;
 }
 

@@ -194,6 +194,7 @@ absl::Status LayerNormForward::Forward(const Tensor& x, const Tensor* scale,
     if (!mean_buf.defined()) mean_buf = Tensor(DataType::kFloat32, {rows});
     var_buf = Tensor(DataType::kFloat32, {rows});
   }
+  SerialIfSmall serial(x.num_elements());
   absl::Status s = CatchDnnl("layer norm", [&] {
     std::unordered_map<int, dnnl::memory> args = {
         {DNNL_ARG_SRC, WrapTensor(x, e->data_md)},

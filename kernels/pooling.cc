@@ -325,6 +325,7 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
     }
   }
   QUANTD_RETURN_IF_ERROR(y->set_layout(x.layout()));
+  SerialIfSmall serial(x.num_elements());
   absl::Status s = CatchDnnl("pooling", [&] {
     dnnl::memory src = WrapTensor(x, e->src_md);
     dnnl::memory dst = WrapTensor(*y, e->dst_md);

@@ -5,6 +5,7 @@
 
 #include "kernels/buffer_pool.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/parallel_for.h"
 
 namespace quantd {
 
@@ -182,8 +183,7 @@ Tensor FlipSignBit(const Tensor& t) {
   const uint8_t* in = static_cast<const uint8_t*>(t.raw_data());
   uint8_t* o = static_cast<uint8_t*>(out.mutable_raw_data());
   const int64_t n = t.num_elements();
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) o[i] = in[i] ^ 0x80;
+  ParallelFor(n, n > (1 << 16), [&](int64_t i) { o[i] = in[i] ^ 0x80; });
   // Elementwise, so the layout carries over (rank >= 3 when channels-last).
   absl::Status relabeled = out.set_layout(t.layout());
   assert(relabeled.ok());

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/parallel_for.h"
 #include "kernels/post_ops.h"
 #include "util/status_macros.h"
 
@@ -124,16 +125,14 @@ void ForEachRow(const QuantLayout& l, Row&& row) {
     // One long row (per tensor): split it instead.
     constexpr int64_t kChunk = 1 << 14;
     const int64_t chunks = (l.inner + kChunk - 1) / kChunk;
-#pragma omp parallel for if (chunks > 4) schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
+    ParallelFor(chunks, chunks > 4, [&](int64_t c) {
       row(0, 0, c * kChunk, std::min(l.inner, (c + 1) * kChunk));
-    }
+    });
     return;
   }
-#pragma omp parallel for if (rows * l.inner > (1 << 16)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  ParallelFor(rows, rows * l.inner > (1 << 16), [&](int64_t r) {
     row(r / l.axis_dim, r % l.axis_dim, 0, l.inner);
-  }
+  });
 }
 
 // One element: x / s, NaN to 0, clamped to [qmin - z, qmax - z], rounded

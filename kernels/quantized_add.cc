@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/layout.h"
+#include "kernels/parallel_for.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -176,8 +177,7 @@ absl::Status QuantizedAdd(const Tensor& a, const Tensor& b,
   const uint8_t* pb = b.data<uint8_t>();
   constexpr int64_t kChunk = 1 << 16;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for if (chunks > 1) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
+  ParallelFor(chunks, chunks > 1, [&](int64_t c) {
     const int64_t begin = c * kChunk;
     const int64_t len = std::min(kChunk, n - begin);
     if (p.y.has_value()) {
@@ -189,7 +189,7 @@ absl::Status QuantizedAdd(const Tensor& a, const Tensor& b,
                  p.b.scale, p.b.zero_point, p.relu,
                  out.mutable_data<float>() + begin);
     }
-  }
+  });
   *y = std::move(out);
   return absl::OkStatus();
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/parallel_for.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -106,8 +107,7 @@ void Fill(T* out, int64_t n, T v) {
 template <typename T>
 void IntegerRows(ReduceOp op, const T* in, T* out, int64_t rows, int64_t len) {
   using U = std::make_unsigned_t<T>;  // wraps on overflow
-#pragma omp parallel for if (rows * len >= kParallelThreshold)
-  for (int64_t r = 0; r < rows; ++r) {
+  ParallelFor(rows, rows * len >= kParallelThreshold, [&](int64_t r) {
     const T* row = in + r * len;
     U acc = op == ReduceOp::kProd ? 1 : 0;
     T best = row[0];
@@ -119,15 +119,14 @@ void IntegerRows(ReduceOp op, const T* in, T* out, int64_t rows, int64_t len) {
     }
     const bool extremum = op == ReduceOp::kMax || op == ReduceOp::kMin;
     out[r] = extremum ? best : T(acc);
-  }
+  });
 }
 
 // L1, L2 and SumSquare: oneDNN 2.6 only has reference (non-JIT) kernels
 // for its norm reductions; this loop vectorizes.
 void NormRows(ReduceOp op, const float* in, float* out, int64_t rows,
               int64_t len) {
-#pragma omp parallel for if (rows * len >= kParallelThreshold)
-  for (int64_t r = 0; r < rows; ++r) {
+  ParallelFor(rows, rows * len >= kParallelThreshold, [&](int64_t r) {
     const float* row = in + r * len;
     float acc = 0;
     if (op == ReduceOp::kL1) {
@@ -138,23 +137,22 @@ void NormRows(ReduceOp op, const float* in, float* out, int64_t rows,
       for (int64_t j = 0; j < len; ++j) acc += row[j] * row[j];
     }
     out[r] = op == ReduceOp::kL2 ? std::sqrt(acc) : acc;
-  }
+  });
 }
 
 void LogSumExpRows(const float* in, float* out, int64_t rows, int64_t len) {
-#pragma omp parallel for if (rows * len >= kParallelThreshold)
-  for (int64_t r = 0; r < rows; ++r) {
+  ParallelFor(rows, rows * len >= kParallelThreshold, [&](int64_t r) {
     const float* row = in + r * len;
     float m = row[0];
     for (int64_t j = 1; j < len; ++j) m = std::max(m, row[j]);
     if (std::isinf(m) || std::isnan(m)) {  // all -inf, any +inf, or NaN
       out[r] = m;
-      continue;
+      return;
     }
     double sum = 0;
     for (int64_t j = 0; j < len; ++j) sum += std::exp(double(row[j]) - m);
     out[r] = static_cast<float>(m + std::log(sum));
-  }
+  });
 }
 
 absl::Status CheckReduceType(ReduceOp op, const Tensor& x) {
@@ -281,6 +279,7 @@ absl::Status RunDnnlReduction(ReduceOp op, const dnnl::reduction& prim,
                               const dnnl::memory::desc& src_md,
                               const dnnl::memory::desc& dst_md,
                               const Tensor& rows, Tensor* y) {
+  SerialIfSmall serial(rows.num_elements());
   absl::Status s = CatchDnnl(ReduceOpName(op), [&] {
     dnnl::memory src = WrapTensor(rows, src_md);
     dnnl::memory dst = WrapTensor(*y, dst_md);

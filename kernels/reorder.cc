@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernels/dnnl_context.h"
+#include "kernels/parallel_for.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -134,8 +135,7 @@ inline D FloatToInt(float v) {
 
 template <typename S, typename D, bool kSrcBool, bool kDstBool>
 void ConvertLoop(const S* s, D* d, int64_t n) {
-#pragma omp parallel for simd if (n >= kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) {
+  ParallelForSimd(n, n >= kParallelThreshold, [&](int64_t i) {
     if constexpr (kDstBool) {
       d[i] = s[i] != S(0) ? 1 : 0;
     } else if constexpr (kSrcBool) {
@@ -145,7 +145,7 @@ void ConvertLoop(const S* s, D* d, int64_t n) {
     } else {
       d[i] = static_cast<D>(s[i]);
     }
-  }
+  });
 }
 
 template <typename S, bool kSrcBool>
@@ -273,6 +273,7 @@ absl::Status TransposeForward::Forward(const Tensor& x, Tensor* y) {
     std::memcpy(y->mutable_raw_data(), x.raw_data(), x.byte_size());
     return absl::OkStatus();
   }
+  SerialIfSmall serial(x.num_elements());
   return CatchDnnl("transpose", [&] {
     dnnl::memory src = WrapTensor(x, e->src_md);
     dnnl::memory dst = WrapTensor(*y, e->dst_md);
@@ -307,8 +308,8 @@ absl::Status CastForward::Forward(const Tensor& x, Tensor* y) {
         to_ == DataType::kFloat32 ? *y : Tensor(DataType::kFloat32, x.shape());
     const uint16_t* src = static_cast<const uint16_t*>(x.raw_data());
     float* dst = f32.mutable_data<float>();
-#pragma omp parallel for if (n >= kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) dst[i] = FloatFromHalfBits(src[i]);
+    ParallelFor(n, n >= kParallelThreshold,
+                [&](int64_t i) { dst[i] = FloatFromHalfBits(src[i]); });
     if (to_ == DataType::kFloat32) return absl::OkStatus();
     return ConvertPlain(f32, to_, y->mutable_raw_data());
   }
@@ -320,8 +321,8 @@ absl::Status CastForward::Forward(const Tensor& x, Tensor* y) {
   }
   const float* src = f32.data<float>();
   uint16_t* dst = static_cast<uint16_t*>(y->mutable_raw_data());
-#pragma omp parallel for if (n >= kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) dst[i] = HalfBitsFromFloat(src[i]);
+  ParallelFor(n, n >= kParallelThreshold,
+              [&](int64_t i) { dst[i] = HalfBitsFromFloat(src[i]); });
   return absl::OkStatus();
 }
 

@@ -60,6 +60,7 @@ absl::Status SoftmaxForward::Forward(const Tensor& x, Tensor* y) {
   if (!entry.ok()) return entry.status();
   std::shared_ptr<Entry> e = *entry;
   auto run = [&](const Tensor& src, Tensor* dst) {
+    SerialIfSmall serial(src.num_elements());
     return CatchDnnl(name, [&] {
       dnnl::memory ms = WrapTensor(src, e->md);
       dnnl::memory md = WrapTensor(*dst, e->md);

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/parallel_for.h"
 #include "kernels/weight_only_matmul.h"
 
 namespace quantd {
@@ -308,8 +309,7 @@ void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,
   if (isa == Isa::kAvx512) {
     x_sums.resize(m * groups);
     const int64_t gs = w.group_size;
-#pragma omp parallel for if (m * k > (1 << 16)) schedule(static)
-    for (int64_t r = 0; r < m; ++r) {
+    ParallelFor(m, m * k > (1 << 16), [&](int64_t r) {
       for (int64_t g = 0; g < groups; ++g) {
         const float* row = x + r * k;
         float sum = 0.f;
@@ -319,14 +319,12 @@ void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,
         }
         x_sums[r * groups + g] = sum;
       }
-    }
+    });
   }
   const uint8_t* codes = w.codes.data<uint8_t>();
   const float* scales = w.scales.data<float>();
   const int32_t* zero_points = w.zero_points.data<int32_t>();
-#pragma omp parallel for if (tiles > 1 && k * n * m > (1 << 14)) \
-    schedule(static)
-  for (int64_t i = 0; i < tiles; ++i) {
+  ParallelFor(tiles, tiles > 1 && k * n * m > (1 << 14), [&](int64_t i) {
     const int64_t chunk = i / blocks;
     const int64_t b = i % blocks;
     const int64_t r0 = chunk * row_step;
@@ -346,7 +344,7 @@ void DirectKernel(Isa isa, const float* x, int64_t m, const WeightOnlyPacked& w,
     t.ldy = n;
     t.cols = static_cast<int>(std::min<int64_t>(16, n - b * 16));
     (w.bits == 4 ? PickTile<4>(isa, rows) : PickTile<8>(isa, rows))(t);
-  }
+  });
 }
 
 void Dequantize(const WeightOnlyPacked& w, float* out) {

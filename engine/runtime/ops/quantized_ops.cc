@@ -47,6 +47,7 @@
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/convolution.h"
 #include "kernels/matmul.h"
+#include "kernels/parallel_for.h"
 #include "kernels/quantize.h"
 #include "util/status_macros.h"
 
@@ -191,8 +192,7 @@ class DynamicActivation {
     const double z = p.zero_point;
     float* out = y->mutable_data<float>();
     const int64_t n = y->num_elements();
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    ParallelFor(n, n > (1 << 16), [&](int64_t i) {
       const int64_t j = i % per_sample;
       // In double so that subtracting z * ones_acc cancels nothing but
       // acc's own f32 rounding.
@@ -201,7 +201,7 @@ class DynamicActivation {
       double v = s * acc + (b != nullptr ? b[j / inner] : 0.0);
       if (relu && v < 0) v = 0;
       out[i] = static_cast<float>(v);
-    }
+    });
     return absl::OkStatus();
   }
 
