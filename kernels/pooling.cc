@@ -262,6 +262,18 @@ absl::StatusOr<Shape> PoolOutputShape(const PoolParams& params,
   return g.output_shape;
 }
 
+namespace {
+
+// Whether a plain int8 input pools channels-last (see Forward): not the
+// inputs the loop runs (empty ones), since the loop path converts
+// channels-last inputs back to plain.
+bool PlainInt8RunsChannelsLast(const PoolParams& params, const Tensor& x) {
+  absl::StatusOr<PoolGeometry> g = ResolvePoolGeometry(params, x.shape());
+  return g.ok() && !RunsAsLoop(params, *g, x);
+}
+
+}  // namespace
+
 PoolingForward::PoolingForward(PoolParams params)
     : params_(std::move(params)) {}
 
@@ -270,7 +282,7 @@ absl::Status PoolingForward::Forward(const Tensor& x, Tensor* y) {
   QUANTD_RETURN_IF_ERROR(CheckPoolType(params_, x));
   const DataType t = x.dtype();
   if (t != DataType::kFloat32 && !x.channels_last() && x.rank() >= 3 &&
-      x.rank() <= 5) {
+      x.rank() <= 5 && PlainInt8RunsChannelsLast(params_, x)) {
     // oneDNN 2.6 pools plain int8 tensors with its reference implementation
     // (738 ms for ResNet-50's stem MaxPool on u8 at batch 32, 2.4 ms
     // channels-last): pool channels-last and convert back.

@@ -230,3 +230,35 @@ TEST(PoolingTest, RejectsBadParameters) {
 
 }  // namespace
 }  // namespace quantd
+
+namespace quantd {
+namespace {
+
+// Plain u8 pools channels-last (oneDNN's plain int8 pooling is its slow
+// reference) with the same values; an empty u8 input takes the loop and
+// returns (it once recursed between the two layouts until the stack ran
+// out).
+TEST(PoolingTest, PlainU8PoolsLikeChannelsLastAndEmptyInputsReturn) {
+  PoolParams p;
+  p.kind = PoolKind::kMax;
+  p.kernel = {3, 3};
+  p.strides = {2, 2};
+  p.pads = {1, 1, 1, 1};
+  Tensor x(DataType::kUInt8, {2, 5, 9, 7});
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    x.mutable_data<uint8_t>()[i] = static_cast<uint8_t>((i * 37) % 251);
+  }
+  Tensor y, want;
+  PoolingForward pool(p);
+  ASSERT_TRUE(pool.Forward(x, &y).ok());
+  EXPECT_FALSE(y.channels_last());
+  ASSERT_TRUE(PoolReference(p, x, &want).ok());
+  EXPECT_EQ(y.ToVector<uint8_t>(), want.ToVector<uint8_t>());
+  Tensor empty(DataType::kUInt8, {0, 5, 9, 7});
+  absl::Status s = pool.Forward(empty, &y);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(y.num_elements(), 0);
+}
+
+}  // namespace
+}  // namespace quantd

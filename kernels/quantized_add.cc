@@ -149,6 +149,12 @@ void AddSpanU8(CpuIsa isa, const uint8_t* a, const uint8_t* b, int64_t n,
 absl::Status ValidateQuantizedAddParams(const QuantizedAddParams& p) {
   QUANTD_RETURN_IF_ERROR(ValidateU8(p.a, "QuantizedAdd input a"));
   QUANTD_RETURN_IF_ERROR(ValidateU8(p.b, "QuantizedAdd input b"));
+  // Every dequantized sum is then finite (no inf - inf = NaN to round).
+  if (!std::isfinite(255.f * p.a.scale + 255.f * p.b.scale)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QuantizedAdd input scales ", p.a.scale, " and ", p.b.scale,
+        " are too large: 255 * (a_scale + b_scale) must be finite"));
+  }
   if (p.y.has_value()) QUANTD_RETURN_IF_ERROR(ValidateU8(*p.y, "its output"));
   return absl::OkStatus();
 }

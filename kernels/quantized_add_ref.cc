@@ -3,6 +3,7 @@
 // header). Also the path QuantizedAdd takes for broadcast shapes.
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/binary.h"
@@ -41,11 +42,20 @@ absl::Status QuantizedAddReference(const Tensor& a, const Tensor& b,
   }
   QUANTD_RETURN_IF_ERROR(ValidateQuantizedAddParams(p));
   QUANTD_ASSIGN_OR_RETURN(Shape shape, BroadcastShapes(a.shape(), b.shape()));
-  // Broadcasting can make the output larger than both inputs.
-  QUANTD_ASSIGN_OR_RETURN(
-      Tensor out,
-      Tensor::Create(p.y.has_value() ? DataType::kUInt8 : DataType::kFloat32,
-                     shape, int64_t{1} << 31));
+  // Broadcasting can make the output far larger than both inputs (a
+  // hostile [46341, 1] + [1, 46341]): bounded, and allocation failures are
+  // errors, not aborts.
+  absl::StatusOr<Tensor> created;
+  try {
+    created =
+        Tensor::Create(p.y.has_value() ? DataType::kUInt8 : DataType::kFloat32,
+                       shape, int64_t{1} << 28);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate the QuantizedAdd output ", ShapeToString(shape)));
+  }
+  QUANTD_RETURN_IF_ERROR(created.status());
+  Tensor out = std::move(*created);
   const std::vector<int64_t> sa = BroadcastStrides(a.shape(), shape.size());
   const std::vector<int64_t> sb = BroadcastStrides(b.shape(), shape.size());
   std::vector<int64_t> index(shape.size(), 0);

@@ -141,6 +141,15 @@ TEST(QuantizedAddTest, RefusesBadParametersAndTypes) {
   EXPECT_FALSE(QuantizedAdd(a, a, p, &y).ok());
   p.y.reset();
   EXPECT_TRUE(QuantizedAdd(a, a, p, &y).ok());
+  // Scales whose dequantized sums overflow to inf (and inf - inf to NaN).
+  p.a = {3e38f, 0};
+  p.b = {3e38f, 0};
+  EXPECT_FALSE(QuantizedAdd(a, a, p, &y).ok());
+  // A broadcast a hostile model can ask for: 46341^2 > 2^28 elements.
+  p.a = p.b = {1.f, 0};
+  absl::Status big = QuantizedAdd(Tensor(DataType::kUInt8, {46341, 1}),
+                                  Tensor(DataType::kUInt8, {1, 46341}), p, &y);
+  EXPECT_FALSE(big.ok());
   EXPECT_FALSE(QuantizedAdd(Tensor(DataType::kFloat32, {4}), a, p, &y).ok());
 }
 

@@ -111,5 +111,62 @@ TEST(Int8RegionsOrtTest, ResidualCnnRunsInt8AsOrtRunsTheArtifact) {
             0.05f * quant_error);
 }
 
+// x -> Conv -> Relu -> a; Add(a, x) -> Conv -> y: the Add reads the graph
+// input, which no int8 op produces. The lowering starts the region with one
+// QuantizeLinear on x (the QDQ graph's readers all read Q -> DQ of x), so
+// the Add runs in u8 and the result is the fake-quant graph's.
+TEST(Int8RegionsOrtTest, ARegionStartsAtAGraphInputTheAddReads) {
+  Graph g;
+  g.opset = 17;
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DataType::kFloat32;
+  g.inputs = {x};
+  ValueInfo y;
+  y.name = "y";
+  y.dtype = DataType::kFloat32;
+  g.outputs = {y};
+  const Graph r = ResidualCnnGraph();  // borrow two 8->8 convs' weights
+  for (const char* w : {"b1c1_w", "b1c1_w_b", "b1c2_w", "b1c2_w_b"}) {
+    g.initializers[w] = *r.FindInitializer(w);
+  }
+  Node c1 = MakeNode("c1", "Conv", {"x", "b1c1_w", "b1c1_w_b"}, "c1_out");
+  Node c2 = MakeNode("c2", "Conv", {"s", "b1c2_w", "b1c2_w_b"}, "y");
+  c2.attributes.Set("pads", Ints({1, 1, 1, 1}));
+  g.nodes = {c1, MakeNode("relu", "Relu", {"c1_out"}, "a"),
+             MakeNode("add", "Add", {"a", "x"}, "s"), c2};
+  std::mt19937 rng(4);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  Tensor calib(DataType::kFloat32, {16, 8, 6, 6});
+  for (float& v : calib.mutable_span<float>()) v = dist(rng);
+  absl::StatusOr<QuantizationPlan> plan =
+      qdq_test::Int8FixturePlan(g, calib, "x");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(plan->activations.contains("a"));
+  Graph lowered = g;
+  Int8LoweringStats stats;
+  ASSERT_TRUE(
+      LowerToInt8(lowered, PlanRanges(plan->activations), {}, &stats).ok());
+  EXPECT_EQ(stats.regions_started, 1);
+  EXPECT_EQ(stats.adds_quantized, 1);
+  absl::StatusOr<std::unique_ptr<Executor>> int8 = Executor::Create(lowered);
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  const TensorMap feeds = {{"x", calib}};
+  absl::StatusOr<std::vector<Tensor>> got = (*int8)->RunOutputs(feeds);
+  ASSERT_TRUE(got.ok()) << got.status();
+  absl::StatusOr<std::vector<Tensor>> fake =
+      qdq_test::RunFakeQuant(g, *plan, feeds);
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  absl::StatusOr<std::unique_ptr<Executor>> fp = Executor::Create(g);
+  ASSERT_TRUE(fp.ok());
+  absl::StatusOr<std::vector<Tensor>> ref = (*fp)->RunOutputs(feeds);
+  ASSERT_TRUE(ref.ok());
+  const float quant_error = qdq_test::MaxAbsDiff((*fake)[0], (*ref)[0]);
+  const float d_fake = qdq_test::MaxAbsDiff((*got)[0], (*fake)[0]);
+  std::printf("fake quant vs float %.3g; int8 vs fake quant %.3g\n",
+              quant_error, d_fake);
+  EXPECT_LT(d_fake, 0.25f * quant_error);
+}
+
 }  // namespace
 }  // namespace quantd

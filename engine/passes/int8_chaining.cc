@@ -49,31 +49,41 @@ class RegionLowering {
   void Run(Int8LoweringStats& stats) {
     absl::flat_hash_map<std::string, int> readers = ConsumerCounts(g_);
     std::vector<bool> drop(g_.nodes.size(), false);
+    inserts_.assign(g_.nodes.size(), {});
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       Node& n = g_.nodes[i];
+      for (std::string& in : n.inputs) {
+        auto r = renamed_.find(in);
+        if (r != renamed_.end()) in = r->second;
+      }
       if ((IsQuantd(n, "QuantizedConv") || IsQuantd(n, "QuantizedMatMul")) &&
-          IsStatic(n)) {
+          IsStatic(n) && n.outputs.size() == 1) {
         if (MakeU8(n.outputs[0])) {
           SetU8Attributes(n, "y", u8_.at(n.outputs[0]));
           ++stats.outputs_chained;
         }
       } else if (n.domain.empty() && n.op_type == "Add" &&
-                 n.inputs.size() == 2 && u8_.contains(n.inputs[0]) &&
-                 u8_.contains(n.inputs[1])) {
+                 n.inputs.size() == 2 && n.outputs.size() == 1 &&
+                 CanBeU8(n.inputs[0]) && CanBeU8(n.inputs[1])) {
+        for (size_t k = 0; k < 2; ++k) StartRegion(i, n.inputs[k], stats);
         LowerAdd(i, readers, drop);
         ++stats.adds_quantized;
       } else if (n.domain.empty() && n.op_type == "MaxPool" &&
-                 n.outputs.size() == 1 && u8_.contains(n.input(0))) {
-        auto p = Params(n.outputs[0]);
-        if (p.has_value() && *p == u8_.at(n.input(0)) &&
+                 n.outputs.size() == 1 && CanBeU8(n.input(0))) {
+        auto in = Params(n.input(0));
+        auto out = Params(n.outputs[0]);
+        if (out.has_value() &&
+            (u8_.contains(n.input(0)) ? u8_.at(n.input(0)) : *in) == *out &&
             !outputs_.contains(n.outputs[0])) {
-          u8_[n.outputs[0]] = *p;
+          StartRegion(i, n.inputs[0], stats);
+          u8_[n.outputs[0]] = *out;
           ++stats.pools_u8;
         }
       }
     }
     std::vector<Node> kept;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      for (Node& q : inserts_[i]) kept.push_back(std::move(q));
       if (!drop[i]) kept.push_back(std::move(g_.nodes[i]));
     }
     g_.nodes = std::move(kept);
@@ -87,6 +97,39 @@ class RegionLowering {
     U8 p;
     ChooseU8Params(r->second, &p.scale, &p.zero_point);
     return p;
+  }
+
+  // u8 already, or a value with a range that no int8 op produced (a graph
+  // input, a float node's output), which StartRegion can quantize.
+  bool CanBeU8(const std::string& v) const {
+    return u8_.contains(v) || (!outputs_.contains(v) && Params(v).has_value());
+  }
+
+  // Where an int8 region begins at a value no int8 op produced: one
+  // QuantizeLinear before node `i` (the first int8 reader), and every
+  // reader from there on reads its u8 output, as every reader in the QDQ
+  // graph reads Q -> DQ of the value. (Float readers before node `i` still
+  // read the value itself.)
+  void StartRegion(size_t i, std::string& v, Int8LoweringStats& stats) {
+    auto done = renamed_.find(v);  // Add(v, v): the second operand
+    if (done != renamed_.end()) v = done->second;
+    if (u8_.contains(v)) return;
+    const U8 p = *Params(v);
+    const std::string scale = Fresh(absl::StrCat(v, "_scale"));
+    g_.initializers[scale] = Tensor::Scalar<float>(p.scale);
+    const std::string zp = Fresh(absl::StrCat(v, "_zero_point"));
+    g_.initializers[zp] =
+        Tensor::Scalar<uint8_t>(static_cast<uint8_t>(p.zero_point));
+    Node q;
+    q.name = Fresh(absl::StrCat(v, "_QuantizeLinear"));
+    q.op_type = "QuantizeLinear";
+    q.inputs = {v, scale, zp};
+    q.outputs = {Fresh(absl::StrCat(v, "_quantized"))};
+    renamed_[v] = q.outputs[0];
+    u8_[q.outputs[0]] = p;
+    v = q.outputs[0];
+    inserts_[i].push_back(std::move(q));
+    ++stats.regions_started;
   }
 
   // Marks `v` u8 when it has a range and is not a graph output.
@@ -136,7 +179,14 @@ class RegionLowering {
         IsStatic(n)) {
       return slot == 0 && XParams(n) == p;
     }
-    if (IsQuantd(n, "QuantizedAdd")) return slot < 2;
+    if (IsQuantd(n, "QuantizedAdd")) {
+      const char* prefix = slot == 0 ? "a" : "b";
+      const U8 expected = {
+          n.attributes.GetFloat(absl::StrCat(prefix, "_scale"), 0.f),
+          static_cast<int32_t>(
+              n.attributes.GetInt(absl::StrCat(prefix, "_zero_point"), -1))};
+      return slot < 2 && expected == p;
+    }
     if (n.domain.empty() && n.op_type == "MaxPool") {
       return slot == 0 && u8_.contains(n.outputs[0]);
     }
@@ -198,6 +248,8 @@ class RegionLowering {
   absl::flat_hash_set<std::string> outputs_;
   absl::flat_hash_map<std::string, U8> u8_;
   absl::flat_hash_set<std::string> made_;
+  absl::flat_hash_map<std::string, std::string> renamed_;  // v -> quantized
+  std::vector<std::vector<Node>> inserts_;  // QuantizeLinears before node i
 };
 
 }  // namespace

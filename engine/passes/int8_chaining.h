@@ -6,6 +6,9 @@
 //     sole-reader Relu fused, writing u8 when its output has a range;
 //   - a MaxPool whose u8 input has the same parameters as its output's
 //     range runs on u8;
+//   - where an Add or MaxPool reads a value with a range that no int8 op
+//     produced (a graph input, a float node's output), one QuantizeLinear
+//     starts the region there;
 //   - any other reader of a u8 value (a float op, a graph output's
 //     producer, a reader expecting other parameters) reads it through one
 //     DequantizeLinear, which is what the QDQ graph's readers see.

@@ -98,6 +98,7 @@ struct Int8LoweringStats {
   int adds_quantized = 0;         // Adds of two u8 values (QuantizedAdd)
   int pools_u8 = 0;               // MaxPools running on u8
   int dequantized = 0;            // u8 values some reader needs in f32
+  int regions_started = 0;        // QuantizeLinears where a region begins
 };
 
 // True for nodes LowerToInt8 would quantize (Conv; Gemm with alpha = beta =

@@ -36,8 +36,11 @@ class RegionGraph {
     return outputs_.contains(v);
   }
 
-  // The node's output, or that of the Relu that alone reads it.
+  // The node's output, or that of the Relu that alone reads it ("" for a
+  // node without outputs, which a hostile model may have).
   const std::string& Tail(const Node& n) const {
+    static const std::string kNone;
+    if (n.outputs.empty()) return kNone;
     const std::string& out = n.outputs[0];
     auto it = readers_.find(out);
     if (it == readers_.end() || it->second.size() != 1 || IsGraphOutput(out)) {
@@ -79,7 +82,7 @@ std::set<std::string> Potential(const Graph& g, const RegionGraph& rg,
                                 const NodePredicate& layer) {
   std::set<std::string> p;
   for (const Node& n : g.nodes) {
-    if (layer(n)) {
+    if (layer(n) && !n.outputs.empty()) {
       p.insert(n.input(0));
       p.insert(rg.Tail(n));
     }
@@ -106,7 +109,7 @@ std::set<std::string> Int8RegionCandidates(
     if (IsMaxPool(n)) p.erase(n.outputs[0]);
   }
   for (auto it = p.begin(); it != p.end();) {
-    it = rg.IsGraphOutput(*it) ? p.erase(it) : std::next(it);
+    it = rg.IsGraphOutput(*it) || it->empty() ? p.erase(it) : std::next(it);
   }
   return p;
 }
@@ -120,7 +123,7 @@ std::vector<Int8RegionValue> ExtendInt8Regions(
   std::vector<Int8RegionValue> out;
   auto add_tail = [&](const Node& n) {
     const std::string& t = rg.Tail(n);
-    if (q.contains(t) || !calibrated(t) ||
+    if (t.empty() || q.contains(t) || !calibrated(t) ||
         !rg.AllInt8Readers(t, quantized_layer, potential)) {
       return;
     }

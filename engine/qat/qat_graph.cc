@@ -1,5 +1,7 @@
 #include "engine/qat/qat_graph.h"
 
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "engine/runtime/op_registry.h"
 #include "engine/runtime/ops/fake_quant_op.h"
@@ -89,6 +91,29 @@ void AddTrainableBiases(const Graph& graph, const QuantizationPlan& plan,
   }
 }
 
+// MaxPool outputs quantized with their input's parameters (int8 regions,
+// engine/passes/int8_regions.h): they share the input's trained step, so
+// the max of quantized values stays on the input's grid after training.
+std::map<std::string, std::string> TiedActivations(
+    const Graph& graph, const QuantizationPlan& plan) {
+  std::map<std::string, std::string> tied;
+  for (const Node& n : graph.nodes) {
+    if (!n.domain.empty() || n.op_type != "MaxPool" || n.outputs.empty()) {
+      continue;
+    }
+    auto in = plan.activations.find(n.input(0));
+    auto out = plan.activations.find(n.outputs[0]);
+    if (in == plan.activations.end() || out == plan.activations.end() ||
+        in->second.scales != out->second.scales ||
+        in->second.zero_points != out->second.zero_points ||
+        tied.contains(n.input(0))) {
+      continue;  // (a MaxPool of a tied value keeps its own step)
+    }
+    tied[n.outputs[0]] = n.input(0);
+  }
+  return tied;
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
@@ -120,13 +145,24 @@ absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
     t.scales[scale] = absl::StrCat("w:", name);
   }
   std::map<std::string, Node> after;  // activation FakeQuant by producer out
-  for (const auto& [name, p] : plan.activations) {
-    std::string scale, zp;
-    AddParams(g, name, p, &scale, &zp);
-    const std::string out = g.UniqueName(absl::StrCat(name, "_fq"));
-    after.emplace(name, FakeQuantNode(g, name, out, scale, zp, p));
-    renamed[name] = out;
-    t.scales[scale] = absl::StrCat("a:", name);
+  t.tied = TiedActivations(graph, plan);
+  std::map<std::string, std::pair<std::string, std::string>> params_of;
+  for (bool tied : {false, true}) {  // a tied value after the one it shares
+    for (const auto& [name, p] : plan.activations) {
+      auto tie = t.tied.find(name);
+      if ((tie != t.tied.end()) != tied) continue;
+      std::string scale, zp;
+      if (tied) {
+        std::tie(scale, zp) = params_of.at(tie->second);
+      } else {
+        AddParams(g, name, p, &scale, &zp);
+        t.scales[scale] = absl::StrCat("a:", name);
+      }
+      params_of[name] = {scale, zp};
+      const std::string out = g.UniqueName(absl::StrCat(name, "_fq"));
+      after.emplace(name, FakeQuantNode(g, name, out, scale, zp, p));
+      renamed[name] = out;
+    }
   }
   // Graph inputs that are quantized come first.
   for (const ValueInfo& in : g.inputs) {
@@ -168,6 +204,9 @@ absl::StatusOr<QuantizationPlan> TrainingGraph::ToPlan(
     std::vector<float> v = s->ToVector<float>();
     for (float& x : v) x = std::max(x, 1e-12f);  // a learned step stays > 0
     p.scales = std::move(v);
+  }
+  for (const auto& [value, shares] : tied) {
+    plan.activations.at(value) = plan.activations.at(shares);
   }
   return plan;
 }

@@ -30,6 +30,9 @@ struct TrainingGraph {
   // Step sizes LSQ may learn: initializer name -> the plan entry it came
   // from ("w:<initializer>" or "a:<value>").
   std::map<std::string, std::string> scales;
+  // Activations that share another's step (a MaxPool's output, its input):
+  // value -> value.
+  std::map<std::string, std::string> tied;
 
   // The plan with the trained weights (as updated_initializers) and scales.
   absl::StatusOr<QuantizationPlan> ToPlan(const QuantizationPlan& base) const;

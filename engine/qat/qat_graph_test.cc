@@ -108,3 +108,36 @@ TEST(QatGraphTest, RefusesDynamicPlans) {
 
 }  // namespace
 }  // namespace quantd
+
+namespace quantd {
+namespace {
+
+// A MaxPool's output quantized with its input's parameters (int8 regions)
+// trains the input's step, not one of its own, so they stay equal.
+TEST(QatGraphTest, MaxPoolOutputSharesItsInputsStep) {
+  Graph g = ResidualCnnGraph();
+  QuantizationPlan plan;
+  QuantParams p;
+  p.type = QuantType::kUInt8;
+  p.qmin = 0;
+  p.qmax = 255;
+  p.scales = {0.03f};
+  p.zero_points = {0};
+  plan.activations["stem"] = p;
+  plan.activations["pooled"] = p;
+  absl::StatusOr<TrainingGraph> t = BuildTrainingGraph(g, plan);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->tied, (std::map<std::string, std::string>{{"pooled", "stem"}}));
+  ASSERT_EQ(t->scales.size(), 1u);  // one trainable step for the two
+  const std::string step = t->scales.begin()->first;
+  t->graph.initializers[step] = Tensor::FromVector<float>(
+      t->graph.initializers[step].shape(), std::vector<float>{0.05f});
+  absl::StatusOr<QuantizationPlan> trained = t->ToPlan(plan);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  EXPECT_EQ(trained->activations.at("stem").scales, std::vector<float>{0.05f});
+  EXPECT_EQ(trained->activations.at("pooled").scales,
+            std::vector<float>{0.05f});
+}
+
+}  // namespace
+}  // namespace quantd
