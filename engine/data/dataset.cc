@@ -124,6 +124,26 @@ absl::StatusOr<std::unique_ptr<ArrayStream>> OpenLabelStream(
   return s;
 }
 
+// The batch every run of `graph` must have: the static dim 0 its inputs
+// share, or 0 when dim 0 is free.
+absl::StatusOr<int64_t> FixedBatch(const Graph& graph) {
+  int64_t fixed = 0;
+  const ValueInfo* from = nullptr;
+  for (const ValueInfo& in : graph.inputs) {
+    if (!in.has_shape || in.shape.empty() || in.shape[0] <= 0) continue;
+    if (from != nullptr && in.shape[0] != fixed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model inputs '", from->name, "' ", ShapeToString(from->shape),
+          " and '", in.name, "' ", ShapeToString(in.shape),
+          " fix different batch sizes (dim 0); quantd feeds every input the "
+          "same samples per run"));
+    }
+    fixed = in.shape[0];
+    from = &in;
+  }
+  return fixed;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
@@ -139,6 +159,8 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
   auto d = std::unique_ptr<Dataset>(new Dataset());
   d->path_ = path;
   d->options_ = options;
+  QUANTD_ASSIGN_OR_RETURN(d->fixed_batch_, FixedBatch(graph));
+  if (d->fixed_batch_ > 0) d->options_.batch_size = d->fixed_batch_;
   QUANTD_ASSIGN_OR_RETURN(d->file_, ArrayFile::Open(path));
   SampleCount count;
   for (const ValueInfo& in : graph.inputs) {
@@ -168,6 +190,17 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "' has ", rows,
                      " samples; none left from sample ", options.first_sample));
+  }
+  if (d->fixed_batch_ > 1) {
+    const int64_t n = d->end_ - d->begin_;
+    if (n < d->fixed_batch_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model runs exactly ", d->fixed_batch_,
+                       " samples at a time (its inputs fix dim 0) but '", path,
+                       "' gives only ", n, " here; add samples"));
+    }
+    d->dropped_samples_ = n % d->fixed_batch_;
+    d->end_ -= d->dropped_samples_;
   }
   QUANTD_RETURN_IF_ERROR(d->Rewind());
   return d;

@@ -8,6 +8,12 @@
 // and the dataset's `input_ids` rows hold T+1 tokens, each batch feeds the
 // first T tokens and carries the last T as next-token targets (perplexity).
 //
+// Fixed batch: a model whose inputs fix dim 0 (exports for streaming often
+// take exactly one sample) gets batches of exactly that size, whatever
+// batch_size asks, so every stage (calibration, evaluation, the latency
+// benchmark, QAT) can run it; a tail that does not fill a batch is dropped
+// and counted in dropped_samples().
+//
 //   absl::StatusOr<std::unique_ptr<Dataset>> d =
 //       Dataset::Open("calib.npz", graph, {.batch_size = 32});
 //   while (true) {
@@ -62,6 +68,11 @@ class Dataset {
   int64_t num_samples() const { return end_ - begin_; }
   bool has_labels() const { return label_stream_ != nullptr; }
   bool is_language_model() const { return language_model_; }
+  // The model's fixed dim 0 (the batch every Next() returns), or 0.
+  int64_t fixed_batch() const { return fixed_batch_; }
+  // Samples after the last full batch of a fixed-batch model, not served.
+  int64_t dropped_samples() const { return dropped_samples_; }
+  int64_t batch_size() const { return options_.batch_size; }
 
   // The next batch, or nullopt after the last one.
   absl::StatusOr<std::optional<DataBatch>> Next();
@@ -81,6 +92,8 @@ class Dataset {
   std::vector<Input> inputs_;
   std::unique_ptr<ArrayStream> label_stream_;
   bool language_model_ = false;
+  int64_t fixed_batch_ = 0;
+  int64_t dropped_samples_ = 0;
   int64_t begin_ = 0, end_ = 0, next_ = 0;
 };
 

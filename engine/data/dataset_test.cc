@@ -98,6 +98,37 @@ TEST_F(DatasetTest, SlicesASampleRange) {
   }
 }
 
+// Exports for streaming often fix dim 0 at 1: every batch must have the
+// model's size whatever batch_size asks, and a tail that cannot fill one
+// is dropped and counted, not fed short.
+TEST_F(DatasetTest, AFixedBatchDimensionSetsTheBatchSize) {
+  Graph fixed = cnn_;
+  fixed.inputs[0].shape[0] = 4;
+  DatasetOptions options;
+  options.batch_size = 64;
+  options.max_samples = 10;
+  absl::StatusOr<std::unique_ptr<Dataset>> d =
+      Dataset::Open(Data("fmnist/eval.npz"), fixed, options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ((*d)->fixed_batch(), 4);
+  EXPECT_EQ((*d)->num_samples(), 8);
+  EXPECT_EQ((*d)->dropped_samples(), 2);
+  int batches = 0;
+  while (true) {
+    absl::StatusOr<std::optional<DataBatch>> b = (*d)->Next();
+    ASSERT_TRUE(b.ok()) << b.status();
+    if (!b->has_value()) break;
+    EXPECT_EQ((*b)->feeds.at("input").dim(0), 4);
+    ++batches;
+  }
+  EXPECT_EQ(batches, 2);
+
+  options.max_samples = 3;
+  d = Dataset::Open(Data("fmnist/eval.npz"), fixed, options);
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), HasSubstr("exactly 4 samples"));
+}
+
 TEST_F(DatasetTest, LanguageModelRowsSplitIntoInputsAndTargets) {
   Graph gpt = LoadGraph("tiny_gpt/model.onnx");
   absl::StatusOr<std::unique_ptr<Dataset>> d =

@@ -65,6 +65,24 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
       std::unique_ptr<Dataset> e,
       Dataset::Open(data.evaluation_path, graph, data.evaluation_options));
   data.evaluation = std::move(e);
+  const Dataset& eval = *data.evaluation;
+  if (eval.fixed_batch() > 0 &&
+      eval.fixed_batch() != spec.calibration().batch_size()) {
+    data.warnings.push_back(absl::StrCat(
+        "the model fixes its batch (dim 0) at ", eval.fixed_batch(),
+        ": every stage runs ", eval.fixed_batch(),
+        " sample(s) at a time, not calibration.batch_size ",
+        spec.calibration().batch_size()));
+  }
+  for (const Dataset* d : {data.calibration.get(), data.evaluation.get()}) {
+    if (d != nullptr && d->dropped_samples() > 0) {
+      data.warnings.push_back(absl::StrCat(
+          d == data.evaluation.get() ? "evaluation" : "calibration",
+          ": the last ", d->dropped_samples(),
+          " sample(s) do not fill a batch of ", d->fixed_batch(),
+          " (the model's fixed batch) and were not used"));
+    }
+  }
   return data;
 }
 

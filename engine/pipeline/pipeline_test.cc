@@ -1,10 +1,13 @@
 #include "engine/pipeline/pipeline.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "onnx/onnx_pb.h"
 
 namespace quantd {
 namespace {
@@ -147,6 +150,39 @@ TEST(PtqPipelineFallbackTest, AccuracyTargetFallsBackTheMostSensitiveLayers) {
     quantized += l.weight_precision() != "float";
   }
   EXPECT_GT(quantized, 0);
+}
+
+// A model exported with batch fixed at 1 runs through every stage, the
+// latency benchmark included (it used to feed 64 samples and fail the job
+// after calibration and evaluation had passed).
+TEST(PtqPipelineFixedBatchTest, AModelWithBatchOneRunsEveryStage) {
+  onnx::ModelProto model;
+  std::ifstream in(Data("fmnist_mlp/model.onnx"), std::ios::binary);
+  ASSERT_TRUE(model.ParseFromIstream(&in));
+  onnx::TensorShapeProto_Dimension* batch = model.mutable_graph()
+                                                ->mutable_input(0)
+                                                ->mutable_type()
+                                                ->mutable_tensor_type()
+                                                ->mutable_shape()
+                                                ->mutable_dim(0);
+  batch->set_dim_value(1);
+  char dir[] = "/tmp/quantd_fixed_batch_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = absl::StrCat(dir, "/model.onnx");
+  {
+    std::ofstream out(path, std::ios::binary);
+    ASSERT_TRUE(model.SerializeToOstream(&out));
+  }
+  v1::JobSpec spec = W8A8Spec("fmnist_mlp/model.onnx");
+  spec.mutable_model()->set_path(path);
+  spec.mutable_calibration()->set_max_samples(64);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->report.performance().batch_size(), 1);
+  EXPECT_EQ(r->report.fake_quant().samples(), 1000);
+  EXPECT_THAT(r->report.warnings(),
+              ::testing::Contains(HasSubstr("fixes its batch (dim 0) at 1")));
 }
 
 TEST(PtqPipelineCancelTest, StopsWhenCancelled) {

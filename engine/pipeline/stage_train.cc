@@ -33,11 +33,13 @@ absl::StatusOr<TrainingData> OpenTrainingData(const JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> all,
                           Dataset::Open(path, ctx.float_graph, options));
   const int64_t n = all->num_samples();
-  const int64_t held = std::max<int64_t>(1, n / 5);
-  if (n - held < options.batch_size) {
+  // A fixed-batch model (Dataset::fixed_batch) runs batches of its own size.
+  const int64_t batch = all->batch_size();
+  const int64_t held =
+      std::max<int64_t>(std::max<int64_t>(1, n / 5), all->fixed_batch());
+  if (n - held < batch) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the training data has ", n, " samples: too few for a batch of ",
-        options.batch_size,
+        "the training data has ", n, " samples: too few for a batch of ", batch,
         " plus a held-out fifth; give more data or a smaller qat.batch_size"));
   }
   DatasetOptions held_options = options;
