@@ -62,6 +62,17 @@
 
 namespace quantd {
 
+// The smallest scale quantd chooses for weights and activations (FLT_EPSILON,
+// the floor torch.ao's observers use). A dead conv channel (weights all
+// zero or ~1e-30 after BatchNorm folding) would otherwise get a denormal
+// scale (2.5e-41 was seen on a third-party model) that fails the int8
+// kernels, whose output stage needs src_scale * weight_scale to be a normal
+// float: 2^-23 * 2^-23 is. Ranges narrower than 127 (or 255) such steps
+// quantize to a few levels, which for weights means a dead channel stays
+// dead. Plans, GPTQ/AWQ, QAT's learned steps and the int8 lowering all
+// clamp to it, so the export and the kernels never see a smaller one.
+inline constexpr float kMinQuantScale = 1.1920929e-07f;
+
 struct QuantizeOptions {
   // Axis for per-axis and blocked layouts; negative counts from the back.
   // Ignored for per-tensor scales.

@@ -6,6 +6,8 @@
 #include <functional>
 #include <limits>
 
+#include "kernels/quantize.h"
+
 namespace quantd {
 
 QuantParams ActivationParamsForRange(double lo, double hi, QuantType type,
@@ -27,7 +29,7 @@ QuantParams ActivationParamsForRange(double lo, double hi, QuantType type,
   }
   double scale = (hi - lo) / (qmax - qmin);
   if (!(scale > 0)) scale = 1;
-  scale = std::clamp(scale, static_cast<double>(FLT_MIN),
+  scale = std::clamp(scale, static_cast<double>(kMinQuantScale),
                      static_cast<double>(FLT_MAX));
   p.scales = {static_cast<float>(scale)};
   p.qmin = qmin;

@@ -9,6 +9,7 @@
 #include "engine/passes/int8_regions.h"
 #include "engine/runtime/op_registry.h"
 #include "kernels/post_ops.h"
+#include "kernels/quantize.h"
 
 namespace quantd {
 
@@ -108,7 +109,7 @@ void ChooseU8Params(const TensorRange& range, float* scale,
                     int32_t* zero_point) {
   const float lo = std::min(range.min, 0.f);
   const float hi = std::max(range.max, 0.f);
-  *scale = hi > lo ? (hi - lo) / 255.f : 1.f;
+  *scale = hi > lo ? std::max((hi - lo) / 255.f, kMinQuantScale) : 1.f;
   *zero_point = static_cast<int32_t>(
       std::clamp(std::nearbyint(-lo / *scale), 0.f, 255.f));
 }
@@ -142,7 +143,7 @@ void QuantizeWeights(const Tensor& w, int axis, int32_t qmax, Tensor* q,
   *scales = Tensor(DataType::kFloat32, {channels});
   float* s = scales->mutable_data<float>();
   for (int64_t c = 0; c < channels; ++c) {
-    s[c] = max_abs[c] > 0 ? max_abs[c] / qmax : 1.f;
+    s[c] = max_abs[c] > 0 ? std::max(max_abs[c] / qmax, kMinQuantScale) : 1.f;
   }
   *q = Tensor(DataType::kInt8, w.shape());
   int8_t* dst = q->mutable_data<int8_t>();

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -152,37 +153,80 @@ TEST(PtqPipelineFallbackTest, AccuracyTargetFallsBackTheMostSensitiveLayers) {
   EXPECT_GT(quantized, 0);
 }
 
+// A fixture model edited as another exporter might have written it, in a
+// temp dir that lives as long as the object.
+class EditedModel {
+ public:
+  EditedModel(const std::string& rel,
+              const std::function<void(onnx::ModelProto&)>& edit) {
+    char dir[] = "/tmp/quantd_edited_model_XXXXXX";
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    onnx::ModelProto model;
+    std::ifstream in(Data(rel), std::ios::binary);
+    EXPECT_TRUE(model.ParseFromIstream(&in));
+    edit(model);
+    std::ofstream out(path(), std::ios::binary);
+    EXPECT_TRUE(model.SerializeToOstream(&out));
+  }
+  ~EditedModel() { std::system(absl::StrCat("rm -rf '", dir_, "'").c_str()); }
+  std::string path() const { return dir_ + "/model.onnx"; }
+
+ private:
+  std::string dir_;
+};
+
 // A model exported with batch fixed at 1 runs through every stage, the
 // latency benchmark included (it used to feed 64 samples and fail the job
 // after calibration and evaluation had passed).
 TEST(PtqPipelineFixedBatchTest, AModelWithBatchOneRunsEveryStage) {
-  onnx::ModelProto model;
-  std::ifstream in(Data("fmnist_mlp/model.onnx"), std::ios::binary);
-  ASSERT_TRUE(model.ParseFromIstream(&in));
-  onnx::TensorShapeProto_Dimension* batch = model.mutable_graph()
-                                                ->mutable_input(0)
-                                                ->mutable_type()
-                                                ->mutable_tensor_type()
-                                                ->mutable_shape()
-                                                ->mutable_dim(0);
-  batch->set_dim_value(1);
-  char dir[] = "/tmp/quantd_fixed_batch_XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = absl::StrCat(dir, "/model.onnx");
-  {
-    std::ofstream out(path, std::ios::binary);
-    ASSERT_TRUE(model.SerializeToOstream(&out));
-  }
+  EditedModel model("fmnist_mlp/model.onnx", [](onnx::ModelProto& m) {
+    m.mutable_graph()
+        ->mutable_input(0)
+        ->mutable_type()
+        ->mutable_tensor_type()
+        ->mutable_shape()
+        ->mutable_dim(0)
+        ->set_dim_value(1);
+  });
   v1::JobSpec spec = W8A8Spec("fmnist_mlp/model.onnx");
-  spec.mutable_model()->set_path(path);
+  spec.mutable_model()->set_path(model.path());
   spec.mutable_calibration()->set_max_samples(64);
   absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
-  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->report.performance().batch_size(), 1);
   EXPECT_EQ(r->report.fake_quant().samples(), 1000);
   EXPECT_THAT(r->report.warnings(),
               ::testing::Contains(HasSubstr("fixes its batch (dim 0) at 1")));
+}
+
+// Trained CNNs often have dead output channels. One whose weights are
+// ~1e-37 used to get a denormal weight scale: the fake-quant evaluation
+// passed and the int8 evaluation then failed the whole job.
+TEST(PtqPipelineDeadChannelTest, ADenormalConvChannelQuantizes) {
+  EditedModel model("fmnist_cnn/model.onnx", [](onnx::ModelProto& m) {
+    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+      if (t.dims_size() != 4) continue;
+      const int64_t per_channel = t.dims(1) * t.dims(2) * t.dims(3);
+      if (t.float_data_size() > 0) {
+        for (int64_t i = 0; i < per_channel; ++i) {
+          t.set_float_data(i, t.float_data(i) * 1e-36f);
+        }
+      } else {
+        float* w = reinterpret_cast<float*>(t.mutable_raw_data()->data());
+        for (int64_t i = 0; i < per_channel; ++i) w[i] *= 1e-36f;
+      }
+      return;  // the first conv
+    }
+  });
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.mutable_model()->set_path(model.path());
+  spec.mutable_calibration()->set_max_samples(64);
+  spec.mutable_sensitivity()->set_disabled(true);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->report.int8().samples(), 1000);
+  EXPECT_GT(r->report.int8().top1_agreement(), 0.9);
 }
 
 TEST(PtqPipelineCancelTest, StopsWhenCancelled) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/runtime/op_registry.h"
 #include "engine/runtime/ops/fake_quant_op.h"
+#include "kernels/quantize.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -202,7 +203,7 @@ absl::StatusOr<QuantizationPlan> TrainingGraph::ToPlan(
     QuantParams& p =
         entry[0] == 'w' ? plan.weights.at(key) : plan.activations.at(key);
     std::vector<float> v = s->ToVector<float>();
-    for (float& x : v) x = std::max(x, 1e-12f);  // a learned step stays > 0
+    for (float& x : v) x = std::max(x, kMinQuantScale);  // learned step > 0
     p.scales = std::move(v);
   }
   for (const auto& [value, shares] : tied) {

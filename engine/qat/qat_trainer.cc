@@ -16,6 +16,7 @@
 #include "engine/evaluation/pipeline_evaluation.h"
 #include "engine/qat/autograd.h"
 #include "engine/runtime/executor.h"
+#include "kernels/quantize.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -268,7 +269,7 @@ absl::StatusOr<StepInfo> UpdateParameters(QatRun& run, const Gradients& grads) {
     float* d = training->graph.initializers.at(scale).mutable_data<float>();
     for (int64_t i = 0;
          i < training->graph.initializers.at(scale).num_elements(); ++i) {
-      d[i] = std::max(d[i], 1e-8f);
+      d[i] = std::max(d[i], kMinQuantScale);
     }
   }
   return info;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/post_ops.h"
+#include "kernels/quantize.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -120,6 +121,7 @@ void SetScalesFromRanges(const Tensor& w, bool symmetric, QuantParams& p) {
       scale = (hi[k] - lo[k]) / (p.qmax - p.qmin);
     }
     if (!(scale > 0) || !std::isfinite(scale)) scale = 1.f;  // all-zero slice
+    scale = std::max(scale, kMinQuantScale);                 // near-zero slice
     p.scales[k] = scale;
     if (!symmetric) {
       p.zero_points[k] = static_cast<int32_t>(std::clamp<float>(

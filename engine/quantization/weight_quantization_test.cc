@@ -8,6 +8,7 @@
 #include "engine/passes/graph_cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernels/quantize.h"
 
 namespace quantd {
 namespace {
@@ -119,6 +120,24 @@ TEST(WeightQuantizationTest, AllZeroChannelsGetAUsableScale) {
   ASSERT_TRUE(p.ok());
   for (float s : p->scales) EXPECT_EQ(s, 1.f);
   ExpectWithinHalfStep(w, *p);
+}
+
+// A channel of denormal weights (dead after BatchNorm folding) used to get
+// a denormal scale (max/127), which the int8 kernels refuse: the product
+// with the activation scale underflows.
+TEST(WeightQuantizationTest, NearZeroChannelsGetAScaleTheKernelsAccept) {
+  Tensor w = Tensor::FromVector<float>({2, 3}, {1e-39f, -2e-40f, 0.f,  //
+                                                0.5f, -1.f, 0.25f});
+  WeightSlot gemm{"g", "Gemm", "w", 0, 1};
+  for (bool symmetric : {true, false}) {
+    WeightScheme scheme;
+    scheme.symmetric = symmetric;
+    absl::StatusOr<QuantParams> p = ComputeWeightParams(w, gemm, scheme);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->scales[0], kMinQuantScale);
+    EXPECT_FLOAT_EQ(p->scales[1], symmetric ? 1.f / 127 : 1.5f / 255);
+    EXPECT_TRUE(std::isnormal(p->scales[0] * kMinQuantScale));
+  }
 }
 
 }  // namespace
