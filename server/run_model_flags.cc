@@ -44,7 +44,7 @@ CLI::App* AddRunModelCommand(CLI::App& app, RunModelFlags* flags) {
   // --model and --data are checked by CheckRunModelFlags, not CLI11's
   // required(), to keep the one message for both that scripts know.
   cmd->add_option("--model", flags->model_path,
-                  "ONNX model (opset 7 to 17); required")
+                  "ONNX model (opset 7 to 23); required")
       ->type_name("FILE");
   cmd->add_option("--data", flags->data_path,
                   ".npz with one array per model input, keyed by input name; "

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "engine/onnx/opset_adapters.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "onnx/checker.h"
@@ -333,6 +334,47 @@ absl::Status CheckModel(const onnx::ModelProto& model) {
   return CheckConvRanks(g);
 }
 
+// Lifts an opset 7..16 model to kTargetOpset with ONNX's version converter.
+// Its Softmax 12->13 adapter throws on inputs of unknown rank; then the
+// Softmax-family nodes are rewritten (RewriteOldSoftmax) and the conversion
+// tried once more. A model that still cannot be lifted is refused here, not
+// at the end of a job: the QDQ export needs opset >= 13.
+absl::Status ConvertUp(onnx::ModelProto& model, LoadedModel& loaded) {
+  std::string first_error;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    onnx::ModelProto candidate = model;
+    int rewritten = 0;
+    if (attempt == 1) {
+      rewritten = RewriteOldSoftmax(candidate);
+      if (rewritten == 0) break;
+    }
+    try {
+      candidate = onnx::version_conversion::ConvertVersion(
+          candidate, static_cast<int>(kTargetOpset));
+    } catch (const std::exception& e) {
+      if (attempt == 0) first_error = e.what();
+      continue;
+    }
+    if (loaded.source_opset < 11) FixConvertedResize(candidate);
+    model = std::move(candidate);
+    if (rewritten > 0) {
+      loaded.conversion_note = absl::StrCat(
+          "lifted opset ", loaded.source_opset, " to ", kTargetOpset,
+          "; ONNX's converter needs the input rank of Softmax-family ops (",
+          first_error, "), so quantd rewrote ", rewritten,
+          " of them as Flatten -> op -> Reshape, their opset-",
+          loaded.source_opset, " meaning");
+    }
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "ONNX's version converter cannot lift this opset-", loaded.source_opset,
+      " model to opset ", kTargetOpset, " (", first_error,
+      "), which quantd needs to run and export it; re-export the model with "
+      "opset_version between 13 and ",
+      kTargetOpset));
+}
+
 absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
                                        const std::string* base_dir,
                                        const LoadOptions& options) {
@@ -362,34 +404,22 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
     return absl::UnimplementedError(
         absl::StrCat("the model uses opset ", loaded.source_opset,
                      "; quantd supports opsets ", kMinSupportedOpset, " to ",
-                     kTargetOpset, ". Re-export it with a newer opset."));
-  }
-  if (loaded.source_opset > kTargetOpset) {
-    return absl::UnimplementedError(
-        absl::StrCat("the model uses opset ", loaded.source_opset,
-                     "; quantd supports up to ", kTargetOpset,
-                     ". Re-export with opset_version=", kTargetOpset, "."));
+                     kMaxLowerableOpset, ". Re-export it with a newer opset."));
   }
   for (const onnx::TensorProto& t : model.graph().initializer()) {
     QUANTD_RETURN_IF_ERROR(ValidateTensorProto(
         t, options.limits, absl::StrCat("initializer '", t.name(), "'")));
   }
-  QUANTD_RETURN_IF_ERROR(CheckModel(model));
+  if (loaded.source_opset > kTargetOpset) {
+    // ONNX 1.12 knows no opset past 17: lower the model before its checker,
+    // schemas and shape inference read it.
+    QUANTD_ASSIGN_OR_RETURN(loaded.conversion_note, LowerToOpset17(model));
+  }
   QUANTD_RETURN_IF_ERROR(
       CheckOpsBeforeInference(model, options, loaded.source_opset));
+  QUANTD_RETURN_IF_ERROR(CheckModel(model));
   if (options.convert_opset && loaded.source_opset < kTargetOpset) {
-    try {
-      model = onnx::version_conversion::ConvertVersion(
-          model, static_cast<int>(kTargetOpset));
-      if (loaded.source_opset < 11) FixConvertedResize(model);
-    } catch (const std::exception& e) {
-      // Known case: the Softmax 12->13 adapter needs static shapes. The op
-      // kernels implement the older semantics, so the model stays as it was.
-      loaded.conversion_note = absl::StrCat(
-          "ONNX's version converter could not lift opset ", loaded.source_opset,
-          " to ", kTargetOpset, " (", e.what(), "); running with opset ",
-          loaded.source_opset, " semantics");
-    }
+    QUANTD_RETURN_IF_ERROR(ConvertUp(model, loaded));
   }
   try {
     onnx::ShapeInferenceOptions si;

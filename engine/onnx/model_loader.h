@@ -20,16 +20,19 @@
 
 namespace quantd {
 
-// The opset the executor implements; older models are converted up to it.
-// (ONNX 1.12, Debian 12's, knows opsets up to 17.)
+// The opset the executor implements. Older models are converted up to it
+// (ONNX's version converter, helped by RewriteOldSoftmax); opsets 18 to
+// kMaxLowerableOpset are lowered to it by quantd (opset_adapters.h), because
+// ONNX 1.12, Debian 12's, knows opsets up to 17.
 inline constexpr int64_t kTargetOpset = 17;
 inline constexpr int64_t kMinSupportedOpset = 7;
 
 struct LoadOptions {
   ModelLimits limits;
   // Convert older opsets up to kTargetOpset with ONNX's version converter.
-  // When the converter fails, the model keeps its opset and the op kernels
-  // implement the older semantics.
+  // A model it cannot convert is refused (the QDQ export needs opset >= 13).
+  // Off: the model keeps its opset and the op kernels implement the older
+  // semantics (run-model and tests of old op versions).
   bool convert_opset = true;
   // Fail when the model uses ops the registry lacks.
   bool check_ops = true;
@@ -41,7 +44,8 @@ struct LoadedModel {
   int64_t source_opset = 0;  // the opset the file declared
   int64_t ir_version = 0;
   std::string producer;  // e.g. "pytorch 1.13.1"
-  // Why the version converter was not used, when it was not.
+  // What quantd did to the model's opset beyond ONNX's converter (lowered
+  // opset 18+, rewrote old Softmax), for the job report; empty otherwise.
   std::string conversion_note;
 };
 

@@ -165,9 +165,12 @@ TEST(ModelLoaderTest, RejectsNaNWeightsNamingTheInitializer) {
 
 TEST(ModelLoaderTest, RejectsOpsetsOutsideTheSupportedRange) {
   absl::StatusOr<LoadedModel> m =
-      LoadModelFromBytes(Serialize(TinyModel(/*opset=*/18)), NoOpCheck());
+      LoadModelFromBytes(Serialize(TinyModel(/*opset=*/24)), NoOpCheck());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(m.status().message(), HasSubstr("opset 18"));
+  EXPECT_THAT(m.status().message(), HasSubstr("opset 24"));
+  m = LoadModelFromBytes(Serialize(TinyModel(/*opset=*/6)), NoOpCheck());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(m.status().message(), HasSubstr("opsets 7 to 23"));
 }
 
 TEST(ModelLoaderTest, ListsEveryUnsupportedOpWithItsCount) {
