@@ -13,14 +13,20 @@ std::string Row(const char* name, const v1::EvaluationMetrics& m,
     metric = absl::StrFormat("%.3f -> %.3f", m.float_perplexity(),
                              m.quantized_perplexity());
     delta = absl::StrFormat("%+.2f%%", m.perplexity_delta_percent());
+  } else if (m.task() == "segmentation") {
+    metric = absl::StrFormat("mask IoU %.4f", m.mask_iou());
   } else if (m.has_labels()) {
     metric = absl::StrFormat("%.2f%% -> %.2f%%", 100 * m.float_accuracy(),
                              100 * m.quantized_accuracy());
     delta = absl::StrFormat("%+.2f pt", m.accuracy_delta_points());
   }
-  return absl::StrFormat("%-11s %8.2f%%  %-24s %-11s %7.2f dB\n", name,
-                         100 * m.top1_agreement(), metric, delta,
-                         m.output_sqnr_db());
+  // Output-fidelity and segmentation tasks have no classes to agree on.
+  const std::string top1 =
+      m.task() == "output_fidelity" || m.task() == "segmentation"
+          ? "-"
+          : absl::StrFormat("%.2f%%", 100 * m.top1_agreement());
+  return absl::StrFormat("%-11s %9s  %-24s %-11s %7.2f dB\n", name, top1,
+                         metric, delta, m.output_sqnr_db());
 }
 
 }  // namespace

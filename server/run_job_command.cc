@@ -110,7 +110,12 @@ absl::StatusOr<v1::JobSpec> ReadSpec(const std::string& path) {
 
 void PrintEvaluation(const char* name, const v1::EvaluationMetrics& m) {
   if (m.samples() == 0) return;
-  std::printf("%-11s top-1 agreement %.2f%%", name, 100 * m.top1_agreement());
+  // Output-fidelity and segmentation tasks have no classes to agree on.
+  const bool has_top1 =
+      m.task() != "output_fidelity" && m.task() != "segmentation";
+  std::printf("%-11s %s", name, has_top1 ? "" : m.task().c_str());
+  if (has_top1) std::printf("top-1 agreement %.2f%%", 100 * m.top1_agreement());
+  if (m.task() == "segmentation") std::printf(", mask IoU %.4f", m.mask_iou());
   if (m.has_labels()) {
     std::printf(", accuracy %.2f%% -> %.2f%% (delta %+.2f points)",
                 100 * m.float_accuracy(), 100 * m.quantized_accuracy(),

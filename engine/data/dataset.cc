@@ -1,5 +1,6 @@
 #include "engine/data/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -68,11 +69,11 @@ absl::Status CheckInputArray(const std::string& path, const ValueInfo& in,
       const int64_t want = in.shape[i];
       const int64_t have = lm && i == 1 ? h.shape[i] - 1 : h.shape[i];
       if (want >= 0 && want != have) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("model input '", in.name, "' expects dim ", i,
-                         " to be ", want, " (shape ", ShapeToString(in.shape),
-                         "); ", what, " has shape ", ShapeToString(h.shape),
-                         lm ? " (rows of input_ids hold T+1 tokens)" : ""));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "model input '", in.name, "' expects dim ", i, " to be ", want,
+            " (shape ", ShapeToString(in.shape), "); ", what, " has shape ",
+            ShapeToString(h.shape),
+            lm ? " (rows of the token input hold T+1 tokens)" : ""));
       }
     }
   }
@@ -85,10 +86,10 @@ absl::Status CheckInputArray(const std::string& path, const ValueInfo& in,
 
 // The stream of the array that feeds model input `in`: named like the
 // input, or the only array of an .npy for a single-input model. Sets `*lm`
-// when it holds language-model token rows.
+// when it is the language model's `token_input`.
 absl::StatusOr<std::unique_ptr<ArrayStream>> OpenInputStream(
     ArrayFile& file, const std::string& path, const Graph& graph,
-    const ValueInfo& in, bool* lm) {
+    const ValueInfo& in, const std::string& token_input, bool* lm) {
   const std::vector<std::string> names = file.names();
   const bool single_npy = names.size() == 1 && names[0].empty();
   std::string array = in.name;
@@ -102,8 +103,16 @@ absl::StatusOr<std::unique_ptr<ArrayStream>> OpenInputStream(
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
                           file.OpenStream(array));
   const NpyHeader& h = s->header();
-  *lm = in.name == kTokenInput && in.dtype == DataType::kInt64 &&
-        in.has_shape && in.shape.size() == 2 && h.shape.size() == 2;
+  *lm = !token_input.empty() && in.name == token_input;
+  if (*lm && (in.dtype != DataType::kInt64 ||
+              (in.has_shape && in.shape.size() != 2) || h.shape.size() != 2)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "language-model token input '", in.name,
+        "' must be int64 [N, T] in "
+        "the model and [N, T+1] in '",
+        path, "' (model ", DataTypeName(in.dtype), ShapeToString(in.shape),
+        ", data ", DataTypeName(h.dtype), ShapeToString(h.shape), ")"));
+  }
   QUANTD_RETURN_IF_ERROR(CheckInputArray(path, in, h, *lm));
   return s;
 }
@@ -162,11 +171,23 @@ absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
   QUANTD_ASSIGN_OR_RETURN(d->fixed_batch_, FixedBatch(graph));
   if (d->fixed_batch_ > 0) d->options_.batch_size = d->fixed_batch_;
   QUANTD_ASSIGN_OR_RETURN(d->file_, ArrayFile::Open(path));
+  const std::string token_input = options.task == OutputTask::kLanguageModel
+                                      ? options.token_input
+                                      : std::string();
+  if (options.task == OutputTask::kLanguageModel &&
+      std::none_of(
+          graph.inputs.begin(), graph.inputs.end(),
+          [&](const ValueInfo& in) { return in.name == token_input; })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the language model's token input '", token_input,
+                     "' is not an input of the model"));
+  }
   SampleCount count;
   for (const ValueInfo& in : graph.inputs) {
     bool lm = false;
-    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ArrayStream> s,
-                            OpenInputStream(*d->file_, path, graph, in, &lm));
+    QUANTD_ASSIGN_OR_RETURN(
+        std::unique_ptr<ArrayStream> s,
+        OpenInputStream(*d->file_, path, graph, in, token_input, &lm));
     if (lm) d->language_model_ = true;
     QUANTD_RETURN_IF_ERROR(count.Check(path, in.name, s->rows()));
     d->inputs_.push_back({in.name, std::move(s)});
@@ -253,7 +274,7 @@ absl::StatusOr<std::optional<DataBatch>> Dataset::Next() {
             "; calibration and evaluation data must be finite"));
       }
     }
-    if (language_model_ && in.name == kTokenInput) {
+    if (language_model_ && in.name == options_.token_input) {
       // Row of T+1 tokens: inputs are tokens [0, T), targets [1, T].
       const int64_t t1 = t.dim(1), tt = t1 - 1;
       Tensor inputs(DataType::kInt64, {n, tt});

@@ -4,9 +4,12 @@
 // Batches are streamed from the file, so memory does not depend on the
 // dataset's length.
 //
-// Language models: when the model has an int64 input `input_ids` of rank 2
-// and the dataset's `input_ids` rows hold T+1 tokens, each batch feeds the
-// first T tokens and carries the last T as next-token targets (perplexity).
+// The task (what the model's first output means, chosen by the job:
+// engine/evaluation/evaluation_task.h) travels with the dataset, so every
+// evaluation over it computes the task's metrics. Language models: the
+// rows of the token input (an int64 rank-2 input named by the options, never
+// guessed from a name) hold T+1 tokens; each batch feeds the first T and
+// carries the last T as next-token targets (perplexity).
 //
 // Fixed batch: a model whose inputs fix dim 0 (exports for streaming often
 // take exactly one sample) gets batches of exactly that size, whatever
@@ -38,7 +41,14 @@
 namespace quantd {
 
 inline constexpr char kLabelArray[] = "label";
-inline constexpr char kTokenInput[] = "input_ids";
+
+// What a model's first output means (v1::EvaluationTask without the proto).
+enum class OutputTask {
+  kClassification,
+  kLanguageModel,
+  kOutputFidelity,
+  kSegmentation,
+};
 
 struct DatasetOptions {
   int64_t batch_size = 32;
@@ -47,6 +57,11 @@ struct DatasetOptions {
   int64_t max_samples = 0;
   // Refuse NaN and Inf in float inputs (calibration data must be finite).
   bool require_finite = true;
+  OutputTask task = OutputTask::kClassification;
+  // kLanguageModel: the int64 [N, T] input whose rows hold T+1 tokens.
+  std::string token_input;
+  // kSegmentation: output elements above it are in the mask.
+  float mask_threshold = 0.5f;
 };
 
 struct DataBatch {
@@ -68,6 +83,8 @@ class Dataset {
   int64_t num_samples() const { return end_ - begin_; }
   bool has_labels() const { return label_stream_ != nullptr; }
   bool is_language_model() const { return language_model_; }
+  OutputTask task() const { return options_.task; }
+  float mask_threshold() const { return options_.mask_threshold; }
   // The model's fixed dim 0 (the batch every Next() returns), or 0.
   int64_t fixed_batch() const { return fixed_batch_; }
   // Samples after the last full batch of a fixed-batch model, not served.

@@ -131,8 +131,16 @@ TEST_F(DatasetTest, AFixedBatchDimensionSetsTheBatchSize) {
 
 TEST_F(DatasetTest, LanguageModelRowsSplitIntoInputsAndTargets) {
   Graph gpt = LoadGraph("tiny_gpt/model.onnx");
+  // Not a language model unless the options say so: a BERT classifier's
+  // `input_ids` were once taken for next-token rows by their name.
   absl::StatusOr<std::unique_ptr<Dataset>> d =
       Dataset::Open(Data("tiny_gpt/calib.npz"), gpt);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE((*d)->is_language_model());
+  DatasetOptions lm;
+  lm.task = OutputTask::kLanguageModel;
+  lm.token_input = "input_ids";
+  d = Dataset::Open(Data("tiny_gpt/calib.npz"), gpt, lm);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE((*d)->is_language_model());
   absl::StatusOr<std::optional<DataBatch>> b = (*d)->Next();

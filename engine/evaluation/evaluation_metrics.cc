@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "engine/evaluation/evaluation_task.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -82,6 +83,10 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
   if (reference.rank() < 1) return absl::OkStatus();
   const int64_t n = reference.dim(0);
   samples_ += n;
+  if (task_ == OutputTask::kOutputFidelity) return absl::OkStatus();
+  if (task_ == OutputTask::kSegmentation) {
+    return AddMasks(reference, candidate);
+  }
   const int64_t classes = reference.dim(-1);
   if (classes == 0) return absl::OkStatus();
   const int64_t rows = reference.num_elements() / classes;
@@ -98,7 +103,8 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
       return absl::InvalidArgumentError(absl::StrCat(
           "labels need a [N, classes] output and N int64 labels; the output "
           "is ",
-          reference.DebugString(), ", labels ", labels.DebugString()));
+          reference.DebugString(), ", labels ", labels.DebugString(),
+          " (for other outputs set evaluation.task and drop the labels)"));
     }
     for (int64_t i = 0; i < n; ++i) {
       const int64_t y = labels.data<int64_t>()[i];
@@ -123,7 +129,9 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
       const int64_t t = targets.data<int64_t>()[i];
       if (t < 0 || t >= classes) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "token id ", t, " is outside the vocabulary [0, ", classes, ")"));
+            "token id ", t, " is outside the vocabulary [0, ", classes,
+            ") of the output; if the model is not a next-token language "
+            "model, set evaluation.task"));
       }
       ref_nll_ += NegLogLikelihood(r + i * classes, classes, t);
       cand_nll_ += NegLogLikelihood(c + i * classes, classes, t);
@@ -133,9 +141,28 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
   return absl::OkStatus();
 }
 
+absl::Status EvaluationAccumulator::AddMasks(const Tensor& reference,
+                                             const Tensor& candidate) {
+  // sqnr_.Add checked that both are f32 of one shape.
+  const float* r = reference.data<float>();
+  const float* c = candidate.data<float>();
+  for (int64_t i = 0; i < reference.num_elements(); ++i) {
+    const bool in_r = r[i] > mask_threshold_, in_c = c[i] > mask_threshold_;
+    mask_intersection_ += in_r && in_c;
+    mask_union_ += in_r || in_c;
+  }
+  return absl::OkStatus();
+}
+
 v1::EvaluationMetrics EvaluationAccumulator::Finish() const {
   v1::EvaluationMetrics m;
   m.set_samples(samples_);
+  m.set_task(OutputTaskName(task_));
+  if (task_ == OutputTask::kSegmentation) {
+    // Two empty masks agree completely.
+    m.set_mask_iou(mask_union_ > 0 ? double(mask_intersection_) / mask_union_
+                                   : 1.0);
+  }
   m.set_top1_agreement(positions_ > 0 ? double(agree_) / positions_ : 0);
   m.set_output_mse(sqnr_.mse());
   m.set_output_cosine(sqnr_.cosine());

@@ -8,12 +8,17 @@
 //                            batch.targets);
 //   v1::EvaluationMetrics m = acc.Finish();
 //
-// Output layouts: classifiers [N, C] (top-1 over C); language models
-// [N, T, V] with targets [N, T] (top-1 and cross-entropy per position).
+// What is computed depends on the task (engine/data/dataset.h, chosen by
+// evaluation_task.h): classifiers [N, C] (top-1 over C; [N, T, C] per
+// position); language models [N, T, V] with targets [N, T] (top-1 and
+// cross-entropy per position); output fidelity: SQNR, cosine and MSE only
+// (every task has them); segmentation: also the IoU of the masks
+// (elements above the threshold).
 #ifndef QUANTD_ENGINE_EVALUATION_EVALUATION_METRICS_H_
 #define QUANTD_ENGINE_EVALUATION_EVALUATION_METRICS_H_
 
 #include "absl/status/status.h"
+#include "engine/data/dataset.h"
 #include "kernels/tensor.h"
 #include "quantd/v1/report.pb.h"
 
@@ -36,13 +41,22 @@ class SqnrAccumulator {
 
 class EvaluationAccumulator {
  public:
+  explicit EvaluationAccumulator(OutputTask task = OutputTask::kClassification,
+                                 float mask_threshold = 0.5f)
+      : task_(task), mask_threshold_(mask_threshold) {}
+
   // `labels` (int64 [N]) and `targets` (int64 [N, T]) may be undefined.
   absl::Status Add(const Tensor& reference, const Tensor& candidate,
                    const Tensor& labels, const Tensor& targets);
   ::quantd::v1::EvaluationMetrics Finish() const;
 
  private:
+  absl::Status AddMasks(const Tensor& reference, const Tensor& candidate);
+
+  OutputTask task_;
+  float mask_threshold_;
   SqnrAccumulator sqnr_;
+  int64_t mask_intersection_ = 0, mask_union_ = 0;
   int64_t samples_ = 0;
   int64_t positions_ = 0;  // rows scored for top-1 (samples or tokens)
   int64_t agree_ = 0;

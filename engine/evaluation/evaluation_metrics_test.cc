@@ -53,6 +53,31 @@ TEST(EvaluationMetricsTest, SqnrOfKnownNoise) {
   EXPECT_NEAR(s.mse(), 0.01, 1e-6);
 }
 
+// A 1-channel probability map [N, 1, H, W]: the mask IoU of the
+// thresholded maps, no top-1 (which over W meant nothing: "50%" on a
+// detector).
+TEST(EvaluationMetricsTest, SegmentationMasksIoU) {
+  Tensor ref = Tensor::FromVector<float>({1, 1, 2, 3},
+                                         {0.9f, 0.8f, 0.1f, 0.6f, 0.2f, 0.4f});
+  Tensor cand = Tensor::FromVector<float>({1, 1, 2, 3},
+                                          {0.9f, 0.4f, 0.1f, 0.7f, 0.6f, 0.3f});
+  EvaluationAccumulator acc(OutputTask::kSegmentation, 0.5f);
+  ASSERT_TRUE(acc.Add(ref, cand, Tensor(), Tensor()).ok());
+  v1::EvaluationMetrics m = acc.Finish();
+  // Masks {0, 1, 3} and {0, 3, 4}: intersection 2, union 4.
+  EXPECT_DOUBLE_EQ(m.mask_iou(), 0.5);
+  EXPECT_EQ(m.task(), "segmentation");
+  EXPECT_EQ(m.top1_agreement(), 0);
+  EXPECT_EQ(m.samples(), 1);
+
+  EvaluationAccumulator fidelity(OutputTask::kOutputFidelity);
+  ASSERT_TRUE(fidelity.Add(ref, ref, Tensor(), Tensor()).ok());
+  m = fidelity.Finish();
+  EXPECT_EQ(m.task(), "output_fidelity");
+  EXPECT_EQ(m.output_sqnr_db(), 1000);  // identical outputs
+  EXPECT_EQ(m.mask_iou(), 0);
+}
+
 TEST(EvaluationMetricsTest, RejectsBadLabelsAndTargets) {
   Tensor out = Tensor::Zeros(DataType::kFloat32, {2, 3});
   EvaluationAccumulator acc;

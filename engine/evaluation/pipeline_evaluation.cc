@@ -42,7 +42,7 @@ absl::StatusOr<Evaluated> Evaluate(
     Executor& reference, Executor& candidate, Dataset& data,
     const std::map<std::string, std::string>& layers, const std::string& stage,
     const ProgressCallback& progress, const std::atomic<bool>* cancelled) {
-  EvaluationAccumulator acc;
+  EvaluationAccumulator acc(data.task(), data.mask_threshold());
   std::map<std::string, SqnrAccumulator> per_layer;
   RunOptions ref_opts, cand_opts;
   ref_opts.cancelled = cand_opts.cancelled = cancelled;
@@ -100,7 +100,7 @@ absl::StatusOr<std::vector<Tensor>> ReferenceOutputs(
 absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
     const std::vector<Tensor>& reference_outputs, Executor& candidate,
     Dataset& data, const std::atomic<bool>* cancelled) {
-  EvaluationAccumulator acc;
+  EvaluationAccumulator acc(data.task(), data.mask_threshold());
   size_t index = 0;
   absl::StatusOr<int64_t> n =
       ForEachBatch(data, "", nullptr, cancelled,
@@ -130,23 +130,36 @@ absl::StatusOr<Evaluated> EvaluatePlan(
 }
 
 double TargetMetric(const v1::EvaluationMetrics& m) {
+  if (m.task() == "segmentation") return 100.0 * (1.0 - m.mask_iou());
+  if (m.task() == "output_fidelity") return -m.output_sqnr_db();
   if (m.has_labels()) return -m.accuracy_delta_points();
   if (m.is_language_model()) return m.perplexity_delta_percent();
   return 100.0 * (1.0 - m.top1_agreement());
 }
 
 std::string TargetMetricName(const v1::EvaluationMetrics& m) {
+  if (m.task() == "segmentation") return "mask IoU loss, points";
+  if (m.task() == "output_fidelity") return "output SQNR, minus dB";
   if (m.has_labels()) return "accuracy drop, points";
   if (m.is_language_model()) return "perplexity increase, percent";
   return "top-1 disagreement with the float model, points";
 }
 
-double TargetBound(const v1::AccuracyTarget& target,
-                   const v1::EvaluationMetrics& m) {
+std::optional<double> TargetBound(const v1::AccuracyTarget& target,
+                                  const v1::EvaluationMetrics& m) {
+  if (m.task() == "segmentation") {
+    if (!(target.min_mask_iou() > 0)) return std::nullopt;
+    return 100.0 * (1.0 - target.min_mask_iou());
+  }
+  if (m.task() == "output_fidelity") {
+    if (!(target.min_output_sqnr_db() > 0)) return std::nullopt;
+    return -target.min_output_sqnr_db();
+  }
   const double bound = m.is_language_model()
                            ? target.max_perplexity_increase_percent()
                            : target.max_accuracy_drop_points();
-  return bound > 0 ? bound : -1;
+  if (!(bound > 0)) return std::nullopt;
+  return bound;
 }
 
 }  // namespace quantd

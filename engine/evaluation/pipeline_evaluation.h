@@ -1,8 +1,9 @@
 // Evaluation of a quantized candidate against the float model on a dataset,
 // and the single number that accuracy targets, sensitivity and fallback
 // compare: accuracy drop in points (labels), perplexity increase in percent
-// (language models), else top-1 disagreement with the float model in
-// points.
+// (language models), minus the output SQNR in dB (output fidelity), mask
+// IoU loss in points (segmentation), else top-1 disagreement with the float
+// model in points.
 //
 //   absl::StatusOr<Evaluated> e = Evaluate(*float_ex, *candidate, data,
 //       layer_outputs, "evaluate_fake_quant", progress, &cancelled);
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,10 +85,10 @@ double TargetMetric(const v1::EvaluationMetrics& m);
 // "accuracy delta, points" ... for QuantizationReport.sensitivity_metric.
 std::string TargetMetricName(const v1::EvaluationMetrics& m);
 
-// The target's bound on TargetMetric, or a negative value when the spec
-// sets none that applies to these metrics.
-double TargetBound(const v1::AccuracyTarget& target,
-                   const v1::EvaluationMetrics& m);
+// The target's bound on TargetMetric (the largest acceptable value), or
+// nullopt when the spec sets none that applies to these metrics' task.
+std::optional<double> TargetBound(const v1::AccuracyTarget& target,
+                                  const v1::EvaluationMetrics& m);
 
 }  // namespace quantd
 

@@ -56,7 +56,7 @@ struct FallbackOutcome {
 };
 
 // Starts from every layer at its requested precision, already evaluated as
-// `first`. `bound` >= 0 is the largest acceptable TargetMetric. If only an
+// `first`. `bound` is the largest acceptable TargetMetric. If only an
 // all-float model meets it, the outcome is the best model that keeps at
 // least one layer quantized, with met = false.
 absl::StatusOr<FallbackOutcome> RunAccuracyFallback(

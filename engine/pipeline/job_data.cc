@@ -14,13 +14,32 @@ absl::StatusOr<std::unique_ptr<Dataset>> JobData::OpenEvaluationSubset(
   return Dataset::Open(evaluation_path, *graph, o);
 }
 
+namespace {
+
+// Whether the dataset at `path` (if any) has a `label` array; an unreadable
+// file is reported by Dataset::Open right after.
+bool HasLabels(const std::string& path) {
+  if (path.empty()) return false;
+  absl::StatusOr<std::unique_ptr<ArrayFile>> f = ArrayFile::Open(path);
+  return f.ok() && (*f)->Contains(kLabelArray);
+}
+
+}  // namespace
+
 absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
                                     const std::string& calibration_path,
                                     const std::string& evaluation_path,
                                     const Graph& graph) {
   JobData data;
   data.graph = &graph;
+  QUANTD_ASSIGN_OR_RETURN(
+      data.task, ResolveEvaluationTask(
+                     spec.evaluation(), graph,
+                     HasLabels(!evaluation_path.empty() ? evaluation_path
+                                                        : calibration_path)));
+  if (!data.task.note.empty()) data.warnings.push_back(data.task.note);
   DatasetOptions calib_opts;
+  ApplyTask(data.task, &calib_opts);
   calib_opts.batch_size = spec.calibration().batch_size();
   if (!calibration_path.empty()) {
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> probe,
@@ -54,6 +73,7 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
   }
   if (!evaluation_path.empty()) {
     data.evaluation_path = evaluation_path;
+    ApplyTask(data.task, &data.evaluation_options);
     data.evaluation_options.batch_size = spec.calibration().batch_size();
   }
   if (data.evaluation_path.empty()) {

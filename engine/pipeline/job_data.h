@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/data/dataset.h"
+#include "engine/evaluation/evaluation_task.h"
 #include "engine/ir/graph.h"
 #include "quantd/v1/job_spec.pb.h"
 
@@ -32,6 +33,8 @@ struct JobData {
       int64_t max_samples, int64_t batch_size) const;
 
   const Graph* graph = nullptr;
+  // The evaluation task; every dataset above carries it.
+  ResolvedTask task;
   std::string evaluation_path;
   DatasetOptions evaluation_options;
 };

@@ -196,6 +196,16 @@ absl::Status CheckTargetsAndLabels(const v1::JobSpec& spec) {
       t.max_perplexity_increase_percent() < 0) {
     return Invalid("accuracy_target", "bounds must not be negative");
   }
+  if (!(t.min_output_sqnr_db() >= 0 && t.min_output_sqnr_db() <= 200)) {
+    return Invalid("accuracy_target.min_output_sqnr_db",
+                   "must be in [0, 200] dB");
+  }
+  if (!(t.min_mask_iou() >= 0 && t.min_mask_iou() <= 1)) {
+    return Invalid("accuracy_target.min_mask_iou", "must be in [0, 1]");
+  }
+  if (spec.evaluation().token_input().size() > 256) {
+    return Invalid("evaluation.token_input", "must be at most 256 characters");
+  }
   if (spec.exclude_nodes_size() > 10000 ||
       spec.exclude_op_types_size() > 1000) {
     return Invalid("exclude_nodes", "lists are too long");

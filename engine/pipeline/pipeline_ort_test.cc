@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/data/dataset.h"
+#include "engine/evaluation/evaluation_task.h"
 #include "engine/pipeline/job_spec.h"
 #include "engine/pipeline/pipeline.h"
 #include "engine/runtime/executor.h"
@@ -58,6 +59,10 @@ TEST_P(PipelineOrtTest, OrtRunsTheArtifactAsQuantdDoes) {
   const Graph& qdq = *r->qdq_graph;
 
   DatasetOptions data_options;
+  absl::StatusOr<ResolvedTask> task =
+      ResolveEvaluationTask(spec->evaluation(), qdq, /*data_has_labels=*/false);
+  ASSERT_TRUE(task.ok()) << task.status();
+  ApplyTask(*task, &data_options);
   data_options.batch_size = kSamples;
   data_options.max_samples = kSamples;
   absl::StatusOr<std::unique_ptr<Dataset>> data =

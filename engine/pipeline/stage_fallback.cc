@@ -40,16 +40,16 @@ absl::Status SensitivityStage(JobContext& ctx) {
 
 absl::Status FallbackStage(JobContext& ctx) {
   v1::QuantizationReport& report = ctx.report();
-  const double bound =
+  const std::optional<double> bound =
       TargetBound(ctx.spec().accuracy_target(), ctx.fake_quant->metrics);
   report.set_accuracy_target_met(true);
-  if (bound >= 0 && ctx.plan.is_qat()) {
+  if (bound.has_value() && ctx.plan.is_qat()) {
     report.add_warnings(
         "accuracy_target is not applied to QAT jobs (no layer fallback after "
         "training); the report says whether the trained model meets it");
     report.set_accuracy_target_met(TargetMetric(ctx.fake_quant->metrics) <=
-                                   bound);
-  } else if (bound >= 0) {
+                                   *bound);
+  } else if (bound.has_value()) {
     if (ctx.facts.sensitivity.empty()) {
       return absl::InvalidArgumentError(
           "an accuracy_target needs per-layer sensitivity to choose which "
@@ -59,7 +59,7 @@ absl::Status FallbackStage(JobContext& ctx) {
         FallbackOutcome f,
         RunAccuracyFallback(FallbackContextOf(ctx), *ctx.data->evaluation,
                             ctx.facts.sensitivity, *ctx.quantization,
-                            *ctx.fake_quant, bound, ctx.layer_values));
+                            *ctx.fake_quant, *bound, ctx.layer_values));
     ctx.quantization = std::move(f.plan);
     ctx.fake_quant = std::move(f.evaluated);
     for (auto& [node, reason] : f.reasons) ctx.facts.reasons[node] = reason;

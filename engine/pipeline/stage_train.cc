@@ -26,6 +26,7 @@ absl::StatusOr<TrainingData> OpenTrainingData(const JobContext& ctx) {
         "QAT needs training data: qat.train_data or calibration_data");
   }
   DatasetOptions options;
+  ApplyTask(ctx.data->task, &options);
   options.batch_size = ctx.spec().qat().batch_size();
   if (paths.train.empty() && ctx.data->calibration != nullptr) {
     options.max_samples = ctx.data->calibration->num_samples();
