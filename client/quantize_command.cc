@@ -234,7 +234,7 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
               "per-group: 32, 64 or 128 input channels per group")
       ->type_name("N");
   AddOptional(quantize, "--calibration", &f->calibration,
-              "activation ranges: minmax (default), percentile, entropy "
+              "activation ranges: percentile (default), minmax, entropy "
               "or mse")
       ->type_name("METHOD");
   AddOptional(quantize, "--smoothquant", &f->smoothquant_alpha,

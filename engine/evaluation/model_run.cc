@@ -63,19 +63,25 @@ float Top1Agreement(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 absl::StatusOr<LatencyStats> MeasureLatency(Executor& ex,
-                                            const TensorMap& feeds,
-                                            int repeats) {
+                                            const TensorMap& feeds, int repeats,
+                                            double max_seconds) {
   // One untimed run creates the oneDNN primitives and packs weights.
   if (absl::StatusOr<std::vector<Tensor>> w = ex.RunOutputs(feeds); !w.ok()) {
     return w.status();
   }
   std::vector<double> ms;
+  double total_ms = 0;
   for (int i = 0; i < repeats; ++i) {
+    if (max_seconds > 0 && i >= 3 && total_ms >= 1000 * max_seconds) break;
     absl::Time start = absl::Now();
     QUANTD_RETURN_IF_ERROR((ex.RunOutputs(feeds)).status());
     ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+    total_ms += ms.back();
   }
-  return SummarizeLatencies(std::move(ms));
+  const int runs = static_cast<int>(ms.size());
+  LatencyStats stats = SummarizeLatencies(std::move(ms));
+  stats.runs = runs;
+  return stats;
 }
 
 namespace {

@@ -55,6 +55,7 @@ struct LatencyStats {
   double median_ms = 0;
   double min_ms = 0;
   double max_ms = 0;
+  int runs = 0;
 };
 
 // What run-model ran as "quantized".
@@ -91,10 +92,13 @@ absl::StatusOr<ModelRunReport> RunModel(const ModelRunOptions& options);
 LatencyStats SummarizeLatencies(std::vector<double> ms);
 
 // Runs `executor` once untimed (primitive creation, weight packing), then
-// `repeats` timed runs on the same feeds.
+// `repeats` timed runs on the same feeds; with `max_seconds` > 0, stops
+// early once the timed runs took that long (but not before 3 runs), so a
+// large model's benchmark stays bounded. `runs` in the result says how
+// many were timed.
 absl::StatusOr<LatencyStats> MeasureLatency(Executor& executor,
-                                            const TensorMap& feeds,
-                                            int repeats);
+                                            const TensorMap& feeds, int repeats,
+                                            double max_seconds = 0);
 
 }  // namespace quantd
 

@@ -105,8 +105,10 @@ TEST_F(TaskJobTest, ABertShapedClassifierWithInputIdsRuns) {
   spec.mutable_calibration_data()->set_path(
       Write("data.npz", "input_ids", ids));
   spec.set_mode(v1::QUANT_MODE_STATIC);
+  spec.mutable_benchmark()->set_disabled(true);
   absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
   ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->report.has_performance());  // benchmark.disabled
   EXPECT_EQ(r->report.fake_quant().task(), "classification");
   EXPECT_FALSE(r->report.fake_quant().is_language_model());
   EXPECT_GT(r->report.fake_quant().top1_agreement(), 0.8);

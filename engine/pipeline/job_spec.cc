@@ -203,6 +203,10 @@ absl::Status CheckTargetsAndLabels(const v1::JobSpec& spec) {
   if (!(t.min_mask_iou() >= 0 && t.min_mask_iou() <= 1)) {
     return Invalid("accuracy_target.min_mask_iou", "must be in [0, 1]");
   }
+  if (!(spec.benchmark().max_seconds() >= 0 &&
+        spec.benchmark().max_seconds() <= 600)) {
+    return Invalid("benchmark.max_seconds", "must be in [0, 600]");
+  }
   if (spec.evaluation().token_input().size() > 256) {
     return Invalid("evaluation.token_input", "must be at most 256 characters");
   }
@@ -353,17 +357,21 @@ v1::JobSpec WithDefaults(const v1::JobSpec& spec) {
   }
   v1::CalibrationConfig* c = s.mutable_calibration();
   if (c->method() == v1::CALIBRATION_METHOD_UNSPECIFIED) {
-    c->set_method(v1::CALIBRATION_METHOD_MIN_MAX);
+    c->set_method(v1::CALIBRATION_METHOD_PERCENTILE);
   }
   if (c->percentile() == 0) c->set_percentile(99.99);
   if (c->num_bins() == 0) c->set_num_bins(2048);
-  if (c->momentum() == 0) c->set_momentum(0.9);
+  if (!c->has_momentum()) c->set_momentum(0.9);
   if (c->batch_size() == 0) c->set_batch_size(32);
   v1::Algorithms* a = s.mutable_algorithms();
-  if (a->smooth_quant().alpha() == 0) a->mutable_smooth_quant()->set_alpha(0.5);
+  if (!a->smooth_quant().has_alpha()) {
+    a->mutable_smooth_quant()->set_alpha(0.5);
+  }
   if (a->gptq().block_size() == 0) a->mutable_gptq()->set_block_size(128);
   if (a->gptq().damp_percent() == 0) a->mutable_gptq()->set_damp_percent(0.01);
   if (a->awq().grid_size() == 0) a->mutable_awq()->set_grid_size(20);
+  if (s.benchmark().max_seconds() == 0)
+    s.mutable_benchmark()->set_max_seconds(3);
   if (s.sensitivity().max_samples() == 0) {
     s.mutable_sensitivity()->set_max_samples(256);
   }

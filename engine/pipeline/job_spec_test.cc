@@ -152,10 +152,41 @@ TEST(JobSpecTest, FillsDefaults) {
   EXPECT_EQ(s.activations().type(), v1::QUANT_DATA_TYPE_UINT8);
   EXPECT_EQ(s.calibration().percentile(), 99.99);
   EXPECT_EQ(s.calibration().batch_size(), 32);
+  EXPECT_EQ(s.calibration().method(), v1::CALIBRATION_METHOD_PERCENTILE);
+  EXPECT_EQ(s.algorithms().smooth_quant().alpha(), 0.5);
+  EXPECT_EQ(s.calibration().momentum(), 0.9);
+  EXPECT_EQ(s.benchmark().max_seconds(), 3);
   // Round trip through JSON.
   absl::StatusOr<v1::JobSpec> back = ParseJobSpecJson(*JobSpecToJson(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->SerializeAsString(), s.SerializeAsString());
+}
+
+// Zero is a meaningful value for these fields; only absence means default
+// (SmoothQuant alpha 0 used to become 0.5).
+TEST(JobSpecTest, AnExplicitZeroIsNotTheDefault) {
+  v1::JobSpec s = WithDefaults(Parse(R"({
+    "algorithms": {"smoothQuant": {"enabled": true, "alpha": 0}},
+    "calibration": {"momentum": 0},
+    "qat": {"distillationWeight": 0}
+  })"));
+  EXPECT_TRUE(s.algorithms().smooth_quant().has_alpha());
+  EXPECT_EQ(s.algorithms().smooth_quant().alpha(), 0);
+  EXPECT_EQ(s.calibration().momentum(), 0);
+  EXPECT_TRUE(s.qat().has_distillation_weight());
+  EXPECT_THAT(*JobSpecToJson(s), HasSubstr("\"alpha\": 0"));
+}
+
+TEST(JobSpecTest, BoundsTheBenchmarkAndEvaluationFields) {
+  v1::JobSpec s = Parse(kGoodSpec);
+  s.mutable_benchmark()->set_max_seconds(601);
+  EXPECT_THAT(Error(s), HasSubstr("benchmark.max_seconds"));
+  s = Parse(kGoodSpec);
+  s.mutable_accuracy_target()->set_min_mask_iou(1.5);
+  EXPECT_THAT(Error(s), HasSubstr("min_mask_iou"));
+  s = Parse(kGoodSpec);
+  s.mutable_accuracy_target()->set_min_output_sqnr_db(NAN);
+  EXPECT_THAT(Error(s), HasSubstr("min_output_sqnr_db"));
 }
 
 }  // namespace

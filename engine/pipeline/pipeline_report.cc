@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -97,13 +98,14 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
 absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
                                 const std::string& int8_kernels,
                                 const TensorMap& feeds, int64_t batch_size,
-                                int repeats, v1::PerformanceReport* perf) {
-  QUANTD_ASSIGN_OR_RETURN(LatencyStats f32,
-                          MeasureLatency(float_ex, feeds, repeats));
+                                int repeats, double max_seconds,
+                                v1::PerformanceReport* perf) {
+  QUANTD_ASSIGN_OR_RETURN(
+      LatencyStats f32, MeasureLatency(float_ex, feeds, repeats, max_seconds));
   QUANTD_ASSIGN_OR_RETURN(LatencyStats i8,
-                          MeasureLatency(int8_ex, feeds, repeats));
+                          MeasureLatency(int8_ex, feeds, repeats, max_seconds));
   perf->set_batch_size(batch_size);
-  perf->set_repeats(repeats);
+  perf->set_repeats(std::min(f32.runs, i8.runs));
   perf->set_float_latency_ms(f32.median_ms);
   perf->set_quantized_latency_ms(i8.median_ms);
   perf->set_float_throughput(1000.0 * batch_size / f32.median_ms);

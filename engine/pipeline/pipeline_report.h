@@ -51,13 +51,15 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
                      const std::vector<std::string>& excluded_nodes,
                      v1::QuantizationReport* report);
 
-// fp32 vs quantized latency and throughput on one batch, median of
-// `repeats`, and the weight bytes each executor holds; `int8_kernels` says
-// what int8_ex runs on (PerformanceReport.quantized_kernels).
+// fp32 vs quantized latency and throughput on one batch, median of up to
+// `repeats` runs each within `max_seconds` per precision (MeasureLatency),
+// and the weight bytes each executor holds; `int8_kernels` says what
+// int8_ex runs on (PerformanceReport.quantized_kernels).
 absl::Status MeasurePerformance(Executor& float_ex, Executor& int8_ex,
                                 const std::string& int8_kernels,
                                 const TensorMap& feeds, int64_t batch_size,
-                                int repeats, v1::PerformanceReport* perf);
+                                int repeats, double max_seconds,
+                                v1::PerformanceReport* perf);
 
 // sha256 of the inputs, sample count, seed, version, CPU features.
 absl::Status FillReproducibility(const std::vector<std::string>& paths,

@@ -100,7 +100,7 @@ QatOptions QatOptionsFromSpec(const v1::JobSpec& spec) {
   o.optimizer.cosine = q.cosine_schedule();
   o.optimizer.gradient_clip_norm = q.gradient_clip_norm();
   o.loss.distillation_weight =
-      q.distillation_weight() > 0 ? q.distillation_weight() : 1.0;
+      q.has_distillation_weight() ? q.distillation_weight() : 1.0;
   o.learned_step_size = q.learned_step_size();
   o.checkpoint_every_steps = q.checkpoint_every_steps();
   return o;

@@ -27,7 +27,9 @@ std::string ActivationPrecision(const v1::JobSpec& spec) {
   }
 }
 
-// Latency on one batch of up to 64 evaluation samples.
+// Latency on one batch of up to 64 evaluation samples (the model's own
+// batch if it fixes one), at most 10 runs or benchmark.max_seconds per
+// precision.
 absl::Status MeasureSpeed(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> data,
                           ctx.data->OpenEvaluationSubset(64, 64));
@@ -37,6 +39,7 @@ absl::Status MeasureSpeed(JobContext& ctx) {
   }
   return MeasurePerformance(*ctx.float_executor, *ctx.int8_executor,
                             ctx.int8_kernels, batch->feeds, batch->size, 10,
+                            ctx.spec().benchmark().max_seconds(),
                             ctx.report().mutable_performance());
 }
 
@@ -70,7 +73,9 @@ absl::Status BenchmarkStage(JobContext& ctx) {
                                   ? double(size->float_bytes()) /
                                         size->quantized_bytes()
                                   : 0);
-  if (ctx.int8_executor != nullptr) QUANTD_RETURN_IF_ERROR(MeasureSpeed(ctx));
+  if (ctx.int8_executor != nullptr && !ctx.spec().benchmark().disabled()) {
+    QUANTD_RETURN_IF_ERROR(MeasureSpeed(ctx));
+  }
   const JobPaths& paths = ctx.plan.paths;
   return FillReproducibility({paths.model, paths.calibration, paths.evaluation},
                              ctx.calibration_samples, ctx.spec().seed(),

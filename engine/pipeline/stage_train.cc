@@ -76,7 +76,7 @@ absl::Status TrainStage(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(ctx));
   QatOptions options = ctx.plan.qat;
   options.checkpoint_path = ctx.options.checkpoint_path;
-  if (ctx.spec().qat().distillation_weight() == 0) {
+  if (!ctx.spec().qat().has_distillation_weight()) {
     // The documented default: distillation alone without labels, half and
     // half with cross-entropy when there are labels. The report shows it.
     options.loss.distillation_weight = data.train->has_labels() ? 0.5 : 1.0;

@@ -281,7 +281,7 @@ def job_kinds(testdata, specs):
            "--calib", f"{testdata}/tiny_gpt/calib.npz",
            "--eval", f"{testdata}/tiny_gpt/eval.npz"]
     return {
-        "ptq_cnn_minmax": cnn,
+        "ptq_cnn_minmax": cnn + ["--calibration", "minmax"],
         "ptq_cnn_percentile": cnn + ["--calibration", "percentile"],
         "ptq_cnn_int4_bias": cnn + ["--weights", "int4",
                                     "--bias-correction"],
