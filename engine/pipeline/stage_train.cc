@@ -2,6 +2,7 @@
 // weights and scales are replaced by the trained ones; export then runs
 // exactly as for PTQ.
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/pipeline/stages.h"
 #include "engine/qat/qat_graph.h"
 #include "util/status_macros.h"
@@ -71,11 +72,14 @@ void ReportPoint(const JobContext& ctx, const v1::TrainingPoint& p,
 
 absl::Status TrainStage(JobContext& ctx) {
   if (!ctx.plan.is_qat()) return absl::OkStatus();
+  // qat.time_budget_seconds bounds the whole stage, set-up included.
+  const absl::Time stage_start = absl::Now();
   QUANTD_ASSIGN_OR_RETURN(TrainingGraph training,
                           BuildTrainingGraph(ctx.graph, *ctx.quantization));
   QUANTD_ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(ctx));
   QatOptions options = ctx.plan.qat;
   options.checkpoint_path = ctx.options.checkpoint_path;
+  options.deadline = stage_start + absl::Seconds(options.time_budget_seconds);
   if (!ctx.spec().qat().has_distillation_weight()) {
     // The documented default: distillation alone without labels, half and
     // half with cross-entropy when there are labels. The report shows it.
@@ -93,6 +97,13 @@ absl::Status TrainStage(JobContext& ctx) {
                                 ReportPoint(ctx, p, options.max_steps);
                               },
                               ctx.cancelled));
+  if (outcome.planned_steps < options.max_steps) {
+    report.add_warnings(absl::StrCat(
+        "the time budget of ", options.time_budget_seconds, " s fits ",
+        outcome.planned_steps, " of qat.max_steps ", options.max_steps,
+        " steps; the learning-rate schedule was planned for ",
+        outcome.planned_steps));
+  }
   if (outcome.stop_reason != "max_steps") {
     report.add_warnings(absl::StrCat("training stopped: ", outcome.stop_reason,
                                      " after ", outcome.steps, " steps"));

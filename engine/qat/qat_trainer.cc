@@ -288,7 +288,7 @@ absl::Status RecordStep(QatRun& run, const StepInfo& info, double loss,
   point.set_learning_rate(info.learning_rate);
   const bool eval_now =
       run.held_out != nullptr && (info.step % options.eval_every_steps == 0 ||
-                                  info.step == options.max_steps);
+                                  info.step == run.opt.total_steps());
   if (eval_now) {
     QUANTD_ASSIGN_OR_RETURN(
         const HeldOutFigures m,
@@ -314,17 +314,42 @@ absl::Status RecordStep(QatRun& run, const StepInfo& info, double loss,
   return absl::OkStatus();
 }
 
-// Steps until max_steps, the time budget, a non-finite loss or a failed
-// optimizer step; out.stop_reason says which.
+// Shortens the schedule to the steps that fit before `deadline` at the
+// pace so far (held-out evaluations included, as they fall inside the
+// loop), with 5% to spare. Only ever shortens: the horizon moves
+// monotonically and the learning rate never jumps up.
+void PlanSchedule(QatRun& run, int64_t steps_timed, absl::Duration elapsed,
+                  absl::Time deadline) {
+  if (steps_timed < 3 || deadline == absl::InfiniteFuture()) return;
+  const double per_step = absl::ToDoubleSeconds(elapsed) / steps_timed;
+  const double left = absl::ToDoubleSeconds(deadline - absl::Now());
+  const int64_t fits =
+      run.opt.step() + static_cast<int64_t>(0.95 * std::max(0.0, left) /
+                                            std::max(per_step, 1e-9));
+  if (fits < run.opt.total_steps()) {
+    run.opt.set_total_steps(std::max<int64_t>(run.opt.step() + 1, fits));
+  }
+}
+
+// Steps until the planned steps, the time budget, a non-finite loss or a
+// failed optimizer step; out.stop_reason says which.
 absl::Status TrainSteps(QatRun& run, Executor& teacher, Dataset* train,
+                        absl::Time deadline,
                         const TrainingPointCallback& on_point,
                         QatOutcome& out) {
-  const absl::Time deadline =
-      absl::Now() + absl::Seconds(run.options.time_budget_seconds);
   QUANTD_RETURN_IF_ERROR(train->Rewind());
   out.stop_reason = "max_steps";
-  while (run.opt.step() < run.options.max_steps) {
-    if (absl::Now() > deadline) {
+  const absl::Time loop_start = absl::Now();
+  const int64_t first_step = run.opt.step();
+  while (run.opt.step() < run.opt.total_steps()) {
+    const int64_t timed = run.opt.step() - first_step;
+    const absl::Duration elapsed = absl::Now() - loop_start;
+    PlanSchedule(run, timed, elapsed, deadline);
+    // Stop when the next step would likely end past the deadline.
+    const absl::Duration next =
+        timed > 0 ? elapsed / timed : absl::ZeroDuration();
+    if (run.opt.step() >= run.opt.total_steps() ||
+        absl::Now() + next > deadline) {
       out.stop_reason = "time_budget";
       break;
     }
@@ -344,6 +369,10 @@ absl::Status TrainSteps(QatRun& run, Executor& teacher, Dataset* train,
       break;
     }
     QUANTD_RETURN_IF_ERROR(RecordStep(run, *info, g.loss.loss, on_point, out));
+  }
+  if (out.stop_reason == "max_steps" &&
+      run.opt.total_steps() < run.options.max_steps) {
+    out.stop_reason = "time_budget";  // the shortened schedule's end
   }
   return absl::OkStatus();
 }
@@ -367,6 +396,10 @@ absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
   }
   std::set<std::string> names = Trainable(training, options.learned_step_size);
   QUANTD_RETURN_IF_ERROR(CheckDifferentiable(training->graph, names));
+  const absl::Time deadline =
+      options.deadline != absl::InfiniteFuture()
+          ? options.deadline
+          : absl::Now() + absl::Seconds(options.time_budget_seconds);
   QatRun run(float_graph, training, held_out, options, cancelled,
              std::move(names));
   QatOutcome out;
@@ -374,8 +407,10 @@ absl::StatusOr<QatOutcome> TrainQat(const Graph& float_graph,
   out.resumed_from = resumed ? run.opt.step() : 0;
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> teacher,
                           Executor::Create(float_graph));
-  QUANTD_RETURN_IF_ERROR(TrainSteps(run, *teacher, train, on_point, out));
+  QUANTD_RETURN_IF_ERROR(
+      TrainSteps(run, *teacher, train, deadline, on_point, out));
   out.steps = run.opt.step();
+  out.planned_steps = run.opt.total_steps();
   if (held_out != nullptr) {
     for (auto& [n, t] : run.best) training->graph.initializers[n] = t;
     out.best_held_out = run.best_metric;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/data/dataset.h"
 #include "engine/qat/optimizer.h"
 #include "engine/qat/qat_graph.h"
@@ -29,7 +30,13 @@ namespace quantd {
 
 struct QatOptions {
   int64_t max_steps = 300;
+  // The budget bounds the whole of TrainQat (scoring the starting weights,
+  // the steps, held-out evaluations): it ends at `deadline`, or when unset
+  // (InfiniteFuture) time_budget_seconds after TrainQat starts. A caller
+  // with work of its own before training (the train stage: building the
+  // training graph, opening data) sets the deadline from its own start.
   double time_budget_seconds = 300;
+  absl::Time deadline = absl::InfiniteFuture();
   OptimizerOptions optimizer;
   LossOptions loss;
   bool learned_step_size = false;      // LSQ: train the scales too
@@ -44,6 +51,10 @@ struct QatOutcome {
   double best_held_out = 0;  // TargetMetric of the kept weights
   std::vector<v1::TrainingPoint> curve;
   std::string stop_reason;  // "max_steps", "time_budget", "non-finite ..."
+  // Steps the cosine schedule was planned for: max_steps, or fewer when the
+  // time budget could not fit them (the schedule then still decays to 0
+  // instead of stopping at a high learning rate).
+  int64_t planned_steps = 0;
 };
 
 using TrainingPointCallback = std::function<void(const v1::TrainingPoint&)>;

@@ -179,6 +179,23 @@ TEST_F(QatTrainerTest, StopsAtTheTimeBudget) {
   EXPECT_LT(r->steps, 1000);
 }
 
+// A budget that cannot fit max_steps: the cosine schedule is planned for the
+// steps that fit, so training ends near a learning rate of 0 instead of
+// being cut off at a high one (the outside run stopped at 37% of the peak).
+TEST_F(QatTrainerTest, PlansTheScheduleForTheStepsTheBudgetAllows) {
+  QatOptions o = Options(1000000);
+  o.optimizer.cosine = true;
+  o.time_budget_seconds = 1;
+  o.eval_every_steps = 5;
+  absl::StatusOr<QatOutcome> r = Train(o, nullptr, nullptr, true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stop_reason, "time_budget");
+  EXPECT_LT(r->planned_steps, 1000000);
+  EXPECT_GE(r->steps, r->planned_steps - 1);
+  ASSERT_FALSE(r->curve.empty());
+  EXPECT_LT(r->curve.back().learning_rate(), 0.25 * 1e-2);
+}
+
 // A non-finite loss stops training with the reason and the weights from
 // before it. (The student cannot produce one: every value on its path is
 // fake-quantized. A teacher whose outputs overflow can, with the mean
