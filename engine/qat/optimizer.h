@@ -62,8 +62,8 @@ class Optimizer {
   double LearningRate(int64_t step) const;
 
   int64_t step() const { return step_; }
-  // Re-plans the schedule's horizon (QAT shortens it to what the time
-  // budget allows).
+  // Re-plans the schedule's horizon (QAT plans it for the steps its time
+  // budget fits).
   void set_total_steps(int64_t n) { options_.total_steps = n; }
   int64_t total_steps() const { return options_.total_steps; }
   // State for checkpoints: moments by "<name>/m", "<name>/v" and "step".

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -314,21 +315,22 @@ absl::Status RecordStep(QatRun& run, const StepInfo& info, double loss,
   return absl::OkStatus();
 }
 
-// Shortens the schedule to the steps that fit before `deadline` at the
-// pace so far (held-out evaluations included, as they fall inside the
-// loop), with 5% to spare. Only ever shortens: the horizon moves
-// monotonically and the learning rate never jumps up.
+// Plans the schedule for the steps that fit before `deadline` at the pace
+// so far (held-out evaluations included, as they fall inside the loop),
+// with 5% to spare, capped at max_steps. Re-planned every step: the first
+// steps are slow (primitive creation) and an early estimate alone would
+// give away a third of the budget; the average converges, so the horizon
+// and the learning rate move only slightly after the first plan.
 void PlanSchedule(QatRun& run, int64_t steps_timed, absl::Duration elapsed,
                   absl::Time deadline) {
-  if (steps_timed < 3 || deadline == absl::InfiniteFuture()) return;
+  if (steps_timed < 10 || deadline == absl::InfiniteFuture()) return;
   const double per_step = absl::ToDoubleSeconds(elapsed) / steps_timed;
   const double left = absl::ToDoubleSeconds(deadline - absl::Now());
   const int64_t fits =
       run.opt.step() + static_cast<int64_t>(0.95 * std::max(0.0, left) /
                                             std::max(per_step, 1e-9));
-  if (fits < run.opt.total_steps()) {
-    run.opt.set_total_steps(std::max<int64_t>(run.opt.step() + 1, fits));
-  }
+  run.opt.set_total_steps(
+      std::clamp<int64_t>(fits, run.opt.step() + 1, run.options.max_steps));
 }
 
 // Steps until the planned steps, the time budget, a non-finite loss or a
