@@ -64,6 +64,7 @@ std::shared_ptr<void> BufferPool::Allocate(size_t bytes) {
                                  [](void* p) { std::free(p); });
   }
   void* p = nullptr;
+  std::vector<void*> evicted;
   {
     absl::MutexLock lock(&mu_);
     auto it = free_.find(size_class);
@@ -75,8 +76,34 @@ std::shared_ptr<void> BufferPool::Allocate(size_t bytes) {
     } else {
       ++misses_;
     }
+    in_use_bytes_ += static_cast<int64_t>(size_class);
+    high_water_bytes_ = std::max(high_water_bytes_, in_use_bytes_);
+    // A miss with stale blocks cached: free them, largest first, until in
+    // use + cached fits the high-water mark again.
+    while (in_use_bytes_ + cached_bytes_ > high_water_bytes_ &&
+           cached_bytes_ > 0) {
+      auto largest = free_.end();
+      for (auto f = free_.begin(); f != free_.end(); ++f) {
+        if (!f->second.empty() &&
+            (largest == free_.end() || f->first > largest->first)) {
+          largest = f;
+        }
+      }
+      evicted.push_back(largest->second.back());
+      largest->second.pop_back();
+      cached_bytes_ -= static_cast<int64_t>(largest->first);
+    }
   }
-  if (p == nullptr) p = AlignedOrThrow(size_class);
+  for (void* q : evicted) std::free(q);
+  if (p == nullptr) {
+    try {
+      p = AlignedOrThrow(size_class);
+    } catch (const std::bad_alloc&) {
+      absl::MutexLock lock(&mu_);
+      in_use_bytes_ -= static_cast<int64_t>(size_class);
+      throw;
+    }
+  }
   return std::shared_ptr<void>(
       p, [this, size_class](void* q) { Return(q, size_class); });
 }
@@ -84,7 +111,12 @@ std::shared_ptr<void> BufferPool::Allocate(size_t bytes) {
 void BufferPool::Return(void* p, size_t size_class) {
   {
     absl::MutexLock lock(&mu_);
-    if (cached_bytes_ + static_cast<int64_t>(size_class) <= max_cached_bytes_) {
+    // Kept, the block moves from in use to cached: the total is unchanged,
+    // and stays within the high-water mark that Allocate maintains.
+    in_use_bytes_ -= static_cast<int64_t>(size_class);
+    if (cached_bytes_ + static_cast<int64_t>(size_class) <= max_cached_bytes_ &&
+        in_use_bytes_ + cached_bytes_ + static_cast<int64_t>(size_class) <=
+            high_water_bytes_) {
       free_[size_class].push_back(p);
       cached_bytes_ += static_cast<int64_t>(size_class);
       return;
@@ -108,6 +140,16 @@ void BufferPool::Release() {
 int64_t BufferPool::cached_bytes() const {
   absl::MutexLock lock(&mu_);
   return cached_bytes_;
+}
+
+int64_t BufferPool::in_use_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return in_use_bytes_;
+}
+
+int64_t BufferPool::high_water_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return high_water_bytes_;
 }
 
 int64_t BufferPool::hits() const {

@@ -8,6 +8,13 @@
 // ResNet-50 at batch 16 that was 85% of the fp32 time (3.4 s of 3.9 s per
 // batch; bench/README.md, "Engine profile").
 //
+// The pool never holds more than the most the process ever had in use at
+// once (its high-water mark of pooled bytes in use): in use + cached stays
+// within it, stale blocks of sizes no longer asked for are freed when a
+// miss would exceed it. So a job's footprint is its largest live set, not
+// that plus a cache of every size it ever used (a ResNet-50 job peaked at
+// 4.5 GB through the pool before; bench/README.md, "Whole ResNet-50 job").
+//
 //   std::shared_ptr<void> p = BufferPool::Default().Allocate(bytes);
 //   ...                       // 64-byte aligned, uninitialized
 //   p.reset();                // back into the cache (or freed past the cap)
@@ -57,7 +64,9 @@ class BufferPool {
   // 0 under AddressSanitizer, which must see every free.
   int64_t max_cached_bytes() const { return max_cached_bytes_; }
   int64_t cached_bytes() const;
-  int64_t hits() const;    // allocations served from the cache
+  int64_t in_use_bytes() const;      // pooled-size blocks handed out
+  int64_t high_water_bytes() const;  // the most ever in use at once
+  int64_t hits() const;              // allocations served from the cache
   int64_t misses() const;  // pooled-size allocations that went to malloc
 
  private:
@@ -67,6 +76,8 @@ class BufferPool {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<size_t, std::vector<void*>> free_ ABSL_GUARDED_BY(mu_);
   int64_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t in_use_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t high_water_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -80,6 +80,44 @@ TEST(BufferPoolTest, TheCapBoundsWhatIsKept) {
   EXPECT_EQ(pool.misses(), 5);  // nothing left to reuse
 }
 
+// In use + cached never exceeds the most ever in use at once: a miss frees
+// stale blocks (largest first) instead of adding to them.
+TEST(BufferPoolTest, NeverHoldsMoreThanTheLargestLiveSet) {
+  if (BufferPool(1 << 20).max_cached_bytes() == 0) {
+    GTEST_SKIP() << "built with AddressSanitizer: the pool caches nothing";
+  }
+  constexpr int64_t kMiB = 1 << 20;
+  BufferPool pool(int64_t{1} << 30);
+  {
+    std::shared_ptr<void> a = pool.Allocate(kMiB);
+    std::shared_ptr<void> b = pool.Allocate(2 * kMiB);
+    EXPECT_EQ(pool.in_use_bytes(), 3 * kMiB);
+  }
+  EXPECT_EQ(pool.high_water_bytes(), 3 * kMiB);
+  EXPECT_EQ(pool.cached_bytes(), 3 * kMiB);
+  {
+    // A new size: 4 MiB in use, so both stale blocks go.
+    std::shared_ptr<void> c = pool.Allocate(4 * kMiB);
+    EXPECT_EQ(pool.high_water_bytes(), 4 * kMiB);
+    EXPECT_EQ(pool.cached_bytes(), 0);
+  }
+  EXPECT_EQ(pool.cached_bytes(), 4 * kMiB);
+  {
+    // 1 MiB fits beside... nothing: 1 + 4 cached > 4, the 4 MiB block goes.
+    std::shared_ptr<void> d = pool.Allocate(kMiB);
+    EXPECT_EQ(pool.cached_bytes(), 0);
+    EXPECT_EQ(pool.in_use_bytes(), kMiB);
+  }
+  EXPECT_EQ(pool.in_use_bytes(), 0);
+  EXPECT_LE(pool.cached_bytes(), pool.high_water_bytes());
+  // The steady state of a repeated run: every block comes from the cache.
+  const int64_t misses = pool.misses();
+  for (int run = 0; run < 3; ++run) {
+    std::shared_ptr<void> d = pool.Allocate(kMiB);
+  }
+  EXPECT_EQ(pool.misses(), misses);
+}
+
 TEST(BufferPoolTest, ThreadsShareThePoolSafely) {
   BufferPool pool(int64_t{16} << 20);
   std::vector<std::thread> threads;
