@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/export/qdq_export.h"
 #include "util/status_macros.h"
 
@@ -21,7 +22,7 @@ std::string Format(double v) {
 }  // namespace
 
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
-    const FallbackContext& ctx, Dataset& data) {
+    const FallbackContext& ctx, Dataset& data, absl::Time deadline) {
   std::map<std::string, double> out;
   const std::vector<WeightSlot>& slots = ctx.rounder->slots();
   // The float model runs once; each layer's evaluation runs only its
@@ -32,6 +33,7 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
                        ctx.cancelled));
   for (size_t i = 0; i < slots.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
+    if (i > 0 && absl::Now() > deadline) break;
     std::map<std::string, LayerPrecision> only;
     for (const WeightSlot& other : slots) {
       only[other.node] = LayerPrecision::kFloat;
@@ -71,7 +73,9 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
 
 namespace {
 
-// Most sensitive first; ties keep the graph's order.
+// Most sensitive first; ties keep the graph's order. Layers the
+// sensitivity stage did not reach (its time budget) come after the measured
+// ones.
 std::vector<std::string> SensitivityOrder(
     const FallbackContext& ctx,
     const std::map<std::string, double>& sensitivity) {
@@ -79,7 +83,11 @@ std::vector<std::string> SensitivityOrder(
   for (const WeightSlot& s : ctx.rounder->slots()) order.push_back(s.node);
   std::stable_sort(order.begin(), order.end(),
                    [&](const std::string& a, const std::string& b) {
-                     return sensitivity.at(a) > sensitivity.at(b);
+                     auto ia = sensitivity.find(a), ib = sensitivity.find(b);
+                     if (ib == sensitivity.end()) {
+                       return ia != sensitivity.end();
+                     }
+                     return ia != sensitivity.end() && ia->second > ib->second;
                    });
   return order;
 }
@@ -124,7 +132,9 @@ absl::StatusOr<double> EvaluateStep(
   current.reasons[node] = absl::StrCat(
       "fallback step ", current.steps.size(), ": ", LayerPrecisionName(from),
       " -> ", LayerPrecisionName(to), " (sensitivity ",
-      Format(sensitivity.at(node)), ", rank ",
+      sensitivity.contains(node) ? Format(sensitivity.at(node))
+                                 : std::string("not measured"),
+      ", rank ",
       std::find(order.begin(), order.end(), node) - order.begin() + 1, " of ",
       order.size(), ")");
   current.plan = std::move(plan);

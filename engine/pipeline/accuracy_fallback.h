@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/data/dataset.h"
 #include "engine/evaluation/pipeline_evaluation.h"
 #include "engine/quantization/weight_rounding.h"
@@ -41,9 +42,11 @@ struct FallbackContext {
   const std::atomic<bool>* cancelled = nullptr;
 };
 
-// TargetMetric per node name.
+// TargetMetric per node name, for the layers measured before `deadline`
+// (at least one; the rest are absent from the map).
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
-    const FallbackContext& ctx, Dataset& data);
+    const FallbackContext& ctx, Dataset& data,
+    absl::Time deadline = absl::InfiniteFuture());
 
 struct FallbackOutcome {
   std::map<std::string, LayerPrecision> precisions;  // by node

@@ -191,6 +191,10 @@ absl::Status CheckTargetsAndLabels(const v1::JobSpec& spec) {
   if (spec.sensitivity().max_samples() < 0) {
     return Invalid("sensitivity.max_samples", "must not be negative");
   }
+  if (!(spec.sensitivity().time_budget_seconds() >= 0 &&
+        spec.sensitivity().time_budget_seconds() <= 86400)) {
+    return Invalid("sensitivity.time_budget_seconds", "must be in [0, 86400]");
+  }
   const v1::AccuracyTarget& t = spec.accuracy_target();
   if (t.max_accuracy_drop_points() < 0 ||
       t.max_perplexity_increase_percent() < 0) {
@@ -372,6 +376,9 @@ v1::JobSpec WithDefaults(const v1::JobSpec& spec) {
   if (a->awq().grid_size() == 0) a->mutable_awq()->set_grid_size(20);
   if (s.benchmark().max_seconds() == 0)
     s.mutable_benchmark()->set_max_seconds(3);
+  if (s.sensitivity().time_budget_seconds() == 0) {
+    s.mutable_sensitivity()->set_time_budget_seconds(300);
+  }
   if (s.sensitivity().max_samples() == 0) {
     s.mutable_sensitivity()->set_max_samples(256);
   }

@@ -229,6 +229,28 @@ TEST(PtqPipelineDeadChannelTest, ADenormalConvChannelQuantizes) {
   EXPECT_GT(r->report.int8().top1_agreement(), 0.9);
 }
 
+// The sensitivity stage is bounded by its time budget: past it, the layers
+// not reached are listed and fall back after the measured one, and the job
+// still meets its target.
+TEST(PtqPipelineFallbackTest, ASensitivityBudgetLeavesLayersUnmeasured) {
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_calibration()->Clear();
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_TENSOR);
+  spec.mutable_accuracy_target()->set_max_accuracy_drop_points(0.5);
+  spec.mutable_sensitivity()->set_time_budget_seconds(1e-9);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::QuantizationReport& rep = r->report;
+  EXPECT_THAT(rep.warnings(),
+              ::testing::Contains(HasSubstr("sensitivity measured for 1 of")));
+  EXPECT_TRUE(rep.accuracy_target_met()) << rep.accuracy_target_message();
+  ASSERT_GT(rep.fallback_steps_size(), 0);
+  // The measured layer (the first) moves first.
+  EXPECT_EQ(rep.fallback_steps(0).node(), rep.layers(0).node());
+}
+
 TEST(PtqPipelineCancelTest, StopsWhenCancelled) {
   v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
   std::atomic<bool> cancelled{false};

@@ -1,6 +1,8 @@
 // sensitivity and fallback: which layers hurt the end metric most, and
 // moving them to higher precision (int4 -> int8 -> float) while an accuracy
 // target is missed.
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/pipeline/accuracy_fallback.h"
 #include "engine/pipeline/stages.h"
 #include "util/status_macros.h"
@@ -29,12 +31,22 @@ absl::Status SensitivityStage(JobContext& ctx) {
   if (ctx.spec().sensitivity().disabled() || ctx.plan.is_qat()) {
     return absl::OkStatus();
   }
+  const double budget = ctx.spec().sensitivity().time_budget_seconds();
+  const absl::Time deadline = absl::Now() + absl::Seconds(budget);
   QUANTD_ASSIGN_OR_RETURN(
       std::unique_ptr<Dataset> subset,
       ctx.data->OpenEvaluationSubset(ctx.spec().sensitivity().max_samples(),
                                      ctx.spec().calibration().batch_size()));
-  QUANTD_ASSIGN_OR_RETURN(ctx.facts.sensitivity,
-                          MeasureSensitivity(FallbackContextOf(ctx), *subset));
+  QUANTD_ASSIGN_OR_RETURN(
+      ctx.facts.sensitivity,
+      MeasureSensitivity(FallbackContextOf(ctx), *subset, deadline));
+  const size_t layers = ctx.rounder->slots().size();
+  if (ctx.facts.sensitivity.size() < layers) {
+    ctx.report().add_warnings(absl::StrCat(
+        "sensitivity measured for ", ctx.facts.sensitivity.size(), " of ",
+        layers, " layers within sensitivity.time_budget_seconds (", budget,
+        " s); the rest have no sensitivity figure and fall back last"));
+  }
   return absl::OkStatus();
 }
 
