@@ -33,10 +33,11 @@ Graph ImageModel() {
   return g;
 }
 
+constexpr char kTokens[] = "input_ids";
+
 Graph LanguageModel() {
   Graph g;
-  ValueInfo ids{
-      .name = kTokenInput, .dtype = DataType::kInt64, .has_shape = true};
+  ValueInfo ids{.name = kTokens, .dtype = DataType::kInt64, .has_shape = true};
   ids.shape = {-1, -1};
   g.inputs.push_back(ids);
   return g;
@@ -59,9 +60,12 @@ void ReadArrays(const std::string& path) {
   }
 }
 
-void ReadDataset(const std::string& path, const Graph& graph) {
+void ReadDataset(const std::string& path, const Graph& graph, OutputTask task) {
+  DatasetOptions options{.batch_size = 3, .first_sample = 1};
+  options.task = task;
+  if (task == OutputTask::kLanguageModel) options.token_input = kTokens;
   absl::StatusOr<std::unique_ptr<Dataset>> d =
-      Dataset::Open(path, graph, {.batch_size = 3, .first_sample = 1});
+      Dataset::Open(path, graph, options);
   if (!d.ok()) return;
   for (int i = 0; i < kMaxBatches; ++i) {
     absl::StatusOr<std::optional<DataBatch>> b = (*d)->Next();
@@ -96,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   quantd::ReadArrays(path);
   static const quantd::Graph image = quantd::ImageModel();
   static const quantd::Graph lm = quantd::LanguageModel();
-  quantd::ReadDataset(path, image);
-  quantd::ReadDataset(path, lm);
+  quantd::ReadDataset(path, image, quantd::OutputTask::kClassification);
+  quantd::ReadDataset(path, lm, quantd::OutputTask::kLanguageModel);
   return 0;
 }

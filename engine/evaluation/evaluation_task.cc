@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/data/array_file.h"
 
 namespace quantd {
 namespace {
@@ -55,6 +56,19 @@ absl::StatusOr<std::string> TokenInput(const v1::EvaluationConfig& config,
   return candidates[0]->name;
 }
 
+// Whether the data's rows for token input `in` can be T+1 tokens: one more
+// than a static T, or at least 2 for a dynamic one. (A decoder step fed one
+// token per row, [N, 1], is not scored as next-token prediction.)
+bool RowsHoldOneMoreToken(const ValueInfo& in, const DataFacts& data,
+                          bool single_input) {
+  auto it = data.shapes.find(in.name);
+  if (it == data.shapes.end() && single_input) it = data.shapes.find("");
+  if (it == data.shapes.end() || it->second.size() != 2) return false;
+  const int64_t columns = it->second[1];
+  const bool static_t = in.has_shape && in.shape.size() == 2 && in.shape[1] > 0;
+  return static_t ? columns == in.shape[1] + 1 : columns >= 2;
+}
+
 }  // namespace
 
 const char* OutputTaskName(OutputTask task) {
@@ -71,9 +85,22 @@ const char* OutputTaskName(OutputTask task) {
   return "classification";
 }
 
+DataFacts ReadDataFacts(const std::string& path) {
+  DataFacts facts;
+  if (path.empty()) return facts;
+  absl::StatusOr<std::unique_ptr<ArrayFile>> file = ArrayFile::Open(path);
+  if (!file.ok()) return facts;
+  for (const std::string& name : (*file)->names()) {
+    absl::StatusOr<std::unique_ptr<ArrayStream>> s = (*file)->OpenStream(name);
+    if (s.ok()) facts.shapes[name] = (*s)->header().shape;
+  }
+  facts.has_labels = facts.shapes.contains(kLabelArray);
+  return facts;
+}
+
 absl::StatusOr<ResolvedTask> ResolveEvaluationTask(
     const v1::EvaluationConfig& config, const Graph& graph,
-    bool data_has_labels) {
+    const DataFacts& data) {
   ResolvedTask r;
   if (config.has_mask_threshold()) {
     if (!std::isfinite(config.mask_threshold())) {
@@ -105,7 +132,8 @@ absl::StatusOr<ResolvedTask> ResolveEvaluationTask(
   const int rank = OutputRank(graph);
   const std::vector<const ValueInfo*> tokens = TokenCandidates(graph);
   const std::string override_hint = "; set evaluation.task to override";
-  if (rank == 3 && tokens.size() == 1 && !data_has_labels) {
+  if (rank == 3 && tokens.size() == 1 && !data.has_labels &&
+      RowsHoldOneMoreToken(*tokens[0], data, graph.inputs.size() == 1)) {
     r.task = OutputTask::kLanguageModel;
     r.token_input = tokens[0]->name;
     r.note =

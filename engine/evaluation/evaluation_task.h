@@ -2,14 +2,15 @@
 // inferred from the model's structure and the data (never from names), and
 // the DatasetOptions that carry it to every evaluation.
 //
-//   absl::StatusOr<ResolvedTask> t =
-//       ResolveEvaluationTask(spec.evaluation(), graph, data_has_labels);
+//   absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask(
+//       spec.evaluation(), graph, ReadDataFacts(data_path));
 //   if (!t.ok()) return t.status();
 //   ApplyTask(*t, &dataset_options);
 //   if (!t->note.empty()) report.add_warnings(t->note);
 #ifndef QUANTD_ENGINE_EVALUATION_EVALUATION_TASK_H_
 #define QUANTD_ENGINE_EVALUATION_EVALUATION_TASK_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,17 @@
 #include "quantd/v1/job_spec.pb.h"
 
 namespace quantd {
+
+// What the inference needs to know of the data: labels, and the shape of
+// each array (by name; "" for a single .npy).
+struct DataFacts {
+  bool has_labels = false;
+  std::map<std::string, Shape> shapes;
+};
+
+// Reads the facts from the dataset at `path` (headers only); an unreadable
+// file gives empty facts (Dataset::Open reports it right after).
+DataFacts ReadDataFacts(const std::string& path);
 
 struct ResolvedTask {
   OutputTask task = OutputTask::kClassification;
@@ -33,7 +45,7 @@ struct ResolvedTask {
 // not one).
 absl::StatusOr<ResolvedTask> ResolveEvaluationTask(
     const v1::EvaluationConfig& config, const Graph& graph,
-    bool data_has_labels);
+    const DataFacts& data);
 
 void ApplyTask(const ResolvedTask& task, DatasetOptions* options);
 

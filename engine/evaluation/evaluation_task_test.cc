@@ -17,6 +17,13 @@ ValueInfo Info(const std::string& name, DataType type, Shape shape) {
   return v;
 }
 
+DataFacts Rows(const std::string& input, Shape shape, bool labels = false) {
+  DataFacts facts;
+  facts.shapes[input] = std::move(shape);
+  facts.has_labels = labels;
+  return facts;
+}
+
 // Only the interface matters to the inference: inputs and outputs.
 Graph Model(std::vector<ValueInfo> inputs, std::vector<ValueInfo> outputs) {
   Graph g;
@@ -31,7 +38,8 @@ TEST(EvaluationTaskTest, ABertClassifierIsNotALanguageModel) {
   const Graph bert = Model({Info("input_ids", DataType::kInt64, {-1, -1}),
                             Info("attention_mask", DataType::kInt64, {-1, -1})},
                            {Info("logits", DataType::kFloat32, {-1, 2})});
-  absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask({}, bert, false);
+  absl::StatusOr<ResolvedTask> t =
+      ResolveEvaluationTask({}, bert, Rows("input_ids", {64, 128}));
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->task, OutputTask::kClassification);
   EXPECT_EQ(t->note, "");
@@ -40,13 +48,21 @@ TEST(EvaluationTaskTest, ABertClassifierIsNotALanguageModel) {
 TEST(EvaluationTaskTest, InfersALanguageModelFromStructureNotNames) {
   const Graph gpt = Model({Info("tokens", DataType::kInt64, {-1, -1})},
                           {Info("out", DataType::kFloat32, {-1, -1, 256})});
-  absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask({}, gpt, false);
+  absl::StatusOr<ResolvedTask> t =
+      ResolveEvaluationTask({}, gpt, Rows("tokens", {32, 65}));
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->task, OutputTask::kLanguageModel);
   EXPECT_EQ(t->token_input, "tokens");
   EXPECT_THAT(t->note, HasSubstr("evaluation.task to override"));
   // With labels it is a token classifier (per-position classes).
-  t = ResolveEvaluationTask({}, gpt, true);
+  t = ResolveEvaluationTask({}, gpt, Rows("tokens", {32, 65}, true));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->task, OutputTask::kClassification);
+  // A decoder step fed one token per row ([N, 1] for a static T of 1, as
+  // bench/models/make_gpt2.py exports it) has no next token to score.
+  const Graph step = Model({Info("token", DataType::kInt64, {-1, 1})},
+                           {Info("logits", DataType::kFloat32, {-1, 1, 256})});
+  t = ResolveEvaluationTask({}, step, Rows("token", {8, 1}));
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->task, OutputTask::kClassification);
 }
@@ -55,7 +71,7 @@ TEST(EvaluationTaskTest, MapsAndScoresGetOutputFidelity) {
   for (const Shape& out : {Shape{-1, 1, 64, 64}, Shape{-1, 1}}) {
     const Graph g = Model({Info("image", DataType::kFloat32, {-1, 3, 64, 64})},
                           {Info("map", DataType::kFloat32, out)});
-    absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask({}, g, false);
+    absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask({}, g, {});
     ASSERT_TRUE(t.ok()) << t.status();
     EXPECT_EQ(t->task, OutputTask::kOutputFidelity);
     EXPECT_THAT(t->note, HasSubstr("EVALUATION_TASK_SEGMENTATION"));
@@ -69,20 +85,20 @@ TEST(EvaluationTaskTest, TheSpecDecidesAndIsChecked) {
             {Info("logits", DataType::kFloat32, {-1, -1, 30522})});
   v1::EvaluationConfig config;
   config.set_task(v1::EVALUATION_TASK_LANGUAGE_MODEL);
-  absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask(config, bert, false);
+  absl::StatusOr<ResolvedTask> t = ResolveEvaluationTask(config, bert, {});
   ASSERT_FALSE(t.ok());
   EXPECT_THAT(t.status().message(), HasSubstr("evaluation.token_input"));
   config.set_token_input("input_ids");
-  t = ResolveEvaluationTask(config, bert, false);
+  t = ResolveEvaluationTask(config, bert, {});
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->token_input, "input_ids");
   config.set_token_input("pixel_values");
-  EXPECT_FALSE(ResolveEvaluationTask(config, bert, false).ok());
+  EXPECT_FALSE(ResolveEvaluationTask(config, bert, {}).ok());
 
   config.Clear();
   config.set_task(v1::EVALUATION_TASK_SEGMENTATION);
   config.set_mask_threshold(0);  // logits: present, so not the default 0.5
-  t = ResolveEvaluationTask(config, bert, false);
+  t = ResolveEvaluationTask(config, bert, {});
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->task, OutputTask::kSegmentation);
   EXPECT_EQ(t->mask_threshold, 0.f);

@@ -14,18 +14,6 @@ absl::StatusOr<std::unique_ptr<Dataset>> JobData::OpenEvaluationSubset(
   return Dataset::Open(evaluation_path, *graph, o);
 }
 
-namespace {
-
-// Whether the dataset at `path` (if any) has a `label` array; an unreadable
-// file is reported by Dataset::Open right after.
-bool HasLabels(const std::string& path) {
-  if (path.empty()) return false;
-  absl::StatusOr<std::unique_ptr<ArrayFile>> f = ArrayFile::Open(path);
-  return f.ok() && (*f)->Contains(kLabelArray);
-}
-
-}  // namespace
-
 absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
                                     const std::string& calibration_path,
                                     const std::string& evaluation_path,
@@ -33,10 +21,10 @@ absl::StatusOr<JobData> OpenJobData(const v1::JobSpec& spec,
   JobData data;
   data.graph = &graph;
   QUANTD_ASSIGN_OR_RETURN(
-      data.task, ResolveEvaluationTask(
-                     spec.evaluation(), graph,
-                     HasLabels(!evaluation_path.empty() ? evaluation_path
-                                                        : calibration_path)));
+      data.task, ResolveEvaluationTask(spec.evaluation(), graph,
+                                       ReadDataFacts(!evaluation_path.empty()
+                                                         ? evaluation_path
+                                                         : calibration_path)));
   if (!data.task.note.empty()) data.warnings.push_back(data.task.note);
   DatasetOptions calib_opts;
   ApplyTask(data.task, &calib_opts);

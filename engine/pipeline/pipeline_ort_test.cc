@@ -59,8 +59,8 @@ TEST_P(PipelineOrtTest, OrtRunsTheArtifactAsQuantdDoes) {
   const Graph& qdq = *r->qdq_graph;
 
   DatasetOptions data_options;
-  absl::StatusOr<ResolvedTask> task =
-      ResolveEvaluationTask(spec->evaluation(), qdq, /*data_has_labels=*/false);
+  absl::StatusOr<ResolvedTask> task = ResolveEvaluationTask(
+      spec->evaluation(), qdq, ReadDataFacts(spec->evaluation_data().path()));
   ASSERT_TRUE(task.ok()) << task.status();
   ApplyTask(*task, &data_options);
   data_options.batch_size = kSamples;

@@ -32,10 +32,17 @@ void StageClock::Done(const std::string& stage) {
 
 std::string PrecisionText(const QuantParams* p) {
   if (p == nullptr) return "float";
+  std::string layout = p->axis >= 0 ? "per-channel" : "per-tensor";
+  if (p->group_size > 0) {
+    // Conv weights group input channels at each kernel position (see
+    // Granularity in job_spec.proto).
+    layout = p->scales_shape.size() > 2
+                 ? absl::StrCat("group ", p->group_size,
+                                " input channels per kernel position")
+                 : absl::StrCat("group ", p->group_size);
+  }
   return absl::StrCat(QuantTypeName(p->type), "[", p->qmin, ",", p->qmax, "] ",
-                      p->group_size > 0
-                          ? absl::StrCat("group ", p->group_size)
-                          : (p->axis >= 0 ? "per-channel" : "per-tensor"));
+                      layout);
 }
 
 void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,

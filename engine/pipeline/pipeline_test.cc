@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -92,6 +93,11 @@ TEST_P(PtqPipelineTest, WeightOnlyInt4Group32LosesAtMostOnePoint) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GE(r->report.fake_quant().accuracy_delta_points(), -1.0 - 1e-9);
   EXPECT_THAT(r->report.layers(0).weight_precision(), HasSubstr("group 32"));
+  // Conv groups are input channels at one kernel position; the report says
+  // so (the proto once promised one group per output channel).
+  EXPECT_EQ(absl::StrContains(r->report.layers(0).weight_precision(),
+                              "input channels per kernel position"),
+            GetParam().find("cnn") != std::string::npos);
 
   spec = Int4Group32(GetParam());
   spec.mutable_algorithms()->set_bias_correction(true);
