@@ -60,6 +60,11 @@ absl::StatusOr<Evaluated> Evaluate(
     const std::map<std::string, std::string>& layers, const std::string& stage,
     const ProgressCallback& progress, const std::atomic<bool>* cancelled);
 
+// The fake-quant (QDQ) graph of `plan` on `graph`, weights' dequantization
+// folded into float initializers, ready to run.
+absl::StatusOr<std::unique_ptr<Executor>> FakeQuantExecutor(
+    const Graph& graph, const QuantizationPlan& plan);
+
 // Builds the fake-quant (QDQ) graph of `plan` on `graph` and evaluates it
 // against `reference`.
 absl::StatusOr<Evaluated> EvaluatePlan(

@@ -44,9 +44,8 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
         ctx.rounder->BuildPlan(only, *ctx.activation_params));
     v1::EvaluationMetrics metrics;
     if (!reference.empty()) {
-      QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(*ctx.graph, plan));
       QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> ex,
-                              Executor::Create(std::move(qdq.graph)));
+                              FakeQuantExecutor(*ctx.graph, plan));
       QUANTD_ASSIGN_OR_RETURN(
           v1::EvaluationMetrics m,
           EvaluateAgainstOutputs(reference, *ex, data, ctx.cancelled));
