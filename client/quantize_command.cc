@@ -244,6 +244,11 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
   quantize->add_flag("--awq", f->awq, "AWQ activation-aware scales");
   quantize->add_flag("--bias-correction", f->bias_correction,
                      "correct the bias shift quantization causes");
+  AddOptional(quantize, "--task", &f->task,
+              "what the model's first output means: classification, "
+              "language-model, fidelity (SQNR only) or segmentation (mask "
+              "IoU); default inferred from the model and data")
+      ->type_name("TASK");
   AddOptional(quantize, "--max-accuracy-drop", &f->max_accuracy_drop,
               "accuracy target: fall layers back to higher precision "
               "until accuracy drops at most P points")

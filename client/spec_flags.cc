@@ -101,6 +101,18 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = ChooseIfSet<v1::EvaluationTask>(
+          "--task", flags.task,
+          {{"classification", v1::EVALUATION_TASK_CLASSIFICATION},
+           {"language-model", v1::EVALUATION_TASK_LANGUAGE_MODEL},
+           {"fidelity", v1::EVALUATION_TASK_OUTPUT_FIDELITY},
+           {"segmentation", v1::EVALUATION_TASK_SEGMENTATION}},
+          [&](v1::EvaluationTask t) {
+            spec->mutable_evaluation()->set_task(t);
+          });
+      !s.ok()) {
+    return s;
+  }
   auto alg = [spec] { return spec->mutable_algorithms(); };
   if (flags.smoothquant_alpha) {
     const double a = *flags.smoothquant_alpha;

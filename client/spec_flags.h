@@ -26,7 +26,9 @@ struct QuantizeFlags {
   bool bias_correction = false;
   std::optional<double> max_accuracy_drop;        // points
   std::optional<double> max_perplexity_increase;  // percent
-  std::vector<std::string> labels;                // "key=value"
+  // classification | language-model | fidelity | segmentation
+  std::optional<std::string> task;
+  std::vector<std::string> labels;  // "key=value"
 };
 
 // Sets the fields of `spec` that the flags name; INVALID_ARGUMENT naming

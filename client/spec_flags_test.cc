@@ -31,6 +31,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   f.max_accuracy_drop = 1.5;
   f.max_perplexity_increase = 3;
   f.labels = {"model=resnet", "team=vision=x"};
+  f.task = "segmentation";
   v1::JobSpec spec;
   ASSERT_TRUE(ApplyQuantizeFlags(f, &spec).ok());
   EXPECT_EQ(spec.method(), v1::METHOD_QAT);
@@ -48,6 +49,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   EXPECT_DOUBLE_EQ(spec.accuracy_target().max_perplexity_increase_percent(), 3);
   EXPECT_EQ(spec.labels().at("model"), "resnet");
   EXPECT_EQ(spec.labels().at("team"), "vision=x");
+  EXPECT_EQ(spec.evaluation().task(), v1::EVALUATION_TASK_SEGMENTATION);
 }
 
 TEST(SpecFlags, FlagsOverrideTheSpecFile) {
@@ -88,6 +90,10 @@ TEST(SpecFlags, BadValuesNameTheFlagAndTheChoices) {
   f = {};
   f.weights = "int2";
   EXPECT_NE(error(f).find("--weights takes int8, int4"), std::string::npos);
+  f = {};
+  f.task = "detection";
+  EXPECT_NE(error(f).find("--task takes classification, language-model"),
+            std::string::npos);
   f = {};
   f.smoothquant_alpha = 1.5;
   EXPECT_NE(error(f).find("--smoothquant"), std::string::npos);
