@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -137,7 +138,8 @@ absl::StatusOr<UploadResult> Client::Upload(const std::string& path,
   absl::StatusOr<std::string> sha256 = Sha256OfFile(path);
   if (!sha256.ok()) return sha256.status();
   const int64_t size = FileSizeOr0(path);
-  {
+  // The blob, if the server already holds these bytes for this tenant.
+  auto stored = [&]() -> absl::StatusOr<std::optional<UploadResult>> {
     v1::GetBlobRequest request;
     request.set_sha256(*sha256);
     UploadResult result;
@@ -145,9 +147,15 @@ absl::StatusOr<UploadResult> Client::Upload(const std::string& path,
     grpc::Status s = stub_->GetBlob(context.get(), request, &result.blob);
     if (s.ok()) {
       result.skipped = true;
-      return result;
+      return std::optional<UploadResult>(std::move(result));
     }
     if (s.error_code() != grpc::StatusCode::NOT_FOUND) return FromGrpc(s);
+    return std::optional<UploadResult>();
+  };
+  {
+    absl::StatusOr<std::optional<UploadResult>> done = stored();
+    if (!done.ok()) return done.status();
+    if (done->has_value()) return **done;
   }
   // Up to three streams: the first, and resumptions after the connection
   // broke or another writer moved the committed size.
@@ -169,6 +177,16 @@ absl::StatusOr<UploadResult> Client::Upload(const std::string& path,
         UploadFrom(path, kind, *sha256, size, offset);
     if (r.ok()) return r;
     last = r.status();
+    // Two clients uploading the same bytes share one upload session (its id
+    // is the digest): when the other one finished first, the session is gone
+    // (NOT_FOUND) or its size moved (FAILED_PRECONDITION), and the blob is
+    // stored. Seen in the crash soak: two jobs submitted at once with the
+    // same model.
+    if (last.code() == absl::StatusCode::kNotFound ||
+        last.code() == absl::StatusCode::kFailedPrecondition) {
+      absl::StatusOr<std::optional<UploadResult>> done = stored();
+      if (done.ok() && done->has_value()) return **done;
+    }
     // NOT_FOUND on a resumption: the server lost the partial upload between
     // the status call and the stream (it restarted, or the janitor removed
     // it); the next attempt starts from byte 0.
