@@ -151,22 +151,7 @@ void SetStringAttribute(onnx::NodeProto& node, const std::string& name,
 // holds them.
 std::vector<float> ConstantFloats(const onnx::GraphProto& g,
                                   const std::string& name) {
-  const onnx::TensorProto* t = nullptr;
-  for (const onnx::TensorProto& init : g.initializer()) {
-    if (init.name() == name) t = &init;
-  }
-  for (const onnx::NodeProto& n : g.node()) {
-    if (n.op_type() != "Constant" || n.output_size() != 1 ||
-        n.output(0) != name) {
-      continue;
-    }
-    for (const onnx::AttributeProto& a : n.attribute()) {
-      if (a.name() == "value") t = &a.t();
-    }
-  }
-  absl::StatusOr<Tensor> tensor =
-      t == nullptr ? absl::StatusOr<Tensor>(absl::NotFoundError(""))
-                   : TensorFromProto(*t, ModelLimits(), name);
+  absl::StatusOr<Tensor> tensor = ConstantTensor(g, name);
   if (!tensor.ok() || tensor->dtype() != DataType::kFloat32) return {};
   return tensor->ToVector<float>();
 }

@@ -363,6 +363,32 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
   return graph;
 }
 
+absl::StatusOr<Tensor> ConstantTensor(const onnx::GraphProto& graph,
+                                      const std::string& name) {
+  const onnx::TensorProto* t = nullptr;
+  for (const onnx::TensorProto& init : graph.initializer()) {
+    if (init.name() == name) t = &init;
+  }
+  for (const onnx::NodeProto& n : graph.node()) {
+    if (n.op_type() != "Constant" || n.output_size() != 1 ||
+        n.output(0) != name) {
+      continue;
+    }
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      if (a.name() == "value") t = &a.t();
+      if (a.name() == "value_ints") {
+        return Tensor::FromVector<int64_t>(
+            {a.ints_size()},
+            std::vector<int64_t>(a.ints().begin(), a.ints().end()));
+      }
+    }
+  }
+  if (t == nullptr) {
+    return absl::NotFoundError(absl::StrCat("'", name, "' is not a constant"));
+  }
+  return TensorFromProto(*t, ModelLimits(), name);
+}
+
 namespace {
 void AttributeToProto(const std::string& name, const Attribute& a,
                       onnx::AttributeProto* p) {

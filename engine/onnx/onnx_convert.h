@@ -42,6 +42,13 @@ absl::Status ValidateTensorProto(const onnx::TensorProto& proto,
 
 onnx::TensorProto TensorToProto(const Tensor& tensor, const std::string& name);
 
+// The tensor a graph holds as a constant under `name`: an initializer, or
+// the `value` (or `value_ints`) of a Constant node; NOT_FOUND otherwise.
+// For rewrites that read constant operands before the model is converted
+// (Resize scales, Reduce axes). Bounded by the default ModelLimits.
+absl::StatusOr<Tensor> ConstantTensor(const onnx::GraphProto& graph,
+                                      const std::string& name);
+
 ValueInfo ValueInfoFromProto(const onnx::ValueInfoProto& proto);
 onnx::ValueInfoProto ValueInfoToProto(const ValueInfo& info);
 

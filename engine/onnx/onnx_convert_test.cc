@@ -462,5 +462,33 @@ TEST(GraphConvertTest, NamesTheTensorOrValueThatIsRefused) {
               "attribute 'body' of node 'relu' has an attribute type (GRAPH)");
 }
 
+// Constant operands as exporters write them: an initializer, a Constant
+// node's `value`, or its `value_ints`; anything else is NOT_FOUND.
+TEST(OnnxConvertTest, ConstantTensorFindsEveryConstantForm) {
+  onnx::GraphProto g;
+  onnx::TensorProto* init = g.add_initializer();
+  init->set_name("scales");
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  init->add_dims(2);
+  init->add_float_data(1.f);
+  init->add_float_data(2.f);
+  onnx::NodeProto* c = g.add_node();
+  c->set_op_type("Constant");
+  c->add_output("axes");
+  onnx::AttributeProto* ints = c->add_attribute();
+  ints->set_name("value_ints");
+  ints->set_type(onnx::AttributeProto::INTS);
+  ints->add_ints(-1);
+  ints->add_ints(2);
+  absl::StatusOr<Tensor> scales = ConstantTensor(g, "scales");
+  ASSERT_TRUE(scales.ok()) << scales.status();
+  EXPECT_EQ(scales->ToVector<float>(), (std::vector<float>{1.f, 2.f}));
+  absl::StatusOr<Tensor> axes = ConstantTensor(g, "axes");
+  ASSERT_TRUE(axes.ok()) << axes.status();
+  EXPECT_EQ(axes->ToVector<int64_t>(), (std::vector<int64_t>{-1, 2}));
+  EXPECT_EQ(ConstantTensor(g, "x").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace quantd

@@ -114,22 +114,7 @@ void AddScalar(onnx::GraphProto& g, const std::string& name, float v) {
 // The int64 values of a constant (initializer or Constant node output).
 std::optional<std::vector<int64_t>> ConstantInts(const onnx::GraphProto& g,
                                                  const std::string& name) {
-  const onnx::TensorProto* t = nullptr;
-  for (const onnx::TensorProto& init : g.initializer()) {
-    if (init.name() == name) t = &init;
-  }
-  for (const onnx::NodeProto& n : g.node()) {
-    if (n.op_type() != "Constant" || n.output_size() != 1 ||
-        n.output(0) != name) {
-      continue;
-    }
-    if (const onnx::AttributeProto* a = FindAttribute(n, "value")) t = &a->t();
-    if (const onnx::AttributeProto* a = FindAttribute(n, "value_ints")) {
-      return std::vector<int64_t>(a->ints().begin(), a->ints().end());
-    }
-  }
-  if (t == nullptr) return std::nullopt;
-  absl::StatusOr<Tensor> tensor = TensorFromProto(*t, ModelLimits(), name);
+  absl::StatusOr<Tensor> tensor = ConstantTensor(g, name);
   if (!tensor.ok() || tensor->dtype() != DataType::kInt64) return std::nullopt;
   return tensor->ToVector<int64_t>();
 }
