@@ -14,6 +14,8 @@ packages=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libzip-dev zipcmp zipmerge ziptool libssl-dev zlib1g-dev libsqlite3-dev
   libgoogle-glog-dev
+  # GPTQ's double-precision Cholesky and GEMMs
+  libopenblas-dev
   # the service: gRPC (C++ and the Python client), Prometheus client, CLI
   libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev libcli11-dev
   python3-grpcio python3-protobuf

@@ -5,99 +5,11 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "engine/quantization/gptq_linear_algebra.h"
 #include "util/status_macros.h"
 
 namespace quantd {
 namespace {
-
-// Rows processed together by the triangular kernels below: each row of the
-// already finished part is then read from memory once per block instead of
-// once per row, which is what bounds these O(K^3) loops for large K.
-constexpr int64_t kRowBlock = 16;
-
-double Dot(const double* a, const double* b, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // independent chains pipeline
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
-
-// In place: the lower triangle of row-major `a` (k x k) becomes L with
-// A = L L^T; the strict upper triangle is zeroed. False if A is not
-// (numerically) positive definite.
-bool CholeskyLower(std::vector<double>& a, int64_t k) {
-  for (int64_t b0 = 0; b0 < k; b0 += kRowBlock) {
-    const int64_t b1 = std::min(b0 + kRowBlock, k);
-    for (int64_t j = 0; j < b1; ++j) {  // column j of the block's rows
-      const double* lj = &a[j * k];
-      for (int64_t i = std::max(b0, j); i < b1; ++i) {
-        double* li = &a[i * k];
-        const double v = li[j] - Dot(li, lj, j);
-        if (i == j) {
-          if (!(v > 0) || !std::isfinite(v)) return false;
-          li[j] = std::sqrt(v);
-        } else {
-          li[j] = v / lj[j];
-        }
-      }
-    }
-  }
-  for (int64_t i = 0; i < k; ++i)
-    std::fill(&a[i * k + i + 1], &a[(i + 1) * k], 0.0);
-  return true;
-}
-
-// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), computed as GPTQ's
-// reference does: L = chol(H), H^-1 = L^-T L^-1 (cholesky_inverse), then
-// chol(H^-1, upper). Row i of U holds how rounding column i moves the columns
-// after it. `h` is overwritten; false if H is not positive definite.
-bool InverseHessianFactor(std::vector<double>& h, int64_t k) {
-  if (!CholeskyLower(h, k)) return false;
-  // X = L^-1 (lower), row by row: X[i] = (e_i - sum_{c<i} L[i][c] X[c]) /
-  // L[i][i].
-  std::vector<double> x(k * k, 0.0);
-  for (int64_t b0 = 0; b0 < k; b0 += kRowBlock) {
-    const int64_t b1 = std::min(b0 + kRowBlock, k);
-    for (int64_t c = 0; c < b1; ++c) {
-      const double* xc = &x[c * k];
-      for (int64_t i = std::max(b0, c); i < b1; ++i) {
-        double* xi = &x[i * k];
-        if (i == c) {
-          const double inv = 1.0 / h[i * k + i];
-          for (int64_t t = 0; t < i; ++t) xi[t] *= inv;
-          xi[i] = inv;
-          continue;
-        }
-        const double l = h[i * k + c];
-        for (int64_t t = 0; t <= c; ++t) xi[t] -= l * xc[t];
-      }
-    }
-  }
-  // H^-1 = X^T X; lower triangle, row i = sum_{c>=i} X[c][i] X[c][0..i].
-  std::fill(h.begin(), h.end(), 0.0);
-  for (int64_t b0 = 0; b0 < k; b0 += kRowBlock) {
-    const int64_t b1 = std::min(b0 + kRowBlock, k);
-    for (int64_t c = b0; c < k; ++c) {
-      const double* xc = &x[c * k];
-      for (int64_t i = b0; i < b1 && i <= c; ++i) {
-        double* hi = &h[i * k];
-        const double f = xc[i];
-        for (int64_t t = 0; t <= i; ++t) hi[t] += f * xc[t];
-      }
-    }
-  }
-  if (!CholeskyLower(h, k)) return false;  // H^-1 = M M^T, U = M^T
-  for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = i + 1; j < k; ++j) std::swap(h[i * k + j], h[j * k + i]);
-  }
-  return true;
-}
 
 // Exactly FakeQuantizeWeights' arithmetic (in float), so that the result is
 // on the grid that the runtime will reproduce.
@@ -301,7 +213,7 @@ std::vector<double> DampedInverseHessianFactor(const std::vector<double>& h,
   for (int attempt = 0; attempt < 4 && u.empty(); ++attempt) {
     std::vector<double> a(h);
     for (int64_t k = 0; k < kin; ++k) a[k * kin + k] += damp;
-    if (InverseHessianFactor(a, kin)) u.swap(a);
+    if (gptq_la::InverseHessianFactor(a, kin)) u.swap(a);
     damp = damp > 0 ? damp * 10 : 0.01 * mean_diag;
   }
   return u;
@@ -333,15 +245,8 @@ void RoundBlock(GptqWork& work, const std::vector<double>& u, int64_t i1,
     }
   }
   if (i2 == kin) return;
-#pragma omp parallel for if (n * nb * (kin - i2) > 65536)
-  for (int64_t c = 0; c < n; ++c) {
-    double* wc = &w[c * kin];
-    for (int64_t t = 0; t < nb; ++t) {
-      const double e = err[c * nb + t];
-      const double* ut = &u[(i1 + t) * kin];
-      for (int64_t j = i2; j < kin; ++j) wc[j] -= e * ut[j];
-    }
-  }
+  gptq_la::SubtractProduct(&w[i2], kin, err.data(), n, nb, &u[i1 * kin + i2],
+                           kin, kin - i2);
 }
 
 // The GPTQ sweep over all columns; returns the rounded weights as [n, kin]
@@ -376,21 +281,24 @@ absl::StatusOr<std::vector<float>> RoundAllColumns(const WeightSlot& slot,
   return q;
 }
 
-// tr(D H D^T) with D = W - Q, one output channel (row of D) at a time.
+// tr(D H D^T) with D = W - Q, a bounded block of output channels (rows of
+// D) at a time: lm_head's D alone would be 300 MB of doubles.
 double ProxyLoss(const WeightLayout& l, const float* src,
                  const std::vector<double>& h0, const Tensor& qt) {
   const int64_t kin = l.kin, n = l.n;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 20) / kin);
+  const float* q = qt.data<float>();
+  std::vector<double> d(std::min(n, chunk) * kin);
   double loss = 0;
-#pragma omp parallel for reduction(+ : loss) if (n * kin * kin > 65536)
-  for (int64_t c = 0; c < n; ++c) {
-    std::vector<double> d(kin);
-    for (int64_t k = 0; k < kin; ++k) {
-      const int64_t e = l.Flat(k, c, kin);
-      d[k] = static_cast<double>(src[e]) - qt.data<float>()[e];
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t m = std::min(chunk, n - c0);
+    for (int64_t c = 0; c < m; ++c) {
+      for (int64_t k = 0; k < kin; ++k) {
+        const int64_t e = l.Flat(k, c0 + c, kin);
+        d[c * kin + k] = static_cast<double>(src[e]) - q[e];
+      }
     }
-    for (int64_t k = 0; k < kin; ++k) {
-      if (d[k] != 0) loss += d[k] * Dot(&h0[k * kin], d.data(), kin);
-    }
+    loss += gptq_la::QuadraticFormSum(d.data(), m, h0, kin);
   }
   return loss;
 }
