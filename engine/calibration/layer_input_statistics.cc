@@ -40,6 +40,10 @@ TensorHook InputStatisticsCollector::Hook() {
   };
 }
 
+void InputStatisticsCollector::Release(const std::string& value) {
+  entries_.erase(value);
+}
+
 const LayerInputStatistics* InputStatisticsCollector::Find(
     const std::string& value) const {
   auto it = entries_.find(value);
@@ -96,7 +100,7 @@ void AccumulateChannelsFirst(const Tensor& x, int64_t c,
 }
 
 // X^T X for this batch on oneDNN's f32 GEMM (rows x K^2 flops would take
-// seconds in plain loops), accumulated in double across batches.
+// seconds in plain loops), summed across batches.
 absl::Status AccumulateHessian(const Tensor& x, int64_t rows, int64_t c,
                                LayerInputStatistics& s) {
   const float* data = x.data<float>();
@@ -132,7 +136,7 @@ absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
     s.sum.assign(c, 0.0);
     s.sum_abs.assign(c, 0.0);
     if (options_.hessian && e.layout == ChannelLayout::kLastDim) {
-      s.hessian.assign(c * c, 0.0);
+      s.hessian.assign(c * c, 0.0f);
     }
     if (options_.max_sample_rows > 0 && e.layout == ChannelLayout::kLastDim) {
       s.sample.assign(options_.max_sample_rows * c, 0.f);

@@ -14,7 +14,7 @@
 //   const LayerInputStatistics* s = (*c)->Find("ln1_out");
 //
 // Memory is bounded by the number of channels, never by the dataset: K
-// floats per statistic, K*K doubles for a Hessian, and at most
+// floats per statistic, K*K floats for a Hessian, and at most
 // `max_sample_rows` rows (reservoir-sampled with a fixed seed, so runs
 // repeat).
 #ifndef QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_
@@ -49,7 +49,10 @@ struct LayerInputStatistics {
   std::vector<float> abs_max;
   std::vector<double> sum;      // of x per channel
   std::vector<double> sum_abs;  // of |x| per channel
-  std::vector<double> hessian;  // channels x channels, sum of x x^T
+  // channels x channels, sum of x x^T. Float, as GPTQ's reference keeps
+  // it: every batch's X^T X comes from an f32 GEMM anyway, and doubles
+  // would take GPT-2-small's 49 Hessians from 0.54 to 1.08 GB.
+  std::vector<float> hessian;
   // Sampled rows, [sample_rows, channels] once Finish()ed (kLastDim only).
   std::vector<float> sample;
   int64_t sample_rows = 0;
@@ -69,6 +72,11 @@ class InputStatisticsCollector {
 
   // Statistics of a watched value, or nullptr if it was never observed.
   const LayerInputStatistics* Find(const std::string& value) const;
+
+  // Frees a value's statistics (Find returns nullptr afterwards): the
+  // quantize stage drops each Hessian once every layer reading that value
+  // is rounded, instead of holding all of them to the end.
+  void Release(const std::string& value);
 
  private:
   struct Entry {

@@ -215,6 +215,12 @@ std::string TargetMetricName(const v1::EvaluationMetrics& m) {
   return "top-1 disagreement with the float model, points";
 }
 
+bool AnyTargetSet(const v1::AccuracyTarget& target) {
+  return target.max_accuracy_drop_points() > 0 ||
+         target.max_perplexity_increase_percent() > 0 ||
+         target.min_output_sqnr_db() > 0 || target.min_mask_iou() > 0;
+}
+
 std::optional<double> TargetBound(const v1::AccuracyTarget& target,
                                   const v1::EvaluationMetrics& m) {
   if (m.task() == "segmentation") {

@@ -90,6 +90,10 @@ double TargetMetric(const v1::EvaluationMetrics& m);
 // "accuracy delta, points" ... for QuantizationReport.sensitivity_metric.
 std::string TargetMetricName(const v1::EvaluationMetrics& m);
 
+// Whether the target sets any bound at all (before the metrics, and so the
+// task's bound, are known).
+bool AnyTargetSet(const v1::AccuracyTarget& target);
+
 // The target's bound on TargetMetric (the largest acceptable value), or
 // nullopt when the spec sets none that applies to these metrics' task.
 std::optional<double> TargetBound(const v1::AccuracyTarget& target,

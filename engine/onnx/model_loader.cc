@@ -415,7 +415,8 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
   } catch (const std::exception& e) {
     // Inferred shapes only inform passes; the executor computes real shapes.
   }
-  absl::StatusOr<Graph> graph = GraphFromModelProto(model, options.limits);
+  absl::StatusOr<Graph> graph =
+      GraphFromModelProto(std::move(model), options.limits);
   if (!graph.ok()) return graph.status();
   QUANTD_RETURN_IF_ERROR(TopologicalSort(*graph));
   if (options.check_ops) {
@@ -466,6 +467,7 @@ absl::StatusOr<LoadedModel> LoadModelFromFile(const std::string& path,
   QUANTD_ASSIGN_OR_RETURN(
       std::string bytes, ReadFileBounded(path, options.limits.max_model_bytes));
   absl::StatusOr<onnx::ModelProto> model = ParseModel(bytes, options.limits);
+  std::string().swap(bytes);  // the parsed model holds the weights now
   if (!model.ok()) {
     return absl::Status(
         model.status().code(),

@@ -289,8 +289,13 @@ absl::StatusOr<int64_t> DefaultOpset(const onnx::ModelProto& model) {
 
 }  // namespace
 
-absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
-                                          const ModelLimits& limits) {
+namespace {
+
+// Both GraphFromModelProto overloads; `release` (may be null) is the model
+// itself when its initializers' data may be freed as they are converted.
+absl::StatusOr<Graph> GraphFromModelProtoReleasing(
+    const onnx::ModelProto& model, const ModelLimits& limits,
+    onnx::ModelProto* release) {
   Graph graph;
   QUANTD_ASSIGN_OR_RETURN(graph.opset, DefaultOpset(model));
   const onnx::GraphProto& g = model.graph();
@@ -301,7 +306,8 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
                      limits.max_nodes));
   }
   int64_t constant_bytes = 0;
-  for (const onnx::TensorProto& init : g.initializer()) {
+  for (int i = 0; i < g.initializer_size(); ++i) {
+    const onnx::TensorProto& init = g.initializer(i);
     QUANTD_ASSIGN_OR_RETURN(
         Tensor t,
         TensorFromProto(init, limits,
@@ -312,7 +318,14 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
           absl::StrCat("the model's initializers exceed the limit of ",
                        limits.max_total_constant_bytes, " bytes"));
     }
-    graph.initializers[init.name()] = std::move(t);
+    const std::string name = init.name();
+    graph.initializers[name] = std::move(t);
+    if (release != nullptr) {
+      // Swapping with an empty message frees the data (clear_raw_data()
+      // would keep the string's capacity).
+      onnx::TensorProto().Swap(
+          release->mutable_graph()->mutable_initializer(i));
+    }
   }
   for (const onnx::ValueInfoProto& in : g.input()) {
     // Before IR version 4, initializers were also listed as inputs.
@@ -361,6 +374,18 @@ absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
     graph.nodes.push_back(std::move(node));
   }
   return graph;
+}
+
+}  // namespace
+
+absl::StatusOr<Graph> GraphFromModelProto(onnx::ModelProto&& model,
+                                          const ModelLimits& limits) {
+  return GraphFromModelProtoReleasing(model, limits, &model);
+}
+
+absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
+                                          const ModelLimits& limits) {
+  return GraphFromModelProtoReleasing(model, limits, nullptr);
 }
 
 absl::StatusOr<Tensor> ConstantTensor(const onnx::GraphProto& graph,

@@ -55,6 +55,12 @@ onnx::ValueInfoProto ValueInfoToProto(const ValueInfo& info);
 // Builds a Graph from a model whose external data is already inlined.
 // Attributes missing from a node are filled from the ONNX op schema's
 // defaults for the model's opset.
+//
+// The rvalue overload frees each initializer's data in `model` as soon as it
+// is converted, so that loading holds the weights once, not twice (a 649 MB
+// model peaked at 1.8 GB before).
+absl::StatusOr<Graph> GraphFromModelProto(onnx::ModelProto&& model,
+                                          const ModelLimits& limits);
 absl::StatusOr<Graph> GraphFromModelProto(const onnx::ModelProto& model,
                                           const ModelLimits& limits);
 

@@ -356,6 +356,24 @@ TEST(GraphConvertTest, RoundTripsAModel) {
             again.SerializeAsString());
 }
 
+// The rvalue overload converts the same graph and frees the model's
+// initializer data as it goes (loading holds the weights once).
+TEST(GraphConvertTest, ConsumingConversionFreesInitializerData) {
+  const onnx::ModelProto m = SmallModel();
+  ASSERT_GT(m.graph().initializer_size(), 0);
+  absl::StatusOr<Graph> kept = GraphFromModelProto(m, ModelLimits());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  onnx::ModelProto consumed = m;
+  absl::StatusOr<Graph> g =
+      GraphFromModelProto(std::move(consumed), ModelLimits());
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(GraphToModelProto(*g, 7, "t").SerializeAsString(),
+            GraphToModelProto(*kept, 7, "t").SerializeAsString());
+  for (const onnx::TensorProto& t : consumed.graph().initializer()) {  // NOLINT
+    EXPECT_EQ(t.ByteSizeLong(), 0u) << "initializer data kept";
+  }
+}
+
 TEST(GraphConvertTest, FillsAttributeDefaultsFromTheOpSchema) {
   absl::StatusOr<Graph> g = GraphFromModelProto(SmallModel(), ModelLimits());
   ASSERT_TRUE(g.ok()) << g.status();

@@ -52,4 +52,9 @@ absl::StatusOr<int64_t> RunHookedPass(const JobContext& ctx, const Graph& graph,
                       });
 }
 
+void JobContext::DropStatistics() {
+  if (rounder != nullptr) rounder->DropStatistics();
+  statistics.reset();
+}
+
 }  // namespace quantd

@@ -48,6 +48,9 @@ struct JobContext {
   void Progress(const std::string& stage, double fraction,
                 const std::string& current_layer = "",
                 const std::string& message = "") const;
+  // Frees the calibration statistics (GPTQ's Hessians) once no layer will
+  // be rounded again; the rounder keeps what it already rounded.
+  void DropStatistics();
 
   const JobPlan& plan;
   const ProgressCallback progress;
@@ -63,6 +66,7 @@ struct JobContext {
   std::vector<WeightSlot> slots;  // prepare; smooth re-finds them
   LayerFacts facts;               // every stage adds to it
   // calibrate
+  // Freed (DropStatistics) once no layer will be rounded again.
   std::unique_ptr<InputStatisticsCollector> statistics;
   std::map<std::string, QuantParams> activation_params;  // by value name
   int64_t calibration_samples = 0;

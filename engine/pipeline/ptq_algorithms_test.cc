@@ -122,8 +122,13 @@ TEST(PtqAlgorithmsTest, AwqBeatsRoundToNearestAtInt4Group32) {
   EXPECT_TRUE(AnyLayerNote(both, "gptq"));
 }
 
-TEST(PtqAlgorithmsTest, PerplexityTargetFallsBackLayers) {
+// With GPTQ too: the int8 fallback layers are rounded by GPTQ after the
+// quantize stage, so the Hessians must outlive it when a target is set.
+class PerplexityTargetTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(PerplexityTargetTest, FallsBackLayers) {
   v1::JobSpec spec = Int4WeightOnly(v1::GRANULARITY_PER_CHANNEL);
+  spec.mutable_algorithms()->mutable_gptq()->set_enabled(GetParam());
   spec.mutable_sensitivity()->set_disabled(false);
   spec.mutable_sensitivity()->set_max_samples(32);
   spec.mutable_accuracy_target()->set_max_perplexity_increase_percent(0.5);
@@ -142,7 +147,10 @@ TEST(PtqAlgorithmsTest, PerplexityTargetFallsBackLayers) {
     }
   }
   EXPECT_EQ(int8_layers, r.fallback_steps_size());
+  if (GetParam()) EXPECT_TRUE(AnyLayerNote(r, "gptq: proxy loss"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Gptq, PerplexityTargetTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace quantd

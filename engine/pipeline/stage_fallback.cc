@@ -82,6 +82,7 @@ absl::Status FallbackStage(JobContext& ctx) {
   }
   *report.mutable_fake_quant() = ctx.fake_quant->metrics;
   ctx.facts.output_sqnr_db = ctx.fake_quant->layer_sqnr;
+  ctx.DropStatistics();  // no layer is rounded after the fallback
   return absl::OkStatus();
 }
 

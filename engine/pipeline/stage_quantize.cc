@@ -1,5 +1,6 @@
 // calibrate and quantize: activation ranges and layer-input statistics in one
 // pass over the calibration data, then every layer rounded into a plan.
+#include <map>
 #include <set>
 
 #include "engine/calibration/calibration_session.h"
@@ -80,6 +81,14 @@ absl::Status QuantizeStage(JobContext& ctx) {
   ctx.rounder = std::make_unique<LayerRounder>(
       ctx.graph, ctx.slots, ctx.plan.rounding, ctx.statistics.get());
   const LayerPrecision requested = RequestedPrecision(ctx.plan.weights);
+  // Without an accuracy target no layer is rounded again, so each input's
+  // statistics (a K x K Hessian for GPTQ) go as soon as the last layer
+  // reading that input is rounded: GPT-2-small's Hessians are 1.08 GB.
+  const bool release_early = !AnyTargetSet(ctx.spec().accuracy_target());
+  std::map<std::string, int> readers_left;  // input value -> slots
+  for (const WeightSlot& slot : ctx.slots) {
+    ++readers_left[ctx.rounder->InputOf(slot)];
+  }
   for (size_t i = 0; i < ctx.slots.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
     const WeightSlot& slot = ctx.slots[i];
@@ -89,10 +98,17 @@ absl::Status QuantizeStage(JobContext& ctx) {
       ctx.facts.algorithms[slot.node].push_back(note);
     }
     ctx.facts.bias_corrected[slot.node] = rounded->bias.has_value();
+    const std::string& input = ctx.rounder->InputOf(slot);
+    if (release_early && --readers_left[input] == 0 &&
+        ctx.statistics != nullptr) {
+      ctx.statistics->Release(input);
+    }
     ctx.Progress("quantize", double(i + 1) / ctx.slots.size(), slot.node);
   }
   QUANTD_ASSIGN_OR_RETURN(ctx.quantization,
                           ctx.rounder->BuildPlan({}, ctx.activation_params));
+  // Sensitivity uses the layers rounded here: free the rest now.
+  if (release_early) ctx.DropStatistics();
   return absl::OkStatus();
 }
 

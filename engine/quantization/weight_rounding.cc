@@ -64,6 +64,12 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     return absl::InternalError(
         absl::StrCat("weight '", slot.initializer, "' disappeared"));
   }
+  if (statistics_dropped_ && (config_.gptq || config_.bias_correction)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "layer '", slot.node, "' at ", LayerPrecisionName(precision),
+        " needs the calibration statistics, which were already freed "
+        "(quantd bug: LayerRounder::DropStatistics called too early)"));
+  }
   const WeightScheme scheme = SchemeAt(config_.scheme, precision);
   const LayerInputStatistics* stats =
       statistics_ != nullptr ? statistics_->Find(InputOf(slot)) : nullptr;
@@ -71,9 +77,11 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
   Tensor rounded;
   if (config_.gptq && w->rank() == 2 && stats != nullptr &&
       !stats->hessian.empty()) {
-    QUANTD_ASSIGN_OR_RETURN(GptqResult g,
-                            GptqQuantize(*w, slot, scheme, stats->hessian,
-                                         stats->rows, config_.gptq_options));
+    QUANTD_ASSIGN_OR_RETURN(
+        GptqResult g, GptqQuantize(*w, slot, scheme,
+                                   std::vector<double>(stats->hessian.begin(),
+                                                       stats->hessian.end()),
+                                   stats->rows, config_.gptq_options));
     char note[96];
     std::snprintf(note, sizeof(note),
                   "gptq: proxy loss %.3gx of round-to-nearest",
@@ -110,6 +118,11 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     }
   }
   return &cache_.emplace(key, std::move(out)).first->second;
+}
+
+void LayerRounder::DropStatistics() {
+  statistics_ = nullptr;
+  statistics_dropped_ = true;
 }
 
 absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(

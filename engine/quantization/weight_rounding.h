@@ -85,6 +85,12 @@ class LayerRounder {
       const std::map<std::string, LayerPrecision>& precisions,
       const std::map<std::string, QuantParams>& activation_params);
 
+  // Forgets the statistics pointer: the caller is about to free them (GPT-2
+  // small's Hessians are 1.08 GB). Layers already rounded stay cached;
+  // rounding a new (layer, precision) that needs the statistics (GPTQ, bias
+  // correction) then fails instead of silently falling back to RTN.
+  void DropStatistics();
+
  private:
   void ExtendRegions(
       const std::map<std::string, QuantParams>& activation_params,
@@ -94,6 +100,7 @@ class LayerRounder {
   std::vector<WeightSlot> slots_;
   RoundingConfig config_;
   const InputStatisticsCollector* statistics_;
+  bool statistics_dropped_ = false;
   std::map<std::string, std::string> input_of_;  // node -> input value
   std::map<std::pair<std::string, LayerPrecision>, RoundedLayer> cache_;
 };

@@ -346,6 +346,34 @@ TEST_F(WeightRoundingTest, GptqWeightsGoIntoThePlan) {
   EXPECT_THAT((*r)->notes[0], HasSubstr("gptq: not applied"));
 }
 
+// The quantize stage frees the statistics once every layer is rounded:
+// cached layers stay usable, and a layer that would need them afterwards is
+// an error, never a silent round-to-nearest.
+TEST_F(WeightRoundingTest, DroppedStatisticsKeepCachedLayersAndRefuseNewOnes) {
+  std::unique_ptr<InputStatisticsCollector> stats = Statistics(true);
+  RoundingConfig config = Config();
+  config.gptq = true;
+  LayerRounder rounder(graph_, slots_, config, stats.get());
+  absl::StatusOr<const RoundedLayer*> before =
+      rounder.Round(Slot("out"), LayerPrecision::kInt4);
+  ASSERT_TRUE(before.ok()) << before.status();
+  stats->Release("r");
+  EXPECT_EQ(stats->Find("r"), nullptr);
+  EXPECT_NE(stats->Find("h"), nullptr);
+  rounder.DropStatistics();
+  stats.reset();
+
+  absl::StatusOr<const RoundedLayer*> again =
+      rounder.Round(Slot("out"), LayerPrecision::kInt4);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *before);
+  absl::StatusOr<const RoundedLayer*> other =
+      rounder.Round(Slot("out"), LayerPrecision::kInt8);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other.status().message()),
+              HasSubstr("statistics, which were already freed"));
+}
+
 // Two layers reading one weight (tied or shared layers) with different
 // inputs: the weight is rounded once, but each quantized layer's input
 // still needs its activation parameters in static mode.
