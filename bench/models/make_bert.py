@@ -6,8 +6,9 @@ W8A8 row.
   input    tokens int64 [B, 128]
   output   logits float32 [B, 2]
 
-The input is not called input_ids: quantd reads a model whose input has
-that name as a next-token LM (issue 13), which an encoder is not. No
+The input is not called input_ids (before issue 13, quantd read a model
+with such an input as a next-token LM; the job spec's evaluation task now
+says what the outputs mean, and its default is classification). No
 attention mask (every position attends to every other), which changes no
 MatMul shape. 110M parameters (438 MB). Generated at bench time, never
 committed; needs Debian's /usr/bin/python3 with python3-torch and

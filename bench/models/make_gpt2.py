@@ -8,9 +8,9 @@ generation runs once per token.
            (per layer: keys and values, per head)
   output   logits float32 [B, 50257]
 
-The token input is not called input_ids: quantd reads a model whose input
-has that name as a sequence LM (rows of T + 1 tokens, next-token
-perplexity), which a one-token step is not. The step does not return the
+The token input is not called input_ids, as the step is not a sequence LM
+(quantd once inferred that from the name; the job's evaluation task says
+it now, and bench/models/make_gpt2_lm.py writes the sequence model). The step does not return the
 updated cache: its cost is one more concat per
 layer, and the benchmark times a step, not a generation loop. lm_head is a
 Linear of its own rather than tied to the token embedding (GPT-2 ties them;
