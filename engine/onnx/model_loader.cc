@@ -366,6 +366,7 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
   if (!model.has_graph()) {
     return absl::InvalidArgumentError("the ONNX model has no graph");
   }
+  int64_t external_data_bytes = 0;
   for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
     if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
     if (base_dir == nullptr) {
@@ -375,8 +376,10 @@ absl::StatusOr<LoadedModel> LoadParsed(onnx::ModelProto model,
           "must be self-contained (save with save_as_external_data=False)"));
     }
     QUANTD_RETURN_IF_ERROR(InlineExternalData(t, *base_dir, options.limits));
+    external_data_bytes += static_cast<int64_t>(t.raw_data().size());
   }
   LoadedModel loaded;
+  loaded.external_data_bytes = external_data_bytes;
   loaded.ir_version = model.ir_version();
   loaded.producer =
       absl::StrCat(model.producer_name(), " ", model.producer_version());

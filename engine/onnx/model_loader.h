@@ -47,6 +47,10 @@ struct LoadedModel {
   // What quantd did to the model's opset beyond ONNX's converter (lowered
   // opset 18+, rewrote old Softmax), for the job report; empty otherwise.
   std::string conversion_note;
+  // Bytes read from external data files (weights kept beside the .onnx
+  // file, as exporters write models over 2 GB): with the file's own size,
+  // the model's size on disk.
+  int64_t external_data_bytes = 0;
 };
 
 // Loads a model from memory. External data is refused: there is no folder to

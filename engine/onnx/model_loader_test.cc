@@ -378,6 +378,8 @@ TEST(ModelLoaderTest, LoadsExternalDataInsideTheModelFolder) {
       LoadModelFromFile(dir.path() + "/model.onnx", NoOpCheck());
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->graph.initializers.at("bias").data<float>()[3], -4.f);
+  // The report's float size adds what came from beside the file.
+  EXPECT_EQ(m->external_data_bytes, 16);
 }
 
 TEST(ModelLoaderTest, RefusesExternalDataOutsideTheModelFolder) {

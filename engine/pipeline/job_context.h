@@ -60,6 +60,7 @@ struct JobContext {
 
   // load, prepare: the float model, prepared; the reference throughout.
   Graph float_graph;
+  int64_t external_data_bytes = 0;  // load: the model's size beyond its file
   // prepare (a copy), smooth (rescaled): the graph that gets quantized.
   Graph graph;
   std::optional<JobData> data;    // prepare

@@ -16,6 +16,7 @@ absl::Status LoadStage(JobContext& ctx) {
     ctx.report().add_warnings(model.conversion_note);
   }
   ctx.float_graph = std::move(model.graph);
+  ctx.external_data_bytes = model.external_data_bytes;
   return absl::OkStatus();
 }
 
