@@ -1,35 +1,69 @@
 #include "engine/quantization/gptq_linear_algebra.h"
 
-#include <cblas.h>
+#include <cblas.h>  // types only: the functions come from dlopen
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 
-// LAPACK's Cholesky factorization and inverse, from OpenBLAS (which
-// implements them blocked and threaded). Fortran calling convention:
-// column-major, arguments by pointer.
-extern "C" {
-void dpotrf_(const char* uplo, const int* n, double* a, const int* lda,
-             int* info);
-void dpotri_(const char* uplo, const int* n, double* a, const int* lda,
-             int* info);
-}
-
 namespace quantd::gptq_la {
 namespace {
+
+// OpenBLAS is opened at run time rather than linked: its pthread build
+// has 60 KB of thread-local storage, which glibc carves out of every
+// thread's stack when the library is linked, and civetweb (the /metrics
+// server) starts threads with small fixed stacks; `quantd serve` crashed
+// in civetweb's first snprintf. A dlopen()ed library's TLS is allocated
+// only in threads that use it.
+struct OpenBlas {
+  decltype(&cblas_dgemm) dgemm = nullptr;
+  decltype(&openblas_set_num_threads) set_num_threads = nullptr;
+  // LAPACK's Cholesky factorization and inverse (Fortran convention:
+  // column-major, arguments by pointer), blocked and threaded in OpenBLAS.
+  void (*dpotrf)(const char*, const int*, double*, const int*, int*) = nullptr;
+  void (*dpotri)(const char*, const int*, double*, const int*, int*) = nullptr;
+};
+
+const OpenBlas* Library() {
+  static const OpenBlas* const library = []() -> const OpenBlas* {
+    void* handle = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    OpenBlas lib;
+    if (handle != nullptr) {
+      lib.dgemm =
+          reinterpret_cast<decltype(lib.dgemm)>(dlsym(handle, "cblas_dgemm"));
+      lib.set_num_threads = reinterpret_cast<decltype(lib.set_num_threads)>(
+          dlsym(handle, "openblas_set_num_threads"));
+      lib.dpotrf =
+          reinterpret_cast<decltype(lib.dpotrf)>(dlsym(handle, "dpotrf_"));
+      lib.dpotri =
+          reinterpret_cast<decltype(lib.dpotri)>(dlsym(handle, "dpotri_"));
+    }
+    if (lib.dgemm == nullptr || lib.set_num_threads == nullptr ||
+        lib.dpotrf == nullptr || lib.dpotri == nullptr) {
+      return nullptr;  // GPTQ's layer notes say so (weight_rounding.cc)
+    }
+    return new OpenBlas(lib);
+  }();
+  return library;
+}
 
 // OpenBLAS sizes its own thread pool from the cores it sees; use as many
 // threads as the job's OpenMP setting (quantd --threads, OMP_NUM_THREADS)
 // so that a worker does not take more cores than it was given.
-void MatchThreads() { openblas_set_num_threads(omp_get_max_threads()); }
+const OpenBlas* ThreadedLibrary() {
+  const OpenBlas* lib = Library();
+  if (lib != nullptr) lib->set_num_threads(omp_get_max_threads());
+  return lib;
+}
 
 // A row-major lower triangle is a column-major upper one, so LAPACK's 'U'
 // works on the row-major lower triangle. False unless positive definite.
-bool CholeskyLowerRowMajor(std::vector<double>& a, int64_t k) {
+bool CholeskyLowerRowMajor(const OpenBlas& lib, std::vector<double>& a,
+                           int64_t k) {
   const int n = static_cast<int>(k);
   int info = 0;
-  dpotrf_("U", &n, a.data(), &n, &info);
+  lib.dpotrf("U", &n, a.data(), &n, &info);
   return info == 0;
 }
 
@@ -86,15 +120,18 @@ void TransposeLowerToUpper(std::vector<double>& h, int64_t k) {
 
 }  // namespace
 
+bool OpenBlasAvailable() { return Library() != nullptr; }
+
 bool InverseHessianFactor(std::vector<double>& h, int64_t k) {
   if (k == 0) return true;
-  MatchThreads();
-  if (!CholeskyLowerRowMajor(h, k)) return false;
+  const OpenBlas* lib = ThreadedLibrary();
+  if (lib == nullptr) return InverseHessianFactorReference(h, k);
+  if (!CholeskyLowerRowMajor(*lib, h, k)) return false;
   const int n = static_cast<int>(k);
   int info = 0;
-  dpotri_("U", &n, h.data(), &n, &info);  // H^-1, row-major lower triangle
+  lib->dpotri("U", &n, h.data(), &n, &info);  // H^-1, row-major lower
   if (info != 0) return false;
-  if (!CholeskyLowerRowMajor(h, k)) return false;  // H^-1 = M M^T
+  if (!CholeskyLowerRowMajor(*lib, h, k)) return false;  // H^-1 = M M^T
   for (double v : h) {
     if (!std::isfinite(v)) return false;
   }
@@ -145,11 +182,15 @@ bool InverseHessianFactorReference(std::vector<double>& h, int64_t k) {
 void SubtractProduct(double* w, int64_t ldw, const double* e, int64_t rows,
                      int64_t nb, const double* u, int64_t ldu, int64_t cols) {
   if (rows == 0 || nb == 0 || cols == 0) return;
-  MatchThreads();
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-              static_cast<int>(cols), static_cast<int>(nb), -1.0, e,
-              static_cast<int>(nb), u, static_cast<int>(ldu), 1.0, w,
-              static_cast<int>(ldw));
+  const OpenBlas* lib = ThreadedLibrary();
+  if (lib == nullptr) {
+    SubtractProductReference(w, ldw, e, rows, nb, u, ldu, cols);
+    return;
+  }
+  lib->dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+             static_cast<int>(cols), static_cast<int>(nb), -1.0, e,
+             static_cast<int>(nb), u, static_cast<int>(ldu), 1.0, w,
+             static_cast<int>(ldw));
 }
 
 void SubtractProductReference(double* w, int64_t ldw, const double* e,
@@ -168,12 +209,13 @@ void SubtractProductReference(double* w, int64_t ldw, const double* e,
 double QuadraticFormSum(const double* d, int64_t rows,
                         const std::vector<double>& h, int64_t k) {
   if (rows == 0 || k == 0) return 0;
-  MatchThreads();
+  const OpenBlas* lib = ThreadedLibrary();
+  if (lib == nullptr) return QuadraticFormSumReference(d, rows, h, k);
   std::vector<double> dh(rows * k);  // D H
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-              static_cast<int>(k), static_cast<int>(k), 1.0, d,
-              static_cast<int>(k), h.data(), static_cast<int>(k), 0.0,
-              dh.data(), static_cast<int>(k));
+  lib->dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+             static_cast<int>(k), static_cast<int>(k), 1.0, d,
+             static_cast<int>(k), h.data(), static_cast<int>(k), 0.0, dh.data(),
+             static_cast<int>(k));
   return Dot(d, dh.data(), rows * k);
 }
 

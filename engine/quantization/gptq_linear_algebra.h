@@ -1,6 +1,9 @@
 // The dense double-precision linear algebra of GPTQ, on OpenBLAS (LAPACK's
 // Cholesky and inverse, BLAS's GEMM), with the scalar loops they replaced
-// kept beside them as references for the tests.
+// kept beside them as references for the tests. OpenBLAS is dlopen()ed on
+// first use; without it (libopenblas0 not installed) every function runs
+// its reference (same results, several times slower) and GPTQ's layer
+// notes in the report say so.
 //
 // GPTQ's cost is O(K^3) per layer for the inverse-Hessian factor and
 // O(N K^2) for the error propagation and the proxy loss; on GPT-2-small's
@@ -27,6 +30,8 @@ namespace quantd::gptq_la {
 // U holds how rounding column i moves the columns after it. `h` (k x k) is
 // overwritten; false if H is not (numerically) positive definite.
 bool InverseHessianFactor(std::vector<double>& h, int64_t k);
+// Whether libopenblas.so.0 was found (the fast paths run).
+bool OpenBlasAvailable();
 bool InverseHessianFactorReference(std::vector<double>& h, int64_t k);
 
 // w[r][col0 + j] -= sum_t e[r][t] * u[t][j] for r < rows, j < cols, t < nb:

@@ -46,6 +46,10 @@ double MaxAbs(const std::vector<double>& v) {
   return m;
 }
 
+// tools/install-deps.sh installs OpenBLAS: without it the comparisons
+// below would compare the references with themselves.
+TEST(OpenBlasTest, IsAvailable) { ASSERT_TRUE(OpenBlasAvailable()); }
+
 // Sizes on both sides of OpenBLAS's blocking (and odd ones).
 class InverseHessianFactorTest : public ::testing::TestWithParam<int64_t> {};
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/passes/int8_regions.h"
 #include "engine/quantization/bias_correction.h"
+#include "engine/quantization/gptq_linear_algebra.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -82,10 +83,13 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
                                    std::vector<double>(stats->hessian.begin(),
                                                        stats->hessian.end()),
                                    stats->rows, config_.gptq_options));
-    char note[96];
+    char note[160];
     std::snprintf(note, sizeof(note),
-                  "gptq: proxy loss %.3gx of round-to-nearest",
-                  g.rtn_loss > 0 ? g.gptq_loss / g.rtn_loss : 1.0);
+                  "gptq: proxy loss %.3gx of round-to-nearest%s",
+                  g.rtn_loss > 0 ? g.gptq_loss / g.rtn_loss : 1.0,
+                  gptq_la::OpenBlasAvailable()
+                      ? ""
+                      : " (libopenblas0 not installed: scalar loops, slower)");
     out.notes.push_back(note);
     out.params = std::move(g.params);
     rounded = g.weights;
