@@ -23,13 +23,13 @@ eval.npz (8 rows) and job.json (paths absolute).
       --spec OUT_DIR/job.json --out OUT_DIR/out
 """
 import argparse
-import json
 import math
 import os
 
-import numpy as np
 import torch
 from torch import nn
+
+from lm_job import write_lm_job
 
 D, HEADS, KV_HEADS, FFN, VOCAB = 2048, 32, 4, 5632, 32000
 HEAD = D // HEADS
@@ -120,32 +120,9 @@ def main():
             if p.dim() > 1:
                 p.normal_(0.0, 0.02)
     params = sum(p.numel() for p in model.parameters())
-    path = os.path.join(out, "model.onnx")
-    example = torch.zeros((1, args.seq), dtype=torch.int64)
-    with torch.no_grad():
-        torch.onnx.export(model, (example,), path, opset_version=17,
-                          input_names=["input_ids"], output_names=["logits"],
-                          dynamic_axes={"input_ids": {0: "B"},
-                                        "logits": {0: "B"}})
-    rng = np.random.default_rng(5)
-    for name, rows in (("calib", args.calibration_rows),
-                       ("eval", args.evaluation_rows)):
-        ids = rng.integers(0, VOCAB, size=(rows, args.seq + 1), dtype=np.int64)
-        np.savez(os.path.join(out, f"{name}.npz"), input_ids=ids)
-    spec = {
-        "displayName": "Llama-shaped 1.1B, int4 g128 weight-only, GPTQ",
-        "model": {"path": path},
-        "evaluation": {"task": "EVALUATION_TASK_LANGUAGE_MODEL"},
-        "calibrationData": {"path": os.path.join(out, "calib.npz")},
-        "evaluationData": {"path": os.path.join(out, "eval.npz")},
-        "mode": "QUANT_MODE_WEIGHT_ONLY",
-        "weights": {"type": "QUANT_DATA_TYPE_INT4",
-                    "granularity": "GRANULARITY_PER_GROUP", "groupSize": 128},
-        "algorithms": {"gptq": {"enabled": True, "blockSize": 128,
-                                "dampPercent": 0.01}},
-    }
-    with open(os.path.join(out, "job.json"), "w") as f:
-        json.dump(spec, f, indent=1)
+    path = write_lm_job(model, out, VOCAB, args.seq, args.calibration_rows,
+                        args.evaluation_rows, seed=5,
+                        display_name="Llama-shaped 1.1B, int4 g128 weight-only, GPTQ")
     print(f"wrote {path} ({params / 1e9:.2f}B parameters), calib.npz, "
           f"eval.npz and job.json (seq {args.seq})")
 
