@@ -278,6 +278,7 @@ absl::StatusOr<Node> WeightDequantizer(QdqBuild& b, const std::string& name,
   dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
   dq.inputs = {q_name, scale_name, zp_name};
   dq.outputs = {g.UniqueName(absl::StrCat(name, "_dequantized"))};
+  b.out.dequantized_weights[dq.outputs[0]] = name;
   if (p.axis >= 0) dq.attributes.Set("axis", IntAttribute(p.axis));
   if (p.group_size > 0) {
     dq.attributes.Set("block_size", IntAttribute(p.group_size));

@@ -45,6 +45,7 @@
 #ifndef QUANTD_ENGINE_EXPORT_QDQ_EXPORT_H_
 #define QUANTD_ENGINE_EXPORT_QDQ_EXPORT_H_
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -77,6 +78,9 @@ struct QdqGraph {
   // Initializers to write as 4-bit tensors (INT4 for s8 holders, UINT4 for
   // u8 holders).
   std::set<std::string> four_bit_initializers;
+  // Output of each weight's DequantizeLinear -> the float weight it stands
+  // for (the fake-quant executor shares the plan's on-grid weights).
+  std::map<std::string, std::string> dequantized_weights;
   int64_t ir_version = 8;
 };
 

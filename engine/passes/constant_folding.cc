@@ -89,6 +89,7 @@ class Folder {
     }
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       if (!node.outputs[i].empty()) {
+        if (options_.on_folded) options_.on_folded(node.outputs[i], outputs[i]);
         graph_.initializers[node.outputs[i]] = std::move(outputs[i]);
       }
     }

@@ -15,6 +15,7 @@
 #define QUANTD_ENGINE_PASSES_CONSTANT_FOLDING_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/status.h"
 #include "engine/ir/graph.h"
@@ -31,6 +32,11 @@ struct FoldingOptions {
   // A folded output larger than this stays a node (ConstantOfShape or Tile
   // could otherwise bloat the model).
   int64_t max_folded_elements = int64_t{1} << 24;
+  // Called with each folded output before it becomes an initializer; the
+  // callee may replace the tensor with an equal one it already holds, so
+  // the graph shares that instead of keeping a second copy (the fake-quant
+  // executor swaps in GPTQ's on-grid weights this way, one at a time).
+  std::function<void(const std::string& value, Tensor& folded)> on_folded;
 };
 
 absl::Status FoldConstants(Graph& graph, const OpRegistry& registry,

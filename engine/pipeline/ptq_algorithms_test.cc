@@ -147,7 +147,9 @@ TEST_P(PerplexityTargetTest, FallsBackLayers) {
     }
   }
   EXPECT_EQ(int8_layers, r.fallback_steps_size());
-  if (GetParam()) EXPECT_TRUE(AnyLayerNote(r, "gptq: proxy loss"));
+  if (GetParam()) {
+    EXPECT_TRUE(AnyLayerNote(r, "gptq: proxy loss"));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Gptq, PerplexityTargetTest, ::testing::Bool());
