@@ -92,10 +92,15 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
   const int64_t rows = reference.num_elements() / classes;
   const float* r = reference.data<float>();
   const float* c = candidate.data<float>();
+  int64_t agree = 0;
+  // Rows are independent; a language model's 1024 rows of 50257 logits per
+  // batch made these loops ~15% of a GPT-2 job (perf, issue 13).
+#pragma omp parallel for reduction(+ : agree) if (rows * classes > (1 << 20))
   for (int64_t i = 0; i < rows; ++i) {
-    agree_ +=
+    agree +=
         ArgMax(r + i * classes, classes) == ArgMax(c + i * classes, classes);
   }
+  agree_ += agree;
   positions_ += rows;
   if (labels.defined()) {
     if (reference.rank() != 2 || labels.num_elements() != n ||
@@ -125,17 +130,23 @@ absl::Status EvaluationAccumulator::Add(const Tensor& reference,
                        " do not match the language model's output ",
                        reference.DebugString()));
     }
+    const int64_t* tokens = targets.data<int64_t>();
     for (int64_t i = 0; i < rows; ++i) {
-      const int64_t t = targets.data<int64_t>()[i];
-      if (t < 0 || t >= classes) {
+      if (tokens[i] < 0 || tokens[i] >= classes) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "token id ", t, " is outside the vocabulary [0, ", classes,
+            "token id ", tokens[i], " is outside the vocabulary [0, ", classes,
             ") of the output; if the model is not a next-token language "
             "model, set evaluation.task"));
       }
-      ref_nll_ += NegLogLikelihood(r + i * classes, classes, t);
-      cand_nll_ += NegLogLikelihood(c + i * classes, classes, t);
     }
+    double ref_nll = 0, cand_nll = 0;
+#pragma omp parallel for reduction(+ : ref_nll, cand_nll) if (rows * classes > (1 << 20))
+    for (int64_t i = 0; i < rows; ++i) {
+      ref_nll += NegLogLikelihood(r + i * classes, classes, tokens[i]);
+      cand_nll += NegLogLikelihood(c + i * classes, classes, tokens[i]);
+    }
+    ref_nll_ += ref_nll;
+    cand_nll_ += cand_nll;
     tokens_ += rows;
   }
   return absl::OkStatus();
