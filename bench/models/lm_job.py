@@ -4,15 +4,31 @@ share: the export of a model with one input_ids [B, T] input and logits
 first T and is scored on predicting tokens 2..T+1), and issue 13's job
 spec for it (int4 g128 weight-only with GPTQ).
 
-  from lm_job import write_lm_job
-  write_lm_job(model, out_dir, vocab=32000, seq=128, calibration_rows=32,
-               evaluation_rows=8, seed=5, display_name="...")
+  from lm_job import parse_lm_arguments, write_lm_job
+  args = parse_lm_arguments(ap)   # OUT, --seq, --calibration-rows, ...
+  write_lm_job(model, args.out, vocab=32000, seq=args.seq, ...)
 """
+import argparse
 import json
 import os
 
 import numpy as np
 import torch
+
+
+def parse_lm_arguments(ap=None):
+    """Adds the arguments every sequence-LM fixture takes (OUT, --seq,
+    --calibration-rows, --evaluation-rows) to `ap`, parses them, and makes
+    args.out an existing absolute folder."""
+    ap = ap or argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--calibration-rows", type=int, default=32)
+    ap.add_argument("--evaluation-rows", type=int, default=8)
+    args = ap.parse_args()
+    args.out = os.path.abspath(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    return args
 
 
 def write_lm_job(model, out, vocab, seq, calibration_rows, evaluation_rows,

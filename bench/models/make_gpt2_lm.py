@@ -26,12 +26,11 @@ rows), eval.npz (8 rows) and job.json (paths absolute).
 """
 import argparse
 import math
-import os
 
 import torch
 from torch import nn
 
-from lm_job import write_lm_job
+from lm_job import parse_lm_arguments, write_lm_job
 
 D, HEADS, LAYERS, VOCAB, POSITIONS = 768, 12, 12, 50257, 1024
 HEAD = D // HEADS
@@ -77,13 +76,8 @@ class LanguageModel(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--calibration-rows", type=int, default=32)
-    ap.add_argument("--evaluation-rows", type=int, default=8)
-    args = ap.parse_args()
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
+    args = parse_lm_arguments(ap)
+    out = args.out
     torch.manual_seed(2)
     model = LanguageModel(args.seq).eval()
     with torch.no_grad():  # GPT-2's initialization scale

@@ -24,12 +24,11 @@ eval.npz (8 rows) and job.json (paths absolute).
 """
 import argparse
 import math
-import os
 
 import torch
 from torch import nn
 
-from lm_job import write_lm_job
+from lm_job import parse_lm_arguments, write_lm_job
 
 D, HEADS, KV_HEADS, FFN, VOCAB = 2048, 32, 4, 5632, 32000
 HEAD = D // HEADS
@@ -105,14 +104,9 @@ class LanguageModel(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("out")
     ap.add_argument("--layers", type=int, default=22)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--calibration-rows", type=int, default=32)
-    ap.add_argument("--evaluation-rows", type=int, default=8)
-    args = ap.parse_args()
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
+    args = parse_lm_arguments(ap)
+    out = args.out
     torch.manual_seed(4)
     model = LanguageModel(args.layers, args.seq).eval()
     with torch.no_grad():
