@@ -176,6 +176,9 @@ absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
   };
   PipelineOptions options;
   options.checkpoint_path = CheckpointPath(job);
+  // One blob per model: uploaded models are self-contained and under
+  // protobuf's limit, and so is their quantized model.
+  options.allow_external_data = false;
   absl::StatusOr<PipelineResult> result =
       RunPipeline(plan, progress, cancelled, options);
   if (!result.ok()) {

@@ -153,7 +153,8 @@ void PrintLayers(const v1::QuantizationReport& r) {
   }
 }
 
-void PrintSummary(const v1::QuantizationReport& r, const std::string& dir) {
+void PrintSummary(const PipelineResult& result, const std::string& dir) {
+  const v1::QuantizationReport& r = result.report;
   PrintEvaluation("fake-quant", r.fake_quant());
   const char* quantized =
       r.spec().mode() == v1::QUANT_MODE_WEIGHT_ONLY ? "weight-only" : "int8";
@@ -182,6 +183,10 @@ void PrintSummary(const v1::QuantizationReport& r, const std::string& dir) {
   }
   std::printf("wrote       %s/%s and %s/%s\n", dir.c_str(), kModelArtifact,
               dir.c_str(), kReportArtifact);
+  if (!result.model_external_data.empty()) {
+    std::printf("            %s/%s (the model's weights; keep it beside it)\n",
+                dir.c_str(), kModelDataArtifact);
+  }
 }
 
 // Plans, runs and writes the job; an error's code picks the exit code
@@ -222,7 +227,7 @@ absl::Status RunJob(const RunJobFlags& flags) {
   }
   MaybePushMetrics(flags, spec, "succeeded", seconds, &result->report);
   std::remove(pipeline_options.checkpoint_path.c_str());
-  PrintSummary(result->report, flags.out_dir);
+  PrintSummary(*result, flags.out_dir);
   return absl::OkStatus();
 }
 

@@ -14,9 +14,12 @@ constexpr char kDescription[] =
     R"(Runs one quantization job without a server: reads the job spec (the
 JobSpec message of proto/quantd/v1/job_spec.proto, as protobuf JSON),
 quantizes, evaluates against the float model, and writes into DIR:
-  model.quant.onnx   the quantized model (QDQ ONNX)
-  report.json        the QuantizationReport
-Both appear together or not at all. QAT jobs checkpoint into
+  model.quant.onnx       the quantized model (QDQ ONNX)
+  model.quant.onnx.data  its weights, when they are kept outside the .onnx
+                         file (models loaded with external data, or past
+                         protobuf's 2 GiB); keep it beside the model
+  report.json            the QuantizationReport
+They appear together or not at all. QAT jobs checkpoint into
 DIR/.quantd-qat-checkpoint.npz (qat.checkpoint_every_steps); a rerun with
 the same DIR resumes from it, and it is removed when the job succeeds.
 In the spec, model/data refs use "path" (relative to the current

@@ -1,6 +1,7 @@
 #include "engine/export/qdq_export.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -363,35 +364,88 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
   return out;
 }
 
-absl::StatusOr<onnx::ModelProto> ExportQdqModel(
-    const Graph& graph, const QuantizationPlan& plan,
-    const QdqExportOptions& options) {
-  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan, options));
+namespace {
+
+// The model proto of an export, taking the graph apart as it goes: each
+// initializer's tensor is released once it is protobuf, so the quantized
+// weights are held once, not twice. 4-bit holders are packed here.
+onnx::ModelProto QdqGraphToModelProto(QdqGraph&& qdq,
+                                      const QdqExportOptions& options) {
+  std::map<std::string, Tensor> initializers;  // sorted: deterministic files
+  for (auto& [name, t] : qdq.graph.initializers) {
+    initializers.emplace(name, std::move(t));
+  }
+  qdq.graph.initializers.clear();
   onnx::ModelProto model =
       GraphToModelProto(qdq.graph, qdq.ir_version, options.producer_name);
   if (!options.producer_version.empty()) {
     model.set_producer_version(options.producer_version);
   }
-  for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
-    if (!qdq.four_bit_initializers.contains(t.name())) continue;
-    const Tensor& holder = qdq.graph.initializers.at(t.name());
-    t.set_data_type(holder.dtype() == DataType::kInt8 ? kOnnxInt4 : kOnnxUInt4);
-    t.set_raw_data(PackFourBit(holder));
+  onnx::GraphProto* g = model.mutable_graph();
+  for (auto it = initializers.begin(); it != initializers.end();
+       it = initializers.erase(it)) {
+    const auto& [name, t] = *it;
+    onnx::TensorProto* proto = g->add_initializer();
+    if (!qdq.four_bit_initializers.contains(name)) {
+      *proto = TensorToProto(t, name);
+      continue;
+    }
+    proto->set_name(name);
+    proto->set_data_type(t.dtype() == DataType::kInt8 ? kOnnxInt4 : kOnnxUInt4);
+    for (int64_t d : t.shape()) proto->add_dims(d);
+    proto->set_raw_data(PackFourBit(t));
   }
   return model;
+}
+
+}  // namespace
+
+absl::StatusOr<onnx::ModelProto> ExportQdqModel(
+    const Graph& graph, const QuantizationPlan& plan,
+    const QdqExportOptions& options) {
+  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan, options));
+  return QdqGraphToModelProto(std::move(qdq), options);
+}
+
+absl::StatusOr<ExportedModel> ExportQdqModelFiles(
+    const Graph& graph, const QuantizationPlan& plan,
+    const QdqExportOptions& options) {
+  QUANTD_ASSIGN_OR_RETURN(onnx::ModelProto model,
+                          ExportQdqModel(graph, plan, options));
+  ExportedModel out;
+  const bool too_large =
+      static_cast<int64_t>(model.ByteSizeLong()) > options.max_inline_bytes;
+  if (too_large || options.prefer_external_data) {
+    if (options.external_data_location.empty()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the quantized model is ", model.ByteSizeLong(),
+          " bytes, more than one ONNX file can hold (",
+          options.max_inline_bytes,
+          "); it needs external data, which this export path cannot write "
+          "(use `quantd run-job`, which writes it beside the model)"));
+    }
+    QUANTD_RETURN_IF_ERROR(
+        MoveToExternalData(&model, options.external_data_location,
+                           options.external_data, &out.external_data));
+  }
+  if (static_cast<int64_t>(model.ByteSizeLong()) > kProtobufMaxBytes ||
+      !model.SerializeToString(&out.model_bytes)) {
+    return absl::InternalError(
+        absl::StrCat("serializing the QDQ model failed (", model.ByteSizeLong(),
+                     " bytes without the external data)"));
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> ExportQdqModelBytes(
     const Graph& graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
-  QUANTD_ASSIGN_OR_RETURN(onnx::ModelProto model,
-                          ExportQdqModel(graph, plan, options));
-  std::string bytes;
-  if (!model.SerializeToString(&bytes)) {
-    return absl::InternalError(
-        "serializing the QDQ model failed (is it larger than 2 GiB?)");
-  }
-  return bytes;
+  QdqExportOptions inline_only = options;
+  inline_only.external_data_location.clear();
+  inline_only.prefer_external_data = false;
+  QUANTD_ASSIGN_OR_RETURN(ExportedModel files,
+                          ExportQdqModelFiles(graph, plan, inline_only));
+  return std::move(files.model_bytes);
 }
 
 }  // namespace quantd

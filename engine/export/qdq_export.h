@@ -51,6 +51,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/export/external_data.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/quantization_plan.h"
 #include "onnx/onnx_pb.h"
@@ -61,9 +62,29 @@ namespace quantd {
 inline constexpr int32_t kOnnxUInt4 = 21;
 inline constexpr int32_t kOnnxInt4 = 22;
 
+// Protobuf refuses to serialize a message of 2 GiB or more.
+inline constexpr int64_t kProtobufMaxBytes = (int64_t{2} << 30) - 1;
+
 struct QdqExportOptions {
   std::string producer_name = "quantd";
   std::string producer_version;
+  // ExportQdqModelFiles only. With a location (a file name beside the
+  // model), the weights go to that file when prefer_external_data is set
+  // (the source model kept its weights outside) or when the model would not
+  // fit in one protobuf (more than max_inline_bytes); without one, such a
+  // model fails to export (ResourceExhausted).
+  std::string external_data_location;
+  bool prefer_external_data = false;
+  int64_t max_inline_bytes = kProtobufMaxBytes;
+  ExternalDataOptions external_data;
+};
+
+// The files of an exported model.
+struct ExportedModel {
+  std::string model_bytes;  // the .onnx file
+  // The file named by QdqExportOptions::external_data_location; empty when
+  // the model is self-contained.
+  std::string external_data;
 };
 
 // The exported graph before it becomes a protobuf: runnable by quantd's own
@@ -101,7 +122,16 @@ absl::StatusOr<onnx::ModelProto> ExportQdqModel(
     const Graph& graph, const QuantizationPlan& plan,
     const QdqExportOptions& options = {});
 
-// ExportQdqModel serialized: the bytes of a .onnx file.
+// ExportQdqModel serialized, with its weights in an external data file when
+// the options say so (see QdqExportOptions). Peak memory is about the model
+// once, plus its serialized bytes when it is self-contained: the quantized
+// tensors are freed as they become protobuf, and each moves to the data
+// buffer as it is written there.
+absl::StatusOr<ExportedModel> ExportQdqModelFiles(
+    const Graph& graph, const QuantizationPlan& plan,
+    const QdqExportOptions& options);
+
+// ExportQdqModel serialized as one self-contained .onnx file.
 absl::StatusOr<std::string> ExportQdqModelBytes(
     const Graph& graph, const QuantizationPlan& plan,
     const QdqExportOptions& options = {});

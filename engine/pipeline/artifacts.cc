@@ -5,8 +5,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
 #include "util/status_macros.h"
 
@@ -58,8 +60,10 @@ absl::Status WriteArtifacts(const std::string& dir,
   }
   const std::string tmp = tmpl;
   auto cleanup = [&] {
-    std::remove(absl::StrCat(tmp, "/", kModelArtifact).c_str());
-    std::remove(absl::StrCat(tmp, "/", kReportArtifact).c_str());
+    for (const char* name :
+         {kModelDataArtifact, kModelArtifact, kReportArtifact}) {
+      std::remove(absl::StrCat(tmp, "/", name).c_str());
+    }
     rmdir(tmp.c_str());
   };
   absl::StatusOr<std::string> report = ReportToJson(result.report);
@@ -67,8 +71,15 @@ absl::Status WriteArtifacts(const std::string& dir,
     cleanup();
     return report.status();
   }
-  const std::pair<const char*, std::string> files[] = {
-      {kModelArtifact, result.model_bytes}, {kReportArtifact, *report}};
+  // Views, not copies: the model may be gigabytes. In rename order: the
+  // data, then the model that points into it, then the report, so a report
+  // on disk means its model is complete.
+  std::vector<std::pair<const char*, absl::string_view>> files;
+  if (!result.model_external_data.empty()) {
+    files.emplace_back(kModelDataArtifact, result.model_external_data);
+  }
+  files.emplace_back(kModelArtifact, result.model_bytes);
+  files.emplace_back(kReportArtifact, *report);
   for (const auto& [name, bytes] : files) {
     const std::string path = absl::StrCat(tmp, "/", name);
     FILE* f = std::fopen(path.c_str(), "wb");
@@ -81,7 +92,9 @@ absl::Status WriteArtifacts(const std::string& dir,
       return absl::InternalError(absl::StrCat("cannot write '", path, "'"));
     }
   }
-  // The model first, then the report: a report on disk means its model is.
+  if (result.model_external_data.empty()) {
+    std::remove(absl::StrCat(dir, "/", kModelDataArtifact).c_str());
+  }
   for (const auto& [name, bytes] : files) {
     if (std::rename(absl::StrCat(tmp, "/", name).c_str(),
                     absl::StrCat(dir, "/", name).c_str()) != 0) {

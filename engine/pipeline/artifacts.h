@@ -18,6 +18,9 @@ namespace quantd {
 
 struct PipelineResult {
   std::string model_bytes;  // the quantized QDQ ONNX model
+  // The model's external data file (kModelDataArtifact), which its large
+  // initializers point into; empty when the model is self-contained.
+  std::string model_external_data;
   v1::QuantizationReport report;
   // The exported model as quantd's executor runs it (4-bit values in 8-bit
   // holders), when PipelineOptions::keep_qdq_graph asked for it: tests
@@ -28,10 +31,15 @@ struct PipelineResult {
 // File names inside an output folder.
 inline constexpr char kModelArtifact[] = "model.quant.onnx";
 inline constexpr char kReportArtifact[] = "report.json";
+// Written only for models with external data; the model names it, so it must
+// stay beside the model under this name.
+inline constexpr char kModelDataArtifact[] = "model.quant.onnx.data";
 
-// Writes model.quant.onnx and report.json into `dir` (created if missing)
-// through a temporary folder and renames, so that a failure leaves neither
-// file behind and readers never see a partial one.
+// Writes model.quant.onnx (and model.quant.onnx.data when the model has
+// external data) and report.json into `dir` (created if missing) through a
+// temporary folder and renames, so that a failure leaves none of them behind
+// and readers never see a partial one. A data file left by an earlier job in
+// `dir` is removed when this model has none: it would not belong to it.
 absl::Status WriteArtifacts(const std::string& dir,
                             const PipelineResult& result);
 

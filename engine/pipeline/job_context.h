@@ -34,6 +34,13 @@ struct PipelineOptions {
   bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
   // QAT: where training checkpoints go (and are resumed from); empty: none.
   std::string checkpoint_path;
+  // Export: whether the model may be written with an external data file
+  // (PipelineResult::model_external_data). It is when the source model had
+  // one or the model would pass max_inline_model_bytes (protobuf's 2 GiB
+  // limit; tests lower it). The server stores one blob per model and sets
+  // this false: such a model then fails to export with a message.
+  bool allow_external_data = true;
+  int64_t max_inline_model_bytes = (int64_t{2} << 30) - 1;
 };
 
 struct JobContext {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/export/external_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
@@ -296,6 +297,39 @@ TEST(PtqPipelineInputTest, ExplainsBadJobs) {
   r = RunBatchJob(spec);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("model input 'input'"));
+}
+
+// A model that came with its weights in an external data file is written
+// back the same way, however small: the user's tooling expects that layout.
+TEST(ExternalDataPipelineTest, ModelLoadedWithExternalDataIsWrittenWithIt) {
+  std::ifstream in(Data("fmnist_cnn/model.onnx"), std::ios::binary);
+  onnx::ModelProto model;
+  ASSERT_TRUE(model.ParseFromIstream(&in));
+  std::string data;
+  ASSERT_TRUE(MoveToExternalData(&model, "weights.bin", {}, &data).ok());
+  ASSERT_FALSE(data.empty());
+  const std::string dir = ::testing::TempDir() + "/external_model";
+  std::system(absl::StrCat("mkdir -p '", dir, "'").c_str());
+  std::ofstream(dir + "/model.onnx", std::ios::binary)
+      << model.SerializeAsString();
+  std::ofstream(dir + "/weights.bin", std::ios::binary) << data;
+
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.mutable_model()->set_path(dir + "/model.onnx");
+  spec.mutable_sensitivity()->set_disabled(true);
+  absl::StatusOr<PipelineResult> r = RunBatchJob(spec);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->model_external_data.empty());
+  onnx::ModelProto out;
+  ASSERT_TRUE(out.ParseFromString(r->model_bytes));
+  int external = 0;
+  for (const onnx::TensorProto& t : out.graph().initializer()) {
+    external += t.data_location() == onnx::TensorProto::EXTERNAL;
+  }
+  EXPECT_GT(external, 0);
+  // The float size counts the data file, not only the 1-KB .onnx file.
+  EXPECT_GT(r->report.size().float_bytes(),
+            static_cast<int64_t>(model.ByteSizeLong() + data.size() / 2));
 }
 
 }  // namespace

@@ -53,9 +53,17 @@ absl::Status ExportStage(JobContext& ctx) {
       &ctx.report());
   QdqExportOptions options;
   options.producer_version = QUANTD_VERSION;
+  if (ctx.options.allow_external_data) {
+    options.external_data_location = kModelDataArtifact;
+    // A model that came with its weights beside it goes back the same way.
+    options.prefer_external_data = ctx.external_data_bytes > 0;
+  }
+  options.max_inline_bytes = ctx.options.max_inline_model_bytes;
   QUANTD_ASSIGN_OR_RETURN(
-      ctx.result.model_bytes,
-      ExportQdqModelBytes(ctx.graph, *ctx.quantization, options));
+      ExportedModel files,
+      ExportQdqModelFiles(ctx.graph, *ctx.quantization, options));
+  ctx.result.model_bytes = std::move(files.model_bytes);
+  ctx.result.model_external_data = std::move(files.external_data);
   if (ctx.options.keep_qdq_graph) {
     QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq,
                             BuildQdqGraph(ctx.graph, *ctx.quantization));
@@ -70,8 +78,8 @@ absl::Status BenchmarkStage(JobContext& ctx) {
   // "0.00x smaller" before.
   size->set_float_bytes(FileSize(ctx.plan.paths.model) +
                         ctx.external_data_bytes);
-  size->set_quantized_bytes(
-      static_cast<int64_t>(ctx.result.model_bytes.size()));
+  size->set_quantized_bytes(static_cast<int64_t>(
+      ctx.result.model_bytes.size() + ctx.result.model_external_data.size()));
   size->set_compression_ratio(size->quantized_bytes() > 0
                                   ? double(size->float_bytes()) /
                                         size->quantized_bytes()

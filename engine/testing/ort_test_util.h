@@ -70,10 +70,14 @@ inline constexpr char kOrtUnoptimized[] = "--no-opt";
 inline constexpr char kOrtOptimizedFloatMatMulNBits[] =
     "--config=session.qdq_matmulnbits_accuracy_level=0";
 
-// Runs model bytes in ONNX Runtime; returns the named outputs.
+// Runs model bytes in ONNX Runtime; returns the named outputs. A model with
+// external data comes with the data file's bytes and the name the model
+// gives it (written beside the model).
 inline absl::StatusOr<std::vector<Tensor>> RunOrt(
     const std::string& model_bytes, const TensorMap& feeds,
-    const std::vector<std::string>& outputs, const std::string& flags) {
+    const std::vector<std::string>& outputs, const std::string& flags,
+    const std::string& external_data = "",
+    const std::string& external_data_name = "") {
   std::string tmpl = ::testing::TempDir() + "/qdq_ort_XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {
     return absl::InternalError("mkdtemp failed");
@@ -81,6 +85,10 @@ inline absl::StatusOr<std::vector<Tensor>> RunOrt(
   const std::string dir = tmpl;
   const std::string model = dir + "/model.onnx";
   if (absl::Status s = WriteFile(model, model_bytes); !s.ok()) return s;
+  if (!external_data_name.empty()) {
+    absl::Status s = WriteFile(dir + "/" + external_data_name, external_data);
+    if (!s.ok()) return s;
+  }
   mkdir((dir + "/in").c_str(), 0755);
   for (const auto& [name, t] : feeds) {
     absl::Status s = WriteFile(dir + "/in/" + name + ".npy", SerializeNpy(t));

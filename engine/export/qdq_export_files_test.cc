@@ -1,0 +1,108 @@
+// ExportQdqModelFiles: when a model's weights go to an external data file,
+// and that the two files hold the same model as the self-contained export.
+#include <random>
+
+#include "engine/export/qdq_export.h"
+#include "engine/testing/qdq_test_util.h"
+#include "gtest/gtest.h"
+
+namespace quantd {
+namespace {
+
+// y = x[4,256] MatMul w[256,64]: a 16 KB int8 weight, over the 1 KB
+// external-data threshold.
+Graph MatMulGraph() {
+  Graph g;
+  g.name = "matmul";
+  g.opset = 17;
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DataType::kFloat32;
+  g.inputs = {x};
+  ValueInfo y = x;
+  y.name = "y";
+  g.outputs = {y};
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  Tensor w(DataType::kFloat32, {256, 64});
+  for (float& v : w.mutable_span<float>()) v = dist(rng);
+  g.initializers["w"] = w;
+  Node n;
+  n.name = "matmul";
+  n.op_type = "MatMul";
+  n.inputs = {"x", "w"};
+  n.outputs = {"y"};
+  g.nodes = {n};
+  return g;
+}
+
+QuantizationPlan WeightPlan(const Graph& g) {
+  QuantizationPlan plan;
+  plan.weights["w"] = qdq_test::S8PerChannel(*g.FindInitializer("w"), 1, 127);
+  return plan;
+}
+
+// The model with its external tensors put back inline: what the two files
+// mean together.
+onnx::ModelProto Inlined(const ExportedModel& files) {
+  onnx::ModelProto model;
+  EXPECT_TRUE(model.ParseFromString(files.model_bytes));
+  for (onnx::TensorProto& t : *model.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    size_t offset = 0, length = 0;
+    for (const auto& e : t.external_data()) {
+      if (e.key() == "offset") offset = std::stoul(e.value());
+      if (e.key() == "length") length = std::stoul(e.value());
+    }
+    t.set_raw_data(files.external_data.substr(offset, length));
+    t.clear_external_data();
+    t.clear_data_location();
+  }
+  return model;
+}
+
+TEST(ExportQdqModelFilesTest, SelfContainedByDefault) {
+  const Graph g = MatMulGraph();
+  QdqExportOptions options;
+  options.external_data_location = "m.data";
+  absl::StatusOr<ExportedModel> files =
+      ExportQdqModelFiles(g, WeightPlan(g), options);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_TRUE(files->external_data.empty());
+  absl::StatusOr<std::string> bytes = ExportQdqModelBytes(g, WeightPlan(g));
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(files->model_bytes, *bytes);
+}
+
+TEST(ExportQdqModelFilesTest, TooLargeOrPreferredGoesExternalSameModel) {
+  const Graph g = MatMulGraph();
+  absl::StatusOr<std::string> whole = ExportQdqModelBytes(g, WeightPlan(g));
+  ASSERT_TRUE(whole.ok());
+  for (const bool prefer : {false, true}) {
+    QdqExportOptions options;
+    options.external_data_location = "m.data";
+    options.prefer_external_data = prefer;
+    if (!prefer) options.max_inline_bytes = 4096;
+    absl::StatusOr<ExportedModel> files =
+        ExportQdqModelFiles(g, WeightPlan(g), options);
+    ASSERT_TRUE(files.ok()) << files.status();
+    EXPECT_EQ(files->external_data.size(), 256u * 64u) << prefer;
+    EXPECT_LT(files->model_bytes.size(), 4096u);
+    EXPECT_EQ(Inlined(*files).SerializeAsString(), *whole) << prefer;
+  }
+}
+
+TEST(ExportQdqModelFilesTest, TooLargeWithoutALocationSaysWhatToUse) {
+  const Graph g = MatMulGraph();
+  QdqExportOptions options;
+  options.max_inline_bytes = 4096;
+  absl::StatusOr<ExportedModel> files =
+      ExportQdqModelFiles(g, WeightPlan(g), options);
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(files.status().message().find("quantd run-job"),
+            absl::string_view::npos)
+      << files.status();
+}
+
+}  // namespace
+}  // namespace quantd
