@@ -21,6 +21,7 @@
 #include "engine/evaluation/pipeline_evaluation.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/quantization_plan.h"
+#include "engine/passes/graph_segments.h"
 #include "engine/pipeline/artifacts.h"
 #include "engine/pipeline/job_data.h"
 #include "engine/pipeline/job_plan.h"
@@ -78,6 +79,9 @@ struct JobContext {
   std::unique_ptr<InputStatisticsCollector> statistics;
   std::map<std::string, QuantParams> activation_params;  // by value name
   int64_t calibration_samples = 0;
+  // Sequential GPTQ (sequential_rounding.h): the graph cut between blocks;
+  // empty when calibrate gathered every layer's statistics in one pass.
+  std::vector<GraphSegment> segments;
   // quantize (plan), train and fallback (replace it)
   std::unique_ptr<LayerRounder> rounder;
   std::optional<QuantizationPlan> quantization;

@@ -82,6 +82,24 @@ TEST(PtqAlgorithmsTest, GptqClosesAtLeastHalfOfTheInt4PerChannelGap) {
   EXPECT_TRUE(AnyLayerNote(gptq, "gptq: proxy loss"));
 }
 
+// Block-by-block GPTQ (the default) sees the error of the blocks before
+// each layer and compensates for it; one-pass GPTQ rounds every layer
+// against the float model's inputs.
+TEST(PtqAlgorithmsTest, SequentialGptqBeatsOnePassGptq) {
+  v1::JobSpec spec = Int4WeightOnly(v1::GRANULARITY_PER_CHANNEL);
+  spec.mutable_algorithms()->mutable_gptq()->set_enabled(true);
+  const v1::QuantizationReport sequential = RunJob(spec);
+  spec.mutable_algorithms()->mutable_gptq()->set_one_pass(true);
+  const v1::QuantizationReport one_pass = RunJob(spec);
+  const double seq_gap = sequential.fake_quant().perplexity_delta_percent();
+  const double one_gap = one_pass.fake_quant().perplexity_delta_percent();
+  std::printf("int4 per-channel GPTQ: sequential +%.3f%%, one pass +%.3f%%\n",
+              seq_gap, one_gap);
+  EXPECT_LT(seq_gap, one_gap);
+  EXPECT_TRUE(AnyLayerNote(sequential, "gptq: sequential, block"));
+  EXPECT_FALSE(AnyLayerNote(one_pass, "gptq: sequential"));
+}
+
 // WEIGHT_ONLY jobs run the quantized model on the weight-only kernel: its
 // evaluation is the QDQ artifact's (fake quant) up to f32 rounding, and the
 // report says what ran and the weight bytes each model held.
@@ -124,6 +142,7 @@ TEST(PtqAlgorithmsTest, AwqBeatsRoundToNearestAtInt4Group32) {
 
 // With GPTQ too: the int8 fallback layers are rounded by GPTQ after the
 // quantize stage, so the Hessians must outlive it when a target is set.
+// (Sequential GPTQ alone reaches +0.35% here, so the target is below it.)
 class PerplexityTargetTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(PerplexityTargetTest, FallsBackLayers) {
@@ -131,10 +150,10 @@ TEST_P(PerplexityTargetTest, FallsBackLayers) {
   spec.mutable_algorithms()->mutable_gptq()->set_enabled(GetParam());
   spec.mutable_sensitivity()->set_disabled(false);
   spec.mutable_sensitivity()->set_max_samples(32);
-  spec.mutable_accuracy_target()->set_max_perplexity_increase_percent(0.5);
+  spec.mutable_accuracy_target()->set_max_perplexity_increase_percent(0.2);
   const v1::QuantizationReport r = RunJob(spec);
   EXPECT_TRUE(r.accuracy_target_met()) << r.accuracy_target_message();
-  EXPECT_LE(r.fake_quant().perplexity_delta_percent(), 0.5);
+  EXPECT_LE(r.fake_quant().perplexity_delta_percent(), 0.2);
   ASSERT_GT(r.fallback_steps_size(), 0);
   EXPECT_EQ(r.fallback_steps(0).from_precision(), "int4");
   EXPECT_EQ(r.fallback_steps(0).to_precision(), "int8");

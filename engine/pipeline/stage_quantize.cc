@@ -5,6 +5,7 @@
 
 #include "engine/calibration/calibration_session.h"
 #include "engine/passes/int8_regions.h"
+#include "engine/pipeline/sequential_rounding.h"
 #include "engine/pipeline/stages.h"
 #include "util/status_macros.h"
 
@@ -49,20 +50,23 @@ absl::Status CalibrateStage(JobContext& ctx) {
         session, CalibrationSession::Create(watched, ctx.plan.calibration));
     hooks.push_back(session->Hook());
   }
+  ctx.segments = PlanSequentialRounding(ctx);
   if (alg.gptq().enabled() || alg.bias_correction()) {
     InputStatisticsOptions o;
     o.hessian = alg.gptq().enabled();
     o.seed = ctx.spec().seed();
     QUANTD_ASSIGN_OR_RETURN(ctx.statistics,
                             InputStatisticsCollector::Create(inputs, o));
-    hooks.push_back(ctx.statistics->Hook());
+    // Sequential GPTQ fills them block by block in the quantize stage.
+    if (ctx.segments.empty()) hooks.push_back(ctx.statistics->Hook());
   }
-  if (hooks.empty()) return absl::OkStatus();
-  if (ctx.data->calibration == nullptr) {
+  if (ctx.data->calibration == nullptr &&
+      (!hooks.empty() || ctx.statistics != nullptr)) {
     return absl::InvalidArgumentError(
         "this job needs calibration_data (static activations, GPTQ or bias "
         "correction)");
   }
+  if (hooks.empty()) return absl::OkStatus();
   TensorHook all = [&hooks](const Node* n, const std::string& name,
                             Tensor& v) -> absl::Status {
     for (TensorHook& h : hooks) QUANTD_RETURN_IF_ERROR(h(n, name, v));
@@ -89,9 +93,10 @@ absl::Status QuantizeStage(JobContext& ctx) {
   for (const WeightSlot& slot : ctx.slots) {
     ++readers_left[ctx.rounder->InputOf(slot)];
   }
-  for (size_t i = 0; i < ctx.slots.size(); ++i) {
+  size_t rounded_layers = 0;
+  auto round_layer =
+      [&](const WeightSlot& slot) -> absl::StatusOr<const RoundedLayer*> {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
-    const WeightSlot& slot = ctx.slots[i];
     QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* rounded,
                             ctx.rounder->Round(slot, requested));
     for (const std::string& note : rounded->notes) {
@@ -103,8 +108,18 @@ absl::Status QuantizeStage(JobContext& ctx) {
         ctx.statistics != nullptr) {
       ctx.statistics->Release(input);
     }
-    ctx.Progress("quantize", double(i + 1) / ctx.slots.size(), slot.node);
+    ctx.Progress("quantize", double(++rounded_layers) / ctx.slots.size(),
+                 slot.node);
+    return rounded;
+  };
+  if (!ctx.segments.empty()) {
+    QUANTD_RETURN_IF_ERROR(RoundSequentially(ctx, round_layer));
+  } else {
+    for (const WeightSlot& slot : ctx.slots) {
+      QUANTD_RETURN_IF_ERROR(round_layer(slot).status());
+    }
   }
+  ctx.segments.clear();  // their executors are gone; the graphs are not used
   QUANTD_ASSIGN_OR_RETURN(ctx.quantization,
                           ctx.rounder->BuildPlan({}, ctx.activation_params));
   // Sensitivity uses the layers rounded here: free the rest now.

@@ -10,6 +10,8 @@
 //   smooth      SmoothQuant or AWQ input-channel scales (optional)
 //   calibrate   activation ranges; Hessians and input means for GPTQ and
 //               bias correction, in one pass over the calibration data
+//               (sequential GPTQ gathers its Hessians in quantize instead,
+//               block by block: sequential_rounding.h)
 //   quantize    round every layer (round-to-nearest or GPTQ, bias
 //               correction) into a quantization plan
 //   train       QAT: fine-tune the plan's fake-quantized model

@@ -1,0 +1,187 @@
+#include "engine/pipeline/sequential_rounding.h"
+
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/quantization/weight_quantization.h"
+#include "util/status_macros.h"
+
+namespace quantd {
+namespace {
+
+// The weight a layer computes with once rounded: GPTQ's on-grid weights, or
+// round-to-nearest of the float ones.
+absl::StatusOr<Tensor> ComputedWeight(const Graph& graph,
+                                      const WeightSlot& slot,
+                                      const RoundedLayer& rounded) {
+  if (rounded.weight.has_value()) return *rounded.weight;
+  const Tensor* w = graph.FindInitializer(slot.initializer);
+  if (w == nullptr) {
+    return absl::InternalError(absl::StrCat(
+        "layer '", slot.node, "' has no weight '", slot.initializer, "'"));
+  }
+  return FakeQuantizeWeights(*w, rounded.params);
+}
+
+// Runs `executor` on every batch of `live`, as `segment` reads it.
+absl::StatusOr<std::vector<std::vector<Tensor>>> RunOnAll(
+    const JobContext& ctx, Executor& executor, const GraphSegment& segment,
+    const std::vector<TensorMap>& live, const RunOptions& options) {
+  std::vector<std::vector<Tensor>> outputs;
+  outputs.reserve(live.size());
+  for (const TensorMap& batch : live) {
+    QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
+    QUANTD_ASSIGN_OR_RETURN(
+        RunResult r, executor.Run(SegmentFeeds(segment, batch), options));
+    outputs.push_back(std::move(r.outputs));
+  }
+  return outputs;
+}
+
+}  // namespace
+
+std::vector<GraphSegment> PlanSequentialRounding(const JobContext& ctx) {
+  const v1::Algorithms& alg = ctx.spec().algorithms();
+  if (!alg.gptq().enabled() || alg.gptq().one_pass() || alg.bias_correction()) {
+    return {};
+  }
+  std::set<std::string> layers;
+  for (const WeightSlot& s : ctx.slots) layers.insert(s.node);
+  std::vector<GraphSegment> segments = SplitAtNarrowestCuts(
+      ctx.graph, [&](const Node& n) { return layers.contains(n.name); });
+  if (segments.size() < 2) return {};
+  return segments;
+}
+
+namespace {
+
+// The state of one sequential run across segments.
+class SequentialRun {
+ public:
+  SequentialRun(JobContext& ctx, const RoundLayerFn& round_layer)
+      : ctx_(ctx), round_layer_(round_layer) {
+    for (const WeightSlot& s : ctx.slots) {
+      slot_of_[s.node] = &s;
+      ++layers_per_weight_[s.initializer];
+    }
+    TensorHook collect = ctx.statistics->Hook();
+    hooked_.tensor_hook = [this, collect](const Node* producer,
+                                          const std::string& name,
+                                          Tensor& value) -> absl::Status {
+      if (!watched_.contains(name)) return absl::OkStatus();
+      return collect(producer, name, value);
+    };
+    hooked_.cancelled = plain_.cancelled = ctx.cancelled;
+  }
+
+  // The calibration batches: the first segment's inputs.
+  absl::Status ReadCalibrationData() {
+    QUANTD_ASSIGN_OR_RETURN(
+        ctx_.calibration_samples,
+        ForEachBatch(*ctx_.data->calibration, "calibrate", ctx_.progress,
+                     ctx_.cancelled, [&](const DataBatch& batch) {
+                       live_.push_back(batch.feeds);
+                       return absl::OkStatus();
+                     }));
+    return absl::OkStatus();
+  }
+
+  absl::Status RunSegment(size_t k) {
+    const GraphSegment& segment = ctx_.segments[k];
+    Graph graph = segment.graph;  // tensors are shared, not copied
+    for (auto& [name, t] : graph.initializers) {
+      auto it = shared_rounded_.find(name);
+      if (it != shared_rounded_.end()) t = it->second;
+    }
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
+                            Executor::Create(std::move(graph)));
+    // 1. This segment's layer inputs, on the quantized prefix's outputs.
+    // Each is observed in one segment only (the first whose run produces
+    // or receives it), or its rows would count twice in the Hessian.
+    watched_.clear();
+    for (const WeightSlot* s : LayersOf(segment)) {
+      const std::string& input = ctx_.rounder->InputOf(*s);
+      if (observed_.insert(input).second) watched_.insert(input);
+    }
+    QUANTD_RETURN_IF_ERROR(
+        RunOnAll(ctx_, *executor, segment, live_, hooked_).status());
+    // 2. Round its layers; later runs compute with the rounded weights.
+    for (const WeightSlot* s : LayersOf(segment)) {
+      QUANTD_RETURN_IF_ERROR(RoundLayer(*s, k, *executor));
+    }
+    if (k + 1 == ctx_.segments.size()) return absl::OkStatus();
+    // 3. The next segment's inputs, computed with the rounded weights.
+    QUANTD_ASSIGN_OR_RETURN(std::vector<std::vector<Tensor>> outputs,
+                            RunOnAll(ctx_, *executor, segment, live_, plain_));
+    for (size_t b = 0; b < live_.size(); ++b) {
+      CarryLiveValues(segment, std::move(outputs[b]), &live_[b]);
+    }
+    return absl::OkStatus();
+  }
+
+  size_t rounded_layers() const { return rounded_layers_; }
+
+ private:
+  std::vector<const WeightSlot*> LayersOf(const GraphSegment& segment) const {
+    std::vector<const WeightSlot*> out;
+    for (const Node& node : segment.graph.nodes) {
+      auto it = slot_of_.find(node.name);
+      if (it != slot_of_.end()) out.push_back(it->second);
+    }
+    return out;
+  }
+
+  absl::Status RoundLayer(const WeightSlot& s, size_t k, Executor& executor) {
+    QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* r, round_layer_(s));
+    ++rounded_layers_;
+    if (r->weight.has_value()) {
+      ctx_.facts.algorithms[s.node].push_back(absl::StrCat(
+          "gptq: sequential, block ", k + 1, " of ", ctx_.segments.size(),
+          " (Hessian from the quantized blocks before it)"));
+    }
+    if (shared_rounded_.contains(s.initializer)) return absl::OkStatus();
+    QUANTD_ASSIGN_OR_RETURN(Tensor w, ComputedWeight(ctx_.graph, s, *r));
+    // A weight that layers in several segments read (tied weights) must
+    // not be float in the later ones.
+    if (layers_per_weight_[s.initializer] > 1)
+      shared_rounded_[s.initializer] = w;
+    return executor.ReplaceInitializer(s.initializer, std::move(w));
+  }
+
+  JobContext& ctx_;
+  const RoundLayerFn& round_layer_;
+  std::map<std::string, const WeightSlot*> slot_of_;  // by node name
+  std::map<std::string, int> layers_per_weight_;
+  std::map<std::string, Tensor> shared_rounded_;
+  std::set<std::string> observed_, watched_;
+  RunOptions hooked_, plain_;
+  // Per calibration batch, the values live at the current cut.
+  std::vector<TensorMap> live_;
+  size_t rounded_layers_ = 0;
+};
+
+}  // namespace
+
+absl::Status RoundSequentially(JobContext& ctx,
+                               const RoundLayerFn& round_layer) {
+  if (ctx.statistics == nullptr || ctx.data->calibration == nullptr) {
+    return absl::InternalError(
+        "sequential rounding needs the statistics collector and the "
+        "calibration data");
+  }
+  SequentialRun run(ctx, round_layer);
+  QUANTD_RETURN_IF_ERROR(run.ReadCalibrationData());
+  for (size_t k = 0; k < ctx.segments.size(); ++k) {
+    QUANTD_RETURN_IF_ERROR(run.RunSegment(k));
+  }
+  if (run.rounded_layers() != ctx.slots.size()) {
+    return absl::InternalError(absl::StrCat("sequential rounding reached ",
+                                            run.rounded_layers(), " of ",
+                                            ctx.slots.size(), " layers"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace quantd
