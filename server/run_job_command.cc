@@ -153,6 +153,31 @@ void PrintLayers(const v1::QuantizationReport& r) {
   }
 }
 
+// Time and peak memory of the stages that did something (> 50 ms), so a
+// user sees where a large model's time and memory go.
+void PrintStages(const v1::QuantizationReport& r) {
+  std::string line;
+  const v1::StageTiming* peak = nullptr;
+  for (const v1::StageTiming& st : r.stages()) {
+    const double s = st.duration().seconds() + st.duration().nanos() / 1e9;
+    if (peak == nullptr || st.peak_rss_bytes() > peak->peak_rss_bytes()) {
+      peak = &st;
+    }
+    if (s < 0.05) continue;
+    absl::StrAppend(&line, line.empty() ? "" : ", ", st.stage(), " ",
+                    absl::StrFormat("%.1f s", s));
+    if (st.peak_rss_bytes() > 0) {
+      absl::StrAppend(&line,
+                      absl::StrFormat(" (%.2f GB)", st.peak_rss_bytes() / 1e9));
+    }
+  }
+  std::printf("stages      %s\n", line.c_str());
+  if (peak != nullptr && peak->peak_rss_bytes() > 0) {
+    std::printf("memory      peak RSS %.2f GB, in %s\n",
+                peak->peak_rss_bytes() / 1e9, peak->stage().c_str());
+  }
+}
+
 void PrintSummary(const PipelineResult& result, const std::string& dir) {
   const v1::QuantizationReport& r = result.report;
   PrintEvaluation("fake-quant", r.fake_quant());
@@ -178,6 +203,7 @@ void PrintSummary(const PipelineResult& result, const std::string& dir) {
                 r.performance().quantized_weight_bytes() / 1e6);
   }
   PrintLayers(r);
+  PrintStages(r);
   for (const std::string& w : r.warnings()) {
     std::printf("note        %s\n", w.c_str());
   }
@@ -209,6 +235,7 @@ absl::Status RunJob(const RunJobFlags& flags) {
   PipelineOptions pipeline_options;
   pipeline_options.checkpoint_path =
       absl::StrCat(flags.out_dir, "/.quantd-qat-checkpoint.npz");
+  pipeline_options.measure_stage_memory = true;  // one job in this process
   const absl::Time start = absl::Now();
   absl::StatusOr<PipelineResult> result = RunPipeline(
       plan, ProgressPrinter(flags.quiet), &g_interrupted, pipeline_options);

@@ -25,7 +25,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const JobPlan& plan,
                                            const PipelineOptions& options) {
   JobContext ctx(plan, progress, cancelled, options);
   *ctx.report().mutable_spec() = plan.spec;
-  StageClock clock(&ctx.report());
+  StageClock clock(&ctx.report(), options.measure_stage_memory);
   for (const Stage& stage : kPipelineStages) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(cancelled));
     QUANTD_RETURN_IF_ERROR(stage.run(ctx));

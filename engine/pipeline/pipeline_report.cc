@@ -19,10 +19,17 @@
 
 namespace quantd {
 
+StageClock::StageClock(v1::QuantizationReport* report, bool measure_memory)
+    : report_(report),
+      sampler_(measure_memory && CurrentRssBytes().has_value()
+                   ? std::make_unique<RssSampler>(absl::Milliseconds(20))
+                   : nullptr) {}
+
 void StageClock::Done(const std::string& stage) {
   absl::Time now = absl::Now();
   v1::StageTiming* t = report_->add_stages();
   t->set_stage(stage);
+  if (sampler_ != nullptr) t->set_peak_rss_bytes(sampler_->TakePeak());
   absl::Duration d = now - last_;
   t->mutable_duration()->set_seconds(absl::ToInt64Seconds(d));
   t->mutable_duration()->set_nanos(static_cast<int32_t>(

@@ -1,13 +1,14 @@
 // Pieces of the QuantizationReport the pipeline fills in: stage timings,
 // per-layer entries, size, latency and the reproducibility record.
 //
-//   StageClock clock(&report);
+//   StageClock clock(&report, /*measure_memory=*/false);
 //   ... clock.Done("calibrate");
 //   AddLayerReports(graph, slots, plan, precisions, ..., &report);
 #ifndef QUANTD_ENGINE_PIPELINE_PIPELINE_REPORT_H_
 #define QUANTD_ENGINE_PIPELINE_PIPELINE_REPORT_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,17 +19,21 @@
 #include "engine/quantization/weight_quantization.h"
 #include "engine/runtime/executor.h"
 #include "quantd/v1/report.pb.h"
+#include "util/process_memory.h"
 
 namespace quantd {
 
-// Appends a StageTiming per Done(): the time since the previous one.
+// Appends a StageTiming per Done(): the time since the previous one, and
+// with `measure_memory` the process's peak RSS since then
+// (util/process_memory.h: for one-job processes only).
 class StageClock {
  public:
-  explicit StageClock(v1::QuantizationReport* report) : report_(report) {}
+  StageClock(v1::QuantizationReport* report, bool measure_memory);
   void Done(const std::string& stage);
 
  private:
   v1::QuantizationReport* report_;
+  std::unique_ptr<RssSampler> sampler_;  // null: not measured
   absl::Time last_ = absl::Now();
 };
 

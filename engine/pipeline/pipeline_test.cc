@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
+#include "util/process_memory.h"
 
 namespace quantd {
 namespace {
@@ -330,6 +331,29 @@ TEST(ExternalDataPipelineTest, ModelLoadedWithExternalDataIsWrittenWithIt) {
   // The float size counts the data file, not only the 1-KB .onnx file.
   EXPECT_GT(r->report.size().float_bytes(),
             static_cast<int64_t>(model.ByteSizeLong() + data.size() / 2));
+}
+
+// run-job's report says how much memory each stage peaked at; the server's
+// (whose jobs share a process) leaves it 0.
+TEST(StageMemoryTest, MeasuredOnlyWhenAsked) {
+  if (!CurrentRssBytes().has_value()) GTEST_SKIP() << "no /proc/self/status";
+  v1::JobSpec spec = W8A8Spec("fmnist_cnn/model.onnx");
+  spec.mutable_sensitivity()->set_disabled(true);
+  PipelineOptions options;
+  options.measure_stage_memory = true;
+  absl::StatusOr<PipelineResult> r =
+      RunBatchJob(spec, nullptr, nullptr, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_FALSE(r->report.stages().empty());
+  for (const v1::StageTiming& st : r->report.stages()) {
+    // At least the executable and its libraries are resident.
+    EXPECT_GT(st.peak_rss_bytes(), 1 << 20) << st.stage();
+  }
+  absl::StatusOr<PipelineResult> server_like = RunBatchJob(spec);
+  ASSERT_TRUE(server_like.ok());
+  for (const v1::StageTiming& st : server_like->report.stages()) {
+    EXPECT_EQ(st.peak_rss_bytes(), 0) << st.stage();
+  }
 }
 
 }  // namespace
