@@ -19,26 +19,49 @@ std::string Format(double v) {
   return buf;
 }
 
+// Lower local SQNR first; layers without one after those with one; ties in
+// the graph's order.
+bool LocalErrorFirst(const std::map<std::string, double>* local,
+                     const std::string& a, const std::string& b) {
+  if (local == nullptr) return false;
+  auto ia = local->find(a), ib = local->find(b);
+  if (ib == local->end()) return ia != local->end();
+  return ia != local->end() && ia->second < ib->second;
+}
+
+// Slot indices in the order sensitivity measures them.
+std::vector<size_t> LocalErrorOrder(const FallbackContext& ctx) {
+  const std::vector<WeightSlot>& slots = ctx.rounder->slots();
+  std::vector<size_t> order(slots.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return LocalErrorFirst(ctx.local_sqnr, slots[a].node, slots[b].node);
+  });
+  return order;
+}
+
 }  // namespace
 
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     const FallbackContext& ctx, Dataset& data, absl::Time deadline) {
   std::map<std::string, double> out;
-  const std::vector<WeightSlot>& slots = ctx.rounder->slots();
+  const std::vector<WeightSlot>& all = ctx.rounder->slots();
+  const std::vector<size_t> order = LocalErrorOrder(ctx);
   // The float model runs once; each layer's evaluation runs only its
   // candidate (half the work) unless the outputs are too large to keep.
   QUANTD_ASSIGN_OR_RETURN(
       std::vector<Tensor> reference,
       ReferenceOutputs(*ctx.reference, data, kMaxCachedReferenceBytes,
                        ctx.cancelled));
-  for (size_t i = 0; i < slots.size(); ++i) {
+  for (size_t i = 0; i < order.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(CheckCancelled(ctx.cancelled));
     if (i > 0 && absl::Now() > deadline) break;
+    const WeightSlot& slot = all[order[i]];
     std::map<std::string, LayerPrecision> only;
-    for (const WeightSlot& other : slots) {
+    for (const WeightSlot& other : all) {
       only[other.node] = LayerPrecision::kFloat;
     }
-    only[slots[i].node] = RequestedPrecision(ctx.rounder->config().scheme);
+    only[slot.node] = RequestedPrecision(ctx.rounder->config().scheme);
     QUANTD_ASSIGN_OR_RETURN(
         QuantizationPlan plan,
         ctx.rounder->BuildPlan(only, *ctx.activation_params));
@@ -57,13 +80,13 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
       if (!e.ok()) return e.status();
       metrics = std::move(e->metrics);
     }
-    out[slots[i].node] = TargetMetric(metrics);
+    out[slot.node] = TargetMetric(metrics);
     if (ctx.progress) {
       ProgressEvent ev;
       ev.stage = "sensitivity";
-      ev.fraction = double(i + 1) / slots.size();
-      ev.current_layer = slots[i].node;
-      ev.metrics["sensitivity"] = out[slots[i].node];
+      ev.fraction = double(i + 1) / all.size();
+      ev.current_layer = slot.node;
+      ev.metrics["sensitivity"] = out[slot.node];
       ctx.progress(ev);
     }
   }
@@ -74,7 +97,7 @@ namespace {
 
 // Most sensitive first; ties keep the graph's order. Layers the
 // sensitivity stage did not reach (its time budget) come after the measured
-// ones.
+// ones, lowest local SQNR first.
 std::vector<std::string> SensitivityOrder(
     const FallbackContext& ctx,
     const std::map<std::string, double>& sensitivity) {
@@ -83,9 +106,10 @@ std::vector<std::string> SensitivityOrder(
   std::stable_sort(order.begin(), order.end(),
                    [&](const std::string& a, const std::string& b) {
                      auto ia = sensitivity.find(a), ib = sensitivity.find(b);
-                     if (ib == sensitivity.end()) {
-                       return ia != sensitivity.end();
+                     if (ia == sensitivity.end() && ib == sensitivity.end()) {
+                       return LocalErrorFirst(ctx.local_sqnr, a, b);
                      }
+                     if (ib == sensitivity.end()) return true;
                      return ia != sensitivity.end() && ia->second > ib->second;
                    });
   return order;

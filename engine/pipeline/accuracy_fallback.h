@@ -38,12 +38,17 @@ struct FallbackContext {
   LayerRounder* rounder = nullptr;
   Executor* reference = nullptr;  // the float model
   const std::map<std::string, QuantParams>* activation_params = nullptr;
+  // Local output SQNR by node (layer_local_error.h), or null: sensitivity is
+  // measured worst-first by it, and fallback orders the layers sensitivity
+  // did not reach by it; without it, both follow the graph's order.
+  const std::map<std::string, double>* local_sqnr = nullptr;
   ProgressCallback progress;
   const std::atomic<bool>* cancelled = nullptr;
 };
 
 // TargetMetric per node name, for the layers measured before `deadline`
-// (at least one; the rest are absent from the map).
+// (at least one; the rest are absent from the map), lowest local SQNR
+// first when ctx.local_sqnr is set.
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     const FallbackContext& ctx, Dataset& data,
     absl::Time deadline = absl::InfiniteFuture());

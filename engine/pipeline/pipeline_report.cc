@@ -70,6 +70,9 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
     l->set_weight_precision(PrecisionText(p));
     l->set_activation_precision(is_float ? "float"
                                          : facts.activation_precision);
+    if (const double* v = find(facts.local_sqnr_db, slot.node)) {
+      l->set_local_sqnr_db(*v);
+    }
     if (const double* v = find(facts.sensitivity, slot.node)) {
       l->set_sensitivity(*v);
     }

@@ -44,6 +44,7 @@ struct LayerFacts {
   std::string activation_precision;  // "uint8 per-tensor", "float", ...
   std::map<std::string, double> output_sqnr_db;                // by node
   std::map<std::string, double> sensitivity;                   // by node
+  std::map<std::string, double> local_sqnr_db;                 // by node
   std::map<std::string, std::string> reasons;                  // by node
   std::map<std::string, std::vector<std::string>> algorithms;  // by node
   std::map<std::string, bool> bias_corrected;                  // by node

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -245,8 +246,9 @@ TEST(PtqPipelineDeadChannelTest, ADenormalConvChannelQuantizes) {
 }
 
 // The sensitivity stage is bounded by its time budget: past it, the layers
-// not reached are listed and fall back after the measured one, and the job
-// still meets its target.
+// not reached are listed and fall back after the measured one (the layer
+// with the lowest local SQNR), lowest local SQNR first, and the job still
+// meets its target.
 TEST(PtqPipelineFallbackTest, ASensitivityBudgetLeavesLayersUnmeasured) {
   v1::JobSpec spec = PerTensorInt4WithinHalfAPoint();
   spec.mutable_sensitivity()->set_time_budget_seconds(1e-9);
@@ -257,8 +259,22 @@ TEST(PtqPipelineFallbackTest, ASensitivityBudgetLeavesLayersUnmeasured) {
               ::testing::Contains(HasSubstr("sensitivity measured for 1 of")));
   EXPECT_TRUE(rep.accuracy_target_met()) << rep.accuracy_target_message();
   ASSERT_GT(rep.fallback_steps_size(), 0);
-  // The measured layer (the first) moves first.
-  EXPECT_EQ(rep.fallback_steps(0).node(), rep.layers(0).node());
+  std::map<std::string, double> local;
+  std::string worst;
+  for (const v1::LayerReport& l : rep.layers()) {
+    if (!l.has_local_sqnr_db()) continue;
+    local[l.node()] = l.local_sqnr_db();
+    if (worst.empty() || l.local_sqnr_db() < local[worst]) worst = l.node();
+  }
+  // The measured layer (the worst locally) moves first, then the others in
+  // ascending local SQNR.
+  EXPECT_EQ(rep.fallback_steps(0).node(), worst);
+  for (int i = 2; i < rep.fallback_steps_size(); ++i) {
+    const v1::FallbackStep& a = rep.fallback_steps(i - 1);
+    const v1::FallbackStep& b = rep.fallback_steps(i);
+    if (a.to_precision() != b.to_precision()) break;
+    EXPECT_LE(local[a.node()], local[b.node()]) << i;
+  }
 }
 
 TEST(PtqPipelineCancelTest, StopsWhenCancelled) {
