@@ -55,8 +55,9 @@ absl::Status SensitivityStage(JobContext& ctx) {
     ctx.report().add_warnings(absl::StrCat(
         "sensitivity measured for ", ctx.facts.sensitivity.size(), " of ",
         layers, " layers within sensitivity.time_budget_seconds (", budget,
-        " s), those with the lowest local SQNR first; the rest have no "
-        "sensitivity figure and fall back last, lowest local SQNR first"));
+        " s): layers with no layer downstream first, then those with the "
+        "lowest local SQNR first; the rest have no sensitivity figure and "
+        "fall back last, in the same order"));
   }
   return absl::OkStatus();
 }
