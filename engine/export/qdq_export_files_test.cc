@@ -1,9 +1,8 @@
 // ExportQdqModelFiles: when a model's weights go to an external data file,
 // and that the two files hold the same model as the self-contained export.
-#include <random>
-
 #include "engine/export/qdq_export.h"
 #include "engine/testing/qdq_test_util.h"
+#include "engine/testing/test_graphs.h"
 #include "gtest/gtest.h"
 
 namespace quantd {
@@ -22,11 +21,7 @@ Graph MatMulGraph() {
   ValueInfo y = x;
   y.name = "y";
   g.outputs = {y};
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  Tensor w(DataType::kFloat32, {256, 64});
-  for (float& v : w.mutable_span<float>()) v = dist(rng);
-  g.initializers["w"] = w;
+  g.initializers["w"] = RandomUniform({256, 64}, 7);
   Node n;
   n.name = "matmul";
   n.op_type = "MatMul";

@@ -1,20 +1,10 @@
 #include "engine/passes/graph_segments.h"
 
-#include <random>
-
 #include "engine/testing/test_graphs.h"
 #include "gtest/gtest.h"
 
 namespace quantd {
 namespace {
-
-Tensor RandomTensor(Shape shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  Tensor t(DataType::kFloat32, std::move(shape));
-  for (float& v : t.mutable_span<float>()) v = dist(rng);
-  return t;
-}
 
 // A residual stack as decoders have it: every block reads the stream and a
 // "mask" computed once from the input (as attention masks and rotary
@@ -34,14 +24,14 @@ Graph ResidualStack(int blocks) {
   std::string stream = "x";
   for (int i = 0; i < blocks; ++i) {
     const std::string b = "b" + std::to_string(i);
-    g.initializers["w" + b] = RandomTensor({8, 8}, 10 + i);
+    g.initializers["w" + b] = RandomUniform({8, 8}, 10 + i);
     g.nodes.push_back(MakeNode(b + "_gate", "Mul", {stream, "mask"}, b + "m"));
     g.nodes.push_back(
         MakeNode(b + "_layer", "MatMul", {b + "m", "w" + b}, b + "h"));
     g.nodes.push_back(MakeNode(b + "_add", "Add", {stream, b + "h"}, b + "r"));
     stream = b + "r";
   }
-  g.initializers["wout"] = RandomTensor({8, 3}, 99);
+  g.initializers["wout"] = RandomUniform({8, 3}, 99);
   g.nodes.push_back(MakeNode("out_layer", "MatMul", {stream, "wout"}, "y"));
   ValueInfo y = x, mask = x;
   y.name = "y";
@@ -90,7 +80,7 @@ TEST(GraphSegmentsTest, CutsBetweenBlocksAndComputesTheSameOutputs) {
   EXPECT_EQ(segments[1].live_after, (std::vector<std::string>{"b1r", "mask"}));
   EXPECT_EQ(segments[1].graph.initializers.size(), 1u);  // wb1 only
 
-  const TensorMap feeds = {{"x", RandomTensor({5, 8}, 1)}};
+  const TensorMap feeds = {{"x", RandomUniform({5, 8}, 1)}};
   absl::StatusOr<std::unique_ptr<Executor>> whole = Executor::Create(g);
   ASSERT_TRUE(whole.ok());
   absl::StatusOr<std::vector<Tensor>> expected = (*whole)->RunOutputs(feeds);
@@ -123,7 +113,7 @@ TEST(GraphSegmentsTest, NeverCutsInsideAStretchWithoutALayer) {
         return n.name == "b0_layer" || n.name == "out_layer";
       });
   ASSERT_EQ(segments.size(), 2u);
-  const TensorMap feeds = {{"x", RandomTensor({2, 8}, 3)}};
+  const TensorMap feeds = {{"x", RandomUniform({2, 8}, 3)}};
   absl::StatusOr<std::unique_ptr<Executor>> whole = Executor::Create(g);
   ASSERT_TRUE(whole.ok());
   absl::StatusOr<std::vector<Tensor>> expected = (*whole)->RunOutputs(feeds);

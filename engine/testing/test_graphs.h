@@ -3,6 +3,7 @@
 //
 //   Graph g = ReluAddGraph();   // y = Relu(x) + x, x: f32[N, 3]
 //   Graph l = LinearLayersGraph();  // LayerNorm -> q, k -> Relu -> out
+//   Tensor w = RandomUniform({8, 8}, /*seed=*/3);
 #ifndef QUANTD_ENGINE_TESTING_TEST_GRAPHS_H_
 #define QUANTD_ENGINE_TESTING_TEST_GRAPHS_H_
 
@@ -14,6 +15,16 @@
 #include "engine/ir/graph.h"
 
 namespace quantd {
+
+// f32 values uniform in [lo, hi), seeded: the same tensor every run.
+inline Tensor RandomUniform(Shape shape, uint32_t seed, float lo = -1.f,
+                            float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Tensor t(DataType::kFloat32, std::move(shape));
+  for (float& v : t.mutable_span<float>()) v = dist(rng);
+  return t;
+}
 
 // A node with one output.
 inline Node MakeNode(const std::string& name, const std::string& op,
