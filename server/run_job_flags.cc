@@ -19,7 +19,9 @@ quantizes, evaluates against the float model, and writes into DIR:
                          file (models loaded with external data, or past
                          protobuf's 2 GiB); keep it beside the model
   report.json            the QuantizationReport
-They appear together or not at all. QAT jobs checkpoint into
+They appear together or not at all. The summary printed at the end
+gives the accuracy figures, size, latency, and each stage's time and peak
+memory (also in the report: stages[].peakRssBytes). QAT jobs checkpoint into
 DIR/.quantd-qat-checkpoint.npz (qat.checkpoint_every_steps); a rerun with
 the same DIR resumes from it, and it is removed when the job succeeds.
 In the spec, model/data refs use "path" (relative to the current
