@@ -96,6 +96,17 @@ inline absl::StatusOr<std::vector<Tensor>> RunFakeQuant(
   return std::move(r->outputs);
 }
 
+// uint8 per-tensor parameters with the given scale and zero point.
+inline QuantParams U8(float scale, int32_t zp) {
+  QuantParams p;
+  p.type = QuantType::kUInt8;
+  p.qmin = 0;
+  p.qmax = 255;
+  p.scales = {scale};
+  p.zero_points = {zp};
+  return p;
+}
+
 inline QuantParams U8PerTensor(const TensorRange& range) {
   QuantParams p;
   p.type = QuantType::kUInt8;
