@@ -22,8 +22,6 @@ using conv_test::ConvCase;
 using conv_test::ConvCases;
 using conv_test::ExpectInvalid;
 using conv_test::Params;
-using conv_test::Post;
-using conv_test::Quant;
 using ::testing::HasSubstr;
 
 TEST(ConvOutputShapeTest, FollowsOnnxFormula) {

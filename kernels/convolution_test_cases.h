@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/convolution.h"
+#include "kernels/kernel_test_util.h"
 
 namespace quantd {
 namespace conv_test {
@@ -88,31 +89,6 @@ inline std::vector<ConvCase> ConvCases() {
        {8, 4, 3, 3, 3},
        Params({1, 2, 1}, {1, 1, 1}, {1, 1, 1})},
   };
-}
-
-inline PostOps Post(bool relu, float alpha = 0.f, bool sum = false,
-                    float sum_scale = 1.f) {
-  PostOps p;
-  p.relu = relu;
-  p.relu_alpha = alpha;
-  p.sum = sum;
-  p.sum_scale = sum_scale;
-  return p;
-}
-
-inline QuantizedOpParams Quant(float src_scale, int32_t src_zp,
-                               std::vector<float> w_scales, DataType dst_type,
-                               float dst_scale = 1.f, int32_t dst_zp = 0,
-                               PostOps post = {}) {
-  QuantizedOpParams q;
-  q.src_scale = src_scale;
-  q.src_zero_point = src_zp;
-  q.weight_scales = std::move(w_scales);
-  q.dst_type = dst_type;
-  q.dst_scale = dst_scale;
-  q.dst_zero_point = dst_zp;
-  q.post_ops = post;
-  return q;
 }
 
 inline void ExpectInvalid(const absl::Status& s, const std::string& message) {

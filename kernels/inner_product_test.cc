@@ -30,16 +30,6 @@ std::vector<IpCase> Cases() {
   };
 }
 
-PostOps Post(bool relu, float alpha = 0.f, bool sum = false,
-             float sum_scale = 1.f) {
-  PostOps p;
-  p.relu = relu;
-  p.relu_alpha = alpha;
-  p.sum = sum;
-  p.sum_scale = sum_scale;
-  return p;
-}
-
 TEST(InnerProductKernelTest, MatchesReferenceOverShapes) {
   std::mt19937 rng(1);
   for (const IpCase& c : Cases()) {

@@ -11,12 +11,40 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "kernels/post_ops.h"
 #include "kernels/tensor.h"
 
 namespace quantd {
+
+// Post-ops and int8 operator parameters, spelled briefly in test tables.
+inline PostOps Post(bool relu, float alpha = 0.f, bool sum = false,
+                    float sum_scale = 1.f) {
+  PostOps p;
+  p.relu = relu;
+  p.relu_alpha = alpha;
+  p.sum = sum;
+  p.sum_scale = sum_scale;
+  return p;
+}
+
+inline QuantizedOpParams Quant(float src_scale, int32_t src_zp,
+                               std::vector<float> w_scales, DataType dst_type,
+                               float dst_scale = 1.f, int32_t dst_zp = 0,
+                               PostOps post = {}) {
+  QuantizedOpParams q;
+  q.src_scale = src_scale;
+  q.src_zero_point = src_zp;
+  q.weight_scales = std::move(w_scales);
+  q.dst_type = dst_type;
+  q.dst_scale = dst_scale;
+  q.dst_zero_point = dst_zp;
+  q.post_ops = post;
+  return q;
+}
 
 inline Tensor RandomFloat(Shape shape, std::mt19937& rng, float lo = -1.f,
                           float hi = 1.f) {

@@ -51,16 +51,6 @@ std::vector<MatMulCase> Cases() {
   };
 }
 
-PostOps Post(bool relu, float alpha = 0.f, bool sum = false,
-             float sum_scale = 1.f) {
-  PostOps p;
-  p.relu = relu;
-  p.relu_alpha = alpha;
-  p.sum = sum;
-  p.sum_scale = sum_scale;
-  return p;
-}
-
 TEST(MatMulOutputShapeTest, NumpySemantics) {
   for (const MatMulCase& c : Cases()) {
     absl::StatusOr<Shape> out = MatMulOutputShape(c.a, c.b, c.transpose_b);
@@ -222,21 +212,6 @@ TEST(MatMulKernelTest, RejectsBadArguments) {
 }
 
 // --- int8 ---
-
-QuantizedOpParams Quant(float src_scale, int32_t src_zp,
-                        std::vector<float> w_scales, DataType dst_type,
-                        float dst_scale = 1.f, int32_t dst_zp = 0,
-                        PostOps post = {}) {
-  QuantizedOpParams q;
-  q.src_scale = src_scale;
-  q.src_zero_point = src_zp;
-  q.weight_scales = std::move(w_scales);
-  q.dst_type = dst_type;
-  q.dst_scale = dst_scale;
-  q.dst_zero_point = dst_zp;
-  q.post_ops = post;
-  return q;
-}
 
 TEST(QuantizedMatMulKernelTest, MatchesReferenceWithSevenBitWeights) {
   std::mt19937 rng(4);

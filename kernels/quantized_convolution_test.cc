@@ -22,9 +22,7 @@ using conv_test::ConvCase;
 using conv_test::ConvCases;
 using conv_test::ExpectInvalid;
 using conv_test::Params;
-using conv_test::Quant;
 
-using conv_test::Post;
 using ::testing::HasSubstr;
 
 std::vector<float> RandomScales(int64_t n, std::mt19937& rng) {

@@ -19,6 +19,7 @@
 
 #include "engine/calibration/layer_input_statistics.h"
 #include "engine/evaluation/pipeline_evaluation.h"
+#include "engine/export/qdq_export.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/quantization_plan.h"
 #include "engine/passes/graph_segments.h"
@@ -41,11 +42,11 @@ struct PipelineOptions {
   // limit; tests lower it). The server stores one blob per model and sets
   // this false: such a model then fails to export with a message.
   bool allow_external_data = true;
+  int64_t max_inline_model_bytes = kProtobufMaxBytes;
   // Record each stage's peak RSS in the report (StageTiming.peak_rss_bytes).
-  // It resets the process's high-water mark, so only a process running one
-  // job at a time (quantd run-job) sets it.
+  // The figure is the whole process's, so only a process running one job at
+  // a time (quantd run-job) sets it.
   bool measure_stage_memory = false;
-  int64_t max_inline_model_bytes = (int64_t{2} << 30) - 1;
 };
 
 struct JobContext {
