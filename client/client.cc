@@ -187,13 +187,14 @@ absl::StatusOr<UploadResult> Client::Upload(const std::string& path,
       absl::StatusOr<std::optional<UploadResult>> done = stored();
       if (done.ok() && done->has_value()) return **done;
     }
-    // NOT_FOUND on a resumption: the server lost the partial upload between
-    // the status call and the stream (it restarted, or the janitor removed
-    // it); the next attempt starts from byte 0.
-    const bool lost_partial =
-        last.code() == absl::StatusCode::kNotFound && offset > 0;
+    // NOT_FOUND otherwise: the session went away under this stream, because
+    // the server restarted, the janitor removed a partial upload, or the
+    // other client's stream finished and the blob was not yet visible to
+    // the check above (the crash soak hit that one at offset 0). The next
+    // attempt asks again and starts a new session if it must.
     if (last.code() != absl::StatusCode::kUnavailable &&
-        last.code() != absl::StatusCode::kFailedPrecondition && !lost_partial) {
+        last.code() != absl::StatusCode::kFailedPrecondition &&
+        last.code() != absl::StatusCode::kNotFound) {
       return last;
     }
   }
