@@ -62,6 +62,9 @@ void RssSampler::Loop() {
 }
 
 int64_t RssSampler::TakePeak() {
+  // Under the sampler's lock: a sample read before this call cannot land in
+  // the next interval after it.
+  std::lock_guard<std::mutex> lock(mutex_);
   const int64_t now = CurrentRssBytes().value_or(0);
   RaiseTo(peak_, now);
   const int64_t hwm = PeakRssBytes().value_or(0);

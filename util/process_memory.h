@@ -47,9 +47,9 @@ class RssSampler {
   void Loop();
 
   const absl::Duration period_;
+  std::mutex mutex_;  // held while sampling and by TakePeak
   std::atomic<int64_t> peak_{0};
   int64_t hwm_at_start_ = 0;
-  std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;  // guarded by mutex_
   std::thread thread_;
