@@ -1,6 +1,6 @@
-// FakeQuantExecutor folds the weights' DequantizeLinear once; weights the
-// plan already holds on their grid (GPTQ's) are shared with the plan rather
-// than folded into a second copy, and the integer initializers are dropped.
+// FakeQuantExecutor folds round-to-nearest weights' DequantizeLinear once;
+// weights the plan holds as codes (GPTQ's) stay integers, shared with the
+// plan, and are dequantized layer by layer as the executor runs.
 #include <algorithm>
 #include <cmath>
 
@@ -13,9 +13,8 @@ namespace quantd {
 namespace {
 
 // The weight-only plan of LinearLayersGraph: int4 per channel on wq, wk,
-// wo; `on_grid` puts the fake-quantized wq into updated_initializers, as
-// GPTQ does, else the raw (off-grid) weights.
-QuantizationPlan Plan(const Graph& g, bool on_grid) {
+// wo; wq's integers held as codes, as GPTQ leaves them.
+QuantizationPlan Plan(const Graph& g) {
   QuantizationPlan plan;
   absl::StatusOr<std::vector<WeightSlot>> slots = FindQuantizableWeights(g, {});
   EXPECT_TRUE(slots.ok()) << slots.status();
@@ -28,9 +27,9 @@ QuantizationPlan Plan(const Graph& g, bool on_grid) {
     EXPECT_TRUE(p.ok()) << p.status();
     plan.weights[s.initializer] = *p;
     if (s.initializer == "wq") {
-      absl::StatusOr<Tensor> fq = FakeQuantizeWeights(w, *p);
-      EXPECT_TRUE(fq.ok()) << fq.status();
-      plan.updated_initializers["wq"] = on_grid ? *fq : w.Clone();
+      absl::StatusOr<Tensor> codes = QuantizeWeightCodes(w, *p);
+      EXPECT_TRUE(codes.ok()) << codes.status();
+      plan.weight_codes["wq"] = *codes;
     }
   }
   return plan;
@@ -42,16 +41,30 @@ bool Shares(const Graph& g, const Tensor& t) {
       [&](const auto& kv) { return kv.second.raw_data() == t.raw_data(); });
 }
 
-TEST(FakeQuantExecutorTest, SharesOnGridWeightsAndDropsIntegerCopies) {
+TEST(FakeQuantExecutorTest, KeepsCodesAndFoldsTheRest) {
   const Graph g = LinearLayersGraph();
-  const QuantizationPlan plan = Plan(g, /*on_grid=*/true);
+  const QuantizationPlan plan = Plan(g);
   absl::StatusOr<std::unique_ptr<Executor>> ex = FakeQuantExecutor(g, plan);
   ASSERT_TRUE(ex.ok()) << ex.status();
   const Graph& run = (*ex)->graph();
-  EXPECT_TRUE(Shares(run, plan.updated_initializers.at("wq")));
-  for (const auto& [name, t] : run.initializers) {
-    EXPECT_EQ(name.find("_quantized"), std::string::npos) << name;
+  // wq: the plan's codes, shared, and one DequantizeLinear that reads them;
+  // no float copy of wq. wk, wo: folded into float initializers.
+  EXPECT_TRUE(Shares(run, plan.weight_codes.at("wq")));
+  int dequantizers = 0;
+  for (const Node& n : run.nodes) {
+    if (n.op_type == "DequantizeLinear") {
+      ++dequantizers;
+      EXPECT_EQ(run.FindInitializer(n.input(0))->raw_data(),
+                plan.weight_codes.at("wq").raw_data());
+    }
   }
+  EXPECT_EQ(dequantizers, 1);
+  EXPECT_EQ(run.FindInitializer("wq"), nullptr);
+  int64_t float_weights = 0;
+  for (const auto& [name, t] : run.initializers) {
+    if (t.dtype() == DataType::kFloat32 && t.rank() == 2) ++float_weights;
+  }
+  EXPECT_EQ(float_weights, 2);  // wk's and wo's folded floats
 
   // Same outputs as the float model run on the fake-quantized weights.
   Graph reference = g;
@@ -73,16 +86,6 @@ TEST(FakeQuantExecutorTest, SharesOnGridWeightsAndDropsIntegerCopies) {
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_TRUE(want.ok()) << want.status();
   EXPECT_EQ((*got)[0].ToVector<float>(), (*want)[0].ToVector<float>());
-}
-
-// Weights off their grid fold into a tensor of their own (sharing would
-// change the results).
-TEST(FakeQuantExecutorTest, OffGridWeightsAreFoldedNotShared) {
-  const Graph g = LinearLayersGraph();
-  const QuantizationPlan plan = Plan(g, /*on_grid=*/false);
-  absl::StatusOr<std::unique_ptr<Executor>> ex = FakeQuantExecutor(g, plan);
-  ASSERT_TRUE(ex.ok()) << ex.status();
-  EXPECT_FALSE(Shares((*ex)->graph(), plan.updated_initializers.at("wq")));
 }
 
 }  // namespace

@@ -19,13 +19,6 @@ namespace {
 constexpr int64_t kPerAxisOpset = 13;
 constexpr int64_t kBlockedOpset = 21;
 
-// The type that holds quantized values in quantd's tensors (4-bit values sit
-// one per byte until the export packs them).
-DataType HolderType(QuantType t) {
-  return t == QuantType::kInt8 || t == QuantType::kInt4 ? DataType::kInt8
-                                                        : DataType::kUInt8;
-}
-
 int64_t IrVersionForOpset(int64_t opset) {
   if (opset <= 13) return 7;
   if (opset <= 18) return 8;
@@ -58,7 +51,7 @@ Shape ScaleShape(const QuantParams& p, const Shape& tensor_shape) {
 }
 
 Tensor ZeroPointTensor(const QuantParams& p, const Shape& shape) {
-  Tensor zp = Tensor::Zeros(HolderType(p.type), shape);
+  Tensor zp = Tensor::Zeros(QuantHolderType(p.type), shape);
   for (size_t i = 0; i < p.zero_points.size(); ++i) {
     if (zp.dtype() == DataType::kInt8) {
       zp.mutable_data<int8_t>()[i] = static_cast<int8_t>(p.zero_points[i]);
@@ -245,24 +238,32 @@ void QuantizeActivation(QdqBuild& b, const std::string& name,
 
 // The integer initializer of weight `name` with its scale and zero point,
 // and the DequantizeLinear node that reads them.
-absl::StatusOr<Node> WeightDequantizer(QdqBuild& b, const std::string& name,
+// Codes the plan holds (GPTQ's) are the integers as they are, shared.
+absl::StatusOr<Node> WeightDequantizer(QdqBuild& b,
+                                       const QuantizationPlan& plan,
+                                       const std::string& name,
                                        const QuantParams& p) {
   Graph& g = b.g;
   const Tensor& w = *g.FindInitializer(name);
   const Shape scale_shape = ScaleShape(p, w.shape());
   Tensor scale = Tensor::FromVector<float>(scale_shape, p.scales);
   Tensor zp = ZeroPointTensor(p, scale_shape);
-  QuantizeOptions qopts;
-  qopts.axis = p.axis < 0 ? 0 : p.axis;
-  qopts.block_size = p.group_size;
-  qopts.output_type = HolderType(p.type);
-  qopts.qmin = p.qmin;
-  qopts.qmax = p.qmax;
   Tensor q;
-  absl::Status s = QuantizeLinear(w, scale, &zp, qopts, &q);
-  if (!s.ok()) {
-    return absl::InternalError(
-        absl::StrCat("quantizing weight '", name, "': ", s.message()));
+  if (auto codes = plan.weight_codes.find(name);
+      codes != plan.weight_codes.end()) {
+    q = codes->second;
+  } else {
+    QuantizeOptions qopts;
+    qopts.axis = p.axis < 0 ? 0 : p.axis;
+    qopts.block_size = p.group_size;
+    qopts.output_type = QuantHolderType(p.type);
+    qopts.qmin = p.qmin;
+    qopts.qmax = p.qmax;
+    absl::Status s = QuantizeLinear(w, scale, &zp, qopts, &q);
+    if (!s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("quantizing weight '", name, "': ", s.message()));
+    }
   }
   const std::string q_name = g.UniqueName(absl::StrCat(name, "_quantized"));
   g.initializers[q_name] = std::move(q);
@@ -306,7 +307,7 @@ absl::Status QuantizeWeight(QdqBuild& b, const QuantizationPlan& plan,
     }
   }
   if (readers.empty()) return absl::OkStatus();
-  QUANTD_ASSIGN_OR_RETURN(Node dq, WeightDequantizer(b, name, p));
+  QUANTD_ASSIGN_OR_RETURN(Node dq, WeightDequantizer(b, plan, name, p));
   for (const auto& [i, s] : readers) g.nodes[i].inputs[s] = dq.outputs[0];
   if (!float_readers) g.initializers.erase(name);
   g.nodes.push_back(std::move(dq));

@@ -99,5 +99,32 @@ TEST(ExportQdqModelFilesTest, TooLargeWithoutALocationSaysWhatToUse) {
       << files.status();
 }
 
+// Integers the plan already holds (GPTQ's) are written as they are, not
+// re-derived from the float weights.
+TEST(ExportQdqModelFilesTest, WritesThePlansCodes) {
+  const Graph g = MatMulGraph();
+  QuantizationPlan plan = WeightPlan(g);
+  Tensor codes(DataType::kInt8, {256, 64});
+  for (int64_t i = 0; i < codes.num_elements(); ++i) {
+    codes.mutable_data<int8_t>()[i] = static_cast<int8_t>(i % 255 - 127);
+  }
+  plan.weight_codes["w"] = codes;
+  absl::StatusOr<std::string> bytes = ExportQdqModelBytes(g, plan);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  onnx::ModelProto model;
+  ASSERT_TRUE(model.ParseFromString(*bytes));
+  int found = 0;
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (t.data_type() != onnx::TensorProto::INT8 || t.dims_size() != 2) {
+      continue;  // the zero points
+    }
+    ++found;
+    EXPECT_EQ(t.raw_data(),
+              std::string(static_cast<const char*>(codes.raw_data()),
+                          codes.byte_size()));
+  }
+  EXPECT_EQ(found, 1);
+}
+
 }  // namespace
 }  // namespace quantd

@@ -233,6 +233,48 @@ absl::Status CheckWeights(const Graph& graph, const QuantizationPlan& plan) {
   return absl::OkStatus();
 }
 
+template <typename T>
+bool CodesWithin(const Tensor& codes, int32_t qmin, int32_t qmax) {
+  for (T v : codes.span<T>()) {
+    if (int32_t{v} < qmin || int32_t{v} > qmax) return false;
+  }
+  return true;
+}
+
+absl::Status CheckWeightCodes(const Graph& graph,
+                              const QuantizationPlan& plan) {
+  for (const auto& [name, codes] : plan.weight_codes) {
+    const std::string what = absl::StrCat("plan.weight_codes['", name, "']");
+    auto p = plan.weights.find(name);
+    const Tensor* w = graph.FindInitializer(name);
+    if (p == plan.weights.end() || w == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " needs a plan.weights entry and a graph initializer"));
+    }
+    if (plan.updated_initializers.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " is also in plan.updated_initializers; one or the other"));
+    }
+    const DataType holder = QuantHolderType(p->second.type);
+    if (codes.dtype() != holder || codes.shape() != w->shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " is ", codes.DebugString(), "; ",
+          QuantTypeName(p->second.type), " codes of ", w->DebugString(),
+          " are ", DataTypeName(holder), ShapeToString(w->shape())));
+    }
+    const bool within =
+        holder == DataType::kInt8
+            ? CodesWithin<int8_t>(codes, p->second.qmin, p->second.qmax)
+            : CodesWithin<uint8_t>(codes, p->second.qmin, p->second.qmax);
+    if (!within) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " has values outside [", p->second.qmin, ", ",
+                       p->second.qmax, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateQuantizationPlan(const Graph& graph,
@@ -248,6 +290,7 @@ absl::Status ValidateQuantizationPlan(const Graph& graph,
   QUANTD_RETURN_IF_ERROR(CheckUpdatedInitializers(graph, plan));
   QUANTD_RETURN_IF_ERROR(CheckActivations(graph, plan));
   QUANTD_RETURN_IF_ERROR(CheckWeights(graph, plan));
+  QUANTD_RETURN_IF_ERROR(CheckWeightCodes(graph, plan));
   absl::flat_hash_set<std::string> node_names;
   for (const Node& node : graph.nodes) node_names.insert(node.name);
   for (const std::string& name : plan.float_nodes) {

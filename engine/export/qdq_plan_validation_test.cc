@@ -141,7 +141,37 @@ INSTANTIATE_TEST_SUITE_P(
                   [](Graph&, QuantizationPlan& p) {
                     p.updated_initializers["w"] = RandomUniform({5, 16}, 1);
                   },
-                  "plan.updated_initializers['w'] is f32[5,16]"}),
+                  "plan.updated_initializers['w'] is f32[5,16]"},
+        ErrorCase{"CodesOfTheWrongType",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.weight_codes["w"] = Tensor(DataType::kUInt8, {16, 5});
+                  },
+                  "int8 codes of f32[16,5] are s8[16,5]"},
+        ErrorCase{"CodesOfTheWrongShape",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.weight_codes["w"] = Tensor(DataType::kInt8, {5, 16});
+                  },
+                  "plan.weight_codes['w'] is"},
+        ErrorCase{"CodesOutOfRange",
+                  [](Graph&, QuantizationPlan& p) {
+                    Tensor codes = Tensor::Zeros(DataType::kInt8, {16, 5});
+                    codes.mutable_data<int8_t>()[7] = -128;
+                    p.weight_codes["w"] = codes;
+                  },
+                  "plan.weight_codes['w'] has values outside [-127, 127]"},
+        ErrorCase{"CodesOfAnUnquantizedWeight",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.weights.clear();
+                    p.weight_codes["w"] = Tensor(DataType::kInt8, {16, 5});
+                  },
+                  "needs a plan.weights entry"},
+        ErrorCase{
+            "CodesAndAnUpdate",
+            [](Graph&, QuantizationPlan& p) {
+              p.weight_codes["w"] = Tensor::Zeros(DataType::kInt8, {16, 5});
+              p.updated_initializers["w"] = RandomUniform({16, 5}, 2);
+            },
+            "is also in plan.updated_initializers"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) {
       return info.param.name;
     });

@@ -44,4 +44,10 @@ const char* QuantTypeName(QuantType type) {
   return "invalid";
 }
 
+DataType QuantHolderType(QuantType type) {
+  return type == QuantType::kInt8 || type == QuantType::kInt4
+             ? DataType::kInt8
+             : DataType::kUInt8;
+}
+
 }  // namespace quantd

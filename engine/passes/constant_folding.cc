@@ -64,6 +64,7 @@ class Folder {
   // Evaluates a node whose inputs are all constant with its own kernel.
   absl::StatusOr<bool> TryFold(const Node& node) {
     if (!node.domain.empty()) return false;
+    if (options_.keep_node && options_.keep_node(node)) return false;
     for (const std::string& in : node.inputs) {
       if (!IsConstant(in)) {
         return TryFoldFromPartial(node);
@@ -89,7 +90,6 @@ class Folder {
     }
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       if (!node.outputs[i].empty()) {
-        if (options_.on_folded) options_.on_folded(node.outputs[i], outputs[i]);
         graph_.initializers[node.outputs[i]] = std::move(outputs[i]);
       }
     }

@@ -32,11 +32,10 @@ struct FoldingOptions {
   // A folded output larger than this stays a node (ConstantOfShape or Tile
   // could otherwise bloat the model).
   int64_t max_folded_elements = int64_t{1} << 24;
-  // Called with each folded output before it becomes an initializer; the
-  // callee may replace the tensor with an equal one it already holds, so
-  // the graph shares that instead of keeping a second copy (the fake-quant
-  // executor swaps in GPTQ's on-grid weights this way, one at a time).
-  std::function<void(const std::string& value, Tensor& folded)> on_folded;
+  // Nodes for which this returns true stay nodes although their inputs are
+  // constant: the fake-quant executor keeps the DequantizeLinear of compact
+  // weight codes, so each layer's float weights exist only while it runs.
+  std::function<bool(const Node& node)> keep_node;
 };
 
 absl::Status FoldConstants(Graph& graph, const OpRegistry& registry,

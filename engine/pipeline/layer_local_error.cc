@@ -57,8 +57,9 @@ absl::StatusOr<Tensor> RunOne(Graph g, const std::string& input,
 absl::StatusOr<Graph> QuantizedLayer(Graph g, const Graph& graph,
                                      const WeightSlot& slot,
                                      const RoundedLayer& r) {
-  if (r.weight.has_value()) {
-    g.initializers[slot.initializer] = *r.weight;
+  if (r.codes.has_value()) {
+    QUANTD_ASSIGN_OR_RETURN(g.initializers[slot.initializer],
+                            DequantizeWeightCodes(*r.codes, r.params));
   } else {
     QUANTD_ASSIGN_OR_RETURN(
         g.initializers[slot.initializer],

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/evaluation/model_run.h"
 #include "engine/quantization/weight_only_lowering.h"
+#include "engine/quantization/weight_quantization.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/post_ops.h"
 #include "util/sha256.h"
@@ -90,9 +91,10 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
       l->set_output_sqnr_db(*v);
     }
     const Tensor& w = *graph.FindInitializer(slot.initializer);
-    auto updated = plan.updated_initializers.find(slot.initializer);
-    absl::StatusOr<Tensor> fqw = FakeQuantizeWeights(
-        updated != plan.updated_initializers.end() ? updated->second : w, *p);
+    absl::StatusOr<Tensor> planned =
+        PlanFloatWeight(graph, plan, slot.initializer);
+    absl::StatusOr<Tensor> fqw =
+        planned.ok() ? FakeQuantizeWeights(*planned, *p) : planned.status();
     if (fqw.ok()) {
       double num = 0, den = 0;
       for (int64_t i = 0; i < w.num_elements(); ++i) {

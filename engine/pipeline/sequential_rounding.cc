@@ -16,7 +16,9 @@ namespace {
 absl::StatusOr<Tensor> ComputedWeight(const Graph& graph,
                                       const WeightSlot& slot,
                                       const RoundedLayer& rounded) {
-  if (rounded.weight.has_value()) return *rounded.weight;
+  if (rounded.codes.has_value()) {
+    return DequantizeWeightCodes(*rounded.codes, rounded.params);
+  }
   const Tensor* w = graph.FindInitializer(slot.initializer);
   if (w == nullptr) {
     return absl::InternalError(absl::StrCat(
@@ -136,7 +138,7 @@ class SequentialRun {
   absl::Status RoundLayer(const WeightSlot& s, size_t k, Executor& executor) {
     QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* r, round_layer_(s));
     ++rounded_layers_;
-    if (r->weight.has_value()) {
+    if (r->codes.has_value()) {
       ctx_.facts.algorithms[s.node].push_back(absl::StrCat(
           "gptq: sequential, block ", k + 1, " of ", ctx_.segments.size(),
           " (Hessian from the quantized blocks before it)"));

@@ -8,6 +8,7 @@
 #include "engine/passes/int8_lowering.h"
 #include "engine/pipeline/stages.h"
 #include "engine/quantization/weight_only_lowering.h"
+#include "engine/quantization/weight_quantization.h"
 #include "kernels/weight_only_matmul.h"
 #include "util/status_macros.h"
 
@@ -35,6 +36,13 @@ absl::StatusOr<Graph> LowerPlanToInt8(const JobContext& ctx) {
   Graph int8_graph = ctx.graph;
   for (const auto& [name, t] : plan.updated_initializers) {
     int8_graph.initializers[name] = t;
+  }
+  // The int8 lowering rounds float weights; codes dequantized round back to
+  // themselves. These floats live only until the lowering replaces them
+  // with its int8 weights.
+  for (const auto& [name, codes] : plan.weight_codes) {
+    QUANTD_ASSIGN_OR_RETURN(int8_graph.initializers[name],
+                            PlanFloatWeight(ctx.graph, plan, name));
   }
   Int8LoweringOptions lowering;
   lowering.dynamic_activations = ctx.spec().mode() == v1::QUANT_MODE_DYNAMIC;
@@ -80,8 +88,9 @@ absl::Status EvaluateWeightOnly(JobContext& ctx) {
   }
   const std::map<std::string, QuantParams> weights = QuantizedWeights(ctx);
   WeightOnlyLoweringStats stats;
-  QUANTD_RETURN_IF_ERROR(
-      LowerWeightOnly(graph, weights, ctx.quantization->float_nodes, &stats));
+  QUANTD_RETURN_IF_ERROR(LowerWeightOnly(graph, weights,
+                                         ctx.quantization->float_nodes, &stats,
+                                         &ctx.quantization->weight_codes));
   if (stats.matmuls == 0) {
     ctx.report().add_warnings(
         "no quantized layer is a MatMul or Gemm the weight-only kernel runs "

@@ -3,6 +3,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "engine/quantization/weight_quantization.h"
 #include "engine/runtime/op_registry.h"
 #include "engine/runtime/ops/fake_quant_op.h"
 #include "kernels/quantize.h"
@@ -129,6 +130,11 @@ absl::StatusOr<TrainingGraph> BuildTrainingGraph(const Graph& graph,
   Graph& g = t.graph;
   for (const auto& [name, w] : plan.updated_initializers) {
     g.initializers[name] = w.Clone();
+  }
+  // Training moves the weights off the grid: codes become floats again.
+  for (const auto& [name, codes] : plan.weight_codes) {
+    QUANTD_ASSIGN_OR_RETURN(g.initializers[name],
+                            PlanFloatWeight(graph, plan, name));
   }
   std::vector<Node> prologue;  // weight FakeQuants, before every node
   std::map<std::string, std::string> renamed;  // value -> FakeQuant output

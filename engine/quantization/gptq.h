@@ -17,8 +17,9 @@
 //   absl::StatusOr<GptqResult> r =
 //       GptqQuantize(w, slot, scheme, h, rows, GptqOptions{});
 //   if (!r.ok()) return r.status();
-//   plan.updated_initializers[slot.initializer] = r->weights;
 //   plan.weights[slot.initializer] = r->params;
+//   plan.weight_codes[slot.initializer] =
+//       *QuantizeWeightCodes(r->weights, r->params);
 #ifndef QUANTD_ENGINE_QUANTIZATION_GPTQ_H_
 #define QUANTD_ENGINE_QUANTIZATION_GPTQ_H_
 

@@ -118,10 +118,21 @@ int64_t InitializerBytes(const Graph& graph) {
   return bytes;
 }
 
-absl::Status LowerWeightOnly(Graph& graph,
-                             const std::map<std::string, QuantParams>& weights,
-                             const std::set<std::string>& float_nodes,
-                             WeightOnlyLoweringStats* stats) {
+absl::Status LowerWeightOnly(
+    Graph& graph, const std::map<std::string, QuantParams>& weights,
+    const std::set<std::string>& float_nodes, WeightOnlyLoweringStats* stats,
+    const std::map<std::string, Tensor>* weight_codes) {
+  // The float weights `name` is rounded from: its codes dequantized (one
+  // layer's worth at a time; rounding them again gives the same codes) or
+  // the graph's own.
+  auto source = [&](const std::string& name,
+                    const QuantParams& p) -> absl::StatusOr<Tensor> {
+    if (weight_codes != nullptr) {
+      auto c = weight_codes->find(name);
+      if (c != weight_codes->end()) return DequantizeWeightCodes(c->second, p);
+    }
+    return *graph.FindInitializer(name);
+  };
   WeightOnlyLoweringStats local;
   local.float_weight_bytes = InitializerBytes(graph);
   // Fake-quantized copies of weights that a quantized node reads but the
@@ -136,7 +147,10 @@ absl::Status LowerWeightOnly(Graph& graph,
     bool trans_b = false;
     const Tensor* w = KernelWeight(graph, node, &trans_b);
     if (w != nullptr && KernelLayout(p->second, trans_b)) {
-      absl::StatusOr<WeightOnlyPacked> packed = Pack(*w, p->second, trans_b);
+      QUANTD_ASSIGN_OR_RETURN(const Tensor rounded,
+                              source(p->first, p->second));
+      absl::StatusOr<WeightOnlyPacked> packed =
+          Pack(rounded, p->second, trans_b);
       if (!packed.ok()) {
         return absl::Status(
             packed.status().code(),
@@ -149,9 +163,10 @@ absl::Status LowerWeightOnly(Graph& graph,
     }
     auto copy = fake_quantized.find(p->first);
     if (copy == fake_quantized.end()) {
-      QUANTD_ASSIGN_OR_RETURN(
-          Tensor fq,
-          FakeQuantizeWeights(*graph.FindInitializer(p->first), p->second));
+      QUANTD_ASSIGN_OR_RETURN(const Tensor rounded,
+                              source(p->first, p->second));
+      QUANTD_ASSIGN_OR_RETURN(Tensor fq,
+                              FakeQuantizeWeights(rounded, p->second));
       const std::string name =
           graph.UniqueName(absl::StrCat(p->first, "_fake_quantized"));
       graph.initializers[name] = std::move(fq);

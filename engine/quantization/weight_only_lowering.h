@@ -37,11 +37,14 @@ struct WeightOnlyLoweringStats {
 
 // `weights`: QuantizationPlan::weights (by initializer name);
 // `float_nodes`: nodes that stay float even if they read a quantized weight
-// (QuantizationPlan::float_nodes).
-absl::Status LowerWeightOnly(Graph& graph,
-                             const std::map<std::string, QuantParams>& weights,
-                             const std::set<std::string>& float_nodes = {},
-                             WeightOnlyLoweringStats* stats = nullptr);
+// (QuantizationPlan::float_nodes); `weight_codes`: the integers the plan
+// already chose for some weights (QuantizationPlan::weight_codes, GPTQ's),
+// used instead of rounding the graph's float weights.
+absl::Status LowerWeightOnly(
+    Graph& graph, const std::map<std::string, QuantParams>& weights,
+    const std::set<std::string>& float_nodes = {},
+    WeightOnlyLoweringStats* stats = nullptr,
+    const std::map<std::string, Tensor>* weight_codes = nullptr);
 
 // Bytes of every initializer of `graph` (what an executor holds).
 int64_t InitializerBytes(const Graph& graph);

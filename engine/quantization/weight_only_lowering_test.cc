@@ -147,6 +147,41 @@ TEST(WeightOnlyLoweringTest, ComputesWhatTheFakeQuantGraphComputes) {
   }
 }
 
+// Codes an algorithm chose (GPTQ's, here round-to-nearest's moved one step
+// towards zero where they can) are what the kernel and the fake-quantized
+// fallback compute with, not a rounding of the graph's floats.
+TEST(WeightOnlyLoweringTest, UsesThePlansCodes) {
+  const Graph g = TestGraph();
+  const auto plan = Plan(g);
+  std::map<std::string, Tensor> codes;
+  Graph want_graph = g;
+  for (const char* name : {"mw", "cw"}) {
+    const QuantParams& p = plan.at(name);
+    absl::StatusOr<Tensor> c = QuantizeWeightCodes(*g.FindInitializer(name), p);
+    ASSERT_TRUE(c.ok()) << c.status();
+    for (int8_t& v : c->mutable_span<int8_t>()) v -= (v > 0) - (v < 0);
+    absl::StatusOr<Tensor> floats = DequantizeWeightCodes(*c, p);
+    ASSERT_TRUE(floats.ok()) << floats.status();
+    want_graph.initializers[name] = *floats;
+    codes[name] = *c;
+  }
+  Graph lowered = g;
+  ASSERT_TRUE(LowerWeightOnly(lowered, plan, {}, nullptr, &codes).ok());
+  const TensorMap feeds = {{"x3", Random({3, 5, 40}, 10)},
+                           {"x2", Random({3, 40}, 11)},
+                           {"x", Random({3, 3, 6, 6}, 12)}};
+  const std::vector<Tensor> want =
+      RunGraph(FakeQuantGraph(want_graph, plan), feeds);
+  const std::vector<Tensor> got = RunGraph(lowered, feeds);
+  ASSERT_EQ(got.size(), want.size());
+  for (int o : {0, 3}) {  // matmul (kernel) and conv (fake-quantized)
+    for (int64_t i = 0; i < got[o].num_elements(); ++i) {
+      ASSERT_NEAR(got[o].data<float>()[i], want[o].data<float>()[i], 1e-4)
+          << "output " << o << " at " << i;
+    }
+  }
+}
+
 TEST(WeightOnlyLoweringTest, GroupsAlongTheOutputAxisStayFakeQuantized) {
   Graph g = TestGraph();
   // Per channel along K (axis 0 of a MatMul weight): one scale per input

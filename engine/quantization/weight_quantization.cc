@@ -1,5 +1,6 @@
 #include "engine/quantization/weight_quantization.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -184,6 +185,81 @@ absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
         std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax));
   }
   return q;
+}
+
+absl::StatusOr<Tensor> QuantizeWeightCodes(const Tensor& w,
+                                           const QuantParams& p) {
+  QUANTD_ASSIGN_OR_RETURN(std::vector<int32_t> q, QuantizeWeightValues(w, p));
+  Tensor out(QuantHolderType(p.type), w.shape());
+  if (out.dtype() == DataType::kInt8) {
+    std::copy(q.begin(), q.end(), out.mutable_data<int8_t>());
+  } else {
+    std::copy(q.begin(), q.end(), out.mutable_data<uint8_t>());
+  }
+  return out;
+}
+
+namespace {
+
+template <typename T>
+void Dequantize(const T* q, const QuantParams& p, const Shape& shape,
+                float* dst) {
+  const int64_t n = NumElements(shape);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = ParamIndex(p, shape, i);
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
+    dst[i] = static_cast<float>(int32_t{q[i]} - zp) * p.scales[k];
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Tensor> DequantizeWeightCodes(const Tensor& codes,
+                                             const QuantParams& p) {
+  if (codes.dtype() != QuantHolderType(p.type)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight codes are ", DataTypeName(codes.dtype()), "; ",
+                     QuantTypeName(p.type), " codes are held as ",
+                     DataTypeName(QuantHolderType(p.type))));
+  }
+  const int64_t last = codes.num_elements() - 1;
+  if (last >= 0 && ParamIndex(p, codes.shape(), last) >=
+                       static_cast<int64_t>(p.scales.size())) {
+    return absl::InvalidArgumentError(
+        "quantization parameters do not match the codes' shape");
+  }
+  Tensor out(DataType::kFloat32, codes.shape());
+  if (codes.dtype() == DataType::kInt8) {
+    Dequantize(codes.data<int8_t>(), p, codes.shape(),
+               out.mutable_data<float>());
+  } else {
+    Dequantize(codes.data<uint8_t>(), p, codes.shape(),
+               out.mutable_data<float>());
+  }
+  return out;
+}
+
+absl::StatusOr<Tensor> PlanFloatWeight(const Graph& graph,
+                                       const QuantizationPlan& plan,
+                                       const std::string& name) {
+  if (auto c = plan.weight_codes.find(name); c != plan.weight_codes.end()) {
+    auto p = plan.weights.find(name);
+    if (p == plan.weights.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "plan.weight_codes['", name, "'] has no plan.weights entry"));
+    }
+    return DequantizeWeightCodes(c->second, p->second);
+  }
+  if (auto u = plan.updated_initializers.find(name);
+      u != plan.updated_initializers.end()) {
+    return u->second;
+  }
+  const Tensor* w = graph.FindInitializer(name);
+  if (w == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", name, "' is not an initializer of the graph"));
+  }
+  return *w;
 }
 
 absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& w,

@@ -71,6 +71,25 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& weights,
 absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
     const Tensor& weights, const QuantParams& params);
 
+// The same integers as a tensor of the weights' shape in
+// QuantHolderType(params.type): the compact form of weights an algorithm
+// rounded (QuantizationPlan::weight_codes), a quarter of their f32 size.
+absl::StatusOr<Tensor> QuantizeWeightCodes(const Tensor& weights,
+                                           const QuantParams& params);
+
+// (q - zero_point) * scale per element of `codes`: the float weights the
+// codes stand for, bit for bit what FakeQuantizeWeights gives for weights
+// with those integers.
+absl::StatusOr<Tensor> DequantizeWeightCodes(const Tensor& codes,
+                                             const QuantParams& params);
+
+// The float weights initializer `name` holds under `plan`: its codes
+// dequantized, its updated tensor, or the graph's own (shared, no copy).
+// Rounding the result with plan.weights[name] gives the plan's integers.
+absl::StatusOr<Tensor> PlanFloatWeight(const Graph& graph,
+                                       const QuantizationPlan& plan,
+                                       const std::string& name);
+
 // Quantizes then dequantizes `weights` with `params` (what a runtime will
 // compute with); the basis of weight error and of fake-quant simulation.
 absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& weights,

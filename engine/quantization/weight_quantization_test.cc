@@ -140,5 +140,65 @@ TEST(WeightQuantizationTest, NearZeroChannelsGetAScaleTheKernelsAccept) {
   }
 }
 
+// Codes are the integers in a tensor: dequantized they are the fake-quant
+// floats bit for bit (per group, asymmetric), and the plan's float weight
+// of a coded initializer is their dequantization.
+TEST(WeightQuantizationTest, CodesHoldTheFakeQuantWeights) {
+  const Tensor w = Random({64, 10}, 7);
+  WeightSlot mm{"m", "MatMul", "w", 1, 0};
+  for (bool symmetric : {true, false}) {
+    WeightScheme scheme;
+    scheme.type = QuantType::kInt4;
+    scheme.granularity = WeightGranularity::kPerGroup;
+    scheme.group_size = 16;
+    scheme.symmetric = symmetric;
+    absl::StatusOr<QuantParams> p = ComputeWeightParams(w, mm, scheme);
+    ASSERT_TRUE(p.ok()) << p.status();
+    absl::StatusOr<Tensor> codes = QuantizeWeightCodes(w, *p);
+    ASSERT_TRUE(codes.ok()) << codes.status();
+    EXPECT_EQ(codes->dtype(), DataType::kInt8);
+    EXPECT_EQ(codes->shape(), w.shape());
+    absl::StatusOr<std::vector<int32_t>> values = QuantizeWeightValues(w, *p);
+    ASSERT_TRUE(values.ok());
+    std::vector<int32_t> held;
+    for (int8_t v : codes->span<int8_t>()) held.push_back(v);
+    EXPECT_EQ(held, *values);
+    absl::StatusOr<Tensor> floats = DequantizeWeightCodes(*codes, *p);
+    absl::StatusOr<Tensor> fq = FakeQuantizeWeights(w, *p);
+    ASSERT_TRUE(floats.ok()) << floats.status();
+    ASSERT_TRUE(fq.ok()) << fq.status();
+    EXPECT_EQ(floats->ToVector<float>(), fq->ToVector<float>());
+
+    Graph g;
+    g.initializers["w"] = w;
+    QuantizationPlan plan;
+    plan.weights["w"] = *p;
+    absl::StatusOr<Tensor> plain = PlanFloatWeight(g, plan, "w");
+    ASSERT_TRUE(plain.ok());
+    EXPECT_EQ(plain->raw_data(), w.raw_data());  // the graph's, shared
+    plan.weight_codes["w"] = *codes;
+    absl::StatusOr<Tensor> coded = PlanFloatWeight(g, plan, "w");
+    ASSERT_TRUE(coded.ok()) << coded.status();
+    EXPECT_EQ(coded->ToVector<float>(), fq->ToVector<float>());
+  }
+}
+
+TEST(WeightQuantizationTest, CodesOfTheWrongTypeAreRefused) {
+  QuantParams p;
+  p.type = QuantType::kUInt8;
+  p.qmin = 0;
+  p.qmax = 255;
+  p.scales = {0.5f};
+  absl::StatusOr<Tensor> r =
+      DequantizeWeightCodes(Tensor(DataType::kInt8, {2, 2}), p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("held as u8"));
+  p.axis = 0;
+  p.scales = {0.5f};  // one scale for two channels
+  r = DequantizeWeightCodes(Tensor(DataType::kUInt8, {2, 2}), p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("do not match"));
+}
+
 }  // namespace
 }  // namespace quantd

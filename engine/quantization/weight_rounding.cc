@@ -92,8 +92,9 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
                       : " (libopenblas0 not installed: scalar loops, slower)");
     out.notes.push_back(note);
     out.params = std::move(g.params);
-    rounded = g.weights;
-    out.weight = std::move(g.weights);
+    QUANTD_ASSIGN_OR_RETURN(out.codes,
+                            QuantizeWeightCodes(g.weights, out.params));
+    if (config_.bias_correction) rounded = std::move(g.weights);
   } else {
     if (config_.gptq) {
       out.notes.push_back(
@@ -147,8 +148,8 @@ absl::StatusOr<QuantizationPlan> LayerRounder::BuildPlan(
     // layer still gets its own bias and its input's activation parameters.
     if (!plan.weights.contains(slot.initializer)) {
       plan.weights[slot.initializer] = (r)->params;
-      if ((r)->weight.has_value()) {
-        plan.updated_initializers[slot.initializer] = *(r)->weight;
+      if ((r)->codes.has_value()) {
+        plan.weight_codes[slot.initializer] = *(r)->codes;
       }
     }
     if ((r)->bias.has_value()) {

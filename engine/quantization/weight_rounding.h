@@ -53,8 +53,9 @@ WeightScheme SchemeAt(const WeightScheme& requested, LayerPrecision p);
 
 struct RoundedLayer {
   QuantParams params;
-  std::optional<Tensor> weight;  // GPTQ's weights (on the grid of params)
-  std::string bias_name;         // bias correction: which initializer
+  // GPTQ's integers (QuantizeWeightCodes form); absent for round-to-nearest.
+  std::optional<Tensor> codes;
+  std::string bias_name;  // bias correction: which initializer
   std::optional<Tensor> bias;
   std::vector<std::string> notes;  // for LayerReport.algorithms
 };

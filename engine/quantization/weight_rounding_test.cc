@@ -165,7 +165,7 @@ TEST_F(WeightRoundingTest, RoundCachesPerSlotAndPrecision) {
   EXPECT_EQ((*a)->params.type, QuantType::kInt4);
   EXPECT_EQ((*a)->params.group_size, 2);
   EXPECT_EQ((*a)->params.axis, Slot("q").input_axis);
-  EXPECT_FALSE((*a)->weight.has_value());  // round-to-nearest: no new weight
+  EXPECT_FALSE((*a)->codes.has_value());  // round-to-nearest: no codes
   EXPECT_FALSE((*a)->bias.has_value());
   EXPECT_THAT((*a)->notes, IsEmpty());
 }
@@ -222,6 +222,7 @@ TEST_F(WeightRoundingTest, BuildPlanPutsFloatLayersAsideAndFillsActivations) {
   EXPECT_FLOAT_EQ(plan->activations.at("r").scales[0], 0.02f);
   EXPECT_THAT(plan->dynamic_activations, IsEmpty());
   EXPECT_THAT(plan->updated_initializers, IsEmpty());
+  EXPECT_THAT(plan->weight_codes, IsEmpty());
 
   // Every layer float: nothing quantized, no activation needed.
   plan = rounder.BuildPlan({{"q", LayerPrecision::kFloat},
@@ -326,22 +327,34 @@ TEST_F(WeightRoundingTest, GptqWeightsGoIntoThePlan) {
   absl::StatusOr<const RoundedLayer*> r =
       rounder.Round(Slot("out"), LayerPrecision::kInt4);
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_TRUE((*r)->weight.has_value());
+  ASSERT_TRUE((*r)->codes.has_value());
   ASSERT_EQ((*r)->notes.size(), 1u);
   EXPECT_THAT((*r)->notes[0], HasSubstr("gptq: proxy loss"));
-  // GPTQ's weights are on the grid of its parameters.
-  absl::StatusOr<Tensor> fq = FakeQuantizeWeights(*(*r)->weight, (*r)->params);
-  ASSERT_TRUE(fq.ok()) << fq.status();
-  EXPECT_EQ(fq->ToVector<float>(), (*r)->weight->ToVector<float>());
+  // GPTQ's integers, int8-held int4 in the weight's shape, round-trip
+  // through their floats, and differ from round-to-nearest's somewhere.
+  const Tensor& codes = *(*r)->codes;
+  EXPECT_EQ(codes.dtype(), DataType::kInt8);
+  EXPECT_EQ(codes.shape(), graph_.FindInitializer("wo")->shape());
+  absl::StatusOr<Tensor> floats = DequantizeWeightCodes(codes, (*r)->params);
+  ASSERT_TRUE(floats.ok()) << floats.status();
+  absl::StatusOr<Tensor> again = QuantizeWeightCodes(*floats, (*r)->params);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->ToVector<int8_t>(), codes.ToVector<int8_t>());
+  absl::StatusOr<Tensor> rtn =
+      QuantizeWeightCodes(*graph_.FindInitializer("wo"), (*r)->params);
+  ASSERT_TRUE(rtn.ok()) << rtn.status();
+  EXPECT_NE(rtn->ToVector<int8_t>(), codes.ToVector<int8_t>());
   absl::StatusOr<QuantizationPlan> plan = rounder.BuildPlan({}, Ranges());
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_TRUE(plan->updated_initializers.contains("wo"));
+  ASSERT_TRUE(plan->weight_codes.contains("wo"));
+  EXPECT_EQ(plan->weight_codes.at("wo").raw_data(), codes.raw_data());
+  EXPECT_FALSE(plan->updated_initializers.contains("wo"));
 
   // Without statistics GPTQ cannot run and the note says so.
   LayerRounder blind(graph_, slots_, config, nullptr);
   r = blind.Round(Slot("out"), LayerPrecision::kInt4);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE((*r)->weight.has_value());
+  EXPECT_FALSE((*r)->codes.has_value());
   ASSERT_EQ((*r)->notes.size(), 1u);
   EXPECT_THAT((*r)->notes[0], HasSubstr("gptq: not applied"));
 }
