@@ -90,20 +90,9 @@ void AddLayerReports(const Graph& graph, const std::vector<WeightSlot>& slots,
     if (const double* v = find(facts.output_sqnr_db, slot.node)) {
       l->set_output_sqnr_db(*v);
     }
-    const Tensor& w = *graph.FindInitializer(slot.initializer);
-    absl::StatusOr<Tensor> planned =
-        PlanFloatWeight(graph, plan, slot.initializer);
-    absl::StatusOr<Tensor> fqw =
-        planned.ok() ? FakeQuantizeWeights(*planned, *p) : planned.status();
-    if (fqw.ok()) {
-      double num = 0, den = 0;
-      for (int64_t i = 0; i < w.num_elements(); ++i) {
-        const double d = double{w.data<float>()[i]} - fqw->data<float>()[i];
-        num += d * d;
-        den += double{w.data<float>()[i]} * w.data<float>()[i];
-      }
-      l->set_weight_error(den > 0 ? std::sqrt(num / den) : 0);
-    }
+    absl::StatusOr<double> error =
+        RelativeWeightError(graph, plan, slot.initializer, *p);
+    if (error.ok()) l->set_weight_error(*error);
   }
   for (const std::string& n : excluded_nodes) {
     v1::LayerReport* l = report->add_layers();

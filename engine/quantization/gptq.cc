@@ -283,11 +283,13 @@ absl::StatusOr<std::vector<float>> RoundAllColumns(const WeightSlot& slot,
 
 // tr(D H D^T) with D = W - Q, a bounded block of output channels (rows of
 // D) at a time: lm_head's D alone would be 300 MB of doubles.
+// `q(e)` is the rounded value of flat element e (computed on the fly for
+// round-to-nearest: no second copy of the weight).
+template <typename RoundedAt>
 double ProxyLoss(const WeightLayout& l, const float* src,
-                 const std::vector<double>& h0, const Tensor& qt) {
+                 const std::vector<double>& h0, const RoundedAt& q) {
   const int64_t kin = l.kin, n = l.n;
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 20) / kin);
-  const float* q = qt.data<float>();
   std::vector<double> d(std::min(n, chunk) * kin);
   double loss = 0;
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
@@ -295,7 +297,7 @@ double ProxyLoss(const WeightLayout& l, const float* src,
     for (int64_t c = 0; c < m; ++c) {
       for (int64_t k = 0; k < kin; ++k) {
         const int64_t e = l.Flat(k, c0 + c, kin);
-        d[c * kin + k] = static_cast<double>(src[e]) - q[e];
+        d[c * kin + k] = static_cast<double>(src[e]) - q(e);
       }
     }
     loss += gptq_la::QuadraticFormSum(d.data(), m, h0, kin);
@@ -347,8 +349,6 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
       CheckGptqArguments(where, weight, slot, hessian, num_rows, options));
   QUANTD_ASSIGN_OR_RETURN(const QuantParams rtn_params,
                           ComputeWeightParams(weight, slot, scheme));
-  QUANTD_ASSIGN_OR_RETURN(const Tensor rtn,
-                          FakeQuantizeWeights(weight, rtn_params));
 
   GptqWork work = StartWork(weight, slot, hessian, num_rows);
   QUANTD_RETURN_IF_ERROR(
@@ -362,13 +362,24 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
                      "the Hessian is not positive definite even with 1000x the "
                      "damping; check the calibration inputs of this node"));
   }
-  QUANTD_ASSIGN_OR_RETURN(const std::vector<float> q,
-                          RoundAllColumns(slot, scheme, options, u, work));
+  std::vector<float> q;
+  QUANTD_ASSIGN_OR_RETURN(q, RoundAllColumns(slot, scheme, options, u, work));
+  std::vector<double>().swap(work.w);  // lm_head's: 309 MB of doubles
 
   GptqResult result = AssembleResult(weight, rtn_params, work, q);
+  std::vector<float>().swap(q);
   const float* src = weight.data<float>();
-  result.rtn_loss = ProxyLoss(work.layout, src, work.h0, rtn);
-  result.gptq_loss = ProxyLoss(work.layout, src, work.h0, result.weights);
+  const Shape& shape = weight.shape();
+  result.rtn_loss = ProxyLoss(work.layout, src, work.h0, [&](int64_t e) {
+    const int64_t k = ParamIndex(rtn_params, shape, e);
+    return QuantizeDequantize(
+        src[e], rtn_params.scales[k],
+        rtn_params.zero_points.empty() ? 0 : rtn_params.zero_points[k],
+        rtn_params.qmin, rtn_params.qmax);
+  });
+  const float* rounded = result.weights.data<float>();
+  result.gptq_loss = ProxyLoss(work.layout, src, work.h0,
+                               [&](int64_t e) { return rounded[e]; });
   return result;
 }
 

@@ -167,12 +167,14 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
   return p;
 }
 
-absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
-    const Tensor& w, const QuantParams& p) {
+namespace {
+
+// clamp(round(w / scale) + zero_point) of every element into `q`.
+template <typename T>
+absl::Status QuantizeInto(const Tensor& w, const QuantParams& p, T* q) {
   if (w.dtype() != DataType::kFloat32) {
     return absl::InvalidArgumentError("only float weights are quantized");
   }
-  std::vector<int32_t> q(w.num_elements());
   const float* src = w.data<float>();
   for (int64_t i = 0; i < w.num_elements(); ++i) {
     const int64_t k = ParamIndex(p, w.shape(), i);
@@ -181,20 +183,28 @@ absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
           "quantization parameters do not match the weight's shape");
     }
     const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
-    q[i] = static_cast<int32_t>(std::clamp<float>(
+    q[i] = static_cast<T>(std::clamp<float>(
         std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
+    const Tensor& w, const QuantParams& p) {
+  std::vector<int32_t> q(w.num_elements());
+  QUANTD_RETURN_IF_ERROR(QuantizeInto(w, p, q.data()));
   return q;
 }
 
 absl::StatusOr<Tensor> QuantizeWeightCodes(const Tensor& w,
                                            const QuantParams& p) {
-  QUANTD_ASSIGN_OR_RETURN(std::vector<int32_t> q, QuantizeWeightValues(w, p));
   Tensor out(QuantHolderType(p.type), w.shape());
   if (out.dtype() == DataType::kInt8) {
-    std::copy(q.begin(), q.end(), out.mutable_data<int8_t>());
+    QUANTD_RETURN_IF_ERROR(QuantizeInto(w, p, out.mutable_data<int8_t>()));
   } else {
-    std::copy(q.begin(), q.end(), out.mutable_data<uint8_t>());
+    QUANTD_RETURN_IF_ERROR(QuantizeInto(w, p, out.mutable_data<uint8_t>()));
   }
   return out;
 }
@@ -260,6 +270,59 @@ absl::StatusOr<Tensor> PlanFloatWeight(const Graph& graph,
         absl::StrCat("'", name, "' is not an initializer of the graph"));
   }
   return *w;
+}
+
+absl::StatusOr<double> RelativeWeightError(const Graph& graph,
+                                           const QuantizationPlan& plan,
+                                           const std::string& name,
+                                           const QuantParams& p) {
+  const Tensor* w = graph.FindInitializer(name);
+  if (w == nullptr || w->dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", name, "' is not a float initializer of the graph"));
+  }
+  const Tensor* codes = nullptr;
+  if (auto c = plan.weight_codes.find(name); c != plan.weight_codes.end()) {
+    codes = &c->second;
+  }
+  const Tensor* source = w;
+  if (auto u = plan.updated_initializers.find(name);
+      u != plan.updated_initializers.end()) {
+    source = &u->second;
+  }
+  if ((codes != nullptr && (codes->dtype() != QuantHolderType(p.type) ||
+                            codes->shape() != w->shape())) ||
+      source->shape() != w->shape() || source->dtype() != DataType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the plan's value of '", name, "' does not match it"));
+  }
+  const int64_t n = w->num_elements();
+  if (n > 0 && ParamIndex(p, w->shape(), n - 1) >=
+                   static_cast<int64_t>(p.scales.size())) {
+    return absl::InvalidArgumentError(
+        "quantization parameters do not match the weight's shape");
+  }
+  const float* wf = w->data<float>();
+  const float* src = source->data<float>();
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = ParamIndex(p, w->shape(), i);
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
+    int32_t q;
+    if (codes == nullptr) {
+      q = static_cast<int32_t>(std::clamp<float>(
+          std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax));
+    } else if (codes->dtype() == DataType::kInt8) {
+      q = codes->data<int8_t>()[i];
+    } else {
+      q = codes->data<uint8_t>()[i];
+    }
+    const float wq = static_cast<float>(q - zp) * p.scales[k];
+    const double d = double{wf[i]} - wq;
+    num += d * d;
+    den += double{wf[i]} * wf[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : 0.0;
 }
 
 absl::StatusOr<Tensor> FakeQuantizeWeights(const Tensor& w,

@@ -183,6 +183,49 @@ TEST(WeightQuantizationTest, CodesHoldTheFakeQuantWeights) {
   }
 }
 
+// The report's weight error, computed in place, equals the error of the
+// materialized fake-quant weights: for the graph's weights, an update, and
+// codes (here, round-to-nearest's moved one step towards zero).
+TEST(WeightQuantizationTest, RelativeWeightErrorWithoutCopies) {
+  const Tensor w = Random({32, 12}, 9);
+  WeightSlot mm{"m", "MatMul", "w", 1, 0};
+  WeightScheme scheme;
+  scheme.type = QuantType::kInt4;
+  absl::StatusOr<QuantParams> p = ComputeWeightParams(w, mm, scheme);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto materialized = [&](const Tensor& rounded) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < w.num_elements(); ++i) {
+      const double d = double{w.data<float>()[i]} - rounded.data<float>()[i];
+      num += d * d;
+      den += double{w.data<float>()[i]} * w.data<float>()[i];
+    }
+    return std::sqrt(num / den);
+  };
+  Graph g;
+  g.initializers["w"] = w;
+  QuantizationPlan plan;
+  plan.weights["w"] = *p;
+  absl::StatusOr<double> plain = RelativeWeightError(g, plan, "w", *p);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_DOUBLE_EQ(*plain, materialized(*FakeQuantizeWeights(w, *p)));
+
+  const Tensor moved = Random({32, 12}, 10);
+  plan.updated_initializers["w"] = moved;
+  absl::StatusOr<double> updated = RelativeWeightError(g, plan, "w", *p);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_DOUBLE_EQ(*updated, materialized(*FakeQuantizeWeights(moved, *p)));
+
+  plan.updated_initializers.clear();
+  Tensor codes = *QuantizeWeightCodes(w, *p);
+  for (int8_t& v : codes.mutable_span<int8_t>()) v -= (v > 0) - (v < 0);
+  plan.weight_codes["w"] = codes;
+  absl::StatusOr<double> coded = RelativeWeightError(g, plan, "w", *p);
+  ASSERT_TRUE(coded.ok()) << coded.status();
+  EXPECT_DOUBLE_EQ(*coded, materialized(*DequantizeWeightCodes(codes, *p)));
+  EXPECT_GT(*coded, *plain);
+}
+
 TEST(WeightQuantizationTest, CodesOfTheWrongTypeAreRefused) {
   QuantParams p;
   p.type = QuantType::kUInt8;
