@@ -1,6 +1,7 @@
 #include "engine/pipeline/pipeline.h"
 
 #include "engine/pipeline/stages.h"
+#include "kernels/buffer_pool.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -30,6 +31,10 @@ absl::StatusOr<PipelineResult> RunPipeline(const JobPlan& plan,
     QUANTD_RETURN_IF_ERROR(CheckCancelled(cancelled));
     QUANTD_RETURN_IF_ERROR(stage.run(ctx));
     clock.Done(stage.name);
+    // The pool keeps freed buffers up to its high-water mark; the next stage
+    // allocates other sizes, and its own peak (export's protobuf, the next
+    // executor's weights) would come on top of this one's idle activations.
+    BufferPool::Default().Release();
   }
   ctx.Progress("done", 1);
   return std::move(ctx.result);
