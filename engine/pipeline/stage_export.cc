@@ -1,5 +1,6 @@
-// export and benchmark: the QDQ ONNX model and the per-layer report, then
-// size, fp32 vs int8 latency and the facts needed to reproduce the job.
+// benchmark and export: fp32 vs int8 latency and the facts needed to
+// reproduce the job, then the QDQ ONNX model, its size and the per-layer
+// report.
 #include "absl/strings/str_cat.h"
 #include "engine/export/qdq_export.h"
 #include "engine/pipeline/stages.h"
@@ -69,10 +70,6 @@ absl::Status ExportStage(JobContext& ctx) {
                             BuildQdqGraph(ctx.graph, *ctx.quantization));
     ctx.result.qdq_graph = std::move(qdq.graph);
   }
-  return absl::OkStatus();
-}
-
-absl::Status BenchmarkStage(JobContext& ctx) {
   v1::SizeReport* size = ctx.report().mutable_size();
   // External data counts: a 4.4 GB model whose .onnx file is 0.5 MB read
   // "0.00x smaller" before.
@@ -84,9 +81,17 @@ absl::Status BenchmarkStage(JobContext& ctx) {
                                   ? double(size->float_bytes()) /
                                         size->quantized_bytes()
                                   : 0);
+  return absl::OkStatus();
+}
+
+absl::Status BenchmarkStage(JobContext& ctx) {
   if (ctx.int8_executor != nullptr && !ctx.spec().benchmark().disabled()) {
     QUANTD_RETURN_IF_ERROR(MeasureSpeed(ctx));
   }
+  // The last stage that runs the models: export needs only the graph and
+  // the plan.
+  ctx.int8_executor.reset();
+  ctx.float_executor.reset();
   const JobPaths& paths = ctx.plan.paths;
   return FillReproducibility({paths.model, paths.calibration, paths.evaluation},
                              ctx.calibration_samples, ctx.spec().seed(),
