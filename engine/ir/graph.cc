@@ -1,6 +1,7 @@
 #include "engine/ir/graph.h"
 
-#include <deque>
+#include <functional>
+#include <queue>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -132,18 +133,22 @@ absl::Status TopologicalSort(Graph& graph) {
     }
     pending[i] = static_cast<int>(deps.size());
   }
-  // Kahn's algorithm, stable with respect to the original order.
-  std::deque<size_t> ready;
+  // Kahn's algorithm taking the earliest ready node in the given order, so
+  // an order that is already valid stays as it is. (A FIFO of ready nodes
+  // moved every node that reads only initializers, such as a weight's
+  // DequantizeLinear, to the front: the executor then held every
+  // dequantized weight at once, 3 GB more for a 1.1B decoder.)
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
   for (size_t i = 0; i < n; ++i) {
-    if (pending[i] == 0) ready.push_back(i);
+    if (pending[i] == 0) ready.push(i);
   }
   std::vector<Node> sorted;
   sorted.reserve(n);
   while (!ready.empty()) {
-    size_t i = ready.front();
-    ready.pop_front();
+    const size_t i = ready.top();
+    ready.pop();
     for (size_t d : dependents[i]) {
-      if (--pending[d] == 0) ready.push_back(d);
+      if (--pending[d] == 0) ready.push(d);
     }
     sorted.push_back(std::move(graph.nodes[i]));
   }

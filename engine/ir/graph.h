@@ -103,7 +103,9 @@ struct Graph {
 };
 
 // Orders `graph.nodes` so that every node comes after the producers of its
-// inputs. Fails on cycles and on inputs that nothing produces, naming them.
+// inputs, otherwise keeping the given order (a valid order is unchanged; a
+// node moves only as far as its producers force it). Fails on cycles and on
+// inputs that nothing produces, naming them.
 absl::Status TopologicalSort(Graph& graph);
 
 // Map from value name to the index of the node that produces it.
