@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <string>
@@ -439,6 +440,66 @@ absl::Status QuantizedConvolutionKernel::Forward(const Tensor& src,
   return Run(quant_, src, weights, bias, dst, dst_layout);
 }
 
+namespace {
+
+// A 1x1 convolution with strides and no padding: the unit-stride one on
+// every stride-th input position.
+bool IsStridedPointwise(const ConvGeometry& g) {
+  if (g.transposed) return false;
+  bool strided = false;
+  for (int d = 0; d < g.spatial; ++d) {
+    if (g.kernel[d] != 1 || g.pads_begin[d] != 0 || g.pads_end[d] != 0) {
+      return false;
+    }
+    strided |= g.strides[d] > 1;
+  }
+  return strided;
+}
+
+// The input positions a strided pointwise convolution reads, [N, C, out...]
+// in src's layout, and the geometry of the unit-stride convolution on them.
+absl::StatusOr<Tensor> TakeStridedPositions(const Tensor& src,
+                                            ConvGeometry& g) {
+  Shape shape = {g.batch, g.in_channels};
+  shape.insert(shape.end(), g.out.begin(), g.out.end());
+  Tensor out(src.dtype(), shape);
+  QUANTD_RETURN_IF_ERROR(out.set_layout(src.layout()));
+  const size_t elem = DataTypeSize(src.dtype());
+  const int64_t c = g.in_channels;
+  int64_t in_positions = 1, out_positions = 1;
+  for (int d = 0; d < g.spatial; ++d) {
+    in_positions *= g.in[d];
+    out_positions *= g.out[d];
+  }
+  const bool nhwc = src.channels_last();
+  const auto* from = static_cast<const uint8_t*>(src.raw_data());
+  auto* to = static_cast<uint8_t*>(out.mutable_raw_data());
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t o = 0; o < out_positions; ++o) {
+      int64_t rest = o, i = 0, in_stride = 1;
+      for (int d = g.spatial - 1; d >= 0; --d) {
+        i += (rest % g.out[d]) * g.strides[d] * in_stride;
+        rest /= g.out[d];
+        in_stride *= g.in[d];
+      }
+      if (nhwc) {
+        std::memcpy(to + ((n * out_positions + o) * c) * elem,
+                    from + ((n * in_positions + i) * c) * elem, c * elem);
+      } else {
+        for (int64_t ch = 0; ch < c; ++ch) {
+          std::memcpy(to + ((n * c + ch) * out_positions + o) * elem,
+                      from + ((n * c + ch) * in_positions + i) * elem, elem);
+        }
+      }
+    }
+  }
+  g.in = g.out;
+  std::fill(g.strides.begin(), g.strides.end(), 1);
+  return out;
+}
+
+}  // namespace
+
 absl::Status QuantizedConvolutionKernel::ForwardWithPostOps(
     const PostOps& post, const Tensor& src, const Tensor& weights,
     const Tensor* bias, Tensor* dst, Layout dst_layout) {
@@ -482,7 +543,19 @@ absl::Status QuantizedConvolutionKernel::Run(const QuantizedOpParams& quant,
     shifted = post_ops_internal::FlipSignBit(src);
     src_zp += path == DataType::kUInt8 ? 128 : -128;
   }
-  const Tensor& src_used = shifted.defined() ? shifted : src;
+  // oneDNN 2.7's jit_uni_int8_1x1 on AVX2 computed strided 1x1 convolutions
+  // on channels-last input with few channels wrongly, differently from run
+  // to run, with two threads (its reduce-to-unit-stride step; a ResNet
+  // downsample; quantized_convolution_test). Taking the strided positions
+  // here costs one copy of the output-sized input.
+  Tensor strided;
+  if (IsStridedPointwise(g)) {
+    QUANTD_ASSIGN_OR_RETURN(
+        strided, TakeStridedPositions(shifted.defined() ? shifted : src, g));
+  }
+  const Tensor& src_used = strided.defined()   ? strided
+                           : shifted.defined() ? shifted
+                                               : src;
 
   std::vector<float> dnnl_bias;
   if (bias != nullptr) {

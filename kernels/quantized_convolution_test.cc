@@ -1,4 +1,6 @@
 // Quantized (u8/s8) convolution kernel against its reference.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "kernels/convolution_test_cases.h"
 #include "kernels/dnnl_context.h"
 #include "kernels/kernel_test_util.h"
+#include "kernels/layout.h"
 
 namespace quantd {
 namespace {
@@ -105,6 +108,42 @@ TEST(QuantizedConvolutionKernelTest, MatchesReferenceWithSevenBitWeights) {
   // Off-by-one results come only from ties and float rounding: rare.
   EXPECT_LT(differing, total / 1000 + 1) << "of " << total;
   EXPECT_EQ(runs, static_cast<int>(ConvCases().size()) * 2 * 3);
+}
+
+// A strided 1x1 convolution (a ResNet downsample) on channels-last u8 input
+// with fewer channels than oneDNN's block: oneDNN 2.7's jit_uni_int8_1x1 on
+// AVX2 gave different, wrong results from run to run with two threads (its
+// reduce-to-unit-stride step). The kernel takes the strided positions
+// itself; every run must match the reference, with any thread count.
+TEST(QuantizedConvolutionKernelTest, StridedPointwiseIsExactWithThreads) {
+  std::mt19937 rng(11);
+  const ConvParams p = Params({2, 2}, {0, 0}, {0, 0});
+  const Tensor w = RandomInt<int8_t>({16, 8, 1, 1}, rng, -63, 63);
+  const Tensor b = RandomFloat({16}, rng, -0.5f, 0.5f);
+  const Tensor plain = RandomSrc(DataType::kUInt8, {64, 8, 8, 8}, rng);
+  absl::StatusOr<Tensor> nhwc = ToLayout(plain, Layout::kChannelsLast);
+  ASSERT_TRUE(nhwc.ok()) << nhwc.status();
+  const QuantizedOpParams q = Quant(0.05f, 9, RandomScales(16, rng),
+                                    DataType::kUInt8, 0.2f, 100, PostOps{});
+  Tensor want;
+  ASSERT_TRUE(QuantizedConvolutionReference(p, q, plain, w, &b, &want).ok());
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (int run = 0; run < 4; ++run) {
+    for (const Tensor* src : {&plain, static_cast<const Tensor*>(&*nhwc)}) {
+      SCOPED_TRACE(
+          absl::StrCat("run ", run, src == &plain ? " plain" : " nhwc"));
+      QuantizedConvolutionKernel kernel(p, q);
+      Tensor got;
+      ASSERT_TRUE(kernel.Forward(*src, w, &b, &got).ok());
+      absl::StatusOr<Tensor> got_plain = ToLayout(got, Layout::kPlain);
+      ASSERT_TRUE(got_plain.ok());
+      // Off by one only at ties (see MatchesReferenceWithSevenBitWeights).
+      EXPECT_LE(ExpectWithinQuanta(*got_plain, want, 1),
+                want.num_elements() / 1000);
+    }
+  }
+  omp_set_num_threads(threads_before);
 }
 
 // With weights beyond [-64, 64] on a CPU without VNNI the kernel takes

@@ -14,6 +14,7 @@
 #include "engine/testing/qdq_test_util.h"
 #include "engine/testing/test_graphs.h"
 #include "gtest/gtest.h"
+#include "kernels/post_ops.h"
 
 namespace quantd {
 namespace {
@@ -42,8 +43,8 @@ float MaxAbs(const Tensor& t) {
 
 TEST(Int8RegionsOrtTest, ResidualCnnRunsInt8AsOrtRunsTheArtifact) {
   const Graph g = ResidualCnnGraph();
-  absl::StatusOr<QuantizationPlan> plan =
-      qdq_test::Int8FixturePlan(g, Images(32, 1), "x");
+  absl::StatusOr<QuantizationPlan> plan = qdq_test::Int8FixturePlan(
+      g, Images(32, 1), "x", MaxExactInt8WeightMagnitude());
   ASSERT_TRUE(plan.ok()) << plan.status();
   for (const char* v : {"stem", "pooled", "b1c2_out", "b2c2_out", "down_out"}) {
     EXPECT_TRUE(plan->activations.contains(v)) << v;
@@ -140,7 +141,7 @@ TEST(Int8RegionsOrtTest, ARegionStartsAtAGraphInputTheAddReads) {
   Tensor calib(DataType::kFloat32, {16, 8, 6, 6});
   for (float& v : calib.mutable_span<float>()) v = dist(rng);
   absl::StatusOr<QuantizationPlan> plan =
-      qdq_test::Int8FixturePlan(g, calib, "x");
+      qdq_test::Int8FixturePlan(g, calib, "x", MaxExactInt8WeightMagnitude());
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->activations.contains("a"));
   Graph lowered = g;
