@@ -53,7 +53,8 @@ class BufferPool {
   // std::bad_alloc if the system has none.
   std::shared_ptr<void> Allocate(size_t bytes);
 
-  // Frees every cached buffer.
+  // Frees every cached buffer, and returns malloc's free pages to the
+  // system (glibc's malloc_trim): call it between phases of a job.
   void Release();
 
   // The size class of a request: pooled sizes round up to one of four steps

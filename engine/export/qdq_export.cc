@@ -331,14 +331,14 @@ void OrderNodes(QdqBuild& b) {
 
 }  // namespace
 
-absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
+absl::StatusOr<QdqGraph> BuildQdqGraph(Graph graph,
                                        const QuantizationPlan& plan,
                                        const QdqExportOptions& options) {
   QUANTD_RETURN_IF_ERROR(ValidateQuantizationPlan(graph, plan));
 
   QdqGraph out;
   Graph& g = out.graph;
-  g = graph;
+  g = std::move(graph);
   for (const auto& [name, t] : plan.updated_initializers) {
     g.initializers[name] = t;
   }
@@ -402,17 +402,18 @@ onnx::ModelProto QdqGraphToModelProto(QdqGraph&& qdq,
 }  // namespace
 
 absl::StatusOr<onnx::ModelProto> ExportQdqModel(
-    const Graph& graph, const QuantizationPlan& plan,
+    Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
-  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan, options));
+  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq,
+                          BuildQdqGraph(std::move(graph), plan, options));
   return QdqGraphToModelProto(std::move(qdq), options);
 }
 
 absl::StatusOr<ExportedModel> ExportQdqModelFiles(
-    const Graph& graph, const QuantizationPlan& plan,
+    Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
   QUANTD_ASSIGN_OR_RETURN(onnx::ModelProto model,
-                          ExportQdqModel(graph, plan, options));
+                          ExportQdqModel(std::move(graph), plan, options));
   ExportedModel out;
   const bool too_large =
       static_cast<int64_t>(model.ByteSizeLong()) > options.max_inline_bytes;
@@ -439,13 +440,14 @@ absl::StatusOr<ExportedModel> ExportQdqModelFiles(
 }
 
 absl::StatusOr<std::string> ExportQdqModelBytes(
-    const Graph& graph, const QuantizationPlan& plan,
+    Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options) {
   QdqExportOptions inline_only = options;
   inline_only.external_data_location.clear();
   inline_only.prefer_external_data = false;
-  QUANTD_ASSIGN_OR_RETURN(ExportedModel files,
-                          ExportQdqModelFiles(graph, plan, inline_only));
+  QUANTD_ASSIGN_OR_RETURN(
+      ExportedModel files,
+      ExportQdqModelFiles(std::move(graph), plan, inline_only));
   return std::move(files.model_bytes);
 }
 

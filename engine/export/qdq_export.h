@@ -114,12 +114,16 @@ struct QdqGraph {
 absl::Status ValidateQuantizationPlan(const Graph& graph,
                                       const QuantizationPlan& plan);
 
-absl::StatusOr<QdqGraph> BuildQdqGraph(const Graph& graph,
+// The export functions take the graph by value (its tensors are shared, so a
+// copy is cheap). A caller that moves its graph in, and holds the float
+// weights nowhere else, has each quantized layer's float weight freed as its
+// integer initializer replaces it: a job's last stage exports that way.
+absl::StatusOr<QdqGraph> BuildQdqGraph(Graph graph,
                                        const QuantizationPlan& plan,
                                        const QdqExportOptions& options = {});
 
 absl::StatusOr<onnx::ModelProto> ExportQdqModel(
-    const Graph& graph, const QuantizationPlan& plan,
+    Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options = {});
 
 // ExportQdqModel serialized, with its weights in an external data file when
@@ -128,12 +132,11 @@ absl::StatusOr<onnx::ModelProto> ExportQdqModel(
 // tensors are freed as they become protobuf, and each moves to the data
 // buffer as it is written there.
 absl::StatusOr<ExportedModel> ExportQdqModelFiles(
-    const Graph& graph, const QuantizationPlan& plan,
-    const QdqExportOptions& options);
+    Graph graph, const QuantizationPlan& plan, const QdqExportOptions& options);
 
 // ExportQdqModel serialized as one self-contained .onnx file.
 absl::StatusOr<std::string> ExportQdqModelBytes(
-    const Graph& graph, const QuantizationPlan& plan,
+    Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options = {});
 
 // Packs 4-bit values held one per byte (s8 in [-8, 7] or u8 in [0, 15]) two

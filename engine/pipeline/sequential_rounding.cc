@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/passes/graph_cleanup.h"
 #include "engine/quantization/weight_quantization.h"
+#include "kernels/buffer_pool.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -115,13 +116,22 @@ class SequentialRun {
       QUANTD_RETURN_IF_ERROR(
           RunOnAll(ctx_, *observer, segment, live_, hooked_, false).status());
     }
-    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
-                            Executor::Create(std::move(graph)));
+    // The run's activations sit in the buffer pool's cache, and GPTQ's
+    // Hessian copies and working sets are not pool buffers: without this,
+    // both are resident at once (the 4-block decoder's quantize peak).
+    BufferPool::Default().Release();
     // 2. Round its layers; later runs compute with the rounded weights.
-    for (const WeightSlot* s : LayersOf(segment)) {
-      QUANTD_RETURN_IF_ERROR(RoundLayer(*s, k, *executor));
+    // The last segment feeds no other: no executor, no dequantized weights
+    // (an LM head's would be 262 MB at 32000 x 2048).
+    const bool last = k + 1 == ctx_.segments.size();
+    std::unique_ptr<Executor> executor;
+    if (!last) {
+      QUANTD_ASSIGN_OR_RETURN(executor, Executor::Create(std::move(graph)));
     }
-    if (k + 1 == ctx_.segments.size()) return absl::OkStatus();
+    for (const WeightSlot* s : LayersOf(segment)) {
+      QUANTD_RETURN_IF_ERROR(RoundLayer(*s, k, executor.get()));
+    }
+    if (last) return absl::OkStatus();
     // 3. The next segment's inputs, computed with the rounded weights.
     QUANTD_ASSIGN_OR_RETURN(
         std::vector<std::vector<Tensor>> outputs,
@@ -164,7 +174,8 @@ class SequentialRun {
     return out;
   }
 
-  absl::Status RoundLayer(const WeightSlot& s, size_t k, Executor& executor) {
+  // `executor` runs the segment on; null for the last segment.
+  absl::Status RoundLayer(const WeightSlot& s, size_t k, Executor* executor) {
     QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* r, round_layer_(s));
     ++rounded_layers_;
     if (r->codes.has_value()) {
@@ -172,13 +183,15 @@ class SequentialRun {
           "gptq: sequential, block ", k + 1, " of ", ctx_.segments.size(),
           " (Hessian from the quantized blocks before it)"));
     }
-    if (shared_rounded_.contains(s.initializer)) return absl::OkStatus();
+    if (executor == nullptr || shared_rounded_.contains(s.initializer)) {
+      return absl::OkStatus();
+    }
     QUANTD_ASSIGN_OR_RETURN(Tensor w, ComputedWeight(ctx_.graph, s, *r));
     // A weight that layers in several segments read (tied weights) must
     // not be float in the later ones.
     if (layers_per_weight_[s.initializer] > 1)
       shared_rounded_[s.initializer] = w;
-    return executor.ReplaceInitializer(s.initializer, std::move(w));
+    return executor->ReplaceInitializer(s.initializer, std::move(w));
   }
 
   JobContext& ctx_;

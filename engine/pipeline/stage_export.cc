@@ -60,16 +60,24 @@ absl::Status ExportStage(JobContext& ctx) {
     options.prefer_external_data = ctx.external_data_bytes > 0;
   }
   options.max_inline_bytes = ctx.options.max_inline_model_bytes;
-  QUANTD_ASSIGN_OR_RETURN(
-      ExportedModel files,
-      ExportQdqModelFiles(ctx.graph, *ctx.quantization, options));
-  ctx.result.model_bytes = std::move(files.model_bytes);
-  ctx.result.model_external_data = std::move(files.external_data);
   if (ctx.options.keep_qdq_graph) {
     QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq,
                             BuildQdqGraph(ctx.graph, *ctx.quantization));
     ctx.result.qdq_graph = std::move(qdq.graph);
   }
+  // The last stage: the export takes the graph, and the float model's
+  // weights go as their integer initializers replace them, so the model is
+  // not held next to its protobuf (the 1.1B decoder's export peaked at
+  // model + codes + protobuf). Nothing reads the graphs after this.
+  Graph graph = std::move(ctx.graph);
+  ctx.float_graph.initializers.clear();
+  ctx.segments.clear();
+  ctx.rounder.reset();
+  QUANTD_ASSIGN_OR_RETURN(
+      ExportedModel files,
+      ExportQdqModelFiles(std::move(graph), *ctx.quantization, options));
+  ctx.result.model_bytes = std::move(files.model_bytes);
+  ctx.result.model_external_data = std::move(files.external_data);
   v1::SizeReport* size = ctx.report().mutable_size();
   // External data counts: a 4.4 GB model whose .onnx file is 0.5 MB read
   // "0.00x smaller" before.

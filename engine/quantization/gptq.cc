@@ -43,16 +43,31 @@ struct GroupParams {
   int32_t qmin = 0, qmax = 0;
 };
 
-struct GptqWork {
-  WeightLayout layout;
+// What every channel slice of one weight shares: the Hessian and the
+// inverse-Hessian factor in the order the columns are rounded.
+struct GptqSystem {
+  int64_t kin = 0;
   // H / num_rows, undamped: the proxy loss is measured against it.
   std::vector<double> h0;
-  // h0 with dead inputs made harmless, permuted with the columns.
-  std::vector<double> h;
-  // Working copy of W as [n, kin], so that every update runs along a row.
-  std::vector<double> w;
-  // Column i of w (and row/column i of h) is input perm[i] of the weight.
+  // Inputs never active (zero diagonal): nothing to fit, their weights are
+  // zeroed and their diagonal taken as 1.
+  std::vector<char> dead;
+  // Column i of the working weights (row and column i of u) is input
+  // perm[i].
   std::vector<int64_t> perm;
+  // Upper Cholesky factor of the damped, permuted H^-1.
+  std::vector<double> u;
+
+  double Diagonal(int64_t k) const { return dead[k] ? 1.0 : h0[k * kin + k]; }
+};
+
+// One slice of output channels being rounded.
+struct GptqWork {
+  WeightLayout layout;  // of the slice
+  // Working copy of the slice as [n, kin], so that every update runs along a
+  // row; columns in the system's order once PermuteColumns ran.
+  std::vector<double> w;
+  const std::vector<int64_t>* perm = nullptr;
   GroupParams groups;
 };
 
@@ -95,31 +110,93 @@ absl::Status CheckGptqArguments(const std::string& where, const Tensor& weight,
   return absl::OkStatus();
 }
 
-GptqWork StartWork(const Tensor& weight, const WeightSlot& slot,
-                   const std::vector<double>& hessian, int64_t num_rows) {
+// InverseHessianFactor of the permuted H (dead inputs' diagonal 1) plus
+// damping on the diagonal, raising the damping up to 1000x until H is
+// positive definite; empty if it never is. Rebuilt from h0 on each attempt,
+// so that no second copy of H is kept for the retries.
+std::vector<double> DampedInverseHessianFactor(const GptqSystem& sys,
+                                               double damp_percent) {
+  const int64_t kin = sys.kin;
+  double mean_diag = 0;
+  for (int64_t k = 0; k < kin; ++k) mean_diag += sys.Diagonal(k) / kin;
+  double damp = damp_percent * mean_diag;
+  std::vector<double> a(kin * kin);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    for (int64_t i = 0; i < kin; ++i) {
+      const double* hi = &sys.h0[sys.perm[i] * kin];
+      for (int64_t j = 0; j < kin; ++j) a[i * kin + j] = hi[sys.perm[j]];
+      a[i * kin + i] = sys.Diagonal(sys.perm[i]) + damp;
+    }
+    if (gptq_la::InverseHessianFactor(a, kin)) return a;
+    damp = damp > 0 ? damp * 10 : 0.01 * mean_diag;
+  }
+  return {};
+}
+
+// The normalized Hessian, the column order (by descending diag(H) with
+// act_order) and the damped inverse-Hessian factor; FailedPrecondition if H
+// stays not positive definite. Takes the caller's Hessian over as h0: the
+// K x K doubles are the largest buffers of a wide layer (254 MB at K = 5632),
+// so GPTQ holds two of them (h0 and u), not four.
+absl::StatusOr<GptqSystem> PrepareSystem(const std::string& where,
+                                         std::vector<double> hessian,
+                                         int64_t kin, int64_t num_rows,
+                                         const GptqOptions& options) {
+  GptqSystem sys;
+  sys.kin = kin;
+  sys.h0 = std::move(hessian);
+  for (double& v : sys.h0) v /= static_cast<double>(num_rows);
+  sys.dead.resize(kin);
+  for (int64_t k = 0; k < kin; ++k) sys.dead[k] = sys.h0[k * kin + k] == 0;
+  sys.perm.resize(kin);
+  std::iota(sys.perm.begin(), sys.perm.end(), 0);
+  if (options.act_order) {
+    std::stable_sort(sys.perm.begin(), sys.perm.end(),
+                     [&](int64_t a, int64_t b) {
+                       return sys.Diagonal(a) > sys.Diagonal(b);
+                     });
+  }
+  sys.u = DampedInverseHessianFactor(sys, options.damp_percent);
+  if (sys.u.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(where,
+                     "the Hessian is not positive definite even with 1000x the "
+                     "damping; check the calibration inputs of this node"));
+  }
+  return sys;
+}
+
+// Output channels [c0, c0 + m) of `weight`, in its orientation.
+Tensor ChannelSlice(const Tensor& weight, const WeightLayout& full, int64_t c0,
+                    int64_t m) {
+  if (c0 == 0 && m == full.n) return weight;
+  Tensor t(DataType::kFloat32,
+           full.input_axis == 0 ? Shape{full.kin, m} : Shape{m, full.kin});
+  const float* src = weight.data<float>();
+  float* dst = t.mutable_data<float>();
+  for (int64_t c = 0; c < m; ++c) {
+    for (int64_t k = 0; k < full.kin; ++k)
+      dst[full.input_axis == 0 ? k * m + c : c * full.kin + k] =
+          src[full.Flat(k, c0 + c, full.kin)];
+  }
+  return t;
+}
+
+GptqWork StartWork(const Tensor& slice, const WeightSlot& slot,
+                   const GptqSystem& sys) {
   GptqWork work;
   WeightLayout& l = work.layout;
   l.input_axis = slot.input_axis;
-  l.kin = weight.dim(static_cast<int>(slot.input_axis));
-  l.n = weight.dim(static_cast<int>(slot.channel_axis));
+  l.kin = slice.dim(static_cast<int>(slot.input_axis));
+  l.n = slice.dim(static_cast<int>(slot.channel_axis));
   const int64_t kin = l.kin, n = l.n;
-  work.h0 = hessian;
-  for (double& v : work.h0) v /= static_cast<double>(num_rows);
-  work.h = work.h0;
   work.w.resize(n * kin);
-  const float* src = weight.data<float>();
+  const float* src = slice.data<float>();
   for (int64_t c = 0; c < n; ++c) {
     for (int64_t k = 0; k < kin; ++k)
-      work.w[c * kin + k] = src[l.Flat(k, c, kin)];
+      work.w[c * kin + k] = sys.dead[k] ? 0.0 : src[l.Flat(k, c, kin)];
   }
-  for (int64_t k = 0; k < kin; ++k) {  // inputs never active: nothing to fit
-    if (work.h[k * kin + k] == 0) {
-      work.h[k * kin + k] = 1;
-      for (int64_t c = 0; c < n; ++c) work.w[c * kin + k] = 0;
-    }
-  }
-  work.perm.resize(kin);
-  std::iota(work.perm.begin(), work.perm.end(), 0);
+  work.perm = &sys.perm;
   return work;
 }
 
@@ -152,7 +229,10 @@ void CopyParams(const WeightLayout& l, const Tensor& t, const QuantParams& p,
 // Fills the parameters known before rounding starts: RTN's without groups,
 // static groups with act_order. Dynamic groups are filled as the sweep
 // reaches them.
-absl::Status StartGroups(const Tensor& weight, const WeightSlot& slot,
+// `rtn_params` are the whole weight's (`full`, `full_shape`); the slice
+// starts at channel c0.
+absl::Status StartGroups(const WeightLayout& full, const Shape& full_shape,
+                         int64_t c0, const WeightSlot& slot,
                          const WeightScheme& scheme, const GptqOptions& options,
                          const QuantParams& rtn_params, GptqWork& work) {
   const WeightLayout& l = work.layout;
@@ -166,7 +246,13 @@ absl::Status StartGroups(const Tensor& weight, const WeightSlot& slot,
   groups.qmin = rtn_params.qmin;
   groups.qmax = rtn_params.qmax;
   if (!groups.grouped) {
-    CopyParams(l, weight, rtn_params, 0, 0, groups);
+    for (int64_t c = 0; c < l.n; ++c) {
+      const int64_t idx =
+          ParamIndex(rtn_params, full_shape, full.Flat(0, c0 + c, full.kin));
+      groups.scale[c] = rtn_params.scales[idx];
+      if (!rtn_params.zero_points.empty())
+        groups.zero[c] = rtn_params.zero_points[idx];
+    }
   } else if (options.act_order) {
     // Static groups from the original weights (dead inputs zeroed, as in the
     // reference): permuted columns visit groups out of order.
@@ -179,44 +265,16 @@ absl::Status StartGroups(const Tensor& weight, const WeightSlot& slot,
   return absl::OkStatus();
 }
 
-// Orders the columns of w and the rows and columns of h by descending
-// diag(H).
-void PermuteByActivity(GptqWork& work) {
-  const int64_t kin = work.layout.kin, n = work.layout.n;
-  const std::vector<double>& h = work.h;
-  std::vector<int64_t>& perm = work.perm;
-  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-    return h[a * kin + a] > h[b * kin + b];
-  });
-  std::vector<double> pw(work.w.size()), ph(h.size());
-  for (int64_t c = 0; c < n; ++c) {
-    for (int64_t k = 0; k < kin; ++k)
-      pw[c * kin + k] = work.w[c * kin + perm[k]];
+// Puts the slice's columns in the system's order (act_order).
+void PermuteColumns(GptqWork& work) {
+  const int64_t kin = work.layout.kin;
+  const std::vector<int64_t>& perm = *work.perm;
+  std::vector<double> row(kin);
+  for (int64_t c = 0; c < work.layout.n; ++c) {
+    double* wc = &work.w[c * kin];
+    for (int64_t i = 0; i < kin; ++i) row[i] = wc[perm[i]];
+    std::copy(row.begin(), row.end(), wc);
   }
-  for (int64_t i = 0; i < kin; ++i) {
-    for (int64_t j = 0; j < kin; ++j)
-      ph[i * kin + j] = h[perm[i] * kin + perm[j]];
-  }
-  work.w.swap(pw);
-  work.h.swap(ph);
-}
-
-// InverseHessianFactor of h plus damping on the diagonal, raising the
-// damping up to 1000x until H is positive definite; empty if it never is.
-std::vector<double> DampedInverseHessianFactor(const std::vector<double>& h,
-                                               int64_t kin,
-                                               double damp_percent) {
-  double mean_diag = 0;
-  for (int64_t k = 0; k < kin; ++k) mean_diag += h[k * kin + k] / kin;
-  double damp = damp_percent * mean_diag;
-  std::vector<double> u;
-  for (int attempt = 0; attempt < 4 && u.empty(); ++attempt) {
-    std::vector<double> a(h);
-    for (int64_t k = 0; k < kin; ++k) a[k * kin + k] += damp;
-    if (gptq_la::InverseHessianFactor(a, kin)) u.swap(a);
-    damp = damp > 0 ? damp * 10 : 0.01 * mean_diag;
-  }
-  return u;
 }
 
 // Rounds columns [i1, i2) of w into q, compensating within the block column
@@ -230,7 +288,7 @@ void RoundBlock(GptqWork& work, const std::vector<double>& u, int64_t i1,
   const int64_t nb = i2 - i1;
   err.assign(n * nb, 0.0);
   for (int64_t i = i1; i < i2; ++i) {
-    const int64_t g = groups.grouped ? work.perm[i] / groups.gs : 0;
+    const int64_t g = groups.grouped ? (*work.perm)[i] / groups.gs : 0;
     const double* ui = &u[i * kin];
 #pragma omp parallel for if (n * (i2 - i) > 65536)
     for (int64_t c = 0; c < n; ++c) {
@@ -305,72 +363,84 @@ double ProxyLoss(const WeightLayout& l, const float* src,
   return loss;
 }
 
-// The rounded weights back in the weight's orientation and column order,
-// with the parameters used in ComputeWeightParams' layout.
-GptqResult AssembleResult(const Tensor& weight, const QuantParams& rtn_params,
-                          const GptqWork& work, const std::vector<float>& q) {
-  const WeightLayout& l = work.layout;
+// Writes a slice's rounded weights (channels [c0, c0 + n) of `result`)
+// back in the weight's orientation and column order, and its group
+// parameters into result.params (ComputeWeightParams' layout).
+void WriteSlice(const WeightLayout& full, const Shape& full_shape, int64_t c0,
+                const GptqWork& work, const std::vector<float>& q,
+                GptqResult& result) {
   const GroupParams& groups = work.groups;
-  const int64_t kin = l.kin, n = l.n;
-  GptqResult result;
-  result.weights = Tensor(DataType::kFloat32, weight.shape());
+  const std::vector<int64_t>& perm = *work.perm;
+  const int64_t kin = full.kin, n = work.layout.n;
   float* out = result.weights.mutable_data<float>();
   for (int64_t c = 0; c < n; ++c) {
     for (int64_t i = 0; i < kin; ++i)
-      out[l.Flat(work.perm[i], c, kin)] = q[c * kin + i];
+      out[full.Flat(perm[i], c0 + c, kin)] = q[c * kin + i];
   }
-  result.params = rtn_params;  // ComputeWeightParams' layout
-  if (groups.grouped) {
-    for (int64_t g = 0; g < groups.num_groups; ++g) {
-      for (int64_t c = 0; c < n; ++c) {
-        const int64_t idx = ParamIndex(result.params, weight.shape(),
-                                       l.Flat(g * groups.gs, c, kin));
-        result.params.scales[idx] = groups.scale[g * n + c];
-        if (!result.params.zero_points.empty()) {
-          result.params.zero_points[idx] = groups.zero[g * n + c];
-        }
+  if (!groups.grouped) return;  // RTN's parameters, already in result
+  for (int64_t g = 0; g < groups.num_groups; ++g) {
+    for (int64_t c = 0; c < n; ++c) {
+      const int64_t idx = ParamIndex(result.params, full_shape,
+                                     full.Flat(g * groups.gs, c0 + c, kin));
+      result.params.scales[idx] = groups.scale[g * n + c];
+      if (!result.params.zero_points.empty()) {
+        result.params.zero_points[idx] = groups.zero[g * n + c];
       }
     }
   }
-  return result;
+}
+
+// Output channels per slice: one slice's working copy (doubles) stays near
+// 64 MB, where a whole LM head's would be 524 MB at 32000 x 2048. Rows are
+// rounded independently given U, so slicing does not change the result. A
+// per-tensor scale is the whole weight's: one slice.
+int64_t ChannelsPerSlice(const QuantParams& rtn_params, const WeightLayout& l,
+                         const GptqOptions& options) {
+  if (rtn_params.axis < 0) return l.n;
+  if (options.channels_per_slice > 0) {
+    return std::min(options.channels_per_slice, l.n);
+  }
+  return std::clamp<int64_t>((int64_t{8} << 20) / l.kin, 1, l.n);
 }
 
 }  // namespace
 
-absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
-                                        const WeightSlot& slot,
-                                        const WeightScheme& scheme,
-                                        const std::vector<double>& hessian,
-                                        int64_t num_rows,
-                                        const GptqOptions& options) {
+absl::StatusOr<GptqResult> GptqQuantize(
+    const Tensor& weight, const WeightSlot& slot, const WeightScheme& scheme,
+    std::vector<double> hessian, int64_t num_rows, const GptqOptions& options) {
   const std::string where = absl::StrCat("GPTQ of weight '", slot.initializer,
                                          "' (node '", slot.node, "'): ");
   QUANTD_RETURN_IF_ERROR(
       CheckGptqArguments(where, weight, slot, hessian, num_rows, options));
   QUANTD_ASSIGN_OR_RETURN(const QuantParams rtn_params,
                           ComputeWeightParams(weight, slot, scheme));
+  WeightLayout full;
+  full.input_axis = slot.input_axis;
+  full.kin = weight.dim(static_cast<int>(slot.input_axis));
+  full.n = weight.dim(static_cast<int>(slot.channel_axis));
+  QUANTD_ASSIGN_OR_RETURN(
+      const GptqSystem sys,
+      PrepareSystem(where, std::move(hessian), full.kin, num_rows, options));
 
-  GptqWork work = StartWork(weight, slot, hessian, num_rows);
-  QUANTD_RETURN_IF_ERROR(
-      StartGroups(weight, slot, scheme, options, rtn_params, work));
-  if (options.act_order) PermuteByActivity(work);
-  const std::vector<double> u =
-      DampedInverseHessianFactor(work.h, work.layout.kin, options.damp_percent);
-  if (u.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(where,
-                     "the Hessian is not positive definite even with 1000x the "
-                     "damping; check the calibration inputs of this node"));
+  GptqResult result;
+  result.weights = Tensor(DataType::kFloat32, weight.shape());
+  result.params = rtn_params;
+  const int64_t per_slice = ChannelsPerSlice(rtn_params, full, options);
+  for (int64_t c0 = 0; c0 < full.n; c0 += per_slice) {
+    const int64_t m = std::min(per_slice, full.n - c0);
+    GptqWork work = StartWork(ChannelSlice(weight, full, c0, m), slot, sys);
+    QUANTD_RETURN_IF_ERROR(StartGroups(full, weight.shape(), c0, slot, scheme,
+                                       options, rtn_params, work));
+    if (options.act_order) PermuteColumns(work);
+    std::vector<float> q;
+    QUANTD_ASSIGN_OR_RETURN(
+        q, RoundAllColumns(slot, scheme, options, sys.u, work));
+    WriteSlice(full, weight.shape(), c0, work, q, result);
   }
-  std::vector<float> q;
-  QUANTD_ASSIGN_OR_RETURN(q, RoundAllColumns(slot, scheme, options, u, work));
-  std::vector<double>().swap(work.w);  // lm_head's: 309 MB of doubles
 
-  GptqResult result = AssembleResult(weight, rtn_params, work, q);
-  std::vector<float>().swap(q);
   const float* src = weight.data<float>();
   const Shape& shape = weight.shape();
-  result.rtn_loss = ProxyLoss(work.layout, src, work.h0, [&](int64_t e) {
+  result.rtn_loss = ProxyLoss(full, src, sys.h0, [&](int64_t e) {
     const int64_t k = ParamIndex(rtn_params, shape, e);
     return QuantizeDequantize(
         src[e], rtn_params.scales[k],
@@ -378,8 +448,8 @@ absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
         rtn_params.qmin, rtn_params.qmax);
   });
   const float* rounded = result.weights.data<float>();
-  result.gptq_loss = ProxyLoss(work.layout, src, work.h0,
-                               [&](int64_t e) { return rounded[e]; });
+  result.gptq_loss =
+      ProxyLoss(full, src, sys.h0, [&](int64_t e) { return rounded[e]; });
   return result;
 }
 

@@ -46,6 +46,11 @@ struct GptqOptions {
   // first, while many columns remain to absorb their error. Per-group
   // parameters then come from the original weights (static groups).
   bool act_order = false;
+  // Output channels rounded together (0: as many as fit ~64 MB of doubles).
+  // Rows are independent given the inverse Hessian, so this bounds memory
+  // (an LM head's working copy would be 524 MB at 32000 x 2048) without
+  // changing the result beyond floating-point rounding.
+  int64_t channels_per_slice = 0;
 };
 
 struct GptqResult {
@@ -66,17 +71,15 @@ struct GptqResult {
 
 // `hessian` is the K x K matrix sum over calibration rows x of x x^T
 // (row-major), where K = weight.dim(slot.input_axis) and the rows x are the
-// layer's input vectors; `num_rows` (> 0) is how many rows were summed.
+// layer's input vectors; `num_rows` (> 0) is how many rows were summed. It
+// is taken by value and becomes GPTQ's own working copy: move it in.
 // 2-D weights only: MatMul [K, N] (input_axis 0, channel_axis 1) and Gemm
 // transB [N, K] (input_axis 1, channel_axis 0). InvalidArgument for other
 // ranks and bad arguments; FailedPrecondition if H stays not positive
 // definite even with 1000x the damping.
-absl::StatusOr<GptqResult> GptqQuantize(const Tensor& weight,
-                                        const WeightSlot& slot,
-                                        const WeightScheme& scheme,
-                                        const std::vector<double>& hessian,
-                                        int64_t num_rows,
-                                        const GptqOptions& options);
+absl::StatusOr<GptqResult> GptqQuantize(
+    const Tensor& weight, const WeightSlot& slot, const WeightScheme& scheme,
+    std::vector<double> hessian, int64_t num_rows, const GptqOptions& options);
 
 }  // namespace quantd
 

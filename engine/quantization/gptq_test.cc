@@ -249,6 +249,42 @@ TEST(GptqTest, ActOrderAndSchemesStayOnGridAndBeatRtn) {
   }
 }
 
+// Rounding bounded slices of output channels (an LM head's memory bound)
+// must give what rounding all channels at once gives: rows are independent
+// given the inverse Hessian, and group parameters belong to one channel.
+TEST(GptqTest, ChannelSlicesGiveTheSameResult) {
+  const int64_t k = 48, n = 23;
+  const Calibration cal = Correlated(200, k, 50);
+  const Tensor w = RandomWeight(k, n, 9);
+  for (const WeightSlot& slot : {kMatMul, kGemmTransB}) {
+    const Tensor ws = slot.input_axis == 0 ? w : Transposed(w);
+    for (const WeightScheme& s : {Int4PerChannel(), Int4AsymPerGroup16()}) {
+      for (bool act_order : {false, true}) {
+        GptqOptions whole{.block_size = 16, .act_order = act_order};
+        absl::StatusOr<GptqResult> a =
+            GptqQuantize(ws, slot, s, cal.hessian, cal.rows, whole);
+        ASSERT_TRUE(a.ok()) << a.status();
+        for (int64_t per_slice : {1, 5, 22}) {
+          SCOPED_TRACE(::testing::Message()
+                       << slot.op_type << " act_order " << act_order
+                       << " group " << s.group_size << " slices of "
+                       << per_slice);
+          GptqOptions sliced = whole;
+          sliced.channels_per_slice = per_slice;
+          absl::StatusOr<GptqResult> b =
+              GptqQuantize(ws, slot, s, cal.hessian, cal.rows, sliced);
+          ASSERT_TRUE(b.ok()) << b.status();
+          ExpectSameWeights(b->weights, a->weights, 1e-6);
+          EXPECT_EQ(b->params.scales, a->params.scales);
+          EXPECT_EQ(b->params.zero_points, a->params.zero_points);
+          EXPECT_NEAR(b->gptq_loss, a->gptq_loss, 1e-9 * a->gptq_loss);
+          EXPECT_DOUBLE_EQ(b->rtn_loss, a->rtn_loss);
+        }
+      }
+    }
+  }
+}
+
 TEST(GptqTest, GemmTransBIsTheTransposeOfMatMul) {
   const int64_t k = 64, n = 24;
   const Calibration cal = Correlated(300, k, 40);
