@@ -537,25 +537,24 @@ absl::Status QuantizedConvolutionKernel::Run(const QuantizedOpParams& quant,
   const DataType path = max_abs <= MaxExactInt8WeightMagnitude()
                             ? DataType::kUInt8
                             : DataType::kInt8;
-  Tensor shifted;
-  int32_t src_zp = quant.src_zero_point;
-  if (src.dtype() != path) {
-    shifted = post_ops_internal::FlipSignBit(src);
-    src_zp += path == DataType::kUInt8 ? 128 : -128;
-  }
   // oneDNN 2.7's jit_uni_int8_1x1 on AVX2 computed strided 1x1 convolutions
   // on channels-last input with few channels wrongly, differently from run
   // to run, with two threads (its reduce-to-unit-stride step; a ResNet
   // downsample; quantized_convolution_test). Taking the strided positions
-  // here costs one copy of the output-sized input.
+  // here costs one copy of the output-sized input, made before the sign
+  // flip so that the flip copies the smaller tensor.
   Tensor strided;
   if (IsStridedPointwise(g)) {
-    QUANTD_ASSIGN_OR_RETURN(
-        strided, TakeStridedPositions(shifted.defined() ? shifted : src, g));
+    QUANTD_ASSIGN_OR_RETURN(strided, TakeStridedPositions(src, g));
   }
-  const Tensor& src_used = strided.defined()   ? strided
-                           : shifted.defined() ? shifted
-                                               : src;
+  const Tensor& src_in = strided.defined() ? strided : src;
+  Tensor shifted;
+  int32_t src_zp = quant.src_zero_point;
+  if (src_in.dtype() != path) {
+    shifted = post_ops_internal::FlipSignBit(src_in);
+    src_zp += path == DataType::kUInt8 ? 128 : -128;
+  }
+  const Tensor& src_used = shifted.defined() ? shifted : src_in;
 
   std::vector<float> dnnl_bias;
   if (bias != nullptr) {

@@ -120,27 +120,31 @@ TEST(QuantizedConvolutionKernelTest, StridedPointwiseIsExactWithThreads) {
   const ConvParams p = Params({2, 2}, {0, 0}, {0, 0});
   const Tensor w = RandomInt<int8_t>({16, 8, 1, 1}, rng, -63, 63);
   const Tensor b = RandomFloat({16}, rng, -0.5f, 0.5f);
-  const Tensor plain = RandomSrc(DataType::kUInt8, {64, 8, 8, 8}, rng);
-  absl::StatusOr<Tensor> nhwc = ToLayout(plain, Layout::kChannelsLast);
-  ASSERT_TRUE(nhwc.ok()) << nhwc.status();
-  const QuantizedOpParams q = Quant(0.05f, 9, RandomScales(16, rng),
-                                    DataType::kUInt8, 0.2f, 100, PostOps{});
-  Tensor want;
-  ASSERT_TRUE(QuantizedConvolutionReference(p, q, plain, w, &b, &want).ok());
   const int threads_before = omp_get_max_threads();
   omp_set_num_threads(2);
-  for (int run = 0; run < 4; ++run) {
-    for (const Tensor* src : {&plain, static_cast<const Tensor*>(&*nhwc)}) {
-      SCOPED_TRACE(
-          absl::StrCat("run ", run, src == &plain ? " plain" : " nhwc"));
-      QuantizedConvolutionKernel kernel(p, q);
-      Tensor got;
-      ASSERT_TRUE(kernel.Forward(*src, w, &b, &got).ok());
-      absl::StatusOr<Tensor> got_plain = ToLayout(got, Layout::kPlain);
-      ASSERT_TRUE(got_plain.ok());
-      // Off by one only at ties (see MatchesReferenceWithSevenBitWeights).
-      EXPECT_LE(ExpectWithinQuanta(*got_plain, want, 1),
-                want.num_elements() / 1000);
+  // s8 input also takes the sign flip (after the strided copy).
+  for (DataType type : {DataType::kUInt8, DataType::kInt8}) {
+    const Tensor plain = RandomSrc(type, {64, 8, 8, 8}, rng);
+    absl::StatusOr<Tensor> nhwc = ToLayout(plain, Layout::kChannelsLast);
+    ASSERT_TRUE(nhwc.ok()) << nhwc.status();
+    const QuantizedOpParams q =
+        Quant(0.05f, type == DataType::kUInt8 ? 9 : -7, RandomScales(16, rng),
+              DataType::kUInt8, 0.2f, 100, PostOps{});
+    Tensor want;
+    ASSERT_TRUE(QuantizedConvolutionReference(p, q, plain, w, &b, &want).ok());
+    for (int run = 0; run < 4; ++run) {
+      for (const Tensor* src : {&plain, static_cast<const Tensor*>(&*nhwc)}) {
+        SCOPED_TRACE(absl::StrCat(DataTypeName(type), " run ", run,
+                                  src == &plain ? " plain" : " nhwc"));
+        QuantizedConvolutionKernel kernel(p, q);
+        Tensor got;
+        ASSERT_TRUE(kernel.Forward(*src, w, &b, &got).ok());
+        absl::StatusOr<Tensor> got_plain = ToLayout(got, Layout::kPlain);
+        ASSERT_TRUE(got_plain.ok());
+        // Off by one only at ties (see MatchesReferenceWithSevenBitWeights).
+        EXPECT_LE(ExpectWithinQuanta(*got_plain, want, 1),
+                  want.num_elements() / 1000);
+      }
     }
   }
   omp_set_num_threads(threads_before);
