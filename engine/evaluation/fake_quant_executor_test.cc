@@ -27,7 +27,7 @@ QuantizationPlan Plan(const Graph& g) {
     EXPECT_TRUE(p.ok()) << p.status();
     plan.weights[s.initializer] = *p;
     if (s.initializer == "wq") {
-      absl::StatusOr<Tensor> codes = QuantizeWeightCodes(w, *p);
+      absl::StatusOr<WeightCodes> codes = QuantizeWeightCodes(w, *p);
       EXPECT_TRUE(codes.ok()) << codes.status();
       plan.weight_codes["wq"] = *codes;
     }
@@ -47,15 +47,20 @@ TEST(FakeQuantExecutorTest, KeepsCodesAndFoldsTheRest) {
   absl::StatusOr<std::unique_ptr<Executor>> ex = FakeQuantExecutor(g, plan);
   ASSERT_TRUE(ex.ok()) << ex.status();
   const Graph& run = (*ex)->graph();
-  // wq: the plan's codes, shared, and one DequantizeLinear that reads them;
-  // no float copy of wq. wk, wo: folded into float initializers.
-  EXPECT_TRUE(Shares(run, plan.weight_codes.at("wq")));
+  // wq: the plan's int4 codes, shared two per byte, and one
+  // quantd.DequantizePackedCodes that reads them; no float or one-byte copy
+  // of wq. wk, wo: folded into float initializers.
+  const WeightCodes& codes = plan.weight_codes.at("wq");
+  ASSERT_EQ(codes.bits(), 4);
+  EXPECT_TRUE(Shares(run, codes.storage()));
   int dequantizers = 0;
   for (const Node& n : run.nodes) {
-    if (n.op_type == "DequantizeLinear") {
+    EXPECT_NE(n.op_type, "DequantizeLinear");
+    if (n.op_type == kDequantizePackedCodesOp) {
       ++dequantizers;
+      EXPECT_EQ(n.domain, kPackedCodesDomain);
       EXPECT_EQ(run.FindInitializer(n.input(0))->raw_data(),
-                plan.weight_codes.at("wq").raw_data());
+                codes.storage().raw_data());
     }
   }
   EXPECT_EQ(dequantizers, 1);

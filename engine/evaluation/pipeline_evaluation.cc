@@ -181,23 +181,25 @@ absl::StatusOr<v1::EvaluationMetrics> EvaluateAgainstOutputs(
 
 absl::StatusOr<std::unique_ptr<Executor>> FakeQuantExecutor(
     const Graph& graph, const QuantizationPlan& plan) {
-  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan));
+  QdqExportOptions options;
+  options.packed_code_nodes = true;  // int4 codes stay half a byte each
+  QUANTD_ASSIGN_OR_RETURN(QdqGraph qdq, BuildQdqGraph(graph, plan, options));
   // Weights' DequantizeLinear nodes read only initializers: folded once
   // here, not recomputed by every run (at ResNet-50's batch 32, 370 MB of
   // float weights re-made per run, at the job's memory peak). The folded
   // floats are what the nodes would compute, so results do not change.
-  // Weights the plan holds as codes (GPTQ's) stay DequantizeLinear nodes,
-  // placed before their first reader: each layer's float weights exist
-  // only while it runs, where folded copies of a 1.1B decoder's were
-  // 4.4 GB next to the float model's.
+  // Weights the plan holds as codes (GPTQ's) stay DequantizeLinear (or,
+  // for int4, quantd.DequantizePackedCodes) nodes, placed before their
+  // first reader: each layer's float weights exist only while it runs,
+  // where folded copies of a 1.1B decoder's were 4.4 GB next to the float
+  // model's.
   std::set<std::string> code_inputs;
   for (const auto& [value, weight] : qdq.dequantized_weights) {
     if (plan.weight_codes.contains(weight)) code_inputs.insert(value);
   }
   FoldingOptions folding;
   folding.keep_node = [&](const Node& n) {
-    return n.op_type == "DequantizeLinear" && n.outputs.size() == 1 &&
-           code_inputs.contains(n.outputs[0]);
+    return n.outputs.size() == 1 && code_inputs.contains(n.outputs[0]);
   };
   QUANTD_RETURN_IF_ERROR(
       FoldConstants(qdq.graph, DefaultOpRegistry(), nullptr, folding));

@@ -69,22 +69,6 @@ Attribute IntAttribute(int64_t v) {
   return a;
 }
 
-}  // namespace
-
-std::string PackFourBit(const Tensor& values) {
-  const int64_t n = values.num_elements();
-  std::string packed((n + 1) / 2, '\0');
-  const uint8_t* src = static_cast<const uint8_t*>(values.raw_data());
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t nibble = src[i] & 0x0F;
-    packed[i / 2] = static_cast<char>(static_cast<uint8_t>(packed[i / 2]) |
-                                      (i % 2 == 0 ? nibble : nibble << 4));
-  }
-  return packed;
-}
-
-namespace {
-
 // The opset the export writes: at least 13 (per-axis QDQ), 21 when a weight
 // is 4-bit or per group (blocked QDQ).
 absl::StatusOr<int64_t> ExportOpset(const Graph& g,
@@ -153,6 +137,7 @@ struct QdqBuild {
   std::vector<size_t> at_start;
   absl::flat_hash_map<std::string, size_t> producers;
   absl::flat_hash_set<std::string> graph_outputs;
+  bool packed_code_nodes = false;  // QdqExportOptions::packed_code_nodes
 };
 
 // Moves the original readers of activation `name` to the DQ output that
@@ -238,7 +223,10 @@ void QuantizeActivation(QdqBuild& b, const std::string& name,
 
 // The integer initializer of weight `name` with its scale and zero point,
 // and the DequantizeLinear node that reads them.
-// Codes the plan holds (GPTQ's) are the integers as they are, shared.
+// Codes the plan holds (GPTQ's) are the integers as they are: 8-bit codes
+// shared; 4-bit codes unpacked one per byte (the writer packs them again),
+// or with QdqExportOptions::packed_code_nodes kept packed and read by
+// quantd.DequantizePackedCodes.
 absl::StatusOr<Node> WeightDequantizer(QdqBuild& b,
                                        const QuantizationPlan& plan,
                                        const std::string& name,
@@ -249,9 +237,15 @@ absl::StatusOr<Node> WeightDequantizer(QdqBuild& b,
   Tensor scale = Tensor::FromVector<float>(scale_shape, p.scales);
   Tensor zp = ZeroPointTensor(p, scale_shape);
   Tensor q;
+  const WeightCodes* packed = nullptr;
   if (auto codes = plan.weight_codes.find(name);
       codes != plan.weight_codes.end()) {
-    q = codes->second;
+    if (b.packed_code_nodes && codes->second.bits() == 4) {
+      packed = &codes->second;
+      q = packed->storage();
+    } else {
+      q = codes->second.Values();
+    }
   } else {
     QuantizeOptions qopts;
     qopts.axis = p.axis < 0 ? 0 : p.axis;
@@ -272,11 +266,19 @@ absl::StatusOr<Node> WeightDequantizer(QdqBuild& b,
   const std::string zp_name = g.UniqueName(absl::StrCat(name, "_zero_point"));
   g.initializers[zp_name] = std::move(zp);
   if (IsFourBit(p.type)) {
-    b.out.four_bit_initializers.insert(q_name);
+    if (packed == nullptr) b.out.four_bit_initializers.insert(q_name);
     b.out.four_bit_initializers.insert(zp_name);
   }
   Node dq;
   dq.op_type = "DequantizeLinear";
+  if (packed != nullptr) {
+    dq.domain = kPackedCodesDomain;
+    dq.op_type = kDequantizePackedCodesOp;
+    Attribute shape;
+    shape.type = Attribute::Type::kInts;
+    shape.ints = packed->shape();
+    dq.attributes.Set("shape", std::move(shape));
+  }
   dq.name = g.UniqueName(absl::StrCat(name, "_DequantizeLinear"));
   dq.inputs = {q_name, scale_name, zp_name};
   dq.outputs = {g.UniqueName(absl::StrCat(name, "_dequantized"))};
@@ -348,6 +350,7 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(Graph graph,
   out.ir_version = IrVersionForOpset(opset);
 
   QdqBuild b(out);
+  b.packed_code_nodes = options.packed_code_nodes;
   for (const auto& [name, p] : plan.activations) {
     QuantizeActivation(b, name, &p);
   }
@@ -361,7 +364,6 @@ absl::StatusOr<QdqGraph> BuildQdqGraph(Graph graph,
   // Shape-inference results described the float graph; they are not
   // exported and would mislead whoever runs this graph.
   g.value_info.clear();
-  (void)options;
   return out;
 }
 

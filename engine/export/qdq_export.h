@@ -77,6 +77,12 @@ struct QdqExportOptions {
   bool prefer_external_data = false;
   int64_t max_inline_bytes = kProtobufMaxBytes;
   ExternalDataOptions external_data;
+  // BuildQdqGraph for quantd's own executor only (evaluation's
+  // FakeQuantExecutor), never for a file: 4-bit codes the plan holds stay
+  // two per byte in their initializer, read by a quantd.DequantizePackedCodes
+  // node (engine/ir/weight_codes.h) instead of DequantizeLinear, so the
+  // graph holds them at half a byte per weight, not one.
+  bool packed_code_nodes = false;
 };
 
 // The files of an exported model.
@@ -138,10 +144,6 @@ absl::StatusOr<ExportedModel> ExportQdqModelFiles(
 absl::StatusOr<std::string> ExportQdqModelBytes(
     Graph graph, const QuantizationPlan& plan,
     const QdqExportOptions& options = {});
-
-// Packs 4-bit values held one per byte (s8 in [-8, 7] or u8 in [0, 15]) two
-// per byte, low nibble first, as ONNX stores INT4/UINT4.
-std::string PackFourBit(const Tensor& values);
 
 }  // namespace quantd
 

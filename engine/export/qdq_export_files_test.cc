@@ -108,7 +108,7 @@ TEST(ExportQdqModelFilesTest, WritesThePlansCodes) {
   for (int64_t i = 0; i < codes.num_elements(); ++i) {
     codes.mutable_data<int8_t>()[i] = static_cast<int8_t>(i % 255 - 127);
   }
-  plan.weight_codes["w"] = codes;
+  plan.weight_codes["w"] = *WeightCodes::FromValues(codes, 8);
   absl::StatusOr<std::string> bytes = ExportQdqModelBytes(g, plan);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   onnx::ModelProto model;
@@ -121,6 +121,39 @@ TEST(ExportQdqModelFilesTest, WritesThePlansCodes) {
     ++found;
     EXPECT_EQ(t.raw_data(),
               std::string(static_cast<const char*>(codes.raw_data()),
+                          codes.byte_size()));
+  }
+  EXPECT_EQ(found, 1);
+}
+
+// int4 codes, held two per byte by the plan, are written as those bytes
+// (INT4, low nibble first), with negative values intact.
+TEST(ExportQdqModelFilesTest, WritesThePlansFourBitCodes) {
+  const Graph g = MatMulGraph();
+  QuantizationPlan plan;
+  QuantParams p = qdq_test::S8PerChannel(*g.FindInitializer("w"), 1, 7);
+  p.type = QuantType::kInt4;
+  p.qmin = -8;
+  p.qmax = 7;
+  plan.weights["w"] = p;
+  Tensor values(DataType::kInt8, {256, 64});
+  for (int64_t i = 0; i < values.num_elements(); ++i) {
+    values.mutable_data<int8_t>()[i] = static_cast<int8_t>(i % 16 - 8);
+  }
+  const WeightCodes codes = *WeightCodes::FromValues(values, 4);
+  plan.weight_codes["w"] = codes;
+  absl::StatusOr<std::string> bytes = ExportQdqModelBytes(g, plan);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  onnx::ModelProto model;
+  ASSERT_TRUE(model.ParseFromString(*bytes));
+  int found = 0;
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (t.dims_size() != 2) continue;  // scales and zero points are [1, 64]
+    if (t.dims(0) != 256) continue;
+    ++found;
+    EXPECT_EQ(t.data_type(), 22);  // INT4
+    EXPECT_EQ(t.raw_data(),
+              std::string(static_cast<const char*>(codes.storage().raw_data()),
                           codes.byte_size()));
   }
   EXPECT_EQ(found, 1);

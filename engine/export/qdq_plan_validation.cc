@@ -233,12 +233,11 @@ absl::Status CheckWeights(const Graph& graph, const QuantizationPlan& plan) {
   return absl::OkStatus();
 }
 
-template <typename T>
-bool CodesWithin(const Tensor& codes, int32_t qmin, int32_t qmax) {
-  for (T v : codes.span<T>()) {
-    if (int32_t{v} < qmin || int32_t{v} > qmax) return false;
-  }
-  return true;
+bool CodesWithin(const WeightCodes& codes, int32_t qmin, int32_t qmax) {
+  bool within = true;
+  codes.ForEachValue(
+      [&](int64_t, int32_t q) { within = within && q >= qmin && q <= qmax; });
+  return within;
 }
 
 absl::Status CheckWeightCodes(const Graph& graph,
@@ -255,18 +254,15 @@ absl::Status CheckWeightCodes(const Graph& graph,
       return absl::InvalidArgumentError(absl::StrCat(
           what, " is also in plan.updated_initializers; one or the other"));
     }
-    const DataType holder = QuantHolderType(p->second.type);
-    if (codes.dtype() != holder || codes.shape() != w->shape()) {
+    if (codes.dtype() != QuantHolderType(p->second.type) ||
+        codes.bits() != CodeBits(p->second.type) ||
+        codes.shape() != w->shape()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          what, " is ", codes.DebugString(), "; ",
-          QuantTypeName(p->second.type), " codes of ", w->DebugString(),
-          " are ", DataTypeName(holder), ShapeToString(w->shape())));
+          what, " is ", codes.DebugString(), "; weight ", w->DebugString(),
+          " quantized to ", QuantTypeName(p->second.type), " needs ",
+          QuantTypeName(p->second.type), " codes ", ShapeToString(w->shape())));
     }
-    const bool within =
-        holder == DataType::kInt8
-            ? CodesWithin<int8_t>(codes, p->second.qmin, p->second.qmax)
-            : CodesWithin<uint8_t>(codes, p->second.qmin, p->second.qmax);
-    if (!within) {
+    if (!CodesWithin(codes, p->second.qmin, p->second.qmax)) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, " has values outside [", p->second.qmin, ", ",
                        p->second.qmax, "]"));

@@ -144,34 +144,43 @@ INSTANTIATE_TEST_SUITE_P(
                   "plan.updated_initializers['w'] is f32[5,16]"},
         ErrorCase{"CodesOfTheWrongType",
                   [](Graph&, QuantizationPlan& p) {
-                    p.weight_codes["w"] = Tensor(DataType::kUInt8, {16, 5});
+                    p.weight_codes["w"] = *WeightCodes::FromValues(
+                        Tensor::Zeros(DataType::kUInt8, {16, 5}), 8);
                   },
-                  "int8 codes of f32[16,5] are s8[16,5]"},
+                  "needs int8 codes [16,5]"},
+        ErrorCase{"CodesOfTheWrongWidth",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.weight_codes["w"] = *WeightCodes::FromValues(
+                        Tensor::Zeros(DataType::kInt8, {16, 5}), 4);
+                  },
+                  "plan.weight_codes['w'] is int4 [16,5]"},
         ErrorCase{"CodesOfTheWrongShape",
                   [](Graph&, QuantizationPlan& p) {
-                    p.weight_codes["w"] = Tensor(DataType::kInt8, {5, 16});
+                    p.weight_codes["w"] = *WeightCodes::FromValues(
+                        Tensor::Zeros(DataType::kInt8, {5, 16}), 8);
                   },
                   "plan.weight_codes['w'] is"},
         ErrorCase{"CodesOutOfRange",
                   [](Graph&, QuantizationPlan& p) {
                     Tensor codes = Tensor::Zeros(DataType::kInt8, {16, 5});
                     codes.mutable_data<int8_t>()[7] = -128;
-                    p.weight_codes["w"] = codes;
+                    p.weight_codes["w"] = *WeightCodes::FromValues(codes, 8);
                   },
                   "plan.weight_codes['w'] has values outside [-127, 127]"},
         ErrorCase{"CodesOfAnUnquantizedWeight",
                   [](Graph&, QuantizationPlan& p) {
                     p.weights.clear();
-                    p.weight_codes["w"] = Tensor(DataType::kInt8, {16, 5});
+                    p.weight_codes["w"] = *WeightCodes::FromValues(
+                        Tensor::Zeros(DataType::kInt8, {16, 5}), 8);
                   },
                   "needs a plan.weights entry"},
-        ErrorCase{
-            "CodesAndAnUpdate",
-            [](Graph&, QuantizationPlan& p) {
-              p.weight_codes["w"] = Tensor::Zeros(DataType::kInt8, {16, 5});
-              p.updated_initializers["w"] = RandomUniform({16, 5}, 2);
-            },
-            "is also in plan.updated_initializers"}),
+        ErrorCase{"CodesAndAnUpdate",
+                  [](Graph&, QuantizationPlan& p) {
+                    p.weight_codes["w"] = *WeightCodes::FromValues(
+                        Tensor::Zeros(DataType::kInt8, {16, 5}), 8);
+                    p.updated_initializers["w"] = RandomUniform({16, 5}, 2);
+                  },
+                  "is also in plan.updated_initializers"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) {
       return info.param.name;
     });

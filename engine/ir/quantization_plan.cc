@@ -50,4 +50,8 @@ DataType QuantHolderType(QuantType type) {
              : DataType::kUInt8;
 }
 
+int CodeBits(QuantType type) {
+  return type == QuantType::kInt4 || type == QuantType::kUInt4 ? 4 : 8;
+}
+
 }  // namespace quantd

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/ir/weight_codes.h"
 #include "kernels/tensor.h"
 
 namespace quantd {
@@ -52,6 +53,8 @@ const char* QuantTypeName(QuantType type);  // "int8", "uint8", "int4", "uint4"
 // The tensor type that holds quantized values in quantd (4-bit values sit
 // one per byte until the export packs them): int8 or uint8.
 DataType QuantHolderType(QuantType type);
+// Bits per value: 4 for int4/uint4, 8 for int8/uint8.
+int CodeBits(QuantType type);
 
 struct QuantizationPlan {
   // Per-tensor parameters of activations, by value name (graph inputs and
@@ -68,13 +71,13 @@ struct QuantizationPlan {
   // initializers of the same name and shape.
   std::map<std::string, Tensor> updated_initializers;
   // Weights whose integers an algorithm chose (GPTQ), by initializer name:
-  // the values QuantizeLinear stores for weights[name], in the type that
-  // holds them (int8 for int8/int4, uint8 for uint8/uint4) and the weight's
-  // shape. A quarter of the float size: a 1.1B decoder's rounded weights
-  // are 1.1 GB here, where float copies were 4.4 GB next to the model's.
-  // Export writes them as they are; evaluation dequantizes them layer by
-  // layer as it runs. Never also in updated_initializers.
-  std::map<std::string, Tensor> weight_codes;
+  // the values QuantizeLinear stores for weights[name], in the weight's
+  // shape, at their bit width (CodeBits(type): int4 two per byte, in
+  // engine/ir/weight_codes.h). A 1.1B decoder's int4 codes are 0.55 GB
+  // here, where float copies were 4.4 GB next to the model's. Export writes
+  // them as they are; evaluation dequantizes them layer by layer as it
+  // runs. Never also in updated_initializers.
+  std::map<std::string, WeightCodes> weight_codes;
   // Nodes deliberately left in float (exclusion lists, accuracy fallback).
   std::set<std::string> float_nodes;
 };

@@ -121,7 +121,7 @@ int64_t InitializerBytes(const Graph& graph) {
 absl::Status LowerWeightOnly(
     Graph& graph, const std::map<std::string, QuantParams>& weights,
     const std::set<std::string>& float_nodes, WeightOnlyLoweringStats* stats,
-    const std::map<std::string, Tensor>* weight_codes) {
+    const std::map<std::string, WeightCodes>* weight_codes) {
   // The float weights `name` is rounded from: its codes dequantized (one
   // layer's worth at a time; rounding them again gives the same codes) or
   // the graph's own.

@@ -44,7 +44,7 @@ absl::Status LowerWeightOnly(
     Graph& graph, const std::map<std::string, QuantParams>& weights,
     const std::set<std::string>& float_nodes = {},
     WeightOnlyLoweringStats* stats = nullptr,
-    const std::map<std::string, Tensor>* weight_codes = nullptr);
+    const std::map<std::string, WeightCodes>* weight_codes = nullptr);
 
 // Bytes of every initializer of `graph` (what an executor holds).
 int64_t InitializerBytes(const Graph& graph);

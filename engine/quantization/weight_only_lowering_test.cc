@@ -153,13 +153,17 @@ TEST(WeightOnlyLoweringTest, ComputesWhatTheFakeQuantGraphComputes) {
 TEST(WeightOnlyLoweringTest, UsesThePlansCodes) {
   const Graph g = TestGraph();
   const auto plan = Plan(g);
-  std::map<std::string, Tensor> codes;
+  std::map<std::string, WeightCodes> codes;
   Graph want_graph = g;
   for (const char* name : {"mw", "cw"}) {
     const QuantParams& p = plan.at(name);
-    absl::StatusOr<Tensor> c = QuantizeWeightCodes(*g.FindInitializer(name), p);
+    absl::StatusOr<WeightCodes> rtn =
+        QuantizeWeightCodes(*g.FindInitializer(name), p);
+    ASSERT_TRUE(rtn.ok()) << rtn.status();
+    Tensor v = rtn->Values();
+    for (int8_t& q : v.mutable_span<int8_t>()) q -= (q > 0) - (q < 0);
+    absl::StatusOr<WeightCodes> c = WeightCodes::FromValues(v, rtn->bits());
     ASSERT_TRUE(c.ok()) << c.status();
-    for (int8_t& v : c->mutable_span<int8_t>()) v -= (v > 0) - (v < 0);
     absl::StatusOr<Tensor> floats = DequantizeWeightCodes(*c, p);
     ASSERT_TRUE(floats.ok()) << floats.status();
     want_graph.initializers[name] = *floats;

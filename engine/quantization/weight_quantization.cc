@@ -198,39 +198,26 @@ absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
   return q;
 }
 
-absl::StatusOr<Tensor> QuantizeWeightCodes(const Tensor& w,
-                                           const QuantParams& p) {
+absl::StatusOr<WeightCodes> QuantizeWeightCodes(const Tensor& w,
+                                                const QuantParams& p) {
   Tensor out(QuantHolderType(p.type), w.shape());
   if (out.dtype() == DataType::kInt8) {
     QUANTD_RETURN_IF_ERROR(QuantizeInto(w, p, out.mutable_data<int8_t>()));
   } else {
     QUANTD_RETURN_IF_ERROR(QuantizeInto(w, p, out.mutable_data<uint8_t>()));
   }
-  return out;
+  return WeightCodes::FromValues(out, CodeBits(p.type));
 }
 
 namespace {
 
-template <typename T>
-void Dequantize(const T* q, const QuantParams& p, const Shape& shape,
-                float* dst) {
-  const int64_t n = NumElements(shape);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = ParamIndex(p, shape, i);
-    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
-    dst[i] = static_cast<float>(int32_t{q[i]} - zp) * p.scales[k];
-  }
-}
-
-}  // namespace
-
-absl::StatusOr<Tensor> DequantizeWeightCodes(const Tensor& codes,
-                                             const QuantParams& p) {
-  if (codes.dtype() != QuantHolderType(p.type)) {
+absl::Status CheckCodesMatch(const WeightCodes& codes, const QuantParams& p) {
+  if (codes.dtype() != QuantHolderType(p.type) ||
+      codes.bits() != CodeBits(p.type)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("weight codes are ", DataTypeName(codes.dtype()), "; ",
-                     QuantTypeName(p.type), " codes are held as ",
-                     DataTypeName(QuantHolderType(p.type))));
+        absl::StrCat("weight codes are ", codes.DebugString(), "; the plan's ",
+                     QuantTypeName(p.type), " parameters need ",
+                     QuantTypeName(p.type), " codes"));
   }
   const int64_t last = codes.num_elements() - 1;
   if (last >= 0 && ParamIndex(p, codes.shape(), last) >=
@@ -238,14 +225,22 @@ absl::StatusOr<Tensor> DequantizeWeightCodes(const Tensor& codes,
     return absl::InvalidArgumentError(
         "quantization parameters do not match the codes' shape");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Tensor> DequantizeWeightCodes(const WeightCodes& codes,
+                                             const QuantParams& p) {
+  QUANTD_RETURN_IF_ERROR(CheckCodesMatch(codes, p));
   Tensor out(DataType::kFloat32, codes.shape());
-  if (codes.dtype() == DataType::kInt8) {
-    Dequantize(codes.data<int8_t>(), p, codes.shape(),
-               out.mutable_data<float>());
-  } else {
-    Dequantize(codes.data<uint8_t>(), p, codes.shape(),
-               out.mutable_data<float>());
-  }
+  float* dst = out.mutable_data<float>();
+  const Shape& shape = codes.shape();
+  codes.ForEachValue([&](int64_t i, int32_t q) {
+    const int64_t k = ParamIndex(p, shape, i);
+    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
+    dst[i] = static_cast<float>(q - zp) * p.scales[k];
+  });
   return out;
 }
 
@@ -281,7 +276,7 @@ absl::StatusOr<double> RelativeWeightError(const Graph& graph,
     return absl::InvalidArgumentError(
         absl::StrCat("'", name, "' is not a float initializer of the graph"));
   }
-  const Tensor* codes = nullptr;
+  const WeightCodes* codes = nullptr;
   if (auto c = plan.weight_codes.find(name); c != plan.weight_codes.end()) {
     codes = &c->second;
   }
@@ -290,8 +285,9 @@ absl::StatusOr<double> RelativeWeightError(const Graph& graph,
       u != plan.updated_initializers.end()) {
     source = &u->second;
   }
-  if ((codes != nullptr && (codes->dtype() != QuantHolderType(p.type) ||
-                            codes->shape() != w->shape())) ||
+  if ((codes != nullptr &&
+       (codes->dtype() != QuantHolderType(p.type) ||
+        codes->bits() != CodeBits(p.type) || codes->shape() != w->shape())) ||
       source->shape() != w->shape() || source->dtype() != DataType::kFloat32) {
     return absl::InvalidArgumentError(
         absl::StrCat("the plan's value of '", name, "' does not match it"));
@@ -305,22 +301,29 @@ absl::StatusOr<double> RelativeWeightError(const Graph& graph,
   const float* wf = w->data<float>();
   const float* src = source->data<float>();
   double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = ParamIndex(p, w->shape(), i);
-    const int32_t zp = p.zero_points.empty() ? 0 : p.zero_points[k];
-    int32_t q;
-    if (codes == nullptr) {
-      q = static_cast<int32_t>(std::clamp<float>(
-          std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax));
-    } else if (codes->dtype() == DataType::kInt8) {
-      q = codes->data<int8_t>()[i];
-    } else {
-      q = codes->data<uint8_t>()[i];
-    }
+  auto add = [&](int64_t i, int32_t q, int64_t k, int32_t zp) {
     const float wq = static_cast<float>(q - zp) * p.scales[k];
     const double d = double{wf[i]} - wq;
     num += d * d;
     den += double{wf[i]} * wf[i];
+  };
+  auto zero_point = [&](int64_t k) {
+    return p.zero_points.empty() ? 0 : p.zero_points[k];
+  };
+  if (codes != nullptr) {
+    codes->ForEachValue([&](int64_t i, int32_t q) {
+      const int64_t k = ParamIndex(p, w->shape(), i);
+      add(i, q, k, zero_point(k));
+    });
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = ParamIndex(p, w->shape(), i);
+      const int32_t zp = zero_point(k);
+      add(i,
+          static_cast<int32_t>(std::clamp<float>(
+              std::nearbyint(src[i] / p.scales[k]) + zp, p.qmin, p.qmax)),
+          k, zp);
+    }
   }
   return den > 0 ? std::sqrt(num / den) : 0.0;
 }

@@ -71,16 +71,17 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& weights,
 absl::StatusOr<std::vector<int32_t>> QuantizeWeightValues(
     const Tensor& weights, const QuantParams& params);
 
-// The same integers as a tensor of the weights' shape in
-// QuantHolderType(params.type): the compact form of weights an algorithm
-// rounded (QuantizationPlan::weight_codes), a quarter of their f32 size.
-absl::StatusOr<Tensor> QuantizeWeightCodes(const Tensor& weights,
-                                           const QuantParams& params);
+// The same integers at their bit width (engine/ir/weight_codes.h): the
+// compact form of weights an algorithm rounded
+// (QuantizationPlan::weight_codes), an eighth (int4) or a quarter (int8) of
+// their f32 size.
+absl::StatusOr<WeightCodes> QuantizeWeightCodes(const Tensor& weights,
+                                                const QuantParams& params);
 
 // (q - zero_point) * scale per element of `codes`: the float weights the
 // codes stand for, bit for bit what FakeQuantizeWeights gives for weights
 // with those integers.
-absl::StatusOr<Tensor> DequantizeWeightCodes(const Tensor& codes,
+absl::StatusOr<Tensor> DequantizeWeightCodes(const WeightCodes& codes,
                                              const QuantParams& params);
 
 // The float weights initializer `name` holds under `plan`: its codes

@@ -155,14 +155,17 @@ TEST(WeightQuantizationTest, CodesHoldTheFakeQuantWeights) {
     scheme.symmetric = symmetric;
     absl::StatusOr<QuantParams> p = ComputeWeightParams(w, mm, scheme);
     ASSERT_TRUE(p.ok()) << p.status();
-    absl::StatusOr<Tensor> codes = QuantizeWeightCodes(w, *p);
+    absl::StatusOr<WeightCodes> codes = QuantizeWeightCodes(w, *p);
     ASSERT_TRUE(codes.ok()) << codes.status();
     EXPECT_EQ(codes->dtype(), DataType::kInt8);
+    EXPECT_EQ(codes->bits(), 4);
     EXPECT_EQ(codes->shape(), w.shape());
+    EXPECT_EQ(codes->byte_size(), (w.num_elements() + 1) / 2);
     absl::StatusOr<std::vector<int32_t>> values = QuantizeWeightValues(w, *p);
     ASSERT_TRUE(values.ok());
     std::vector<int32_t> held;
-    for (int8_t v : codes->span<int8_t>()) held.push_back(v);
+    const Tensor unpacked = codes->Values();
+    for (int8_t v : unpacked.span<int8_t>()) held.push_back(v);
     EXPECT_EQ(held, *values);
     absl::StatusOr<Tensor> floats = DequantizeWeightCodes(*codes, *p);
     absl::StatusOr<Tensor> fq = FakeQuantizeWeights(w, *p);
@@ -218,8 +221,9 @@ TEST(WeightQuantizationTest, RelativeWeightErrorWithoutCopies) {
   EXPECT_DOUBLE_EQ(*updated, materialized(*FakeQuantizeWeights(moved, *p)));
 
   plan.updated_initializers.clear();
-  Tensor codes = *QuantizeWeightCodes(w, *p);
-  for (int8_t& v : codes.mutable_span<int8_t>()) v -= (v > 0) - (v < 0);
+  Tensor moved_codes = QuantizeWeightCodes(w, *p)->Values();
+  for (int8_t& v : moved_codes.mutable_span<int8_t>()) v -= (v > 0) - (v < 0);
+  const WeightCodes codes = *WeightCodes::FromValues(moved_codes, 4);
   plan.weight_codes["w"] = codes;
   absl::StatusOr<double> coded = RelativeWeightError(g, plan, "w", *p);
   ASSERT_TRUE(coded.ok()) << coded.status();
@@ -233,13 +237,19 @@ TEST(WeightQuantizationTest, CodesOfTheWrongTypeAreRefused) {
   p.qmin = 0;
   p.qmax = 255;
   p.scales = {0.5f};
-  absl::StatusOr<Tensor> r =
-      DequantizeWeightCodes(Tensor(DataType::kInt8, {2, 2}), p);
+  absl::StatusOr<Tensor> r = DequantizeWeightCodes(
+      *WeightCodes::FromValues(Tensor::Zeros(DataType::kInt8, {2, 2}), 8), p);
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr("held as u8"));
+  EXPECT_THAT(r.status().message(), HasSubstr("need uint8 codes"));
+  // uint4 codes for uint8 parameters: the right holder, the wrong width.
+  r = DequantizeWeightCodes(
+      *WeightCodes::FromValues(Tensor::Zeros(DataType::kUInt8, {2, 2}), 4), p);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("uint4 [2,2]"));
   p.axis = 0;
   p.scales = {0.5f};  // one scale for two channels
-  r = DequantizeWeightCodes(Tensor(DataType::kUInt8, {2, 2}), p);
+  r = DequantizeWeightCodes(
+      *WeightCodes::FromValues(Tensor::Zeros(DataType::kUInt8, {2, 2}), 8), p);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("do not match"));
 }

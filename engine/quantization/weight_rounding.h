@@ -54,7 +54,7 @@ WeightScheme SchemeAt(const WeightScheme& requested, LayerPrecision p);
 struct RoundedLayer {
   QuantParams params;
   // GPTQ's integers (QuantizeWeightCodes form); absent for round-to-nearest.
-  std::optional<Tensor> codes;
+  std::optional<WeightCodes> codes;
   std::string bias_name;  // bias correction: which initializer
   std::optional<Tensor> bias;
   std::vector<std::string> notes;  // for LayerReport.algorithms

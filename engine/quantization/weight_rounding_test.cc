@@ -330,24 +330,29 @@ TEST_F(WeightRoundingTest, GptqWeightsGoIntoThePlan) {
   ASSERT_TRUE((*r)->codes.has_value());
   ASSERT_EQ((*r)->notes.size(), 1u);
   EXPECT_THAT((*r)->notes[0], HasSubstr("gptq: proxy loss"));
-  // GPTQ's integers, int8-held int4 in the weight's shape, round-trip
+  // GPTQ's integers, int4 two per byte in the weight's shape, round-trip
   // through their floats, and differ from round-to-nearest's somewhere.
-  const Tensor& codes = *(*r)->codes;
+  const WeightCodes& codes = *(*r)->codes;
   EXPECT_EQ(codes.dtype(), DataType::kInt8);
+  EXPECT_EQ(codes.bits(), 4);
   EXPECT_EQ(codes.shape(), graph_.FindInitializer("wo")->shape());
   absl::StatusOr<Tensor> floats = DequantizeWeightCodes(codes, (*r)->params);
   ASSERT_TRUE(floats.ok()) << floats.status();
-  absl::StatusOr<Tensor> again = QuantizeWeightCodes(*floats, (*r)->params);
+  absl::StatusOr<WeightCodes> again =
+      QuantizeWeightCodes(*floats, (*r)->params);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->ToVector<int8_t>(), codes.ToVector<int8_t>());
-  absl::StatusOr<Tensor> rtn =
+  EXPECT_EQ(again->Values().ToVector<int8_t>(),
+            codes.Values().ToVector<int8_t>());
+  absl::StatusOr<WeightCodes> rtn =
       QuantizeWeightCodes(*graph_.FindInitializer("wo"), (*r)->params);
   ASSERT_TRUE(rtn.ok()) << rtn.status();
-  EXPECT_NE(rtn->ToVector<int8_t>(), codes.ToVector<int8_t>());
+  EXPECT_NE(rtn->Values().ToVector<int8_t>(),
+            codes.Values().ToVector<int8_t>());
   absl::StatusOr<QuantizationPlan> plan = rounder.BuildPlan({}, Ranges());
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->weight_codes.contains("wo"));
-  EXPECT_EQ(plan->weight_codes.at("wo").raw_data(), codes.raw_data());
+  EXPECT_EQ(plan->weight_codes.at("wo").storage().raw_data(),
+            codes.storage().raw_data());  // shared, not copied
   EXPECT_FALSE(plan->updated_initializers.contains("wo"));
 
   // Without statistics GPTQ cannot run and the note says so.

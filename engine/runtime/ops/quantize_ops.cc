@@ -1,10 +1,14 @@
 // QuantizeLinear and DequantizeLinear (per tensor since opset 10, per axis
 // since 13), so that quantd can run the QDQ models it exports and models
 // that arrive already quantized; DynamicQuantizeLinear (opset 11), which
-// dynamic-activation QDQ exports put in front of DequantizeLinear.
+// dynamic-activation QDQ exports put in front of DequantizeLinear; and
+// quantd.DequantizePackedCodes, DequantizeLinear over 4-bit codes held two
+// per byte (engine/ir/weight_codes.h), which evaluation graphs use for
+// weights a plan holds as int4 codes.
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "engine/ir/weight_codes.h"
 #include "engine/runtime/ops/op_util.h"
 #include "engine/runtime/ops/register_ops.h"
 #include "kernels/quantize.h"
@@ -59,6 +63,35 @@ class DequantizeLinearKernel : public OpKernel {
   int64_t block_size_;
 };
 
+// The codes unpacked one per byte (a layer's worth, while the node runs),
+// then DequantizeLinear's arithmetic.
+class DequantizePackedCodesKernel : public OpKernel {
+ public:
+  explicit DequantizePackedCodesKernel(const OpKernelInfo& info)
+      : axis_(info.node.attributes.GetInt("axis", 1)),
+        block_size_(info.node.attributes.GetInt("block_size", 0)),
+        shape_(info.node.attributes.GetInts("shape", {})) {}
+
+  absl::Status Compute(OpKernelContext& ctx) override {
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* codes, ctx.required_input(0));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
+    QUANTD_ASSIGN_OR_RETURN(const Tensor* zp, ctx.required_input(2));
+    QUANTD_ASSIGN_OR_RETURN(
+        WeightCodes unpacker,
+        WeightCodes::FromStorage(*codes, zp->dtype(), shape_, /*bits=*/4));
+    DequantizeOptions options;
+    options.axis = axis_;
+    options.block_size = block_size_;
+    return DequantizeLinear(unpacker.Values(), *scale, zp, options,
+                            ctx.output(0));
+  }
+
+ private:
+  int64_t axis_;
+  int64_t block_size_;
+  Shape shape_;
+};
+
 // DynamicQuantizeLinear(x f32) -> (y u8, y_scale f32 scalar,
 // y_zero_point u8 scalar); parameters from x's range per run
 // (kernels/quantize.h).
@@ -89,6 +122,8 @@ void RegisterQuantizeOps(OpRegistry& r) {
   r.Register("DequantizeLinear", MakeFactory<DequantizeLinearKernel>());
   r.Register("DynamicQuantizeLinear",
              MakeFactory<DynamicQuantizeLinearKernel>());
+  r.Register(absl::StrCat(kPackedCodesDomain, ".", kDequantizePackedCodesOp),
+             MakeFactory<DequantizePackedCodesKernel>());
 }
 
 }  // namespace quantd
