@@ -1,14 +1,20 @@
 // The durable job store: jobs, their event logs and the artifacts they
-// produced, in one SQLite database (WAL journal, synchronous=FULL), so that a
-// server killed at any moment restarts with every committed job intact and
-// every watcher able to replay events from the sequence number it last saw.
-// It knows nothing of gRPC: the service handlers, the scheduler and the
-// workers sit on top of it and translate its absl::Status codes directly.
+// produced, so that a server killed at any moment restarts with every
+// committed job intact and every watcher able to replay events from the
+// sequence number it last saw. It knows nothing of gRPC: the service
+// handlers, the scheduler and the workers sit on top of it and translate its
+// absl::Status codes directly.
+//
+// Two backends implement this interface and pass the same test suite
+// (job_store_test.cc): SQLite, one file beside the server (the default,
+// sqlite_job_store.h), and PostgreSQL, shared by several replicas
+// (postgres_job_store.h). JobStore::Open picks one from the location.
 //
 // Example:
 //
 //   absl::StatusOr<std::unique_ptr<JobStore>> store =
 //       JobStore::Open("/var/lib/quantd/jobs.db", page_token_key);
+//   // or JobStore::Open("postgresql://quantd@db/quantd", page_token_key)
 //   if (!store.ok()) return store.status();
 //   JobRecord job;
 //   job.tenant = "team-a";
@@ -26,10 +32,8 @@
 //   (*store)->SetArtifacts(id, model_sha, model_size, report_sha, size);
 //   (*store)->Transition(id, {JobState::kRunning}, JobState::kSucceeded);
 //
-// Thread safety: a JobStore is safe to use from many threads; calls are
-// serialized on one connection (SQLite serializes writers anyway, and one
-// connection keeps every read consistent with the last write). Only one
-// process should open a given database file at a time.
+// Thread safety: a JobStore is safe to use from many threads; each backend
+// serializes calls on one connection.
 #ifndef QUANTD_SERVER_JOB_STORE_H_
 #define QUANTD_SERVER_JOB_STORE_H_
 
@@ -45,12 +49,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "server/sqlite_db.h"
 
 namespace quantd {
 
@@ -71,6 +72,10 @@ bool IsTerminal(JobState s);
 
 // "QUEUED", "RUNNING", ...: for messages that tell the user the state.
 absl::string_view JobStateName(JobState s);
+
+// Whether a job store location is a PostgreSQL URL ("postgres://...",
+// "postgresql://...") rather than an SQLite file path.
+bool IsPostgresUrl(absl::string_view location);
 
 // Limits enforced by Create, so that one request cannot bloat the database.
 inline constexpr size_t kMaxSpecBytes = 16 << 20;
@@ -133,17 +138,17 @@ struct JobPage {
 
 class JobStore {
  public:
-  // Opens or creates the database at `path` and its schema. A database
-  // written by a newer quantd (higher schema version) is refused with
-  // FailedPrecondition rather than misread. `page_token_key` (>= 16 bytes)
-  // signs page tokens so that clients cannot forge positions or reuse a
-  // token across tenants or filters.
+  // Opens the store at `location`: a "postgres://" or "postgresql://" URL
+  // (libpq's connection URI) for PostgreSQL, anything else is the path of
+  // an SQLite file, created if missing. The schema is created or migrated
+  // here; a database written by a newer quantd (higher schema version) is
+  // refused with FailedPrecondition rather than misread. `page_token_key`
+  // (>= 16 bytes) signs page tokens so that clients cannot forge positions
+  // or reuse a token across tenants or filters.
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(
-      const std::string& path, const std::string& page_token_key);
+      const std::string& location, const std::string& page_token_key);
 
-  ~JobStore();
-  JobStore(const JobStore&) = delete;
-  JobStore& operator=(const JobStore&) = delete;
+  virtual ~JobStore() = default;
 
   // Inserts `job` as a new QUEUED job; its id, state, times, attempts, error
   // and artifacts are assigned here, whatever the caller set. If the tenant
@@ -152,19 +157,20 @@ class JobStore {
   // and AlreadyExists otherwise. A new job beyond `limits` (counted in the
   // same transaction as the insert, so concurrent calls cannot overshoot) is
   // ResourceExhausted. `.second` is true when a job was created.
-  absl::StatusOr<std::pair<JobRecord, bool>> Create(
-      JobRecord job, const QueueLimits& limits = {});
+  virtual absl::StatusOr<std::pair<JobRecord, bool>> Create(
+      JobRecord job, const QueueLimits& limits = {}) = 0;
 
   // NotFound also for other tenants' jobs, so ids reveal nothing.
-  absl::StatusOr<JobRecord> Get(const std::string& tenant,
-                                const std::string& id);
+  virtual absl::StatusOr<JobRecord> Get(const std::string& tenant,
+                                        const std::string& id) = 0;
 
   // The tenant's jobs, newest first, optionally only those in `state`.
   // page_size in [1, 1000], 0 means 50. A token only works with the tenant
   // and filter it was issued for; anything else is InvalidArgument.
-  absl::StatusOr<JobPage> List(const std::string& tenant,
-                               std::optional<JobState> state, int32_t page_size,
-                               const std::string& page_token);
+  virtual absl::StatusOr<JobPage> List(const std::string& tenant,
+                                       std::optional<JobState> state,
+                                       int32_t page_size,
+                                       const std::string& page_token) = 0;
 
   // Compare-and-set: moves the job to `to` if its current state is one of
   // `from`, else FailedPrecondition naming the current state. Entering
@@ -172,51 +178,51 @@ class JobStore {
   // sets end_time; a non-empty `error` replaces the job's error. `events`
   // (if set) are appended with the change; `appended` receives them with
   // their sequence numbers, for live watchers.
-  absl::StatusOr<JobRecord> Transition(
+  virtual absl::StatusOr<JobRecord> Transition(
       const std::string& id, std::initializer_list<JobState> from, JobState to,
       const std::string& error = "", const EventsOnMove& events = nullptr,
-      std::vector<JobEvent>* appended = nullptr);
+      std::vector<JobEvent>* appended = nullptr) = 0;
 
   // Records the digests (64 lowercase hex chars) and sizes of the job's
   // outputs. Callers set them before the transition to SUCCEEDED so that a
   // succeeded job always has its artifacts.
   // `report` is the report itself (serialized), kept as the job's summary.
-  absl::Status SetArtifacts(const std::string& id,
-                            const std::string& model_sha256, int64_t model_size,
-                            const std::string& report_sha256,
-                            int64_t report_size,
-                            const std::string& report = "");
+  virtual absl::Status SetArtifacts(const std::string& id,
+                                    const std::string& model_sha256,
+                                    int64_t model_size,
+                                    const std::string& report_sha256,
+                                    int64_t report_size,
+                                    const std::string& report = "") = 0;
 
   // Appends an event and returns its sequence number (1 for the first);
   // the event is on disk when this returns, so it can be sent to watchers.
   // With `progress`, the job's last progress is set to it in the same
   // transaction.
-  absl::StatusOr<int64_t> AppendEvent(const std::string& job_id,
-                                      const std::string& payload,
-                                      const std::string* progress = nullptr);
+  virtual absl::StatusOr<int64_t> AppendEvent(
+      const std::string& job_id, const std::string& payload,
+      const std::string* progress = nullptr) = 0;
 
   // Events with sequence > `after`, ascending, at most `limit` (in [1,
   // kMaxEventsPerCall]). NotFound if the job does not exist.
-  absl::StatusOr<std::vector<JobEvent>> EventsAfter(const std::string& job_id,
-                                                    int64_t after,
-                                                    int32_t limit);
+  virtual absl::StatusOr<std::vector<JobEvent>> EventsAfter(
+      const std::string& job_id, int64_t after, int32_t limit) = 0;
 
   // Deletes a terminal job and its events and returns it, so the caller can
   // drop artifact blobs nothing else references (see ReferencesBlob).
   // FailedPrecondition if the job is not terminal (cancel it first).
-  absl::StatusOr<JobRecord> Delete(const std::string& tenant,
-                                   const std::string& id);
+  virtual absl::StatusOr<JobRecord> Delete(const std::string& tenant,
+                                           const std::string& id) = 0;
 
   // The QUEUED job to run next: highest priority, then oldest. nullopt if
   // none is queued.
   // Jobs of `skip_tenants` (at their concurrency limit) are passed over,
   // looking at most 256 jobs deep.
-  absl::StatusOr<std::optional<JobRecord>> NextQueued(
-      const std::set<std::string>& skip_tenants = {});
+  virtual absl::StatusOr<std::optional<JobRecord>> NextQueued(
+      const std::set<std::string>& skip_tenants = {}) = 0;
 
   // Jobs in `state` for `tenant`, or for all tenants if `tenant` is empty.
-  absl::StatusOr<int64_t> CountInState(JobState state,
-                                       const std::string& tenant = "");
+  virtual absl::StatusOr<int64_t> CountInState(
+      JobState state, const std::string& tenant = "") = 0;
 
   // Start-up recovery, before any worker runs: jobs left RUNNING or
   // CANCELLING were interrupted by the process dying. CANCELLING becomes
@@ -224,57 +230,17 @@ class JobStore {
   // else FAILED (so a job that crashes the server cannot do so forever).
   // Returns the jobs it changed, as they are now; `events` and `appended`
   // as for Transition, per job.
-  absl::StatusOr<std::vector<JobRecord>> Recover(
+  virtual absl::StatusOr<std::vector<JobRecord>> Recover(
       int32_t max_attempts, const EventsOnMove& events = nullptr,
-      std::vector<JobEvent>* appended = nullptr);
+      std::vector<JobEvent>* appended = nullptr) = 0;
 
   // Whether any job of any tenant names `sha256` as one of its artifacts.
-  absl::StatusOr<bool> ReferencesBlob(const std::string& sha256);
+  virtual absl::StatusOr<bool> ReferencesBlob(const std::string& sha256) = 0;
   // Bytes of the tenant's job artifacts, each digest once (all tenants' if
   // `tenant` is empty): what they count toward the storage quota.
-  absl::StatusOr<int64_t> ArtifactBytes(const std::string& tenant);
+  virtual absl::StatusOr<int64_t> ArtifactBytes(const std::string& tenant) = 0;
   // The job's state, whichever tenant owns it; NotFound once deleted.
-  absl::StatusOr<JobState> StateOf(const std::string& id);
-
- private:
-  JobStore(std::unique_ptr<SqliteDb> db, std::string page_token_key);
-
-  absl::Status InitSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Rows selected with the job columns (see job_store.cc); `seqs`, if given,
-  // receives each row's creation sequence (the List position).
-  static absl::Status ReadJobs(SqliteStatement& st,
-                               std::vector<JobRecord>& jobs,
-                               std::vector<int64_t>* seqs = nullptr);
-  // The job by id (any tenant, or only `tenant` if non-empty); NotFound.
-  // ResourceExhausted when a new QUEUED job of `tenant` would exceed
-  // `limits`.
-  absl::Status CheckQueueRoomLocked(const std::string& tenant,
-                                    const QueueLimits& limits)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<JobRecord> FindLocked(absl::string_view id,
-                                       absl::string_view tenant)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves `job` to `to` in memory and in the database (the bookkeeping
-  // shared by Transition and Recover).
-  absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends one event inside the caller's transaction (job checked to
-  // exist by the caller).
-  absl::StatusOr<JobEvent> AppendEventLocked(const std::string& job_id,
-                                             const std::string& payload)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends `events(job)` inside the caller's transaction.
-  absl::Status AppendMoveEventsLocked(const JobRecord& job,
-                                      const EventsOnMove& events,
-                                      std::vector<JobEvent>* appended)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string PageTokenMac(absl::string_view tenant,
-                           std::optional<JobState> state,
-                           int64_t position) const;
-
-  absl::Mutex mu_;
-  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
-  const std::string page_token_key_;
+  virtual absl::StatusOr<JobState> StateOf(const std::string& id) = 0;
 };
 
 }  // namespace quantd

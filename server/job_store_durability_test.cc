@@ -1,5 +1,6 @@
 // The job store on disk: what survives reopening, the schema version
-// check, and the migration of a database an older quantd wrote.
+// check, and the migration of a database an older quantd wrote; on SQLite
+// and PostgreSQL alike where the question applies to both.
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -16,7 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST_F(JobStoreTest, ReopeningKeepsEverything) {
+TEST_P(JobStoreTest, ReopeningKeepsEverything) {
   JobRecord job = MakeJob("a", "spec", "req");
   ASSERT_TRUE(store_->SetArtifacts(job.id, kSha1, 1, kSha2, 2).ok());
   Reopen();
@@ -36,27 +37,38 @@ TEST_F(JobStoreTest, ReopeningKeepsEverything) {
   EXPECT_EQ(r->first.id, job.id);
 }
 
-TEST_F(JobStoreTest, RefusesNewerSchema) {
+TEST_P(JobStoreTest, RefusesNewerSchema) {
   store_.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(
-      sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr),
-      SQLITE_OK);
-  sqlite3_close(db);
-  absl::StatusOr<std::unique_ptr<JobStore>> s = JobStore::Open(path_, kKey);
+  Direct(sqlite() ? "PRAGMA user_version = 99"
+                  : "UPDATE quantd_schema SET version = 99 WHERE component = "
+                    "'jobs'");
+  absl::StatusOr<std::unique_ptr<JobStore>> s = JobStore::Open(location_, kKey);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.status().message(), HasSubstr("newer quantd"));
-  std::system(
-      absl::StrCat("head -c 8192 /dev/urandom > '", dir_, "/garbage.db'")
-          .c_str());
-  EXPECT_EQ(JobStore::Open(dir_ + "/garbage.db", kKey).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(JobStore::Open(dir_ + "/no/such/dir/jobs.db", kKey).status().code(),
-            absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(JobStoreTest, KeepsTheLastProgressAndTheReportWithTheJob) {
+TEST_P(JobStoreTest, UnusableLocationsFailWithAReason) {
+  if (sqlite()) {
+    std::system(
+        absl::StrCat("head -c 8192 /dev/urandom > '", dir_, "/garbage.db'")
+            .c_str());
+    EXPECT_EQ(JobStore::Open(dir_ + "/garbage.db", kKey).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(
+        JobStore::Open(dir_ + "/no/such/dir/jobs.db", kKey).status().code(),
+        absl::StatusCode::kFailedPrecondition);
+    return;
+  }
+  // Nothing listens on port 1; the password never reaches the message.
+  absl::StatusOr<std::unique_ptr<JobStore>> s =
+      JobStore::Open("postgresql://quantd:s3cret@127.0.0.1:1/quantd", kKey);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(s.status().message(),
+              HasSubstr("postgresql://quantd:***@127.0.0.1:1/quantd"));
+  EXPECT_THAT(s.status().message(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+TEST_P(JobStoreTest, KeepsTheLastProgressAndTheReportWithTheJob) {
   JobRecord job = MakeJob("a", "spec");
   const std::string first = "progress-1", second = "progress-2";
   ASSERT_TRUE(store_->AppendEvent(job.id, "e1", &first).ok());
@@ -80,9 +92,12 @@ TEST_F(JobStoreTest, KeepsTheLastProgressAndTheReportWithTheJob) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// SQLite's own history: a data folder written by an earlier version.
+using SqliteJobStoreTest = JobStoreTest;
+
 // A data folder written by the previous version (schema 1, no summary
 // columns) opens, keeps its jobs, and is migrated to schema 2.
-TEST_F(JobStoreTest, MigratesASchemaOneDatabase) {
+TEST_P(SqliteJobStoreTest, MigratesASchemaOneDatabase) {
   store_.reset();
   std::system(absl::StrCat("rm -f '", path_, "'*").c_str());
   sqlite3* db = nullptr;
@@ -121,6 +136,28 @@ TEST_F(JobStoreTest, MigratesASchemaOneDatabase) {
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
+
+// PostgreSQL's own: the server restarts (a crash, a failover) while the
+// store is open; the next call reconnects and sees every committed job.
+using PostgresJobStoreTest = JobStoreTest;
+
+TEST_P(PostgresJobStoreTest, ReconnectsAfterTheServerRestarts) {
+  JobRecord job = MakeJob("a", "spec");
+  ASSERT_TRUE(store_->AppendEvent(job.id, "e1").ok());
+  ASSERT_TRUE(PostgresTestServer::Shared()->Restart().ok());
+  absl::StatusOr<JobRecord> got = store_->Get("a", job.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->spec, "spec");
+  absl::StatusOr<int64_t> seq = store_->AppendEvent(job.id, "e2");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, JobStoreTest, kJobStoreBackends);
+INSTANTIATE_TEST_SUITE_P(Postgres, PostgresJobStoreTest,
+                         ::testing::Values("postgres"));
+INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteJobStoreTest,
+                         ::testing::Values("sqlite"));
 
 }  // namespace
 }  // namespace quantd

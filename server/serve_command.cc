@@ -1,7 +1,6 @@
 #include "server/serve_command.h"
 
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include "server/exit_codes.h"
 #include "server/grpc_service.h"
 #include "server/janitor.h"
+#include "server/job_store_rules.h"
 #include "server/metrics.h"
 #include "server/resource_names.h"
 #include "util/logging.h"
@@ -48,10 +48,7 @@ absl::StatusOr<std::string> PageTokenKey(const std::string& dir) {
       key.ok() && key->size() >= 32) {
     return key;
   }
-  std::string key(32, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), 32) != 1) {
-    return absl::InternalError("no random bytes for the page token key");
-  }
+  QUANTD_ASSIGN_OR_RETURN(const std::string key, RandomBytes(32));
   const std::string tmp = path + ".tmp";
   const int fd = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
   if (fd < 0 || write(fd, key.data(), key.size()) != 32 || fsync(fd) != 0) {
@@ -120,14 +117,23 @@ struct Stores {
   std::unique_ptr<JobStore> jobs;
 };
 
-absl::StatusOr<Stores> OpenStores(const std::string& dir) {
+// `job_store`: --job-store; empty means DIR/jobs.db. A PostgreSQL store
+// keeps its page token key in the database, shared by every replica.
+absl::StatusOr<Stores> OpenStores(const std::string& dir,
+                                  const std::string& job_store) {
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs,
                           BlobStore::Open(dir));
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobIndex> index,
                           BlobIndex::Open(dir + "/blobs.db"));
-  QUANTD_ASSIGN_OR_RETURN(std::string key, PageTokenKey(dir));
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> jobs,
-                          JobStore::Open(dir + "/jobs.db", key));
+  std::unique_ptr<JobStore> jobs;
+  if (IsPostgresUrl(job_store)) {
+    QUANTD_ASSIGN_OR_RETURN(jobs, JobStore::Open(job_store, ""));
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(std::string key, PageTokenKey(dir));
+    QUANTD_ASSIGN_OR_RETURN(
+        jobs,
+        JobStore::Open(job_store.empty() ? dir + "/jobs.db" : job_store, key));
+  }
   mkdir((dir + "/checkpoints").c_str(), 0750);
   return Stores{std::move(blobs), std::move(index), std::move(jobs)};
 }
@@ -294,7 +300,8 @@ absl::Status Serve(const ServeFlags& flags) {
   QUANTD_ASSIGN_OR_RETURN(Authenticator auth, LoadTenants(flags));
   QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           LoadCredentials(flags));
-  QUANTD_ASSIGN_OR_RETURN(Stores stores, OpenStores(flags.data_dir));
+  QUANTD_ASSIGN_OR_RETURN(Stores stores,
+                          OpenStores(flags.data_dir, flags.job_store));
   MetricsOptions metrics_options;
   metrics_options.listen_address = flags.metrics_address;
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ServiceMetrics> metrics,

@@ -16,14 +16,17 @@ constexpr char kSummary[] =
 
 constexpr char kDescription[] =
     R"(Runs the quantization service: gRPC (quantd.v1.QuantizationService, health,
-reflection) on --port, jobs on a worker pool, blobs and the SQLite job store
-under --data-dir. Without --tokens-file it serves one tenant ("default") on
-127.0.0.1 only. SIGTERM or SIGINT: readiness goes NOT_SERVING, new uploads
-and jobs get UNAVAILABLE, running jobs get --grace-seconds to finish and are
-then re-queued for the next start. An upload stream silent for
+reflection) on --port, jobs on a worker pool, blobs under --data-dir, jobs
+in SQLite under --data-dir or in PostgreSQL (--job-store). Without
+--tokens-file it serves one tenant ("default") on 127.0.0.1 only. SIGTERM
+or SIGINT: readiness goes NOT_SERVING, new uploads and jobs get
+UNAVAILABLE, running jobs get --grace-seconds to finish and are then
+re-queued for the next start. An upload stream silent for
 --upload-idle-seconds is ended (the client resumes it); a janitor removes
 unfinished uploads idle for --upload-retention-seconds, orphan temporary
-files and the checkpoints of finished or deleted jobs.
+files and the checkpoints of finished or deleted jobs. One replica per
+job store for now: blobs are still local to --data-dir, and a starting
+replica re-queues every RUNNING job it finds.
 )";
 
 constexpr char kFooter[] =
@@ -46,6 +49,12 @@ void AddAddressFlags(CLI::App& cmd, ServeFlags* f) {
   AddText(cmd, "--listen-address", &f->listen_address, "ADDR",
           "default 0.0.0.0 with --tokens-file, else 127.0.0.1");
   AddText(cmd, "--data-dir", &f->data_dir, "DIR", "blobs, job store, keys");
+  cmd.add_option("--job-store", f->job_store,
+                 "jobs and events: DIR/jobs.db (SQLite) unless an SQLite "
+                 "path or a postgresql://USER@HOST:PORT/DB URL (password "
+                 "from PGPASSWORD or PGPASSFILE, not the URL)")
+      ->type_name("URL")
+      ->envname("QUANTD_JOB_STORE");
   AddText(cmd, "--tokens-file", &f->tokens_file, "FILE",
           "\"<tenant> <token>\" lines: bearer tokens -> tenants");
   AddText(cmd, "--tls-cert", &f->tls_cert, "FILE",

@@ -20,6 +20,8 @@ struct ServeFlags {
   // "" until ResolveServeFlags: 0.0.0.0 with a tokens file, else 127.0.0.1.
   std::string listen_address;
   std::string data_dir = "quantd-data";
+  // "" (DATA_DIR/jobs.db), an SQLite path, or a postgres:// URL.
+  std::string job_store;
   std::string tokens_file;
   std::string tls_cert;
   std::string tls_key;

@@ -18,6 +18,8 @@ packages=(
   libopenblas-dev
   # the service: gRPC (C++ and the Python client), Prometheus client, CLI
   libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev libcli11-dev
+  # the PostgreSQL job store (libpq) and the server its tests start
+  libpq-dev postgresql
   python3-grpcio python3-protobuf
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# A real `quantd serve` keeping its jobs in a real PostgreSQL (started here
+# with initdb/pg_ctl in a temporary folder): a PTQ job through quantctl runs
+# to SUCCEEDED with its job row and events in PostgreSQL (no jobs.db in the
+# data folder); after kill -9 of quantd and a restart, the job, its events
+# and its artifact are still there; after PostgreSQL itself is killed and
+# restarted under a running quantd, the next job still runs (quantd
+# reconnects).
+#
+#   tests/service/postgres_store_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT
+set -euo pipefail
+source "$(dirname "$0")/serve_lib.sh"
+quantd=$1 quantctl=$2 root=$3
+command -v pg_config >/dev/null ||
+  { echo "pg_config missing: install libpq-dev and postgresql (tools/install-deps.sh)"; exit 1; }
+bin=$(pg_config --bindir)
+work=$(mktemp -d)
+as_pg=()
+if [[ $(id -u) == 0 ]]; then  # PostgreSQL refuses to run as root
+  chown postgres "$work"
+  as_pg=(runuser -u postgres --)
+fi
+server=""
+pg_port=$(free_port)
+pg() {
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 120 \
+    -o "-p $pg_port -k '$work' -c listen_addresses=127.0.0.1" "$@" >/dev/null
+}
+cleanup() {
+  [[ -n "$server" ]] && kill -9 "$server" 2>/dev/null
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -5 "$work/serve.err" 2>/dev/null; tail -5 "$work/pg.log"; exit 1; }
+export OMP_NUM_THREADS=1
+
+"${as_pg[@]}" "$bin/initdb" -D "$work/pg" -U postgres --auth=trust --no-sync >"$work/initdb.log" 2>&1 ||
+  { cat "$work/initdb.log"; fail "initdb failed"; }
+pg start || fail "PostgreSQL did not start"
+psql_q() { "$bin/psql" -X -q -t -A "postgresql://postgres@127.0.0.1:$pg_port/$1" -c "$2"; }
+psql_q postgres "CREATE DATABASE quantd" || fail "createdb failed"
+url="postgresql://postgres@127.0.0.1:$pg_port/quantd"
+mkdir -p "$work/data"
+
+start() {
+  quantd_start "$quantd" "$work" --data-dir "$work/data" --threads-per-job 1 \
+    --job-store "$url" || fail "quantd did not start"
+}
+state_of() {
+  "$quantctl" --server "$address" --json jobs get "$1" |
+    /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["state"], j.get("attempts", 0))'
+}
+run_job() {  # prints the job id once SUCCEEDED
+  local job
+  job=$("$quantctl" --server "$address" quantize testdata/fmnist_mlp/model.onnx \
+    --eval testdata/fmnist/eval.npz --mode dynamic --detach) || fail "quantize failed"
+  "$quantctl" --server "$address" jobs watch "$job" >/dev/null || fail "job $job did not succeed"
+  echo "$job"
+}
+
+cd "$root"
+start
+job=$(run_job)
+[[ ! -e "$work/data/jobs.db" ]] || fail "quantd wrote jobs.db despite --job-store"
+[[ "$(psql_q quantd "SELECT count(*) FROM jobs WHERE id = convert_to('${job#jobs/}', 'UTF8')")" == 1 ]] ||
+  fail "job $job is not in PostgreSQL"
+events=$(psql_q quantd "SELECT count(*) FROM events WHERE job_id = convert_to('${job#jobs/}', 'UTF8')")
+[[ "$events" -ge 3 ]] || fail "job $job has $events events in PostgreSQL"
+
+kill -9 "$server"; wait "$server" 2>/dev/null || true; server=""
+start
+read -r state attempts <<<"$(state_of "$job")"
+[[ "$state" == "JOB_STATE_SUCCEEDED" && "$attempts" == "1" ]] ||
+  fail "after kill -9 and restart: $state, attempts $attempts"
+"$quantctl" --server "$address" jobs watch "$job" >/dev/null || fail "replaying $job's events failed"
+"$quantctl" --server "$address" download "$job" --kind model --out "$work/model.onnx" >/dev/null ||
+  fail "downloading $job's model failed"
+[[ -s "$work/model.onnx" ]] || fail "the downloaded model is empty"
+
+# PostgreSQL crashes and comes back under a running quantd.
+"${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null || fail "pg stop"
+pg start || fail "PostgreSQL did not restart"
+second=$(run_job)
+[[ "$(psql_q quantd "SELECT count(*) FROM jobs")" == 2 ]] || fail "the second job is not in PostgreSQL"
+echo "PASS: jobs in PostgreSQL ($job, $second), kept across kill -9 of quantd and a PostgreSQL restart"
