@@ -33,7 +33,7 @@ RUN apt-get update \
       libdnnl2 ocl-icd-libopencl1 libgomp1 \
       libgrpc++1.51 libprotobuf32 libonnx1 libabsl20220623 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0 \
-      libzip4 libsqlite3-0 libssl3 libgoogle-glog0v6 libopenblas0-pthread \
+      libzip4 libsqlite3-0 libpq5 libssl3 libgoogle-glog0v6 libopenblas0-pthread \
  && rm -rf /var/lib/apt/lists/*
 # A fixed non-root uid/gid, so Kubernetes' runAsUser/fsGroup can name it.
 RUN groupadd --system --gid 10001 quantd \

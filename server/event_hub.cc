@@ -34,6 +34,15 @@ void EventHub::Publish(const std::string& job_id) {
   for (const Notify& n : to_call) n(false);
 }
 
+void EventHub::PublishAll() {
+  std::vector<Notify> to_call;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, w] : watchers_) to_call.push_back(w.notify);
+  }
+  for (const Notify& n : to_call) n(false);
+}
+
 void EventHub::CloseAll() {
   std::vector<Notify> to_call;
   {

@@ -50,8 +50,8 @@ v1::JobEvent JobRunner::Stamp(const std::string& job_id, JobState state,
 }
 
 absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
-                                             JobState state,
-                                             v1::JobEvent event) {
+                                             JobState state, v1::JobEvent event,
+                                             const std::string& owner) {
   event = Stamp(job_id, state, std::move(event));
   // A progress event is also the job's last progress, for GetJob.
   const std::string progress =
@@ -59,7 +59,7 @@ absl::StatusOr<v1::JobEvent> JobRunner::Emit(const std::string& job_id,
   QUANTD_ASSIGN_OR_RETURN(
       const int64_t seq,
       jobs_->AppendEvent(job_id, event.SerializeAsString(),
-                         event.has_progress() ? &progress : nullptr));
+                         event.has_progress() ? &progress : nullptr, owner));
   event.set_sequence(seq);
   if (options_.on_event) options_.on_event(event);
   return event;
@@ -92,33 +92,52 @@ void JobRunner::Publish(const std::vector<JobEvent>& appended) {
 absl::StatusOr<JobRecord> JobRunner::Move(const std::string& job_id,
                                           std::initializer_list<JobState> from,
                                           JobState to, const std::string& error,
-                                          const std::string& reason) {
+                                          const std::string& reason,
+                                          const std::string& owner) {
   std::vector<JobEvent> appended;
   QUANTD_ASSIGN_OR_RETURN(JobRecord moved, jobs_->Transition(
                                                job_id, from, to, error,
                                                [&](const JobRecord& j) {
                                                  return MoveEvents(j, reason);
                                                },
-                                               &appended));
+                                               &appended, owner));
   Publish(appended);
   return moved;
 }
 
-absl::StatusOr<std::vector<JobRecord>> JobRunner::Recover(int max_attempts) {
+absl::StatusOr<std::optional<JobRecord>> JobRunner::Claim(
+    const std::string& owner, absl::Duration lease,
+    const std::set<std::string>& skip_tenants) {
+  std::vector<JobEvent> appended;
+  QUANTD_ASSIGN_OR_RETURN(
+      std::optional<JobRecord> claimed,
+      jobs_->Claim(
+          owner, lease, skip_tenants,
+          [](const JobRecord& j) { return MoveEvents(j, ""); }, &appended));
+  Publish(appended);
+  return claimed;
+}
+
+absl::StatusOr<std::vector<JobRecord>> JobRunner::Recover(int max_attempts,
+                                                          bool expired_only) {
   // The reason of each change is its own event: a FAILED job's error, or
   // why a job is queued (or cancelled) again.
-  auto events = [](const JobRecord& j) {
+  auto events = [expired_only](const JobRecord& j) {
     std::string reason = j.error;
     if (j.state == JobState::kQueued) {
-      reason =
-          absl::StrCat("the server stopped while this job was running ",
-                       "(attempt ", j.attempts, "); it is queued to run again");
+      reason = absl::StrCat(
+          expired_only ? "the replica running this job stopped renewing its "
+                         "lease (it stopped or lost the job store) "
+                       : "the server stopped while this job was running ",
+          "(attempt ", j.attempts, "); it is queued to run again");
     }
     return MoveEvents(j, reason);
   };
   std::vector<JobEvent> appended;
-  QUANTD_ASSIGN_OR_RETURN(std::vector<JobRecord> recovered,
-                          jobs_->Recover(max_attempts, events, &appended));
+  QUANTD_ASSIGN_OR_RETURN(
+      std::vector<JobRecord> recovered,
+      expired_only ? jobs_->RecoverExpired(max_attempts, events, &appended)
+                   : jobs_->Recover(max_attempts, events, &appended));
   Publish(appended);
   for (const JobRecord& job : recovered) {
     if (!IsTerminal(job.state)) continue;
@@ -171,7 +190,9 @@ absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
     }
     last_stage = p.stage;
     last_time = now;
-    absl::Status s = Emit(job.id, JobState::kRunning, ProgressOf(p)).status();
+    absl::Status s =
+        Emit(job.id, JobState::kRunning, ProgressOf(p), job.lease_owner)
+            .status();
     if (!s.ok() && event_error->ok()) *event_error = s;
   };
   PipelineOptions options;
@@ -209,7 +230,7 @@ absl::StatusOr<JobRecord> JobRunner::Finish(
   // every job) in one transaction.
   QUANTD_ASSIGN_OR_RETURN(
       JobRecord done, Move(job.id, {JobState::kRunning, JobState::kCancelling},
-                           state, error, error));
+                           state, error, error, job.lease_owner));
   RemoveCheckpoint(job);  // a finished job needs it no more
   if (options_.on_finished) options_.on_finished(done, report);
   return done;
@@ -217,7 +238,8 @@ absl::StatusOr<JobRecord> JobRunner::Finish(
 
 absl::StatusOr<JobRecord> JobRunner::Requeue(const JobRecord& job) {
   return Move(job.id, {JobState::kRunning}, JobState::kQueued, "",
-              "the server is shutting down; the job is queued to run again");
+              "the server is shutting down; the job is queued to run again",
+              job.lease_owner);
 }
 
 absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,

@@ -14,10 +14,13 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/pipeline/artifacts.h"
 #include "quantd/v1/service.pb.h"
 #include "server/blob_index.h"
@@ -54,25 +57,38 @@ class JobRunner {
         index_(index),
         options_(std::move(options)) {}
 
-  // Appends an event to `job_id`'s history and hands it to on_event.
+  // Appends an event to `job_id`'s history and hands it to on_event; with
+  // an `owner`, only while the job is leased to it.
   absl::StatusOr<v1::JobEvent> Emit(const std::string& job_id, JobState state,
-                                    v1::JobEvent event);
+                                    v1::JobEvent event,
+                                    const std::string& owner = "");
 
   // Moves the job from one of `from` to `to` (with `error` as its error)
   // and appends, in the same transaction, a `reason` message event (if
   // non-empty) and the state-change event; then hands them to on_event.
+  // With an `owner`, only while the job is leased to it.
   absl::StatusOr<JobRecord> Move(const std::string& job_id,
                                  std::initializer_list<JobState> from,
                                  JobState to, const std::string& error,
-                                 const std::string& reason);
+                                 const std::string& reason,
+                                 const std::string& owner = "");
 
-  // Start-up recovery (JobStore::Recover) with every change's events: a
-  // re-queued job gets a message and a QUEUED event, a failed one its
-  // reason and a FAILED event; terminal jobs go to on_finished (metrics).
-  absl::StatusOr<std::vector<JobRecord>> Recover(int max_attempts);
+  // JobStore::Claim with the RUNNING event, handed to on_event.
+  absl::StatusOr<std::optional<JobRecord>> Claim(
+      const std::string& owner, absl::Duration lease,
+      const std::set<std::string>& skip_tenants);
 
-  // Runs `job`, which must be RUNNING (claimed with Move, which wrote its
-  // RUNNING event); returns its record afterwards:
+  // Start-up recovery (JobStore::Recover, or RecoverExpired when
+  // `expired_only`: a store shared with other live replicas) with every
+  // change's events: a re-queued job gets a message and a QUEUED event, a
+  // failed one its reason and a FAILED event; terminal jobs go to
+  // on_finished (metrics).
+  absl::StatusOr<std::vector<JobRecord>> Recover(int max_attempts,
+                                                 bool expired_only = false);
+
+  // Runs `job`, which must be RUNNING (claimed with Claim or Move, which
+  // wrote its RUNNING event); its events and its end are written only while
+  // its lease (job.lease_owner, if any) holds. Returns its record afterwards:
   // SUCCEEDED, FAILED or CANCELLED, or QUEUED again when the run was
   // stopped with `requeue` set (a server shutting down). An error return
   // means the stores failed, not the job.

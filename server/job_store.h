@@ -52,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace quantd {
 
@@ -109,6 +110,12 @@ struct JobRecord {
   // report (serialized v1::QuantizationReport). Opaque here.
   std::string progress;
   std::string report;
+  // The replica running the job (RUNNING or CANCELLING, claimed with
+  // Claim) and until when its lease holds; empty and 0 otherwise. A lease
+  // not renewed in time (the replica died or lost the database) lets
+  // RecoverExpired on any replica re-queue the job.
+  std::string lease_owner;
+  int64_t lease_expiry_us = 0;
 };
 
 // How many QUEUED jobs CreateJob admits, in all and per tenant.
@@ -177,11 +184,15 @@ class JobStore {
   // RUNNING sets start_time and counts an attempt; entering a terminal state
   // sets end_time; a non-empty `error` replaces the job's error. `events`
   // (if set) are appended with the change; `appended` receives them with
-  // their sequence numbers, for live watchers.
+  // their sequence numbers, for live watchers. A non-empty `owner` also
+  // requires the job to be leased to it (a worker ending its job: another
+  // replica may have taken the job over since this one's lease expired).
+  // Leaving RUNNING/CANCELLING ends the lease.
   virtual absl::StatusOr<JobRecord> Transition(
       const std::string& id, std::initializer_list<JobState> from, JobState to,
       const std::string& error = "", const EventsOnMove& events = nullptr,
-      std::vector<JobEvent>* appended = nullptr) = 0;
+      std::vector<JobEvent>* appended = nullptr,
+      const std::string& owner = "") = 0;
 
   // Records the digests (64 lowercase hex chars) and sizes of the job's
   // outputs. Callers set them before the transition to SUCCEEDED so that a
@@ -197,10 +208,12 @@ class JobStore {
   // Appends an event and returns its sequence number (1 for the first);
   // the event is on disk when this returns, so it can be sent to watchers.
   // With `progress`, the job's last progress is set to it in the same
-  // transaction.
+  // transaction. A non-empty `owner` requires the job to be leased to it
+  // (FailedPrecondition otherwise), so a replica that lost its lease
+  // cannot add to the log of a job another replica now runs.
   virtual absl::StatusOr<int64_t> AppendEvent(
       const std::string& job_id, const std::string& payload,
-      const std::string* progress = nullptr) = 0;
+      const std::string* progress = nullptr, const std::string& owner = "") = 0;
 
   // Events with sequence > `after`, ascending, at most `limit` (in [1,
   // kMaxEventsPerCall]). NotFound if the job does not exist.
@@ -219,6 +232,31 @@ class JobStore {
   // looking at most 256 jobs deep.
   virtual absl::StatusOr<std::optional<JobRecord>> NextQueued(
       const std::set<std::string>& skip_tenants = {}) = 0;
+
+  // NextQueued's job moved to RUNNING in the same transaction, with its
+  // attempt counted and a lease to `owner` until now + `lease`; `events`
+  // and `appended` as for Transition. Replicas claiming at once get
+  // different jobs (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one
+  // writer). nullopt if nothing is queued (beyond `skip_tenants`).
+  virtual absl::StatusOr<std::optional<JobRecord>> Claim(
+      const std::string& owner, absl::Duration lease,
+      const std::set<std::string>& skip_tenants,
+      const EventsOnMove& events = nullptr,
+      std::vector<JobEvent>* appended = nullptr) = 0;
+
+  // Extends every lease of `owner` (its RUNNING and CANCELLING jobs) to now
+  // + `lease` and returns those jobs' states by id: the owner learns of a
+  // cancel requested through another replica (CANCELLING), and a job
+  // missing from the map is no longer its to run.
+  virtual absl::StatusOr<std::map<std::string, JobState>> RenewLeases(
+      const std::string& owner, absl::Duration lease) = 0;
+
+  // Recover for a store shared by replicas: only RUNNING and CANCELLING
+  // jobs whose lease expired (a job without a lease counts as expired).
+  // Any replica may call it at any time; each job is moved once.
+  virtual absl::StatusOr<std::vector<JobRecord>> RecoverExpired(
+      int32_t max_attempts, const EventsOnMove& events = nullptr,
+      std::vector<JobEvent>* appended = nullptr) = 0;
 
   // Jobs in `state` for `tenant`, or for all tenants if `tenant` is empty.
   virtual absl::StatusOr<int64_t> CountInState(

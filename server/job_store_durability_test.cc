@@ -96,7 +96,7 @@ TEST_P(JobStoreTest, KeepsTheLastProgressAndTheReportWithTheJob) {
 using SqliteJobStoreTest = JobStoreTest;
 
 // A data folder written by the previous version (schema 1, no summary
-// columns) opens, keeps its jobs, and is migrated to schema 2.
+// columns) opens, keeps its jobs, and is migrated to schema 3.
 TEST_P(SqliteJobStoreTest, MigratesASchemaOneDatabase) {
   store_.reset();
   std::system(absl::StrCat("rm -f '", path_, "'*").c_str());
@@ -132,7 +132,7 @@ TEST_P(SqliteJobStoreTest, MigratesASchemaOneDatabase) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
 }

@@ -148,6 +148,26 @@ void ApplyMove(JobRecord& job, JobState to, absl::string_view error) {
   }
   if (IsTerminal(to)) job.end_time_us = now;
   if (!error.empty()) job.error = std::string(error);
+  if (to != JobState::kRunning && to != JobState::kCancelling) {
+    job.lease_owner.clear();
+    job.lease_expiry_us = 0;
+  }
+}
+
+absl::Status CheckLease(const JobRecord& job, const std::string& owner) {
+  if (owner.empty() || job.lease_owner == owner) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job ", job.id, " is ", JobStateName(job.state), " and leased to '",
+      job.lease_owner, "', not to '", owner,
+      "': this replica's lease expired and the job was re-queued or taken "
+      "over; its work here is dropped"));
+}
+
+void ApplyClaim(JobRecord& job, const std::string& owner,
+                absl::Duration lease) {
+  ApplyMove(job, JobState::kRunning, "");
+  job.lease_owner = owner;
+  job.lease_expiry_us = job.update_time_us + absl::ToInt64Microseconds(lease);
 }
 
 std::pair<JobState, std::string> RecoveryMove(const JobRecord& job,

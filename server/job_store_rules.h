@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/job_labels.h"
 #include "server/job_store.h"
 
@@ -52,9 +53,15 @@ absl::Status CheckQueueRoom(int64_t mine, int64_t queued,
 absl::Status CheckMoveAllowed(const JobRecord& job,
                               std::initializer_list<JobState> from,
                               JobState to);
+// FailedPrecondition unless `owner` is empty or holds the job's lease.
+absl::Status CheckLease(const JobRecord& job, const std::string& owner);
+// The in-memory part of a claim: ApplyMove to RUNNING and a lease to
+// `owner` until now + `lease`.
+void ApplyClaim(JobRecord& job, const std::string& owner, absl::Duration lease);
 // The in-memory part of a move: state, update time, start time and attempt
 // count on entering RUNNING, end time on entering a terminal state, and
-// `error` if non-empty.
+// `error` if non-empty; the lease ends when the job leaves RUNNING and
+// CANCELLING.
 void ApplyMove(JobRecord& job, JobState to, absl::string_view error);
 // Start-up recovery's verdict for a RUNNING or CANCELLING job: the state it
 // moves to and the error to record (empty: keep the job's).
@@ -126,6 +133,8 @@ absl::Status DecodeJobRow(const IntAt& int_at, const StrAt& str_at,
   job.report_artifact_size = int_at(18);
   job.progress = str_at(19);
   job.report = str_at(20);
+  job.lease_owner = str_at(21);
+  job.lease_expiry_us = int_at(22);
   return absl::OkStatus();
 }
 

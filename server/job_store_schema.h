@@ -9,8 +9,9 @@ namespace quantd {
 // beside it: the last progress and the report (binary protobuf), so that
 // GetJob and ListJobs read one row instead of scanning events and reading
 // report files. A later change bumps the version and adds a migration;
-// older binaries then refuse the file.
-inline constexpr int kSchemaVersion = 2;
+// older binaries then refuse the file. Version 3 (kMigrationTo3) adds the
+// lease of a running job (owner replica, expiry).
+inline constexpr int kSchemaVersion = 3;
 
 // `seq` orders jobs by creation (AUTOINCREMENT never reuses a value, even
 // after deletes), so it is both the "newest first" order and a stable page
@@ -61,11 +62,17 @@ ALTER TABLE jobs ADD COLUMN report BLOB NOT NULL DEFAULT X'';
 PRAGMA user_version = 2;
 )sql";
 
+inline constexpr const char* kMigrationTo3 = R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expiry_us INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 3;
+)sql";
+
 #define JOB_COLUMNS                                                          \
   "seq, id, tenant, request_id, state, priority, spec, display_name, "       \
   "labels, attempts, error, create_time_us, update_time_us, start_time_us, " \
   "end_time_us, model_sha256, model_size, report_sha256, report_size, "      \
-  "progress, report"
+  "progress, report, lease_owner, lease_expiry_us"
 
 }  // namespace quantd
 

@@ -52,6 +52,7 @@ absl::StatusOr<std::string> InitSchema(PostgresDb& db, std::string key) {
         ". Run the newer quantd or point --job-store at another database"));
   }
   if (version < 1) QUANTD_RETURN_IF_ERROR(db.Exec(kPostgresSchemaV1));
+  if (version < 2) QUANTD_RETURN_IF_ERROR(db.Exec(kPostgresSchemaV2));
   QUANTD_RETURN_IF_ERROR(
       db.Query("INSERT INTO quantd_schema (component, version) VALUES ($1, "
                "$2) ON CONFLICT (component) DO UPDATE SET version = $2",
@@ -182,13 +183,18 @@ absl::StatusOr<JobPage> PostgresJobStore::List(const std::string& tenant,
 absl::Status PostgresJobStore::MoveLocked(JobRecord& job, JobState to,
                                           absl::string_view error) {
   ApplyMove(job, to, error);
+  return WriteMoveLocked(job);
+}
+
+absl::Status PostgresJobStore::WriteMoveLocked(const JobRecord& job) {
   return db_
       ->Query(
           "UPDATE jobs SET state = $2, attempts = $3, error = $4, "
-          "update_time_us = $5, start_time_us = $6, end_time_us = $7 "
-          "WHERE id = $1",
+          "update_time_us = $5, start_time_us = $6, end_time_us = $7, "
+          "lease_owner = $8, lease_expiry_us = $9 WHERE id = $1",
           job.id, job.state, job.attempts, job.error, job.update_time_us,
-          job.start_time_us, job.end_time_us)
+          job.start_time_us, job.end_time_us, job.lease_owner,
+          job.lease_expiry_us)
       .status();
 }
 
@@ -223,13 +229,14 @@ absl::Status PostgresJobStore::AppendMoveEventsLocked(
 absl::StatusOr<JobRecord> PostgresJobStore::Transition(
     const std::string& id, std::initializer_list<JobState> from, JobState to,
     const std::string& error, const EventsOnMove& events,
-    std::vector<JobEvent>* appended) {
+    std::vector<JobEvent>* appended, const std::string& owner) {
   absl::MutexLock lock(&mu_);
   PostgresDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
   QUANTD_ASSIGN_OR_RETURN(JobRecord job,
                           FindLocked(id, "", /*for_update=*/true));
   QUANTD_RETURN_IF_ERROR(CheckMoveAllowed(job, from, to));
+  QUANTD_RETURN_IF_ERROR(CheckLease(job, owner));
   QUANTD_RETURN_IF_ERROR(MoveLocked(job, to, error));
   std::vector<JobEvent> added;
   QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
@@ -261,11 +268,13 @@ absl::Status PostgresJobStore::SetArtifacts(const std::string& id,
 
 absl::StatusOr<int64_t> PostgresJobStore::AppendEvent(
     const std::string& job_id, const std::string& payload,
-    const std::string* progress) {
+    const std::string* progress, const std::string& owner) {
   absl::MutexLock lock(&mu_);
   PostgresDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  QUANTD_RETURN_IF_ERROR(FindLocked(job_id, "", /*for_update=*/true).status());
+  QUANTD_ASSIGN_OR_RETURN(const JobRecord job,
+                          FindLocked(job_id, "", /*for_update=*/true));
+  QUANTD_RETURN_IF_ERROR(CheckLease(job, owner));
   QUANTD_ASSIGN_OR_RETURN(const JobEvent event,
                           AppendEventLocked(job_id, payload));
   if (progress != nullptr) {
@@ -352,17 +361,33 @@ absl::StatusOr<int64_t> PostgresJobStore::CountInState(
 absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::Recover(
     int32_t max_attempts, const EventsOnMove& events,
     std::vector<JobEvent>* appended) {
+  return RecoverWhere(/*expired_only=*/false, max_attempts, events, appended);
+}
+
+absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverExpired(
+    int32_t max_attempts, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
+  return RecoverWhere(/*expired_only=*/true, max_attempts, events, appended);
+}
+
+absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverWhere(
+    bool expired_only, int32_t max_attempts, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
   QUANTD_RETURN_IF_ERROR(CheckRecoverAttempts(max_attempts));
   absl::MutexLock lock(&mu_);
   PostgresDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
   std::vector<JobRecord> jobs;
   {
+    // SKIP LOCKED: a job another replica is moving right now (renewing,
+    // ending, recovering it) is left to that replica.
     QUANTD_ASSIGN_OR_RETURN(
         PgResult rows,
         db_->Query("SELECT " JOB_COLUMNS
-                   " FROM jobs WHERE state IN ($1, $2) ORDER BY seq FOR UPDATE",
-                   JobState::kRunning, JobState::kCancelling));
+                   " FROM jobs WHERE state IN ($1, $2) AND ($3 = 0 OR "
+                   "lease_expiry_us < $4) ORDER BY seq FOR UPDATE SKIP LOCKED",
+                   JobState::kRunning, JobState::kCancelling,
+                   int64_t{expired_only ? 1 : 0}, NowUs()));
     QUANTD_RETURN_IF_ERROR(ReadJobs(rows, jobs));
   }
   std::vector<JobEvent> added;
@@ -376,6 +401,56 @@ absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::Recover(
     for (JobEvent& e : added) appended->push_back(std::move(e));
   }
   return jobs;
+}
+
+absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(
+    const std::string& owner, absl::Duration lease,
+    const std::set<std::string>& skip_tenants, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
+  QUANTD_RETURN_IF_ERROR(CheckKey("lease owner", owner));
+  absl::MutexLock lock(&mu_);
+  PostgresDb::Transaction txn(*db_);
+  QUANTD_RETURN_IF_ERROR(txn.Begin());
+  // SKIP LOCKED: replicas claiming at once lock different queued jobs
+  // instead of queueing on the head one.
+  QUANTD_ASSIGN_OR_RETURN(
+      PgResult rows,
+      db_->Query("SELECT " JOB_COLUMNS
+                 " FROM jobs WHERE state = $1 ORDER BY priority DESC, seq ASC "
+                 "LIMIT 256 FOR UPDATE SKIP LOCKED",
+                 JobState::kQueued));
+  std::vector<JobRecord> jobs;
+  QUANTD_RETURN_IF_ERROR(ReadJobs(rows, jobs));
+  for (JobRecord& job : jobs) {
+    if (skip_tenants.contains(job.tenant)) continue;
+    ApplyClaim(job, owner, lease);
+    QUANTD_RETURN_IF_ERROR(WriteMoveLocked(job));
+    std::vector<JobEvent> added;
+    QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
+    QUANTD_RETURN_IF_ERROR(txn.Commit());
+    if (appended != nullptr) {
+      for (JobEvent& e : added) appended->push_back(std::move(e));
+    }
+    return std::move(job);
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::map<std::string, JobState>> PostgresJobStore::RenewLeases(
+    const std::string& owner, absl::Duration lease) {
+  QUANTD_RETURN_IF_ERROR(CheckKey("lease owner", owner));
+  absl::MutexLock lock(&mu_);
+  QUANTD_ASSIGN_OR_RETURN(
+      PgResult rows,
+      db_->Query("UPDATE jobs SET lease_expiry_us = $2 WHERE lease_owner = $1 "
+                 "AND state IN ($3, $4) RETURNING id, state",
+                 owner, NowUs() + absl::ToInt64Microseconds(lease),
+                 JobState::kRunning, JobState::kCancelling));
+  std::map<std::string, JobState> held;
+  for (int r = 0; r < rows.rows(); ++r) {
+    held[rows.Str(r, 0)] = static_cast<JobState>(rows.Int(r, 1));
+  }
+  return held;
 }
 
 absl::StatusOr<bool> PostgresJobStore::ReferencesBlob(

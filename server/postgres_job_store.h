@@ -41,10 +41,12 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<JobPage> List(const std::string& tenant,
                                std::optional<JobState> state, int32_t page_size,
                                const std::string& page_token) override;
-  absl::StatusOr<JobRecord> Transition(
-      const std::string& id, std::initializer_list<JobState> from, JobState to,
-      const std::string& error, const EventsOnMove& events,
-      std::vector<JobEvent>* appended) override;
+  absl::StatusOr<JobRecord> Transition(const std::string& id,
+                                       std::initializer_list<JobState> from,
+                                       JobState to, const std::string& error,
+                                       const EventsOnMove& events,
+                                       std::vector<JobEvent>* appended,
+                                       const std::string& owner) override;
   absl::Status SetArtifacts(const std::string& id,
                             const std::string& model_sha256, int64_t model_size,
                             const std::string& report_sha256,
@@ -52,7 +54,8 @@ class PostgresJobStore : public JobStore {
                             const std::string& report) override;
   absl::StatusOr<int64_t> AppendEvent(const std::string& job_id,
                                       const std::string& payload,
-                                      const std::string* progress) override;
+                                      const std::string* progress,
+                                      const std::string& owner) override;
   absl::StatusOr<std::vector<JobEvent>> EventsAfter(const std::string& job_id,
                                                     int64_t after,
                                                     int32_t limit) override;
@@ -60,6 +63,15 @@ class PostgresJobStore : public JobStore {
                                    const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> NextQueued(
       const std::set<std::string>& skip_tenants) override;
+  absl::StatusOr<std::optional<JobRecord>> Claim(
+      const std::string& owner, absl::Duration lease,
+      const std::set<std::string>& skip_tenants, const EventsOnMove& events,
+      std::vector<JobEvent>* appended) override;
+  absl::StatusOr<std::map<std::string, JobState>> RenewLeases(
+      const std::string& owner, absl::Duration lease) override;
+  absl::StatusOr<std::vector<JobRecord>> RecoverExpired(
+      int32_t max_attempts, const EventsOnMove& events,
+      std::vector<JobEvent>* appended) override;
   absl::StatusOr<int64_t> CountInState(JobState state,
                                        const std::string& tenant) override;
   absl::StatusOr<std::vector<JobRecord>> Recover(
@@ -92,6 +104,13 @@ class PostgresJobStore : public JobStore {
   // shared by Transition and Recover).
   absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes a moved job's state, times, error and lease.
+  absl::Status WriteMoveLocked(const JobRecord& job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Recover (every RUNNING/CANCELLING job) or RecoverExpired.
+  absl::StatusOr<std::vector<JobRecord>> RecoverWhere(
+      bool expired_only, int32_t max_attempts, const EventsOnMove& events,
+      std::vector<JobEvent>* appended);
   // Appends one event inside the caller's transaction (job checked to
   // exist by the caller).
   absl::StatusOr<JobEvent> AppendEventLocked(const std::string& job_id,

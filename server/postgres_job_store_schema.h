@@ -9,7 +9,7 @@
 
 namespace quantd {
 
-inline constexpr int kPostgresSchemaVersion = 1;
+inline constexpr int kPostgresSchemaVersion = 2;
 
 // Advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed, and only
 // taken inside transactions.
@@ -70,6 +70,13 @@ CREATE TABLE quantd_keys (
   name BYTEA PRIMARY KEY,
   key BYTEA NOT NULL
 );
+)sql";
+
+// Version 2: the lease of a running job (owner replica, expiry).
+inline constexpr const char* kPostgresSchemaV2 = R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner BYTEA NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expiry_us BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_lease ON jobs(lease_owner) WHERE lease_owner <> '';
 )sql";
 
 }  // namespace quantd

@@ -123,9 +123,11 @@ class PostgresTestServer {
   PostgresTestServer() = default;
 
   absl::Status StartServer() const {
-    return Run(absl::StrCat(as_user_, bin_, "/pg_ctl -D '", dir_,
-                            "/data' -l '", dir_, "/server.log' -w -t 120 -o "
-                            "\"-p ", port_, " -k '", dir_,
+    return Run(absl::StrCat(as_user_, bin_, "/pg_ctl -D '", dir_, "/data' -l '",
+                            dir_,
+                            "/server.log' -w -t 120 -o "
+                            "\"-p ",
+                            port_, " -k '", dir_,
                             "' -c listen_addresses=127.0.0.1 -c fsync=off\" "
                             "start >/dev/null"));
   }

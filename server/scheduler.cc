@@ -1,22 +1,40 @@
 #include "server/scheduler.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/buffer_pool.h"
+#include "server/job_store_rules.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
 
 namespace quantd {
+
+namespace {
+
+std::string DefaultReplicaId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  absl::StatusOr<std::string> bytes = RandomBytes(4);
+  return absl::StrCat(
+      host[0] != '\0' ? host : "quantd", "-",
+      bytes.ok() ? absl::BytesToHexString(*bytes) : absl::StrCat(getpid()));
+}
+
+}  // namespace
 
 Scheduler::Scheduler(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
                      SchedulerOptions options)
     : jobs_(jobs),
       blobs_(blobs),
       options_(std::move(options)),
-      runner_(jobs, blobs, index, options_.runner) {}
+      runner_(jobs, blobs, index, options_.runner) {
+  if (options_.replica_id.empty()) options_.replica_id = DefaultReplicaId();
+}
 
 Scheduler::~Scheduler() { Shutdown(absl::ZeroDuration()); }
 
@@ -25,10 +43,15 @@ absl::Status Scheduler::Start() {
     return absl::InvalidArgumentError(
         "workers and threads per job must be at least 1");
   }
-  QUANTD_RETURN_IF_ERROR(runner_.Recover(options_.max_attempts).status());
+  if (options_.lease < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("the lease must be at least 1 second");
+  }
+  QUANTD_RETURN_IF_ERROR(
+      runner_.Recover(options_.max_attempts, options_.shared_store).status());
   for (int i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return absl::OkStatus();
 }
 
@@ -85,13 +108,15 @@ void Scheduler::WorkerLoop() {
             if (n >= options_.max_running_per_tenant) busy.insert(tenant);
           }
         }
-        absl::StatusOr<std::optional<JobRecord>> next = jobs_->NextQueued(busy);
-        if (!next.ok() || !next->has_value()) break;
-        // The claim and its RUNNING event in one transaction.
-        absl::StatusOr<JobRecord> claimed = runner_.Move(
-            (*next)->id, {JobState::kQueued}, JobState::kRunning, "", "");
-        if (!claimed.ok()) continue;
-        job = std::move(*claimed);
+        // The claim, its lease and its RUNNING event in one transaction.
+        absl::StatusOr<std::optional<JobRecord>> claimed =
+            runner_.Claim(options_.replica_id, options_.lease, busy);
+        if (!claimed.ok()) {
+          LOG(WARNING) << "claiming a job: " << claimed.status();
+          break;
+        }
+        if (!claimed->has_value()) break;
+        job = std::move(**claimed);
         if (interrupting_) flag->store(true);
         running_[job.id] = flag;
         ++running_per_tenant_[job.tenant];
@@ -124,6 +149,54 @@ void Scheduler::WorkerLoop() {
   }
 }
 
+void Scheduler::HeartbeatLoop() {
+  const absl::Duration every = options_.lease / 3;
+  absl::MutexLock lock(&mu_);
+  while (!stopping_ || !running_.empty()) {
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ && running_.empty();
+    };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop), every)) break;
+    mu_.Unlock();
+    Heartbeat();
+    mu_.Lock();
+  }
+}
+
+void Scheduler::Heartbeat() {
+  absl::StatusOr<std::map<std::string, JobState>> held =
+      jobs_->RenewLeases(options_.replica_id, options_.lease);
+  if (!held.ok()) {
+    // The store is unreachable: the leases may run out, and other replicas
+    // may then take the jobs over; the workers learn it when they next
+    // write (their writes check the lease).
+    LOG(WARNING) << "renewing the leases of replica " << options_.replica_id
+                 << ": " << held.status();
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, flag] : running_) {
+      auto it = held->find(id);
+      if (it == held->end()) {
+        LOG(WARNING) << "job " << id << " is no longer leased to replica "
+                     << options_.replica_id << "; stopping it here";
+        flag->store(true);
+      } else if (it->second == JobState::kCancelling) {
+        flag->store(true);  // cancelled through another replica
+      }
+    }
+  }
+  if (!options_.shared_store) return;
+  absl::StatusOr<std::vector<JobRecord>> recovered =
+      runner_.Recover(options_.max_attempts, /*expired_only=*/true);
+  if (!recovered.ok()) {
+    LOG(WARNING) << "re-queueing expired leases: " << recovered.status();
+  } else if (!recovered->empty()) {
+    Notify();
+  }
+}
+
 void Scheduler::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
@@ -139,6 +212,7 @@ void Scheduler::Shutdown(absl::Duration grace) {
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
 }
 
 }  // namespace quantd

@@ -1,7 +1,12 @@
 // The scheduler: a bounded worker pool that runs QUEUED jobs from the job
 // store (highest priority, then oldest) through JobRunner. Queued jobs live
 // only in the store, so a restart loses nothing: Start() first recovers jobs
-// that were RUNNING when the process died.
+// that were RUNNING when the process died. Each job is claimed with a lease
+// to this replica (`replica_id`), renewed by a heartbeat thread every
+// lease / 3; the heartbeat also stops jobs cancelled through another
+// replica or no longer leased here. With a store shared by replicas
+// (`shared_store`), only expired leases are recovered, at start and on
+// every heartbeat, so a dead replica's jobs run again elsewhere.
 //
 //   Scheduler scheduler(&jobs, &blobs, &index,
 //                       {.workers = 1, .threads_per_job = 2});
@@ -42,6 +47,12 @@ struct SchedulerOptions {
   int max_attempts = 3;
   // How often idle workers look for work without a Notify().
   absl::Duration poll_interval = absl::Seconds(1);
+  // This process in the store's leases; empty: "<hostname>-<random hex>".
+  std::string replica_id;
+  // How long a claimed job stays this replica's without a renewal.
+  absl::Duration lease = absl::Seconds(30);
+  // Other replicas use the same store: recover expired leases only.
+  bool shared_store = false;
   JobRunnerOptions runner;
 };
 
@@ -65,9 +76,15 @@ class Scheduler {
   void Shutdown(absl::Duration grace);
 
   int busy_workers() const { return busy_.load(); }
+  const std::string& replica_id() const { return options_.replica_id; }
 
  private:
   void WorkerLoop();
+  // Renews this replica's leases every lease / 3, flags jobs to stop
+  // (cancelled elsewhere, or lost), and with a shared store re-queues
+  // expired leases of other replicas.
+  void HeartbeatLoop();
+  void Heartbeat();
 
   JobStore* jobs_;
   BlobStore* blobs_;
@@ -85,6 +102,7 @@ class Scheduler {
   std::atomic<bool> interrupting_{false};
   std::atomic<int> busy_{0};
   std::vector<std::thread> threads_;
+  std::thread heartbeat_;
 };
 
 }  // namespace quantd

@@ -21,6 +21,7 @@
 #include "server/janitor.h"
 #include "server/job_store_rules.h"
 #include "server/metrics.h"
+#include "server/postgres_db.h"
 #include "server/resource_names.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
@@ -161,6 +162,8 @@ SchedulerOptions MakeSchedulerOptions(const ServeFlags& flags, EventHub* hub,
   options.workers = static_cast<int>(flags.workers);
   options.threads_per_job = static_cast<int>(flags.threads_per_job);
   options.max_attempts = static_cast<int>(flags.max_attempts);
+  options.lease = absl::Seconds(flags.lease_seconds);
+  options.shared_store = IsPostgresUrl(flags.job_store);
   options.max_running_per_tenant =
       static_cast<int>(flags.max_running_per_tenant);
   options.runner.on_event = [hub](const v1::JobEvent& e) {
@@ -262,12 +265,15 @@ void RefreshStorageGauges(Janitor* janitor, ServiceMetrics* m) {
 // busy workers gauges once a second, the storage gauges every 15 seconds
 // (they read 0 for the janitor's first 5 minutes before), and runs the
 // janitor every --janitor-interval-seconds (first at start-up).
+// `poll_hub` (a job store shared with other replicas): every 500 ms its
+// watchers re-read the store, for events other replicas wrote.
 void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
                     ServiceMetrics* m, Janitor* janitor,
-                    int64_t janitor_interval_seconds) {
+                    int64_t janitor_interval_seconds, EventHub* poll_hub) {
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   for (int64_t tick = 0; g_signal == 0; ++tick) {
+    if (poll_hub != nullptr && tick % 5 == 0) poll_hub->PublishAll();
     if (tick % (janitor_interval_seconds * 10) == 0) RunJanitor(janitor, m);
     if (tick % 150 == 0) RefreshStorageGauges(janitor, m);
     absl::SleepFor(absl::Milliseconds(100));
@@ -325,6 +331,11 @@ absl::Status Serve(const ServeFlags& flags) {
       std::unique_ptr<grpc::Server> server,
       StartGrpcServer(flags, credentials, &service, &bound_port));
   if (absl::Status s = scheduler.Start(); !s.ok()) return s;
+  LOG(INFO) << "replica " << scheduler.replica_id() << ": job store "
+            << (IsPostgresUrl(flags.job_store)
+                    ? RedactPostgresUrl(flags.job_store)
+                    : (flags.job_store.empty() ? flags.data_dir + "/jobs.db"
+                                               : flags.job_store));
   // The whole server ("") and the service by name, as probes ask either;
   // SetServingStatus(false) when draining covers both.
   server->GetHealthCheckService()->SetServingStatus(true);
@@ -333,7 +344,8 @@ absl::Status Serve(const ServeFlags& flags) {
   AnnounceReady(flags, bound_port, auth, *m);
 
   RunUntilSignal(stores.jobs.get(), scheduler, m, &janitor,
-                 flags.janitor_interval_seconds);
+                 flags.janitor_interval_seconds,
+                 IsPostgresUrl(flags.job_store) ? &hub : nullptr);
   Drain(flags, server.get(), &service, &scheduler, &hub);
   return absl::OkStatus();
 }

@@ -24,9 +24,10 @@ UNAVAILABLE, running jobs get --grace-seconds to finish and are then
 re-queued for the next start. An upload stream silent for
 --upload-idle-seconds is ended (the client resumes it); a janitor removes
 unfinished uploads idle for --upload-retention-seconds, orphan temporary
-files and the checkpoints of finished or deleted jobs. One replica per
-job store for now: blobs are still local to --data-dir, and a starting
-replica re-queues every RUNNING job it finds.
+files and the checkpoints of finished or deleted jobs. Running jobs are
+leased to this replica (--lease-seconds); with a PostgreSQL --job-store,
+replicas re-queue each other's expired leases. Blobs are still local to
+--data-dir, so replicas cannot share uploads yet.
 )";
 
 constexpr char kFooter[] =
@@ -94,6 +95,11 @@ void AddCapacityFlags(CLI::App& cmd, ServeFlags* f) {
   AddIntFlag(cmd, "--max-attempts", &f->max_attempts,
              IntAtLeast("--max-attempts", 1),
              "restarts a running job survives");
+  AddIntFlag(cmd, "--lease-seconds", &f->lease_seconds,
+             IntAtLeast("--lease-seconds", 3),
+             "a running job's lease on this replica, renewed every third of "
+             "it; with a PostgreSQL --job-store, another replica re-queues "
+             "the job once it runs out");
   AddIntFlag(cmd, "--grace-seconds", &f->grace_seconds,
              IntAtLeast("--grace-seconds", 0),
              "shutdown grace for running jobs");

@@ -37,6 +37,7 @@ struct ServeFlags {
   int64_t receive_window_bytes = 256 << 10;  // ConfigureServerTransport
   int64_t max_attempts = 3;
   int64_t grace_seconds = 30;
+  int64_t lease_seconds = 30;
   int64_t upload_idle_seconds = 120;         // a silent upload stream ends
   int64_t upload_retention_seconds = 86400;  // an idle upload is removed
   int64_t janitor_interval_seconds = 300;

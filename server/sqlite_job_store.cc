@@ -52,6 +52,7 @@ absl::Status SqliteJobStore::InitSchema() {
   }
   if (version < 1) QUANTD_RETURN_IF_ERROR(db_->Exec(kSchema));
   if (version < 2) QUANTD_RETURN_IF_ERROR(db_->Exec(kMigrationTo2));
+  if (version < 3) QUANTD_RETURN_IF_ERROR(db_->Exec(kMigrationTo3));
   return txn.Commit();
 }
 
@@ -137,12 +138,17 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const std::string& tenant,
 absl::Status SqliteJobStore::MoveLocked(JobRecord& job, JobState to,
                                         absl::string_view error) {
   ApplyMove(job, to, error);
+  return WriteMoveLocked(job);
+}
+
+absl::Status SqliteJobStore::WriteMoveLocked(const JobRecord& job) {
   SqliteStatement st = db_->Prepare(
       "UPDATE jobs SET state = ?2, attempts = ?3, error = ?4, "
-      "update_time_us = ?5, start_time_us = ?6, end_time_us = ?7 "
-      "WHERE id = ?1");
+      "update_time_us = ?5, start_time_us = ?6, end_time_us = ?7, "
+      "lease_owner = ?8, lease_expiry_us = ?9 WHERE id = ?1");
   st.Bind(job.id, job.state, job.attempts, job.error, job.update_time_us,
-          job.start_time_us, job.end_time_us);
+          job.start_time_us, job.end_time_us, job.lease_owner,
+          job.lease_expiry_us);
   return st.Run();
 }
 
@@ -177,13 +183,14 @@ absl::Status SqliteJobStore::AppendMoveEventsLocked(
 absl::StatusOr<JobRecord> SqliteJobStore::Transition(
     const std::string& id, std::initializer_list<JobState> from, JobState to,
     const std::string& error, const EventsOnMove& events,
-    std::vector<JobEvent>* appended) {
+    std::vector<JobEvent>* appended, const std::string& owner) {
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
   QUANTD_ASSIGN_OR_RETURN(JobRecord found, FindLocked(id, ""));
   JobRecord job = std::move(found);
   QUANTD_RETURN_IF_ERROR(CheckMoveAllowed(job, from, to));
+  QUANTD_RETURN_IF_ERROR(CheckLease(job, owner));
   QUANTD_RETURN_IF_ERROR(MoveLocked(job, to, error));
   std::vector<JobEvent> added;
   QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
@@ -212,13 +219,15 @@ absl::Status SqliteJobStore::SetArtifacts(const std::string& id,
   return db_->Changes() == 0 ? JobNotFound(id) : absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(
-    const std::string& job_id, const std::string& payload,
-    const std::string* progress) {
+absl::StatusOr<int64_t> SqliteJobStore::AppendEvent(const std::string& job_id,
+                                                    const std::string& payload,
+                                                    const std::string* progress,
+                                                    const std::string& owner) {
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  QUANTD_RETURN_IF_ERROR(FindLocked(job_id, "").status());
+  QUANTD_ASSIGN_OR_RETURN(const JobRecord job, FindLocked(job_id, ""));
+  QUANTD_RETURN_IF_ERROR(CheckLease(job, owner));
   QUANTD_ASSIGN_OR_RETURN(const JobEvent event,
                           AppendEventLocked(job_id, payload));
   if (progress != nullptr) {
@@ -308,16 +317,30 @@ absl::StatusOr<int64_t> SqliteJobStore::CountInState(
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::Recover(
     int32_t max_attempts, const EventsOnMove& events,
     std::vector<JobEvent>* appended) {
+  return RecoverWhere(/*expired_only=*/false, max_attempts, events, appended);
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverExpired(
+    int32_t max_attempts, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
+  return RecoverWhere(/*expired_only=*/true, max_attempts, events, appended);
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverWhere(
+    bool expired_only, int32_t max_attempts, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
   QUANTD_RETURN_IF_ERROR(CheckRecoverAttempts(max_attempts));
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
   std::vector<JobRecord> jobs;
   {
-    SqliteStatement st =
-        db_->Prepare("SELECT " JOB_COLUMNS
-                     " FROM jobs WHERE state IN (?1, ?2) ORDER BY seq");
-    st.Bind(JobState::kRunning, JobState::kCancelling);
+    SqliteStatement st = db_->Prepare(
+        "SELECT " JOB_COLUMNS
+        " FROM jobs WHERE state IN (?1, ?2) AND (?3 = 0 OR lease_expiry_us < "
+        "?4) ORDER BY seq");
+    st.Bind(JobState::kRunning, JobState::kCancelling,
+            int64_t{expired_only ? 1 : 0}, NowUs());
     QUANTD_RETURN_IF_ERROR(ReadJobs(st, jobs));
   }
   std::vector<JobEvent> added;
@@ -331,6 +354,53 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::Recover(
     for (JobEvent& e : added) appended->push_back(std::move(e));
   }
   return jobs;
+}
+
+absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::Claim(
+    const std::string& owner, absl::Duration lease,
+    const std::set<std::string>& skip_tenants, const EventsOnMove& events,
+    std::vector<JobEvent>* appended) {
+  QUANTD_RETURN_IF_ERROR(CheckKey("lease owner", owner));
+  absl::MutexLock lock(&mu_);
+  SqliteDb::Transaction txn(*db_);  // BEGIN IMMEDIATE: one claimer at a time
+  QUANTD_RETURN_IF_ERROR(txn.Begin());
+  SqliteStatement st =
+      db_->Prepare("SELECT " JOB_COLUMNS
+                   " FROM jobs WHERE state = ?1 ORDER BY priority DESC, "
+                   "seq ASC LIMIT 256");
+  st.Bind(JobState::kQueued);
+  std::vector<JobRecord> jobs;
+  QUANTD_RETURN_IF_ERROR(ReadJobs(st, jobs));
+  for (JobRecord& job : jobs) {
+    if (skip_tenants.contains(job.tenant)) continue;
+    ApplyClaim(job, owner, lease);
+    QUANTD_RETURN_IF_ERROR(WriteMoveLocked(job));
+    std::vector<JobEvent> added;
+    QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
+    QUANTD_RETURN_IF_ERROR(txn.Commit());
+    if (appended != nullptr) {
+      for (JobEvent& e : added) appended->push_back(std::move(e));
+    }
+    return std::move(job);
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::map<std::string, JobState>> SqliteJobStore::RenewLeases(
+    const std::string& owner, absl::Duration lease) {
+  QUANTD_RETURN_IF_ERROR(CheckKey("lease owner", owner));
+  absl::MutexLock lock(&mu_);
+  SqliteStatement st = db_->Prepare(
+      "UPDATE jobs SET lease_expiry_us = ?2 WHERE lease_owner = ?1 AND state "
+      "IN (?3, ?4) RETURNING id, state");
+  st.Bind(owner, NowUs() + absl::ToInt64Microseconds(lease), JobState::kRunning,
+          JobState::kCancelling);
+  std::map<std::string, JobState> held;
+  for (;;) {
+    QUANTD_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return held;
+    held[st.ColStr(0)] = static_cast<JobState>(st.ColInt(1));
+  }
 }
 
 absl::StatusOr<bool> SqliteJobStore::ReferencesBlob(const std::string& sha256) {

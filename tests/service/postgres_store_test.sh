@@ -11,24 +11,12 @@
 set -euo pipefail
 source "$(dirname "$0")/serve_lib.sh"
 quantd=$1 quantctl=$2 root=$3
-command -v pg_config >/dev/null ||
-  { echo "pg_config missing: install libpq-dev and postgresql (tools/install-deps.sh)"; exit 1; }
-bin=$(pg_config --bindir)
 work=$(mktemp -d)
-as_pg=()
-if [[ $(id -u) == 0 ]]; then  # PostgreSQL refuses to run as root
-  chown postgres "$work"
-  as_pg=(runuser -u postgres --)
-fi
 server=""
-pg_port=$(free_port)
-pg() {
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 120 \
-    -o "-p $pg_port -k '$work' -c listen_addresses=127.0.0.1" "$@" >/dev/null
-}
+source "$(dirname "$0")/pg_lib.sh"
 cleanup() {
   [[ -n "$server" ]] && kill -9 "$server" 2>/dev/null
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  pg_stop
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -36,12 +24,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -5 "$work/serve.err" 2>/dev/null; tail -5 "$work/pg.log"; exit 1; }
 export OMP_NUM_THREADS=1
 
-"${as_pg[@]}" "$bin/initdb" -D "$work/pg" -U postgres --auth=trust --no-sync >"$work/initdb.log" 2>&1 ||
-  { cat "$work/initdb.log"; fail "initdb failed"; }
-pg start || fail "PostgreSQL did not start"
-psql_q() { "$bin/psql" -X -q -t -A "postgresql://postgres@127.0.0.1:$pg_port/$1" -c "$2"; }
-psql_q postgres "CREATE DATABASE quantd" || fail "createdb failed"
-url="postgresql://postgres@127.0.0.1:$pg_port/quantd"
+pg_start "$work" || fail "PostgreSQL did not start"
+url=$pg_url
 mkdir -p "$work/data"
 
 start() {
@@ -64,9 +48,9 @@ cd "$root"
 start
 job=$(run_job)
 [[ ! -e "$work/data/jobs.db" ]] || fail "quantd wrote jobs.db despite --job-store"
-[[ "$(psql_q quantd "SELECT count(*) FROM jobs WHERE id = convert_to('${job#jobs/}', 'UTF8')")" == 1 ]] ||
+[[ "$(pg_sql "SELECT count(*) FROM jobs WHERE id = convert_to('${job#jobs/}', 'UTF8')")" == 1 ]] ||
   fail "job $job is not in PostgreSQL"
-events=$(psql_q quantd "SELECT count(*) FROM events WHERE job_id = convert_to('${job#jobs/}', 'UTF8')")
+events=$(pg_sql "SELECT count(*) FROM events WHERE job_id = convert_to('${job#jobs/}', 'UTF8')")
 [[ "$events" -ge 3 ]] || fail "job $job has $events events in PostgreSQL"
 
 kill -9 "$server"; wait "$server" 2>/dev/null || true; server=""
@@ -80,8 +64,7 @@ read -r state attempts <<<"$(state_of "$job")"
 [[ -s "$work/model.onnx" ]] || fail "the downloaded model is empty"
 
 # PostgreSQL crashes and comes back under a running quantd.
-"${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null || fail "pg stop"
-pg start || fail "PostgreSQL did not restart"
+pg_restart || fail "PostgreSQL did not restart"
 second=$(run_job)
-[[ "$(psql_q quantd "SELECT count(*) FROM jobs")" == 2 ]] || fail "the second job is not in PostgreSQL"
+[[ "$(pg_sql "SELECT count(*) FROM jobs")" == 2 ]] || fail "the second job is not in PostgreSQL"
 echo "PASS: jobs in PostgreSQL ($job, $second), kept across kill -9 of quantd and a PostgreSQL restart"

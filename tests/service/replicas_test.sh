@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Three `quantd serve` replicas on one real PostgreSQL job store and one
+# shared data folder (the blob store, as a ReadWriteMany volume would share
+# it): jobs submitted round-robin through all three; the replica running a
+# slow job is kill -9'd mid-job; a watch opened on another replica follows
+# that job to SUCCEEDED after its lease runs out and a live replica runs it
+# again (attempt 2). Every job SUCCEEDED, none ran twice at once (each
+# job's state changes alternate RUNNING with QUEUED/terminal), and every
+# artifact downloads with its sha256 verified.
+#
+#   tests/service/replicas_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT [FAST_JOBS=29]
+set -euo pipefail
+source "$(dirname "$0")/serve_lib.sh"
+quantd=$1 quantctl=$2 root=$3 jobs=${4:-29}
+work=$(mktemp -d)
+source "$(dirname "$0")/pg_lib.sh"
+pids=(); addresses=(); replica_ids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  pg_stop
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for i in 0 1 2; do tail -3 "$work/r$i/serve.err" 2>/dev/null; done
+  exit 1
+}
+export OMP_NUM_THREADS=1
+
+pg_start "$work" || fail "PostgreSQL did not start"
+mkdir -p "$work/data"
+for i in 0 1 2; do
+  mkdir -p "$work/r$i"
+  quantd_start "$quantd" "$work/r$i" --data-dir "$work/data" --job-store "$pg_url" \
+    --threads-per-job 1 --lease-seconds 3 || fail "replica $i did not start"
+  pids+=("$server"); addresses+=("$address")
+  for _ in $(seq 50); do
+    id=$(sed -n 's/.*replica \([^ :]*\): job store.*/\1/p' "$work/r$i/serve.err")
+    [[ -n "$id" ]] && break; sleep 0.1
+  done
+  [[ -n "$id" ]] || fail "replica $i did not log its id"
+  replica_ids+=("$id")
+done
+ctl() { local i=$1; shift; "$quantctl" --server "${addresses[$i]}" "$@"; }
+
+cd "$root"
+# The slow job first (QAT on the tiny GPT: many seconds at one thread),
+# then the fast ones round-robin.
+cat >"$work/slow.json" <<'JSON'
+{"method": "METHOD_QAT", "weights": {"type": "QUANT_DATA_TYPE_INT4"},
+ "sensitivity": {"disabled": true},
+ "qat": {"maxSteps": 200, "batchSize": 16, "learningRate": 0.0001}}
+JSON
+slow=$(ctl 0 quantize testdata/tiny_gpt/model.onnx --calib testdata/tiny_gpt/calib.npz \
+  --eval testdata/tiny_gpt/eval.npz --spec "$work/slow.json" --detach) || fail "slow job"
+all=("$slow")
+for n in $(seq "$jobs"); do
+  j=$(ctl $((n % 3)) quantize testdata/fmnist_mlp/model.onnx \
+    --eval testdata/fmnist/eval.npz --mode dynamic --detach) || fail "job $n"
+  all+=("$j")
+done
+
+# Wait for the slow job to run, find its replica, watch it from another.
+owner=""
+for _ in $(seq 600); do
+  owner=$(pg_sql "SELECT convert_from(lease_owner, 'UTF8') FROM jobs WHERE id = convert_to('${slow#jobs/}', 'UTF8') AND state = 2")
+  [[ -n "$owner" ]] && break; sleep 0.1
+done
+[[ -n "$owner" ]] || fail "the slow job never ran"
+victim=-1
+for i in 0 1 2; do [[ "${replica_ids[$i]}" == "$owner" ]] && victim=$i; done
+[[ $victim -ge 0 ]] || fail "no replica is $owner"
+watcher=$(((victim + 1) % 3))
+ctl $watcher --json jobs watch "$slow" >"$work/watch.jsonl" 2>"$work/watch.err" &
+watch_pid=$!
+sleep 1
+kill -9 "${pids[$victim]}"
+echo "killed replica $victim ($owner) running $slow; watching from replica $watcher"
+
+wait "$watch_pid" || { cat "$work/watch.err"; fail "the cross-replica watch did not end in SUCCEEDED"; }
+grep -q JOB_STATE_SUCCEEDED "$work/watch.jsonl" || fail "the watch did not see SUCCEEDED"
+
+live=$(((victim + 2) % 3))
+for j in "${all[@]}"; do
+  ctl $live --json jobs watch "$j" >"$work/events.jsonl" || fail "$j did not succeed"
+  /usr/bin/python3 - "$work/events.jsonl" "$j" <<'PY' || fail "$j ran twice at once"
+import json, sys
+changes = []
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if "stateChange" in e:
+        changes.append(e["stateChange"])
+running = False
+for c in changes:
+    if c == "JOB_STATE_RUNNING":
+        if running:
+            sys.exit(f"{sys.argv[2]}: RUNNING twice without QUEUED between: {changes}")
+        running = True
+    elif c in ("JOB_STATE_QUEUED", "JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED",
+               "JOB_STATE_CANCELLED"):
+        running = False
+if not changes or changes[-1] != "JOB_STATE_SUCCEEDED":
+    sys.exit(f"{sys.argv[2]}: ended {changes[-1:]}")
+PY
+  ctl $live download "$j" --kind model --out "$work/model.onnx" >/dev/null ||
+    fail "downloading $j's model (sha256 verified) failed"
+  rm -f "$work/model.onnx"
+done
+attempts=$(pg_sql "SELECT attempts FROM jobs WHERE id = convert_to('${slow#jobs/}', 'UTF8')")
+[[ "$attempts" == 2 ]] || fail "the killed replica's job has $attempts attempts, expected 2"
+echo "PASS: $((jobs + 1)) jobs SUCCEEDED on 3 replicas, none twice at once; $slow finished after its replica was killed (attempts 2), seen through replica $watcher"
