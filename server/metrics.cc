@@ -150,9 +150,11 @@ void ServiceMetrics::DeclareServiceFamilies() {
   stage_duration_ =
       &Declare(prometheus::BuildHistogram(), "quantd_stage_duration_seconds",
                "Wall time of pipeline stages, in seconds.");
-  queue_depth_ = &Declare(prometheus::BuildGauge(), "quantd_queue_depth",
-                          "Jobs waiting in the queue.")
-                      .Add({});
+  queue_depth_ =
+      &Declare(prometheus::BuildGauge(), "quantd_queue_depth",
+               "Jobs waiting in the queue (the job store's whole queue: "
+               "replicas sharing a store all report it).")
+           .Add({});
   busy_workers_ = &Declare(prometheus::BuildGauge(), "quantd_busy_workers",
                            "Workers currently running a job.")
                        .Add({});

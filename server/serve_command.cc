@@ -266,10 +266,18 @@ void RefreshStorageGauges(Janitor* janitor, ServiceMetrics* m) {
 // (they read 0 for the janitor's first 5 minutes before), and runs the
 // janitor every --janitor-interval-seconds (first at start-up).
 // `poll_hub` (a job store shared with other replicas): every 500 ms its
-// watchers re-read the store, for events other replicas wrote.
+// watchers re-read the store, for events other replicas wrote. The
+// service's health (grpc.health.v1 service "quantd.v1.QuantizationService",
+// what readiness probes ask) follows the job store: NOT_SERVING while the
+// once-a-second queue count fails (PostgreSQL unreachable), so clients go
+// to replicas that can take their jobs; the server's own health ("", what
+// liveness asks) stays SERVING, as a restart would not bring the database
+// back.
 void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
                     ServiceMetrics* m, Janitor* janitor,
-                    int64_t janitor_interval_seconds, EventHub* poll_hub) {
+                    int64_t janitor_interval_seconds, EventHub* poll_hub,
+                    grpc::HealthCheckServiceInterface* health) {
+  bool store_ok = true;
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   for (int64_t tick = 0; g_signal == 0; ++tick) {
@@ -278,9 +286,17 @@ void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
     if (tick % 150 == 0) RefreshStorageGauges(janitor, m);
     absl::SleepFor(absl::Milliseconds(100));
     if (tick % 10 != 0) continue;
-    if (absl::StatusOr<int64_t> q = jobs->CountInState(JobState::kQueued);
-        q.ok()) {
-      m->SetQueueDepth(*q);
+    absl::StatusOr<int64_t> q = jobs->CountInState(JobState::kQueued);
+    if (q.ok()) m->SetQueueDepth(*q);
+    if (q.ok() != store_ok) {
+      store_ok = q.ok();
+      health->SetServingStatus("quantd.v1.QuantizationService", store_ok);
+      if (store_ok) {
+        LOG(WARNING) << "the job store is reachable again: SERVING";
+      } else {
+        LOG(WARNING) << "the job store failed (" << q.status()
+                     << "): readiness NOT_SERVING until it answers";
+      }
     }
     m->SetBusyWorkers(scheduler.busy_workers());
   }
@@ -345,7 +361,8 @@ absl::Status Serve(const ServeFlags& flags) {
 
   RunUntilSignal(stores.jobs.get(), scheduler, m, &janitor,
                  flags.janitor_interval_seconds,
-                 IsPostgresUrl(flags.job_store) ? &hub : nullptr);
+                 IsPostgresUrl(flags.job_store) ? &hub : nullptr,
+                 server->GetHealthCheckService());
   Drain(flags, server.get(), &service, &scheduler, &hub);
   return absl::OkStatus();
 }

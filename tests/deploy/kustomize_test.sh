@@ -11,7 +11,7 @@ command -v "$kubectl" >/dev/null || { echo "SKIP: kubectl is not installed (tool
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$root/deploy/kubernetes"
-for d in . monitoring tls batch; do
+for d in . monitoring tls batch scaled; do
   "$kubectl" kustomize "$d" >"$work/${d//\//_}.yaml" 2>"$work/err" ||
     { cat "$work/err"; echo "FAIL: kubectl kustomize deploy/kubernetes/$d"; exit 1; }
 done
@@ -80,6 +80,27 @@ check(spec_vol["configMap"]["name"] == cm["metadata"]["name"], "the Job does not
 import json
 spec = json.loads(cm["data"]["job.json"])
 check(spec["model"]["path"].startswith("/data/") and spec["labels"]["model"], "job.json")
+check(job["metadata"]["labels"].get("kueue.x-k8s.io/queue-name") == "quantd-batch", "the batch Job has no Kueue queue label")
+
+scaled = load("scaled")
+check(kinds(scaled) == ["Deployment", "Namespace", "PersistentVolumeClaim", "PodDisruptionBudget", "Service"],
+      f"scaled kinds {kinds(scaled)}")
+sdep = by_kind(scaled, "Deployment"); spod = sdep["spec"]["template"]["spec"]; sc = spod["containers"][0]
+check(sdep["spec"]["replicas"] >= 2 and sdep["spec"]["strategy"]["type"] == "RollingUpdate", "scaled replicas/strategy")
+env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in sc["env"]}
+check(env["QUANTD_JOB_STORE"]["name"] == "quantd-postgres" and env["PGPASSWORD"]["name"] == "quantd-postgres",
+      "the job store URL and password come from the quantd-postgres Secret")
+check(not any(a.startswith("--job-store") for a in sc["args"]), "no job store URL in the arguments")
+check(sc["readinessProbe"]["grpc"].get("service") == "quantd.v1.QuantizationService", "readiness on the service's health")
+check("service" not in sc["livenessProbe"]["grpc"], "liveness on the server's health")
+spvc = by_kind(scaled, "PersistentVolumeClaim")
+check(spvc["spec"]["accessModes"] == ["ReadWriteMany"], "shared data volume")
+svols = {v["name"]: v for v in spod["volumes"]}
+smounts = {m["mountPath"]: m["name"] for m in sc["volumeMounts"]}
+check(svols[smounts["/var/lib/quantd"]]["persistentVolumeClaim"]["claimName"] == spvc["metadata"]["name"], "scaled data PVC")
+pdb = by_kind(scaled, "PodDisruptionBudget")
+check(pdb["spec"]["selector"]["matchLabels"].items() <= sdep["spec"]["template"]["metadata"]["labels"].items(), "PDB selects the pods")
+check(by_kind(scaled, "Service")["spec"] == by_kind(svc, "Service")["spec"], "the Service is unchanged for clients")
 print("kinds:", kinds(svc), "| monitoring + ServiceMonitor | tls | batch", kinds(batch))
 PY
-echo "PASS: kubectl kustomize ($("$kubectl" version --client 2>/dev/null | head -1)) for deploy/kubernetes, monitoring, tls, batch"
+echo "PASS: kubectl kustomize ($("$kubectl" version --client 2>/dev/null | head -1)) for deploy/kubernetes, monitoring, tls, batch, scaled"

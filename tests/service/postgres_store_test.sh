@@ -5,7 +5,8 @@
 # data folder); after kill -9 of quantd and a restart, the job, its events
 # and its artifact are still there; after PostgreSQL itself is killed and
 # restarted under a running quantd, the next job still runs (quantd
-# reconnects).
+# reconnects); while PostgreSQL is down, readiness (the service's gRPC
+# health) is NOT_SERVING and liveness (the server's) SERVING.
 #
 #   tests/service/postgres_store_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT
 set -euo pipefail
@@ -62,6 +63,22 @@ read -r state attempts <<<"$(state_of "$job")"
 "$quantctl" --server "$address" download "$job" --kind model --out "$work/model.onnx" >/dev/null ||
   fail "downloading $job's model failed"
 [[ -s "$work/model.onnx" ]] || fail "the downloaded model is empty"
+
+# PostgreSQL down: the service's health (what readiness asks) goes
+# NOT_SERVING, the server's own (liveness) stays SERVING; back when it is.
+wait_health() {  # SERVICE WANT
+  for _ in $(seq 100); do
+    [[ "$(grpc_health "$address" "$1")" == "$2" ]] && return 0; sleep 0.1
+  done
+  return 1
+}
+pg_stop
+wait_health quantd.v1.QuantizationService NOT_SERVING ||
+  fail "readiness stayed SERVING with PostgreSQL down"
+live=$(grpc_health "$address"); [[ "$live" == "SERVING" ]] || fail "liveness is $live with PostgreSQL down"
+pg_ctl_start || fail "PostgreSQL did not start again"
+wait_health quantd.v1.QuantizationService SERVING ||
+  fail "readiness did not come back with PostgreSQL"
 
 # PostgreSQL crashes and comes back under a running quantd.
 pg_restart || fail "PostgreSQL did not restart"

@@ -28,3 +28,23 @@ quantd_start() {
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# gRPC health (grpc.health.v1.Health/Check) at ADDRESS ($1) of service $2
+# (default "", the whole server): SERVING is field 1 = 1, NOT_SERVING = 2; raw bytes, so no
+# health module is needed. The request is field 1 (service name) as bytes.
+grpc_health() {
+  /usr/bin/python3 - "$1" "${2:-}" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel(sys.argv[1])
+name = sys.argv[2].encode()
+request = b"\x0a" + bytes([len(name)]) + name if name else b""
+check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                       request_serializer=lambda b: b,
+                       response_deserializer=lambda b: b)
+try:
+    r = check(request, timeout=5)
+    print({b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(r, r.hex()))
+except grpc.RpcError as e:
+    print(e.code().name)
+PY
+}

@@ -23,25 +23,7 @@ start() {
   quantd_start "$quantd" "$work" --data-dir "$work/data" --threads-per-job 1 --grace-seconds 2 ||
     fail "quantd did not start"
 }
-# gRPC health (grpc.health.v1.Health/Check) of service $1 (default "", the
-# whole server): SERVING is field 1 = 1, NOT_SERVING = 2; raw bytes, so no
-# health module is needed. The request is field 1 (service name) as bytes.
-health() {
-  /usr/bin/python3 - "$address" "${1:-}" <<'PY'
-import sys, grpc
-ch = grpc.insecure_channel(sys.argv[1])
-name = sys.argv[2].encode()
-request = b"\x0a" + bytes([len(name)]) + name if name else b""
-check = ch.unary_unary("/grpc.health.v1.Health/Check",
-                       request_serializer=lambda b: b,
-                       response_deserializer=lambda b: b)
-try:
-    r = check(request, timeout=5)
-    print({b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(r, r.hex()))
-except grpc.RpcError as e:
-    print(e.code().name)
-PY
-}
+health() { grpc_health "$address" "${1:-}"; }
 state_of() {
   "$quantctl" --server "$address" --json jobs get "$1" |
     /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["state"], j.get("attempts", 0))'
