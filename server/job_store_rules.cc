@@ -154,6 +154,11 @@ void ApplyMove(JobRecord& job, JobState to, absl::string_view error) {
   }
 }
 
+void HandOver(std::vector<JobEvent>& added, std::vector<JobEvent>* appended) {
+  if (appended == nullptr) return;
+  for (JobEvent& e : added) appended->push_back(std::move(e));
+}
+
 absl::Status CheckLease(const JobRecord& job, const std::string& owner) {
   if (owner.empty() || job.lease_owner == owner) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,6 +54,10 @@ absl::Status CheckQueueRoom(int64_t mine, int64_t queued,
 absl::Status CheckMoveAllowed(const JobRecord& job,
                               std::initializer_list<JobState> from,
                               JobState to);
+// Events a committed transaction appended, moved to the caller's
+// `appended` (if any) for live watchers.
+void HandOver(std::vector<JobEvent>& added, std::vector<JobEvent>* appended);
+
 // FailedPrecondition unless `owner` is empty or holds the job's lease.
 absl::Status CheckLease(const JobRecord& job, const std::string& owner);
 // The in-memory part of a claim: ApplyMove to RUNNING and a lease to

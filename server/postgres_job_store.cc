@@ -241,9 +241,7 @@ absl::StatusOr<JobRecord> PostgresJobStore::Transition(
   std::vector<JobEvent> added;
   QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   QUANTD_RETURN_IF_ERROR(txn.Commit());
-  if (appended != nullptr) {
-    for (JobEvent& e : added) appended->push_back(std::move(e));
-  }
+  HandOver(added, appended);
   return job;
 }
 
@@ -397,9 +395,7 @@ absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverWhere(
     QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());
-  if (appended != nullptr) {
-    for (JobEvent& e : added) appended->push_back(std::move(e));
-  }
+  HandOver(added, appended);
   return jobs;
 }
 
@@ -428,9 +424,7 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(
     std::vector<JobEvent> added;
     QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
     QUANTD_RETURN_IF_ERROR(txn.Commit());
-    if (appended != nullptr) {
-      for (JobEvent& e : added) appended->push_back(std::move(e));
-    }
+    HandOver(added, appended);
     return std::move(job);
   }
   return std::nullopt;

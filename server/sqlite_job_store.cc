@@ -195,9 +195,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::Transition(
   std::vector<JobEvent> added;
   QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   QUANTD_RETURN_IF_ERROR(txn.Commit());
-  if (appended != nullptr) {
-    for (JobEvent& e : added) appended->push_back(std::move(e));
-  }
+  HandOver(added, appended);
   return job;
 }
 
@@ -350,9 +348,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverWhere(
     QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
   }
   QUANTD_RETURN_IF_ERROR(txn.Commit());
-  if (appended != nullptr) {
-    for (JobEvent& e : added) appended->push_back(std::move(e));
-  }
+  HandOver(added, appended);
   return jobs;
 }
 
@@ -378,9 +374,7 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::Claim(
     std::vector<JobEvent> added;
     QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
     QUANTD_RETURN_IF_ERROR(txn.Commit());
-    if (appended != nullptr) {
-      for (JobEvent& e : added) appended->push_back(std::move(e));
-    }
+    HandOver(added, appended);
     return std::move(job);
   }
   return std::nullopt;
