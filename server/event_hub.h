@@ -30,9 +30,9 @@ class EventHub {
   int64_t Subscribe(const std::string& job_id, Notify notify);
   void Unsubscribe(int64_t id);
   void Publish(const std::string& job_id);
-  // Tells every watcher to re-read the store: events written by another
-  // replica (a shared job store) reach no Publish here, so serve calls
-  // this on a timer.
+  // Tells every watcher to re-read the store: after the store's change
+  // notifications may have missed events (JobStore::WatchEvents), and on a
+  // timer as a safety net when replicas share a job store.
   void PublishAll();
   // Tells every watcher the server is closing; later subscriptions are told
   // at once.

@@ -258,6 +258,22 @@ class JobStore {
       int32_t max_attempts, const EventsOnMove& events = nullptr,
       std::vector<JobEvent>* appended = nullptr) = 0;
 
+  // Calls `on_event(job_id)` from a thread of the store's whenever any
+  // process sharing the store appended an event to that job (after the
+  // event is committed), and `on_event("")` when notifications may have
+  // been missed (the connection was re-established): re-read everything.
+  // For live watchers of jobs running on other replicas. Unimplemented for
+  // stores one process owns (SQLite), where the process sees its own
+  // writes. Called at most once; the thread stops with the store.
+  virtual absl::Status WatchEvents(
+      std::function<void(const std::string& job_id)> on_event) {
+    return absl::UnimplementedError(
+        "this job store has no change notifications");
+  }
+  // Stops the WatchEvents thread (joins it): no on_event call after this
+  // returns. The store's destructor does it too.
+  virtual void StopWatchingEvents() {}
+
   // Jobs in `state` for `tenant`, or for all tenants if `tenant` is empty.
   virtual absl::StatusOr<int64_t> CountInState(
       JobState state, const std::string& tenant = "") = 0;

@@ -3,12 +3,15 @@
 // migrates once, writes of one are seen by the other, compare-and-set moves
 // and event sequences hold across them, and queue limits are not overshot
 // by concurrent creates.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/job_store.h"
@@ -115,6 +118,51 @@ TEST_P(JobStoreReplicasTest, ConcurrentCreatesKeepTheQueueLimit) {
   EXPECT_EQ(created.load(), 5);
   EXPECT_EQ(full.load(), 11);
   EXPECT_EQ(*other->CountInState(JobState::kQueued, "a"), 5);
+}
+
+// A store's appends reach another store's WatchEvents (PostgreSQL
+// LISTEN/NOTIFY), also after the database restarted; SQLite has none.
+TEST_P(JobStoreReplicasTest, AppendsNotifyTheOtherStores) {
+  std::unique_ptr<JobStore> other = Another();
+  ASSERT_NE(other, nullptr);
+  absl::Mutex mu;
+  std::vector<std::string> seen;
+  absl::Status watching = other->WatchEvents([&](const std::string& id) {
+    absl::MutexLock lock(&mu);
+    seen.push_back(id);
+  });
+  if (sqlite()) {
+    EXPECT_EQ(watching.code(), absl::StatusCode::kUnimplemented);
+    return;
+  }
+  ASSERT_TRUE(watching.ok()) << watching;
+  auto count = [&](const std::string& id) {
+    absl::MutexLock lock(&mu);
+    return std::count(seen.begin(), seen.end(), id);
+  };
+  auto wait_for = [&](const std::string& id, int n) {
+    for (int i = 0; i < 6000 && count(id) < n; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return count(id) >= n;
+  };
+  JobRecord job = MakeJob("a", "spec");
+  ASSERT_TRUE(store_->AppendEvent(job.id, "e1").ok());
+  ASSERT_TRUE(wait_for(job.id, 1));
+  ASSERT_TRUE(PostgresTestServer::Shared()->Restart().ok());
+  // The listener is back ("" = re-read everything), then hears new events.
+  ASSERT_TRUE(wait_for("", 1));
+  ASSERT_TRUE(store_->AppendEvent(job.id, "e2").ok());
+  EXPECT_TRUE(wait_for(job.id, 2));
+  other->StopWatchingEvents();
+  const size_t after_stop = [&] {
+    absl::MutexLock lock(&mu);
+    return seen.size();
+  }();
+  ASSERT_TRUE(store_->AppendEvent(job.id, "e3").ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(seen.size(), after_stop);  // no call after the stop
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, JobStoreReplicasTest, kJobStoreBackends);

@@ -1,11 +1,14 @@
 #include "server/postgres_db.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -133,6 +136,45 @@ absl::Status PostgresDb::EnsureConnected() {
 }
 
 absl::Status PostgresDb::Ping() { return EnsureConnected(); }
+
+absl::Status PostgresDb::Reconnect() {
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) return ConnectionError();
+  PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status PostgresDb::Listen(const std::string& channel) {
+  for (char c : channel) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", channel, "' is not a channel name"));
+    }
+  }
+  return Exec(absl::StrCat("LISTEN ", channel).c_str());
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresDb::WaitForNotifications(
+    absl::Duration timeout) {
+  std::vector<std::string> payloads;
+  auto drain = [&] {
+    while (PGnotify* n = PQnotifies(conn_)) {
+      payloads.emplace_back(n->extra);
+      PQfreemem(n);
+    }
+  };
+  if (PQstatus(conn_) != CONNECTION_OK) return ConnectionError();
+  drain();  // already read with an earlier result
+  if (!payloads.empty()) return payloads;
+  pollfd fd{PQsocket(conn_), POLLIN, 0};
+  if (fd.fd < 0) return ConnectionError();
+  const int ready =
+      poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready < 0 && errno != EINTR) return ConnectionError();
+  if (ready > 0 && PQconsumeInput(conn_) == 0) return ConnectionError();
+  drain();
+  return payloads;
+}
 
 absl::Status PostgresDb::ResultError(pg_result* res) const {
   if (res == nullptr || PQstatus(conn_) != CONNECTION_OK) {

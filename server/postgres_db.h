@@ -34,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 struct pg_conn;
 struct pg_result;
@@ -103,6 +104,16 @@ class PostgresDb {
   absl::Status Exec(const char* sql);
   // Whether the connection is up (after a reconnect, if it was down).
   absl::Status Ping();
+
+  // LISTEN on `channel` (an identifier: letters, digits, underscores).
+  absl::Status Listen(const std::string& channel);
+  // The payloads of notifications that arrived, waiting up to `timeout` for
+  // the first; empty after the timeout. Unavailable when the connection
+  // broke (reconnect with Reconnect() and Listen again: notifications sent
+  // meanwhile are lost).
+  absl::StatusOr<std::vector<std::string>> WaitForNotifications(
+      absl::Duration timeout);
+  absl::Status Reconnect();
 
   // BEGIN ... COMMIT; rolls back unless committed. Read-then-write
   // sequences lock the rows they read (SELECT ... FOR UPDATE) or take an

@@ -3,12 +3,16 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/job_labels.h"
 #include "server/job_store_schema.h"
 #include "server/postgres_job_store_schema.h"
 #include "util/status_macros.h"
 
 namespace quantd {
+
+#define QUANTD_EVENTS_CHANNEL "quantd_events"
+constexpr char kEventsChannel[] = QUANTD_EVENTS_CHANNEL;
 
 absl::Status PostgresJobStore::ReadJobs(const PgResult& rows,
                                         std::vector<JobRecord>& jobs,
@@ -24,8 +28,58 @@ absl::Status PostgresJobStore::ReadJobs(const PgResult& rows,
 }
 
 PostgresJobStore::PostgresJobStore(std::unique_ptr<PostgresDb> db,
-                                   std::string page_token_key)
-    : db_(std::move(db)), page_tokens_(std::move(page_token_key)) {}
+                                   std::string url, std::string page_token_key)
+    : db_(std::move(db)),
+      page_tokens_(std::move(page_token_key)),
+      url_(std::move(url)) {}
+
+PostgresJobStore::~PostgresJobStore() { StopWatchingEvents(); }
+
+void PostgresJobStore::StopWatchingEvents() {
+  stop_listening_ = true;
+  if (listener_.joinable()) listener_.join();
+}
+
+absl::Status PostgresJobStore::WatchEvents(
+    std::function<void(const std::string& job_id)> on_event) {
+  if (listener_.joinable() || stop_listening_) {
+    return absl::FailedPreconditionError("WatchEvents was already called");
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<PostgresDb> listener,
+                          PostgresDb::Connect(url_, "job database"));
+  QUANTD_RETURN_IF_ERROR(listener->Listen(kEventsChannel));
+  listener_ = std::thread(
+      [this, l = std::move(listener), cb = std::move(on_event)]() mutable {
+        ListenLoop(std::move(l), std::move(cb));
+      });
+  return absl::OkStatus();
+}
+
+void PostgresJobStore::ListenLoop(
+    std::unique_ptr<PostgresDb> listener,
+    std::function<void(const std::string&)> on_event) {
+  bool connected = true;
+  while (!stop_listening_) {
+    if (!connected) {
+      // Back after an outage: LISTEN again, and have every watcher re-read
+      // (what was notified meanwhile is lost).
+      connected =
+          listener->Reconnect().ok() && listener->Listen(kEventsChannel).ok();
+      if (!connected) {
+        absl::SleepFor(absl::Milliseconds(500));
+        continue;
+      }
+      on_event("");
+    }
+    absl::StatusOr<std::vector<std::string>> ids =
+        listener->WaitForNotifications(absl::Milliseconds(200));
+    if (!ids.ok()) {
+      connected = false;
+      continue;
+    }
+    for (const std::string& id : *ids) on_event(id);
+  }
+}
 
 namespace {
 
@@ -86,7 +140,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> PostgresJobStore::Open(
   QUANTD_ASSIGN_OR_RETURN(std::string key, InitSchema(*db, page_token_key));
   QUANTD_RETURN_IF_ERROR(CheckPageTokenKey(key));
   return std::unique_ptr<JobStore>(
-      new PostgresJobStore(std::move(db), std::move(key)));
+      new PostgresJobStore(std::move(db), url, std::move(key)));
 }
 
 absl::StatusOr<JobRecord> PostgresJobStore::FindLocked(absl::string_view id,
@@ -205,11 +259,15 @@ absl::StatusOr<JobEvent> PostgresJobStore::AppendEventLocked(
   // The caller holds the job's row lock, so no other replica appends to
   // this job between the max and the insert.
   JobEvent event{job_id, 0, NowUs(), payload};
+  // NOTIFY is delivered at commit, to every replica's listener
+  // (WatchEvents). Job ids are ours ("job-" + hex): valid text.
   QUANTD_ASSIGN_OR_RETURN(
       PgResult next,
-      db_->Query("INSERT INTO events (job_id, sequence, time_us, payload) "
-                 "SELECT $1, COALESCE(MAX(sequence), 0) + 1, $2, $3 FROM "
-                 "events WHERE job_id = $1 RETURNING sequence",
+      db_->Query("WITH added AS (INSERT INTO events (job_id, sequence, "
+                 "time_us, payload) SELECT $1, COALESCE(MAX(sequence), 0) + "
+                 "1, $2, $3 FROM events WHERE job_id = $1 RETURNING "
+                 "sequence) SELECT sequence, pg_notify('" QUANTD_EVENTS_CHANNEL
+                 "', encode($1, 'escape')) FROM added",
                  job_id, event.time_us, payload));
   event.sequence = next.Int(0, 0);
   return event;

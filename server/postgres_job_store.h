@@ -13,8 +13,11 @@
 #ifndef QUANTD_SERVER_POSTGRES_JOB_STORE_H_
 #define QUANTD_SERVER_POSTGRES_JOB_STORE_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -72,6 +75,12 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> RecoverExpired(
       int32_t max_attempts, const EventsOnMove& events,
       std::vector<JobEvent>* appended) override;
+  // LISTEN quantd_events on a second connection; every appended event is
+  // NOTIFYed with its job id in the appending transaction.
+  absl::Status WatchEvents(
+      std::function<void(const std::string& job_id)> on_event) override;
+  void StopWatchingEvents() override;
+  ~PostgresJobStore() override;
   absl::StatusOr<int64_t> CountInState(JobState state,
                                        const std::string& tenant) override;
   absl::StatusOr<std::vector<JobRecord>> Recover(
@@ -82,7 +91,10 @@ class PostgresJobStore : public JobStore {
   absl::StatusOr<JobState> StateOf(const std::string& id) override;
 
  private:
-  PostgresJobStore(std::unique_ptr<PostgresDb> db, std::string page_token_key);
+  PostgresJobStore(std::unique_ptr<PostgresDb> db, std::string url,
+                   std::string page_token_key);
+  void ListenLoop(std::unique_ptr<PostgresDb> listener,
+                  std::function<void(const std::string&)> on_event);
 
   // Rows selected with the job columns (see job_store_schema.h); `seqs`, if
   // given, receives each row's creation sequence (the List position).
@@ -125,6 +137,9 @@ class PostgresJobStore : public JobStore {
   absl::Mutex mu_;
   std::unique_ptr<PostgresDb> db_ ABSL_GUARDED_BY(mu_);
   const PageTokens page_tokens_;
+  const std::string url_;
+  std::atomic<bool> stop_listening_{false};
+  std::thread listener_;
 };
 
 }  // namespace quantd

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -265,8 +266,9 @@ void RefreshStorageGauges(Janitor* janitor, ServiceMetrics* m) {
 // busy workers gauges once a second, the storage gauges every 15 seconds
 // (they read 0 for the janitor's first 5 minutes before), and runs the
 // janitor every --janitor-interval-seconds (first at start-up).
-// `poll_hub` (a job store shared with other replicas): every 500 ms its
-// watchers re-read the store, for events other replicas wrote. The
+// `poll_hub` (a job store shared with other replicas): every `poll_ticks`
+// x 100 ms its watchers re-read the store, for events other replicas wrote
+// (a safety net when notifications work, the only way when not). The
 // service's health (grpc.health.v1 service "quantd.v1.QuantizationService",
 // what readiness probes ask) follows the job store: NOT_SERVING while the
 // once-a-second queue count fails (PostgreSQL unreachable), so clients go
@@ -276,12 +278,12 @@ void RefreshStorageGauges(Janitor* janitor, ServiceMetrics* m) {
 void RunUntilSignal(JobStore* jobs, const Scheduler& scheduler,
                     ServiceMetrics* m, Janitor* janitor,
                     int64_t janitor_interval_seconds, EventHub* poll_hub,
-                    grpc::HealthCheckServiceInterface* health) {
+                    int poll_ticks, grpc::HealthCheckServiceInterface* health) {
   bool store_ok = true;
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   for (int64_t tick = 0; g_signal == 0; ++tick) {
-    if (poll_hub != nullptr && tick % 5 == 0) poll_hub->PublishAll();
+    if (poll_hub != nullptr && tick % poll_ticks == 0) poll_hub->PublishAll();
     if (tick % (janitor_interval_seconds * 10) == 0) RunJanitor(janitor, m);
     if (tick % 150 == 0) RefreshStorageGauges(janitor, m);
     absl::SleepFor(absl::Milliseconds(100));
@@ -330,6 +332,20 @@ absl::Status Serve(const ServeFlags& flags) {
                           ServiceMetrics::Create(metrics_options));
   ServiceMetrics* m = metrics.get();
   EventHub hub;
+  // Events other replicas append reach this replica's watchers through the
+  // store's notifications (PostgreSQL LISTEN/NOTIFY); stopped before `hub`
+  // goes away.
+  const bool notified = IsPostgresUrl(flags.job_store) &&
+                        stores.jobs
+                            ->WatchEvents([&hub](const std::string& id) {
+                              if (id.empty()) {
+                                hub.PublishAll();
+                              } else {
+                                hub.Publish(id);
+                              }
+                            })
+                            .ok();
+  absl::Cleanup stop_watching = [&] { stores.jobs->StopWatchingEvents(); };
   Scheduler scheduler(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
                       MakeSchedulerOptions(flags, &hub, m));
   ServiceCore core(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
@@ -362,7 +378,7 @@ absl::Status Serve(const ServeFlags& flags) {
   RunUntilSignal(stores.jobs.get(), scheduler, m, &janitor,
                  flags.janitor_interval_seconds,
                  IsPostgresUrl(flags.job_store) ? &hub : nullptr,
-                 server->GetHealthCheckService());
+                 notified ? 50 : 5, server->GetHealthCheckService());
   Drain(flags, server.get(), &service, &scheduler, &hub);
   return absl::OkStatus();
 }
