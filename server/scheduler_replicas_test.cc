@@ -48,7 +48,9 @@ class SchedulerReplicasTest : public ::testing::Test {
   SchedulerOptions Replica(const std::string& id) {
     SchedulerOptions o;
     o.replica_id = id;
-    o.lease = absl::Seconds(3);
+    // Long enough that a heartbeat (every lease / 3) delayed by a busy
+    // machine does not let a live replica's lease expire.
+    o.lease = absl::Seconds(10);
     o.shared_store = true;
     o.poll_interval = absl::Milliseconds(100);
     return o;

@@ -6,7 +6,9 @@
 # that job to SUCCEEDED after its lease runs out and a live replica runs it
 # again (attempt 2). Every job SUCCEEDED, none ran twice at once (each
 # job's state changes alternate RUNNING with QUEUED/terminal), and every
-# artifact downloads with its sha256 verified.
+# artifact downloads with its sha256 verified. Leases are 10 s (renewed every
+# 3.3 s), so a heartbeat delayed by a busy machine does not expire a live
+# replica's lease.
 #
 #   tests/service/replicas_test.sh QUANTD_BIN QUANTCTL_BIN SOURCE_ROOT [FAST_JOBS=29]
 set -euo pipefail
@@ -34,7 +36,7 @@ mkdir -p "$work/data"
 for i in 0 1 2; do
   mkdir -p "$work/r$i"
   quantd_start "$quantd" "$work/r$i" --data-dir "$work/data" --job-store "$pg_url" \
-    --threads-per-job 1 --lease-seconds 3 || fail "replica $i did not start"
+    --threads-per-job 1 --lease-seconds 10 || fail "replica $i did not start"
   pids+=("$server"); addresses+=("$address")
   for _ in $(seq 50); do
     id=$(sed -n 's/.*replica \([^ :]*\): job store.*/\1/p' "$work/r$i/serve.err")
