@@ -379,14 +379,25 @@ absl::StatusOr<JobRecord> PostgresJobStore::Delete(const std::string& tenant,
 absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::NextQueued(
     const std::set<std::string>& skip_tenants) {
   absl::MutexLock lock(&mu_);
-  QUANTD_ASSIGN_OR_RETURN(
-      PgResult rows,
-      db_->Query("SELECT " JOB_COLUMNS
-                 " FROM jobs WHERE state = $1 ORDER BY priority DESC, seq ASC "
-                 "LIMIT 256",
-                 JobState::kQueued));
+  return QueueHeadLocked(skip_tenants, /*lock_rows=*/false);
+}
+
+absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::QueueHeadLocked(
+    const std::set<std::string>& skip_tenants, bool lock_rows) {
+  // SKIP LOCKED: replicas claiming at once lock different queued jobs
+  // instead of queueing on the head one.
+  absl::StatusOr<PgResult> rows =
+      lock_rows ? db_->Query("SELECT " JOB_COLUMNS
+                             " FROM jobs WHERE state = $1 ORDER BY priority "
+                             "DESC, seq ASC LIMIT 256 FOR UPDATE SKIP LOCKED",
+                             JobState::kQueued)
+                : db_->Query("SELECT " JOB_COLUMNS
+                             " FROM jobs WHERE state = $1 ORDER BY priority "
+                             "DESC, seq ASC LIMIT 256",
+                             JobState::kQueued);
+  if (!rows.ok()) return rows.status();
   std::vector<JobRecord> jobs;
-  QUANTD_RETURN_IF_ERROR(ReadJobs(rows, jobs));
+  QUANTD_RETURN_IF_ERROR(ReadJobs(*rows, jobs));
   for (JobRecord& j : jobs) {
     if (!skip_tenants.contains(j.tenant)) return std::move(j);
   }
@@ -465,27 +476,16 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(
   absl::MutexLock lock(&mu_);
   PostgresDb::Transaction txn(*db_);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  // SKIP LOCKED: replicas claiming at once lock different queued jobs
-  // instead of queueing on the head one.
-  QUANTD_ASSIGN_OR_RETURN(
-      PgResult rows,
-      db_->Query("SELECT " JOB_COLUMNS
-                 " FROM jobs WHERE state = $1 ORDER BY priority DESC, seq ASC "
-                 "LIMIT 256 FOR UPDATE SKIP LOCKED",
-                 JobState::kQueued));
-  std::vector<JobRecord> jobs;
-  QUANTD_RETURN_IF_ERROR(ReadJobs(rows, jobs));
-  for (JobRecord& job : jobs) {
-    if (skip_tenants.contains(job.tenant)) continue;
-    ApplyClaim(job, owner, lease);
-    QUANTD_RETURN_IF_ERROR(WriteMoveLocked(job));
-    std::vector<JobEvent> added;
-    QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
-    QUANTD_RETURN_IF_ERROR(txn.Commit());
-    HandOver(added, appended);
-    return std::move(job);
-  }
-  return std::nullopt;
+  QUANTD_ASSIGN_OR_RETURN(std::optional<JobRecord> job,
+                          QueueHeadLocked(skip_tenants, /*lock_rows=*/true));
+  if (!job.has_value()) return std::nullopt;
+  ApplyClaim(*job, owner, lease);
+  QUANTD_RETURN_IF_ERROR(WriteMoveLocked(*job));
+  std::vector<JobEvent> added;
+  QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(*job, events, &added));
+  QUANTD_RETURN_IF_ERROR(txn.Commit());
+  HandOver(added, appended);
+  return job;
 }
 
 absl::StatusOr<std::map<std::string, JobState>> PostgresJobStore::RenewLeases(

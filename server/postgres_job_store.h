@@ -116,6 +116,11 @@ class PostgresJobStore : public JobStore {
   // shared by Transition and Recover).
   absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The QUEUED job to run next, skipping `skip_tenants`; `lock_rows` locks
+  // the rows looked at (FOR UPDATE SKIP LOCKED) for a claim.
+  absl::StatusOr<std::optional<JobRecord>> QueueHeadLocked(
+      const std::set<std::string>& skip_tenants, bool lock_rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes a moved job's state, times, error and lease.
   absl::Status WriteMoveLocked(const JobRecord& job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

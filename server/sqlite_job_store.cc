@@ -275,8 +275,13 @@ absl::StatusOr<JobRecord> SqliteJobStore::Delete(const std::string& tenant,
 absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::NextQueued(
     const std::set<std::string>& skip_tenants) {
   absl::MutexLock lock(&mu_);
-  // The head of the queue; tenants at their concurrency limit are skipped
-  // (looking at most kQueueLookahead jobs deep).
+  return QueueHeadLocked(skip_tenants);
+}
+
+absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::QueueHeadLocked(
+    const std::set<std::string>& skip_tenants) {
+  // Tenants at their concurrency limit are skipped, looking at most 256
+  // jobs deep.
   SqliteStatement st =
       db_->Prepare("SELECT " JOB_COLUMNS
                    " FROM jobs WHERE state = ?1 ORDER BY priority DESC, "
@@ -360,24 +365,16 @@ absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::Claim(
   absl::MutexLock lock(&mu_);
   SqliteDb::Transaction txn(*db_);  // BEGIN IMMEDIATE: one claimer at a time
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  SqliteStatement st =
-      db_->Prepare("SELECT " JOB_COLUMNS
-                   " FROM jobs WHERE state = ?1 ORDER BY priority DESC, "
-                   "seq ASC LIMIT 256");
-  st.Bind(JobState::kQueued);
-  std::vector<JobRecord> jobs;
-  QUANTD_RETURN_IF_ERROR(ReadJobs(st, jobs));
-  for (JobRecord& job : jobs) {
-    if (skip_tenants.contains(job.tenant)) continue;
-    ApplyClaim(job, owner, lease);
-    QUANTD_RETURN_IF_ERROR(WriteMoveLocked(job));
-    std::vector<JobEvent> added;
-    QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(job, events, &added));
-    QUANTD_RETURN_IF_ERROR(txn.Commit());
-    HandOver(added, appended);
-    return std::move(job);
-  }
-  return std::nullopt;
+  QUANTD_ASSIGN_OR_RETURN(std::optional<JobRecord> job,
+                          QueueHeadLocked(skip_tenants));
+  if (!job.has_value()) return std::nullopt;
+  ApplyClaim(*job, owner, lease);
+  QUANTD_RETURN_IF_ERROR(WriteMoveLocked(*job));
+  std::vector<JobEvent> added;
+  QUANTD_RETURN_IF_ERROR(AppendMoveEventsLocked(*job, events, &added));
+  QUANTD_RETURN_IF_ERROR(txn.Commit());
+  HandOver(added, appended);
+  return job;
 }
 
 absl::StatusOr<std::map<std::string, JobState>> SqliteJobStore::RenewLeases(

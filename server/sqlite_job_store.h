@@ -98,6 +98,10 @@ class SqliteJobStore : public JobStore {
   // shared by Transition and Recover).
   absl::Status MoveLocked(JobRecord& job, JobState to, absl::string_view error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The QUEUED job to run next, skipping `skip_tenants` (NextQueued, Claim).
+  absl::StatusOr<std::optional<JobRecord>> QueueHeadLocked(
+      const std::set<std::string>& skip_tenants)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes a moved job's state, times, error and lease.
   absl::Status WriteMoveLocked(const JobRecord& job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
