@@ -26,7 +26,8 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 
 # ---- runtime: Debian's runtime libraries for what the binaries link (their
 # dependencies, such as libgrpc29, libcivetweb1 and libre2-9, come along;
-# the push library is for run-job's Pushgateway push).
+# the push library is for run-job's Pushgateway push; libcurl and the CA
+# certificates for object storage over HTTPS).
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -34,6 +35,7 @@ RUN apt-get update \
       libgrpc++1.51 libprotobuf32 libonnx1 libabsl20220623 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0 \
       libzip4 libsqlite3-0 libpq5 libssl3 libgoogle-glog0v6 libopenblas0-pthread \
+      libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # A fixed non-root uid/gid, so Kubernetes' runAsUser/fsGroup can name it.
 RUN groupadd --system --gid 10001 quantd \

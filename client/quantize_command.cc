@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
@@ -25,7 +26,7 @@ namespace quantd::client {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, calib, eval, spec_file, out, request_id;
+  std::string model, calib, eval, spec_file, out, request_id, output_uri;
   bool detach = false;
   int priority = 0;
   QuantizeFlags flags;
@@ -85,27 +86,44 @@ absl::StatusOr<v1::JobSpec> ReadSpec(const std::string& path) {
   return spec;
 }
 
-// Uploads MODEL, --calib and --eval and points the spec at them. Answers
-// kExitOk, or the exit code of the upload that failed (reported on stderr).
-int UploadInputs(Client* client, const QuantizeArgs& a, v1::JobSpec* spec) {
-  absl::StatusOr<std::string> model =
-      UploadAndSay(client, a.model, v1::BLOB_KIND_MODEL);
-  if (!model.ok()) return Fail(model.status(), "upload " + a.model);
-  spec->mutable_model()->set_blob_sha256(*model);
-  if (!a.calib.empty()) {
-    absl::StatusOr<std::string> d =
-        UploadAndSay(client, a.calib, v1::BLOB_KIND_DATASET);
-    if (!d.ok()) return Fail(d.status(), "upload " + a.calib);
-    spec->mutable_calibration_data()->set_blob_sha256(*d);
+// Points `ref` at `input`: an s3:// URI as is (the server reads it with
+// the tenant's credentials), a local file uploaded first. Answers kExitOk,
+// or the exit code of the upload that failed (reported on stderr).
+int SetInput(Client* client, const std::string& input, v1::BlobKind kind,
+             v1::DataRef* ref) {
+  if (absl::StartsWith(input, "s3://")) {
+    ref->set_uri(input);
+    return kExitOk;
   }
-  if (!a.eval.empty()) {
-    absl::StatusOr<std::string> d =
-        UploadAndSay(client, a.eval, v1::BLOB_KIND_DATASET);
-    if (!d.ok()) return Fail(d.status(), "upload " + a.eval);
-    spec->mutable_evaluation_data()->set_blob_sha256(*d);
-  }
+  absl::StatusOr<std::string> digest = UploadAndSay(client, input, kind);
+  if (!digest.ok()) return Fail(digest.status(), "upload " + input);
+  ref->set_blob_sha256(*digest);
   return kExitOk;
 }
+
+// MODEL, --calib and --eval into the spec, uploading local files.
+int UploadInputs(Client* client, const QuantizeArgs& a, v1::JobSpec* spec) {
+  int rc =
+      SetInput(client, a.model, v1::BLOB_KIND_MODEL, spec->mutable_model());
+  if (rc == kExitOk && !a.calib.empty()) {
+    rc = SetInput(client, a.calib, v1::BLOB_KIND_DATASET,
+                  spec->mutable_calibration_data());
+  }
+  if (rc == kExitOk && !a.eval.empty()) {
+    rc = SetInput(client, a.eval, v1::BLOB_KIND_DATASET,
+                  spec->mutable_evaluation_data());
+  }
+  if (!a.output_uri.empty()) spec->set_output_uri(a.output_uri);
+  return rc;
+}
+
+// A local file that exists, or an s3:// URI (checked by the server).
+const CLI::Validator kFileOrS3(
+    [](std::string& s) -> std::string {
+      if (absl::StartsWith(s, "s3://")) return "";
+      return CLI::ExistingFile(s);
+    },
+    "FILE|s3://BUCKET/KEY");
 
 // After the job ended: its outcome, and for SUCCEEDED the model at --out,
 // the report beside it and the delta table.
@@ -202,19 +220,22 @@ CLI::Option* AddOptional(CLI::App* command, const std::string& name,
 }
 
 void AddDataOptions(CLI::App* quantize, QuantizeArgs* a) {
-  quantize->add_option("MODEL", a->model, "float ONNX model")
+  quantize
+      ->add_option("MODEL", a->model,
+                   "float ONNX model: a file (uploaded) or s3://BUCKET/KEY "
+                   "(read by the server with your tenant's keys)")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(kFileOrS3);
   quantize
       ->add_option("--calib", a->calib,
                    ".npz calibration data (one array per model input; "
-                   "needed for static mode and QAT)")
-      ->check(CLI::ExistingFile);
+                   "needed for static mode and QAT); a file or s3:// URI")
+      ->check(kFileOrS3);
   quantize
       ->add_option("--eval", a->eval,
                    ".npz evaluation data (default: a held-back part of "
-                   "the calibration data)")
-      ->check(CLI::ExistingFile);
+                   "the calibration data); a file or s3:// URI")
+      ->check(kFileOrS3);
 }
 
 // The scheme flags ApplyQuantizeFlags turns into the spec.
@@ -274,6 +295,10 @@ void AddJobOptions(CLI::App* quantize, QuantizeArgs* a) {
   quantize->add_option("--out", a->out,
                        "where the quantized model goes; the report goes to "
                        "FILE.report.json (required without --detach)");
+  quantize->add_option("--output-uri", a->output_uri,
+                       "s3://BUCKET[/PREFIX]: the server also writes "
+                       "PREFIX/model.onnx and PREFIX/report.json there "
+                       "(e.g. a KServe storageUri)");
   quantize->add_option("--request-id", a->request_id,
                        "idempotency key: repeating the call with it returns "
                        "the same job");

@@ -1,7 +1,9 @@
 // Which tenant uploaded which blob. Blobs are content-addressed and stored
 // once, but a tenant may only use (in a job spec) or look up a blob it
 // uploaded itself: knowing a digest must not grant access to another
-// tenant's data. A small SQLite table (its own database file, WAL).
+// tenant's data. Two tables (blobs, dataset_scans): in SQLite (its own
+// database file, WAL) for one replica, in PostgreSQL (the job store's
+// database) when several replicas share it.
 //
 //   absl::StatusOr<std::unique_ptr<BlobIndex>> index =
 //       BlobIndex::Open("/var/lib/quantd/blobs.db");
@@ -15,43 +17,47 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "quantd/v1/service.pb.h"
-#include "server/sqlite_db.h"
 
 namespace quantd {
 
 class BlobIndex {
  public:
+  // `where` is a PostgreSQL URL (postgres:// or postgresql://, shared by
+  // replicas: the same database as the job store) or a SQLite file path.
   static absl::StatusOr<std::unique_ptr<BlobIndex>> Open(
-      const std::string& path);
-  ~BlobIndex();
-  BlobIndex(const BlobIndex&) = delete;
-  BlobIndex& operator=(const BlobIndex&) = delete;
+      const std::string& where);
+  virtual ~BlobIndex() = default;
 
   // Records (or refreshes) the tenant's ownership of `blob`.
-  absl::Status Record(const std::string& tenant, const v1::Blob& blob);
+  virtual absl::Status Record(const std::string& tenant,
+                              const v1::Blob& blob) = 0;
   // Bytes of all blobs the tenant uploaded (each digest once).
-  absl::StatusOr<int64_t> TenantBytes(const std::string& tenant);
+  virtual absl::StatusOr<int64_t> TenantBytes(const std::string& tenant) = 0;
   // Whether any tenant uploaded the blob (so its bytes must stay).
-  absl::StatusOr<bool> AnyTenantOwns(const std::string& sha256);
+  virtual absl::StatusOr<bool> AnyTenantOwns(const std::string& sha256) = 0;
   // NotFound unless this tenant uploaded the blob.
-  absl::StatusOr<v1::Blob> Find(const std::string& tenant,
-                                const std::string& sha256);
+  virtual absl::StatusOr<v1::Blob> Find(const std::string& tenant,
+                                        const std::string& sha256) = 0;
 
   // The upload scan's verdict on a dataset's bytes, kept per digest (the
   // same bytes get the same verdict, whoever uploaded them) in the table
   // dataset_scans. FindScan: nullopt when the blob was never scanned.
-  absl::Status RecordScan(const std::string& sha256,
-                          const v1::DatasetCheck& check);
-  absl::StatusOr<std::optional<v1::DatasetCheck>> FindScan(
-      const std::string& sha256);
-
- private:
-  explicit BlobIndex(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  absl::Mutex mu_;
-  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
+  virtual absl::Status RecordScan(const std::string& sha256,
+                                  const v1::DatasetCheck& check) = 0;
+  virtual absl::StatusOr<std::optional<v1::DatasetCheck>> FindScan(
+      const std::string& sha256) = 0;
 };
+
+// The two backends (blob_index.cc dispatches between them).
+absl::StatusOr<std::unique_ptr<BlobIndex>> OpenSqliteBlobIndex(
+    const std::string& path);
+absl::StatusOr<std::unique_ptr<BlobIndex>> OpenPostgresBlobIndex(
+    const std::string& url);
+
+// What Record refuses and Find answers alike in both backends.
+absl::Status CheckBlobDigest(const std::string& sha256);
+absl::Status NoSuchTenantBlob(const std::string& sha256);
 
 }  // namespace quantd
 

@@ -1,6 +1,5 @@
 #include "server/blob_store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,14 +135,14 @@ absl::Status CreateFiles(const BlobStore::Upload& u) {
 BlobStore::~BlobStore() = default;
 
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(
-    const std::string& root) {
+    const std::string& root, std::unique_ptr<RemoteBlobs> remote) {
   if (root.empty()) {
     return absl::InvalidArgumentError("the blob store folder is empty");
   }
   for (const char* sub : {"/blobs/sha256", "/uploads"}) {
     QUANTD_RETURN_IF_ERROR(MakeDirs(root + sub));
   }
-  std::unique_ptr<BlobStore> store(new BlobStore(root));
+  std::unique_ptr<BlobStore> store(new BlobStore(root, std::move(remote)));
   QUANTD_RETURN_IF_ERROR(store->LoadUploads());
   return store;
 }
@@ -325,6 +324,9 @@ absl::StatusOr<std::string> BlobStore::MoveIntoPlace(
   const std::string dir = path.substr(0, path.rfind('/'));
   QUANTD_RETURN_IF_ERROR(MakeDirs(dir));
   QUANTD_RETURN_IF_ERROR(FsyncPath(temp, O_RDONLY));
+  // With object storage, a blob counts as stored once the bucket has it:
+  // until then a Commit fails (Unavailable) and can be retried.
+  if (remote_ != nullptr) QUANTD_RETURN_IF_ERROR(remote_->Upload(sha256, temp));
   {
     absl::MutexLock lock(&mutex_);
     // Same bytes already stored: uploading twice is free.
@@ -463,18 +465,11 @@ CleanupCount BlobStore::RemoveOrphanFiles(absl::Time cutoff) {
 
 absl::StatusOr<int64_t> BlobStore::CommittedBytes() const {
   const std::string top = root_ + "/blobs/sha256";
-  DIR* d = opendir(top.c_str());
-  if (d == nullptr) return Errno("cannot list", top);
   int64_t total = 0;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    ForEachFile(top + "/" + name,
-                [&](const std::string&, const struct stat& st) {
-                  total += st.st_size;
-                });
-  }
-  closedir(d);
+  const bool listed = ForEachFileInSubdirs(
+      top,
+      [&](const std::string&, const struct stat& st) { total += st.st_size; });
+  if (!listed) return Errno("cannot list", top);
   return total;
 }
 
@@ -500,11 +495,27 @@ absl::StatusOr<std::string> BlobStore::Put(absl::string_view bytes) {
   return r;
 }
 
+absl::StatusOr<std::string> BlobStore::Adopt(const std::string& temp,
+                                             const std::string& sha256) {
+  absl::StatusOr<std::string> r =
+      IsSha256Hex(sha256) ? MoveIntoPlace(temp, sha256)
+                          : absl::InvalidArgumentError("bad digest");
+  if (!r.ok()) std::remove(temp.c_str());
+  return r;
+}
+
 bool BlobStore::Contains(const std::string& sha256) const {
-  return IsSha256Hex(sha256) && FileSizeOrMinus1(BlobPath(sha256)) >= 0;
+  if (!IsSha256Hex(sha256)) return false;
+  if (FileSizeOrMinus1(BlobPath(sha256)) >= 0) return true;
+  return remote_ != nullptr && remote_->Size(sha256).ok();
 }
 
 absl::StatusOr<int64_t> BlobStore::Size(const std::string& sha256) const {
+  if (IsSha256Hex(sha256) && remote_ != nullptr) {
+    const int64_t local = FileSizeOrMinus1(BlobPath(sha256));
+    if (local >= 0) return local;
+    return remote_->Size(sha256);
+  }
   QUANTD_ASSIGN_OR_RETURN(std::string path, PathOf(sha256));
   return FileSizeOrMinus1(path);
 }
@@ -515,6 +526,17 @@ absl::StatusOr<std::string> BlobStore::PathOf(const std::string& sha256) const {
         "a blob digest is 64 lowercase hex characters");
   }
   const std::string path = BlobPath(sha256);
+  if (FileSizeOrMinus1(path) < 0 && remote_ != nullptr) {
+    // Not cached here yet: another replica stored it.
+    const absl::Status fetched =
+        remote_->Fetch(sha256, path, root_ + "/uploads");
+    if (!absl::IsNotFound(fetched)) {
+      QUANTD_RETURN_IF_ERROR(fetched);
+      return path;
+    }
+  } else {
+    TouchCached(path);
+  }
   if (FileSizeOrMinus1(path) < 0) {
     return absl::NotFoundError(
         absl::StrCat("no blob with sha256 ", sha256, "; upload it first"));
@@ -546,6 +568,15 @@ absl::StatusOr<std::string> BlobStore::Read(const std::string& sha256,
 }
 
 absl::Status BlobStore::Remove(const std::string& sha256) {
+  if (remote_ != nullptr && IsSha256Hex(sha256)) {
+    QUANTD_RETURN_IF_ERROR(remote_->Remove(sha256));
+    const std::string path = BlobPath(sha256);
+    absl::MutexLock lock(&mutex_);
+    if (std::remove(path.c_str()) != 0 && errno != ENOENT) {
+      return Errno("cannot remove", path);
+    }
+    return absl::OkStatus();
+  }
   QUANTD_ASSIGN_OR_RETURN(std::string path, PathOf(sha256));
   absl::MutexLock lock(&mutex_);
   if (std::remove(path.c_str()) != 0) return Errno("cannot remove", path);

@@ -11,6 +11,11 @@
 // client-chosen string reaches a path: upload files are named by a hash of
 // (owner, upload id), blobs by a validated digest.
 //
+// With object storage (remote_blobs.h) the folder is this replica's cache:
+// a blob is committed once the bucket holds it, and one missing here is
+// downloaded (and its digest checked) when first read. Uploads in progress
+// stay on the replica that receives them.
+//
 // Concurrency: each upload in progress has its own state and lock (offset,
 // incremental sha256), so appends, the digest and the fsync of one upload
 // never wait for another's disk I/O; the store-wide lock only guards the
@@ -45,6 +50,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/remote_blobs.h"
 #include "server/resource_names.h"
 
 namespace quantd {
@@ -90,8 +96,10 @@ class BlobStore {
  public:
   // Opens (creates) the folders and loads the uploads in progress, so their
   // reservations count again after a restart.
+  // With `remote`, committed blobs live in object storage and `root` is
+  // this replica's cache of them (and holds its uploads in progress).
   static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
-      const std::string& root);
+      const std::string& root, std::unique_ptr<RemoteBlobs> remote = nullptr);
   ~BlobStore();
 
   // Starts an upload, or resumes one with the same key: the declared size
@@ -133,20 +141,39 @@ class BlobStore {
   // upload in progress: temporary files of an interrupted Put or .meta
   // write, a .part without its .meta.
   CleanupCount RemoveOrphanFiles(absl::Time cutoff);
-  // Bytes of all committed blobs (uploads and artifacts) on disk.
+  // Bytes of all committed blobs (uploads and artifacts) on this disk (with
+  // object storage: the blobs cached here).
   absl::StatusOr<int64_t> CommittedBytes() const;
 
   // Stores `bytes` as a blob (artifacts); returns the digest.
   absl::StatusOr<std::string> Put(absl::string_view bytes);
+  // Stores the file `temp`, made in temp_dir() and hashing to `sha256`
+  // (the caller computed it while writing), as a blob; the file is moved
+  // (removed on failure). Returns the digest.
+  absl::StatusOr<std::string> Adopt(const std::string& temp,
+                                    const std::string& sha256);
+  // Where callers make files for Adopt (same filesystem as the blobs).
+  std::string temp_dir() const { return root_ + "/uploads"; }
 
   bool Contains(const std::string& sha256) const;
   absl::StatusOr<int64_t> Size(const std::string& sha256) const;
   // Reads up to `max` bytes from `offset` (fewer at the end).
   absl::StatusOr<std::string> Read(const std::string& sha256, int64_t offset,
                                    int64_t max) const;
-  // The committed blob's file, for the engine to open (digest validated).
+  // The committed blob's file, for the engine to open (digest validated);
+  // with object storage, downloaded into the cache first if need be.
   absl::StatusOr<std::string> PathOf(const std::string& sha256) const;
   absl::Status Remove(const std::string& sha256);
+
+  // With object storage, the folder is a cache: TouchCached marks a blob
+  // used now (PathOf and Read do), EvictCached removes the least recently
+  // used blobs while the cache holds more than `max_bytes`, sparing those
+  // used since `used_before`. Without object storage both do nothing.
+  void TouchCached(const std::string& path) const;
+  CleanupCount EvictCached(int64_t max_bytes, absl::Time used_before);
+
+  // Object storage behind the folder, or null.
+  RemoteBlobs* remote() const { return remote_.get(); }
 
   // The folder this store lives in (for redacting it from messages).
   const std::string& root() const { return root_; }
@@ -162,7 +189,8 @@ class BlobStore {
     int64_t size = 0;
   };
 
-  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+  BlobStore(std::string root, std::unique_ptr<RemoteBlobs> remote)
+      : root_(std::move(root)), remote_(std::move(remote)) {}
   absl::Status LoadUploads();
   std::string UploadBase(const UploadKey& key) const;
   std::string BlobPath(const std::string& sha256) const;
@@ -181,6 +209,7 @@ class BlobStore {
                                             const std::string& sha256);
 
   const std::string root_;
+  const std::unique_ptr<RemoteBlobs> remote_;  // null: the folder is all
   absl::Mutex mutex_;  // the tables below and renames into blobs/
   std::map<std::string, UploadPtr> uploads_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, Committed> committed_ ABSL_GUARDED_BY(mutex_);

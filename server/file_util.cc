@@ -55,4 +55,21 @@ void ForEachFile(const std::string& dir,
   closedir(d);
 }
 
+bool ForEachFileInSubdirs(const std::string& dir,
+                          const std::function<void(const std::string& path,
+                                                   const struct stat& st)>& f) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return false;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string sub = dir + "/" + name;
+    ForEachFile(sub, [&](const std::string& file, const struct stat& st) {
+      f(sub + "/" + file, st);
+    });
+  }
+  closedir(d);
+  return true;
+}
+
 }  // namespace quantd

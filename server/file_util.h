@@ -27,6 +27,11 @@ int64_t FileSizeOrMinus1(const std::string& path);
 void ForEachFile(const std::string& dir,
                  const std::function<void(const std::string& name,
                                           const struct stat& st)>& f);
+// The same for each regular file one level down (DIR/SUB/FILE), `path`
+// being the whole path; false if `dir` cannot be listed.
+bool ForEachFileInSubdirs(const std::string& dir,
+                          const std::function<void(const std::string& path,
+                                                   const struct stat& st)>& f);
 
 }  // namespace quantd
 

@@ -15,12 +15,17 @@ JanitorPass Janitor::RunOnce() {
   pass.uploads = blobs_->ExpireUploads(cutoff);
   pass.temp_files = blobs_->RemoveOrphanFiles(cutoff);
   pass.checkpoints = CollectCheckpoints();
-  if (pass.uploads.files + pass.temp_files.files + pass.checkpoints.files > 0) {
+  pass.evicted = blobs_->EvictCached(options_.blob_cache_bytes,
+                                     options_.now() - options_.cache_grace);
+  if (pass.uploads.files + pass.temp_files.files + pass.checkpoints.files +
+          pass.evicted.files >
+      0) {
     LOG(INFO) << "janitor: removed " << pass.uploads.files << " stale uploads ("
               << pass.uploads.bytes << " bytes), " << pass.temp_files.files
               << " orphan files (" << pass.temp_files.bytes << " bytes), "
               << pass.checkpoints.files << " checkpoints ("
-              << pass.checkpoints.bytes << " bytes)";
+              << pass.checkpoints.bytes << " bytes), " << pass.evicted.files
+              << " cached blobs (" << pass.evicted.bytes << " bytes)";
   }
   return pass;
 }

@@ -35,6 +35,11 @@ namespace quantd {
 struct JanitorOptions {
   absl::Duration upload_retention = absl::Hours(24);
   std::string checkpoint_dir;  // empty: no checkpoints to collect
+  // With object storage: the data folder's cache of blobs is cut back to
+  // this many bytes (least recently used first; 0: no limit), sparing
+  // blobs used within `cache_grace`.
+  int64_t blob_cache_bytes = 0;
+  absl::Duration cache_grace = absl::Minutes(10);
   // The clock (tests move it forward instead of waiting).
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -44,6 +49,7 @@ struct JanitorPass {
   CleanupCount uploads;      // stale uploads in progress
   CleanupCount temp_files;   // orphan files under uploads/
   CleanupCount checkpoints;  // checkpoints of terminal or deleted jobs
+  CleanupCount evicted;      // cached copies of blobs in object storage
 };
 
 // Bytes under the data folder, by state.

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/pipeline/pipeline.h"
+#include "server/file_util.h"
+#include "server/s3_job_io.h"
 #include "server/tenant_data_resolver.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
@@ -158,11 +160,36 @@ std::string JobRunner::CheckpointPath(const JobRecord& job) const {
 
 void JobRunner::RemoveCheckpoint(const JobRecord& job) const {
   const std::string checkpoint = CheckpointPath(job);
-  if (!checkpoint.empty() && std::remove(checkpoint.c_str()) != 0 &&
-      errno != ENOENT) {
+  if (checkpoint.empty()) return;
+  if (std::remove(checkpoint.c_str()) != 0 && errno != ENOENT) {
     LOG(WARNING) << "could not remove checkpoint of job " << job.id << ": "
                  << std::strerror(errno);
   }
+  if (blobs_->remote() != nullptr) {
+    LogIfError(blobs_->remote()->RemoveCheckpoint(job.id),
+               absl::StrCat("removing the stored checkpoint of job ", job.id));
+  }
+}
+
+void JobRunner::MirrorCheckpoints(const JobRecord& job,
+                                  PipelineOptions& options) const {
+  RemoteBlobs* remote = blobs_->remote();
+  if (remote == nullptr || options.checkpoint_path.empty()) return;
+  // A job another replica started (and lost) resumes from its checkpoint
+  // in object storage; a replica's own one is already here.
+  if (FileSizeOrMinus1(options.checkpoint_path) < 0) {
+    const absl::Status s = remote->FetchCheckpoint(
+        job.id, options.checkpoint_path, options_.checkpoint_dir);
+    if (!absl::IsNotFound(s)) {
+      LogIfError(s, absl::StrCat("fetching the checkpoint of job ", job.id));
+    }
+  }
+  // A failed copy costs a takeover the steps since the last good one; the
+  // job itself goes on.
+  options.on_checkpoint = [remote, id = job.id](const std::string& path) {
+    LogIfError(remote->PutCheckpoint(id, path),
+               absl::StrCat("storing the checkpoint of job ", id));
+  };
 }
 
 absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
@@ -197,6 +224,7 @@ absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
   };
   PipelineOptions options;
   options.checkpoint_path = CheckpointPath(job);
+  MirrorCheckpoints(job, options);
   // One blob per model: uploaded models are self-contained and under
   // protobuf's limit, and so is their quantized model.
   options.allow_external_data = false;
@@ -210,17 +238,32 @@ absl::StatusOr<PipelineResult> JobRunner::RunPipelineOf(
   return result;
 }
 
-absl::Status JobRunner::StoreArtifacts(const JobRecord& job,
-                                       const PipelineResult& result) {
+absl::StatusOr<std::pair<std::string, std::string>> JobRunner::StoreArtifacts(
+    const JobRecord& job, const PipelineResult& result) {
   QUANTD_ASSIGN_OR_RETURN(const std::string model,
                           blobs_->Put(result.model_bytes));
   QUANTD_ASSIGN_OR_RETURN(const std::string report_json,
                           ReportToJson(result.report));
   QUANTD_ASSIGN_OR_RETURN(const std::string report, blobs_->Put(report_json));
-  return jobs_->SetArtifacts(job.id, model,
-                             static_cast<int64_t>(result.model_bytes.size()),
-                             report, static_cast<int64_t>(report_json.size()),
-                             result.report.SerializeAsString());
+  QUANTD_RETURN_IF_ERROR(jobs_->SetArtifacts(
+      job.id, model, static_cast<int64_t>(result.model_bytes.size()), report,
+      static_cast<int64_t>(report_json.size()),
+      result.report.SerializeAsString()));
+  return std::make_pair(model, report);
+}
+
+absl::Status JobRunner::WriteOutputs(
+    const JobRecord& job, const std::pair<std::string, std::string>& stored) {
+  v1::JobSpec spec;
+  if (!spec.ParseFromString(job.spec) || spec.output_uri().empty()) {
+    return absl::OkStatus();
+  }
+  if (options_.tenant_s3 == nullptr) {
+    return absl::FailedPreconditionError(
+        "this server writes no s3:// outputs (no --tenant-s3-credentials)");
+  }
+  return WriteS3Outputs(*options_.tenant_s3, job.tenant, spec.output_uri(),
+                        *blobs_, stored.first, stored.second);
 }
 
 absl::StatusOr<JobRecord> JobRunner::Finish(
@@ -251,7 +294,16 @@ absl::StatusOr<JobRecord> JobRunner::Run(const JobRecord& job,
   QUANTD_RETURN_IF_ERROR(event_error);
   // Artifacts first, then the terminal state, then its event.
   if (result.ok()) {
-    QUANTD_RETURN_IF_ERROR(StoreArtifacts(job, *result));
+    QUANTD_ASSIGN_OR_RETURN(const auto stored, StoreArtifacts(job, *result));
+    if (absl::Status out = WriteOutputs(job, stored); !out.ok()) {
+      // The artifacts are stored; a pipeline waiting at the output URI must
+      // not take this job for done.
+      return Finish(job, JobState::kFailed,
+                    absl::StrCat("the quantized model is stored (download "
+                                 "it), but writing it to output_uri failed: ",
+                                 out.message()),
+                    nullptr);
+    }
     return Finish(job, JobState::kSucceeded, "", &result->report);
   }
   const absl::Status& outcome = result.status();

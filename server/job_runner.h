@@ -22,11 +22,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/pipeline/artifacts.h"
+#include "engine/pipeline/job_context.h"
 #include "quantd/v1/service.pb.h"
 #include "server/blob_index.h"
 #include "server/blob_store.h"
 #include "server/job_store.h"
 #include "server/resource_names.h"
+#include "server/tenant_s3.h"
 
 namespace quantd {
 
@@ -44,6 +46,9 @@ struct JobRunnerOptions {
   // (for SUCCEEDED) its report (metrics).
   std::function<void(const JobRecord&, const v1::QuantizationReport*)>
       on_finished;
+  // Whose credentials write a job's output_uri (null: nobody's; such a job
+  // was refused at CreateJob).
+  const TenantS3* tenant_s3 = nullptr;
 };
 
 class JobRunner {
@@ -112,13 +117,21 @@ class JobRunner {
   void Publish(const std::vector<JobEvent>& appended);
   std::string CheckpointPath(const JobRecord& job) const;
   void RemoveCheckpoint(const JobRecord& job) const;
+  // With object storage: fetches a checkpoint another replica left and
+  // copies each new one to the bucket.
+  void MirrorCheckpoints(const JobRecord& job, PipelineOptions& options) const;
   // Plans the job for its tenant and runs the pipeline, recording progress
   // events; the first event that could not be stored goes to `event_error`.
   absl::StatusOr<PipelineResult> RunPipelineOf(
       const JobRecord& job, const std::atomic<bool>* cancelled,
       absl::Status* event_error);
-  absl::Status StoreArtifacts(const JobRecord& job,
-                              const PipelineResult& result);
+  // Stores model and report as blobs and records them with the job;
+  // returns their digests.
+  absl::StatusOr<std::pair<std::string, std::string>> StoreArtifacts(
+      const JobRecord& job, const PipelineResult& result);
+  // The spec's output_uri, if any: the stored artifacts written there.
+  absl::Status WriteOutputs(const JobRecord& job,
+                            const std::pair<std::string, std::string>& stored);
   // RUNNING/CANCELLING -> `state`, then the reason event (if any), then the
   // state event, then on_finished.
   absl::StatusOr<JobRecord> Finish(const JobRecord& job, JobState state,

@@ -185,15 +185,18 @@ void ServiceMetrics::DeclareStorageFamilies() {
       "reserved (declared by uploads in progress), checkpoints.");
   janitor_removed_ = &Declare(
       prometheus::BuildCounter(), "quantd_janitor_removed_total",
-      "Files the janitor removed, by kind (upload, temp_file, checkpoint).");
+      "Files the janitor removed, by kind (upload, temp_file, checkpoint, "
+      "cached_blob).");
   janitor_removed_bytes_ = &Declare(
       prometheus::BuildCounter(), "quantd_janitor_removed_bytes_total",
-      "Bytes the janitor freed, by kind (upload, temp_file, checkpoint).");
+      "Bytes the janitor freed, by kind (upload, temp_file, checkpoint, "
+      "cached_blob).");
   for (const char* state :
        {"committed", "artifacts", "uploading", "reserved", "checkpoints"}) {
     storage_bytes_->Add({{"state", state}});
   }
-  for (const char* kind : {"upload", "temp_file", "checkpoint"}) {
+  for (const char* kind :
+       {"upload", "temp_file", "checkpoint", "cached_blob"}) {
     janitor_removed_->Add({{"kind", kind}});
     janitor_removed_bytes_->Add({{"kind", kind}});
   }

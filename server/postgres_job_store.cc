@@ -7,6 +7,7 @@
 #include "server/job_labels.h"
 #include "server/job_store_schema.h"
 #include "server/postgres_job_store_schema.h"
+#include "server/postgres_migrations.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -89,29 +90,8 @@ namespace {
 absl::StatusOr<std::string> InitSchema(PostgresDb& db, std::string key) {
   PostgresDb::Transaction txn(db);
   QUANTD_RETURN_IF_ERROR(txn.Begin());
-  // Replicas starting together wait here for the first to finish.
-  QUANTD_RETURN_IF_ERROR(
-      db.Query("SELECT pg_advisory_xact_lock($1)", kSchemaLockKey).status());
-  QUANTD_RETURN_IF_ERROR(db.Exec(kPostgresSchemaTable));
-  QUANTD_ASSIGN_OR_RETURN(
-      PgResult row,
-      db.Query("SELECT version FROM quantd_schema WHERE component = $1",
-               "jobs"));
-  const int64_t version = row.rows() > 0 ? row.Int(0, 0) : 0;
-  if (version > kPostgresSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the job database has schema version ", version,
-        ", written by a newer quantd; this one understands up to version ",
-        kPostgresSchemaVersion,
-        ". Run the newer quantd or point --job-store at another database"));
-  }
-  if (version < 1) QUANTD_RETURN_IF_ERROR(db.Exec(kPostgresSchemaV1));
-  if (version < 2) QUANTD_RETURN_IF_ERROR(db.Exec(kPostgresSchemaV2));
-  QUANTD_RETURN_IF_ERROR(
-      db.Query("INSERT INTO quantd_schema (component, version) VALUES ($1, "
-               "$2) ON CONFLICT (component) DO UPDATE SET version = $2",
-               "jobs", int64_t{kPostgresSchemaVersion})
-          .status());
+  QUANTD_RETURN_IF_ERROR(MigrateComponent(
+      db, "jobs", {kPostgresSchemaV1, kPostgresSchemaV2}, "the job database"));
   if (key.empty()) {
     QUANTD_ASSIGN_OR_RETURN(std::string fresh, RandomBytes(32));
     QUANTD_RETURN_IF_ERROR(

@@ -9,8 +9,6 @@
 
 namespace quantd {
 
-inline constexpr int kPostgresSchemaVersion = 2;
-
 // Advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed, and only
 // taken inside transactions.
 inline constexpr int64_t kSchemaLockKey = 0x71756e7464000001;  // "quntd" 1

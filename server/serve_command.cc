@@ -23,6 +23,7 @@
 #include "server/job_store_rules.h"
 #include "server/metrics.h"
 #include "server/postgres_db.h"
+#include "server/remote_blobs.h"
 #include "server/resource_names.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
@@ -119,14 +120,55 @@ struct Stores {
   std::unique_ptr<JobStore> jobs;
 };
 
+// --blob-store: null for blobs in --data-dir, else the bucket. Fails at
+// start when the bucket cannot be read with these credentials, rather than
+// at the first upload.
+absl::StatusOr<std::unique_ptr<RemoteBlobs>> OpenRemoteBlobs(
+    const ServeFlags& flags) {
+  if (flags.blob_store.empty()) return nullptr;
+  QUANTD_ASSIGN_OR_RETURN(S3Config config, S3ConfigFromUrl(flags.blob_store));
+  config.endpoint = flags.s3_endpoint;
+  config.region = flags.s3_region;
+  QUANTD_RETURN_IF_ERROR(FillS3ConfigFromEnv(config));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> s3,
+                          S3Client::Create(config));
+  auto remote = std::make_unique<RemoteBlobs>(std::move(s3));
+  if (absl::Status s = remote->CheckAccess(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("--blob-store ", s.message()));
+  }
+  return remote;
+}
+
+// --tenant-s3-credentials: whose keys s3:// URIs in job specs use. The
+// endpoint and region default to the server's.
+absl::StatusOr<TenantS3> LoadTenantS3(const ServeFlags& flags) {
+  S3Config defaults;
+  defaults.endpoint = flags.s3_endpoint;
+  defaults.region = flags.s3_region;
+  if (flags.tenant_s3_server_credentials) {
+    QUANTD_RETURN_IF_ERROR(FillS3ConfigFromEnv(defaults));
+  }
+  if (flags.tenant_s3_credentials.empty()) {
+    return TenantS3::FromText("", defaults, flags.tenant_s3_server_credentials);
+  }
+  return TenantS3::FromFile(flags.tenant_s3_credentials, defaults,
+                            flags.tenant_s3_server_credentials);
+}
+
 // `job_store`: --job-store; empty means DIR/jobs.db. A PostgreSQL store
-// keeps its page token key in the database, shared by every replica.
-absl::StatusOr<Stores> OpenStores(const std::string& dir,
-                                  const std::string& job_store) {
+// keeps its page token key in the database, shared by every replica, and
+// the blob index beside the jobs, so an upload counts on every replica.
+absl::StatusOr<Stores> OpenStores(const ServeFlags& flags) {
+  const std::string& dir = flags.data_dir;
+  const std::string& job_store = flags.job_store;
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<RemoteBlobs> remote,
+                          OpenRemoteBlobs(flags));
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> blobs,
-                          BlobStore::Open(dir));
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<BlobIndex> index,
-                          BlobIndex::Open(dir + "/blobs.db"));
+                          BlobStore::Open(dir, std::move(remote)));
+  QUANTD_ASSIGN_OR_RETURN(
+      std::unique_ptr<BlobIndex> index,
+      BlobIndex::Open(IsPostgresUrl(job_store) ? job_store
+                                               : dir + "/blobs.db"));
   std::unique_ptr<JobStore> jobs;
   if (IsPostgresUrl(job_store)) {
     QUANTD_ASSIGN_OR_RETURN(jobs, JobStore::Open(job_store, ""));
@@ -158,8 +200,10 @@ void RecordFinishedJob(ServiceMetrics* m, const JobRecord& job,
 }
 
 SchedulerOptions MakeSchedulerOptions(const ServeFlags& flags, EventHub* hub,
-                                      ServiceMetrics* m) {
+                                      ServiceMetrics* m,
+                                      const TenantS3* tenant_s3) {
   SchedulerOptions options;
+  options.runner.tenant_s3 = tenant_s3;
   options.workers = static_cast<int>(flags.workers);
   options.threads_per_job = static_cast<int>(flags.threads_per_job);
   options.max_attempts = static_cast<int>(flags.max_attempts);
@@ -248,6 +292,7 @@ void RunJanitor(Janitor* janitor, ServiceMetrics* m) {
   m->JanitorRemoved("temp_file", pass.temp_files.files, pass.temp_files.bytes);
   m->JanitorRemoved("checkpoint", pass.checkpoints.files,
                     pass.checkpoints.bytes);
+  m->JanitorRemoved("cached_blob", pass.evicted.files, pass.evicted.bytes);
 }
 
 // The storage gauges: a few SQLite sums and a walk of the checkpoint folder.
@@ -324,8 +369,8 @@ absl::Status Serve(const ServeFlags& flags) {
   QUANTD_ASSIGN_OR_RETURN(Authenticator auth, LoadTenants(flags));
   QUANTD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           LoadCredentials(flags));
-  QUANTD_ASSIGN_OR_RETURN(Stores stores,
-                          OpenStores(flags.data_dir, flags.job_store));
+  QUANTD_ASSIGN_OR_RETURN(Stores stores, OpenStores(flags));
+  QUANTD_ASSIGN_OR_RETURN(const TenantS3 tenant_s3, LoadTenantS3(flags));
   MetricsOptions metrics_options;
   metrics_options.listen_address = flags.metrics_address;
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<ServiceMetrics> metrics,
@@ -347,9 +392,9 @@ absl::Status Serve(const ServeFlags& flags) {
                             .ok();
   absl::Cleanup stop_watching = [&] { stores.jobs->StopWatchingEvents(); };
   Scheduler scheduler(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
-                      MakeSchedulerOptions(flags, &hub, m));
+                      MakeSchedulerOptions(flags, &hub, m, &tenant_s3));
   ServiceCore core(stores.jobs.get(), stores.blobs.get(), stores.index.get(),
-                   &scheduler, MakeServiceLimits(flags));
+                   &scheduler, MakeServiceLimits(flags), &tenant_s3);
   GrpcServiceOptions grpc_options = MakeGrpcOptions(m);
   grpc_options.upload_idle_timeout = absl::Seconds(flags.upload_idle_seconds);
   GrpcService service(&core, &auth, &hub, grpc_options);
@@ -357,6 +402,7 @@ absl::Status Serve(const ServeFlags& flags) {
   janitor_options.upload_retention =
       absl::Seconds(flags.upload_retention_seconds);
   janitor_options.checkpoint_dir = flags.data_dir + "/checkpoints";
+  janitor_options.blob_cache_bytes = flags.blob_cache_bytes;
   Janitor janitor(stores.blobs.get(), stores.jobs.get(), janitor_options);
   int bound_port = 0;
   QUANTD_ASSIGN_OR_RETURN(
@@ -368,6 +414,11 @@ absl::Status Serve(const ServeFlags& flags) {
                     ? RedactPostgresUrl(flags.job_store)
                     : (flags.job_store.empty() ? flags.data_dir + "/jobs.db"
                                                : flags.job_store));
+  LOG(INFO) << "blobs: "
+            << (flags.blob_store.empty()
+                    ? flags.data_dir
+                    : absl::StrCat(flags.blob_store, " (cached in ",
+                                   flags.data_dir, ")"));
   // The whole server ("") and the service by name, as probes ask either;
   // SetServingStatus(false) when draining covers both.
   server->GetHealthCheckService()->SetServingStatus(true);

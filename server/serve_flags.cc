@@ -26,8 +26,13 @@ re-queued for the next start. An upload stream silent for
 unfinished uploads idle for --upload-retention-seconds, orphan temporary
 files and the checkpoints of finished or deleted jobs. Running jobs are
 leased to this replica (--lease-seconds); with a PostgreSQL --job-store,
-replicas re-queue each other's expired leases. Blobs are still local to
---data-dir, so replicas cannot share uploads yet.
+replicas re-queue each other's expired leases and share the blob index.
+With --blob-store s3://BUCKET/PREFIX, uploads and artifacts live in object
+storage (any S3-compatible service; credentials from AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN) and --data-dir is this
+replica's cache of them, so replicas share uploads and artifacts. Job
+specs may name their model and data as s3:// URIs and ask for an s3://
+output_uri; those use the tenant's own keys (--tenant-s3-credentials).
 )";
 
 constexpr char kFooter[] =
@@ -56,6 +61,29 @@ void AddAddressFlags(CLI::App& cmd, ServeFlags* f) {
                  "from PGPASSWORD or PGPASSFILE, not the URL)")
       ->type_name("URL")
       ->envname("QUANTD_JOB_STORE");
+  cmd.add_option("--blob-store", f->blob_store,
+                 "uploads and artifacts: --data-dir unless "
+                 "s3://BUCKET/PREFIX (object storage; --data-dir caches)")
+      ->type_name("URL")
+      ->envname("QUANTD_BLOB_STORE");
+  AddText(cmd, "--s3-endpoint", &f->s3_endpoint, "URL",
+          "S3 endpoint, e.g. http://minio:9000 (default AWS_ENDPOINT_URL_S3, "
+          "AWS_ENDPOINT_URL, else AWS's for the region)");
+  AddText(cmd, "--s3-region", &f->s3_region, "REGION",
+          "S3 signing region (default AWS_REGION, AWS_DEFAULT_REGION, else "
+          "us-east-1)");
+  AddIntFlag(cmd, "--blob-cache-bytes", &f->blob_cache_bytes,
+             IntAtLeast("--blob-cache-bytes", 0),
+             "with --blob-store: the janitor cuts --data-dir's cache of "
+             "blobs back to this size, least recently used first (0: no "
+             "limit)");
+  AddText(cmd, "--tenant-s3-credentials", &f->tenant_s3_credentials, "FILE",
+          "\"<tenant> <access-key-id> <secret> [<endpoint> [<region>]]\" "
+          "lines: the keys s3:// model/data URIs and output_uri use");
+  cmd.add_flag("--tenant-s3-server-credentials",
+               f->tenant_s3_server_credentials,
+               "tenants without a line there use the server's own AWS_* keys "
+               "for s3:// URIs (off: they cannot use s3:// URIs)");
   AddText(cmd, "--tokens-file", &f->tokens_file, "FILE",
           "\"<tenant> <token>\" lines: bearer tokens -> tenants");
   AddText(cmd, "--tls-cert", &f->tls_cert, "FILE",

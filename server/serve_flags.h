@@ -22,6 +22,14 @@ struct ServeFlags {
   std::string data_dir = "quantd-data";
   // "" (DATA_DIR/jobs.db), an SQLite path, or a postgres:// URL.
   std::string job_store;
+  // "" (blobs in DATA_DIR) or s3://bucket/prefix (DATA_DIR is a cache).
+  std::string blob_store;
+  std::string s3_endpoint;       // "" : AWS_ENDPOINT_URL(_S3), else AWS's
+  std::string s3_region;         // "" : AWS_REGION / AWS_DEFAULT_REGION
+  int64_t blob_cache_bytes = 0;  // with --blob-store; 0: no limit
+  // Tenants' own object-storage keys for s3:// references in job specs.
+  std::string tenant_s3_credentials;
+  bool tenant_s3_server_credentials = false;  // others use the server's
   std::string tokens_file;
   std::string tls_cert;
   std::string tls_key;

@@ -47,7 +47,9 @@ inline std::string PutOwned(BlobStore& blobs, BlobIndex& index,
 // folder, with a scheduler that is not started; all removed on destruction.
 struct TestService {
   explicit TestService(const ServiceLimits& limits = {},
-                       const SchedulerOptions& scheduler_options = {}) {
+                       SchedulerOptions scheduler_options = {},
+                       const TenantS3* tenant_s3 = nullptr) {
+    scheduler_options.runner.tenant_s3 = tenant_s3;
     char tmpl[] = "/tmp/quantd_service_XXXXXX";
     root = mkdtemp(tmpl);
     blobs = std::move(*BlobStore::Open(root));
@@ -56,7 +58,7 @@ struct TestService {
     scheduler = std::make_unique<Scheduler>(jobs.get(), blobs.get(),
                                             index.get(), scheduler_options);
     core = std::make_unique<ServiceCore>(jobs.get(), blobs.get(), index.get(),
-                                         scheduler.get(), limits);
+                                         scheduler.get(), limits, tenant_s3);
   }
   ~TestService() {
     core.reset();

@@ -1,10 +1,14 @@
 #include "server/service_core.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/pipeline/job_spec.h"
 #include "engine/pipeline/pipeline.h"
 #include "server/dataset_verdicts.h"
+#include "server/s3_job_io.h"
 #include "server/tenant_data_resolver.h"
 #include "util/logging.h"
 #include "util/status_macros.h"
@@ -116,13 +120,44 @@ absl::StatusOr<v1::Job> ServiceCore::ToProto(const JobRecord& r) {
   return job;
 }
 
+absl::Status ServiceCore::ImportS3Inputs(const std::string& tenant,
+                                         v1::JobSpec& spec) {
+  if (!spec.output_uri().empty()) {
+    QUANTD_RETURN_IF_ERROR(
+        CheckS3Output(*tenant_s3_, tenant, spec.output_uri()));
+  }
+  for (auto& [field, ref] : S3InputRefs(spec)) {
+    QUANTD_ASSIGN_OR_RETURN(const int64_t used, StoredBytes(tenant));
+    const int64_t room = std::min(limits_.max_upload_bytes,
+                                  limits_.max_tenant_storage_bytes - used -
+                                      blobs_->ReservedBytes(tenant));
+    absl::StatusOr<v1::Blob> blob = ImportS3Object(
+        *tenant_s3_, tenant, ref->uri(), KindOfField(field), room, *blobs_);
+    if (!blob.ok()) {
+      return absl::Status(blob.status().code(),
+                          absl::StrCat(field, ".uri ", blob.status().message(),
+                                       absl::IsResourceExhausted(blob.status())
+                                           ? " (the smaller of the upload "
+                                             "limit and your storage left)"
+                                           : ""));
+    }
+    blob->mutable_create_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+    if (blob->kind() == v1::BLOB_KIND_DATASET) ScanUploadedDataset(&*blob);
+    QUANTD_RETURN_IF_ERROR(RecordUpload(tenant, *blob));
+    ref->set_blob_sha256(blob->sha256());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Job> ServiceCore::CreateJob(
     const std::string& tenant, const v1::CreateJobRequest& request) {
+  v1::JobSpec spec = request.spec();
+  QUANTD_RETURN_IF_ERROR(ImportS3Inputs(tenant, spec));
   // One plan: the spec validated, defaults applied, and every DataRef
   // resolved to a blob this tenant uploaded.
   const TenantDataResolver resolver(*blobs_, *index_, tenant);
-  QUANTD_ASSIGN_OR_RETURN(
-      JobPlan plan, PlanJob(request.spec(), SpecOrigin::kService, resolver));
+  QUANTD_ASSIGN_OR_RETURN(JobPlan plan,
+                          PlanJob(spec, SpecOrigin::kService, resolver));
   // Every dataset's values, labels and zip CRCs, from the verdict kept at
   // upload (a dataset uploaded before the server scanned is scanned now).
   DatasetVerdicts verdicts(blobs_, index_);
@@ -151,9 +186,9 @@ absl::StatusOr<v1::Job> ServiceCore::CreateJob(
   r.tenant = tenant;
   r.request_id = request.request_id();
   r.priority = request.priority();
-  r.spec = request.spec().SerializeAsString();
-  r.display_name = request.spec().display_name();
-  r.labels = {request.spec().labels().begin(), request.spec().labels().end()};
+  r.spec = spec.SerializeAsString();
+  r.display_name = spec.display_name();
+  r.labels = {spec.labels().begin(), spec.labels().end()};
   // The queue limits are checked in the insert's own transaction.
   absl::StatusOr<std::pair<JobRecord, bool>> created = jobs_->Create(
       r, {limits_.max_queued_jobs, limits_.max_queued_jobs_per_tenant});

@@ -19,6 +19,7 @@
 #include "server/job_store.h"
 #include "server/resource_names.h"
 #include "server/scheduler.h"
+#include "server/tenant_s3.h"
 
 namespace quantd {
 
@@ -33,13 +34,17 @@ struct ServiceLimits {
 
 class ServiceCore {
  public:
+  // `tenant_s3`: whose credentials s3:// references use (null: nobody's,
+  // every s3:// reference is refused).
   ServiceCore(JobStore* jobs, BlobStore* blobs, BlobIndex* index,
-              Scheduler* scheduler, ServiceLimits limits)
+              Scheduler* scheduler, ServiceLimits limits,
+              const TenantS3* tenant_s3 = nullptr)
       : jobs_(jobs),
         blobs_(blobs),
         index_(index),
         scheduler_(scheduler),
-        limits_(limits) {}
+        limits_(limits),
+        tenant_s3_(tenant_s3 != nullptr ? tenant_s3 : &no_s3_) {}
 
   // After an upload committed: the tenant may now use and look up the blob.
   absl::Status RecordUpload(const std::string& tenant, const v1::Blob& blob);
@@ -85,12 +90,18 @@ class ServiceCore {
 
  private:
   absl::StatusOr<v1::Job> ToProto(const JobRecord& r);
+  // CreateJob's first step: checks output_uri and copies each s3:// input
+  // into the tenant's blobs (within its upload limit and storage quota),
+  // pointing the spec at the copies.
+  absl::Status ImportS3Inputs(const std::string& tenant, v1::JobSpec& spec);
 
   JobStore* jobs_;
   BlobStore* blobs_;
   BlobIndex* index_;
   Scheduler* scheduler_;
   ServiceLimits limits_;
+  const TenantS3 no_s3_;
+  const TenantS3* tenant_s3_;
 };
 
 }  // namespace quantd

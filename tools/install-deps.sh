@@ -20,6 +20,9 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev libcli11-dev
   # the PostgreSQL job store (libpq) and the server its tests start
   libpq-dev postgresql
+  # object storage: libcurl signs S3 requests (SigV4); the tests' S3 server
+  # (tests/s3, npm) checks signatures with botocore
+  libcurl4-openssl-dev python3-botocore
   python3-grpcio python3-protobuf
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata

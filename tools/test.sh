@@ -11,6 +11,9 @@ if ! tests/ort/install.sh; then
   echo "test.sh: tests/ort/install.sh failed; engine_qdq_ort_test will skip" >&2
   if [[ -n "${CI:-}" ]]; then exit 1; fi
 fi
+# s3rver for the object-storage tests (server_s3_client_test,
+# server_blob_store_remote_test, replicas_test); they fail without it.
+tests/s3/install.sh
 # Tests share 2 cores; one OpenMP thread per test process keeps them from
 # starving each other's parallel regions.
 export OMP_NUM_THREADS=1

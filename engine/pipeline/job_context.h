@@ -11,6 +11,7 @@
 #define QUANTD_ENGINE_PIPELINE_JOB_CONTEXT_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +37,7 @@ struct PipelineOptions {
   bool keep_qdq_graph = false;  // fill PipelineResult::qdq_graph
   // QAT: where training checkpoints go (and are resumed from); empty: none.
   std::string checkpoint_path;
+  std::function<void(const std::string& path)> on_checkpoint;  // after each
   // Export: whether the model may be written with an external data file
   // (PipelineResult::model_external_data). It is when the source model had
   // one or the model would pass max_inline_model_bytes (protobuf's 2 GiB

@@ -45,6 +45,29 @@ absl::Status CheckDataRef(const v1::DataRef& ref, absl::string_view field,
       }
       if (ref.path().empty()) return Invalid(field, ".path is empty");
       return absl::OkStatus();
+    case v1::DataRef::kUri:
+      // The service copies s3:// objects into blobs before planning, so a
+      // plan never sees one (server/s3_job_io.h).
+      return Invalid(field,
+                     origin == SpecOrigin::kService
+                         ? ".uri: this server does not read s3:// references"
+                         : ".uri (s3://) is read by quantd serve only; quantd "
+                           "run-job reads local files: give path");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckOutputUri(const v1::JobSpec& spec, SpecOrigin origin) {
+  if (spec.output_uri().empty()) return absl::OkStatus();
+  if (origin == SpecOrigin::kBatch) {
+    return absl::InvalidArgumentError(
+        "output_uri is written by quantd serve only; quantd run-job writes "
+        "its artifacts to --out");
+  }
+  if (!absl::StartsWith(spec.output_uri(), "s3://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output_uri must be an s3://BUCKET[/PREFIX] URI, got '",
+                     spec.output_uri().substr(0, 80), "'"));
   }
   return absl::OkStatus();
 }
@@ -259,6 +282,7 @@ absl::Status CheckQat(const v1::JobSpec& spec, SpecOrigin origin) {
 absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
   QUANTD_RETURN_IF_ERROR(CheckEnumFields(spec));
   QUANTD_RETURN_IF_ERROR(CheckDataRefs(spec, origin));
+  QUANTD_RETURN_IF_ERROR(CheckOutputUri(spec, origin));
   QUANTD_RETURN_IF_ERROR(CheckWeights(spec));
   QUANTD_RETURN_IF_ERROR(CheckActivations(spec));
   QUANTD_RETURN_IF_ERROR(CheckCalibration(spec));

@@ -56,6 +56,24 @@ TEST(JobSpecTest, ServiceSpecsMayNotNameLocalPaths) {
   EXPECT_THAT(Error(spec, SpecOrigin::kService), HasSubstr("64 hex digits"));
 }
 
+// s3:// inputs and outputs are the service's (it copies inputs to blobs
+// before planning); run-job says what to give instead.
+TEST(JobSpecTest, S3UrisAreForTheServiceOnly) {
+  v1::JobSpec spec = Parse(kGoodSpec);
+  spec.mutable_model()->set_uri("s3://models/m.onnx");
+  EXPECT_THAT(Error(spec), HasSubstr("give path"));
+  EXPECT_THAT(Error(spec, SpecOrigin::kService), HasSubstr("model.uri"));
+  spec = Parse(kGoodSpec);
+  spec.set_output_uri("s3://out/run");
+  EXPECT_THAT(Error(spec), HasSubstr("--out"));
+  spec.mutable_model()->set_blob_sha256(std::string(64, 'a'));
+  spec.mutable_calibration_data()->set_blob_sha256(std::string(64, 'b'));
+  spec.mutable_evaluation_data()->set_blob_sha256(std::string(64, 'c'));
+  EXPECT_TRUE(ValidateJobSpec(spec, SpecOrigin::kService).ok());
+  spec.set_output_uri("/tmp/out");
+  EXPECT_THAT(Error(spec, SpecOrigin::kService), HasSubstr("s3://BUCKET"));
+}
+
 TEST(JobSpecTest, ExplainsEachBadField) {
   v1::JobSpec base = Parse(kGoodSpec);
   {

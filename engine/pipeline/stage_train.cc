@@ -79,6 +79,7 @@ absl::Status TrainStage(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(ctx));
   QatOptions options = ctx.plan.qat;
   options.checkpoint_path = ctx.options.checkpoint_path;
+  options.on_checkpoint = ctx.options.on_checkpoint;
   options.deadline = stage_start + absl::Seconds(options.time_budget_seconds);
   if (!ctx.spec().qat().has_distillation_weight()) {
     // The documented default: distillation alone without labels, half and

@@ -311,6 +311,7 @@ absl::Status RecordStep(QatRun& run, const StepInfo& info, double loss,
     QUANTD_RETURN_IF_ERROR(WriteCheckpoint(options.checkpoint_path,
                                            *run.training, run.names, run.opt,
                                            run.best, run.best_metric));
+    if (options.on_checkpoint) options.on_checkpoint(options.checkpoint_path);
   }
   return absl::OkStatus();
 }

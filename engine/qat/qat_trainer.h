@@ -43,6 +43,9 @@ struct QatOptions {
   int64_t eval_every_steps = 25;       // held-out metric and best-weights check
   int64_t checkpoint_every_steps = 0;  // 0: no checkpoints
   std::string checkpoint_path;         // .npz, written atomically
+  // Called after each checkpoint is written (the service copies it to
+  // object storage, so another replica can resume the job).
+  std::function<void(const std::string& path)> on_checkpoint;
 };
 
 struct QatOutcome {

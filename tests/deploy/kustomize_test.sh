@@ -83,21 +83,24 @@ check(spec["model"]["path"].startswith("/data/") and spec["labels"]["model"], "j
 check(job["metadata"]["labels"].get("kueue.x-k8s.io/queue-name") == "quantd-batch", "the batch Job has no Kueue queue label")
 
 scaled = load("scaled")
-check(kinds(scaled) == ["Deployment", "Namespace", "PersistentVolumeClaim", "PodDisruptionBudget", "Service"],
+check(kinds(scaled) == ["Deployment", "Namespace", "PodDisruptionBudget", "Service"],
       f"scaled kinds {kinds(scaled)}")
 sdep = by_kind(scaled, "Deployment"); spod = sdep["spec"]["template"]["spec"]; sc = spod["containers"][0]
 check(sdep["spec"]["replicas"] >= 2 and sdep["spec"]["strategy"]["type"] == "RollingUpdate", "scaled replicas/strategy")
 env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in sc["env"]}
 check(env["QUANTD_JOB_STORE"]["name"] == "quantd-postgres" and env["PGPASSWORD"]["name"] == "quantd-postgres",
       "the job store URL and password come from the quantd-postgres Secret")
+check(all(env[k]["name"] == "quantd-s3" for k in
+          ("QUANTD_BLOB_STORE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),
+      "the blob store and its S3 endpoint and keys come from the quantd-s3 Secret")
+check(not any(a.startswith(("--blob-store", "--s3")) for a in sc["args"]), "no S3 settings in the arguments")
 check(not any(a.startswith("--job-store") for a in sc["args"]), "no job store URL in the arguments")
 check(sc["readinessProbe"]["grpc"].get("service") == "quantd.v1.QuantizationService", "readiness on the service's health")
 check("service" not in sc["livenessProbe"]["grpc"], "liveness on the server's health")
-spvc = by_kind(scaled, "PersistentVolumeClaim")
-check(spvc["spec"]["accessModes"] == ["ReadWriteMany"], "shared data volume")
 svols = {v["name"]: v for v in spod["volumes"]}
 smounts = {m["mountPath"]: m["name"] for m in sc["volumeMounts"]}
-check(svols[smounts["/var/lib/quantd"]]["persistentVolumeClaim"]["claimName"] == spvc["metadata"]["name"], "scaled data PVC")
+check("emptyDir" in svols[smounts["/var/lib/quantd"]], "each pod caches blobs on an emptyDir")
+check(any(a.startswith("--blob-cache-bytes=") for a in sc["args"]), "the cache is bounded")
 pdb = by_kind(scaled, "PodDisruptionBudget")
 check(pdb["spec"]["selector"]["matchLabels"].items() <= sdep["spec"]["template"]["metadata"]["labels"].items(), "PDB selects the pods")
 check(by_kind(scaled, "Service")["spec"] == by_kind(svc, "Service")["spec"], "the Service is unchanged for clients")

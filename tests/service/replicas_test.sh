@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Three `quantd serve` replicas on one real PostgreSQL job store and one
-# shared data folder (the blob store, as a ReadWriteMany volume would share
-# it): jobs submitted round-robin through all three; the replica running a
+# real S3-protocol object store (s3rver behind a SigV4-checking proxy), each
+# replica with its own data folder as its cache: jobs submitted round-robin
+# through all three (each uploads its model through the replica it talks
+# to, and another replica may run it); the replica running a
 # slow job is kill -9'd mid-job; watches opened on the other replicas follow
 # that job to SUCCEEDED after its lease runs out and a live replica runs it
 # again (attempt 2). Every job SUCCEEDED, none ran twice at once (each
 # job's state changes alternate RUNNING with QUEUED/terminal), and every
-# artifact downloads with its sha256 verified. Leases are 10 s (renewed every
+# artifact downloads with its sha256 verified, from a replica that did not
+# write it, and the bucket holds every upload and artifact. Leases are 10 s (renewed every
 # 3.3 s), so a heartbeat delayed by a busy machine does not expire a live
 # replica's lease.
 #
@@ -16,10 +19,12 @@ source "$(dirname "$0")/serve_lib.sh"
 quantd=$1 quantctl=$2 root=$3 jobs=${4:-29}
 work=$(mktemp -d)
 source "$(dirname "$0")/pg_lib.sh"
+source "$(dirname "$0")/s3_lib.sh"
 pids=(); addresses=(); replica_ids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   pg_stop
+  s3_stop
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -32,10 +37,11 @@ fail() {
 export OMP_NUM_THREADS=1
 
 pg_start "$work" || fail "PostgreSQL did not start"
-mkdir -p "$work/data"
+s3_start "$work" || fail "S3 did not start (tests/s3/install.sh; python3-botocore)"
 for i in 0 1 2; do
   mkdir -p "$work/r$i"
-  quantd_start "$quantd" "$work/r$i" --data-dir "$work/data" --job-store "$pg_url" \
+  quantd_start "$quantd" "$work/r$i" --data-dir "$work/r$i/data" --job-store "$pg_url" \
+    --blob-store s3://quantd/replicas --s3-endpoint "$s3_endpoint" \
     --threads-per-job 1 --lease-seconds 10 || fail "replica $i did not start"
   pids+=("$server"); addresses+=("$address")
   for _ in $(seq 50); do
@@ -53,7 +59,8 @@ cd "$root"
 cat >"$work/slow.json" <<'JSON'
 {"method": "METHOD_QAT", "weights": {"type": "QUANT_DATA_TYPE_INT4"},
  "sensitivity": {"disabled": true},
- "qat": {"maxSteps": 200, "batchSize": 16, "learningRate": 0.0001}}
+ "qat": {"maxSteps": 200, "batchSize": 16, "learningRate": 0.0001,
+         "checkpointEverySteps": 10}}
 JSON
 slow=$(ctl 0 quantize testdata/tiny_gpt/model.onnx --calib testdata/tiny_gpt/calib.npz \
   --eval testdata/tiny_gpt/eval.npz --spec "$work/slow.json" --detach) || fail "slow job"
@@ -64,8 +71,9 @@ for n in $(seq "$jobs"); do
   all+=("$j")
 done
 
-# Watch the slow job from every replica; kill the replica that runs it as
-# soon as it is known (the job has run for well under a second then).
+# Watch the slow job from every replica; kill the replica that runs it
+# once its first checkpoint is in the bucket (the replica that takes the job
+# over has its own data folder, so it can only resume from there).
 watch_pids=()
 for i in 0 1 2; do
   ctl $i --json jobs watch "$slow" >"$work/watch$i.jsonl" 2>"$work/watch$i.err" &
@@ -80,6 +88,9 @@ done
 victim=-1
 for i in 0 1 2; do [[ "${replica_ids[$i]}" == "$owner" ]] && victim=$i; done
 [[ $victim -ge 0 ]] || fail "no replica is $owner"
+checkpoint="$s3_dir/data/quantd/replicas/checkpoints/${slow#jobs/}.npz._S3rver_object"
+for _ in $(seq 1200); do [[ -e "$checkpoint" ]] && break; sleep 0.1; done
+[[ -e "$checkpoint" ]] || fail "no checkpoint of $slow reached the bucket"
 kill -9 "${pids[$victim]}"
 kill "${watch_pids[$victim]}" 2>/dev/null || true  # its server is gone
 echo "killed replica $victim ($owner) running $slow"
@@ -119,6 +130,22 @@ PY
     fail "downloading $j's model (sha256 verified) failed"
   rm -f "$work/model.onnx"
 done
+# Every job's artifacts are in the bucket, whichever replica wrote them.
+missing=0
+for d in $(pg_sql "SELECT convert_from(model_sha256, 'UTF8') || ' ' || convert_from(report_sha256, 'UTF8') FROM jobs"); do
+  [[ -f "$s3_dir/data/quantd/replicas/blobs/sha256/${d:0:2}/$d._S3rver_object" ]] || missing=$((missing + 1))
+done
+[[ $missing == 0 ]] || fail "$missing artifacts are not in the bucket"
+echo "bucket: $(s3_objects quantd/replicas/blobs/sha256) blobs; replica caches: $(find "$work"/r*/data/blobs/sha256 -type f | wc -l) files in all"
+ctl $live --json jobs get "$slow" >"$work/slow.json"
+/usr/bin/python3 - "$work/slow.json" <<'PY' || fail "$slow did not resume from the bucket's checkpoint"
+import json, sys
+warnings = json.load(open(sys.argv[1])).get("report", {}).get("warnings", [])
+resumed = [w for w in warnings if "resumed from the checkpoint at step" in w]
+print("slow job:", resumed)
+sys.exit(0 if resumed else 1)
+PY
+[[ ! -e "$checkpoint" ]] || fail "the checkpoint outlived the job in the bucket"
 attempts=$(pg_sql "SELECT attempts FROM jobs WHERE id = convert_to('${slow#jobs/}', 'UTF8')")
 [[ "$attempts" == 2 ]] || fail "the killed replica's job has $attempts attempts, expected 2"
-echo "PASS: $((jobs + 1)) jobs SUCCEEDED on 3 replicas, none twice at once; $slow finished after its replica was killed (attempts 2), seen through replica $watcher"
+echo "PASS: $((jobs + 1)) jobs SUCCEEDED on 3 replicas, none twice at once; $slow finished after its replica was killed (attempts 2, resumed from the bucket's checkpoint), seen through replica $watcher"
