@@ -19,12 +19,22 @@ v1::DataRef* MutableRef(v1::JobSpec& spec, const std::string& field) {
   return nullptr;
 }
 
-absl::StatusOr<std::unique_ptr<S3Client>> ClientFor(const TenantS3& tenants,
-                                                    const std::string& tenant,
-                                                    const S3Location& loc) {
-  QUANTD_ASSIGN_OR_RETURN(S3Config config,
-                          tenants.ConfigFor(tenant, loc.bucket));
-  return S3Client::Create(std::move(config));
+// A client for `tenant`'s requests to these keys of the bucket.
+absl::StatusOr<std::unique_ptr<S3Client>> ClientFor(
+    const TenantS3& tenants, const std::string& tenant,
+    const std::string& bucket, const std::vector<std::string>& keys) {
+  absl::StatusOr<S3Config> config = absl::InternalError("no keys");
+  for (const std::string& key : keys) {
+    config = tenants.ConfigFor(tenant, bucket, key);
+    if (!config.ok()) return config.status();
+  }
+  return S3Client::Create(*std::move(config));
+}
+
+// The keys a job's outputs get under `prefix` ("" is the bucket's top).
+std::vector<std::string> OutputKeys(const std::string& prefix) {
+  const std::string base = prefix.empty() ? "" : prefix + "/";
+  return {base + "model.onnx", base + "report.json"};
 }
 
 // "s3://...: <what went wrong>", keeping the code.
@@ -56,10 +66,11 @@ absl::StatusOr<v1::Blob> ImportS3Object(const TenantS3& tenants,
                                         v1::BlobKind kind, int64_t max_bytes,
                                         BlobStore& blobs) {
   QUANTD_ASSIGN_OR_RETURN(const S3Location loc, ParseS3ObjectUri(uri));
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> s3,
-                          ClientFor(tenants, tenant, loc));
+  absl::StatusOr<std::unique_ptr<S3Client>> s3 =
+      ClientFor(tenants, tenant, loc.bucket, {loc.key});
+  if (!s3.ok()) return About(uri, s3.status());
   absl::StatusOr<DownloadedFile> file =
-      DownloadToTemp(*s3, loc.key, blobs.temp_dir(), max_bytes);
+      DownloadToTemp(**s3, loc.key, blobs.temp_dir(), max_bytes);
   if (!file.ok()) return About(uri, file.status());
   QUANTD_ASSIGN_OR_RETURN(const std::string digest,
                           blobs.Adopt(file->path, file->sha256));
@@ -75,7 +86,9 @@ absl::Status CheckS3Output(const TenantS3& tenants, const std::string& tenant,
                            const std::string& uri) {
   absl::StatusOr<S3Location> loc = ParseS3PrefixUri(uri);
   if (!loc.ok()) return About("output_uri", loc.status());
-  return tenants.ConfigFor(tenant, loc->bucket).status();
+  const absl::Status s =
+      ClientFor(tenants, tenant, loc->bucket, OutputKeys(loc->key)).status();
+  return s.ok() ? s : About("output_uri " + uri, s);
 }
 
 absl::Status WriteS3Outputs(const TenantS3& tenants, const std::string& tenant,
@@ -83,18 +96,16 @@ absl::Status WriteS3Outputs(const TenantS3& tenants, const std::string& tenant,
                             const std::string& model_sha256,
                             const std::string& report_sha256) {
   QUANTD_ASSIGN_OR_RETURN(const S3Location loc, ParseS3PrefixUri(uri));
+  const std::vector<std::string> keys = OutputKeys(loc.key);
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> s3,
-                          ClientFor(tenants, tenant, loc));
-  const std::string base = loc.key.empty() ? "" : loc.key + "/";
-  for (const auto& [name, digest] :
-       {std::pair<std::string, std::string>{"model.onnx", model_sha256},
-        {"report.json", report_sha256}}) {
-    QUANTD_ASSIGN_OR_RETURN(const std::string path, blobs.PathOf(digest));
+                          ClientFor(tenants, tenant, loc.bucket, keys));
+  const std::string digests[] = {model_sha256, report_sha256};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    QUANTD_ASSIGN_OR_RETURN(const std::string path, blobs.PathOf(digests[i]));
     const absl::Status s =
-        s3->PutFile(base + name, path, digest, FileSizeOrMinus1(path));
-    if (!s.ok()) {
-      return About(absl::StrCat("s3://", loc.bucket, "/", base, name), s);
-    }
+        s3->PutFile(keys[i], path, digests[i], FileSizeOrMinus1(path));
+    if (!s.ok())
+      return About(absl::StrCat("s3://", loc.bucket, "/", keys[i]), s);
   }
   return absl::OkStatus();
 }

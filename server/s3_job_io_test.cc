@@ -138,6 +138,31 @@ TEST_F(S3JobIoTest, OnlyTheTenantsOwnKeysAreUsed) {
       absl::IsFailedPrecondition(service_->core->CreateJob("c", r).status()));
 }
 
+// Whatever a tenant's key can reach, the service's own blob storage is off
+// limits: reading there would bypass blob ownership, writing would damage
+// other tenants' blobs.
+TEST_F(S3JobIoTest, TheServicesOwnStorageIsOffLimits) {
+  tenants_.ReserveForService("team-a", "models/");
+  Start({});
+  absl::Status s =
+      service_->core->CreateJob("a", Request("s3://team-a/models/mlp.onnx"))
+          .status();
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("this service's own storage"));
+  v1::CreateJobRequest r =
+      Request("s3://team-a/models/mlp.onnx", "s3://team-a/models");
+  r.mutable_spec()->mutable_model()->set_blob_sha256(std::string(64, 'a'));
+  r.mutable_spec()->mutable_evaluation_data()->set_blob_sha256(
+      std::string(64, 'b'));
+  s = service_->core->CreateJob("a", r).status();
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("output_uri"));
+  tenants_.ReserveForService("team-a", "");  // the whole bucket
+  s = service_->core->CreateJob("a", Request("s3://team-a/data/eval.npz"))
+          .status();
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+}
+
 TEST_F(S3JobIoTest, HostileUrisAreRefusedBeforeAnyRequest) {
   for (const char* uri :
        {"s3://team-a/../team-b/x", "s3://team-a/a%2F..%2Fb", "s3://team-a/",
@@ -186,12 +211,12 @@ TEST(TenantS3Test, ParsesLinesAndRefusesBadOnes) {
       "a K S\nb K2 S2 https://s3.eu-west-1.amazonaws.com eu-west-1\n", defaults,
       false);
   ASSERT_TRUE(t.ok()) << t.status();
-  absl::StatusOr<S3Config> a = t->ConfigFor("a", "bucket");
+  absl::StatusOr<S3Config> a = t->ConfigFor("a", "bucket", "k");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->endpoint, "http://minio:9000");
   EXPECT_EQ(a->access_key_id, "K");
   EXPECT_EQ(a->bucket, "bucket");
-  EXPECT_EQ(t->ConfigFor("b", "x")->region, "eu-west-1");
+  EXPECT_EQ(t->ConfigFor("b", "x", "k")->region, "eu-west-1");
   for (const char* bad : {"a K", "a K S http://x r extra", "a/b K S",
                           "a K S ftp://x", "a K S\na K2 S2"}) {
     EXPECT_FALSE(TenantS3::FromText(bad, defaults, false).ok()) << bad;
@@ -199,7 +224,7 @@ TEST(TenantS3Test, ParsesLinesAndRefusesBadOnes) {
   defaults.access_key_id = "SERVER";
   defaults.secret_access_key = "SERVERSECRET";
   t = TenantS3::FromText("", defaults, /*server_fallback=*/true);
-  EXPECT_EQ(t->ConfigFor("anyone", "b")->access_key_id, "SERVER");
+  EXPECT_EQ(t->ConfigFor("anyone", "b", "k")->access_key_id, "SERVER");
 }
 
 }  // namespace

@@ -148,11 +148,18 @@ absl::StatusOr<TenantS3> LoadTenantS3(const ServeFlags& flags) {
   if (flags.tenant_s3_server_credentials) {
     QUANTD_RETURN_IF_ERROR(FillS3ConfigFromEnv(defaults));
   }
-  if (flags.tenant_s3_credentials.empty()) {
-    return TenantS3::FromText("", defaults, flags.tenant_s3_server_credentials);
+  QUANTD_ASSIGN_OR_RETURN(
+      TenantS3 tenants,
+      flags.tenant_s3_credentials.empty()
+          ? TenantS3::FromText("", defaults, flags.tenant_s3_server_credentials)
+          : TenantS3::FromFile(flags.tenant_s3_credentials, defaults,
+                               flags.tenant_s3_server_credentials));
+  if (!flags.blob_store.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(const S3Config own,
+                            S3ConfigFromUrl(flags.blob_store));
+    tenants.ReserveForService(own.bucket, own.prefix);
   }
-  return TenantS3::FromFile(flags.tenant_s3_credentials, defaults,
-                            flags.tenant_s3_server_credentials);
+  return tenants;
 }
 
 // `job_store`: --job-store; empty means DIR/jobs.db. A PostgreSQL store

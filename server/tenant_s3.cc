@@ -95,8 +95,20 @@ absl::StatusOr<TenantS3> TenantS3::FromFile(const std::string& path,
   return t;
 }
 
+void TenantS3::ReserveForService(const std::string& bucket,
+                                 const std::string& prefix) {
+  reserved_ = S3Location{bucket, prefix};
+}
+
 absl::StatusOr<S3Config> TenantS3::ConfigFor(const std::string& tenant,
-                                             const std::string& bucket) const {
+                                             const std::string& bucket,
+                                             const std::string& key) const {
+  if (reserved_.has_value() && bucket == reserved_->bucket &&
+      absl::StartsWith(key, reserved_->key)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "s3://", bucket, "/", reserved_->key,
+        " is this service's own storage; jobs may not read or write there"));
+  }
   auto it = by_tenant_.find(tenant);
   if (it == by_tenant_.end() && !fallback_.has_value()) {
     return absl::FailedPreconditionError(absl::StrCat(

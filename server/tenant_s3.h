@@ -53,14 +53,23 @@ class TenantS3 {
                                            const S3Config& defaults,
                                            bool server_fallback);
 
-  // The config for `tenant`'s requests to `bucket`; FailedPrecondition
-  // saying whom to ask when the tenant has no credentials.
+  // Keys under s3://bucket/prefix (quantd's own --blob-store) are never a
+  // tenant's to read or write, whatever its credentials could reach: a
+  // tenant reading there would bypass blob ownership, one writing there
+  // would damage other tenants' blobs.
+  void ReserveForService(const std::string& bucket, const std::string& prefix);
+
+  // The config for `tenant`'s requests to `key` in `bucket`;
+  // FailedPrecondition saying whom to ask when the tenant has no
+  // credentials, PermissionDenied for the service's own storage.
   absl::StatusOr<S3Config> ConfigFor(const std::string& tenant,
-                                     const std::string& bucket) const;
+                                     const std::string& bucket,
+                                     const std::string& key) const;
 
  private:
   std::map<std::string, S3Config> by_tenant_;
   std::optional<S3Config> fallback_;
+  std::optional<S3Location> reserved_;
 };
 
 }  // namespace quantd
