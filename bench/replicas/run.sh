@@ -49,6 +49,7 @@ for n in 1 2 3; do
   PYTHONPATH="$root/build/python:$root/python" /usr/bin/python3 \
     bench/replicas/measure.py "$root/testdata" "$jobs" "${addresses[@]}"
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Only the replicas: a bare `wait` would also wait for the S3 server.
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
 done
