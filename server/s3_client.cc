@@ -152,9 +152,13 @@ size_t ReadHeader(char* data, size_t size, size_t n, void* user) {
 // What an S3 answer outside 2xx means for the caller.
 absl::Status HttpStatus(const S3Client::Response& r, const std::string& what) {
   const S3Error e = ParseS3Error(r.body);
-  const std::string detail = e.code.empty()
-                                 ? absl::StrCat("HTTP ", r.http)
-                                 : absl::StrCat(e.code, ": ", e.message);
+  // HEAD answers carry no body: say what a bare 404 means.
+  std::string detail = absl::StrCat("HTTP ", r.http);
+  if (!e.code.empty()) {
+    detail = absl::StrCat(e.code, ": ", e.message);
+  } else if (r.http == 404) {
+    detail = "HTTP 404: no such object, or no such bucket";
+  }
   const std::string msg =
       absl::StrCat("object storage refused ", what, " (", detail, ")");
   if (r.http == 404) return absl::NotFoundError(msg);

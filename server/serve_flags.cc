@@ -83,7 +83,9 @@ void AddAddressFlags(CLI::App& cmd, ServeFlags* f) {
   cmd.add_flag("--tenant-s3-server-credentials",
                f->tenant_s3_server_credentials,
                "tenants without a line there use the server's own AWS_* keys "
-               "for s3:// URIs (off: they cannot use s3:// URIs)");
+               "for s3:// URIs, so they may read and write whatever that key "
+               "reaches outside --blob-store's prefix (off: they cannot use "
+               "s3:// URIs)");
   AddText(cmd, "--tokens-file", &f->tokens_file, "FILE",
           "\"<tenant> <token>\" lines: bearer tokens -> tenants");
   AddText(cmd, "--tls-cert", &f->tls_cert, "FILE",
