@@ -41,9 +41,12 @@ class S3TestServer {
     if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
     s->dir_ = tmpl;
     std::vector<std::string> args = {
-        "python3",     std::string(QUANTD_SOURCE_DIR) + "/tests/s3/serve.py",
-        "--dir",       s->dir_ + "/data",
-        "--port-file", s->dir_ + "/port"};
+        "/usr/bin/python3",
+        std::string(QUANTD_SOURCE_DIR) + "/tests/s3/serve.py",
+        "--dir",
+        s->dir_ + "/data",
+        "--port-file",
+        s->dir_ + "/port"};
     for (const std::string& k : keys) args.insert(args.end(), {"--key", k});
     for (const std::string& b : buckets) {
       args.insert(args.end(), {"--bucket", b});

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """A real S3-protocol server for tests: s3rver behind a SigV4-checking proxy.
 
 s3rver (npm) implements S3's object and multipart API on a folder, but it

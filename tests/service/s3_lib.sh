@@ -10,7 +10,7 @@
 s3_start() {
   s3_dir=$1/s3
   mkdir -p "$s3_dir"
-  python3 "$root/tests/s3/serve.py" --dir "$s3_dir/data" --port-file "$s3_dir/port" \
+  /usr/bin/python3 "$root/tests/s3/serve.py" --dir "$s3_dir/data" --port-file "$s3_dir/port" \
     --key QUANTDKEY:QUANTDSECRET --bucket quantd >"$s3_dir.log" 2>&1 &
   s3_pid=$!
   for _ in $(seq 600); do

@@ -30,7 +30,7 @@ export OMP_NUM_THREADS=1
   fail "ONNX Runtime is not installed: run tests/ort/install.sh"
 s3_dir=$work/s3
 mkdir -p "$s3_dir"
-python3 "$root/tests/s3/serve.py" --dir "$s3_dir/data" --port-file "$s3_dir/port" \
+/usr/bin/python3 "$root/tests/s3/serve.py" --dir "$s3_dir/data" --port-file "$s3_dir/port" \
   --key AKA:SKA:team-a --key AKB:SKB:team-b --bucket team-a --bucket team-b \
   >"$s3_dir.log" 2>&1 &
 s3_pid=$!
