@@ -265,6 +265,9 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
   quantize->add_flag("--awq", f->awq, "AWQ activation-aware scales");
   quantize->add_flag("--bias-correction", f->bias_correction,
                      "correct the bias shift quantization causes");
+  quantize->add_flag("--cle", f->cross_layer_equalization,
+                     "cross-layer equalization of consecutive convolutions "
+                     "(CNNs with depthwise convs)");
   AddOptional(quantize, "--task", &f->task,
               "what the model's first output means: classification, "
               "language-model, fidelity (SQNR only) or segmentation (mask "

@@ -126,6 +126,9 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
   if (flags.gptq) alg()->mutable_gptq()->set_enabled(true);
   if (flags.awq) alg()->mutable_awq()->set_enabled(true);
   if (flags.bias_correction) alg()->set_bias_correction(true);
+  if (flags.cross_layer_equalization) {
+    alg()->set_cross_layer_equalization(true);
+  }
   return absl::OkStatus();
 }
 

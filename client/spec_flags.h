@@ -24,6 +24,7 @@ struct QuantizeFlags {
   bool gptq = false;
   bool awq = false;
   bool bias_correction = false;
+  bool cross_layer_equalization = false;
   std::optional<double> max_accuracy_drop;        // points
   std::optional<double> max_perplexity_increase;  // percent
   // classification | language-model | fidelity | segmentation

@@ -28,6 +28,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   f.gptq = true;
   f.awq = true;
   f.bias_correction = true;
+  f.cross_layer_equalization = true;
   f.max_accuracy_drop = 1.5;
   f.max_perplexity_increase = 3;
   f.labels = {"model=resnet", "team=vision=x"};
@@ -44,6 +45,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   EXPECT_DOUBLE_EQ(spec.algorithms().smooth_quant().alpha(), 0.75);
   EXPECT_TRUE(spec.algorithms().gptq().enabled());
   EXPECT_TRUE(spec.algorithms().awq().enabled());
+  EXPECT_TRUE(spec.algorithms().cross_layer_equalization());
   EXPECT_TRUE(spec.algorithms().bias_correction());
   EXPECT_DOUBLE_EQ(spec.accuracy_target().max_accuracy_drop_points(), 1.5);
   EXPECT_DOUBLE_EQ(spec.accuracy_target().max_perplexity_increase_percent(), 3);

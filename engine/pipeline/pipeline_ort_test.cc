@@ -118,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(Examples, PipelineOrtTest,
                                            "fmnist_cnn_int4_fallback.json",
                                            "tiny_gpt_w8a8_smoothquant.json",
                                            "tiny_gpt_int4_gptq.json",
-                                           "tiny_gpt_int4_awq_target.json"),
+                                           "tiny_gpt_int4_awq_target.json",
+                                           "fmnist_cnn_cle_w4a8.json"),
                          [](const auto& info) {
                            return info.param.substr(0, info.param.find('.'));
                          });

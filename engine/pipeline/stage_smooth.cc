@@ -1,6 +1,10 @@
-// smooth: SmoothQuant or AWQ input-channel scales from the float model's
+// smooth: cross-layer equalization of convolutions (data-free), then
+// SmoothQuant or AWQ input-channel scales from the float model's
 // activations, folded into the graph that gets quantized (its function
 // unchanged; the float graph stays the reference).
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "engine/passes/cross_layer_equalization.h"
 #include "engine/pipeline/stages.h"
 #include "engine/quantization/channel_scaling_pass.h"
 #include "util/status_macros.h"
@@ -11,10 +15,41 @@ namespace {
 // Rows of each layer input AWQ keeps to score candidate scales.
 constexpr int64_t kAwqSampleRows = 1024;
 
+// Notes name the pair ("equalized 'a' -> 'b': ..."): both layers get the
+// note; a skipped pair goes to the report's warnings.
+absl::Status EqualizeConvolutions(JobContext& ctx) {
+  QUANTD_ASSIGN_OR_RETURN(EqualizationOutcome eq,
+                          EqualizeCrossLayerRanges(ctx.graph));
+  for (const std::string& note : eq.notes) {
+    if (!absl::StartsWith(note, "equalized '")) {
+      ctx.report().add_warnings(
+          absl::StrCat("cross_layer_equalization: ", note));
+      continue;
+    }
+    const size_t a_end = note.find('\'', 11);
+    const size_t b_begin = note.find('\'', a_end + 1) + 1;
+    const size_t b_end = note.find('\'', b_begin);
+    const std::string entry = absl::StrCat("cle: ", note);
+    ctx.facts.algorithms[note.substr(11, a_end - 11)].push_back(entry);
+    ctx.facts.algorithms[note.substr(b_begin, b_end - b_begin)].push_back(
+        entry);
+  }
+  if (eq.pairs == 0) {
+    ctx.report().add_warnings(
+        "cross_layer_equalization: no pair of convolutions with only Relu or "
+        "pooling between them; nothing was rescaled");
+  }
+  QUANTD_ASSIGN_OR_RETURN(ctx.slots, FindLayers(ctx, ctx.graph));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SmoothStage(JobContext& ctx) {
   const v1::Algorithms& alg = ctx.spec().algorithms();
+  if (alg.cross_layer_equalization()) {
+    QUANTD_RETURN_IF_ERROR(EqualizeConvolutions(ctx));
+  }
   if (!alg.smooth_quant().enabled() && !alg.awq().enabled()) {
     return absl::OkStatus();
   }
