@@ -151,10 +151,12 @@ std::string Spread(const std::vector<float>& r) {
 }
 
 // Gives every node of a pair its own copy of its weight and bias, so that
-// rewriting them in place touches no other reader.
+// rewriting them in place touches no other reader (nor a graph sharing the
+// tensors' storage); originals nothing reads any more are dropped.
 void OwnWeights(Graph& graph, const std::vector<Pair>& pairs) {
   std::set<size_t> nodes;
   for (const Pair& p : pairs) nodes.insert({p.first, p.second});
+  std::set<std::string> replaced;
   for (size_t i : nodes) {
     Node& n = graph.nodes[i];
     for (size_t slot = 1; slot < 3 && slot < n.inputs.size(); ++slot) {
@@ -162,8 +164,13 @@ void OwnWeights(Graph& graph, const std::vector<Pair>& pairs) {
       const std::string name =
           graph.UniqueName(absl::StrCat(n.inputs[slot], "_cle"));
       graph.initializers[name] = graph.FindInitializer(n.inputs[slot])->Clone();
+      replaced.insert(n.inputs[slot]);
       n.inputs[slot] = name;
     }
+  }
+  const absl::flat_hash_map<std::string, int> uses = ConsumerCounts(graph);
+  for (const std::string& old : replaced) {
+    if (!uses.contains(old)) graph.initializers.erase(old);
   }
 }
 

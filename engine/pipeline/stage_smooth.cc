@@ -15,11 +15,16 @@ namespace {
 // Rows of each layer input AWQ keeps to score candidate scales.
 constexpr int64_t kAwqSampleRows = 1024;
 
-// Notes name the pair ("equalized 'a' -> 'b': ..."): both layers get the
-// note; a skipped pair goes to the report's warnings.
+// Equalizes the float graph itself, then quantizes a copy: the function is
+// the same, and every intermediate value (each layer's output SQNR, the
+// sensitivity runs) is compared with its rescaled float counterpart, not
+// with the original model's value of the same name, which differs by the
+// channel scales. Notes name the pair ("equalized 'a' -> 'b': ..."): both
+// layers get the note; a skipped pair goes to the report's warnings.
 absl::Status EqualizeConvolutions(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(EqualizationOutcome eq,
-                          EqualizeCrossLayerRanges(ctx.graph));
+                          EqualizeCrossLayerRanges(ctx.float_graph));
+  ctx.graph = ctx.float_graph;
   for (const std::string& note : eq.notes) {
     if (!absl::StartsWith(note, "equalized '")) {
       ctx.report().add_warnings(
