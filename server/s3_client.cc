@@ -243,7 +243,11 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& req) {
                      static_cast<curl_off_t>(body.size()));
   } else if (req.method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.bytes.data());
+    // Never null: without POSTFIELDS libcurl would read the body from its
+    // default read callback (stdin).
+    const char* fields =
+        req.body.bytes.data() != nullptr ? req.body.bytes.data() : "";
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, fields);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(req.body.bytes.size()));
   } else if (req.method == "DELETE") {
