@@ -179,7 +179,7 @@ void OwnWeights(Graph& graph, const std::vector<Pair>& pairs) {
 absl::StatusOr<EqualizationOutcome> EqualizeCrossLayerRanges(Graph& graph,
                                                              int iterations) {
   EqualizationOutcome out;
-  const std::vector<Pair> pairs = FindPairs(graph, &out.notes);
+  const std::vector<Pair> pairs = FindPairs(graph, &out.skipped);
   if (pairs.empty()) return out;
   OwnWeights(graph, pairs);
   std::vector<std::string> before(pairs.size());
@@ -217,12 +217,13 @@ absl::StatusOr<EqualizationOutcome> EqualizeCrossLayerRanges(Graph& graph,
   for (size_t p = 0; p < pairs.size(); ++p) {
     const Node& a = graph.nodes[pairs[p].first];
     const Node& b = graph.nodes[pairs[p].second];
-    out.notes.push_back(
-        absl::StrCat("equalized '", a.name, "' -> '", b.name,
-                     "': output channel ranges ", before[p], " -> ",
-                     Spread(OutputRanges(*graph.FindInitializer(a.input(1))))));
+    out.equalized.push_back(
+        {a.name, b.name,
+         absl::StrCat(
+             "equalized '", a.name, "' -> '", b.name,
+             "': output channel ranges ", before[p], " -> ",
+             Spread(OutputRanges(*graph.FindInitializer(a.input(1)))))});
   }
-  out.pairs = static_cast<int>(pairs.size());
   return out;
 }
 

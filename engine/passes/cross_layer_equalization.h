@@ -22,7 +22,8 @@
 // the function) is skipped and reported with its reason.
 //
 //   absl::StatusOr<EqualizationOutcome> r = EqualizeCrossLayerRanges(graph);
-//   for (const std::string& note : r->notes) ...   // one per pair or skip
+//   for (const EqualizedPair& p : r->equalized) ...   // p.note says how
+//   for (const std::string& why : r->skipped) ...
 #ifndef QUANTD_ENGINE_PASSES_CROSS_LAYER_EQUALIZATION_H_
 #define QUANTD_ENGINE_PASSES_CROSS_LAYER_EQUALIZATION_H_
 
@@ -34,11 +35,16 @@
 
 namespace quantd {
 
+struct EqualizedPair {
+  std::string first, second;  // node names
+  // "equalized 'conv1' -> 'dw2': output channel ranges 0.01-37 -> 0.4-5.1"
+  std::string note;
+};
+
 struct EqualizationOutcome {
-  int pairs = 0;  // pairs equalized
-  // "equalized 'conv1' -> 'dw2' (ranges 0.01-37 -> 0.4-5.1)" or
+  std::vector<EqualizedPair> equalized;
   // "skipped 'conv3' -> 'conv4': HardSwish between them is not ...".
-  std::vector<std::string> notes;
+  std::vector<std::string> skipped;
 };
 
 // Rescales every eligible pair `iterations` times (new initializers, so

@@ -107,11 +107,14 @@ TEST(CrossLayerEqualizationTest, KeepsTheFunctionAndEvensTheChannels) {
   Graph g = original;  // shares the tensors' storage with `original`
   absl::StatusOr<EqualizationOutcome> r = EqualizeCrossLayerRanges(g);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->pairs, 2);  // conv1 -> dw, dw -> pw
-  ASSERT_EQ(r->notes.size(), 3u);
-  EXPECT_THAT(r->notes[0], HasSubstr("skipped 'pw' -> 'head': HardSwish"));
-  EXPECT_THAT(r->notes[1], HasSubstr("equalized 'conv1' -> 'dw'"));
-  EXPECT_THAT(r->notes[2], HasSubstr("equalized 'dw' -> 'pw'"));
+  ASSERT_EQ(r->equalized.size(), 2u);  // conv1 -> dw, dw -> pw
+  EXPECT_EQ(r->equalized[0].first, "conv1");
+  EXPECT_EQ(r->equalized[0].second, "dw");
+  EXPECT_THAT(r->equalized[0].note, HasSubstr("equalized 'conv1' -> 'dw'"));
+  EXPECT_EQ(r->equalized[1].first, "dw");
+  EXPECT_EQ(r->equalized[1].second, "pw");
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_THAT(r->skipped[0], HasSubstr("skipped 'pw' -> 'head': HardSwish"));
 
   ExpectSameFunction(original, g);
   // A channel's gain through conv1 and dw (both spread 1e4 in the same
@@ -150,7 +153,8 @@ TEST(CrossLayerEqualizationTest, LeavesSharedOrForkedOutputsAlone) {
   g.outputs.push_back(extra);
   absl::StatusOr<EqualizationOutcome> r = EqualizeCrossLayerRanges(g);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pairs, 1);  // dw -> pw only
+  ASSERT_EQ(r->equalized.size(), 1u);  // dw -> pw only
+  EXPECT_EQ(r->equalized[0].first, "dw");
   // ReLU6 (Clip 0..6) is not homogeneous either.
   Graph c = MobileBlock();
   c.nodes[1] = MakeNode("relu6", "Clip", {"c1"}, "r1");
@@ -159,8 +163,10 @@ TEST(CrossLayerEqualizationTest, LeavesSharedOrForkedOutputsAlone) {
   c.opset = 6;
   r = EqualizeCrossLayerRanges(c);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pairs, 1);
-  EXPECT_THAT(r->notes[0], HasSubstr("Clip between them"));
+  EXPECT_EQ(r->equalized.size(), 1u);
+  ASSERT_EQ(r->skipped.size(), 2u);  // and pw -> head, as before
+  EXPECT_THAT(r->skipped[0], HasSubstr("Clip between them"));
+  EXPECT_THAT(r->skipped[1], HasSubstr("HardSwish between them"));
 }
 
 // Max pooling commutes with a positive per-channel scale: Relu then
@@ -177,7 +183,7 @@ TEST(CrossLayerEqualizationTest, SeesThroughPooling) {
   Graph g = original;
   absl::StatusOr<EqualizationOutcome> r = EqualizeCrossLayerRanges(g);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->pairs, 2);
+  EXPECT_EQ(r->equalized.size(), 2u);
   ExpectSameFunction(original, g);
 }
 

@@ -2,7 +2,6 @@
 // SmoothQuant or AWQ input-channel scales from the float model's
 // activations, folded into the graph that gets quantized (its function
 // unchanged; the float graph stays the reference).
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/passes/cross_layer_equalization.h"
 #include "engine/pipeline/stages.h"
@@ -19,27 +18,21 @@ constexpr int64_t kAwqSampleRows = 1024;
 // the same, and every intermediate value (each layer's output SQNR, the
 // sensitivity runs) is compared with its rescaled float counterpart, not
 // with the original model's value of the same name, which differs by the
-// channel scales. Notes name the pair ("equalized 'a' -> 'b': ..."): both
-// layers get the note; a skipped pair goes to the report's warnings.
+// channel scales. Both layers of a pair get its note; a skipped pair goes
+// to the report's warnings.
 absl::Status EqualizeConvolutions(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(EqualizationOutcome eq,
                           EqualizeCrossLayerRanges(ctx.float_graph));
   ctx.graph = ctx.float_graph;
-  for (const std::string& note : eq.notes) {
-    if (!absl::StartsWith(note, "equalized '")) {
-      ctx.report().add_warnings(
-          absl::StrCat("cross_layer_equalization: ", note));
-      continue;
-    }
-    const size_t a_end = note.find('\'', 11);
-    const size_t b_begin = note.find('\'', a_end + 1) + 1;
-    const size_t b_end = note.find('\'', b_begin);
-    const std::string entry = absl::StrCat("cle: ", note);
-    ctx.facts.algorithms[note.substr(11, a_end - 11)].push_back(entry);
-    ctx.facts.algorithms[note.substr(b_begin, b_end - b_begin)].push_back(
-        entry);
+  for (const std::string& why : eq.skipped) {
+    ctx.report().add_warnings(absl::StrCat("cross_layer_equalization: ", why));
   }
-  if (eq.pairs == 0) {
+  for (const EqualizedPair& p : eq.equalized) {
+    const std::string entry = absl::StrCat("cle: ", p.note);
+    ctx.facts.algorithms[p.first].push_back(entry);
+    ctx.facts.algorithms[p.second].push_back(entry);
+  }
+  if (eq.equalized.empty()) {
     ctx.report().add_warnings(
         "cross_layer_equalization: no pair of convolutions with only Relu or "
         "pooling between them; nothing was rescaled");
