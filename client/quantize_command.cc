@@ -246,7 +246,8 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
               "static (default), dynamic or weight-only")
       ->type_name("MODE");
   AddOptional(quantize, "--weights", &f->weights,
-              "weight type: int8 (default) or int4")
+              "weight type: int8 (default), int4, or int3/int2 (stored as "
+              "int4)")
       ->type_name("TYPE");
   AddOptional(quantize, "--granularity", &f->granularity,
               "weights: per-channel (default), per-group or per-tensor")
@@ -263,6 +264,12 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
       ->type_name("ALPHA");
   quantize->add_flag("--gptq", f->gptq, "GPTQ error-compensated rounding");
   quantize->add_flag("--awq", f->awq, "AWQ activation-aware scales");
+  quantize
+      ->add_flag("--learned-rounding{-1}", f->learned_rounding_steps,
+                 "learned rounding (AutoRound-style): "
+                 "--learned-rounding[=STEPS] sign-gradient steps per layer "
+                 "(default 200); with --gptq, starts from its result")
+      ->type_name("");
   quantize->add_flag("--bias-correction", f->bias_correction,
                      "correct the bias shift quantization causes");
   quantize->add_flag("--cle", f->cross_layer_equalization,

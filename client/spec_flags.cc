@@ -62,11 +62,16 @@ absl::Status ApplyWeightFlags(const QuantizeFlags& flags, v1::JobSpec* spec) {
   if (absl::Status s = ChooseIfSet<v1::QuantDataType>(
           "--weights", flags.weights,
           {{"int8", v1::QUANT_DATA_TYPE_INT8},
-           {"int4", v1::QUANT_DATA_TYPE_INT4}},
+           {"int4", v1::QUANT_DATA_TYPE_INT4},
+           {"int3", v1::QUANT_DATA_TYPE_INT4},
+           {"int2", v1::QUANT_DATA_TYPE_INT4}},
           [&](v1::QuantDataType t) { w()->set_type(t); });
       !s.ok()) {
     return s;
   }
+  // int3 and int2 live in int4 containers (WeightScheme.bits).
+  if (flags.weights == "int3") w()->set_bits(3);
+  if (flags.weights == "int2") w()->set_bits(2);
   if (absl::Status s = ChooseIfSet<v1::Granularity>(
           "--granularity", flags.granularity,
           {{"per-channel", v1::GRANULARITY_PER_CHANNEL},
@@ -125,6 +130,16 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
   }
   if (flags.gptq) alg()->mutable_gptq()->set_enabled(true);
   if (flags.awq) alg()->mutable_awq()->set_enabled(true);
+  if (flags.learned_rounding_steps != 0) {
+    alg()->mutable_learned_rounding()->set_enabled(true);
+    if (flags.learned_rounding_steps > 0) {
+      alg()->mutable_learned_rounding()->set_iterations(
+          flags.learned_rounding_steps);
+    } else if (flags.learned_rounding_steps < -1) {
+      return absl::InvalidArgumentError(
+          "--learned-rounding takes a positive number of steps");
+    }
+  }
   if (flags.bias_correction) alg()->set_bias_correction(true);
   if (flags.cross_layer_equalization) {
     alg()->set_cross_layer_equalization(true);

@@ -22,6 +22,8 @@ struct QuantizeFlags {
   std::optional<std::string> calibration;
   std::optional<double> smoothquant_alpha;
   bool gptq = false;
+  // --learned-rounding [STEPS]: 0 = not given; -1 = the default steps.
+  int learned_rounding_steps = 0;
   bool awq = false;
   bool bias_correction = false;
   bool cross_layer_equalization = false;

@@ -71,6 +71,36 @@ TEST(SpecFlags, FlagsOverrideTheSpecFile) {
   EXPECT_EQ(spec.weights().type(), v1::QUANT_DATA_TYPE_INT4);  // kept
 }
 
+TEST(SpecFlags, Int3AndInt2AreNarrowInt4) {
+  for (auto [name, bits] : {std::pair{"int3", 3}, std::pair{"int2", 2}}) {
+    QuantizeFlags f;
+    f.weights = name;
+    v1::JobSpec spec;
+    ASSERT_TRUE(ApplyQuantizeFlags(f, &spec).ok());
+    EXPECT_EQ(spec.weights().type(), v1::QUANT_DATA_TYPE_INT4);
+    EXPECT_EQ(spec.weights().bits(), bits);
+  }
+  QuantizeFlags f;
+  f.weights = "int4";
+  v1::JobSpec spec;
+  ASSERT_TRUE(ApplyQuantizeFlags(f, &spec).ok());
+  EXPECT_EQ(spec.weights().bits(), 0);
+}
+
+TEST(SpecFlags, LearnedRoundingTakesOptionalSteps) {
+  QuantizeFlags f;
+  f.learned_rounding_steps = -1;  // the flag alone
+  v1::JobSpec spec;
+  ASSERT_TRUE(ApplyQuantizeFlags(f, &spec).ok());
+  EXPECT_TRUE(spec.algorithms().learned_rounding().enabled());
+  EXPECT_EQ(spec.algorithms().learned_rounding().iterations(), 0);  // default
+  f.learned_rounding_steps = 500;
+  ASSERT_TRUE(ApplyQuantizeFlags(f, &spec).ok());
+  EXPECT_EQ(spec.algorithms().learned_rounding().iterations(), 500);
+  f.learned_rounding_steps = -7;
+  EXPECT_FALSE(ApplyQuantizeFlags(f, &spec).ok());
+}
+
 TEST(SpecFlags, GroupSizeAloneMeansPerGroup) {
   QuantizeFlags f;
   f.group_size = 128;
@@ -90,8 +120,9 @@ TEST(SpecFlags, BadValuesNameTheFlagAndTheChoices) {
   f.mode = "fast";
   EXPECT_EQ(error(f), "--mode takes static, dynamic, weight-only; got 'fast'");
   f = {};
-  f.weights = "int2";
-  EXPECT_NE(error(f).find("--weights takes int8, int4"), std::string::npos);
+  f.weights = "int1";
+  EXPECT_NE(error(f).find("--weights takes int8, int4, int3, int2"),
+            std::string::npos);
   f = {};
   f.task = "detection";
   EXPECT_NE(error(f).find("--task takes classification, language-model"),

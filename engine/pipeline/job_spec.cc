@@ -84,11 +84,11 @@ v1::QuantMode ModeOf(const v1::JobSpec& spec) {
 
 absl::Status CheckDataRefs(const v1::JobSpec& spec, SpecOrigin origin) {
   const v1::Algorithms& alg = spec.algorithms();
-  const bool needs_calibration = ModeOf(spec) == v1::QUANT_MODE_STATIC ||
-                                 spec.method() == v1::METHOD_QAT ||
-                                 alg.gptq().enabled() || alg.awq().enabled() ||
-                                 alg.smooth_quant().enabled() ||
-                                 alg.bias_correction();
+  const bool needs_calibration =
+      ModeOf(spec) == v1::QUANT_MODE_STATIC ||
+      spec.method() == v1::METHOD_QAT || alg.gptq().enabled() ||
+      alg.awq().enabled() || alg.learned_rounding().enabled() ||
+      alg.smooth_quant().enabled() || alg.bias_correction();
   QUANTD_RETURN_IF_ERROR(CheckDataRef(spec.model(), "model", true, origin));
   QUANTD_RETURN_IF_ERROR(CheckDataRef(
       spec.calibration_data(), "calibration_data", needs_calibration, origin));
@@ -101,6 +101,14 @@ absl::Status CheckWeights(const v1::JobSpec& spec) {
     return Invalid("weights.type",
                    "UINT8 is not supported; use INT8 (with "
                    "asymmetric: true for a zero point)");
+  }
+  if (w.bits() != 0 && w.bits() != 4 &&
+      !((w.bits() == 2 || w.bits() == 3) && IsInt4(w.type()))) {
+    return Invalid(
+        "weights.bits",
+        absl::StrCat("must be 2, 3 or 4 with type INT4 (0: the "
+                     "type's own width), got ",
+                     w.bits(), IsInt4(w.type()) ? "" : " with INT8"));
   }
   if (w.granularity() == v1::GRANULARITY_PER_GROUP) {
     const int g = w.group_size();
@@ -197,6 +205,16 @@ absl::Status CheckAlgorithms(const v1::JobSpec& spec) {
   }
   if (alg.gptq().damp_percent() < 0 || alg.gptq().damp_percent() >= 1) {
     return Invalid("algorithms.gptq.damp_percent", "must be in [0, 1)");
+  }
+  const v1::LearnedRoundingConfig& lr = alg.learned_rounding();
+  if (lr.iterations() < 0 || lr.iterations() > 5000) {
+    return Invalid("algorithms.learned_rounding.iterations",
+                   absl::StrCat("must be in [1, 5000], got ", lr.iterations()));
+  }
+  if (!(lr.learning_rate() >= 0 && lr.learning_rate() <= 0.5)) {
+    return Invalid(
+        "algorithms.learned_rounding.learning_rate",
+        absl::StrCat("must be in (0, 0.5], got ", lr.learning_rate()));
   }
   if (alg.awq().enabled() && mode != v1::QUANT_MODE_WEIGHT_ONLY) {
     return Invalid("algorithms.awq",
@@ -398,6 +416,9 @@ v1::JobSpec WithDefaults(const v1::JobSpec& spec) {
   if (a->gptq().block_size() == 0) a->mutable_gptq()->set_block_size(128);
   if (a->gptq().damp_percent() == 0) a->mutable_gptq()->set_damp_percent(0.01);
   if (a->awq().grid_size() == 0) a->mutable_awq()->set_grid_size(20);
+  if (a->learned_rounding().iterations() == 0) {
+    a->mutable_learned_rounding()->set_iterations(200);
+  }
   if (s.benchmark().max_seconds() == 0)
     s.mutable_benchmark()->set_max_seconds(3);
   if (s.sensitivity().time_budget_seconds() == 0) {

@@ -117,6 +117,17 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
+    s.mutable_weights()->set_bits(3);  // base: int8
+    EXPECT_THAT(Error(s), HasSubstr("bits must be 2, 3 or 4 with type INT4"));
+    s.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+    s.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+    s.mutable_weights()->set_bits(1);
+    EXPECT_THAT(Error(s), HasSubstr("got 1"));
+    s.mutable_weights()->set_bits(2);
+    EXPECT_TRUE(ValidateJobSpec(s, SpecOrigin::kBatch).ok());
+  }
+  {
+    v1::JobSpec s = base;
     s.mutable_weights()->set_allow_partial_groups(true);
     EXPECT_THAT(Error(s), HasSubstr("only meaningful with granularity"));
   }

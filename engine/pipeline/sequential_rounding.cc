@@ -51,7 +51,8 @@ absl::StatusOr<std::vector<std::vector<Tensor>>> RunOnAll(
 
 std::vector<GraphSegment> PlanSequentialRounding(const JobContext& ctx) {
   const v1::Algorithms& alg = ctx.spec().algorithms();
-  if (!alg.gptq().enabled() || alg.gptq().one_pass() || alg.bias_correction()) {
+  if (!(alg.gptq().enabled() || alg.learned_rounding().enabled()) ||
+      alg.gptq().one_pass() || alg.bias_correction()) {
     return {};
   }
   std::set<std::string> layers;
@@ -180,7 +181,9 @@ class SequentialRun {
     ++rounded_layers_;
     if (r->codes.has_value()) {
       ctx_.facts.algorithms[s.node].push_back(absl::StrCat(
-          "gptq: sequential, block ", k + 1, " of ", ctx_.segments.size(),
+          ctx_.spec().algorithms().gptq().enabled() ? "gptq"
+                                                    : "learned rounding",
+          ": sequential, block ", k + 1, " of ", ctx_.segments.size(),
           " (Hessian from the quantized blocks before it)"));
     }
     if (executor == nullptr || shared_rounded_.contains(s.initializer)) {

@@ -10,7 +10,8 @@
 // So each layer's Hessian sees the error of the layers before it (GPTQ
 // compensates for it), and only one segment's statistics and the values
 // that cross one cut are held at a time, instead of every layer's Hessian
-// at once. Costs one more forward pass than one-pass calibration.
+// at once. Costs one more forward pass than one-pass calibration. Learned
+// rounding uses the same Hessians and runs the same way.
 //
 //   ctx.segments = PlanSequentialRounding(ctx);  // in calibrate; may be {}
 //   QUANTD_RETURN_IF_ERROR(RoundSequentially(ctx, round_layer));
@@ -25,8 +26,8 @@
 
 namespace quantd {
 
-// The segments for a sequential GPTQ job, or none when the job rounds in
-// one pass: GPTQ off, spec.algorithms.gptq.one_pass set, bias correction on
+// The segments for a sequential GPTQ (or learned rounding) job, or none
+// when the job rounds in one pass: neither enabled, spec.algorithms.gptq.one_pass set, bias correction on
 // (it wants the float model's input means), or a graph with no narrow point
 // between its layers.
 std::vector<GraphSegment> PlanSequentialRounding(const JobContext& ctx);

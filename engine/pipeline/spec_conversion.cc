@@ -41,6 +41,7 @@ WeightScheme WeightSchemeFromSpec(const v1::JobSpec& spec) {
       s.type = QuantType::kInt8;
   }
   s.symmetric = !spec.weights().asymmetric();
+  s.bits = spec.weights().bits();
   switch (spec.weights().granularity()) {
     case v1::GRANULARITY_PER_TENSOR:
       s.granularity = WeightGranularity::kPerTensor;
@@ -73,6 +74,12 @@ RoundingConfig RoundingConfigFromSpec(const v1::JobSpec& spec) {
   r.gptq_options.block_size = alg.gptq().block_size();
   r.gptq_options.damp_percent = alg.gptq().damp_percent();
   r.gptq_options.act_order = alg.gptq().act_order();
+  r.learned_rounding = alg.learned_rounding().enabled();
+  r.learned_rounding_options.iterations = alg.learned_rounding().iterations();
+  r.learned_rounding_options.learning_rate =
+      alg.learned_rounding().learning_rate();
+  r.learned_rounding_options.learn_clipping =
+      !alg.learned_rounding().no_clipping();
   r.bias_correction = alg.bias_correction();
   switch (spec.mode()) {
     case v1::QUANT_MODE_DYNAMIC:

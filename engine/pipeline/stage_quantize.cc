@@ -51,9 +51,10 @@ absl::Status CalibrateStage(JobContext& ctx) {
     hooks.push_back(session->Hook());
   }
   ctx.segments = PlanSequentialRounding(ctx);
-  if (alg.gptq().enabled() || alg.bias_correction()) {
+  const bool hessian = alg.gptq().enabled() || alg.learned_rounding().enabled();
+  if (hessian || alg.bias_correction()) {
     InputStatisticsOptions o;
-    o.hessian = alg.gptq().enabled();
+    o.hessian = hessian;
     o.seed = ctx.spec().seed();
     QUANTD_ASSIGN_OR_RETURN(ctx.statistics,
                             InputStatisticsCollector::Create(inputs, o));
@@ -63,8 +64,8 @@ absl::Status CalibrateStage(JobContext& ctx) {
   if (ctx.data->calibration == nullptr &&
       (!hooks.empty() || ctx.statistics != nullptr)) {
     return absl::InvalidArgumentError(
-        "this job needs calibration_data (static activations, GPTQ or bias "
-        "correction)");
+        "this job needs calibration_data (static activations, GPTQ, learned "
+        "rounding or bias correction)");
   }
   if (hooks.empty()) return absl::OkStatus();
   TensorHook all = [&hooks](const Node* n, const std::string& name,

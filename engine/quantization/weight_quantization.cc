@@ -133,6 +133,13 @@ void SetScalesFromRanges(const Tensor& w, bool symmetric, QuantParams& p) {
 
 }  // namespace
 
+int SchemeBits(const WeightScheme& scheme) {
+  if (scheme.type != QuantType::kInt4 && scheme.type != QuantType::kUInt4) {
+    return 8;
+  }
+  return scheme.bits == 2 || scheme.bits == 3 ? scheme.bits : 4;
+}
+
 absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
                                                 const WeightSlot& slot,
                                                 const WeightScheme& scheme) {
@@ -159,8 +166,13 @@ absl::StatusOr<QuantParams> ComputeWeightParams(const Tensor& w,
                           : MaxExactInt8WeightMagnitude();
     p.qmin = -m;
     p.qmax = m;
-  } else if (scheme.symmetric) {
-    p.qmin = -p.qmax;  // int4: [-7, 7]
+  } else {
+    const int bits = SchemeBits(scheme);
+    if (bits < 4) {  // int3 / int2 in int4 containers
+      p.qmin = -(1 << (bits - 1));
+      p.qmax = (1 << (bits - 1)) - 1;
+    }
+    if (scheme.symmetric) p.qmin = -p.qmax;  // int4: [-7, 7]
   }
   QUANTD_RETURN_IF_ERROR(SetParamLayout(w, slot, scheme, p));
   SetScalesFromRanges(w, scheme.symmetric, p);

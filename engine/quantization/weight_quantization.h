@@ -56,7 +56,14 @@ struct WeightScheme {
   // Largest |q| for symmetric int8; 0 = MaxExactInt8WeightMagnitude(), the
   // range this CPU's int8 kernels compute exactly (64 without VNNI).
   int32_t int8_max_magnitude = 0;
+  // int4 only: 2 or 3 narrows the integer range to that many bits
+  // (symmetric [-1, 1] / [-3, 3], asymmetric [-2, 1] / [-4, 3]); the
+  // containers stay int4. 0 means all four.
+  int32_t bits = 0;
 };
+
+// How many bits a layer's integers use: 8, 4, or scheme.bits below 4.
+int SchemeBits(const WeightScheme& scheme);
 
 // RTN parameters from the weights' min/max per tensor, channel or group.
 // Symmetric: scale = max|w| / qmax, zero point 0 (int8 range [-qmax, qmax]).

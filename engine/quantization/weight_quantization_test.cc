@@ -36,6 +36,39 @@ void ExpectWithinHalfStep(const Tensor& w, const QuantParams& p) {
   }
 }
 
+TEST(WeightQuantizationTest, Int3AndInt2NarrowTheInt4Range) {
+  const Tensor w = Random({16, 8}, 7);
+  const WeightSlot slot{.node = "mm",
+                        .op_type = "MatMul",
+                        .initializer = "w",
+                        .channel_axis = 1,
+                        .input_axis = 0};
+  struct Case {
+    int bits;
+    bool symmetric;
+    int32_t qmin, qmax;
+  };
+  for (const Case c :
+       {Case{0, true, -7, 7}, Case{4, false, -8, 7}, Case{3, true, -3, 3},
+        Case{3, false, -4, 3}, Case{2, true, -1, 1}, Case{2, false, -2, 1}}) {
+    WeightScheme scheme{.type = QuantType::kInt4, .symmetric = c.symmetric};
+    scheme.bits = c.bits;
+    absl::StatusOr<QuantParams> p = ComputeWeightParams(w, slot, scheme);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->type, QuantType::kInt4);
+    EXPECT_EQ(p->qmin, c.qmin) << c.bits << " bits";
+    EXPECT_EQ(p->qmax, c.qmax) << c.bits << " bits";
+    absl::StatusOr<std::vector<int32_t>> q = QuantizeWeightValues(w, *p);
+    ASSERT_TRUE(q.ok());
+    int32_t lo = 100, hi = -100;
+    for (int32_t v : *q) lo = std::min(lo, v), hi = std::max(hi, v);
+    EXPECT_GE(lo, c.qmin);
+    EXPECT_LE(hi, c.qmax);
+    EXPECT_EQ(hi - lo, c.qmax - c.qmin) << "min-max uses the whole range";
+    ExpectWithinHalfStep(w, *p);
+  }
+}
+
 TEST(WeightQuantizationTest, FindsTheFixtureCnnWeights) {
   absl::StatusOr<LoadedModel> m = LoadModelFromFile(
       absl::StrCat(QUANTD_TESTDATA_DIR, "/fmnist_cnn/model.onnx"));

@@ -65,7 +65,8 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     return absl::InternalError(
         absl::StrCat("weight '", slot.initializer, "' disappeared"));
   }
-  if (statistics_dropped_ && (config_.gptq || config_.bias_correction)) {
+  if (statistics_dropped_ &&
+      (config_.gptq || config_.learned_rounding || config_.bias_correction)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "layer '", slot.node, "' at ", LayerPrecisionName(precision),
         " needs the calibration statistics, which were already freed "
@@ -76,30 +77,16 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
       statistics_ != nullptr ? statistics_->Find(InputOf(slot)) : nullptr;
   RoundedLayer out;
   Tensor rounded;
-  if (config_.gptq && w->rank() == 2 && stats != nullptr &&
+  const bool uses_hessian = config_.gptq || config_.learned_rounding;
+  if (uses_hessian && w->rank() == 2 && stats != nullptr &&
       !stats->hessian.empty()) {
-    QUANTD_ASSIGN_OR_RETURN(
-        GptqResult g, GptqQuantize(*w, slot, scheme,
-                                   std::vector<double>(stats->hessian.begin(),
-                                                       stats->hessian.end()),
-                                   stats->rows, config_.gptq_options));
-    char note[160];
-    std::snprintf(note, sizeof(note),
-                  "gptq: proxy loss %.3gx of round-to-nearest%s",
-                  g.rtn_loss > 0 ? g.gptq_loss / g.rtn_loss : 1.0,
-                  gptq_la::OpenBlasAvailable()
-                      ? ""
-                      : " (libopenblas0 not installed: scalar loops, slower)");
-    out.notes.push_back(note);
-    out.params = std::move(g.params);
-    QUANTD_ASSIGN_OR_RETURN(out.codes,
-                            QuantizeWeightCodes(g.weights, out.params));
-    if (config_.bias_correction) rounded = std::move(g.weights);
+    QUANTD_RETURN_IF_ERROR(
+        RoundWithHessian(*w, slot, scheme, *stats, out, rounded));
   } else {
-    if (config_.gptq) {
-      out.notes.push_back(
-          "gptq: not applied (needs a 2-D MatMul/Gemm weight); "
-          "round-to-nearest");
+    if (uses_hessian) {
+      out.notes.push_back(absl::StrCat(
+          config_.gptq ? "gptq" : "learned rounding",
+          ": not applied (needs a 2-D MatMul/Gemm weight); round-to-nearest"));
     }
     QUANTD_ASSIGN_OR_RETURN(QuantParams p,
                             ComputeWeightParams(*w, slot, scheme));
@@ -123,6 +110,57 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     }
   }
   return &cache_.emplace(key, std::move(out)).first->second;
+}
+
+absl::Status LayerRounder::RoundWithHessian(const Tensor& w,
+                                            const WeightSlot& slot,
+                                            const WeightScheme& scheme,
+                                            const LayerInputStatistics& stats,
+                                            RoundedLayer& out,
+                                            Tensor& rounded) const {
+  const char* blas =
+      gptq_la::OpenBlasAvailable()
+          ? ""
+          : " (libopenblas0 not installed: scalar loops, slower)";
+  std::optional<GptqResult> g;
+  if (config_.gptq) {
+    QUANTD_ASSIGN_OR_RETURN(
+        g, GptqQuantize(
+               w, slot, scheme,
+               std::vector<double>(stats.hessian.begin(), stats.hessian.end()),
+               stats.rows, config_.gptq_options));
+    char note[160];
+    std::snprintf(note, sizeof(note),
+                  "gptq: proxy loss %.3gx of round-to-nearest%s",
+                  g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0, blas);
+    out.notes.push_back(note);
+    out.params = g->params;
+    rounded = std::move(g->weights);
+  }
+  if (config_.learned_rounding) {
+    std::optional<RoundingStart> start;
+    if (g.has_value()) start = RoundingStart{out.params, std::move(rounded)};
+    QUANTD_ASSIGN_OR_RETURN(
+        LearnedRoundingResult r,
+        LearnRounding(w, slot, scheme, stats.hessian, 1, stats.rows,
+                      config_.learned_rounding_options,
+                      start.has_value() ? &*start : nullptr));
+    const int64_t channels = w.dim(static_cast<int>(slot.channel_axis));
+    char note[200];
+    std::snprintf(note, sizeof(note),
+                  "learned rounding: output error %.3gx of %s's, %lld of "
+                  "%lld channels changed, %d steps%s",
+                  r.rtn_loss > 0 ? r.loss / r.rtn_loss : 1.0,
+                  g.has_value() ? "gptq" : "round-to-nearest",
+                  static_cast<long long>(r.channels_changed),
+                  static_cast<long long>(channels),
+                  config_.learned_rounding_options.iterations, blas);
+    out.notes.push_back(note);
+    out.params = std::move(r.params);
+    rounded = std::move(r.weights);
+  }
+  QUANTD_ASSIGN_OR_RETURN(out.codes, QuantizeWeightCodes(rounded, out.params));
+  return absl::OkStatus();
 }
 
 void LayerRounder::DropStatistics() {

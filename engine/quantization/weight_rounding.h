@@ -10,7 +10,9 @@
 //
 // Per layer: round-to-nearest, or GPTQ when enabled (2-D weights with a
 // Hessian from calibration; other layers fall back to round-to-nearest and
-// say so), then bias correction when enabled and the layer has a bias.
+// say so), then learned rounding when enabled (from GPTQ's result or from
+// RTN; same Hessian), then bias correction when enabled and the layer has a
+// bias.
 #ifndef QUANTD_ENGINE_QUANTIZATION_WEIGHT_ROUNDING_H_
 #define QUANTD_ENGINE_QUANTIZATION_WEIGHT_ROUNDING_H_
 
@@ -24,6 +26,7 @@
 #include "engine/ir/graph.h"
 #include "engine/ir/quantization_plan.h"
 #include "engine/quantization/gptq.h"
+#include "engine/quantization/learned_rounding.h"
 #include "engine/quantization/weight_quantization.h"
 
 namespace quantd {
@@ -35,6 +38,9 @@ struct RoundingConfig {
   WeightScheme scheme;  // as requested (int8 or int4)
   bool gptq = false;
   GptqOptions gptq_options;
+  // After GPTQ (from its result) or instead of it (from RTN).
+  bool learned_rounding = false;
+  LearnedRoundingOptions learned_rounding_options;
   bool bias_correction = false;
   // Static mode: inputs of quantized layers get plan.activations entries;
   // dynamic mode: plan.dynamic_activations; weight-only: neither.
@@ -53,7 +59,8 @@ WeightScheme SchemeAt(const WeightScheme& requested, LayerPrecision p);
 
 struct RoundedLayer {
   QuantParams params;
-  // GPTQ's integers (QuantizeWeightCodes form); absent for round-to-nearest.
+  // GPTQ's or learned rounding's integers (QuantizeWeightCodes form);
+  // absent for round-to-nearest.
   std::optional<WeightCodes> codes;
   std::string bias_name;  // bias correction: which initializer
   std::optional<Tensor> bias;
@@ -93,6 +100,12 @@ class LayerRounder {
   void DropStatistics();
 
  private:
+  // The algorithms' rounding of one layer, into out.params/codes; the
+  // on-grid weights they chose (for bias correction) into `rounded`.
+  absl::Status RoundWithHessian(const Tensor& w, const WeightSlot& slot,
+                                const WeightScheme& scheme,
+                                const LayerInputStatistics& stats,
+                                RoundedLayer& out, Tensor& rounded) const;
   void ExtendRegions(
       const std::map<std::string, QuantParams>& activation_params,
       QuantizationPlan& plan) const;
