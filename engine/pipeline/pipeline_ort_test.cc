@@ -2,8 +2,8 @@
 // what quantd's fake-quant simulation of it computes: one case per job spec
 // in examples/ (static W8A8, dynamic, int4 groups with partial last groups
 // and mixed int4/int8 fallback, SmoothQuant's folded LayerNorms and Mul
-// nodes, GPTQ, AWQ). Skipped, with the reason, without node and
-// tests/ort/node_modules (tools/test.sh installs them).
+// nodes, GPTQ, AWQ, learned rounding, 3-bit weights). Skipped, with the reason,
+// without node and tests/ort/node_modules (tools/test.sh installs them).
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -119,7 +119,9 @@ INSTANTIATE_TEST_SUITE_P(Examples, PipelineOrtTest,
                                            "tiny_gpt_w8a8_smoothquant.json",
                                            "tiny_gpt_int4_gptq.json",
                                            "tiny_gpt_int4_awq_target.json",
-                                           "fmnist_cnn_cle_w4a8.json"),
+                                           "fmnist_cnn_cle_w4a8.json",
+                                           "fmnist_cnn_w4a8_learned.json",
+                                           "tiny_gpt_int3_gptq_learned.json"),
                          [](const auto& info) {
                            return info.param.substr(0, info.param.find('.'));
                          });

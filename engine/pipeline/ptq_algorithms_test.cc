@@ -3,6 +3,8 @@
 // per-channel closes at least half of round-to-nearest's perplexity gap,
 // AWQ does better than round-to-nearest at int4 per group. Deterministic:
 // fixed data and seed.
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/pipeline.h"
 #include "gmock/gmock.h"
@@ -138,6 +140,63 @@ TEST(PtqAlgorithmsTest, AwqBeatsRoundToNearestAtInt4Group32) {
   EXPECT_LT(both.fake_quant().perplexity_delta_percent(),
             rtn.fake_quant().perplexity_delta_percent());
   EXPECT_TRUE(AnyLayerNote(both, "gptq"));
+}
+
+v1::JobSpec CnnInt4PerChannel() {
+  v1::JobSpec spec;
+  spec.mutable_model()->set_path(Data("fmnist_cnn/model.onnx"));
+  spec.mutable_calibration_data()->set_path(Data("fmnist/calib.npz"));
+  spec.mutable_evaluation_data()->set_path(Data("fmnist/eval.npz"));
+  spec.mutable_sensitivity()->set_disabled(true);
+  spec.set_mode(v1::QUANT_MODE_WEIGHT_ONLY);
+  spec.mutable_weights()->set_type(v1::QUANT_DATA_TYPE_INT4);
+  return spec;
+}
+
+// Block reconstruction sees each block's outputs, which a layer's own
+// error (GPTQ's objective; a Conv gets none: RTN) does not: measured
+// 96.2% top-1 agreement vs RTN 88.0% and GPTQ 86.4% (bench/frontier).
+TEST(PtqAlgorithmsTest, LearnedRoundingBeatsGptqOnTheCnnAtInt4PerChannel) {
+  const v1::QuantizationReport rtn = RunJob(CnnInt4PerChannel());
+  v1::JobSpec spec = CnnInt4PerChannel();
+  spec.mutable_algorithms()->mutable_gptq()->set_enabled(true);
+  const v1::QuantizationReport gptq = RunJob(spec);
+  spec = CnnInt4PerChannel();
+  spec.mutable_algorithms()->mutable_learned_rounding()->set_enabled(true);
+  const v1::QuantizationReport learned = RunJob(spec);
+  std::printf(
+      "CNN int4 per-channel top-1 agreement: RTN %.3f, GPTQ %.3f, "
+      "learned %.3f\n",
+      rtn.fake_quant().top1_agreement(), gptq.fake_quant().top1_agreement(),
+      learned.fake_quant().top1_agreement());
+  EXPECT_GT(learned.fake_quant().top1_agreement(),
+            gptq.fake_quant().top1_agreement() + 0.04);
+  EXPECT_GT(learned.fake_quant().top1_agreement(),
+            rtn.fake_quant().top1_agreement() + 0.04);
+  EXPECT_TRUE(AnyLayerNote(learned, "block reconstruction: block 1 of"));
+  EXPECT_TRUE(AnyLayerNote(learned, "tuned with its block"));  // the convs
+}
+
+// 2-bit weights in int4 containers: round-to-nearest loses +25% perplexity
+// on the tiny GPT; learned rounding closes most of it (measured +4.97% at
+// 200 steps, GPTQ +5.04%).
+TEST(PtqAlgorithmsTest, LearnedRoundingClosesMostOfTheInt2Gap) {
+  v1::JobSpec spec = Int4WeightOnly(v1::GRANULARITY_PER_GROUP);
+  spec.mutable_weights()->set_bits(2);
+  spec.mutable_weights()->set_asymmetric(true);
+  const v1::QuantizationReport rtn = RunJob(spec);
+  spec.mutable_algorithms()->mutable_learned_rounding()->set_enabled(true);
+  spec.mutable_algorithms()->mutable_learned_rounding()->set_iterations(100);
+  const v1::QuantizationReport learned = RunJob(spec);
+  const double rtn_gap = rtn.fake_quant().perplexity_delta_percent();
+  const double learned_gap = learned.fake_quant().perplexity_delta_percent();
+  std::printf("int2 g32: RTN +%.2f%%, learned rounding +%.2f%%\n", rtn_gap,
+              learned_gap);
+  EXPECT_LT(learned_gap, 0.35 * rtn_gap);
+  EXPECT_TRUE(AnyLayerNote(learned, "learned rounding: output error"));
+  for (const v1::LayerReport& l : learned.layers()) {
+    EXPECT_THAT(l.weight_precision(), HasSubstr("[-2,1]")) << l.node();
+  }
 }
 
 // With GPTQ too: the int8 fallback layers are rounded by GPTQ after the

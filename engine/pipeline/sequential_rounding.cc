@@ -5,7 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "engine/passes/graph_cleanup.h"
+#include "engine/pipeline/block_reconstruction.h"
 #include "engine/quantization/weight_quantization.h"
 #include "kernels/buffer_pool.h"
 #include "util/status_macros.h"
@@ -91,6 +93,7 @@ class SequentialRun {
         ForEachBatch(*ctx_.data->calibration, "calibrate", ctx_.progress,
                      ctx_.cancelled, [&](const DataBatch& batch) {
                        live_.push_back(batch.feeds);
+                       if (Reconstructs()) float_live_.push_back(batch.feeds);
                        return absl::OkStatus();
                      }));
     return absl::OkStatus();
@@ -132,6 +135,7 @@ class SequentialRun {
     for (const WeightSlot* s : LayersOf(segment)) {
       QUANTD_RETURN_IF_ERROR(RoundLayer(*s, k, executor.get()));
     }
+    if (Reconstructs()) QUANTD_RETURN_IF_ERROR(Reconstruct(k, executor.get()));
     if (last) return absl::OkStatus();
     // 3. The next segment's inputs, computed with the rounded weights.
     QUANTD_ASSIGN_OR_RETURN(
@@ -197,6 +201,118 @@ class SequentialRun {
     return executor->ReplaceInitializer(s.initializer, std::move(w));
   }
 
+  // Tunes segment k's layers together (block_reconstruction.h); its
+  // rounding replaces theirs in the rounder and in the executor. A segment
+  // the autograd cannot differentiate keeps its layers' rounding, and the
+  // report says why.
+  bool Reconstructs() const {
+    const v1::LearnedRoundingConfig& lr =
+        ctx_.spec().algorithms().learned_rounding();
+    return lr.enabled() && !lr.layer_only();
+  }
+
+  // Block reconstruction of segment k against the float model's outputs of
+  // it, on the float model's own inputs, which then become the next
+  // segment's float inputs. The last segment's outputs are the model's (an
+  // LM's logits): tuned only while they fit kMaxLastTargetBytes.
+  absl::Status Reconstruct(size_t k, Executor* executor) {
+    static constexpr int64_t kMaxLastTargetBytes = int64_t{256} << 20;
+    const GraphSegment& segment = ctx_.segments[k];
+    const bool last = k + 1 == ctx_.segments.size();
+    QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Executor> float_executor,
+                            Executor::Create(segment.graph));
+    if (last) {
+      QUANTD_ASSIGN_OR_RETURN(
+          RunResult first,
+          float_executor->Run(SegmentFeeds(segment, float_live_[0]), plain_));
+      int64_t bytes = 0;
+      for (const Tensor& t : first.outputs) bytes += t.num_elements() * 4;
+      if (bytes * static_cast<int64_t>(float_live_.size()) >
+          kMaxLastTargetBytes) {
+        for (const WeightSlot* s : LayersOf(segment)) {
+          ctx_.facts.algorithms[s->node].push_back(absl::StrCat(
+              "block reconstruction: not run on the last block, whose "
+              "outputs (the model's) take ",
+              bytes * float_live_.size() >> 20,
+              " MB over the calibration set; per-layer rounding only"));
+        }
+        return absl::OkStatus();
+      }
+    }
+    QUANTD_ASSIGN_OR_RETURN(
+        std::vector<std::vector<Tensor>> targets,
+        RunOnAll(ctx_, *float_executor, segment, float_live_, plain_, true));
+    QUANTD_RETURN_IF_ERROR(ReconstructSegment(k, executor, targets));
+    if (last) return absl::OkStatus();
+    for (size_t b = 0; b < float_live_.size(); ++b) {
+      CarryLiveValues(segment, std::move(targets[b]), &float_live_[b]);
+    }
+    return absl::OkStatus();
+  }
+
+  // `executor` (null for the last segment) gets the tuned weights.
+  absl::Status ReconstructSegment(
+      size_t k, Executor* executor,
+      const std::vector<std::vector<Tensor>>& targets) {
+    const GraphSegment& segment = ctx_.segments[k];
+    const WeightScheme& scheme = ctx_.plan.rounding.scheme;
+    const LayerPrecision precision = RequestedPrecision(scheme);
+    std::vector<BlockLayer> layers;
+    for (const WeightSlot* s : LayersOf(segment)) {
+      if (layers_per_weight_[s->initializer] > 1) continue;  // tied: as is
+      QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* r,
+                              ctx_.rounder->Round(*s, precision));  // cached
+      QUANTD_ASSIGN_OR_RETURN(Tensor w, ComputedWeight(ctx_.graph, *s, *r));
+      layers.push_back({s, r->params, std::move(w)});
+    }
+    if (layers.empty()) return absl::OkStatus();
+    std::vector<TensorMap> batches;
+    for (const TensorMap& live : live_) {
+      batches.push_back(SegmentFeeds(segment, live));
+    }
+    const v1::LearnedRoundingConfig& lr =
+        ctx_.spec().algorithms().learned_rounding();
+    BlockReconstructionOptions options;
+    options.iterations = lr.iterations();
+    options.learning_rate = lr.learning_rate();
+    options.learn_clipping = !lr.no_clipping();
+    options.cancelled = ctx_.cancelled;
+    ctx_.Progress("quantize", double(rounded_layers_) / ctx_.slots.size(),
+                  absl::StrCat("block reconstruction ", k + 1, " of ",
+                               ctx_.segments.size()));
+    absl::StatusOr<BlockReconstructionResult> r = ReconstructBlock(
+        segment.graph, batches, &targets, scheme, options, layers);
+    if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
+      for (const BlockLayer& l : layers) {
+        ctx_.facts.algorithms[l.slot->node].push_back(absl::StrCat(
+            "block reconstruction: skipped, ", r.status().message()));
+      }
+      return absl::OkStatus();
+    }
+    QUANTD_RETURN_IF_ERROR(r.status());
+    const std::string note = absl::StrFormat(
+        "block reconstruction: block %d of %d, output error %.3gx of the "
+        "layers' own rounding (%d steps)",
+        k + 1, ctx_.segments.size(),
+        r->start_loss > 0 ? r->loss / r->start_loss : 1.0, options.iterations);
+    for (BlockLayer& l : layers) {
+      QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* cached,
+                              ctx_.rounder->Round(*l.slot, precision));
+      RoundedLayer updated = *cached;
+      QUANTD_ASSIGN_OR_RETURN(updated.codes,
+                              QuantizeWeightCodes(l.weights, l.params));
+      updated.params = std::move(l.params);
+      updated.notes.push_back(note);
+      ctx_.rounder->Replace(*l.slot, precision, std::move(updated));
+      ctx_.facts.algorithms[l.slot->node].push_back(note);
+      if (executor != nullptr) {
+        QUANTD_RETURN_IF_ERROR(
+            executor->ReplaceInitializer(l.slot->initializer, l.weights));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   JobContext& ctx_;
   const RoundLayerFn& round_layer_;
   std::map<std::string, const WeightSlot*> slot_of_;  // by node name
@@ -204,8 +320,9 @@ class SequentialRun {
   std::map<std::string, Tensor> shared_rounded_;
   std::set<std::string> observed_, watched_;
   RunOptions hooked_, plain_;
-  // Per calibration batch, the values live at the current cut.
-  std::vector<TensorMap> live_;
+  // Per calibration batch, the values live at the current cut; and, for
+  // block reconstruction, the float model's.
+  std::vector<TensorMap> live_, float_live_;
   size_t rounded_layers_ = 0;
 };
 

@@ -27,9 +27,9 @@
 namespace quantd {
 
 // The segments for a sequential GPTQ (or learned rounding) job, or none
-// when the job rounds in one pass: neither enabled, spec.algorithms.gptq.one_pass set, bias correction on
-// (it wants the float model's input means), or a graph with no narrow point
-// between its layers.
+// when the job rounds in one pass: neither enabled,
+// spec.algorithms.gptq.one_pass set, bias correction on (it wants the float
+// model's input means), or a graph with no narrow point between its layers.
 std::vector<GraphSegment> PlanSequentialRounding(const JobContext& ctx);
 
 // Rounds one layer (ctx.rounder, with ctx.statistics as they are now) and

@@ -39,7 +39,7 @@ ScaleAndZero ScaleOf(float lo, float hi, float a, float b, bool symmetric,
 
 // Takes the start's scales as the ranges ScaleOf turns back into them
 // (symmetric: +-s qmax; asymmetric: [(qmin - zp) s, (qmax - zp) s]) and its
-// levels as offsets from w / s.
+// levels as whole-step offsets from round(w / s).
 absl::Status StartFrom(const Tensor& weight, const RoundingStart& start,
                        RoundingProblem& p) {
   const QuantParams& sp = start.params;
@@ -67,7 +67,11 @@ absl::Status StartFrom(const Tensor& weight, const RoundingStart& start,
     const int64_t pi = ParamIndex(sp, weight.shape(), e);
     const ScaleAndZero sz =
         ScaleOf(p.lo[pi], p.hi[pi], 1.f, 1.f, p.symmetric, sp.qmin, sp.qmax);
-    p.offset[e] = std::nearbyint(levels[e] / sz.scale) - p.w[e] / sz.scale;
+    // An integer: w / s keeps its own fraction, so an offset v of up to
+    // half a step still moves the level (an offset to the level's center
+    // would leave v nothing to move).
+    p.offset[e] = std::nearbyint(levels[e] / sz.scale) -
+                  std::nearbyint(p.w[e] / sz.scale);
   }
   return absl::OkStatus();
 }

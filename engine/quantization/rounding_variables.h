@@ -8,10 +8,11 @@
 //   q = clamp(round(w / s(a, b) + o + v) + zp, qmin, qmax)
 //   w_q = s (q - zp)
 //
-// o is 0 from round-to-nearest, or the start's level minus w / s when the
-// start is another algorithm's result (GPTQ's). Steps are signed (AutoRound's
-// SignRound): each variable moves by the learning rate against the sign of
-// its gradient, which comes through round() straight-through.
+// o is 0 from round-to-nearest, or the start's level minus round(w / s)
+// (whole steps) when the start is another algorithm's result (GPTQ's). Steps
+// are signed (AutoRound's SignRound): each variable moves by the learning rate
+// against the sign of its gradient, which comes through round()
+// straight-through.
 //
 //   absl::StatusOr<RoundingProblem> p =
 //       MakeRoundingProblem(w, slot, scheme, /*start=*/nullptr, true);
@@ -69,7 +70,8 @@ struct RoundingProblem {
   bool symmetric = true;
   bool learn_clipping = true;  // never for per-tensor scales
   std::vector<float> lo, hi;   // per scale: the range, 0 inside
-  // Per element (weight order): the start's level minus w / s; empty: RTN.
+  // Per element (weight order): the start's level minus round(w / s), in
+  // whole steps; empty: RTN.
   std::vector<float> offset;
 };
 

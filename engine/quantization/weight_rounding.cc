@@ -83,10 +83,14 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
     QUANTD_RETURN_IF_ERROR(
         RoundWithHessian(*w, slot, scheme, *stats, out, rounded));
   } else {
-    if (uses_hessian) {
-      out.notes.push_back(absl::StrCat(
-          config_.gptq ? "gptq" : "learned rounding",
-          ": not applied (needs a 2-D MatMul/Gemm weight); round-to-nearest"));
+    if (config_.gptq) {
+      out.notes.push_back(
+          "gptq: not applied (needs a 2-D MatMul/Gemm weight); "
+          "round-to-nearest");
+    } else if (config_.learned_rounding) {
+      out.notes.push_back(
+          "learned rounding: no per-layer Hessian (MatMul/Gemm only); starts "
+          "from round-to-nearest, tuned with its block");
     }
     QUANTD_ASSIGN_OR_RETURN(QuantParams p,
                             ComputeWeightParams(*w, slot, scheme));

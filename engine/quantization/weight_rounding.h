@@ -93,6 +93,13 @@ class LayerRounder {
       const std::map<std::string, LayerPrecision>& precisions,
       const std::map<std::string, QuantParams>& activation_params);
 
+  // Replaces the cached rounding of (slot, precision): block
+  // reconstruction's, which saw the whole block.
+  void Replace(const WeightSlot& slot, LayerPrecision precision,
+               RoundedLayer rounded) {
+    cache_[std::make_pair(slot.node, precision)] = std::move(rounded);
+  }
+
   // Forgets the statistics pointer: the caller is about to free them (GPT-2
   // small's Hessians are 1.08 GB). Layers already rounded stay cached;
   // rounding a new (layer, precision) that needs the statistics (GPTQ, bias
