@@ -284,6 +284,10 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
               "accuracy target: fall layers back to higher precision "
               "until accuracy drops at most P points")
       ->type_name("P");
+  AddOptional(quantize, "--max-weight-bytes", &f->max_weight_bytes,
+              "size budget: the most accurate per-layer precisions whose "
+              "weights fit in BYTES (instead of an accuracy target)")
+      ->type_name("BYTES");
   AddOptional(quantize, "--max-perplexity-increase",
               &f->max_perplexity_increase,
               "language models: perplexity may rise at most P percent")

@@ -149,6 +149,13 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
 
 absl::Status ApplyTargetAndLabelFlags(const QuantizeFlags& flags,
                                       v1::JobSpec* spec) {
+  if (flags.max_weight_bytes) {
+    if (*flags.max_weight_bytes <= 0) {
+      return absl::InvalidArgumentError(
+          "--max-weight-bytes takes a positive number of bytes");
+    }
+    spec->mutable_size_budget()->set_max_weight_bytes(*flags.max_weight_bytes);
+  }
   if (flags.max_accuracy_drop) {
     if (*flags.max_accuracy_drop < 0) {
       return absl::InvalidArgumentError(

@@ -29,6 +29,7 @@ struct QuantizeFlags {
   bool cross_layer_equalization = false;
   std::optional<double> max_accuracy_drop;        // points
   std::optional<double> max_perplexity_increase;  // percent
+  std::optional<int64_t> max_weight_bytes;        // size budget
   // classification | language-model | fidelity | segmentation
   std::optional<std::string> task;
   std::vector<std::string> labels;  // "key=value"

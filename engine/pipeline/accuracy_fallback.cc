@@ -92,7 +92,8 @@ std::vector<size_t> LocalErrorOrder(const FallbackContext& ctx) {
 }  // namespace
 
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
-    const FallbackContext& ctx, Dataset& data, absl::Time deadline) {
+    const FallbackContext& ctx, Dataset& data, absl::Time deadline,
+    std::optional<LayerPrecision> precision) {
   std::map<std::string, double> out;
   const std::vector<WeightSlot>& all = ctx.rounder->slots();
   const std::vector<size_t> order = LocalErrorOrder(ctx);
@@ -110,7 +111,8 @@ absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     for (const WeightSlot& other : all) {
       only[other.node] = LayerPrecision::kFloat;
     }
-    only[slot.node] = RequestedPrecision(ctx.rounder->config().scheme);
+    only[slot.node] =
+        precision.value_or(RequestedPrecision(ctx.rounder->config().scheme));
     QUANTD_ASSIGN_OR_RETURN(
         QuantizationPlan plan,
         ctx.rounder->BuildPlan(only, *ctx.activation_params));
@@ -216,6 +218,13 @@ absl::StatusOr<double> EvaluateStep(
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, LayerPrecision>> FallbackOrder(
+    const FallbackContext& ctx,
+    const std::map<std::string, double>& sensitivity) {
+  return FallbackSteps(SensitivityOrder(ctx, sensitivity),
+                       RequestedPrecision(ctx.rounder->config().scheme));
+}
 
 absl::StatusOr<FallbackOutcome> RunAccuracyFallback(
     const FallbackContext& ctx, Dataset& data,

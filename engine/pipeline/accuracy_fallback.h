@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,10 +49,18 @@ struct FallbackContext {
 
 // TargetMetric per node name, for the layers measured before `deadline`
 // (at least one; the rest are absent from the map), lowest local SQNR
-// first when ctx.local_sqnr is set.
+// first when ctx.local_sqnr is set. Each layer at `precision` (default:
+// the requested one).
 absl::StatusOr<std::map<std::string, double>> MeasureSensitivity(
     const FallbackContext& ctx, Dataset& data,
-    absl::Time deadline = absl::InfiniteFuture());
+    absl::Time deadline = absl::InfiniteFuture(),
+    std::optional<LayerPrecision> precision = std::nullopt);
+
+// The steps an accuracy target takes, in order: most sensitive first,
+// int4 layers to int8 first, then layers to float.
+std::vector<std::pair<std::string, LayerPrecision>> FallbackOrder(
+    const FallbackContext& ctx,
+    const std::map<std::string, double>& sensitivity);
 
 struct FallbackOutcome {
   std::map<std::string, LayerPrecision> precisions;  // by node

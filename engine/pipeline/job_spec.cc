@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/evaluation/pipeline_evaluation.h"
 #include "engine/pipeline/enum_checks.h"
 #include "google/protobuf/util/json_util.h"
 #include "util/status_macros.h"
@@ -228,6 +229,28 @@ absl::Status CheckAlgorithms(const v1::JobSpec& spec) {
   return absl::OkStatus();
 }
 
+absl::Status CheckSizeBudget(const v1::JobSpec& spec) {
+  const int64_t budget = spec.size_budget().max_weight_bytes();
+  if (budget < 0) {
+    return Invalid("size_budget.max_weight_bytes", "must not be negative");
+  }
+  if (budget == 0) return absl::OkStatus();
+  if (AnyTargetSet(spec.accuracy_target())) {
+    return Invalid("size_budget",
+                   "and accuracy_target are two questions; set one or the "
+                   "other");
+  }
+  if (spec.method() == v1::METHOD_QAT) {
+    return Invalid("size_budget", "is for PTQ jobs");
+  }
+  if (spec.sensitivity().disabled()) {
+    return Invalid("size_budget",
+                   "chooses precisions from per-layer sensitivity; do not "
+                   "set sensitivity.disabled");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckTargetsAndLabels(const v1::JobSpec& spec) {
   if (spec.sensitivity().max_samples() < 0) {
     return Invalid("sensitivity.max_samples", "must not be negative");
@@ -306,6 +329,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec, SpecOrigin origin) {
   QUANTD_RETURN_IF_ERROR(CheckCalibration(spec));
   QUANTD_RETURN_IF_ERROR(CheckAlgorithms(spec));
   QUANTD_RETURN_IF_ERROR(CheckTargetsAndLabels(spec));
+  QUANTD_RETURN_IF_ERROR(CheckSizeBudget(spec));
   return CheckQat(spec, origin);
 }
 

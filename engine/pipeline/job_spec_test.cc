@@ -128,6 +128,17 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
+    s.mutable_size_budget()->set_max_weight_bytes(-1);
+    EXPECT_THAT(Error(s), HasSubstr("must not be negative"));
+    s.mutable_size_budget()->set_max_weight_bytes(100000);
+    s.mutable_accuracy_target()->set_max_accuracy_drop_points(1);
+    EXPECT_THAT(Error(s), HasSubstr("set one or the other"));
+    s.clear_accuracy_target();
+    s.mutable_sensitivity()->set_disabled(true);
+    EXPECT_THAT(Error(s), HasSubstr("do not set sensitivity.disabled"));
+  }
+  {
+    v1::JobSpec s = base;
     s.mutable_weights()->set_allow_partial_groups(true);
     EXPECT_THAT(Error(s), HasSubstr("only meaningful with granularity"));
   }

@@ -5,6 +5,7 @@
 #include "absl/time/clock.h"
 #include "engine/pipeline/accuracy_fallback.h"
 #include "engine/pipeline/layer_local_error.h"
+#include "engine/pipeline/size_budget.h"
 #include "engine/pipeline/stages.h"
 #include "util/status_macros.h"
 
@@ -23,6 +24,35 @@ FallbackContext FallbackContextOf(JobContext& ctx) {
   return f;
 }
 
+// The bounded evaluation subset per-layer sensitivity is measured on.
+absl::StatusOr<std::unique_ptr<Dataset>> OpenSensitivitySubset(
+    JobContext& ctx) {
+  return ctx.data->OpenEvaluationSubset(ctx.spec().sensitivity().max_samples(),
+                                        ctx.spec().calibration().batch_size());
+}
+
+// JobSpec.size_budget: the better of the knapsack's and the fallback
+// order's plans within the budget (size_budget.h).
+absl::Status ApplySizeBudget(JobContext& ctx, int64_t budget) {
+  if (ctx.facts.sensitivity.empty()) {
+    return absl::InvalidArgumentError(
+        "a size_budget needs per-layer sensitivity to choose precisions; do "
+        "not set sensitivity.disabled");
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> subset,
+                          OpenSensitivitySubset(ctx));
+  ctx.Progress("fallback", 0, "", "size budget: int8 sensitivity, solve");
+  QUANTD_ASSIGN_OR_RETURN(
+      BudgetOutcome b,
+      RunSizeBudget(FallbackContextOf(ctx), *ctx.data->evaluation, *subset,
+                    ctx.facts.sensitivity, ctx.layer_values, budget));
+  ctx.quantization = std::move(b.plan);
+  ctx.fake_quant = std::move(b.evaluated);
+  for (auto& [node, reason] : b.reasons) ctx.facts.reasons[node] = reason;
+  *ctx.report().mutable_size_budget() = std::move(b.report);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SensitivityStage(JobContext& ctx) {
@@ -35,10 +65,8 @@ absl::Status SensitivityStage(JobContext& ctx) {
   }
   const double budget = ctx.spec().sensitivity().time_budget_seconds();
   const absl::Time deadline = absl::Now() + absl::Seconds(budget);
-  QUANTD_ASSIGN_OR_RETURN(
-      std::unique_ptr<Dataset> subset,
-      ctx.data->OpenEvaluationSubset(ctx.spec().sensitivity().max_samples(),
-                                     ctx.spec().calibration().batch_size()));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<Dataset> subset,
+                          OpenSensitivitySubset(ctx));
   // Every layer's own error first (about three forward passes), so the
   // end-to-end measurements, one pass per layer, start with the worst.
   ctx.Progress("sensitivity", 0, "", "local error of every layer");
@@ -67,7 +95,10 @@ absl::Status FallbackStage(JobContext& ctx) {
   const std::optional<double> bound =
       TargetBound(ctx.spec().accuracy_target(), ctx.fake_quant->metrics);
   report.set_accuracy_target_met(true);
-  if (bound.has_value() && ctx.plan.is_qat()) {
+  const int64_t budget = ctx.spec().size_budget().max_weight_bytes();
+  if (budget > 0) {
+    QUANTD_RETURN_IF_ERROR(ApplySizeBudget(ctx, budget));
+  } else if (bound.has_value() && ctx.plan.is_qat()) {
     report.add_warnings(
         "accuracy_target is not applied to QAT jobs (no layer fallback after "
         "training); the report says whether the trained model meets it");

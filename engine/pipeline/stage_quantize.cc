@@ -86,10 +86,11 @@ absl::Status QuantizeStage(JobContext& ctx) {
   ctx.rounder = std::make_unique<LayerRounder>(
       ctx.graph, ctx.slots, ctx.plan.rounding, ctx.statistics.get());
   const LayerPrecision requested = RequestedPrecision(ctx.plan.weights);
-  // Without an accuracy target no layer is rounded again, so each input's
-  // statistics (a K x K Hessian for GPTQ) go as soon as the last layer
-  // reading that input is rounded: GPT-2-small's Hessians are 1.08 GB.
-  const bool release_early = !AnyTargetSet(ctx.spec().accuracy_target());
+  // Without an accuracy target or size budget no layer is rounded again, so
+  // each input's statistics (a K x K Hessian for GPTQ) go as soon as the last
+  // layer reading that input is rounded: GPT-2-small's Hessians are 1.08 GB.
+  const bool release_early = !AnyTargetSet(ctx.spec().accuracy_target()) &&
+                             ctx.spec().size_budget().max_weight_bytes() == 0;
   std::map<std::string, int> readers_left;  // input value -> slots
   for (const WeightSlot& slot : ctx.slots) {
     ++readers_left[ctx.rounder->InputOf(slot)];

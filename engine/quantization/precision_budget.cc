@@ -143,7 +143,9 @@ absl::StatusOr<std::vector<BudgetSolution>> PrecisionParetoFrontier(
   for (const BudgetSolution& s : all) {
     bool beaten = false;
     for (const BudgetSolution& t : all) {
-      beaten |= t.bytes <= s.bytes && t.loss < s.loss;
+      // No more bytes and no more loss, and fewer of one.
+      beaten |= t.bytes <= s.bytes && t.loss <= s.loss &&
+                (t.bytes < s.bytes || t.loss < s.loss);
     }
     const bool repeat = !frontier.empty() && frontier.back().bytes == s.bytes;
     if (!beaten && !repeat) frontier.push_back(s);

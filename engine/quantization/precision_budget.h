@@ -61,8 +61,9 @@ absl::StatusOr<BudgetSolution> SolvePrecisionBudgetExhaustive(
     int64_t budget);
 
 // Solutions for `points` budgets spread evenly from the smallest model to
-// the largest, without those another one beats (no more bytes and less
-// loss): the size/loss table a user picks from.
+// the largest, without those another one beats (no more bytes and no more
+// loss, and fewer of one): the size/loss table a user picks from, bytes
+// rising and loss falling.
 absl::StatusOr<std::vector<BudgetSolution>> PrecisionParetoFrontier(
     const std::vector<LayerChoices>& layers, int64_t fixed_bytes, int points);
 
