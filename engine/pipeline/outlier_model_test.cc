@@ -107,7 +107,7 @@ TEST_F(OutlierModelTest, SmoothQuantRecoversWhatOutliersCostW8A8) {
   EXPECT_LT(delta[1][2], 0.5 * delta[1][1]);
 }
 
-enum class Method { kRtn, kGptq, kAwq, kSmoothQuant };
+enum class Method { kRtn, kGptq, kAwq, kSmoothQuant, kLearned };
 
 const char* Name(Method m) {
   switch (m) {
@@ -119,6 +119,8 @@ const char* Name(Method m) {
       return "AWQ";
     case Method::kSmoothQuant:
       return "SmoothQuant";
+    case Method::kLearned:
+      return "learned (100)";
   }
   return "";
 }
@@ -137,6 +139,10 @@ v1::JobSpec W4(const std::string& model, bool int8_activations,
   v1::Algorithms* a = spec.mutable_algorithms();
   a->mutable_gptq()->set_enabled(method == Method::kGptq);
   a->mutable_awq()->set_enabled(method == Method::kAwq);
+  if (method == Method::kLearned) {
+    a->mutable_learned_rounding()->set_enabled(true);
+    a->mutable_learned_rounding()->set_iterations(100);
+  }
   return spec;
 }
 
@@ -161,7 +167,9 @@ TEST_F(OutlierModelTest, AwqAndSmoothQuantHoldInt4OnOutliers) {
       rows.push_back({false, g, m, {}});
     }
   }
-  for (Method m : {Method::kRtn, Method::kGptq, Method::kSmoothQuant}) {
+  rows.push_back({false, v1::GRANULARITY_PER_CHANNEL, Method::kLearned, {}});
+  for (Method m :
+       {Method::kRtn, Method::kGptq, Method::kSmoothQuant, Method::kLearned}) {
     rows.push_back({true, v1::GRANULARITY_PER_CHANNEL, m, {}});
   }
   std::printf("%-26s %12s %14s\n", "perplexity +%", "tiny GPT",
@@ -193,6 +201,11 @@ TEST_F(OutlierModelTest, AwqAndSmoothQuantHoldInt4OnOutliers) {
   EXPECT_LT(
       outlier_delta(true, v1::GRANULARITY_PER_CHANNEL, Method::kSmoothQuant),
       0.25 * outlier_delta(true, v1::GRANULARITY_PER_CHANNEL, Method::kRtn));
+  // Learned rounding sees the block's outputs, outliers included.
+  for (bool act : {false, true}) {
+    EXPECT_LT(outlier_delta(act, v1::GRANULARITY_PER_CHANNEL, Method::kLearned),
+              outlier_delta(act, v1::GRANULARITY_PER_CHANNEL, Method::kRtn));
+  }
 }
 
 }  // namespace
