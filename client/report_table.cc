@@ -63,6 +63,15 @@ std::string FormatReportTable(const v1::QuantizationReport& report) {
                               perf.float_weight_bytes() / 1e6,
                               perf.quantized_weight_bytes() / 1e6));
   }
+  if (report.has_size_budget()) {
+    const v1::SizeBudgetReport& b = report.size_budget();
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("budget      %d weight bytes: planned %d (%s; "
+                        "metric knapsack %.2f, sensitivity order %.2f)\n",
+                        b.budget_bytes(), b.planned_bytes(), b.chosen(),
+                        b.knapsack_metric(), b.sensitivity_order_metric()));
+  }
   if (!report.accuracy_target_message().empty()) {
     absl::StrAppend(&out, "target      ",
                     report.accuracy_target_met() ? "met: " : "NOT met: ",

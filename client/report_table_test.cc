@@ -47,6 +47,21 @@ TEST(ReportTable, KernelsRowOnlyWhenTheServerSaysWhatRan) {
                         "layers; weights 648.90 MB -> 224.20 MB in memory"));
 }
 
+TEST(ReportTable, BudgetRowOnlyWithASizeBudget) {
+  v1::QuantizationReport r;
+  EXPECT_THAT(FormatReportTable(r), ::testing::Not(HasSubstr("budget")));
+  v1::SizeBudgetReport* b = r.mutable_size_budget();
+  b->set_budget_bytes(6500);
+  b->set_planned_bytes(6336);
+  b->set_chosen("sensitivity order");
+  b->set_knapsack_metric(6.1);
+  b->set_sensitivity_order_metric(3);
+  EXPECT_THAT(FormatReportTable(r),
+              HasSubstr("budget      6500 weight bytes: planned 6336 "
+                        "(sensitivity order; metric knapsack 6.10, "
+                        "sensitivity order 3.00)"));
+}
+
 TEST(ReportTable, LanguageModelRowsShowPerplexity) {
   v1::QuantizationReport r;
   r.mutable_int8()->set_is_language_model(true);
