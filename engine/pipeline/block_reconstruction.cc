@@ -68,6 +68,7 @@ class Reconstruction {
     QUANTD_RETURN_IF_ERROR(SetWeights());
     QUANTD_ASSIGN_OR_RETURN(result.start_loss, FullLoss());
     result.loss = result.start_loss;
+    Score(0, 1.0);
     const int iters = options_.iterations;
     const double lr0 = options_.learning_rate > 0 ? options_.learning_rate
                                                   : 1.0 / std::max(iters, 1);
@@ -81,6 +82,7 @@ class Reconstruction {
       QUANTD_RETURN_IF_ERROR(SetWeights());
       if ((t + 1) % score_every != 0 && t + 1 != iters) continue;
       QUANTD_ASSIGN_OR_RETURN(const double loss, FullLoss());
+      Score(t + 1, result.start_loss > 0 ? loss / result.start_loss : 1.0);
       if (loss < result.loss) {
         result.loss = loss;
         for (LayerState& s : states_) s.vars->KeepAll();
@@ -96,6 +98,10 @@ class Reconstruction {
   }
 
  private:
+  void Score(int step, double relative) const {
+    if (options_.on_score) options_.on_score(step, relative);
+  }
+
   // Quantizes every layer's current variables into the executor.
   absl::Status SetWeights() {
     for (LayerState& s : states_) {

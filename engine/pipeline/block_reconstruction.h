@@ -17,6 +17,7 @@
 #define QUANTD_ENGINE_PIPELINE_BLOCK_RECONSTRUCTION_H_
 
 #include <atomic>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,10 @@ struct BlockReconstructionOptions {
   double learning_rate = 0;  // 0: 1 / iterations
   bool learn_clipping = true;
   const std::atomic<bool>* cancelled = nullptr;
+  // Called at each scoring of the calibration set (4 times, and once at
+  // the start): steps taken so far and the output error relative to the
+  // start's. May be empty.
+  std::function<void(int step, double relative_error)> on_score;
 };
 
 // One layer of the block: in, the rounding to start from; out, the block's.

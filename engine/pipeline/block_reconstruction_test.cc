@@ -54,8 +54,13 @@ TEST(BlockReconstructionTest, LowersTheBlockErrorOfRoundToNearest) {
     layers.push_back({&s, p, fq});
   }
   const std::vector<TensorMap> batches = Batches(4);
+  std::vector<std::pair<int, double>> scores;
+  BlockReconstructionOptions options;
+  options.on_score = [&](int step, double relative) {
+    scores.emplace_back(step, relative);
+  };
   absl::StatusOr<BlockReconstructionResult> r =
-      ReconstructBlock(g, batches, nullptr, scheme, {}, layers);
+      ReconstructBlock(g, batches, nullptr, scheme, options, layers);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_NEAR(r->start_loss, BlockError(g, batches, rtn), 1e-5 * r->start_loss);
   std::map<std::string, Tensor> learned;
@@ -71,6 +76,14 @@ TEST(BlockReconstructionTest, LowersTheBlockErrorOfRoundToNearest) {
   EXPECT_NEAR(r->loss, BlockError(g, batches, learned), 1e-5 * r->loss);
   EXPECT_LT(r->loss, 0.8 * r->start_loss)
       << "start " << r->start_loss << ", learned " << r->loss;
+  // Progress: the start, then every quarter of the steps; the kept loss is
+  // the best score.
+  ASSERT_EQ(scores.size(), 5u);
+  EXPECT_EQ(scores[0], std::make_pair(0, 1.0));
+  EXPECT_EQ(scores[4].first, 200);
+  double best = 1;
+  for (const auto& [step, relative] : scores) best = std::min(best, relative);
+  EXPECT_NEAR(best, r->loss / r->start_loss, 1e-12);
 }
 
 TEST(BlockReconstructionTest, RefusesEmptyInputs) {

@@ -277,9 +277,15 @@ class SequentialRun {
     options.learning_rate = lr.learning_rate();
     options.learn_clipping = !lr.no_clipping();
     options.cancelled = ctx_.cancelled;
-    ctx_.Progress("quantize", double(rounded_layers_) / ctx_.slots.size(),
-                  absl::StrCat("block reconstruction ", k + 1, " of ",
-                               ctx_.segments.size()));
+    // Steps run long on big blocks: the job's progress says where they are.
+    options.on_score = [&](int step, double relative) {
+      ctx_.Progress(
+          "quantize", double(rounded_layers_) / ctx_.slots.size(), "",
+          absl::StrFormat("block reconstruction %d of %d: step %d of %d, "
+                          "output error %.3gx of the layers' own rounding",
+                          k + 1, ctx_.segments.size(), step, options.iterations,
+                          relative));
+    };
     absl::StatusOr<BlockReconstructionResult> r = ReconstructBlock(
         segment.graph, batches, &targets, scheme, options, layers);
     if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
