@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/gptq_linear_algebra.h"
+#include "engine/quantization/hessian_checks.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -100,14 +101,7 @@ absl::Status CheckGptqArguments(const std::string& where, const Tensor& weight,
         options.block_size, ") and finite damp_percent >= 0 (got ",
         options.damp_percent, ")"));
   }
-  auto finite = [](auto v) { return std::isfinite(v); };
-  if (!std::all_of(hessian.begin(), hessian.end(), finite) ||
-      !std::all_of(weight.span<float>().begin(), weight.span<float>().end(),
-                   finite)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "the Hessian or the weight has non-finite values"));
-  }
-  return absl::OkStatus();
+  return CheckFiniteHessianAndWeight(where, hessian, weight);
 }
 
 // InverseHessianFactor of the permuted H (dead inputs' diagonal 1) plus

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/gptq_linear_algebra.h"
+#include "engine/quantization/hessian_checks.h"
 #include "util/status_macros.h"
 
 namespace quantd {
@@ -116,14 +117,7 @@ absl::Status CheckArguments(const std::string& where, const Tensor& weight,
                      "), iterations in [0, 100000] (got ", options.iterations,
                      ") and a finite learning rate >= 0"));
   }
-  auto finite = [](float v) { return std::isfinite(v); };
-  if (!std::all_of(hessian.begin(), hessian.end(), finite) ||
-      !std::all_of(weight.span<float>().begin(), weight.span<float>().end(),
-                   finite)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "the Hessian or the weight has non-finite values"));
-  }
-  return absl::OkStatus();
+  return CheckFiniteHessianAndWeight(where, hessian, weight);
 }
 
 }  // namespace
