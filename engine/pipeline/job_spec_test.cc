@@ -128,6 +128,15 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
+    s.mutable_algorithms()->mutable_learned_rounding()->set_iterations(6000);
+    EXPECT_THAT(Error(s), HasSubstr("iterations must be in [1, 5000]"));
+    s.mutable_algorithms()->mutable_learned_rounding()->set_iterations(100);
+    s.mutable_algorithms()->mutable_learned_rounding()->set_learning_rate(
+        std::nan(""));
+    EXPECT_THAT(Error(s), HasSubstr("learning_rate must be in (0, 0.5]"));
+  }
+  {
+    v1::JobSpec s = base;
     s.mutable_size_budget()->set_max_weight_bytes(-1);
     EXPECT_THAT(Error(s), HasSubstr("must not be negative"));
     s.mutable_size_budget()->set_max_weight_bytes(100000);
