@@ -275,6 +275,10 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
   quantize->add_flag("--cle", f->cross_layer_equalization,
                      "cross-layer equalization of consecutive convolutions "
                      "(CNNs with depthwise convs)");
+  quantize->add_flag("--rotate", f->rotate,
+                     "rotate transformers' residual streams (QuaRot-style "
+                     "Hadamard folded into the weights) to spread outlier "
+                     "channels");
   AddOptional(quantize, "--task", &f->task,
               "what the model's first output means: classification, "
               "language-model, fidelity (SQNR only) or segmentation (mask "

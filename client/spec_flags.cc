@@ -141,6 +141,7 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
     }
   }
   if (flags.bias_correction) alg()->set_bias_correction(true);
+  if (flags.rotate) alg()->mutable_rotation()->set_enabled(true);
   if (flags.cross_layer_equalization) {
     alg()->set_cross_layer_equalization(true);
   }

@@ -3,18 +3,24 @@
 // function, engine/testing/outlier_model.h). Per-tensor W8A8 must spend its
 // 256 activation levels on the outlier range, so the other channels lose
 // resolution; SmoothQuant moves the outliers' scale into the weights and
-// should recover most of it. Prints the table the issue asks for (the W8A8
-// rows) and holds the bars: the float function is unchanged, the outliers
-// hurt plain W8A8, SmoothQuant closes most of that gap.
+// should recover most of it; AWQ and learned rounding address the int4
+// weights the outliers make hard; the residual-stream rotation (with its
+// LayerNorm fold) removes them. Prints the tables the README quotes and
+// holds the bars: the float function is unchanged, the outliers hurt plain
+// W8A8, each method closes the gap it is for.
 #include "engine/testing/outlier_model.h"
 
 #include <stdlib.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/onnx/onnx_convert.h"
+#include "engine/passes/layer_norm_folding.h"
 #include "engine/pipeline/pipeline.h"
 #include "gtest/gtest.h"
 
@@ -206,6 +212,70 @@ TEST_F(OutlierModelTest, AwqAndSmoothQuantHoldInt4OnOutliers) {
     EXPECT_LT(outlier_delta(act, v1::GRANULARITY_PER_CHANNEL, Method::kLearned),
               outlier_delta(act, v1::GRANULARITY_PER_CHANNEL, Method::kRtn));
   }
+}
+
+// Writes `in` with its LayerNorm gains and biases folded into the layers
+// that read them and nothing else: the rotation's first step alone, to
+// tell how much of the rotation's effect is the fold's.
+void WriteFoldedOnly(const std::string& in, const std::string& out) {
+  absl::StatusOr<LoadedModel> m = LoadModelFromFile(in);
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<LayerNormFoldOutcome> folded = FoldLayerNormAffine(m->graph);
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  ASSERT_EQ(folded->folded.size(), 5u) << absl::StrJoin(folded->skipped, "\n");
+  std::ofstream f(out, std::ios::binary);
+  ASSERT_TRUE(GraphToModelProto(m->graph, m->ir_version, "test")
+                  .SerializeToOstream(&f));
+}
+
+// Rotation (issue 15's target): W4A8 of the outlier model within 2%
+// perplexity of float, where RTN W4A8 is not. The injected outliers live
+// in LayerNorm gains, which the rotation's fold moves into the weights, so
+// the fold alone is a row of its own.
+TEST_F(OutlierModelTest, RotationPutsW4A8OfTheOutlierModelWithinTwoPercent) {
+  const std::string original = Data("tiny_gpt/model.onnx");
+  const std::string folded[2] = {*dir_ + "/gpt_folded.onnx",
+                                 *dir_ + "/outlier_gpt_folded.onnx"};
+  WriteFoldedOnly(original, folded[0]);
+  WriteFoldedOnly(*outlier_model_, folded[1]);
+  struct Row {
+    const char* name;
+    bool act, rotate, folded;
+    Method method;
+    double delta[2];
+  };
+  std::vector<Row> rows = {
+      {"W4A8 RTN", true, false, false, Method::kRtn, {}},
+      {"W4A8 RTN, LN fold only", true, false, true, Method::kRtn, {}},
+      {"W4A8 RTN + rotation", true, true, false, Method::kRtn, {}},
+      {"W4A8 GPTQ + rotation", true, true, false, Method::kGptq, {}},
+      {"W4 RTN", false, false, false, Method::kRtn, {}},
+      {"W4 RTN + rotation", false, true, false, Method::kRtn, {}},
+      {"W4 GPTQ + rotation", false, true, false, Method::kGptq, {}},
+      {"W8A8 RTN + rotation", true, true, false, Method::kRtn, {}},
+  };
+  std::printf("%-26s %12s %14s\n", "perplexity +% (per-channel)", "tiny GPT",
+              "with outliers");
+  for (Row& r : rows) {
+    for (int m = 0; m < 2; ++m) {
+      const std::string model =
+          r.folded ? folded[m] : (m == 0 ? original : *outlier_model_);
+      v1::JobSpec spec =
+          W4(model, r.act, v1::GRANULARITY_PER_CHANNEL, r.method);
+      if (r.name[1] == '8') spec.clear_weights();  // W8A8: int8 defaults
+      spec.mutable_algorithms()->mutable_rotation()->set_enabled(r.rotate);
+      r.delta[m] = RunFakeQuant(spec).perplexity_delta_percent();
+    }
+    std::printf("%-26s %11.2f%% %13.2f%%\n", r.name, r.delta[0], r.delta[1]);
+  }
+  EXPECT_GT(rows[0].delta[1], 10.0);  // RTN W4A8 on outliers: far off
+  // The target, with GPTQ; RTN lands near 2% (1.96% on the machine the
+  // README's table comes from), so its bar leaves room for rounding.
+  EXPECT_LT(rows[3].delta[1], 2.0);
+  EXPECT_LT(rows[2].delta[1], 2.5);
+  EXPECT_LT(rows[2].delta[1], 0.1 * rows[0].delta[1]);
+  // Rotation never makes the weight-only model worse than plain RTN.
+  EXPECT_LT(rows[5].delta[1], rows[4].delta[1]);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// smooth: cross-layer equalization of convolutions (data-free), then
-// SmoothQuant or AWQ input-channel scales from the float model's
-// activations, folded into the graph that gets quantized (its function
-// unchanged; the float graph stays the reference).
+// smooth: residual-stream rotation of transformers and cross-layer
+// equalization of convolutions (both data-free), then SmoothQuant or AWQ
+// input-channel scales from the float model's activations, folded into the
+// graph that gets quantized (its function unchanged; the float graph stays the
+// reference).
 #include "absl/strings/str_cat.h"
 #include "engine/passes/cross_layer_equalization.h"
+#include "engine/passes/residual_rotation.h"
 #include "engine/pipeline/stages.h"
 #include "engine/quantization/channel_scaling_pass.h"
 #include "util/status_macros.h"
@@ -41,10 +43,36 @@ absl::Status EqualizeConvolutions(JobContext& ctx) {
   return absl::OkStatus();
 }
 
+// Rotates the float graph's residual streams (same function, new
+// weights), then quantizes a copy, for the reason EqualizeConvolutions
+// gives. Parts that could not be rotated go to the warnings.
+absl::Status RotateResidual(JobContext& ctx) {
+  QUANTD_ASSIGN_OR_RETURN(
+      RotationOutcome r,
+      RotateResidualStreams(ctx.float_graph, ctx.spec().seed()));
+  ctx.graph = ctx.float_graph;
+  for (const std::string& why : r.skipped) {
+    ctx.report().add_warnings(absl::StrCat("rotation: ", why));
+  }
+  if (r.notes.empty()) {
+    ctx.report().add_warnings(
+        "rotation: no residual stream could be rotated; the model is "
+        "quantized as it came");
+  }
+  for (const auto& [node, note] : r.changed_nodes) {
+    ctx.facts.algorithms[node].push_back(note);
+  }
+  QUANTD_ASSIGN_OR_RETURN(ctx.slots, FindLayers(ctx, ctx.graph));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SmoothStage(JobContext& ctx) {
   const v1::Algorithms& alg = ctx.spec().algorithms();
+  if (alg.rotation().enabled()) {
+    QUANTD_RETURN_IF_ERROR(RotateResidual(ctx));
+  }
   if (alg.cross_layer_equalization()) {
     QUANTD_RETURN_IF_ERROR(EqualizeConvolutions(ctx));
   }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "engine/quantization/awq.h"
@@ -29,6 +30,41 @@ std::string ScaleLastDim(Graph& g, const std::string& name,
   for (int64_t i = 0; i < t.num_elements(); ++i) d[i] *= factors[i % c];
   g.initializers[target] = std::move(t);
   return target;
+}
+
+// The division folded into a LayerNormalization read only by the group
+// (and by Shape nodes, which see the shape, not the values: exporters put
+// them after every attention input); nullopt when the input is not such.
+std::optional<std::string> DivideInLayerNorm(
+    Graph& graph, const ScalingGroup& group, const std::vector<float>& inverse,
+    const absl::flat_hash_map<std::string, int>& uses) {
+  const auto producers = ProducerIndex(graph);
+  auto p = producers.find(group.input);
+  auto u = uses.find(group.input);
+  int shape_readers = 0;
+  for (const Node& n : graph.nodes) {
+    if (n.op_type == "Shape" && n.domain.empty() && n.input(0) == group.input) {
+      ++shape_readers;
+    }
+  }
+  if (p == producers.end() || u == uses.end() ||
+      u->second - shape_readers != static_cast<int>(group.slots.size())) {
+    return std::nullopt;
+  }
+  Node& ln = graph.nodes[p->second];
+  const Tensor* gamma = graph.FindInitializer(ln.input(1));
+  const Tensor* beta = graph.FindInitializer(ln.input(2));
+  const int64_t c = static_cast<int64_t>(inverse.size());
+  if (ln.op_type != "LayerNormalization" || !ln.domain.empty() ||
+      gamma == nullptr || gamma->num_elements() != c ||
+      (ln.has_input(2) && (beta == nullptr || beta->num_elements() != c))) {
+    return std::nullopt;
+  }
+  ln.inputs[1] = ScaleLastDim(graph, ln.input(1), inverse, uses);
+  if (ln.has_input(2)) {
+    ln.inputs[2] = ScaleLastDim(graph, ln.input(2), inverse, uses);
+  }
+  return absl::StrCat("folded into LayerNormalization '", ln.name, "'");
 }
 
 }  // namespace
@@ -126,25 +162,9 @@ absl::StatusOr<std::string> ApplyInputChannelScaling(
     }
   }
 
-  // The division: fold into a LayerNormalization read only by the group.
-  const auto producers = ProducerIndex(graph);
-  auto p = producers.find(group.input);
-  auto u = uses.find(group.input);
-  if (p != producers.end() && u != uses.end() &&
-      u->second == static_cast<int>(group.slots.size())) {
-    Node& ln = graph.nodes[p->second];
-    const Tensor* gamma = graph.FindInitializer(ln.input(1));
-    const Tensor* beta = graph.FindInitializer(ln.input(2));
-    if (ln.op_type == "LayerNormalization" && ln.domain.empty() &&
-        gamma != nullptr && gamma->num_elements() == int64_t(scales.size()) &&
-        (!ln.has_input(2) ||
-         (beta != nullptr && beta->num_elements() == int64_t(scales.size())))) {
-      ln.inputs[1] = ScaleLastDim(graph, ln.input(1), inverse, uses);
-      if (ln.has_input(2)) {
-        ln.inputs[2] = ScaleLastDim(graph, ln.input(2), inverse, uses);
-      }
-      return absl::StrCat("folded into LayerNormalization '", ln.name, "'");
-    }
+  if (std::optional<std::string> how =
+          DivideInLayerNorm(graph, group, inverse, uses)) {
+    return *how;
   }
   Node mul;
   mul.op_type = "Mul";

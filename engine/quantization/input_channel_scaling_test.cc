@@ -78,6 +78,25 @@ TEST(InputChannelScalingTest, KeepsTheFloatModelsOutput) {
   EXPECT_EQ(g.FindInitializer("wo"), nullptr);
 }
 
+// Exporters read an attention input's shape for its Reshape: a Shape node
+// sees no values, so the LayerNorm still takes the division (no Mul).
+TEST(InputChannelScalingTest, ShapeReadersDoNotStopTheLayerNormFold) {
+  Graph g = LinearLayersGraph();
+  g.nodes.push_back(MakeNode("shape_of_h", "Shape", {"h"}, "h_shape"));
+  g.outputs.push_back(ValueInfo{"h_shape", DataType::kInt64, false, {}, {}});
+  const Tensor x = Input();
+  const Tensor before = RunGraph(g, x);
+  std::vector<ScalingGroup> groups = GroupLinearLayersByInput(g, Slots(g));
+  absl::StatusOr<std::string> how = ApplyInputChannelScaling(
+      g, groups[0], {0.5f, 2.f, 3.f, 8.f, 1.f, 0.25f, 1.5f, 4.f});
+  ASSERT_TRUE(how.ok()) << how.status();
+  EXPECT_THAT(*how, HasSubstr("LayerNormalization 'ln'"));
+  const Tensor after = RunGraph(g, x);
+  for (int64_t i = 0; i < after.num_elements(); ++i) {
+    EXPECT_NEAR(after.data<float>()[i], before.data<float>()[i], 1e-4);
+  }
+}
+
 TEST(InputChannelScalingTest, SmoothQuantScalesBalanceTheMaxima) {
   Graph g = LinearLayersGraph();
   std::vector<ScalingGroup> groups = GroupLinearLayersByInput(g, Slots(g));
