@@ -57,6 +57,13 @@ std::string WhyNotFoldable(const Graph& graph, const Node& ln,
   for (const auto& [node, input] : r->second) {
     const Node& n = graph.nodes[node];
     if (n.op_type == "Shape" && n.domain.empty()) continue;
+    if (n.op_type == "Add") {
+      return absl::StrCat(
+          "'", n.name,
+          "' (Add) reads its output: a post-LayerNorm block (BERT-style), "
+          "whose residual stream is the LayerNorm's output, so its gain "
+          "cannot move into the weights");
+    }
     if (FoldableWeight(graph, n, input, d) == nullptr) {
       return absl::StrCat("'", n.name, "' (", n.op_type,
                           ") reads its output; only MatMul layers with a "

@@ -240,6 +240,12 @@ absl::StatusOr<RotationOutcome> RotateResidualStreams(Graph& graph,
                           FoldLayerNormAffine(graph));
   RotationOutcome outcome;
   outcome.skipped = fold.skipped;
+  if (fold.folded.empty() && fold.skipped.empty()) {
+    outcome.skipped.push_back(
+        "the graph has no LayerNormalization node (an RMSNorm written out "
+        "as Pow/ReduceMean/Div is not recognized), so there is no stream "
+        "to rotate through");
+  }
   for (const std::string& layer : fold.layers) {
     outcome.changed_nodes.emplace_back(
         layer, "rotation: its LayerNorm's gain and bias folded into it");

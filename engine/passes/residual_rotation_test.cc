@@ -185,6 +185,35 @@ TEST(ResidualRotationTest, UnfoldableLayerNormBlocksItsStream) {
   EXPECT_LT(RelativeError(RunGraph(before, feeds), RunGraph(g, feeds)), 1e-5);
 }
 
+TEST(ResidualRotationTest, PostLayerNormBlockIsNamedAsSuch) {
+  Graph g = OutlierStreamGraph();
+  // h = LN(x) + fc1(LN(x)): the LayerNorm's output is the stream (BERT).
+  for (Node& n : g.nodes) {
+    if (n.name == "residual") n.inputs = {"n1", "a1"};
+  }
+  absl::StatusOr<RotationOutcome> r = RotateResidualStreams(g, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->notes.empty());
+  const std::string all = absl::StrJoin(r->skipped, "\n");
+  EXPECT_NE(all.find("'residual' (Add) reads its output: a post-LayerNorm"),
+            std::string::npos)
+      << all;
+}
+
+TEST(ResidualRotationTest, GraphWithoutLayerNormSaysSo) {
+  Graph g = OutlierStreamGraph();
+  for (Node& n : g.nodes) {
+    if (n.op_type == "LayerNormalization") {
+      n = MakeNode(n.name, "Relu", {n.input(0)}, n.outputs[0]);
+    }
+  }
+  absl::StatusOr<RotationOutcome> r = RotateResidualStreams(g, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].find("no LayerNormalization node"),
+            std::string::npos);
+}
+
 TEST(LayerNormFoldingTest, InsertsABiasWhereTheLayerHasNone) {
   Graph g = OutlierStreamGraph();
   const Graph before = g;

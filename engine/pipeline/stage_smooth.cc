@@ -51,8 +51,16 @@ absl::Status RotateResidual(JobContext& ctx) {
       RotationOutcome r,
       RotateResidualStreams(ctx.float_graph, ctx.spec().seed()));
   ctx.graph = ctx.float_graph;
-  for (const std::string& why : r.skipped) {
-    ctx.report().add_warnings(absl::StrCat("rotation: ", why));
+  // A 24-layer post-LN encoder says the same thing per LayerNorm: the
+  // first few say what, the count says how often.
+  constexpr size_t kMaxSkipWarnings = 4;
+  for (size_t i = 0; i < r.skipped.size() && i < kMaxSkipWarnings; ++i) {
+    ctx.report().add_warnings(absl::StrCat("rotation: ", r.skipped[i]));
+  }
+  if (r.skipped.size() > kMaxSkipWarnings) {
+    ctx.report().add_warnings(
+        absl::StrCat("rotation: ", r.skipped.size() - kMaxSkipWarnings,
+                     " more LayerNorms or streams skipped"));
   }
   if (r.notes.empty()) {
     ctx.report().add_warnings(
