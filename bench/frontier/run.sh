@@ -7,7 +7,11 @@
 # job's wall time. Weight-only schemes below 4 bits are asymmetric (the
 # convention of GPTQ's and AutoRound's low-bit results).
 #
+# Rotation columns: the residual stream rotated first (transformers only),
+# then round-to-nearest or GPTQ.
+#
 #   bench/frontier/run.sh [WORK_DIR=/tmp/quantd-frontier]
+#   METHODS="RTN Rotation" bench/frontier/run.sh   # some columns only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=${1:-/tmp/quantd-frontier}
@@ -33,8 +37,10 @@ declare -A method_json=(
   [SmoothQuant]='{"smoothQuant": {"enabled": true}}'
   [Learned]='{"learnedRounding": {"enabled": true}}'
   [GPTQ+Learned]='{"gptq": {"enabled": true}, "learnedRounding": {"enabled": true}}'
+  [Rotation]='{"rotation": {"enabled": true}}'
+  [Rotation+GPTQ]='{"rotation": {"enabled": true}, "gptq": {"enabled": true}}'
 )
-methods=(RTN GPTQ AWQ SmoothQuant Learned GPTQ+Learned)
+read -r -a methods <<<"${METHODS:-RTN GPTQ AWQ SmoothQuant Learned GPTQ+Learned Rotation Rotation+GPTQ}"
 
 # table MODEL_DIR DATA_DIR METRIC SCHEMES...
 table() {
@@ -46,9 +52,11 @@ table() {
   for scheme in "$@"; do
     local row="| $scheme |"
     for method in "${methods[@]}"; do
-      # AWQ is weight-only; SmoothQuant needs quantized activations.
+      # AWQ is weight-only; SmoothQuant needs quantized activations;
+      # rotation needs a LayerNorm residual stream.
       if [[ $method == AWQ && $scheme == *A8 ]] ||
-         [[ $method == SmoothQuant && $scheme != *A8 ]]; then
+         [[ $method == SmoothQuant && $scheme != *A8 ]] ||
+         [[ $method == Rotation* && $model == *cnn ]]; then
         row+=" - |"; continue
       fi
       local name
