@@ -1,5 +1,6 @@
 #include "engine/pipeline/block_reconstruction.h"
 
+#include <map>
 #include <memory>
 #include <set>
 
@@ -60,6 +61,7 @@ class Reconstruction {
       }
     }
     QUANTD_ASSIGN_OR_RETURN(executor_, Executor::Create(block_));
+    if (options_.activations != nullptr) SimulateActivations(layers);
     return absl::OkStatus();
   }
 
@@ -98,6 +100,30 @@ class Reconstruction {
   }
 
  private:
+  // Fake-quantizes the layers' inputs that have static parameters in
+  // every run of the block (scoring and steps alike).
+  void SimulateActivations(const std::vector<BlockLayer>& layers) {
+    std::map<std::string, const Node*> nodes;
+    for (const Node& n : block_.nodes) nodes[n.name] = &n;
+    for (const BlockLayer& l : layers) {
+      auto n = nodes.find(l.slot->node);
+      if (n == nodes.end()) continue;
+      const std::string& input = n->second->input(0);
+      auto a = options_.activations->find(input);
+      if (a != options_.activations->end()) simulated_[input] = a->second;
+    }
+    if (simulated_.empty()) return;
+    run_.tensor_hook = [this](const Node*, const std::string& name,
+                              Tensor& value) -> absl::Status {
+      auto a = simulated_.find(name);
+      if (a == simulated_.end() || value.dtype() != DataType::kFloat32) {
+        return absl::OkStatus();
+      }
+      QUANTD_ASSIGN_OR_RETURN(value, FakeQuantizeWeights(value, a->second));
+      return absl::OkStatus();
+    };
+  }
+
   void Score(int step, double relative) const {
     if (options_.on_score) options_.on_score(step, relative);
   }
@@ -146,21 +172,21 @@ class Reconstruction {
   absl::StatusOr<double> FullLoss() {
     double total = 0;
     for (size_t b = 0; b < batches_.size(); ++b) {
-      QUANTD_ASSIGN_OR_RETURN(std::vector<Tensor> out,
-                              executor_->RunOutputs(batches_[b]));
-      total += Loss(out, targets_[b], nullptr);
+      QUANTD_ASSIGN_OR_RETURN(RunResult r, executor_->Run(batches_[b], run_));
+      total += Loss(r.outputs, targets_[b], nullptr);
     }
     return total / batches_.size();
   }
 
   absl::Status StepOnBatch(size_t b, double lr) {
-    RunOptions ro;
+    RunOptions ro = run_;
     ro.keep_all_values = true;
     QUANTD_ASSIGN_OR_RETURN(RunResult r, executor_->Run(batches_[b], ro));
     TensorMap output_grads;
     Loss(r.outputs, targets_[b], &output_grads);
     TensorMap values = std::move(r.values);
-    for (const auto& [k, v] : batches_[b]) values[k] = v;
+    // Feeds the run did not keep; a kept feed is the fake-quantized one.
+    for (const auto& [k, v] : batches_[b]) values.try_emplace(k, v);
     for (const LayerState& s : states_) {
       values[s.layer->slot->initializer] = s.current;
     }
@@ -185,6 +211,8 @@ class Reconstruction {
   std::vector<std::vector<Tensor>> targets_;
   std::unique_ptr<Executor> executor_;
   std::vector<double> step_grad_;
+  std::map<std::string, QuantParams> simulated_;  // by value name
+  RunOptions run_;  // with the activation hook when simulating
 };
 
 }  // namespace

@@ -18,6 +18,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,6 +34,12 @@ struct BlockReconstructionOptions {
   double learning_rate = 0;  // 0: 1 / iterations
   bool learn_clipping = true;
   const std::atomic<bool>* cancelled = nullptr;
+  // Static activation quantization to simulate (QDrop's point: weights
+  // tuned with float inputs are tuned for the wrong inputs): each block
+  // layer's input with an entry here is fake-quantized with it in every
+  // forward pass, the gradient passing straight through. Null: float
+  // activations (weight-only and dynamic jobs).
+  const std::map<std::string, QuantParams>* activations = nullptr;
   // Called at each scoring of the calibration set (4 times, and once at
   // the start): steps taken so far and the output error relative to the
   // start's. May be empty.

@@ -86,6 +86,56 @@ TEST(BlockReconstructionTest, LowersTheBlockErrorOfRoundToNearest) {
   EXPECT_NEAR(best, r->loss / r->start_loss, 1e-12);
 }
 
+// With static int8 inputs simulated, the start's loss is the block's as
+// deployed (weights and inputs quantized), and the learned rounding lowers
+// that loss, not the float-input one.
+TEST(BlockReconstructionTest, SimulatesStaticActivationsWhenGiven) {
+  const Graph g = LinearLayersGraph();
+  const std::vector<WeightSlot> slots = {{"q", "MatMul", "wq", 1, 0},
+                                         {"k", "MatMul", "wk", 1, 0},
+                                         {"out", "MatMul", "wo", 1, 0}};
+  const WeightScheme scheme{.type = QuantType::kInt4};
+  std::vector<BlockLayer> plain_layers, simulated_layers;
+  for (const WeightSlot& s : slots) {
+    const Tensor& w = *g.FindInitializer(s.initializer);
+    QuantParams p = *ComputeWeightParams(w, s, scheme);
+    Tensor fq = *FakeQuantizeWeights(w, p);
+    plain_layers.push_back({&s, p, fq});
+    simulated_layers.push_back({&s, p, fq});
+  }
+  // Coarse activation steps (16 levels over the inputs' ranges), so the
+  // difference is far above rounding noise.
+  std::map<std::string, QuantParams> activations;
+  for (const char* value : {"h", "r"}) {
+    QuantParams a;
+    a.type = QuantType::kInt4;
+    a.scales = {0.25f};
+    a.zero_points = {0};
+    a.qmin = -8;
+    a.qmax = 7;
+    activations[value] = a;
+  }
+  const std::vector<TensorMap> batches = Batches(4);
+  BlockReconstructionOptions plain, simulated;
+  plain.iterations = simulated.iterations = 100;
+  simulated.activations = &activations;
+  absl::StatusOr<BlockReconstructionResult> a =
+      ReconstructBlock(g, batches, nullptr, scheme, plain, plain_layers);
+  absl::StatusOr<BlockReconstructionResult> b = ReconstructBlock(
+      g, batches, nullptr, scheme, simulated, simulated_layers);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_GT(b->start_loss, 2 * a->start_loss);  // inputs quantized too
+  EXPECT_LT(b->loss, b->start_loss);
+  // The two runs learned different roundings.
+  bool differ = false;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    differ |= plain_layers[i].weights.ToVector<float>() !=
+              simulated_layers[i].weights.ToVector<float>();
+  }
+  EXPECT_TRUE(differ);
+}
+
 TEST(BlockReconstructionTest, RefusesEmptyInputs) {
   const Graph g = LinearLayersGraph();
   std::vector<BlockLayer> none;

@@ -277,6 +277,10 @@ class SequentialRun {
     options.learning_rate = lr.learning_rate();
     options.learn_clipping = !lr.no_clipping();
     options.cancelled = ctx_.cancelled;
+    // Static jobs: the block runs with its inputs quantized as deployed.
+    if (!ctx_.activation_params.empty()) {
+      options.activations = &ctx_.activation_params;
+    }
     // Steps run long on big blocks: the job's progress says where they are.
     options.on_score = [&](int step, double relative) {
       ctx_.Progress(
@@ -298,9 +302,10 @@ class SequentialRun {
     QUANTD_RETURN_IF_ERROR(r.status());
     const std::string note = absl::StrFormat(
         "block reconstruction: block %d of %d, output error %.3gx of the "
-        "layers' own rounding (%d steps)",
+        "layers' own rounding (%d steps%s)",
         k + 1, ctx_.segments.size(),
-        r->start_loss > 0 ? r->loss / r->start_loss : 1.0, options.iterations);
+        r->start_loss > 0 ? r->loss / r->start_loss : 1.0, options.iterations,
+        options.activations != nullptr ? ", int8 inputs simulated" : "");
     for (BlockLayer& l : layers) {
       QUANTD_ASSIGN_OR_RETURN(const RoundedLayer* cached,
                               ctx_.rounder->Round(*l.slot, precision));
