@@ -186,7 +186,9 @@ Tensor& PrivateInitializer(Graph& graph, size_t node, int input,
   std::string& name = graph.nodes[node].inputs[input];
   if (uses[name] > 1) {
     const std::string copy = graph.UniqueName(name + "_private");
-    graph.initializers[copy] = graph.initializers.at(name);
+    // Copied out first: inserting may rehash the map under a reference.
+    Tensor shared = graph.initializers.at(name);
+    graph.initializers[copy] = std::move(shared);
     --uses[name];
     uses[copy] = 1;
     name = copy;

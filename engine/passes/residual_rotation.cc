@@ -259,7 +259,11 @@ absl::StatusOr<RotationOutcome> RotateResidualStreams(Graph& graph,
       if (!folded.contains(n.name) || seen.contains(n.input(0))) continue;
       Stream s;
       s.d = graph.FindInitializer(n.input(1))->dim(0);
-      const std::string why = tracer.Trace(n.input(0), s);
+      // Q is dense: past kMaxRotationDim it would take gigabytes.
+      const std::string why =
+          s.d > kMaxRotationDim
+              ? absl::StrCat("its width ", s.d, " is above ", kMaxRotationDim)
+              : tracer.Trace(n.input(0), s);
       // A stream is reported once, not once per LayerNorm on it.
       seen.insert(s.values.begin(), s.values.end());
       if (!why.empty()) {

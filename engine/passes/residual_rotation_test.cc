@@ -228,5 +228,39 @@ TEST(LayerNormFoldingTest, InsertsABiasWhereTheLayerHasNone) {
   EXPECT_LT(RelativeError(RunGraph(before, feeds), RunGraph(g, feeds)), 1e-5);
 }
 
+TEST(LayerNormFoldingTest, SharedWeightIsCopiedForTheFoldedLayerOnly) {
+  Graph g = OutlierStreamGraph();
+  // 'side' reads head's weight W2 from the stream itself, without a
+  // LayerNorm: folding ln2's gain into W2 must not reach it.
+  g.nodes.push_back(MakeNode("side", "MatMul", {"x", "W2"}, "z"));
+  g.outputs.push_back(ValueInfo{"z", DataType::kFloat32, true, {2, 5, 8}, {}});
+  const Graph before = g;
+  absl::StatusOr<LayerNormFoldOutcome> r = FoldLayerNormAffine(g);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const Node& n : g.nodes) {
+    if (n.name == "side") {
+      EXPECT_EQ(n.input(1), "W2");
+    } else if (n.name == "head") {
+      EXPECT_NE(n.input(1), "W2");
+    }
+  }
+  EXPECT_EQ(g.FindInitializer("W2")->ToVector<float>(),
+            before.FindInitializer("W2")->ToVector<float>());
+  Tensor ids(DataType::kInt64, {2, 5});
+  for (int64_t i = 0; i < 10; ++i) ids.mutable_data<int64_t>()[i] = i + 7;
+  const TensorMap feeds = {{"ids", ids}};
+  auto outputs = [&](const Graph& graph) {
+    return *(*Executor::Create(graph))->RunOutputs(feeds);
+  };
+  const std::vector<Tensor> want = outputs(before), got = outputs(g);
+  ASSERT_EQ(got.size(), 2u);
+  for (int o = 0; o < 2; ++o) {
+    EXPECT_LT(
+        RelativeError(want[o].ToVector<float>(), got[o].ToVector<float>()),
+        1e-5)
+        << "output " << o;
+  }
+}
+
 }  // namespace
 }  // namespace quantd
