@@ -12,6 +12,7 @@
 #
 #   bench/frontier/run.sh [WORK_DIR=/tmp/quantd-frontier]
 #   METHODS="RTN Rotation" bench/frontier/run.sh   # some columns only
+#   MODELS=cnn bench/frontier/run.sh                # one table (lm, cnn)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=${1:-/tmp/quantd-frontier}
@@ -93,5 +94,10 @@ PY
   done
 }
 
-table testdata/tiny_gpt testdata/tiny_gpt perplexity W4-pc W4-g32 W3-g32 W2-g32 W8A8 W4A8
-table testdata/fmnist_cnn testdata/fmnist top-1 W4-pc W3-pc W8A8 W4A8
+models=" ${MODELS:-lm cnn} "
+if [[ $models == *" lm "* ]]; then
+  table testdata/tiny_gpt testdata/tiny_gpt perplexity W4-pc W4-g32 W3-g32 W2-g32 W8A8 W4A8
+fi
+if [[ $models == *" cnn "* ]]; then
+  table testdata/fmnist_cnn testdata/fmnist top-1 W4-pc W3-pc W8A8 W4A8
+fi

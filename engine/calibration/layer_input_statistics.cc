@@ -15,10 +15,18 @@ Tensor LayerInputStatistics::SampleTensor() const {
   return t;
 }
 
+bool ConvPatchHessianSupported(const Shape& weight_shape) {
+  if (weight_shape.size() != 3 && weight_shape.size() != 4) return false;
+  int64_t k = 1;
+  for (size_t i = 1; i < weight_shape.size(); ++i) k *= weight_shape[i];
+  return k >= 1 && k <= kMaxConvPatchSize;
+}
+
 absl::StatusOr<std::unique_ptr<InputStatisticsCollector>>
 InputStatisticsCollector::Create(
     const std::map<std::string, ChannelLayout>& values,
-    const InputStatisticsOptions& options) {
+    const InputStatisticsOptions& options,
+    const std::map<std::string, ConvPatchLayer>& conv_layers) {
   if (values.empty()) {
     return absl::InvalidArgumentError("no layer inputs to collect");
   }
@@ -27,21 +35,56 @@ InputStatisticsCollector::Create(
   }
   std::map<std::string, Entry> entries;
   for (const auto& [name, layout] : values) entries[name].layout = layout;
-  return std::unique_ptr<InputStatisticsCollector>(
-      new InputStatisticsCollector(std::move(entries), options));
+  std::map<std::string, ConvPatchLayer> convs;
+  for (const auto& [node, layer] : conv_layers) {
+    if (ConvPatchHessianSupported(layer.weight_shape)) convs[node] = layer;
+  }
+  return std::unique_ptr<InputStatisticsCollector>(new InputStatisticsCollector(
+      std::move(entries), options, std::move(convs)));
 }
 
 TensorHook InputStatisticsCollector::Hook() {
   return [this](const Node*, const std::string& name,
                 Tensor& value) -> absl::Status {
+    QUANTD_RETURN_IF_ERROR(ObserveConvInput(name, value));
     auto it = entries_.find(name);
     if (it == entries_.end()) return absl::OkStatus();
     return Observe(it->second, value);
   };
 }
 
+absl::Status InputStatisticsCollector::ObserveConvInput(
+    const std::string& value, const Tensor& x) {
+  for (const auto& [node, layer] : conv_layers_) {
+    if (layer.input != value) continue;
+    QUANTD_ASSIGN_OR_RETURN(
+        const ConvParams params,
+        ResolveConvParams(layer.attributes, x.shape(), layer.weight_shape,
+                          /*transposed=*/false));
+    absl::Status st = AccumulateConvPatchHessian(x, params, layer.weight_shape,
+                                                 conv_patches_[node]);
+    if (!st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Conv '", node, "': ", st.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void InputStatisticsCollector::Release(const std::string& value) {
   entries_.erase(value);
+}
+
+const ConvPatchHessian* InputStatisticsCollector::FindConvPatches(
+    const std::string& node) const {
+  auto it = conv_patches_.find(node);
+  if (it == conv_patches_.end() || it->second.patches == 0) return nullptr;
+  return &it->second;
+}
+
+void InputStatisticsCollector::ReleaseConvPatches(const std::string& node) {
+  conv_layers_.erase(node);
+  conv_patches_.erase(node);
 }
 
 const LayerInputStatistics* InputStatisticsCollector::Find(

@@ -3,7 +3,8 @@
 // that look at activations need them:
 //   SmoothQuant  per-channel max |x|
 //   AWQ          a bounded sample of input rows (mean |x| and output error)
-//   GPTQ         the Hessian sum_x x x^T
+//   GPTQ         the Hessian sum_x x x^T (for a Conv, over its input
+//                patches: engine/calibration/conv_patch_hessian.h)
 //   bias corr.   per-channel mean of x
 //
 //   InputStatisticsOptions o{.hessian = true};
@@ -28,7 +29,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/calibration/conv_patch_hessian.h"
 #include "engine/runtime/executor.h"
+#include "engine/runtime/ops/conv_attributes.h"
 #include "kernels/tensor.h"
 
 namespace quantd {
@@ -61,11 +64,27 @@ struct LayerInputStatistics {
   Tensor SampleTensor() const;
 };
 
+// A Conv layer whose patch Hessian is gathered: the value it reads, its
+// attributes and its weights' shape.
+struct ConvPatchLayer {
+  std::string input;
+  ConvAttributes attributes;
+  Shape weight_shape;
+};
+
+// Whether a Conv's patch Hessian can be gathered: 1-D and 2-D convs whose
+// patches have at most kMaxConvPatchSize values.
+bool ConvPatchHessianSupported(const Shape& weight_shape);
+
 class InputStatisticsCollector {
  public:
+  // `conv_layers` (by node name) also get a patch Hessian each; layers
+  // ConvPatchHessianSupported rejects are left out (FindConvPatches then
+  // returns nullptr for them).
   static absl::StatusOr<std::unique_ptr<InputStatisticsCollector>> Create(
       const std::map<std::string, ChannelLayout>& values,
-      const InputStatisticsOptions& options);
+      const InputStatisticsOptions& options,
+      const std::map<std::string, ConvPatchLayer>& conv_layers = {});
 
   // For RunOptions::tensor_hook; other values pass through untouched.
   TensorHook Hook();
@@ -78,6 +97,11 @@ class InputStatisticsCollector {
   // is rounded, instead of holding all of them to the end.
   void Release(const std::string& value);
 
+  // A Conv layer's patch Hessian, or nullptr if it was not gathered or
+  // never observed; ReleaseConvPatches frees it.
+  const ConvPatchHessian* FindConvPatches(const std::string& node) const;
+  void ReleaseConvPatches(const std::string& node);
+
  private:
   struct Entry {
     ChannelLayout layout;
@@ -85,11 +109,18 @@ class InputStatisticsCollector {
     int64_t seen_rows = 0;  // for reservoir sampling
   };
   InputStatisticsCollector(std::map<std::string, Entry> entries,
-                           InputStatisticsOptions options)
-      : entries_(std::move(entries)), options_(options), rng_(options.seed) {}
+                           InputStatisticsOptions options,
+                           std::map<std::string, ConvPatchLayer> conv_layers)
+      : entries_(std::move(entries)),
+        conv_layers_(std::move(conv_layers)),
+        options_(options),
+        rng_(options.seed) {}
   absl::Status Observe(Entry& e, const Tensor& x);
+  absl::Status ObserveConvInput(const std::string& value, const Tensor& x);
 
   std::map<std::string, Entry> entries_;
+  std::map<std::string, ConvPatchLayer> conv_layers_;     // by node
+  std::map<std::string, ConvPatchHessian> conv_patches_;  // by node
   InputStatisticsOptions options_;
   std::mt19937_64 rng_;
 };

@@ -121,6 +121,7 @@ INSTANTIATE_TEST_SUITE_P(Examples, PipelineOrtTest,
                                            "tiny_gpt_int4_awq_target.json",
                                            "fmnist_cnn_cle_w4a8.json",
                                            "fmnist_cnn_w4a8_learned.json",
+                                           "fmnist_cnn_w4a8_gptq.json",
                                            "tiny_gpt_int3_gptq_learned.json",
                                            "tiny_gpt_w4a8_rotated.json"),
                          [](const auto& info) {

@@ -153,28 +153,36 @@ v1::JobSpec CnnInt4PerChannel() {
   return spec;
 }
 
-// Block reconstruction sees each block's outputs, which a layer's own
-// error (GPTQ's objective; a Conv gets none: RTN) does not: measured
-// 96.2% top-1 agreement vs RTN 88.0% and GPTQ 86.4% (bench/frontier).
-TEST(PtqAlgorithmsTest, LearnedRoundingBeatsGptqOnTheCnnAtInt4PerChannel) {
+// GPTQ rounds each Conv against its input-patch Hessian, and block
+// reconstruction tunes what GPTQ left: measured 88.0% top-1 agreement for
+// RTN, 96.6% GPTQ (86.4% when Convs got round-to-nearest), 96.2% learned
+// rounding alone, 97.1% both (bench/frontier, MODELS=cnn). The bars leave
+// room for other CPUs' rounding: one sample is 0.1 point here.
+TEST(PtqAlgorithmsTest, GptqAndLearnedRoundingCloseTheCnnInt4PerChannelGap) {
   const v1::QuantizationReport rtn = RunJob(CnnInt4PerChannel());
   v1::JobSpec spec = CnnInt4PerChannel();
   spec.mutable_algorithms()->mutable_gptq()->set_enabled(true);
   const v1::QuantizationReport gptq = RunJob(spec);
+  spec.mutable_algorithms()->mutable_learned_rounding()->set_enabled(true);
+  const v1::QuantizationReport both = RunJob(spec);
   spec = CnnInt4PerChannel();
   spec.mutable_algorithms()->mutable_learned_rounding()->set_enabled(true);
   const v1::QuantizationReport learned = RunJob(spec);
   std::printf(
       "CNN int4 per-channel top-1 agreement: RTN %.3f, GPTQ %.3f, "
-      "learned %.3f\n",
+      "learned %.3f, GPTQ + learned %.3f\n",
       rtn.fake_quant().top1_agreement(), gptq.fake_quant().top1_agreement(),
-      learned.fake_quant().top1_agreement());
-  EXPECT_GT(learned.fake_quant().top1_agreement(),
-            gptq.fake_quant().top1_agreement() + 0.04);
-  EXPECT_GT(learned.fake_quant().top1_agreement(),
-            rtn.fake_quant().top1_agreement() + 0.04);
+      learned.fake_quant().top1_agreement(),
+      both.fake_quant().top1_agreement());
+  const double rtn_top1 = rtn.fake_quant().top1_agreement();
+  EXPECT_GT(gptq.fake_quant().top1_agreement(), rtn_top1 + 0.04);
+  EXPECT_GT(learned.fake_quant().top1_agreement(), rtn_top1 + 0.04);
+  EXPECT_GT(both.fake_quant().top1_agreement(),
+            gptq.fake_quant().top1_agreement() - 0.01);
+  EXPECT_TRUE(AnyLayerNote(gptq, "input patches"));  // the convs
   EXPECT_TRUE(AnyLayerNote(learned, "block reconstruction: block 1 of"));
-  EXPECT_TRUE(AnyLayerNote(learned, "tuned with its block"));  // the convs
+  EXPECT_TRUE(AnyLayerNote(learned, "input patches"));  // per Conv, too
+  EXPECT_TRUE(AnyLayerNote(both, "of gptq's"));
 }
 
 // 2-bit weights in int4 containers: round-to-nearest loses +25% perplexity

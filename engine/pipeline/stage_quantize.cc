@@ -27,6 +27,24 @@ std::map<std::string, ChannelLayout> LayerInputs(
   return out;
 }
 
+// Conv layers, for GPTQ's and learned rounding's patch Hessians.
+std::map<std::string, ConvPatchLayer> ConvLayers(
+    const Graph& graph, const std::vector<WeightSlot>& slots) {
+  std::map<std::string, const WeightSlot*> conv_slots;
+  for (const WeightSlot& s : slots) {
+    if (s.op_type == "Conv") conv_slots[s.node] = &s;
+  }
+  std::map<std::string, ConvPatchLayer> out;
+  for (const Node& n : graph.nodes) {
+    auto it = conv_slots.find(n.name);
+    if (it == conv_slots.end()) continue;
+    const Tensor* w = graph.FindInitializer(it->second->initializer);
+    if (w == nullptr) continue;
+    out[n.name] = {n.input(0), ReadConvAttributes(n), w->shape()};
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::Status CalibrateStage(JobContext& ctx) {
@@ -56,8 +74,11 @@ absl::Status CalibrateStage(JobContext& ctx) {
     InputStatisticsOptions o;
     o.hessian = hessian;
     o.seed = ctx.spec().seed();
-    QUANTD_ASSIGN_OR_RETURN(ctx.statistics,
-                            InputStatisticsCollector::Create(inputs, o));
+    QUANTD_ASSIGN_OR_RETURN(
+        ctx.statistics, InputStatisticsCollector::Create(
+                            inputs, o,
+                            hessian ? ConvLayers(ctx.graph, ctx.slots)
+                                    : std::map<std::string, ConvPatchLayer>{}));
     // Sequential GPTQ fills them block by block in the quantize stage.
     if (ctx.segments.empty()) hooks.push_back(ctx.statistics->Hook());
   }
@@ -106,9 +127,9 @@ absl::Status QuantizeStage(JobContext& ctx) {
     }
     ctx.facts.bias_corrected[slot.node] = rounded->bias.has_value();
     const std::string& input = ctx.rounder->InputOf(slot);
-    if (release_early && --readers_left[input] == 0 &&
-        ctx.statistics != nullptr) {
-      ctx.statistics->Release(input);
+    if (release_early && ctx.statistics != nullptr) {
+      ctx.statistics->ReleaseConvPatches(slot.node);
+      if (--readers_left[input] == 0) ctx.statistics->Release(input);
     }
     ctx.Progress("quantize", double(++rounded_layers) / ctx.slots.size(),
                  slot.node);

@@ -5,10 +5,22 @@
 #include "absl/strings/str_cat.h"
 #include "engine/passes/int8_regions.h"
 #include "engine/quantization/bias_correction.h"
+#include "engine/quantization/conv_gptq.h"
 #include "engine/quantization/gptq_linear_algebra.h"
 #include "util/status_macros.h"
 
 namespace quantd {
+namespace {
+
+// How a Conv's Hessian was gathered, for the layer notes.
+std::string PatchDescription(const ConvPatchHessian* conv) {
+  if (conv == nullptr) return "";
+  return absl::StrCat(" (Hessian over ", conv->patches, " input patches of ",
+                      conv->patch_size, " values",
+                      conv->groups > 1 ? ", one per group" : "", ")");
+}
+
+}  // namespace
 
 const char* LayerPrecisionName(LayerPrecision p) {
   switch (p) {
@@ -75,30 +87,24 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
   const WeightScheme scheme = SchemeAt(config_.scheme, precision);
   const LayerInputStatistics* stats =
       statistics_ != nullptr ? statistics_->Find(InputOf(slot)) : nullptr;
+  const bool uses_hessian = config_.gptq || config_.learned_rounding;
+  const ConvPatchHessian* patches =
+      uses_hessian && slot.op_type == "Conv" && statistics_ != nullptr
+          ? statistics_->FindConvPatches(slot.node)
+          : nullptr;
   RoundedLayer out;
   Tensor rounded;
-  const bool uses_hessian = config_.gptq || config_.learned_rounding;
   if (uses_hessian && w->rank() == 2 && stats != nullptr &&
       !stats->hessian.empty()) {
-    QUANTD_RETURN_IF_ERROR(
-        RoundWithHessian(*w, slot, scheme, *stats, out, rounded));
+    QUANTD_RETURN_IF_ERROR(RoundWithHessian(
+        *w, slot, scheme, {stats->hessian, 1, stats->rows}, out, rounded));
+  } else if (patches != nullptr) {
+    QUANTD_RETURN_IF_ERROR(RoundWithHessian(
+        *w, slot, scheme,
+        {patches->hessian, patches->groups, patches->patches, patches}, out,
+        rounded));
   } else {
-    if (config_.gptq) {
-      out.notes.push_back(
-          "gptq: not applied (needs a 2-D MatMul/Gemm weight); "
-          "round-to-nearest");
-    } else if (config_.learned_rounding) {
-      out.notes.push_back(
-          "learned rounding: no per-layer Hessian (MatMul/Gemm only); starts "
-          "from round-to-nearest, tuned with its block");
-    }
-    QUANTD_ASSIGN_OR_RETURN(QuantParams p,
-                            ComputeWeightParams(*w, slot, scheme));
-    out.params = std::move(p);
-    if (config_.bias_correction) {
-      QUANTD_ASSIGN_OR_RETURN(Tensor fq, FakeQuantizeWeights(*w, out.params));
-      rounded = std::move(fq);
-    }
+    QUANTD_RETURN_IF_ERROR(RoundToNearest(*w, slot, scheme, out, rounded));
   }
   if (config_.bias_correction) {
     out.bias_name = FindBiasInitializer(graph_, slot);
@@ -116,54 +122,104 @@ absl::StatusOr<const RoundedLayer*> LayerRounder::Round(
   return &cache_.emplace(key, std::move(out)).first->second;
 }
 
-absl::Status LayerRounder::RoundWithHessian(const Tensor& w,
-                                            const WeightSlot& slot,
-                                            const WeightScheme& scheme,
-                                            const LayerInputStatistics& stats,
-                                            RoundedLayer& out,
-                                            Tensor& rounded) const {
+absl::Status LayerRounder::RoundWithHessian(
+    const Tensor& w, const WeightSlot& slot, const WeightScheme& scheme,
+    const LayerHessian& hessian, RoundedLayer& out, Tensor& rounded) const {
   const char* blas =
       gptq_la::OpenBlasAvailable()
           ? ""
           : " (libopenblas0 not installed: scalar loops, slower)";
-  std::optional<GptqResult> g;
-  if (config_.gptq) {
-    QUANTD_ASSIGN_OR_RETURN(
-        g, GptqQuantize(
-               w, slot, scheme,
-               std::vector<double>(stats.hessian.begin(), stats.hessian.end()),
-               stats.rows, config_.gptq_options));
-    char note[160];
+  QUANTD_ASSIGN_OR_RETURN(std::optional<GptqResult> g,
+                          RunGptq(w, slot, scheme, hessian, out));
+  if (g.has_value()) {
+    char note[200];
     std::snprintf(note, sizeof(note),
-                  "gptq: proxy loss %.3gx of round-to-nearest%s",
-                  g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0, blas);
+                  "gptq: proxy loss %.3gx of "
+                  "round-to-nearest%s%s",
+                  g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0,
+                  PatchDescription(hessian.conv).c_str(), blas);
     out.notes.push_back(note);
     out.params = g->params;
     rounded = std::move(g->weights);
+  } else if (!config_.learned_rounding) {
+    return RoundToNearest(w, slot, scheme, out, rounded);
   }
   if (config_.learned_rounding) {
     std::optional<RoundingStart> start;
     if (g.has_value()) start = RoundingStart{out.params, std::move(rounded)};
     QUANTD_ASSIGN_OR_RETURN(
         LearnedRoundingResult r,
-        LearnRounding(w, slot, scheme, stats.hessian, 1, stats.rows,
-                      config_.learned_rounding_options,
+        LearnRounding(w, slot, scheme, hessian.matrices, hessian.blocks,
+                      hessian.rows, config_.learned_rounding_options,
                       start.has_value() ? &*start : nullptr));
     const int64_t channels = w.dim(static_cast<int>(slot.channel_axis));
-    char note[200];
+    char note[320];
     std::snprintf(note, sizeof(note),
                   "learned rounding: output error %.3gx of %s's, %lld of "
-                  "%lld channels changed, %d steps%s",
+                  "%lld channels changed, %d steps%s%s",
                   r.rtn_loss > 0 ? r.loss / r.rtn_loss : 1.0,
                   g.has_value() ? "gptq" : "round-to-nearest",
                   static_cast<long long>(r.channels_changed),
                   static_cast<long long>(channels),
-                  config_.learned_rounding_options.iterations, blas);
+                  config_.learned_rounding_options.iterations,
+                  PatchDescription(hessian.conv).c_str(), blas);
     out.notes.push_back(note);
     out.params = std::move(r.params);
     rounded = std::move(r.weights);
   }
   QUANTD_ASSIGN_OR_RETURN(out.codes, QuantizeWeightCodes(rounded, out.params));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<GptqResult>> LayerRounder::RunGptq(
+    const Tensor& w, const WeightSlot& slot, const WeightScheme& scheme,
+    const LayerHessian& hessian, RoundedLayer& out) const {
+  if (!config_.gptq) return std::nullopt;
+  if (hessian.conv == nullptr) {
+    QUANTD_ASSIGN_OR_RETURN(
+        GptqResult g, GptqQuantize(w, slot, scheme,
+                                   std::vector<double>(hessian.matrices.begin(),
+                                                       hessian.matrices.end()),
+                                   hessian.rows, config_.gptq_options));
+    return g;
+  }
+  const std::string why =
+      ConvGptqUnsupportedReason(scheme, hessian.conv->groups);
+  if (!why.empty()) {
+    out.notes.push_back(
+        absl::StrCat("gptq: not applied (", why, "); round-to-nearest"));
+    return std::nullopt;
+  }
+  QUANTD_ASSIGN_OR_RETURN(
+      GptqResult g,
+      GptqQuantizeConv(w, slot, scheme, *hessian.conv, config_.gptq_options));
+  return g;
+}
+
+absl::Status LayerRounder::RoundToNearest(const Tensor& w,
+                                          const WeightSlot& slot,
+                                          const WeightScheme& scheme,
+                                          RoundedLayer& out,
+                                          Tensor& rounded) const {
+  const bool noted = !out.notes.empty();  // RunGptq said why not
+  if (config_.gptq && !noted) {
+    out.notes.push_back(absl::StrCat(
+        "gptq: not applied (",
+        slot.op_type == "Conv"
+            ? "no patch Hessian: a 3-D Conv, or patches over 8192 values"
+            : "needs a 2-D MatMul/Gemm weight",
+        "); round-to-nearest"));
+  } else if (config_.learned_rounding && !noted) {
+    out.notes.push_back(
+        "learned rounding: no per-layer Hessian; starts from "
+        "round-to-nearest, tuned with its block");
+  }
+  QUANTD_ASSIGN_OR_RETURN(QuantParams p, ComputeWeightParams(w, slot, scheme));
+  out.params = std::move(p);
+  if (config_.bias_correction) {
+    QUANTD_ASSIGN_OR_RETURN(Tensor fq, FakeQuantizeWeights(w, out.params));
+    rounded = std::move(fq);
+  }
   return absl::OkStatus();
 }
 

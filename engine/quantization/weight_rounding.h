@@ -109,10 +109,30 @@ class LayerRounder {
  private:
   // The algorithms' rounding of one layer, into out.params/codes; the
   // on-grid weights they chose (for bias correction) into `rounded`.
+  // A layer's Hessian: one K x K matrix (MatMul/Gemm inputs) or one per
+  // conv group (a Conv's input patches, then `conv` is set).
+  struct LayerHessian {
+    const std::vector<float>& matrices;
+    int64_t blocks = 1;
+    int64_t rows = 0;
+    const ConvPatchHessian* conv = nullptr;
+  };
   absl::Status RoundWithHessian(const Tensor& w, const WeightSlot& slot,
                                 const WeightScheme& scheme,
-                                const LayerInputStatistics& stats,
-                                RoundedLayer& out, Tensor& rounded) const;
+                                const LayerHessian& hessian, RoundedLayer& out,
+                                Tensor& rounded) const;
+  // GPTQ's rounding when configured and possible; nullopt otherwise (with a
+  // note when GPTQ was asked for).
+  absl::StatusOr<std::optional<GptqResult>> RunGptq(const Tensor& w,
+                                                    const WeightSlot& slot,
+                                                    const WeightScheme& scheme,
+                                                    const LayerHessian& hessian,
+                                                    RoundedLayer& out) const;
+  // Round-to-nearest, with a note saying why the configured algorithm did
+  // not round this layer (unless one says so already).
+  absl::Status RoundToNearest(const Tensor& w, const WeightSlot& slot,
+                              const WeightScheme& scheme, RoundedLayer& out,
+                              Tensor& rounded) const;
   void ExtendRegions(
       const std::map<std::string, QuantParams>& activation_params,
       QuantizationPlan& plan) const;
