@@ -5,6 +5,8 @@
 // fixed data and seed.
 #include <cstdio>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/pipeline.h"
 #include "gmock/gmock.h"
@@ -183,6 +185,42 @@ TEST(PtqAlgorithmsTest, GptqAndLearnedRoundingCloseTheCnnInt4PerChannelGap) {
   EXPECT_TRUE(AnyLayerNote(learned, "block reconstruction: block 1 of"));
   EXPECT_TRUE(AnyLayerNote(learned, "input patches"));  // per Conv, too
   EXPECT_TRUE(AnyLayerNote(both, "of gptq's"));
+}
+
+// Per-group Conv scales run along input channels at each kernel tap, not
+// along GPTQ's column order: those Convs keep round-to-nearest, the report
+// says why once per layer, and the Gemm layers still get GPTQ.
+TEST(PtqAlgorithmsTest, GptqSaysWhyPerGroupConvsKeepRoundToNearest) {
+  v1::JobSpec spec = CnnInt4PerChannel();
+  spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
+  spec.mutable_weights()->set_group_size(32);
+  spec.mutable_weights()->set_allow_partial_groups(true);
+  spec.mutable_algorithms()->mutable_gptq()->set_enabled(true);
+  const v1::QuantizationReport report = RunJob(spec);
+  int convs = 0, gemms = 0;
+  for (const v1::LayerReport& l : report.layers()) {
+    int gptq_notes = 0;
+    for (const std::string& a : l.algorithms()) {
+      if (absl::StartsWith(a, "gptq: not applied") ||
+          absl::StartsWith(a, "gptq: proxy loss")) {
+        ++gptq_notes;
+      }
+    }
+    EXPECT_EQ(gptq_notes, 1) << l.node();
+    if (l.op_type() == "Conv") {
+      ++convs;
+      EXPECT_TRUE(absl::c_any_of(l.algorithms(), [](const std::string& a) {
+        return absl::StrContains(a, "not applied (per-group scales on a Conv");
+      })) << l.node();
+    } else if (l.op_type() == "Gemm") {
+      ++gemms;
+      EXPECT_TRUE(absl::c_any_of(l.algorithms(), [](const std::string& a) {
+        return absl::StartsWith(a, "gptq: proxy loss");
+      })) << l.node();
+    }
+  }
+  EXPECT_GT(convs, 0);
+  EXPECT_GT(gemms, 0);
 }
 
 // 2-bit weights in int4 containers: round-to-nearest loses +25% perplexity
