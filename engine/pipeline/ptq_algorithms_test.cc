@@ -187,40 +187,43 @@ TEST(PtqAlgorithmsTest, GptqAndLearnedRoundingCloseTheCnnInt4PerChannelGap) {
   EXPECT_TRUE(AnyLayerNote(both, "of gptq's"));
 }
 
-// Per-group Conv scales run along input channels at each kernel tap, not
-// along GPTQ's column order: those Convs keep round-to-nearest, the report
-// says why once per layer, and the Gemm layers still get GPTQ.
-TEST(PtqAlgorithmsTest, GptqSaysWhyPerGroupConvsKeepRoundToNearest) {
+// Per-group Conv scales (input channels at one kernel tap): GPTQ rounds
+// them with the columns reordered tap-major; a Conv whose input channels
+// per group the group size does not divide keeps round-to-nearest and the
+// report says why, once per layer. The CNN's Convs have 1, 16, 1
+// (depthwise) and 32 input channels per group: groups of 32 fit the last.
+TEST(PtqAlgorithmsTest, GptqRoundsPerGroupConvsOrSaysWhyNot) {
   v1::JobSpec spec = CnnInt4PerChannel();
   spec.mutable_weights()->set_granularity(v1::GRANULARITY_PER_GROUP);
   spec.mutable_weights()->set_group_size(32);
   spec.mutable_weights()->set_allow_partial_groups(true);
+  const v1::QuantizationReport rtn = RunJob(spec);
   spec.mutable_algorithms()->mutable_gptq()->set_enabled(true);
-  const v1::QuantizationReport report = RunJob(spec);
-  int convs = 0, gemms = 0;
-  for (const v1::LayerReport& l : report.layers()) {
+  const v1::QuantizationReport gptq = RunJob(spec);
+  std::printf("CNN int4 g32 top-1 agreement: RTN %.3f, GPTQ %.3f\n",
+              rtn.fake_quant().top1_agreement(),
+              gptq.fake_quant().top1_agreement());
+  // Measured 95.0% both: 4-bit groups of at most 32 weights lose little.
+  EXPECT_GE(gptq.fake_quant().top1_agreement(),
+            rtn.fake_quant().top1_agreement() - 0.01);
+  int rounded_convs = 0, explained_convs = 0;
+  for (const v1::LayerReport& l : gptq.layers()) {
     int gptq_notes = 0;
     for (const std::string& a : l.algorithms()) {
       if (absl::StartsWith(a, "gptq: not applied") ||
           absl::StartsWith(a, "gptq: proxy loss")) {
         ++gptq_notes;
       }
+      if (l.op_type() != "Conv") continue;
+      if (absl::StrContains(a, "input patches")) ++rounded_convs;
+      if (absl::StrContains(a, "does not divide the Conv's")) {
+        ++explained_convs;
+      }
     }
     EXPECT_EQ(gptq_notes, 1) << l.node();
-    if (l.op_type() == "Conv") {
-      ++convs;
-      EXPECT_TRUE(absl::c_any_of(l.algorithms(), [](const std::string& a) {
-        return absl::StrContains(a, "not applied (per-group scales on a Conv");
-      })) << l.node();
-    } else if (l.op_type() == "Gemm") {
-      ++gemms;
-      EXPECT_TRUE(absl::c_any_of(l.algorithms(), [](const std::string& a) {
-        return absl::StartsWith(a, "gptq: proxy loss");
-      })) << l.node();
-    }
   }
-  EXPECT_GT(convs, 0);
-  EXPECT_GT(gemms, 0);
+  EXPECT_EQ(rounded_convs, 1);
+  EXPECT_EQ(explained_convs, 3);
 }
 
 // 2-bit weights in int4 containers: round-to-nearest loses +25% perplexity

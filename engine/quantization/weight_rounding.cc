@@ -184,7 +184,7 @@ absl::StatusOr<std::optional<GptqResult>> LayerRounder::RunGptq(
     return g;
   }
   const std::string why =
-      ConvGptqUnsupportedReason(scheme, hessian.conv->groups);
+      ConvGptqUnsupportedReason(scheme, hessian.conv->groups, w.dim(1));
   if (!why.empty()) {
     out.notes.push_back(
         absl::StrCat("gptq: not applied (", why, "); round-to-nearest"));
