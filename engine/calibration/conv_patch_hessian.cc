@@ -28,6 +28,24 @@ struct Geometry {
   }
 };
 
+}  // namespace
+
+bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups) {
+  if (weight_shape.size() != 3 && weight_shape.size() != 4) return false;
+  if (groups < 1 || groups > kMaxConvPatchHessianFloats) return false;
+  int64_t k = 1;
+  for (size_t i = 1; i < weight_shape.size(); ++i) {
+    if (weight_shape[i] < 1 || weight_shape[i] > kMaxConvPatchHessianFloats) {
+      return false;
+    }
+    k *= weight_shape[i];
+    if (k > kMaxConvPatchHessianFloats) return false;
+  }
+  return k * k <= kMaxConvPatchHessianFloats / groups;
+}
+
+namespace {
+
 absl::StatusOr<Geometry> ReadGeometry(const Tensor& x, const ConvParams& p,
                                       const Shape& ws) {
   const int64_t rank = x.rank();
@@ -83,10 +101,11 @@ absl::StatusOr<Geometry> ReadGeometry(const Tensor& x, const ConvParams& p,
         absl::StrCat("conv patch Hessian: no output positions for input ",
                      x.DebugString(), " and weights ", ShapeToString(ws)));
   }
-  if (g.k > kMaxConvPatchSize) {
+  if (!ConvPatchHessianSupported(ws, g.groups)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("conv patch Hessian: patch size ", g.k, " exceeds ",
-                     kMaxConvPatchSize));
+        absl::StrCat("conv patch Hessian: ", g.groups, " groups of ", g.k,
+                     "-value patches exceed ", kMaxConvPatchHessianFloats,
+                     " Hessian floats"));
   }
   return g;
 }
@@ -108,14 +127,14 @@ absl::Status Prepare(const Geometry& g, ConvPatchHessian& h) {
 }
 
 // Patches of positions [p0, p1) of image i, group g, as rows [p1-p0, K] and
-// their transpose [K, p1-p0].
+// (unless null) their transpose [K, p1-p0].
 void Im2Col(const Geometry& g, const float* x, int64_t i, int64_t group,
             int64_t p0, int64_t p1, float* rows, float* cols) {
   const int64_t n = p1 - p0;
   for (int64_t e = 0; e < g.k; ++e) {
     for (int64_t p = p0; p < p1; ++p) {
       const float v = g.At(x, i, group, e, p / g.ow, p % g.ow);
-      cols[e * n + (p - p0)] = v;
+      if (cols != nullptr) cols[e * n + (p - p0)] = v;
       rows[(p - p0) * g.k + e] = v;
     }
   }
@@ -144,8 +163,10 @@ absl::Status AccumulateConvPatchHessian(const Tensor& x,
       for (int64_t p0 = 0; p0 < positions; p0 += slice) {
         const int64_t p1 = std::min(positions, p0 + slice), n = p1 - p0;
         float* r = rows.mutable_data<float>();
-        Im2Col(g, data, i, group, p0, p1, r, cols.mutable_data<float>());
-        if (g.k <= 64) {  // a GEMM call costs more than the loops here
+        const bool loops = g.k <= 64;  // a GEMM call costs more here
+        Im2Col(g, data, i, group, p0, p1, r,
+               loops ? nullptr : cols.mutable_data<float>());
+        if (loops) {
           for (int64_t p = 0; p < n; ++p) {
             const float* v = r + p * g.k;
             for (int64_t a = 0; a < g.k; ++a) {

@@ -27,9 +27,15 @@
 
 namespace quantd {
 
-// Patch sizes above this would need a Hessian over 256 MB; such layers keep
-// round-to-nearest.
-inline constexpr int64_t kMaxConvPatchSize = 8192;
+// A layer's Hessians (groups x K^2 floats) above this, 256 MB, are not
+// gathered; such layers keep round-to-nearest. The bound is on the product:
+// a Conv's weights hold groups x K floats, its Hessians K times more, so a
+// 130 MB model could otherwise ask for a terabyte.
+inline constexpr int64_t kMaxConvPatchHessianFloats = int64_t{8192} * 8192;
+
+// Whether a Conv with `weight_shape` ([M, C/g, k...]) and `groups` gets a
+// patch Hessian: 1-D and 2-D Convs within kMaxConvPatchHessianFloats.
+bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups);
 // Output positions im2col'ed at once, to bound the buffer on big images.
 inline constexpr int64_t kConvPatchRowsPerSlice = 4096;
 
@@ -49,7 +55,7 @@ struct ConvPatchHessian {
 // [M, C/g, kw]). Small patches (K <= 64, e.g. depthwise 3x3) are summed in
 // plain loops, larger ones with oneDNN's f32 GEMM per slice of positions.
 // InvalidArgument when shapes disagree with each other or with earlier
-// batches, or when K exceeds kMaxConvPatchSize.
+// batches, or when ConvPatchHessianSupported rejects the layer.
 absl::Status AccumulateConvPatchHessian(const Tensor& x,
                                         const ConvParams& params,
                                         const Shape& weight_shape,

@@ -121,7 +121,24 @@ TEST(ConvPatchHessianTest, RejectsWhatDoesNotFit) {
   ConvPatchHessian wide;
   st = AccumulateConvPatchHessian(RandomUniform({1, 1024, 3, 3}, 3), p,
                                   {2, 1024, 3, 3}, wide);
-  EXPECT_THAT(st.message(), HasSubstr("exceeds"));
+  EXPECT_THAT(st.message(), HasSubstr("exceed"));
+}
+
+// The bound is on groups x K^2: Hessians are K times the weights' size, so
+// a per-group bound alone lets thousands of groups through.
+TEST(ConvPatchHessianTest, BoundsTheWholeLayersHessians) {
+  EXPECT_TRUE(ConvPatchHessianSupported({64, 8192, 1, 1}, 1));
+  EXPECT_FALSE(ConvPatchHessianSupported({64, 8193, 1, 1}, 1));
+  EXPECT_TRUE(ConvPatchHessianSupported({4096, 1, 3, 3}, 4096));  // depthwise
+  EXPECT_TRUE(ConvPatchHessianSupported({4, 512, 3, 3}, 2));      // 2 x 21M
+  EXPECT_FALSE(ConvPatchHessianSupported({4, 512, 3, 3}, 4));     // 4 x 21M
+  EXPECT_TRUE(ConvPatchHessianSupported({4096, 900, 3, 3}, 1));
+  EXPECT_FALSE(ConvPatchHessianSupported({4096, 900, 3, 3}, 4096));
+  EXPECT_FALSE(ConvPatchHessianSupported({4, 2, 3, 3, 3}, 1));  // 3-D
+  EXPECT_FALSE(ConvPatchHessianSupported({4, 2, 0, 3}, 1));
+  EXPECT_FALSE(ConvPatchHessianSupported({4, 2, 3, 3}, 0));
+  EXPECT_FALSE(
+      ConvPatchHessianSupported({4, int64_t{1} << 40, int64_t{1} << 40}, 1));
 }
 
 }  // namespace

@@ -15,13 +15,6 @@ Tensor LayerInputStatistics::SampleTensor() const {
   return t;
 }
 
-bool ConvPatchHessianSupported(const Shape& weight_shape) {
-  if (weight_shape.size() != 3 && weight_shape.size() != 4) return false;
-  int64_t k = 1;
-  for (size_t i = 1; i < weight_shape.size(); ++i) k *= weight_shape[i];
-  return k >= 1 && k <= kMaxConvPatchSize;
-}
-
 absl::StatusOr<std::unique_ptr<InputStatisticsCollector>>
 InputStatisticsCollector::Create(
     const std::map<std::string, ChannelLayout>& values,
@@ -37,7 +30,9 @@ InputStatisticsCollector::Create(
   for (const auto& [name, layout] : values) entries[name].layout = layout;
   std::map<std::string, ConvPatchLayer> convs;
   for (const auto& [node, layer] : conv_layers) {
-    if (ConvPatchHessianSupported(layer.weight_shape)) convs[node] = layer;
+    if (ConvPatchHessianSupported(layer.weight_shape, layer.attributes.group)) {
+      convs[node] = layer;
+    }
   }
   return std::unique_ptr<InputStatisticsCollector>(new InputStatisticsCollector(
       std::move(entries), options, std::move(convs)));
@@ -55,8 +50,12 @@ TensorHook InputStatisticsCollector::Hook() {
 
 absl::Status InputStatisticsCollector::ObserveConvInput(
     const std::string& value, const Tensor& x) {
-  for (const auto& [node, layer] : conv_layers_) {
-    if (layer.input != value) continue;
+  auto readers = conv_readers_.find(value);
+  if (readers == conv_readers_.end()) return absl::OkStatus();
+  for (const std::string& node : readers->second) {
+    auto it = conv_layers_.find(node);
+    if (it == conv_layers_.end()) continue;  // released
+    const ConvPatchLayer& layer = it->second;
     QUANTD_ASSIGN_OR_RETURN(
         const ConvParams params,
         ResolveConvParams(layer.attributes, x.shape(), layer.weight_shape,

@@ -72,15 +72,11 @@ struct ConvPatchLayer {
   Shape weight_shape;
 };
 
-// Whether a Conv's patch Hessian can be gathered: 1-D and 2-D convs whose
-// patches have at most kMaxConvPatchSize values.
-bool ConvPatchHessianSupported(const Shape& weight_shape);
-
 class InputStatisticsCollector {
  public:
   // `conv_layers` (by node name) also get a patch Hessian each; layers
-  // ConvPatchHessianSupported rejects are left out (FindConvPatches then
-  // returns nullptr for them).
+  // ConvPatchHessianSupported (conv_patch_hessian.h) rejects are left out
+  // (FindConvPatches then returns nullptr for them).
   static absl::StatusOr<std::unique_ptr<InputStatisticsCollector>> Create(
       const std::map<std::string, ChannelLayout>& values,
       const InputStatisticsOptions& options,
@@ -114,13 +110,20 @@ class InputStatisticsCollector {
       : entries_(std::move(entries)),
         conv_layers_(std::move(conv_layers)),
         options_(options),
-        rng_(options.seed) {}
+        rng_(options.seed) {
+    for (const auto& [node, layer] : conv_layers_) {
+      conv_readers_[layer.input].push_back(node);
+    }
+  }
   absl::Status Observe(Entry& e, const Tensor& x);
   absl::Status ObserveConvInput(const std::string& value, const Tensor& x);
 
   std::map<std::string, Entry> entries_;
   std::map<std::string, ConvPatchLayer> conv_layers_;     // by node
   std::map<std::string, ConvPatchHessian> conv_patches_;  // by node
+  // Input value -> the Conv nodes above reading it: the hook sees every
+  // value of the graph.
+  std::map<std::string, std::vector<std::string>> conv_readers_;
   InputStatisticsOptions options_;
   std::mt19937_64 rng_;
 };

@@ -94,3 +94,47 @@ TEST(InputStatisticsTest, RejectsChangingChannelsAndNonFloat) {
 
 }  // namespace
 }  // namespace quantd
+
+namespace quantd {
+namespace {
+
+ConvPatchLayer Conv3x3(const std::string& input, int64_t group, Shape w) {
+  ConvPatchLayer l{input, {}, std::move(w)};
+  l.attributes.pads = {1, 1, 1, 1};
+  l.attributes.group = group;
+  return l;
+}
+
+// Conv patch Hessians are kept per Conv node (two Convs reading one value
+// see different patches), freed per node, and a layer whose Hessians would
+// exceed the bound is never gathered, whatever its input looks like.
+TEST(InputStatisticsTest, GathersConvPatchHessiansPerNode) {
+  std::mt19937 rng(3);
+  auto c = InputStatisticsCollector::Create(
+      {{"x", ChannelLayout::kDim1}}, {},
+      {{"a", Conv3x3("x", 1, {4, 2, 3, 3})},
+       {"b", Conv3x3("x", 2, {4, 1, 3, 3})},
+       // 4096 groups of 900 x 3 x 3 = 8100-value patches: 1 TB of Hessians.
+       {"huge", Conv3x3("x", 4096, {4096, 900, 3, 3})}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  Tensor x = RandomTensor({2, 2, 5, 5}, rng);
+  ASSERT_TRUE((*c)->Hook()(nullptr, "x", x).ok());
+  const ConvPatchHessian* a = (*c)->FindConvPatches("a");
+  const ConvPatchHessian* b = (*c)->FindConvPatches("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(a->groups, 1);
+  EXPECT_EQ(a->patch_size, 18);
+  EXPECT_EQ(b->groups, 2);
+  EXPECT_EQ(b->patch_size, 9);
+  EXPECT_EQ(a->patches, 50);
+  EXPECT_EQ((*c)->FindConvPatches("huge"), nullptr);
+  (*c)->ReleaseConvPatches("a");
+  EXPECT_EQ((*c)->FindConvPatches("a"), nullptr);
+  ASSERT_TRUE((*c)->Hook()(nullptr, "x", x).ok());  // "a" is not gathered
+  EXPECT_EQ((*c)->FindConvPatches("a"), nullptr);
+  EXPECT_EQ((*c)->FindConvPatches("b")->patches, 100);
+}
+
+}  // namespace
+}  // namespace quantd

@@ -206,7 +206,7 @@ absl::Status LayerRounder::RoundToNearest(const Tensor& w,
     out.notes.push_back(absl::StrCat(
         "gptq: not applied (",
         slot.op_type == "Conv"
-            ? "no patch Hessian: a 3-D Conv, or patches over 8192 values"
+            ? "no patch Hessian: a 3-D Conv, or Hessians over 256 MB"
             : "needs a 2-D MatMul/Gemm weight",
         "); round-to-nearest"));
   } else if (config_.learned_rounding && !noted) {
