@@ -120,6 +120,8 @@ absl::StatusOr<GptqResult> GptqQuantizeConv(const Tensor& weight,
         absl::StrCat("GPTQ on Conv '", slot.node, "': ", unsupported));
   }
   const bool per_group = scheme.granularity == WeightGranularity::kPerGroup;
+  // Without per-group scales the order does not matter: keep it (one "tap"
+  // of k channels is the identity).
   const std::vector<int64_t> column_of =
       per_group ? TapMajorOrder(channels, taps) : TapMajorOrder(k, 1);
   const int64_t rows = weight.dim(0) / groups;

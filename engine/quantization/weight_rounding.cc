@@ -134,8 +134,7 @@ absl::Status LayerRounder::RoundWithHessian(
   if (g.has_value()) {
     char note[200];
     std::snprintf(note, sizeof(note),
-                  "gptq: proxy loss %.3gx of "
-                  "round-to-nearest%s%s",
+                  "gptq: proxy loss %.3gx of round-to-nearest%s%s",
                   g->rtn_loss > 0 ? g->gptq_loss / g->rtn_loss : 1.0,
                   PatchDescription(hessian.conv).c_str(), blas);
     out.notes.push_back(note);
