@@ -32,16 +32,16 @@ struct Geometry {
 
 bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups) {
   if (weight_shape.size() != 3 && weight_shape.size() != 4) return false;
-  if (groups < 1 || groups > kMaxConvPatchHessianFloats) return false;
+  if (groups < 1 || groups > kMaxLayerHessianFloats) return false;
   int64_t k = 1;
   for (size_t i = 1; i < weight_shape.size(); ++i) {
-    if (weight_shape[i] < 1 || weight_shape[i] > kMaxConvPatchHessianFloats) {
+    if (weight_shape[i] < 1 || weight_shape[i] > kMaxLayerHessianFloats) {
       return false;
     }
     k *= weight_shape[i];
-    if (k > kMaxConvPatchHessianFloats) return false;
+    if (k > kMaxLayerHessianFloats) return false;
   }
-  return k * k <= kMaxConvPatchHessianFloats / groups;
+  return k * k <= kMaxLayerHessianFloats / groups;
 }
 
 namespace {
@@ -102,10 +102,9 @@ absl::StatusOr<Geometry> ReadGeometry(const Tensor& x, const ConvParams& p,
                      x.DebugString(), " and weights ", ShapeToString(ws)));
   }
   if (!ConvPatchHessianSupported(ws, g.groups)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("conv patch Hessian: ", g.groups, " groups of ", g.k,
-                     "-value patches exceed ", kMaxConvPatchHessianFloats,
-                     " Hessian floats"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "conv patch Hessian: ", g.groups, " groups of ", g.k,
+        "-value patches exceed ", kMaxLayerHessianFloats, " Hessian floats"));
   }
   return g;
 }

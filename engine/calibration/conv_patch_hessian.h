@@ -31,10 +31,10 @@ namespace quantd {
 // gathered; such layers keep round-to-nearest. The bound is on the product:
 // a Conv's weights hold groups x K floats, its Hessians K times more, so a
 // 130 MB model could otherwise ask for a terabyte.
-inline constexpr int64_t kMaxConvPatchHessianFloats = int64_t{8192} * 8192;
+inline constexpr int64_t kMaxLayerHessianFloats = int64_t{8192} * 8192;
 
 // Whether a Conv with `weight_shape` ([M, C/g, k...]) and `groups` gets a
-// patch Hessian: 1-D and 2-D Convs within kMaxConvPatchHessianFloats.
+// patch Hessian: 1-D and 2-D Convs within kMaxLayerHessianFloats.
 bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups);
 // Output positions im2col'ed at once, to bound the buffer on big images.
 inline constexpr int64_t kConvPatchRowsPerSlice = 4096;

@@ -1,6 +1,7 @@
 #include "engine/calibration/layer_input_statistics.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/matmul.h"
@@ -28,14 +29,61 @@ InputStatisticsCollector::Create(
   }
   std::map<std::string, Entry> entries;
   for (const auto& [name, layout] : values) entries[name].layout = layout;
+  if (options.max_live_hessian_floats < 0) {
+    return absl::InvalidArgumentError("max_live_hessian_floats must be >= 0");
+  }
   std::map<std::string, ConvPatchLayer> convs;
+  std::map<std::string, std::string> rejected;
   for (const auto& [node, layer] : conv_layers) {
     if (ConvPatchHessianSupported(layer.weight_shape, layer.attributes.group)) {
       convs[node] = layer;
+    } else {
+      const size_t rank = layer.weight_shape.size();
+      rejected[node] =
+          rank == 3 || rank == 4
+              ? absl::StrCat("its ", layer.attributes.group,
+                             " patch Hessians (groups x K^2 floats) would "
+                             "pass ",
+                             kMaxLayerHessianFloats * 4 >> 20, " MB per layer")
+              : absl::StrCat("a ", rank < 2 ? 0 : rank - 2,
+                             "-D Conv: patch Hessians cover 1-D and 2-D");
     }
   }
-  return std::unique_ptr<InputStatisticsCollector>(new InputStatisticsCollector(
+  std::unique_ptr<InputStatisticsCollector> c(new InputStatisticsCollector(
       std::move(entries), options, std::move(convs)));
+  c->no_conv_patches_ = std::move(rejected);
+  return c;
+}
+
+std::string InputStatisticsCollector::ReserveHessian(int64_t floats) {
+  if (floats > kMaxLayerHessianFloats) {
+    return absl::StrCat("its Hessian would take ", floats * 4 >> 20,
+                        " MB, over the ", kMaxLayerHessianFloats * 4 >> 20,
+                        " MB per layer");
+  }
+  if (floats > options_.max_live_hessian_floats - live_hessian_floats_) {
+    return absl::StrCat(
+        "its Hessian (", floats * 4 >> 20,
+        " MB) would take the Hessians "
+        "held at once past ",
+        options_.max_live_hessian_floats * 4 >> 20,
+        " MB (one-pass GPTQ holds every layer's; sequential holds one "
+        "block's)");
+  }
+  live_hessian_floats_ += floats;
+  return "";
+}
+
+std::string InputStatisticsCollector::WhyNoHessian(
+    const std::string& value) const {
+  auto it = no_hessian_.find(value);
+  return it == no_hessian_.end() ? "" : it->second;
+}
+
+std::string InputStatisticsCollector::WhyNoConvPatches(
+    const std::string& node) const {
+  auto it = no_conv_patches_.find(node);
+  return it == no_conv_patches_.end() ? "" : it->second;
 }
 
 TensorHook InputStatisticsCollector::Hook() {
@@ -44,7 +92,7 @@ TensorHook InputStatisticsCollector::Hook() {
     QUANTD_RETURN_IF_ERROR(ObserveConvInput(name, value));
     auto it = entries_.find(name);
     if (it == entries_.end()) return absl::OkStatus();
-    return Observe(it->second, value);
+    return Observe(name, it->second, value);
   };
 }
 
@@ -56,6 +104,19 @@ absl::Status InputStatisticsCollector::ObserveConvInput(
     auto it = conv_layers_.find(node);
     if (it == conv_layers_.end()) continue;  // released
     const ConvPatchLayer& layer = it->second;
+    if (!conv_patches_.contains(node)) {
+      // Within kMaxLayerHessianFloats: ConvPatchHessianSupported held.
+      int64_t k = 1;
+      for (size_t d = 1; d < layer.weight_shape.size(); ++d) {
+        k *= layer.weight_shape[d];
+      }
+      std::string why = ReserveHessian(layer.attributes.group * k * k);
+      if (!why.empty()) {
+        no_conv_patches_[node] = std::move(why);
+        conv_layers_.erase(it);
+        continue;
+      }
+    }
     QUANTD_ASSIGN_OR_RETURN(
         const ConvParams params,
         ResolveConvParams(layer.attributes, x.shape(), layer.weight_shape,
@@ -71,7 +132,10 @@ absl::Status InputStatisticsCollector::ObserveConvInput(
 }
 
 void InputStatisticsCollector::Release(const std::string& value) {
-  entries_.erase(value);
+  auto it = entries_.find(value);
+  if (it == entries_.end()) return;
+  live_hessian_floats_ -= static_cast<int64_t>(it->second.stats.hessian.size());
+  entries_.erase(it);
 }
 
 const ConvPatchHessian* InputStatisticsCollector::FindConvPatches(
@@ -83,7 +147,10 @@ const ConvPatchHessian* InputStatisticsCollector::FindConvPatches(
 
 void InputStatisticsCollector::ReleaseConvPatches(const std::string& node) {
   conv_layers_.erase(node);
-  conv_patches_.erase(node);
+  auto it = conv_patches_.find(node);
+  if (it == conv_patches_.end()) return;
+  live_hessian_floats_ -= static_cast<int64_t>(it->second.hessian.size());
+  conv_patches_.erase(it);
 }
 
 const LayerInputStatistics* InputStatisticsCollector::Find(
@@ -162,7 +229,8 @@ absl::Status AccumulateHessian(const Tensor& x, int64_t rows, int64_t c,
 
 }  // namespace
 
-absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
+absl::Status InputStatisticsCollector::Observe(const std::string& value,
+                                               Entry& e, const Tensor& x) {
   if (x.dtype() != DataType::kFloat32 || x.rank() < 1 ||
       (e.layout == ChannelLayout::kDim1 && x.rank() < 2)) {
     return absl::InvalidArgumentError(
@@ -178,7 +246,14 @@ absl::Status InputStatisticsCollector::Observe(Entry& e, const Tensor& x) {
     s.sum.assign(c, 0.0);
     s.sum_abs.assign(c, 0.0);
     if (options_.hessian && e.layout == ChannelLayout::kLastDim) {
-      s.hessian.assign(c * c, 0.0f);
+      const int64_t floats =
+          c > (int64_t{1} << 31) ? std::numeric_limits<int64_t>::max() : c * c;
+      std::string why = ReserveHessian(floats);
+      if (why.empty()) {
+        s.hessian.assign(c * c, 0.0f);
+      } else {
+        no_hessian_[value] = absl::StrCat("input of ", c, " channels: ", why);
+      }
     }
     if (options_.max_sample_rows > 0 && e.layout == ChannelLayout::kLastDim) {
       s.sample.assign(options_.max_sample_rows * c, 0.f);

@@ -17,7 +17,9 @@
 // Memory is bounded by the number of channels, never by the dataset: K
 // floats per statistic, K*K floats for a Hessian, and at most
 // `max_sample_rows` rows (reservoir-sampled with a fixed seed, so runs
-// repeat).
+// repeat). Hessians are bounded per layer (kMaxLayerHessianFloats) and
+// across the layers held at once (max_live_hessian_floats); a layer past
+// either gets none, and WhyNoHessian says so.
 #ifndef QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_
 #define QUANTD_ENGINE_CALIBRATION_LAYER_INPUT_STATISTICS_H_
 
@@ -40,8 +42,15 @@ namespace quantd {
 // [..., K]) or dim 1 (Conv inputs [N, C, ...]). Rows are all other indices.
 enum class ChannelLayout { kLastDim, kDim1 };
 
+// Hessians held at once across layers, 2 GiB. One-pass GPTQ gathers every
+// layer's in one calibration pass (GPT-2-small's 49 take 0.54 GB; a hostile
+// model of many 8192-wide MatMuls would ask for 256 MB each); sequential
+// GPTQ, the default, holds one block's.
+inline constexpr int64_t kMaxLiveHessianFloats = int64_t{512} << 20;
+
 struct InputStatisticsOptions {
   bool hessian = false;  // only for kLastDim inputs
+  int64_t max_live_hessian_floats = kMaxLiveHessianFloats;
   int64_t max_sample_rows = 0;
   uint64_t seed = 0;
 };
@@ -98,6 +107,13 @@ class InputStatisticsCollector {
   const ConvPatchHessian* FindConvPatches(const std::string& node) const;
   void ReleaseConvPatches(const std::string& node);
 
+  // Why a watched value (MatMul/Gemm input) or a Conv node got no Hessian
+  // though one was asked for: over the per-layer bound, the Hessians held
+  // at once would pass max_live_hessian_floats, or (Convs) a 3-D Conv.
+  // Empty if it has one or none was skipped.
+  std::string WhyNoHessian(const std::string& value) const;
+  std::string WhyNoConvPatches(const std::string& node) const;
+
  private:
   struct Entry {
     ChannelLayout layout;
@@ -115,8 +131,10 @@ class InputStatisticsCollector {
       conv_readers_[layer.input].push_back(node);
     }
   }
-  absl::Status Observe(Entry& e, const Tensor& x);
+  absl::Status Observe(const std::string& value, Entry& e, const Tensor& x);
   absl::Status ObserveConvInput(const std::string& value, const Tensor& x);
+  // Takes `floats` from the live budget, or returns why it cannot.
+  std::string ReserveHessian(int64_t floats);
 
   std::map<std::string, Entry> entries_;
   std::map<std::string, ConvPatchLayer> conv_layers_;     // by node
@@ -124,6 +142,9 @@ class InputStatisticsCollector {
   // Input value -> the Conv nodes above reading it: the hook sees every
   // value of the graph.
   std::map<std::string, std::vector<std::string>> conv_readers_;
+  std::map<std::string, std::string> no_hessian_;       // by value
+  std::map<std::string, std::string> no_conv_patches_;  // by node
+  int64_t live_hessian_floats_ = 0;
   InputStatisticsOptions options_;
   std::mt19937_64 rng_;
 };

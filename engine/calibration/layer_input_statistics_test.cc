@@ -3,10 +3,14 @@
 #include <cmath>
 #include <random>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace quantd {
 namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 Tensor RandomTensor(Shape shape, std::mt19937& rng) {
   Tensor t(DataType::kFloat32, shape);
@@ -92,12 +96,6 @@ TEST(InputStatisticsTest, RejectsChangingChannelsAndNonFloat) {
   EXPECT_FALSE(InputStatisticsCollector::Create({}, {}).ok());
 }
 
-}  // namespace
-}  // namespace quantd
-
-namespace quantd {
-namespace {
-
 ConvPatchLayer Conv3x3(const std::string& input, int64_t group, Shape w) {
   ConvPatchLayer l{input, {}, std::move(w)};
   l.attributes.pads = {1, 1, 1, 1};
@@ -134,6 +132,70 @@ TEST(InputStatisticsTest, GathersConvPatchHessiansPerNode) {
   ASSERT_TRUE((*c)->Hook()(nullptr, "x", x).ok());  // "a" is not gathered
   EXPECT_EQ((*c)->FindConvPatches("a"), nullptr);
   EXPECT_EQ((*c)->FindConvPatches("b")->patches, 100);
+}
+
+// A MatMul input wider than 8192 channels would need a Hessian over the
+// per-layer bound (a 400 KB [100000, 1] weight would have asked for 40 GB);
+// across layers, the Hessians held at once stay within the live budget,
+// Conv patches included, and released ones give their room back.
+TEST(InputStatisticsTest, BoundsHessiansPerLayerAndAcrossLayers) {
+  InputStatisticsOptions o;
+  o.hessian = true;
+  o.max_live_hessian_floats = 25 + 18 * 18;  // "a" and Conv "conv" fit
+  auto c = InputStatisticsCollector::Create(
+      {{"wide", ChannelLayout::kLastDim},
+       {"a", ChannelLayout::kLastDim},
+       {"b", ChannelLayout::kLastDim},
+       {"d", ChannelLayout::kLastDim}},
+      o, {{"conv", Conv3x3("x", 1, {4, 2, 3, 3})}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::mt19937 rng(5);
+  TensorHook hook = (*c)->Hook();
+  Tensor wide = RandomTensor({2, 8193}, rng);
+  ASSERT_TRUE(hook(nullptr, "wide", wide).ok());
+  ASSERT_NE((*c)->Find("wide"), nullptr);
+  EXPECT_TRUE((*c)->Find("wide")->hessian.empty());
+  EXPECT_EQ((*c)->Find("wide")->rows, 2);  // the other statistics remain
+  EXPECT_THAT((*c)->WhyNoHessian("wide"),
+              AllOf(HasSubstr("input of 8193 channels"),
+                    HasSubstr("over the 256 MB per layer")));
+
+  Tensor five = RandomTensor({3, 5}, rng);
+  Tensor x = RandomTensor({1, 2, 4, 4}, rng);
+  ASSERT_TRUE(hook(nullptr, "a", five).ok());
+  ASSERT_TRUE(hook(nullptr, "x", x).ok());
+  ASSERT_TRUE(hook(nullptr, "b", five).ok());
+  EXPECT_EQ((*c)->Find("a")->hessian.size(), 25u);
+  ASSERT_NE((*c)->FindConvPatches("conv"), nullptr);
+  EXPECT_TRUE((*c)->Find("b")->hessian.empty());
+  EXPECT_THAT((*c)->WhyNoHessian("b"), HasSubstr("held at once past"));
+  EXPECT_EQ((*c)->WhyNoHessian("a"), "");
+
+  (*c)->Release("a");
+  ASSERT_TRUE(hook(nullptr, "d", five).ok());
+  EXPECT_EQ((*c)->Find("d")->hessian.size(), 25u);
+  (*c)->ReleaseConvPatches("conv");
+  EXPECT_EQ((*c)->WhyNoConvPatches("conv"), "");
+}
+
+TEST(InputStatisticsTest, SaysWhyAConvGetsNoPatchHessian) {
+  InputStatisticsOptions o;
+  o.hessian = true;
+  o.max_live_hessian_floats = 100;
+  auto c = InputStatisticsCollector::Create(
+      {{"x", ChannelLayout::kDim1}}, o,
+      {{"conv3d", {"x", {}, {4, 2, 3, 3, 3}}},
+       {"huge", Conv3x3("x", 4096, {4096, 900, 3, 3})},
+       {"over_budget", Conv3x3("x", 1, {4, 2, 3, 3})}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::mt19937 rng(6);
+  Tensor x = RandomTensor({1, 2, 4, 4}, rng);
+  ASSERT_TRUE((*c)->Hook()(nullptr, "x", x).ok());
+  EXPECT_THAT((*c)->WhyNoConvPatches("conv3d"), HasSubstr("a 3-D Conv"));
+  EXPECT_THAT((*c)->WhyNoConvPatches("huge"), HasSubstr("4096 patch Hessians"));
+  EXPECT_EQ((*c)->FindConvPatches("over_budget"), nullptr);
+  EXPECT_THAT((*c)->WhyNoConvPatches("over_budget"),
+              HasSubstr("held at once past"));
 }
 
 }  // namespace

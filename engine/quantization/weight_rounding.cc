@@ -201,17 +201,14 @@ absl::Status LayerRounder::RoundToNearest(const Tensor& w,
                                           RoundedLayer& out,
                                           Tensor& rounded) const {
   const bool noted = !out.notes.empty();  // RunGptq said why not
-  if (config_.gptq && !noted) {
-    out.notes.push_back(absl::StrCat(
-        "gptq: not applied (",
-        slot.op_type == "Conv"
-            ? "no patch Hessian: a 3-D Conv, or Hessians over 256 MB"
-            : "needs a 2-D MatMul/Gemm weight",
-        "); round-to-nearest"));
-  } else if (config_.learned_rounding && !noted) {
+  if ((config_.gptq || config_.learned_rounding) && !noted) {
+    const std::string why = WhyNoHessian(w, slot);
     out.notes.push_back(
-        "learned rounding: no per-layer Hessian; starts from "
-        "round-to-nearest, tuned with its block");
+        config_.gptq
+            ? absl::StrCat("gptq: not applied (", why, "); round-to-nearest")
+            : absl::StrCat("learned rounding: no per-layer Hessian (", why,
+                           "); starts from round-to-nearest, tuned with its "
+                           "block"));
   }
   QUANTD_ASSIGN_OR_RETURN(QuantParams p, ComputeWeightParams(w, slot, scheme));
   out.params = std::move(p);
@@ -220,6 +217,20 @@ absl::Status LayerRounder::RoundToNearest(const Tensor& w,
     rounded = std::move(fq);
   }
   return absl::OkStatus();
+}
+
+std::string LayerRounder::WhyNoHessian(const Tensor& w,
+                                       const WeightSlot& slot) const {
+  std::string why;
+  if (statistics_ != nullptr) {
+    why = slot.op_type == "Conv" ? statistics_->WhyNoConvPatches(slot.node)
+                                 : statistics_->WhyNoHessian(InputOf(slot));
+  }
+  if (!why.empty()) return why;
+  if (w.rank() != 2 && slot.op_type != "Conv") {
+    return "needs a 2-D MatMul/Gemm weight";
+  }
+  return "no Hessian: the layer's input was not seen in calibration";
 }
 
 void LayerRounder::DropStatistics() {

@@ -130,6 +130,9 @@ class LayerRounder {
                                                     RoundedLayer& out) const;
   // Round-to-nearest, with a note saying why the configured algorithm did
   // not round this layer (unless one says so already).
+  // Why a layer that asked for GPTQ or learned rounding has no Hessian,
+  // for its notes.
+  std::string WhyNoHessian(const Tensor& w, const WeightSlot& slot) const;
   absl::Status RoundToNearest(const Tensor& w, const WeightSlot& slot,
                               const WeightScheme& scheme, RoundedLayer& out,
                               Tensor& rounded) const;

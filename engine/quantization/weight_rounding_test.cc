@@ -16,6 +16,7 @@
 namespace quantd {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -262,9 +263,11 @@ TEST_F(WeightRoundingTest, ActivationsOnlyInStaticMode) {
 
 // Statistics of "r" (input of out) and "h" (input of q and k) with
 // nonzero means, fed to the collector as the calibration pass would.
-std::unique_ptr<InputStatisticsCollector> Statistics(bool hessian) {
+std::unique_ptr<InputStatisticsCollector> Statistics(
+    bool hessian, int64_t max_live_hessian_floats = kMaxLiveHessianFloats) {
   InputStatisticsOptions o;
   o.hessian = hessian;
+  o.max_live_hessian_floats = max_live_hessian_floats;
   auto c = InputStatisticsCollector::Create(
       {{"h", ChannelLayout::kLastDim}, {"r", ChannelLayout::kLastDim}}, o);
   EXPECT_TRUE(c.ok()) << c.status();
@@ -362,6 +365,29 @@ TEST_F(WeightRoundingTest, GptqWeightsGoIntoThePlan) {
   EXPECT_FALSE((*r)->codes.has_value());
   ASSERT_EQ((*r)->notes.size(), 1u);
   EXPECT_THAT((*r)->notes[0], HasSubstr("gptq: not applied"));
+}
+
+// A layer whose Hessian did not fit the budget keeps round-to-nearest, and
+// its note says which bound it hit.
+TEST_F(WeightRoundingTest, GptqSaysWhichHessianBoundALayerHit) {
+  // "h" (8 channels, 64 floats) fits; "r" (36 more) does not.
+  const std::unique_ptr<InputStatisticsCollector> stats =
+      Statistics(true, /*max_live_hessian_floats=*/64);
+  RoundingConfig config = Config();
+  config.gptq = true;
+  LayerRounder rounder(graph_, slots_, config, stats.get());
+  absl::StatusOr<const RoundedLayer*> q =
+      rounder.Round(Slot("q"), LayerPrecision::kInt4);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_THAT((*q)->notes, ElementsAre(HasSubstr("gptq: proxy loss")));
+  absl::StatusOr<const RoundedLayer*> out =
+      rounder.Round(Slot("out"), LayerPrecision::kInt4);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FALSE((*out)->codes.has_value());
+  EXPECT_THAT((*out)->notes,
+              ElementsAre(AllOf(HasSubstr("gptq: not applied (input of 6 "
+                                          "channels"),
+                                HasSubstr("held at once"))));
 }
 
 // The quantize stage frees the statistics once every layer is rounded:
