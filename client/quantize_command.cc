@@ -279,6 +279,9 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
                      "rotate transformers' residual streams (QuaRot-style "
                      "Hadamard folded into the weights) to spread outlier "
                      "channels");
+  quantize->add_flag("--rotate-heads", f->rotate_heads,
+                     "also rotate each attention head's values (folded into "
+                     "the value and output projections); implies --rotate");
   AddOptional(quantize, "--task", &f->task,
               "what the model's first output means: classification, "
               "language-model, fidelity (SQNR only) or segmentation (mask "

@@ -141,7 +141,12 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
     }
   }
   if (flags.bias_correction) alg()->set_bias_correction(true);
-  if (flags.rotate) alg()->mutable_rotation()->set_enabled(true);
+  if (flags.rotate || flags.rotate_heads) {
+    alg()->mutable_rotation()->set_enabled(true);
+  }
+  if (flags.rotate_heads) {
+    alg()->mutable_rotation()->set_value_output_heads(true);
+  }
   if (flags.cross_layer_equalization) {
     alg()->set_cross_layer_equalization(true);
   }

@@ -8,7 +8,8 @@
 # convention of GPTQ's and AutoRound's low-bit results).
 #
 # Rotation columns: the residual stream rotated first (transformers only),
-# then round-to-nearest or GPTQ.
+# then round-to-nearest or GPTQ; "+heads" also rotates each attention head's
+# values (not in the default column set: METHODS="Rotation+heads ...").
 #
 #   bench/frontier/run.sh [WORK_DIR=/tmp/quantd-frontier]
 #   METHODS="RTN Rotation" bench/frontier/run.sh   # some columns only
@@ -40,6 +41,8 @@ declare -A method_json=(
   [GPTQ+Learned]='{"gptq": {"enabled": true}, "learnedRounding": {"enabled": true}}'
   [Rotation]='{"rotation": {"enabled": true}}'
   [Rotation+GPTQ]='{"rotation": {"enabled": true}, "gptq": {"enabled": true}}'
+  [Rotation+heads]='{"rotation": {"enabled": true, "valueOutputHeads": true}}'
+  [Rotation+heads+GPTQ]='{"rotation": {"enabled": true, "valueOutputHeads": true}, "gptq": {"enabled": true}}'
 )
 read -r -a methods <<<"${METHODS:-RTN GPTQ AWQ SmoothQuant Learned GPTQ+Learned Rotation Rotation+GPTQ}"
 

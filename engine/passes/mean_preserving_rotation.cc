@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace quantd {
 namespace {
@@ -53,7 +54,8 @@ std::string RotationName(int64_t d) {
                 : absl::StrCat("Hadamard ", p, " x DCT ", m);
 }
 
-absl::StatusOr<Tensor> MeanPreservingRotation(int64_t d, uint64_t seed) {
+// A = H (x) C for d = 2^k m, m odd: A[i*m + a][j*m + b] = H[i][j] C[a][b].
+static absl::StatusOr<std::vector<double>> KroneckerBasis(int64_t d) {
   if (d < 2 || d > kMaxRotationDim) {
     return absl::InvalidArgumentError(absl::StrCat("a rotation of dimension ",
                                                    d, " is out of range [2, ",
@@ -63,7 +65,6 @@ absl::StatusOr<Tensor> MeanPreservingRotation(int64_t d, uint64_t seed) {
   SplitPowerOfTwo(d, &p, &m);
   const std::vector<double> h = Hadamard(p);
   const std::vector<double> c = Dct(m);
-  // A = H (x) C: A[i*m + a][j*m + b] = H[i][j] C[a][b].
   std::vector<double> a(d * d);
   for (int64_t i = 0; i < p; ++i) {
     for (int64_t j = 0; j < p; ++j) {
@@ -74,6 +75,25 @@ absl::StatusOr<Tensor> MeanPreservingRotation(int64_t d, uint64_t seed) {
       }
     }
   }
+  return a;
+}
+
+absl::StatusOr<Tensor> RandomizedHadamard(int64_t d, uint64_t seed) {
+  QUANTD_ASSIGN_OR_RETURN(const std::vector<double> a, KroneckerBasis(d));
+  std::mt19937_64 rng(seed);
+  Tensor out(DataType::kFloat32, {d, d});
+  float* o = out.mutable_data<float>();
+  for (int64_t i = 0; i < d; ++i) {
+    const double sign = (rng() & 1) ? -1.0 : 1.0;
+    for (int64_t j = 0; j < d; ++j) {
+      o[i * d + j] = static_cast<float>(sign * a[i * d + j]);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Tensor> MeanPreservingRotation(int64_t d, uint64_t seed) {
+  QUANTD_ASSIGN_OR_RETURN(const std::vector<double> a, KroneckerBasis(d));
   std::mt19937_64 rng(seed);
   std::vector<double> signs(d, 1.0);
   for (int64_t k = 1; k < d; ++k) signs[k] = (rng() & 1) ? -1.0 : 1.0;

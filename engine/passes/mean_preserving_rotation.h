@@ -35,6 +35,14 @@ inline constexpr int64_t kMaxRotationDim = 8192;
 // Q as float32 [d, d]; deterministic for a given (d, seed).
 absl::StatusOr<Tensor> MeanPreservingRotation(int64_t d, uint64_t seed);
 
+// R = S A (S random signs, A = H (x) C as above) as float32 [d, d]: the
+// randomized Hadamard transform itself, for rotations that need not fix the
+// ones vector (per-head values, head_rotation.h). Every row of a power-of-
+// two R is flat (|R_ij| = 1/sqrt(d)), so one outlier channel i of x spreads
+// evenly over x R; Q = A^T S A above can be the identity for small d (d = 4
+// has 8 sign choices, one of them all +1).
+absl::StatusOr<Tensor> RandomizedHadamard(int64_t d, uint64_t seed);
+
 // The rotation's description for reports: "Hadamard 128" or
 // "Hadamard 256 x DCT 3".
 std::string RotationName(int64_t d);

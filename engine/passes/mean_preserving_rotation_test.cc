@@ -54,5 +54,34 @@ TEST(MeanPreservingRotationTest, RejectsDimensionsOutOfRange) {
   EXPECT_EQ(RotationName(128), "Hadamard 128");
 }
 
+// R = S A: orthogonal, and for a power of two every entry is +-1/sqrt(d),
+// at every size, however few signs there are to draw (d = 4 included).
+TEST(RandomizedHadamardTest, OrthogonalWithFlatRows) {
+  for (int64_t d : {4, 32, 64, 96}) {
+    absl::StatusOr<Tensor> r = RandomizedHadamard(d, 5);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const float* v = r->data<float>();
+    double worst_gram = 0, worst_flat = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t j = 0; j < d; ++j) {
+        double dot = 0;  // row i . row j
+        for (int64_t k = 0; k < d; ++k)
+          dot += double{v[i * d + k]} * v[j * d + k];
+        worst_gram = std::max(worst_gram, std::fabs(dot - (i == j ? 1 : 0)));
+        worst_flat = std::max(worst_flat,
+                              std::fabs(std::fabs(double{v[i * d + j]}) -
+                                        1 / std::sqrt(static_cast<double>(d))));
+      }
+    }
+    EXPECT_LT(worst_gram, 1e-5) << d;
+    if ((d & (d - 1)) == 0) {
+      EXPECT_LT(worst_flat, 1e-6) << d;
+    }
+  }
+  EXPECT_NE(RandomizedHadamard(64, 1)->ToVector<float>(),
+            RandomizedHadamard(64, 2)->ToVector<float>());
+  EXPECT_FALSE(RandomizedHadamard(1, 0).ok());
+}
+
 }  // namespace
 }  // namespace quantd

@@ -158,6 +158,11 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
+    s.mutable_algorithms()->mutable_rotation()->set_value_output_heads(true);
+    EXPECT_THAT(Error(s), HasSubstr("also set algorithms.rotation.enabled"));
+  }
+  {
+    v1::JobSpec s = base;
     s.mutable_activations()->set_type(v1::QUANT_DATA_TYPE_INT4);
     EXPECT_THAT(Error(s), HasSubstr("int4 activations"));
   }

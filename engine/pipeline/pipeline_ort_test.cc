@@ -112,21 +112,18 @@ TEST_P(PipelineOrtTest, OrtRunsTheArtifactAsQuantdDoes) {
       GetParam().c_str(), max_diff, agreement);
 }
 
-INSTANTIATE_TEST_SUITE_P(Examples, PipelineOrtTest,
-                         ::testing::Values("fmnist_cnn_ptq.json",
-                                           "fmnist_mlp_dynamic.json",
-                                           "fmnist_cnn_int4_fallback.json",
-                                           "tiny_gpt_w8a8_smoothquant.json",
-                                           "tiny_gpt_int4_gptq.json",
-                                           "tiny_gpt_int4_awq_target.json",
-                                           "fmnist_cnn_cle_w4a8.json",
-                                           "fmnist_cnn_w4a8_learned.json",
-                                           "fmnist_cnn_w4a8_gptq.json",
-                                           "tiny_gpt_int3_gptq_learned.json",
-                                           "tiny_gpt_w4a8_rotated.json"),
-                         [](const auto& info) {
-                           return info.param.substr(0, info.param.find('.'));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Examples, PipelineOrtTest,
+    ::testing::Values(
+        "fmnist_cnn_ptq.json", "fmnist_mlp_dynamic.json",
+        "fmnist_cnn_int4_fallback.json", "tiny_gpt_w8a8_smoothquant.json",
+        "tiny_gpt_int4_gptq.json", "tiny_gpt_int4_awq_target.json",
+        "fmnist_cnn_cle_w4a8.json", "fmnist_cnn_w4a8_learned.json",
+        "fmnist_cnn_w4a8_gptq.json", "tiny_gpt_int3_gptq_learned.json",
+        "tiny_gpt_w4a8_rotated.json", "tiny_gpt_w8a8_rotated_heads.json"),
+    [](const auto& info) {
+      return info.param.substr(0, info.param.find('.'));
+    });
 
 // A model written with external data (as models past protobuf's 2 GiB
 // are; the threshold is lowered here) is the same model: ORT reads the

@@ -26,8 +26,11 @@
 #include "absl/strings/str_cat.h"
 #include "engine/onnx/model_loader.h"
 #include "engine/onnx/onnx_convert.h"
+#include "engine/passes/graph_cleanup.h"
+#include "engine/passes/head_rotation.h"
 #include "engine/quantization/input_channel_scaling.h"
 #include "engine/quantization/weight_quantization.h"
+#include "engine/runtime/op_registry.h"
 
 namespace quantd {
 namespace outliers {
@@ -85,6 +88,58 @@ inline absl::StatusOr<int> WriteModelWithOutliers(const std::string& in,
     return absl::InternalError(absl::StrCat("cannot write ", out));
   }
   return groups;
+}
+
+// Writes `in` with one outlier channel per attention head in the output
+// projections' inputs: for every value/output pair (head_rotation.h),
+// channel 1 of each head gets its value-projection column and bias times
+// `factor` and its output-projection row divided by it. The same function;
+// what the per-head rotation is for. Returns the pairs changed.
+inline absl::StatusOr<int> WriteModelWithHeadOutliers(const std::string& in,
+                                                      const std::string& out,
+                                                      float factor) {
+  absl::StatusOr<LoadedModel> m = LoadModelFromFile(in);
+  if (!m.ok()) return m.status();
+  Graph& graph = m->graph;
+  // Constant folding turns the exporter's Constant nodes into the
+  // initializers the tracer reads the heads' [H, dh] from.
+  absl::Status prepared = PrepareGraph(graph, DefaultOpRegistry(), nullptr);
+  if (!prepared.ok()) return prepared;
+  const HeadPairs found = FindValueOutputPairs(graph);
+  if (found.pairs.empty()) {
+    return absl::FailedPreconditionError(
+        "no attention value/output pair to give outliers to");
+  }
+  auto scaled = [&](size_t node, int input) -> Tensor& {
+    // A fresh tensor: initializers share storage with their copies.
+    Tensor& t = graph.initializers.at(graph.nodes[node].input(input));
+    t = Tensor::FromVector<float>(t.shape(), t.ToVector<float>());
+    return t;
+  };
+  for (const HeadPair& p : found.pairs) {
+    float* wv = scaled(p.value, 1).mutable_data<float>();
+    float* wo = scaled(p.output, 1).mutable_data<float>();
+    float* bv =
+        p.bias.has_value()
+            ? scaled(p.bias->first, p.bias->second).mutable_data<float>()
+            : nullptr;
+    const Tensor& v = *graph.FindInitializer(graph.nodes[p.value].input(1));
+    const int64_t d = v.dim(1), rows = v.dim(0);
+    const int64_t cols =
+        graph.FindInitializer(graph.nodes[p.output].input(1))->dim(1);
+    for (int64_t j = 1; j < d; j += p.head_dim) {
+      for (int64_t r = 0; r < rows; ++r) wv[r * d + j] *= factor;
+      for (int64_t c = 0; c < cols; ++c) wo[j * cols + c] /= factor;
+      if (bv != nullptr) bv[j] *= factor;
+    }
+  }
+  const onnx::ModelProto proto =
+      GraphToModelProto(graph, m->ir_version, "quantd head outlier injection");
+  std::ofstream f(out, std::ios::binary);
+  if (!proto.SerializeToOstream(&f)) {
+    return absl::InternalError(absl::StrCat("cannot write ", out));
+  }
+  return static_cast<int>(found.pairs.size());
 }
 
 }  // namespace outliers
