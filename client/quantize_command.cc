@@ -279,6 +279,9 @@ void AddSchemeOptions(CLI::App* quantize, QuantizeFlags* f) {
                      "rotate transformers' residual streams (QuaRot-style "
                      "Hadamard folded into the weights) to spread outlier "
                      "channels");
+  quantize->add_flag("--rotate-online", f->rotate_online,
+                     "also rotate MLP down projections' inputs at run time "
+                     "(two small float MatMuls per layer); implies --rotate");
   quantize->add_flag("--rotate-heads", f->rotate_heads,
                      "also rotate each attention head's values (folded into "
                      "the value and output projections); implies --rotate");

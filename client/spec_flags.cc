@@ -141,11 +141,14 @@ absl::Status ApplyAlgorithmFlags(const QuantizeFlags& flags,
     }
   }
   if (flags.bias_correction) alg()->set_bias_correction(true);
-  if (flags.rotate || flags.rotate_heads) {
+  if (flags.rotate || flags.rotate_heads || flags.rotate_online) {
     alg()->mutable_rotation()->set_enabled(true);
   }
   if (flags.rotate_heads) {
     alg()->mutable_rotation()->set_value_output_heads(true);
+  }
+  if (flags.rotate_online) {
+    alg()->mutable_rotation()->set_online_down_projections(true);
   }
   if (flags.cross_layer_equalization) {
     alg()->set_cross_layer_equalization(true);

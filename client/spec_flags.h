@@ -29,6 +29,7 @@ struct QuantizeFlags {
   bool cross_layer_equalization = false;
   bool rotate = false;
   bool rotate_heads = false;                      // implies rotate
+  bool rotate_online = false;                     // implies rotate
   std::optional<double> max_accuracy_drop;        // points
   std::optional<double> max_perplexity_increase;  // percent
   std::optional<int64_t> max_weight_bytes;        // size budget

@@ -30,6 +30,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   f.bias_correction = true;
   f.cross_layer_equalization = true;
   f.rotate_heads = true;
+  f.rotate_online = true;
   f.max_accuracy_drop = 1.5;
   f.max_perplexity_increase = 3;
   f.labels = {"model=resnet", "team=vision=x"};
@@ -49,6 +50,7 @@ TEST(SpecFlags, EveryFlagFillsItsField) {
   EXPECT_TRUE(spec.algorithms().cross_layer_equalization());
   EXPECT_TRUE(spec.algorithms().rotation().enabled());
   EXPECT_TRUE(spec.algorithms().rotation().value_output_heads());
+  EXPECT_TRUE(spec.algorithms().rotation().online_down_projections());
   EXPECT_TRUE(spec.algorithms().bias_correction());
   EXPECT_DOUBLE_EQ(spec.accuracy_target().max_accuracy_drop_points(), 1.5);
   EXPECT_DOUBLE_EQ(spec.accuracy_target().max_perplexity_increase_percent(), 3);

@@ -9,7 +9,8 @@
 #
 # Rotation columns: the residual stream rotated first (transformers only),
 # then round-to-nearest or GPTQ; "+heads" also rotates each attention head's
-# values (not in the default column set: METHODS="Rotation+heads ...").
+# values, "+online" the MLP down projections' inputs at run time (neither in
+# the default column set: METHODS="Rotation+heads Rotation+online ...").
 #
 #   bench/frontier/run.sh [WORK_DIR=/tmp/quantd-frontier]
 #   METHODS="RTN Rotation" bench/frontier/run.sh   # some columns only
@@ -43,6 +44,8 @@ declare -A method_json=(
   [Rotation+GPTQ]='{"rotation": {"enabled": true}, "gptq": {"enabled": true}}'
   [Rotation+heads]='{"rotation": {"enabled": true, "valueOutputHeads": true}}'
   [Rotation+heads+GPTQ]='{"rotation": {"enabled": true, "valueOutputHeads": true}, "gptq": {"enabled": true}}'
+  [Rotation+online]='{"rotation": {"enabled": true, "onlineDownProjections": true}}'
+  [Rotation+online+GPTQ]='{"rotation": {"enabled": true, "onlineDownProjections": true}, "gptq": {"enabled": true}}'
 )
 read -r -a methods <<<"${METHODS:-RTN GPTQ AWQ SmoothQuant Learned GPTQ+Learned Rotation Rotation+GPTQ}"
 

@@ -18,10 +18,9 @@
 // LayerNorm that could not be folded, a Mul, a Concat) is left alone and
 // the reason reported; nothing is changed for it.
 //
-// The per-head value/output rotation (QuaRot's R2) is head_rotation.h. Not
-// done: the online Hadamard before the MLP down projection (R4), which needs
-// an extra op in the exported graph: MLP down projections' inputs keep
-// whatever outliers they have.
+// The per-head value/output rotation (QuaRot's R2) is head_rotation.h, the
+// online rotation before MLP down projections (R4, extra ops at run time)
+// online_rotation.h.
 //
 //   absl::StatusOr<RotationOutcome> r = RotateResidualStreams(graph, seed);
 //   for (const std::string& n : r->notes) ...    // what was rotated

@@ -15,13 +15,6 @@
 namespace quantd {
 namespace {
 
-Tensor Tokens(int64_t rows, int64_t len) {
-  Tensor ids(DataType::kInt64, {rows, len});
-  int64_t* v = ids.mutable_data<int64_t>();
-  for (int64_t i = 0; i < rows * len; ++i) v[i] = (i * 37 + 11) % 256;
-  return ids;
-}
-
 TEST(ResidualRotationTest, TinyGptKeepsItsFunctionAndAddsNoRotationOp) {
   absl::StatusOr<LoadedModel> m = LoadModelFromFile(
       absl::StrCat(QUANTD_TESTDATA_DIR, "/tiny_gpt/model.onnx"));
@@ -50,7 +43,7 @@ TEST(ResidualRotationTest, TinyGptKeepsItsFunctionAndAddsNoRotationOp) {
                          [&](const Node& n) { return n.op_type == op; });
   };
   EXPECT_EQ(count(g, "MatMul"), count(before, "MatMul"));
-  const TensorMap feeds = {{"input_ids", Tokens(2, 64)}};
+  const TensorMap feeds = {{"input_ids", TinyGptTokens(2, 64)}};
   const std::vector<float> want = RunGraph(before, feeds);
   const std::vector<float> got = RunGraph(g, feeds);
   ASSERT_EQ(want.size(), got.size());

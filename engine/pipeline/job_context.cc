@@ -28,8 +28,11 @@ void JobContext::Progress(const std::string& stage, double fraction,
 
 absl::StatusOr<std::vector<WeightSlot>> FindLayers(const JobContext& ctx,
                                                    const Graph& graph) {
+  WeightSelection selection = ctx.plan.selection;
+  selection.excluded_nodes.insert(ctx.inserted_float_nodes.begin(),
+                                  ctx.inserted_float_nodes.end());
   QUANTD_ASSIGN_OR_RETURN(std::vector<WeightSlot> slots,
-                          FindQuantizableWeights(graph, ctx.plan.selection));
+                          FindQuantizableWeights(graph, selection));
   if (slots.empty()) {
     return absl::InvalidArgumentError(
         "the model has no Conv, Gemm or MatMul with constant weights left to "

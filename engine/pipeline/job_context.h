@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,7 +81,10 @@ struct JobContext {
   Graph graph;
   std::optional<JobData> data;    // prepare
   std::vector<WeightSlot> slots;  // prepare; smooth re-finds them
-  LayerFacts facts;               // every stage adds to it
+  // smooth: nodes a pass inserted that must stay float (the online
+  // rotation's MatMuls); FindLayers excludes them like the plan's.
+  std::set<std::string> inserted_float_nodes;
+  LayerFacts facts;  // every stage adds to it
   // calibrate
   // Freed (DropStatistics) once no layer will be rounded again.
   std::unique_ptr<InputStatisticsCollector> statistics;

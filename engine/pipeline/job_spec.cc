@@ -225,6 +225,11 @@ absl::Status CheckAlgorithms(const v1::JobSpec& spec) {
   if (alg.awq().grid_size() < 0 || alg.awq().grid_size() > 1000) {
     return Invalid("algorithms.awq.grid_size", "must be in [1, 1000]");
   }
+  if (alg.rotation().online_down_projections() && !alg.rotation().enabled()) {
+    return Invalid("algorithms.rotation.online_down_projections",
+                   "rotates on top of the residual-stream rotation; also set "
+                   "algorithms.rotation.enabled");
+  }
   if (alg.rotation().value_output_heads() && !alg.rotation().enabled()) {
     return Invalid("algorithms.rotation.value_output_heads",
                    "rotates heads on top of the residual-stream rotation; "

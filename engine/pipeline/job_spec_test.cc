@@ -163,6 +163,12 @@ TEST(JobSpecTest, ExplainsEachBadField) {
   }
   {
     v1::JobSpec s = base;
+    s.mutable_algorithms()->mutable_rotation()->set_online_down_projections(
+        true);
+    EXPECT_THAT(Error(s), HasSubstr("online_down_projections"));
+  }
+  {
+    v1::JobSpec s = base;
     s.mutable_activations()->set_type(v1::QUANT_DATA_TYPE_INT4);
     EXPECT_THAT(Error(s), HasSubstr("int4 activations"));
   }

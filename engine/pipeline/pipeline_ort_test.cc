@@ -120,7 +120,8 @@ INSTANTIATE_TEST_SUITE_P(
         "tiny_gpt_int4_gptq.json", "tiny_gpt_int4_awq_target.json",
         "fmnist_cnn_cle_w4a8.json", "fmnist_cnn_w4a8_learned.json",
         "fmnist_cnn_w4a8_gptq.json", "tiny_gpt_int3_gptq_learned.json",
-        "tiny_gpt_w4a8_rotated.json", "tiny_gpt_w8a8_rotated_heads.json"),
+        "tiny_gpt_w4a8_rotated.json", "tiny_gpt_w8a8_rotated_heads.json",
+        "tiny_gpt_int4_rotated_online.json"),
     [](const auto& info) {
       return info.param.substr(0, info.param.find('.'));
     });

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/passes/cross_layer_equalization.h"
 #include "engine/passes/head_rotation.h"
+#include "engine/passes/online_rotation.h"
 #include "engine/passes/residual_rotation.h"
 #include "engine/pipeline/stages.h"
 #include "engine/quantization/channel_scaling_pass.h"
@@ -44,6 +45,56 @@ absl::Status EqualizeConvolutions(JobContext& ctx) {
   return absl::OkStatus();
 }
 
+void Append(const RotationOutcome& from, RotationOutcome& into) {
+  into.notes.insert(into.notes.end(), from.notes.begin(), from.notes.end());
+  into.skipped.insert(into.skipped.end(), from.skipped.begin(),
+                      from.skipped.end());
+  into.changed_nodes.insert(into.changed_nodes.end(),
+                            from.changed_nodes.begin(),
+                            from.changed_nodes.end());
+}
+
+absl::Status RotateHeads(JobContext& ctx, RotationOutcome& r) {
+  QUANTD_ASSIGN_OR_RETURN(
+      const RotationOutcome heads,
+      RotateValueOutputHeads(ctx.float_graph, ctx.spec().seed()));
+  Append(heads, r);
+  const v1::Algorithms& alg = ctx.spec().algorithms();
+  if (!heads.notes.empty() && ctx.plan.weights.type == QuantType::kInt4 &&
+      !alg.gptq().enabled() && !alg.learned_rounding().enabled()) {
+    ctx.report().add_warnings(
+        "rotation.value_output_heads with int4 weights rounded to nearest: "
+        "a head's large value columns are mixed into its others, which int4 "
+        "steps round away (perplexity +34% vs +5.6% without the head "
+        "rotation on a fixture with one x40 channel per head); enable gptq, "
+        "or keep the value projections at int8");
+  }
+  return absl::OkStatus();
+}
+
+// The online rotation's MatMuls stay float: they join the exclusions.
+absl::Status RotateOnline(JobContext& ctx, RotationOutcome& r) {
+  QUANTD_ASSIGN_OR_RETURN(
+      const OnlineRotationOutcome online,
+      InsertOnlineRotations(ctx.float_graph, ctx.spec().seed()));
+  r.notes.insert(r.notes.end(), online.notes.begin(), online.notes.end());
+  r.skipped.insert(r.skipped.end(), online.skipped.begin(),
+                   online.skipped.end());
+  r.changed_nodes.insert(r.changed_nodes.end(), online.changed_nodes.begin(),
+                         online.changed_nodes.end());
+  ctx.inserted_float_nodes.insert(online.float_nodes.begin(),
+                                  online.float_nodes.end());
+  if (!online.notes.empty()) {
+    ctx.report().add_warnings(absl::StrCat(
+        "rotation.online_down_projections: ", online.notes.size(),
+        " layers get an online Hadamard at run time, ",
+        online.added_macs_per_row,
+        " float multiply-adds per token in all (each layer's note has its "
+        "share)"));
+  }
+  return absl::OkStatus();
+}
+
 // Rotates the float graph's residual streams (same function, new
 // weights), then quantizes a copy, for the reason EqualizeConvolutions
 // gives. Parts that could not be rotated go to the warnings.
@@ -51,25 +102,12 @@ absl::Status RotateResidual(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(
       RotationOutcome r,
       RotateResidualStreams(ctx.float_graph, ctx.spec().seed()));
-  if (ctx.spec().algorithms().rotation().value_output_heads()) {
-    QUANTD_ASSIGN_OR_RETURN(
-        RotationOutcome heads,
-        RotateValueOutputHeads(ctx.float_graph, ctx.spec().seed()));
-    r.notes.insert(r.notes.end(), heads.notes.begin(), heads.notes.end());
-    r.skipped.insert(r.skipped.end(), heads.skipped.begin(),
-                     heads.skipped.end());
-    r.changed_nodes.insert(r.changed_nodes.end(), heads.changed_nodes.begin(),
-                           heads.changed_nodes.end());
-    const v1::Algorithms& alg = ctx.spec().algorithms();
-    if (!heads.notes.empty() && ctx.plan.weights.type == QuantType::kInt4 &&
-        !alg.gptq().enabled() && !alg.learned_rounding().enabled()) {
-      ctx.report().add_warnings(
-          "rotation.value_output_heads with int4 weights rounded to nearest: "
-          "a head's large value columns are mixed into its others, which "
-          "int4 steps round away (perplexity +34% vs +5.6% without the head "
-          "rotation on a fixture with one x40 channel per head); enable "
-          "gptq, or keep the value projections at int8");
-    }
+  const v1::RotationConfig& config = ctx.spec().algorithms().rotation();
+  if (config.value_output_heads()) {
+    QUANTD_RETURN_IF_ERROR(RotateHeads(ctx, r));
+  }
+  if (config.online_down_projections()) {
+    QUANTD_RETURN_IF_ERROR(RotateOnline(ctx, r));
   }
   ctx.graph = ctx.float_graph;
   // A 24-layer post-LN encoder says the same thing per LayerNorm: the

@@ -56,6 +56,20 @@ inline double ChannelSpread(const std::vector<float>& x, int64_t d) {
   return sorted.back() / sorted[d / 2];
 }
 
+// Token ids [rows, len] spread over the tiny GPT's 256-symbol vocabulary.
+inline Tensor TinyGptTokens(int64_t rows, int64_t len) {
+  Tensor ids(DataType::kInt64, {rows, len});
+  int64_t* v = ids.mutable_data<int64_t>();
+  for (int64_t i = 0; i < rows * len; ++i) v[i] = (i * 37 + 11) % 256;
+  return ids;
+}
+
+// How far two graphs' logits on the same tokens are apart (relative).
+inline double TinyGptLogitsError(const Graph& a, const Graph& b) {
+  const TensorMap feeds = {{"input_ids", TinyGptTokens(2, 64)}};
+  return RelativeError(RunGraph(a, feeds), RunGraph(b, feeds));
+}
+
 }  // namespace quantd
 
 #endif  // QUANTD_ENGINE_TESTING_ROTATION_TEST_UTIL_H_
