@@ -47,23 +47,115 @@ class HeadTracer {
       value = graph_.nodes[reader].outputs[0];
       if (!SoleReader(value, reader, input).empty()) return {};
     }
-    const Node& split = graph_.nodes[reader];
-    if (split.op_type == "Split") {
-      return {true, absl::StrCat("'", graph_.nodes[node].name,
-                                 "' feeds a Split (a fused QKV projection)")};
+    if (graph_.nodes[reader].op_type == "Split" && input == 0) {
+      return TraceSplit(value, reader, d, p);
     }
+    p.width = d;
+    return TraceHeads(reader, input, p);
+  }
+
+ private:
+  // From the Reshape into heads (node `reader`, reading the values at
+  // `input`) of a p.width-wide value.
+  TraceResult TraceHeads(size_t reader, int input, HeadPair& p) const {
+    const Node& split = graph_.nodes[reader];
     if (split.op_type != "Reshape" || input != 0) return {};
     std::vector<int64_t> tail;
     if (!TrailingShape(split.input(1), tail) || tail[0] < 1 || tail[1] < 2 ||
-        tail[0] * tail[1] != d) {
+        tail[0] * tail[1] != p.width) {
       return {};
     }
     p.heads = tail[0];
     p.head_dim = tail[1];
-    return FollowHeads(split.outputs[0], d, p);
+    return FollowHeads(split.outputs[0], p.width, p);
   }
 
- private:
+  // A fused projection's Split (node `at`, splitting `value` of d columns):
+  // the part that reaches the attention as values, if any.
+  TraceResult TraceSplit(const std::string& value, size_t at, int64_t d,
+                         HeadPair& p) const {
+    const Node& split = graph_.nodes[at];
+    const std::string& name = graph_.nodes[p.value].name;
+    const int64_t axis = split.attributes.GetInt("axis", 0);
+    const int64_t rank = Rank(value, 0);
+    if (axis != -1 && (rank == 0 || axis != rank - 1)) {
+      return {true, absl::StrCat("'", name, "' feeds a Split that is not ",
+                                 "known to split the last axis")};
+    }
+    std::vector<int64_t> sizes = split.attributes.GetInts("split");
+    if (const Tensor* t = split.has_input(1)
+                              ? graph_.FindInitializer(split.input(1))
+                              : nullptr;
+        t != nullptr && t->dtype() == DataType::kInt64) {
+      sizes = t->ToVector<int64_t>();
+    }
+    const int64_t parts = static_cast<int64_t>(split.outputs.size());
+    if (sizes.empty() && parts > 0 && d % parts == 0) {
+      sizes.assign(parts, d / parts);
+    }
+    if (static_cast<int64_t>(sizes.size()) != parts) return {};
+    int64_t offset = 0;
+    for (int64_t i = 0; i < parts; offset += sizes[i], ++i) {
+      size_t reader = 0;
+      int input = 0;
+      if (!SoleReader(split.outputs[i], reader, input).empty()) continue;
+      p.column_offset = offset;
+      p.width = sizes[i];
+      TraceResult r = TraceHeads(reader, input, p);
+      if (r.is_value_projection) return r;
+    }
+    return {};
+  }
+
+  // The rank of `value`, 0 if unknown: from shape inference, else through
+  // the ops a transformer's residual stream passes (ONNX's inference gives
+  // up after ops it cannot type, e.g. a causal mask's Where).
+  int64_t Rank(const std::string& value, int depth) const {
+    if (auto v = graph_.value_info.find(value);
+        v != graph_.value_info.end() && !v->second.shape.empty()) {
+      return static_cast<int64_t>(v->second.shape.size());
+    }
+    if (const ValueInfo* in = graph_.FindInput(value)) {
+      return static_cast<int64_t>(in->shape.size());
+    }
+    if (const Tensor* t = graph_.FindInitializer(value)) return t->rank();
+    auto p = producer_.find(value);
+    if (p == producer_.end() || depth > 64) return 0;
+    const Node& n = graph_.nodes[p->second];
+    static const std::set<std::string>* same =
+        new std::set<std::string>{"LayerNormalization",
+                                  "Relu",
+                                  "Gelu",
+                                  "Erf",
+                                  "Tanh",
+                                  "Sigmoid",
+                                  "Softmax",
+                                  "Cast",
+                                  "Identity"};
+    static const std::set<std::string>* broadcast =
+        new std::set<std::string>{"Add", "Sub", "Mul", "Div", "Where"};
+    if (same->contains(n.op_type)) return Rank(n.input(0), depth + 1);
+    if (broadcast->contains(n.op_type)) {
+      int64_t r = 0;
+      for (const std::string& in : n.inputs) {
+        const int64_t ri = Rank(in, depth + 1);
+        if (ri == 0 && graph_.FindInitializer(in) == nullptr) return 0;
+        r = std::max(r, ri);
+      }
+      return r;
+    }
+    if (n.op_type == "MatMul" &&
+        graph_.FindInitializer(n.input(1)) != nullptr) {
+      return std::max<int64_t>(Rank(n.input(0), depth + 1), 2);
+    }
+    if (n.op_type == "Gather" && n.attributes.GetInt("axis", 0) == 0) {
+      const int64_t data = Rank(n.input(0), depth + 1);
+      const int64_t indices = Rank(n.input(1), depth + 1);
+      return data > 0 && indices > 0 ? data + indices - 1 : 0;
+    }
+    return 0;
+  }
+
   // A MatMul's constant 2-D float weight, or nullptr.
   const Tensor* Weight(const Node& n) const {
     if (n.op_type != "MatMul" || !n.domain.empty() || n.inputs.size() != 2) {
@@ -199,16 +291,20 @@ class HeadTracer {
   std::set<std::string> outputs_;
 };
 
-// Each head's block of dh columns of `t` ([rows, H * dh]) times R. A new
-// tensor: initializers share storage with the graph copies they came from.
-Tensor RotateColumnBlocks(const Tensor& t, int64_t head_dim, const Tensor& r) {
+// Each head's block of dh columns of `t` ([rows, cols]) in the value part
+// [p.column_offset, + p.width) times R; the other columns as they were. A
+// new tensor: initializers share storage with the graph copies they came
+// from.
+Tensor RotateColumnBlocks(const Tensor& t, const HeadPair& p, const Tensor& r) {
   const int64_t cols = t.dim(-1), rows = t.num_elements() / cols;
+  const int64_t head_dim = p.head_dim;
   const float* q = r.data<float>();
-  Tensor out(DataType::kFloat32, t.shape());
+  Tensor out = Tensor::FromVector<float>(t.shape(), t.ToVector<float>());
   for (int64_t row = 0; row < rows; ++row) {
     const float* x = t.data<float>() + row * cols;
     float* y = out.mutable_data<float>() + row * cols;
-    for (int64_t h = 0; h < cols; h += head_dim) {
+    for (int64_t h = p.column_offset; h < p.column_offset + p.width;
+         h += head_dim) {
       for (int64_t j = 0; j < head_dim; ++j) {
         double s = 0;
         for (int64_t k = 0; k < head_dim; ++k) {
@@ -285,16 +381,20 @@ absl::StatusOr<RotationOutcome> RotateValueOutputHeads(Graph& graph,
     QUANTD_ASSIGN_OR_RETURN(const Tensor r,
                             RandomizedHadamard(p.head_dim, seed));
     Tensor& wv = PrivateInitializer(graph, p.value, 1, uses);
-    wv = RotateColumnBlocks(wv, p.head_dim, r);
+    wv = RotateColumnBlocks(wv, p, r);
     if (p.bias.has_value()) {
       Tensor& b =
           PrivateInitializer(graph, p.bias->first, p.bias->second, uses);
-      b = RotateColumnBlocks(b, p.head_dim, r);
+      b = RotateColumnBlocks(b, p, r);
     }
     Tensor& wo = PrivateInitializer(graph, p.output, 1, uses);
     wo = RotateRowBlocks(wo, p.head_dim, r);
-    const std::string how = absl::StrCat(p.heads, " heads of ", p.head_dim,
-                                         " (", RotationName(p.head_dim), ")");
+    const std::string how = absl::StrCat(
+        p.heads, " heads of ", p.head_dim, " (", RotationName(p.head_dim), ")",
+        p.width == wv.dim(1) ? ""
+                             : absl::StrCat(", columns ", p.column_offset, "-",
+                                            p.column_offset + p.width - 1,
+                                            " of a fused projection"));
     const std::string& v = graph.nodes[p.value].name;
     const std::string& o = graph.nodes[p.output].name;
     outcome.changed_nodes.emplace_back(

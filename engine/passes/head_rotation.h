@@ -17,9 +17,11 @@
 //   [H, dh], H * dh = d -> Transposes -> MatMul(A, .) as the right operand
 //   (dh last) -> Transposes -> Reshape merging [H, dh] (last two axes) ->
 //   MatMul(., W_o) with W_o of H * dh rows.
-// Each value on the way may also be read by Shape nodes, nothing else: a
-// KV-cache output, a Concat with past values or a fused QKV projection
-// (one MatMul split three ways) leaves that layer alone, with the reason.
+// A fused QKV projection (GPT-2's c_attn: one MatMul, a Split along the last
+// axis) works the same on the Split output that reaches the attention as
+// values; only its columns are rotated. Each value on the way may also be
+// read by Shape nodes, nothing else: a KV-cache output or a Concat with past
+// values leaves that layer alone, with the reason.
 // Exact because a Reshape that ends in [H, dh] (or merges the last two axes
 // into H * dh) keeps every run of d channels together in row-major order.
 //
@@ -47,6 +49,10 @@ struct HeadPair {
   size_t output = 0;                           // MatMul node index
   int64_t heads = 0;
   int64_t head_dim = 0;
+  // The value columns within the projection's output: all of it, or one
+  // part of a fused QKV projection's Split.
+  int64_t column_offset = 0;
+  int64_t width = 0;  // heads * head_dim
 };
 
 struct HeadPairs {

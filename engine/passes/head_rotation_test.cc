@@ -17,6 +17,7 @@
 namespace quantd {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 Tensor Int64s(std::vector<int64_t> v) {
@@ -132,13 +133,51 @@ TEST(HeadRotationTest, MergedHeadsReadByANonLayerAreNamed) {
               HasSubstr("merged heads of 'v' are not read by one MatMul"));
 }
 
-TEST(HeadRotationTest, FusedQkvProjectionIsNamed) {
+// GPT-2's fused c_attn: one MatMul [8, 16], a Split into two 8-wide parts
+// of which the second are the values (the first goes to a graph output, as
+// a query/key part would go elsewhere). Only the value part's columns are
+// rotated.
+Graph FusedGraph(int64_t axis) {
   Graph g = AttentionGraph();
-  g.nodes[2] = MakeNode("qkv_split", "Split", {"v1"}, "v2");
-  absl::StatusOr<RotationOutcome> r = RotateValueOutputHeads(g, 5);
+  g.outputs.push_back(ValueInfo{"other", DataType::kFloat32, false, {}, {}});
+  g.initializers["Wv"] = RandomUniform({8, 16}, 4);
+  g.initializers["bv"] = RandomUniform({16}, 5);
+  g.initializers["parts"] = Int64s({8, 8});
+  Node split = MakeNode("qkv_split", "Split", {"v1", "parts"}, "other");
+  split.outputs.push_back("v1_values");
+  Attribute a;
+  a.type = Attribute::Type::kInt;
+  a.i = axis;
+  split.attributes.Set("axis", a);
+  g.nodes.insert(g.nodes.begin() + 2, split);
+  g.nodes[3].inputs[0] = "v1_values";  // the head split reads the values
+  return g;
+}
+
+TEST(HeadRotationTest, RotatesTheValuePartOfAFusedProjection) {
+  const Graph before = FusedGraph(-1);
+  Graph g = before;
+  absl::StatusOr<RotationOutcome> r = RotateValueOutputHeads(g, 2);
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->skipped.size(), 1u);
-  EXPECT_THAT(r->skipped[0], HasSubstr("fused QKV"));
+  EXPECT_TRUE(r->skipped.empty()) << absl::StrJoin(r->skipped, "\n");
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_THAT(r->notes[0], HasSubstr("columns 8-15 of a fused projection"));
+  const TensorMap feeds = AttentionFeeds();
+  EXPECT_LT(RelativeError(RunGraph(before, feeds), RunGraph(g, feeds)), 1e-5);
+  // The other part (a graph output here) is untouched.
+  EXPECT_EQ(RunGraph(before, feeds, "other"), RunGraph(g, feeds, "other"));
+  // Axis 2 is the last of v1 [2, 4, 16] (its rank inferred through the
+  // MatMul and Add); axis 1 is not.
+  Graph last = FusedGraph(2);
+  r = RotateValueOutputHeads(last, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->notes.size(), 1u);
+  Graph middle = FusedGraph(1);
+  r = RotateValueOutputHeads(middle, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->notes.empty());
+  EXPECT_THAT(r->skipped,
+              ElementsAre(HasSubstr("not known to split the last axis")));
 }
 
 // As the pipeline sees it: after PrepareGraph, whose constant folding turns

@@ -127,10 +127,11 @@ inline absl::StatusOr<int> WriteModelWithHeadOutliers(const std::string& in,
     const int64_t d = v.dim(1), rows = v.dim(0);
     const int64_t cols =
         graph.FindInitializer(graph.nodes[p.output].input(1))->dim(1);
-    for (int64_t j = 1; j < d; j += p.head_dim) {
-      for (int64_t r = 0; r < rows; ++r) wv[r * d + j] *= factor;
+    for (int64_t j = 1; j < p.width; j += p.head_dim) {
+      const int64_t column = p.column_offset + j;  // of a fused projection
+      for (int64_t r = 0; r < rows; ++r) wv[r * d + column] *= factor;
       for (int64_t c = 0; c < cols; ++c) wo[j * cols + c] /= factor;
-      if (bv != nullptr) bv[j] *= factor;
+      if (bv != nullptr) bv[column] *= factor;
     }
   }
   const onnx::ModelProto proto =
