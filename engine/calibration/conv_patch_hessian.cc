@@ -30,18 +30,24 @@ struct Geometry {
 
 }  // namespace
 
-bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups) {
-  if (weight_shape.size() != 3 && weight_shape.size() != 4) return false;
-  if (groups < 1 || groups > kMaxLayerHessianFloats) return false;
+int64_t ConvPatchHessianFloats(const Shape& weight_shape, int64_t groups) {
+  constexpr int64_t kOver = kMaxLayerHessianFloats + 1;
+  if (weight_shape.size() != 3 && weight_shape.size() != 4) return -1;
+  if (groups < 1) return -1;
+  if (groups > kMaxLayerHessianFloats) return kOver;
   int64_t k = 1;
   for (size_t i = 1; i < weight_shape.size(); ++i) {
-    if (weight_shape[i] < 1 || weight_shape[i] > kMaxLayerHessianFloats) {
-      return false;
-    }
+    if (weight_shape[i] < 1) return -1;
+    if (weight_shape[i] > kMaxLayerHessianFloats) return kOver;
     k *= weight_shape[i];
-    if (k > kMaxLayerHessianFloats) return false;
+    if (k > kMaxLayerHessianFloats) return kOver;
   }
-  return k * k <= kMaxLayerHessianFloats / groups;
+  return k * k <= kMaxLayerHessianFloats / groups ? groups * k * k : kOver;
+}
+
+bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups) {
+  const int64_t floats = ConvPatchHessianFloats(weight_shape, groups);
+  return floats >= 0 && floats <= kMaxLayerHessianFloats;
 }
 
 namespace {

@@ -33,8 +33,13 @@ namespace quantd {
 // 130 MB model could otherwise ask for a terabyte.
 inline constexpr int64_t kMaxLayerHessianFloats = int64_t{8192} * 8192;
 
-// Whether a Conv with `weight_shape` ([M, C/g, k...]) and `groups` gets a
-// patch Hessian: 1-D and 2-D Convs within kMaxLayerHessianFloats.
+// The floats a Conv's patch Hessians take, groups x K^2 for weights of
+// `weight_shape` ([M, C/g, k...]); kMaxLayerHessianFloats + 1 for anything
+// larger (so that huge shapes cannot overflow), -1 unless a 1-D or 2-D Conv.
+int64_t ConvPatchHessianFloats(const Shape& weight_shape, int64_t groups);
+
+// Whether a Conv gets a patch Hessian: 1-D and 2-D Convs within
+// kMaxLayerHessianFloats.
 bool ConvPatchHessianSupported(const Shape& weight_shape, int64_t groups);
 // Output positions im2col'ed at once, to bound the buffer on big images.
 inline constexpr int64_t kConvPatchRowsPerSlice = 4096;

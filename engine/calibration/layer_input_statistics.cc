@@ -105,12 +105,8 @@ absl::Status InputStatisticsCollector::ObserveConvInput(
     if (it == conv_layers_.end()) continue;  // released
     const ConvPatchLayer& layer = it->second;
     if (!conv_patches_.contains(node)) {
-      // Within kMaxLayerHessianFloats: ConvPatchHessianSupported held.
-      int64_t k = 1;
-      for (size_t d = 1; d < layer.weight_shape.size(); ++d) {
-        k *= layer.weight_shape[d];
-      }
-      std::string why = ReserveHessian(layer.attributes.group * k * k);
+      std::string why = ReserveHessian(
+          ConvPatchHessianFloats(layer.weight_shape, layer.attributes.group));
       if (!why.empty()) {
         no_conv_patches_[node] = std::move(why);
         conv_layers_.erase(it);

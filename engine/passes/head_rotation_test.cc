@@ -5,8 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/onnx/model_loader.h"
-#include "engine/passes/graph_cleanup.h"
 #include "engine/runtime/executor.h"
 #include "engine/testing/op_test_util.h"
 #include "engine/testing/rotation_test_util.h"
@@ -180,15 +178,12 @@ TEST(HeadRotationTest, RotatesTheValuePartOfAFusedProjection) {
               ElementsAre(HasSubstr("not known to split the last axis")));
 }
 
-// As the pipeline sees it: after PrepareGraph, whose constant folding turns
-// the exporter's Constant nodes (the heads' [H, dh]) into initializers.
+// As the pipeline sees it (PreparedTinyGpt: the heads' [H, dh] come from
+// Constant nodes that preparation folds into initializers).
 TEST(HeadRotationTest, TinyGptKeepsItsFunction) {
-  absl::StatusOr<LoadedModel> m = LoadModelFromFile(
-      absl::StrCat(QUANTD_TESTDATA_DIR, "/tiny_gpt/model.onnx"));
-  ASSERT_TRUE(m.ok()) << m.status();
-  ASSERT_TRUE(PrepareGraph(m->graph, DefaultOpRegistry(), nullptr).ok());
-  const Graph before = m->graph;
-  Graph g = m->graph;
+  absl::StatusOr<Graph> before = PreparedTinyGpt();
+  ASSERT_TRUE(before.ok()) << before.status();
+  Graph g = *before;
   absl::StatusOr<RotationOutcome> r = RotateResidualStreams(g, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   absl::StatusOr<RotationOutcome> heads = RotateValueOutputHeads(g, 1);
@@ -197,7 +192,7 @@ TEST(HeadRotationTest, TinyGptKeepsItsFunction) {
   ASSERT_EQ(heads->notes.size(), 2u) << absl::StrJoin(heads->notes, "\n");
   EXPECT_THAT(heads->notes[0], HasSubstr("'/blocks.0/attn/v/MatMul' -> "
                                          "'/blocks.0/attn/proj/MatMul'"));
-  EXPECT_LT(TinyGptLogitsError(before, g), 1e-4);
+  EXPECT_LT(TinyGptLogitsError(*before, g), 1e-4);
 }
 
 }  // namespace

@@ -32,15 +32,13 @@
 
 #include "absl/status/statusor.h"
 #include "engine/ir/graph.h"
+#include "engine/passes/residual_rotation.h"
 
 namespace quantd {
 
-struct OnlineRotationOutcome {
-  // "'fc_out': online Hadamard 16 x 32 on its 512 inputs, 24576
-  // multiply-adds per row (37.5% of the layer's)".
-  std::vector<std::string> notes;
-  std::vector<std::string> skipped;
-  std::vector<std::pair<std::string, std::string>> changed_nodes;
+// notes: "'fc_out': online Hadamard 32 x 16 on its 512 inputs, 24576 float
+// multiply-adds per row (37.5% of the layer's)".
+struct OnlineRotationOutcome : RotationOutcome {
   // The inserted MatMul with a constant right operand, which would
   // otherwise be taken for a quantizable layer.
   std::vector<std::string> float_nodes;

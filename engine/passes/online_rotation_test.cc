@@ -2,8 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/onnx/model_loader.h"
-#include "engine/passes/graph_cleanup.h"
 #include "engine/testing/rotation_test_util.h"
 #include "engine/testing/test_graphs.h"
 #include "gmock/gmock.h"
@@ -79,17 +77,14 @@ TEST(OnlineRotationTest, OddWidthsAndLayersWithoutActivationsAreLeftAlone) {
 }
 
 TEST(OnlineRotationTest, TinyGptKeepsItsFunction) {
-  absl::StatusOr<LoadedModel> m = LoadModelFromFile(
-      absl::StrCat(QUANTD_TESTDATA_DIR, "/tiny_gpt/model.onnx"));
-  ASSERT_TRUE(m.ok()) << m.status();
-  ASSERT_TRUE(PrepareGraph(m->graph, DefaultOpRegistry(), nullptr).ok());
-  const Graph before = m->graph;
-  Graph g = m->graph;
+  absl::StatusOr<Graph> before = PreparedTinyGpt();
+  ASSERT_TRUE(before.ok()) << before.status();
+  Graph g = *before;
   absl::StatusOr<OnlineRotationOutcome> r = InsertOnlineRotations(g, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->notes.size(), 2u) << absl::StrJoin(r->skipped, "\n");
   EXPECT_THAT(r->notes[0], HasSubstr("fc_out"));
-  EXPECT_LT(TinyGptLogitsError(before, g), 1e-4);
+  EXPECT_LT(TinyGptLogitsError(*before, g), 1e-4);
 }
 
 }  // namespace

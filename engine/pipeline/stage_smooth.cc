@@ -77,11 +77,7 @@ absl::Status RotateOnline(JobContext& ctx, RotationOutcome& r) {
   QUANTD_ASSIGN_OR_RETURN(
       const OnlineRotationOutcome online,
       InsertOnlineRotations(ctx.float_graph, ctx.spec().seed()));
-  r.notes.insert(r.notes.end(), online.notes.begin(), online.notes.end());
-  r.skipped.insert(r.skipped.end(), online.skipped.begin(),
-                   online.skipped.end());
-  r.changed_nodes.insert(r.changed_nodes.end(), online.changed_nodes.begin(),
-                         online.changed_nodes.end());
+  Append(online, r);
   ctx.inserted_float_nodes.insert(online.float_nodes.begin(),
                                   online.float_nodes.end());
   if (!online.notes.empty()) {
@@ -102,6 +98,7 @@ absl::Status RotateResidual(JobContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(
       RotationOutcome r,
       RotateResidualStreams(ctx.float_graph, ctx.spec().seed()));
+  const bool stream_rotated = !r.notes.empty();
   const v1::RotationConfig& config = ctx.spec().algorithms().rotation();
   if (config.value_output_heads()) {
     QUANTD_RETURN_IF_ERROR(RotateHeads(ctx, r));
@@ -121,10 +118,12 @@ absl::Status RotateResidual(JobContext& ctx) {
         absl::StrCat("rotation: ", r.skipped.size() - kMaxSkipWarnings,
                      " more LayerNorms or streams skipped"));
   }
-  if (r.notes.empty()) {
+  if (!stream_rotated) {
     ctx.report().add_warnings(
-        "rotation: no residual stream could be rotated; the model is "
-        "quantized as it came");
+        r.notes.empty() ? "rotation: no residual stream could be rotated; "
+                          "the model is quantized as it came"
+                        : "rotation: no residual stream could be rotated; "
+                          "only the parts named in the layer notes were");
   }
   for (const auto& [node, note] : r.changed_nodes) {
     ctx.facts.algorithms[node].push_back(note);

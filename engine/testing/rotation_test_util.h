@@ -13,7 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "engine/onnx/model_loader.h"
+#include "engine/passes/graph_cleanup.h"
 #include "engine/runtime/executor.h"
+#include "engine/runtime/op_registry.h"
 #include "gtest/gtest.h"
 
 namespace quantd {
@@ -54,6 +58,18 @@ inline double ChannelSpread(const std::vector<float>& x, int64_t d) {
   std::vector<double> sorted = m;
   std::sort(sorted.begin(), sorted.end());
   return sorted.back() / sorted[d / 2];
+}
+
+// The tiny GPT fixture as a job's stages see it: loaded, then prepared
+// (constant folding turns the exporter's Constant nodes, e.g. the heads'
+// [H, dh], into initializers the passes read).
+inline absl::StatusOr<Graph> PreparedTinyGpt() {
+  absl::StatusOr<LoadedModel> m = LoadModelFromFile(
+      absl::StrCat(QUANTD_TESTDATA_DIR, "/tiny_gpt/model.onnx"));
+  if (!m.ok()) return m.status();
+  absl::Status prepared = PrepareGraph(m->graph, DefaultOpRegistry(), nullptr);
+  if (!prepared.ok()) return prepared;
+  return std::move(m->graph);
 }
 
 // Token ids [rows, len] spread over the tiny GPT's 256-symbol vocabulary.
